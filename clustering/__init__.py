@@ -1,0 +1,1 @@
+"""Hotspots: DBSCAN and hotspot summaries."""

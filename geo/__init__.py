@@ -1,0 +1,1 @@
+"""Requests: the canonical model, readers, validation, stores and spatial joins."""

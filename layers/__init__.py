@@ -1,0 +1,1 @@
+"""Boundary layers: city profiles, loading, generations."""

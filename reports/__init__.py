@@ -1,0 +1,1 @@
+"""SLA and standard 311 reports."""
