@@ -144,6 +144,8 @@ def apply_mapping(raw: pd.DataFrame, mapping: ColumnMapping, *, fmt: Format) -> 
         every problem is listed along with the columns the file has.
     """
     columns = [c for c in raw.columns if c not in (ROW_COLUMN, GEOMETRY_ERROR_COLUMN)]
+    if raw.empty and not columns:  # a JSON list / FeatureCollection with no records
+        return pd.DataFrame({ROW_COLUMN: raw.get(ROW_COLUMN, pd.Series([], dtype="int64"))})
     lower = {c.lower(): c for c in columns}
     problems: list[str] = []
     chosen: dict[str, str] = {}
