@@ -13,7 +13,7 @@ vertices. Pieces of one area share only that area's code, so cutting changes no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import geopandas as gpd
@@ -26,9 +26,22 @@ from hotspot311.errors import CRSMismatchError
 MAX_VERTICES: Final = 64
 
 
+#: Cells per side of the lookup grid laid over a layer's bounds.
+GRID_CELLS: Final = 384
+
+_EXACT: Final = -2  # cell state: some area boundary crosses the cell
+_NONE: Final = -1  # cell state: no area touches the cell
+
+
 @dataclass(frozen=True)
 class AreaIndex:
     """A spatial index over one layer's subdivided polygons.
+
+    Besides the STRtree over the pieces, a grid of cells over the layer's bounds records
+    for each cell either the one area whose piece contains the whole cell and which no
+    other area touches, or that no area touches the cell, or that the cell needs the
+    exact test. Most points are answered by the grid; only points in cells crossed by a
+    boundary are tested against the pieces.
 
     Attributes
     ----------
@@ -40,12 +53,21 @@ class AreaIndex:
         STRtree over the pieces.
     crs
         CRS of the pieces.
+    origin
+        ``(x0, y0)`` of the grid's lower-left corner.
+    cell
+        Cell size in CRS units.
+    cells
+        ``(ny, nx)`` int32 states: a code rank, ``-1`` (no area) or ``-2`` (exact test).
     """
 
     codes: np.ndarray
     piece_rank: np.ndarray
     tree: shapely.STRtree
     crs: object
+    origin: tuple[float, float] = (0.0, 0.0)
+    cell: float = 1.0
+    cells: np.ndarray = field(default_factory=lambda: np.full((1, 1), _EXACT, dtype=np.int32))
 
 
 def build_index(areas: gpd.GeoDataFrame, *, max_vertices: int = MAX_VERTICES) -> AreaIndex:
@@ -73,12 +95,45 @@ def build_index(areas: gpd.GeoDataFrame, *, max_vertices: int = MAX_VERTICES) ->
         ranks.extend([rank] * len(parts))
     geoms = np.asarray(pieces, dtype=object)
     shapely.prepare(geoms)
-    return AreaIndex(
-        codes=codes,
-        piece_rank=np.asarray(ranks, dtype=np.int64),
-        tree=shapely.STRtree(geoms, node_capacity=8),
-        crs=areas.crs,
-    )
+    piece_rank = np.asarray(ranks, dtype=np.int64)
+    tree = shapely.STRtree(geoms, node_capacity=8)
+    origin, cell, cells = _classify_cells(geoms, piece_rank, tree)
+    return AreaIndex(codes=codes, piece_rank=piece_rank, tree=tree, crs=areas.crs,
+                     origin=origin, cell=cell, cells=cells)
+
+
+def _classify_cells(
+    pieces: np.ndarray, piece_rank: np.ndarray, tree: shapely.STRtree
+) -> tuple[tuple[float, float], float, np.ndarray]:
+    """Lay a grid over the pieces and decide which cells need no exact test."""
+    if len(pieces) == 0:
+        return (0.0, 0.0), 1.0, np.full((1, 1), _NONE, dtype=np.int32)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(pieces)
+    cell = max(xmax - xmin, ymax - ymin) / GRID_CELLS or 1.0
+    x0, y0 = xmin - cell, ymin - cell  # one empty cell of margin on every side
+    nx = int(np.ceil((xmax - x0) / cell)) + 2
+    ny = int(np.ceil((ymax - y0) / cell)) + 2
+    iy, ix = np.divmod(np.arange(nx * ny), nx)
+    boxes = shapely.box(x0 + ix * cell, y0 + iy * cell, x0 + (ix + 1) * cell, y0 + (iy + 1) * cell)
+    cell_idx, piece_idx = tree.query(boxes, predicate="intersects")
+    states = np.full(nx * ny, _NONE, dtype=np.int32)
+    if len(cell_idx):
+        rank = piece_rank[piece_idx]
+        lo = np.full(nx * ny, np.iinfo(np.int64).max)
+        hi = np.full(nx * ny, -1)
+        np.minimum.at(lo, cell_idx, rank)
+        np.maximum.at(hi, cell_idx, rank)
+        touched = hi >= 0
+        states[touched] = _EXACT
+        # one area only: resolved if one of its pieces contains the whole cell
+        single = touched & (lo == hi)
+        cand = single[cell_idx]
+        inside = np.zeros(len(cell_idx), dtype=bool)
+        inside[cand] = shapely.contains(pieces[piece_idx[cand]], boxes[cell_idx[cand]])
+        full = np.zeros(nx * ny, dtype=bool)
+        full[cell_idx[inside]] = True
+        states[full] = lo[full].astype(np.int32)
+    return (float(x0), float(y0)), float(cell), states.reshape(ny, nx)
 
 
 def subdivide(geom: shapely.Geometry, *, max_vertices: int = MAX_VERTICES) -> list[shapely.Geometry]:
@@ -140,7 +195,18 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any() or len(index.codes) == 0:
         return result
-    where = np.flatnonzero(ok)
+    ny, nx = index.cells.shape
+    with np.errstate(invalid="ignore"):
+        gx = np.floor((x - index.origin[0]) / index.cell)
+        gy = np.floor((y - index.origin[1]) / index.cell)
+    in_grid = ok & (gx >= 0) & (gx < nx) & (gy >= 0) & (gy < ny)
+    state = np.full(n, _NONE, dtype=np.int32)
+    state[in_grid] = index.cells[gy[in_grid].astype(np.intp), gx[in_grid].astype(np.intp)]
+    resolved = state >= 0
+    result[resolved] = index.codes[state[resolved]]
+    where = np.flatnonzero(state == _EXACT)
+    if len(where) == 0:
+        return result
     points = shapely.points(x[where], y[where])
     pt_idx, piece_idx = index.tree.query(points, predicate="covered_by")
     if len(pt_idx) == 0:
