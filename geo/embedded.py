@@ -328,8 +328,6 @@ def _align(frame: gpd.GeoDataFrame, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
             frame[col] = None
     ordered = [c for c in template.columns] + [c for c in frame.columns if c not in template.columns]
     out = frame[ordered]
-    for key in keys:
-        out[key] = out[key].astype(object)
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 
 

@@ -44,6 +44,22 @@ def services_path(profile: CityProfile) -> Path | None:
     return profile.path.with_name(f"{profile.path.stem}.services.toml")
 
 
+def load_groups(profile: CityProfile) -> dict[str, tuple[str, ...]]:
+    """Named groups of service types (the ``[groups]`` table), e.g. ``streets``.
+
+    Returns
+    -------
+    dict
+        Group name → service names; empty when the city has no catalogue.
+    """
+    path = services_path(profile)
+    if path is None or not path.is_file():
+        return {}
+    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    groups = raw.get("groups", {})
+    return {str(k): tuple(str(v) for v in vals) for k, vals in groups.items()}
+
+
 def load_services(profile: CityProfile) -> tuple[ServiceType, ...]:
     """Read the city's service catalogue.
 
