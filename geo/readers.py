@@ -154,22 +154,23 @@ def _detect(text: str, path: Path) -> Format:
 
 
 def _read_csv(text: str, path: Path) -> pd.DataFrame:
-    """Read CSV text with every value as text; empty cells become ``None``."""
+    """Read CSV text with every value as text; empty cells become missing.
+
+    The multi-threaded pyarrow parser is tried first; text it refuses (ragged rows,
+    a field larger than its block) is read by pandas' C parser, which explains errors.
+    """
+    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            engine="c",
-            skip_blank_lines=True,
-        )
-    except pd.errors.EmptyDataError as err:
-        raise InputError(f"{path}: no header row found; expected CSV with a header row") from err
-    except (pd.errors.ParserError, csv.Error) as err:
-        raise InputError(f"{path}: not readable as CSV ({err})") from err
+        frame = pd.read_csv(io.StringIO(text), engine="pyarrow", **options)
+    except Exception:  # noqa: BLE001 - any refusal falls back to the C parser below
+        try:
+            frame = pd.read_csv(io.StringIO(text), engine="c", skip_blank_lines=True, **options)
+        except pd.errors.EmptyDataError as err:
+            raise InputError(f"{path}: no header row found; expected CSV with a header row") from err
+        except (pd.errors.ParserError, csv.Error) as err:
+            raise InputError(f"{path}: not readable as CSV ({err})") from err
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.replace({"": None})
+    return frame
 
 
 def _read_json(text: str, path: Path, fmt: Format) -> pd.DataFrame:

@@ -137,16 +137,25 @@ def validate(
     reason = pd.Series(None, index=df.index, dtype=object)
     detail = pd.Series(None, index=df.index, dtype=object)
 
-    def text(name: str) -> pd.Series:
-        if name not in df.columns:
-            return pd.Series(None, index=df.index, dtype=object)
-        s = df[name].astype("string").str.strip()
-        return s.mask(s == "").astype(object).where(s.notna(), None)
+    cache: dict[str, pd.Series] = {}
 
-    def mark(mask: pd.Series | np.ndarray, code: str, details: pd.Series | str) -> None:
+    def text(name: str) -> pd.Series:
+        if name not in cache:
+            if name not in df.columns:
+                cache[name] = pd.Series(None, index=df.index, dtype=object)
+            else:
+                s = df[name].astype("string").str.strip()
+                cache[name] = s.mask(s == "")
+        return cache[name]
+
+    def mark(mask: pd.Series | np.ndarray, code: str, template: str,
+             values: pd.Series | None = None) -> None:
         m = pd.Series(mask, index=df.index).fillna(False).astype(bool) & reason.isna()
+        if not m.any():
+            return
         reason[m] = code
-        detail[m] = details[m] if isinstance(details, pd.Series) else details
+        detail[m] = (template if values is None
+                     else [template.format(value=str(v)[:80]) for v in values[m]])
 
     ids = normalize_ids(text("service_request_id"))
     mark(ids.isna(), "missing_id", REASONS["missing_id"])
@@ -156,17 +165,16 @@ def validate(
     raw_req = text("requested_datetime")
     mark(raw_req.isna(), "missing_time", REASONS["missing_time"])
     bad_time = times["requested_datetime"].isna() & raw_req.notna()
-    mark(bad_time, "unparseable_time", raw_req.map(
-        lambda v: REASONS["unparseable_time"].format(value=str(v)[:80])))
+    mark(bad_time, "unparseable_time", REASONS["unparseable_time"], raw_req)
     future = times["requested_datetime"] > pd.Timestamp(now + _FUTURE_TOLERANCE)
-    mark(future, "time_in_future", times["requested_datetime"].map(
-        lambda v: REASONS["time_in_future"].format(value=v)))
+    mark(future, "time_in_future", REASONS["time_in_future"], times["requested_datetime"])
 
     flags = pd.Series("", index=df.index, dtype=object)
 
     def flag(mask: pd.Series | np.ndarray, name: str) -> None:
         m = np.asarray(pd.Series(mask, index=df.index).fillna(False), dtype=bool)
-        flags[m] = flags[m].map(lambda f: f"{f};{name}" if f else name)
+        if m.any():
+            flags[m] = [f"{f};{name}" if f else name for f in flags[m]]
 
     address = text("address")
     lat, lon, coord_reason, coord_detail, swapped = _check_coordinates(
@@ -309,22 +317,20 @@ def _check_coordinates(
     has_address = address.notna()
     no_coords = rlat.isna() & rlon.isna()
 
-    why = pd.Series(None, index=lat.index, dtype=object)
-    why[~usable & geometry_error.notna()] = geometry_error
-    why[~usable & no_coords & why.isna()] = "no coordinates"
-    why[~usable & zero & why.isna()] = "coordinates are the placeholder (0, 0)"
-    why[~usable & ~finite & why.isna()] = (
-        "coordinates (" + rlat.astype(str).str[:30] + ", " + rlon.astype(str).str[:30]
-        + ") are not finite numbers"
-    )
-    why[~usable & why.isna()] = (
-        "coordinates (" + lat.astype(str) + ", " + lon.astype(str)
-        + f") are outside {profile.name}"
-    )
-
     reason = pd.Series(None, index=lat.index, dtype=object)
     detail = pd.Series(None, index=lat.index, dtype=object)
     bad = ~usable
+    why = pd.Series(None, index=lat.index, dtype=object)
+    if bad.any():
+        why[bad & geometry_error.notna()] = geometry_error
+        why[bad & no_coords & why.isna()] = "no coordinates"
+        why[bad & zero & why.isna()] = "coordinates are the placeholder (0, 0)"
+        m = bad & ~finite & why.isna()
+        why[m] = [f"coordinates ({str(a)[:30]}, {str(b)[:30]}) are not finite numbers"
+                  for a, b in zip(rlat[m], rlon[m], strict=True)]
+        m = bad & why.isna()
+        why[m] = [f"coordinates ({a}, {b}) are outside {profile.name}"
+                  for a, b in zip(lat[m], lon[m], strict=True)]
     geo_m = bad & has_address
     reason[geo_m] = "needs_geocoding"
     detail[geo_m] = [REASONS["needs_geocoding"].format(detail=w, address=a)
@@ -402,8 +408,8 @@ def _quarantine_frame(
     raw = rows[raw_cols].rename(columns=lambda c: c[4:] if c.startswith("src:") else c)
     raw_json = raw.to_json(orient="records", lines=True, force_ascii=False).splitlines()
     qid = [
-        hashlib.sha1(f"{r}\x1f{code}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
-        for r, code in zip(raw_json, reason, strict=True)
+        hashlib.sha1(f"{r}\x1f{code}\x1f{row}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        for r, code, row in zip(raw_json, reason, rows[ROW_COLUMN], strict=True)
     ]
     sid = rows["service_request_id"] if "service_request_id" in rows.columns else None
     addr = rows["address"] if "address" in rows.columns else None

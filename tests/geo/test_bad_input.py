@@ -27,7 +27,8 @@ from hotspot311.errors import InputError, MappingError
 from layers.profile import CityProfile
 
 LAT, LON = 39.9526, -75.1652  # City Hall
-HEADER = "service_request_id,requested_datetime,updated_datetime,status,address,lat,lon,description\n"
+HEADER = ("service_request_id,requested_datetime,updated_datetime,status,address,lat,lon,"
+          "description\n")
 
 
 def row(sid: str = "1", req: str = "2024-05-01 10:00", upd: str = "", address: str = "",

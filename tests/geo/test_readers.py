@@ -102,7 +102,7 @@ def test_graffiti_summer_wall_time_read_as_daylight_time(embedded: EmbeddedStore
     summer = next(r for r in doc if str(r["updated_datetime"]).startswith(("7/", "8/")))
     batch, _ = prepare(GRAFFITI, embedded)
     got = by_id(batch.requests).loc[str(summer["service_request_id"]), "updated_datetime"]
-    wall = datetime.strptime(str(summer["updated_datetime"]), "%m/%d/%Y %H:%M")
+    wall = datetime.strptime(str(summer["updated_datetime"]), "%m/%d/%Y %H:%M")  # noqa: DTZ007
     assert got == pd.Timestamp(wall.replace(tzinfo=NY).astimezone(UTC))
     assert got - pd.Timestamp(wall, tz="UTC") == pd.Timedelta(hours=4)
 
@@ -461,7 +461,7 @@ def test_parse_times_uses_given_zone() -> None:
 
 
 def test_validate_directly_balances(tmp_path: Path, phila: object) -> None:
-    f = write_json(tmp_path / "r.json", open311_records() + [{"service_request_id": "x"}])
+    f = write_json(tmp_path / "r.json", [*open311_records(), {"service_request_id": "x"}])
     raw = read_requests(f)
     mapped = apply_mapping(raw.frame, ColumnMapping(), fmt=raw.format)
     batch = validate(mapped, profile=phila, batch_id="b", source_file=f.name)  # type: ignore[arg-type]
