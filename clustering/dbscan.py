@@ -246,7 +246,7 @@ def _validate(
         if bad.any():
             rows = np.flatnonzero(bad)
             shown = ", ".join(
-                f"row {i}: ({points[i, 0]!r}, {points[i, 1]!r})"
+                f"row {i}: ({float(points[i, 0])!r}, {float(points[i, 1])!r})"
                 for i in rows[:_MAX_ROWS_REPORTED]
             )
             more = f" and {rows.size - _MAX_ROWS_REPORTED} more" if rows.size > 5 else ""
@@ -257,7 +257,8 @@ def _validate(
             row = int(np.abs(points).max(axis=1).argmax())
             problems.append(
                 f"xy coordinates must be within ±{_MAX_ABS_COORDINATE:g} so that squared "
-                f"distances stay finite; row {row} is ({points[row, 0]!r}, {points[row, 1]!r})"
+                f"distances stay finite; row {row} is "
+                f"({float(points[row, 0])!r}, {float(points[row, 1])!r})"
             )
     eps_ok = (
         isinstance(eps, numbers.Real)
@@ -292,7 +293,7 @@ def _validate(
             bad_w = np.flatnonzero(~np.isfinite(weights))
             if bad_w.size:
                 shown = ", ".join(
-                    f"index {i}: {weights[i]!r}" for i in bad_w[:_MAX_ROWS_REPORTED]
+                    f"index {i}: {float(weights[i])!r}" for i in bad_w[:_MAX_ROWS_REPORTED]
                 )
                 problems.append(
                     f"sample_weight must be finite; {bad_w.size} weights are not ({shown})"
