@@ -88,8 +88,8 @@ def _row_range(keys: np.ndarray, row: int, cy: int, ny: int, reach: int) -> tupl
     """Return the cell index range of cells in grid row ``row`` near column ``cy``."""
     lo = row * ny + max(cy - reach, 0)
     hi = row * ny + min(cy + reach, ny - 1)
-    i0 = np.searchsorted(keys, lo, side="left")
-    i1 = np.searchsorted(keys, hi, side="right")
+    i0 = int(np.searchsorted(keys, lo, side="left"))
+    i1 = int(np.searchsorted(keys, hi, side="right"))
     return i0, i1
 
 

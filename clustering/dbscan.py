@@ -319,7 +319,10 @@ def _grid_spec(points: npt.NDArray[np.float64], eps: float) -> tuple[float, int]
 
 
 def _cluster(
-    points: npt.NDArray[np.float64], weights: npt.NDArray[np.float64], eps: float, min_samples: float
+    points: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    eps: float,
+    min_samples: float,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Run the grid DBSCAN on validated, non-empty input."""
     n = points.shape[0]

@@ -163,7 +163,8 @@ def test_coarse_grid_path_matches_sklearn() -> None:
     # eps tiny against the extent: the grid is coarsened (cells wider than eps, not tight)
     rng = np.random.default_rng(3)
     base = rng.integers(0, 10**10, (300, 2)).astype(np.float64)
-    xy = np.concatenate([base, base + [1.0, 0.0], base[:100] + [0.0, 1.0], base[:50]])
+    right, up = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    xy = np.concatenate([base, base + right, base[:100] + up, base[:50]])
     check_against_sklearn(xy, 1.0, 3)
     check_against_sklearn(xy, 1.0, 2)
 
@@ -192,7 +193,7 @@ def test_line_exactly_eps_apart_is_inclusive() -> None:
 def test_diagonal_exactly_eps_apart_is_inclusive() -> None:
     # (3, 4) steps are exactly 5 apart and cross grid cells diagonally
     steps = np.arange(30)[:, None] * np.array([3.0, 4.0])
-    xy = np.concatenate([steps, steps + [100.0, 0.0], [[1000.0, 1000.0]]])
+    xy = np.concatenate([steps, steps + np.array([100.0, 0.0]), [[1000.0, 1000.0]]])
     labels = check_against_sklearn(xy, 5.0, 3)
     assert set(labels.tolist()) == {0, 1, -1}
     check_against_sklearn(xy, 4.999999, 2)
@@ -279,8 +280,9 @@ def test_negative_and_heavy_weights_match_sklearn() -> None:
 
 
 def test_heavy_point_is_core_by_itself() -> None:
-    labels, core = dbscan_core([[0.0, 0.0], [100.0, 0.0]], eps=1.0, min_samples=5,
-                               sample_weight=[5.0, 1.0])
+    labels, core = dbscan_core(
+        [[0.0, 0.0], [100.0, 0.0]], eps=1.0, min_samples=5, sample_weight=[5.0, 1.0]
+    )
     assert core.tolist() == [True, False] and labels.tolist() == [0, -1]
 
 
