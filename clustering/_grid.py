@@ -31,6 +31,58 @@ _NO_LABEL = np.iinfo(np.int64).max
 
 
 @njit(cache=True, nogil=True)
+def argsort_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable argsort of non-negative int64 keys (LSD radix, 11 bits a pass).
+
+    Returns the order and the sorted keys. O(n) time and memory; the number of passes
+    grows with the bit length of the largest key (2 passes for 4 million cells).
+    """
+    n = keys.shape[0]
+    order = np.arange(n)
+    sorted_keys = keys.copy()
+    if n == 0:
+        return order, sorted_keys
+    top = sorted_keys.max()
+    buf_o = np.empty(n, dtype=np.int64)
+    buf_k = np.empty(n, dtype=np.int64)
+    counts = np.empty(2049, dtype=np.int64)
+    shift = 0
+    while shift < 63 and (top >> shift) > 0:
+        counts[:] = 0
+        for i in range(n):
+            counts[((sorted_keys[i] >> shift) & 2047) + 1] += 1
+        for d in range(2048):
+            counts[d + 1] += counts[d]
+        for i in range(n):
+            d = (sorted_keys[i] >> shift) & 2047
+            j = counts[d]
+            counts[d] = j + 1
+            buf_o[j] = order[i]
+            buf_k[j] = sorted_keys[i]
+        order, buf_o = buf_o, order
+        sorted_keys, buf_k = buf_k, sorted_keys
+        shift += 11
+    return order, sorted_keys
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gather(
+    points: np.ndarray, weights: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return x, y and weight of the points in ``order``."""
+    n = order.shape[0]
+    xs = np.empty(n, dtype=np.float64)
+    ys = np.empty(n, dtype=np.float64)
+    ws = np.empty(n, dtype=np.float64)
+    for i in prange(n):
+        j = order[i]
+        xs[i] = points[j, 0]
+        ys[i] = points[j, 1]
+        ws[i] = weights[j]
+    return xs, ys, ws
+
+
+@njit(cache=True, nogil=True)
 def cell_bounds(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the distinct keys of ``sorted_keys`` and the start of each run."""
     n = sorted_keys.shape[0]

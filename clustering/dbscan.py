@@ -335,12 +335,11 @@ def _cluster(
     ny = int(iy.max()) + 1
     keys_all = ix * ny + iy
     del ix, iy
-    order = np.argsort(keys_all, kind="stable")
-    keys, starts = _grid.cell_bounds(keys_all[order])
+    order, sorted_keys = _grid.argsort_keys(keys_all)
     del keys_all
-    xs = np.ascontiguousarray(points[order, 0])
-    ys = np.ascontiguousarray(points[order, 1])
-    ws = np.ascontiguousarray(weights[order])
+    keys, starts = _grid.cell_bounds(sorted_keys)
+    del sorted_keys
+    xs, ys, ws = _grid.gather(points, weights, order)
     nonneg = bool((weights >= 0).all())
     bbox, wsum, tight = _grid.cell_stats(xs, ys, ws, starts, eps2)
     core = _grid.core_flags(
