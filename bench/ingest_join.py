@@ -17,16 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import geopandas as gpd  # noqa: E402
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
+import geopandas as gpd
+import numpy as np
+import shapely
 
-from bench.common import city_requests, timer, write_csv  # noqa: E402
-from geo.embedded import EmbeddedStore  # noqa: E402
-from geo.ingest import ingest  # noqa: E402
-from geo.joins import build_index, locate  # noqa: E402
-from layers.profile import load_profile  # noqa: E402
-from layers.registry import load_layer  # noqa: E402
+from bench.common import city_requests, timer, write_csv
+from geo.embedded import EmbeddedStore
+from geo.ingest import ingest
+from geo.joins import build_index, locate
+from layers.profile import load_profile
+from layers.registry import load_layer
 
 
 def main() -> None:

@@ -162,7 +162,7 @@ def _read_csv(text: str, path: Path) -> pd.DataFrame:
     options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     try:
         frame = pd.read_csv(io.StringIO(text), engine="pyarrow", **options)
-    except Exception:  # noqa: BLE001 - any refusal falls back to the C parser below
+    except Exception:
         try:
             frame = pd.read_csv(io.StringIO(text), engine="c", skip_blank_lines=True, **options)
         except pd.errors.EmptyDataError as err:

@@ -12,7 +12,6 @@ from geo.joins import build_index, join_layers, locate, subdivide
 from hotspot311.errors import CRSMismatchError
 from layers.profile import CityProfile
 from layers.registry import load_layer
-
 from tests.conftest import DATA
 
 
