@@ -27,7 +27,9 @@ MAX_VERTICES: Final = 64
 
 
 #: Cells per side of the lookup grid laid over a layer's bounds.
-GRID_CELLS: Final = 384
+GRID_CELLS: Final = 512
+#: Fine cells per side of one coarse cell.
+COARSE: Final = 8
 
 _EXACT: Final = -2  # cell state: some area boundary crosses the cell
 _NONE: Final = -1  # cell state: no area touches the cell
@@ -105,35 +107,58 @@ def build_index(areas: gpd.GeoDataFrame, *, max_vertices: int = MAX_VERTICES) ->
 def _classify_cells(
     pieces: np.ndarray, piece_rank: np.ndarray, tree: shapely.STRtree
 ) -> tuple[tuple[float, float], float, np.ndarray]:
-    """Lay a grid over the pieces and decide which cells need no exact test."""
+    """Lay a grid over the pieces and decide which cells need no exact test.
+
+    Two levels: coarse cells of :data:`COARSE` fine cells a side are classified first,
+    and only coarse cells that some boundary crosses are split into fine cells.
+    """
     if len(pieces) == 0:
         return (0.0, 0.0), 1.0, np.full((1, 1), _NONE, dtype=np.int32)
     xmin, ymin, xmax, ymax = shapely.total_bounds(pieces)
     cell = max(xmax - xmin, ymax - ymin) / GRID_CELLS or 1.0
-    x0, y0 = xmin - cell, ymin - cell  # one empty cell of margin on every side
-    nx = int(np.ceil((xmax - x0) / cell)) + 2
-    ny = int(np.ceil((ymax - y0) / cell)) + 2
-    iy, ix = np.divmod(np.arange(nx * ny), nx)
-    boxes = shapely.box(x0 + ix * cell, y0 + iy * cell, x0 + (ix + 1) * cell, y0 + (iy + 1) * cell)
+    big = cell * COARSE
+    x0, y0 = xmin - big, ymin - big  # a margin of empty cells on every side
+    cnx = int(np.ceil((xmax - x0) / big)) + 1
+    cny = int(np.ceil((ymax - y0) / big)) + 1
+    cy, cx = np.divmod(np.arange(cnx * cny), cnx)
+    coarse = _classify_boxes(x0 + cx * big, y0 + cy * big, big, pieces, piece_rank, tree)
+    states = np.repeat(np.repeat(coarse.reshape(cny, cnx), COARSE, axis=0), COARSE, axis=1)
+    mixed = np.flatnonzero(coarse == _EXACT)
+    if len(mixed):
+        fy, fx = np.divmod(np.arange(COARSE * COARSE), COARSE)
+        gx = (cx[mixed][:, None] * COARSE + fx[None, :]).ravel()
+        gy = (cy[mixed][:, None] * COARSE + fy[None, :]).ravel()
+        states[gy, gx] = _classify_boxes(x0 + gx * cell, y0 + gy * cell, cell,
+                                         pieces, piece_rank, tree)
+    return (float(x0), float(y0)), float(cell), states
+
+
+def _classify_boxes(
+    bx: np.ndarray, by: np.ndarray, size: float,
+    pieces: np.ndarray, piece_rank: np.ndarray, tree: shapely.STRtree,
+) -> np.ndarray:
+    """State of each square cell with lower-left corner (bx, by): a code rank when one
+    area's piece contains it and no other area touches it, -1 when no area touches it,
+    -2 otherwise."""
+    n = len(bx)
+    boxes = shapely.box(bx, by, bx + size, by + size)
     cell_idx, piece_idx = tree.query(boxes, predicate="intersects")
-    states = np.full(nx * ny, _NONE, dtype=np.int32)
-    if len(cell_idx):
-        rank = piece_rank[piece_idx]
-        lo = np.full(nx * ny, np.iinfo(np.int64).max)
-        hi = np.full(nx * ny, -1)
-        np.minimum.at(lo, cell_idx, rank)
-        np.maximum.at(hi, cell_idx, rank)
-        touched = hi >= 0
-        states[touched] = _EXACT
-        # one area only: resolved if one of its pieces contains the whole cell
-        single = touched & (lo == hi)
-        cand = single[cell_idx]
-        inside = np.zeros(len(cell_idx), dtype=bool)
-        inside[cand] = shapely.contains(pieces[piece_idx[cand]], boxes[cell_idx[cand]])
-        full = np.zeros(nx * ny, dtype=bool)
-        full[cell_idx[inside]] = True
-        states[full] = lo[full].astype(np.int32)
-    return (float(x0), float(y0)), float(cell), states.reshape(ny, nx)
+    states = np.full(n, _NONE, dtype=np.int32)
+    if len(cell_idx) == 0:
+        return states
+    rank = piece_rank[piece_idx]
+    lo = np.full(n, np.iinfo(np.int64).max)
+    hi = np.full(n, -1)
+    np.minimum.at(lo, cell_idx, rank)
+    np.maximum.at(hi, cell_idx, rank)
+    states[hi >= 0] = _EXACT
+    cand = ((hi >= 0) & (lo == hi))[cell_idx]
+    inside = np.zeros(len(cell_idx), dtype=bool)
+    inside[cand] = shapely.contains(pieces[piece_idx[cand]], boxes[cell_idx[cand]])
+    full = np.zeros(n, dtype=bool)
+    full[cell_idx[inside]] = True
+    states[full] = lo[full].astype(np.int32)
+    return states
 
 
 def subdivide(geom: shapely.Geometry, *, max_vertices: int = MAX_VERTICES) -> list[shapely.Geometry]:
