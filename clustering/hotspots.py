@@ -99,7 +99,10 @@ def summarize(
                "oldest_open_requested", "oldest_open_days", "first_requested",
                "last_requested", "span_days", "centroid_x", "centroid_y", "services",
                "top_addresses", "top_address", "member_ids", *layer_keys, "color"]
-    clustered = requests.assign(_label=labels)[labels >= 0]
+    needed = ["service_request_id", "status", "expected_datetime", "requested_datetime",
+              "address", "service_name", "x", "y", *layer_keys]
+    plain = pd.DataFrame(requests[[c for c in needed if c in requests.columns]]).reset_index(drop=True)
+    clustered = plain.assign(_label=labels)[labels >= 0]
     if clustered.empty:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=crs)
     now_ts = pd.Timestamp(now)
