@@ -106,7 +106,8 @@ CREATE TABLE areas (
     generation  integer NOT NULL,
     code        text NOT NULL,
     name        text,
-    geom        geometry(MultiPolygon) NOT NULL,   -- city SRID, checked by bind_city
+    geom        geometry NOT NULL                  -- city SRID, checked by bind_city
+                CHECK (GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON')),
     PRIMARY KEY (layer_key, generation, code),
     FOREIGN KEY (layer_key, generation) REFERENCES generations ON DELETE CASCADE
 );
