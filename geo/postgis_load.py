@@ -21,7 +21,15 @@ import psycopg
 from psycopg import sql
 
 from geo.model import CANONICAL_FIELDS, DERIVED_FIELDS, TEXT_FIELDS, TIME_FIELDS
-from geo.postgis_text import NUL_FLAG, NUL_ID_REASON, has_bad, scrub, scrub_json
+from geo.postgis_text import (
+    LONG_ID_REASON,
+    NUL_FLAG,
+    NUL_ID_REASON,
+    has_bad,
+    scrub,
+    scrub_json,
+    too_long,
+)
 from geo.validate import QUARANTINE_COLUMNS, empty_quarantine
 
 #: Columns of ``requests`` written from a batch, in COPY order.
@@ -97,7 +105,7 @@ def apply_nul_rule(requests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     tuple
         Requests to store (cleaned, flagged) and requests whose id must be quarantined.
     """
-    bad_id = has_bad(requests["service_request_id"])
+    bad_id = has_bad(requests["service_request_id"]) | too_long(requests["service_request_id"])
     out = requests[~bad_id]
     rejected = requests[bad_id]
     changed = np.zeros(len(out), dtype=bool)
@@ -133,16 +141,22 @@ def nul_id_quarantine(rejected: pd.DataFrame, info: dict[str, object]) -> pd.Dat
            for _, r in rejected.iterrows()]
     ids, _ = scrub(rejected["service_request_id"])
     addresses, _ = scrub(rejected["address"]) if "address" in rejected.columns else (None, None)
-    qid = [hashlib.sha1(f"{r}\x1f{NUL_ID_REASON}".encode()).hexdigest()[:20] for r in raw]
+    long_id = too_long(rejected["service_request_id"])
+    reasons = np.where(long_id, LONG_ID_REASON, NUL_ID_REASON)
+    details = np.where(
+        long_id, "service_request_id is longer than PostgreSQL can index (row number unknown: -1)",
+        "service_request_id holds U+0000 or an unpaired surrogate, which PostgreSQL cannot store"
+        " (row number unknown: -1)",
+    )
+    qid = [hashlib.sha1(f"{r}\x1f{why}".encode()).hexdigest()[:20] for r, why in zip(raw, reasons, strict=True)]
     return pd.DataFrame({
         "quarantine_id": qid,
         "batch_id": info.get("batch_id"),
         "source_file": info.get("source_file"),
         "source_row": np.full(len(raw), -1, dtype="int64"),
-        "reason": NUL_ID_REASON,
-        "detail": "service_request_id holds U+0000 or an unpaired surrogate, which PostgreSQL "
-                  "cannot store (row number unknown: -1)",
-        "service_request_id": ids.to_numpy(dtype=object),
+        "reason": reasons.astype(object),
+        "detail": details.astype(object),
+        "service_request_id": [v[:200] for v in ids.to_numpy(dtype=object)],
         "address": addresses.to_numpy(dtype=object) if addresses is not None else None,
         "raw": raw,
         "quarantined_at": pd.Timestamp(datetime.now(UTC)),

@@ -11,6 +11,9 @@ keeps both; the PostGIS store applies this rule instead of failing the batch:
 - A request whose ``service_request_id`` holds such a character is quarantined with the
   reason ``nul_in_id`` instead: replacing characters in the key could make two different
   ids one.
+- A request whose ``service_request_id`` is longer than :data:`MAX_ID_BYTES` UTF-8
+  bytes is quarantined with the reason ``id_too_long``: the key is B-tree indexed, and
+  PostgreSQL cannot index a value of more than about 2.7 kB.
 - In quarantine rows, the characters are replaced in every text field, and the detail
   says so (``raw`` is JSON text, whose ``\\u0000`` escapes are plain ASCII and kept).
 """
@@ -29,6 +32,17 @@ NUL_FLAG: Final = "nul_replaced"
 #: Quarantine reason for a request whose id holds a NUL or an unpaired surrogate.
 NUL_ID_REASON: Final = "nul_in_id"
 REPLACEMENT: Final = "\ufffd"
+#: Quarantine reason for a request whose id is too long to index.
+LONG_ID_REASON: Final = "id_too_long"
+#: Longest ``service_request_id`` the PostGIS store keeps, in UTF-8 bytes.
+MAX_ID_BYTES: Final = 1024
+
+
+def too_long(values: pd.Series) -> np.ndarray:
+    """Mask of ids longer than :data:`MAX_ID_BYTES` UTF-8 bytes."""
+    return np.array([isinstance(v, str) and len(v) > MAX_ID_BYTES // 4
+                     and len(v.encode("utf-8", "replace")) > MAX_ID_BYTES
+                     for v in values.to_numpy(dtype=object)], dtype=bool)
 
 _BAD = re.compile("[\x00\ud800-\udfff]")
 _BAD_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")

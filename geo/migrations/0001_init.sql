@@ -61,7 +61,7 @@ CREATE TABLE requests (
 );
 CREATE INDEX requests_geom_city_gist ON requests USING gist (geom_city);
 CREATE INDEX requests_geom_gist ON requests USING gist (geom);
-CREATE INDEX requests_service_time ON requests (service_name, requested_datetime);
+CREATE INDEX requests_requested ON requests (requested_datetime);
 
 CREATE TABLE quarantine (
     quarantine_id       text PRIMARY KEY,
