@@ -61,6 +61,8 @@ def insert_generation(
         " FROM areas WHERE layer_key = %s AND generation = %s",
         (MAX_VERTICES, gen.key, gen.generation),
     )
+    # fresh statistics, or the planner may scan every piece for every point
+    conn.execute("ANALYZE area_pieces")
 
 
 def set_active(conn: psycopg.Connection, active: dict[str, Generation]) -> None:
@@ -93,6 +95,7 @@ def join_requests(
     if not gens:
         return
     params = {"keys": [g.key for g in gens], "gens": [g.generation for g in gens]}
+    conn.execute("ANALYZE changed" if only_changed else "ANALYZE requests")
     if only_changed:
         conn.execute(
             "DELETE FROM request_areas ra USING changed c"

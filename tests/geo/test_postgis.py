@@ -61,7 +61,7 @@ def test_migrate_twice_is_a_no_op(postgis_url: str) -> None:
     assert migrations()[0].version == 1
 
 
-def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) -> None:  # noqa: ANN001
+def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) -> None:
     with psycopg.connect(postgis_url, autocommit=True) as conn:
         conn.execute("DROP TABLE schema_migrations")
         conn.execute("DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"

@@ -22,11 +22,11 @@ from tests.geo.stores import (
     TESTVILLE,
     normalized,
     open_test_store,
+    philly_layers,  # noqa: F401 - fixture
+    philly_profile,  # noqa: F401 - fixture
     spec,
     squares,
     store,  # noqa: F401 - fixture
-    philly_layers,  # noqa: F401 - fixture
-    philly_profile,  # noqa: F401 - fixture
     write_csv,
 )
 
@@ -42,7 +42,7 @@ def _row(rid: str, lonlat: tuple[float, float] = LEFT, *, req: str = "2023-05-01
             "status": "open", "description": desc, "lon": lonlat[0], "lat": lonlat[1], **more}
 
 
-def _ingest(store: Store, path: Path):  # noqa: ANN202 - IngestReport
+def _ingest(store: Store, path: Path):
     return ingest(path, store, now=NOW)
 
 
@@ -145,7 +145,7 @@ def _edge_x(store: Store) -> tuple[float, float]:
     return float(frame.loc["E", "x"]), float(frame.loc["E", "y"])
 
 
-def _two_squares(xe: float, ye: float, left: str = "a", right: str = "B"):  # noqa: ANN202
+def _two_squares(xe: float, ye: float, left: str = "a", right: str = "B"):
     return squares([(left, (xe - 2000, ye - 2000, xe, ye + 2000)),
                     (right, (xe, ye - 2000, xe + 2000, ye + 2000))])
 

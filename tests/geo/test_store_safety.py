@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -39,7 +38,7 @@ def _name(value: str) -> str:
 def _mapped() -> pd.DataFrame:
     rows = []
     for i, value in enumerate(HOSTILE):
-        row = {f: value for f in TEXT}
+        row = dict.fromkeys(TEXT, value)
         row.update(service_request_id=f"id-{i}-{value[:40]}" if "\x00" not in value else f"id-{i}",
                    requested_datetime="2023-05-01 10:00", lat="39.95", lon="-75.15",
                    status=value[:50])
