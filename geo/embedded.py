@@ -300,6 +300,8 @@ def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
     old = stored[["service_request_id", "updated_datetime", "row_hash"]].rename(
         columns={"updated_datetime": "old_upd", "row_hash": "old_hash"}
     )
+    # nullable, so that the left merge does not turn the hashes into float64 and lose bits
+    old["old_hash"] = old["old_hash"].astype("UInt64")
     new = incoming[["service_request_id", "updated_datetime", "row_hash"]].reset_index()
     m = new.merge(old, on="service_request_id", how="left", indicator=True).set_index("index")
     found = m["_merge"].eq("both")

@@ -10,6 +10,8 @@ import pytest
 from geo.embedded import EmbeddedStore
 from layers.profile import CityProfile, load_profile
 
+pytest_plugins = ["tests.postgis_server"]
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "philadelphia"
 REQUESTS = DATA / "requests"

@@ -1,0 +1,354 @@
+"""The PostGIS store: requests, quarantine, batches and boundary layers in PostgreSQL.
+
+Selected by a ``postgresql://`` URL, or by ``postgresql:`` alone, which connects with the
+libpq defaults and ``PG*`` variables (``PGHOST``, ``PGPORT``, ``PGDATABASE``, ``PGUSER``,
+``PGPASSWORD``, …). Connections come from a :class:`psycopg_pool.ConnectionPool`.
+
+Opening a store applies pending migrations (:mod:`geo.postgis_schema`) and binds the
+database to the profile's city and SRID. Each write is one transaction, so a failure
+part-way leaves the database as it was:
+
+- :meth:`PostGISStore.write_batch` COPYs the batch into a temporary table, upserts it
+  with ``INSERT … ON CONFLICT`` (:mod:`geo.postgis_load`), joins only the inserted and
+  updated requests to every active layer (:mod:`geo.postgis_join`), writes the
+  quarantine and the batch record.
+- :meth:`PostGISStore.add_generation` stores areas and pieces and re-joins that layer.
+
+Area codes per request are rows of ``request_areas``; :meth:`PostGISStore.requests`
+pivots them into one column per layer key, giving the embedded store's frame shape.
+Text PostgreSQL cannot hold (U+0000) follows the rule in :mod:`geo.postgis_text`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from geo.model import TIME_FIELDS, empty_requests
+from geo.postgis_join import insert_generation, join_requests, outside_counts, set_active
+from geo.postgis_load import (
+    REQUEST_COLUMNS,
+    apply_nul_rule,
+    nul_id_quarantine,
+    record_batch,
+    stage_requests,
+    upsert_requests,
+    write_quarantine,
+)
+from geo.postgis_schema import bind_city, migrate
+from geo.store import BATCH_COLUMNS, Store, WriteResult, describe_generation
+from geo.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
+from hotspot311.errors import StoreConnectionError, StoreError
+from layers.profile import CityProfile, LayerSpec, validate_layer_key
+from layers.registry import Generation, active_generations
+
+_CONNECT_TIMEOUT = 10
+
+
+def conninfo_for(url: str) -> str:
+    """The libpq connection string for a store location.
+
+    ``postgresql:`` alone means "libpq defaults and ``PG*`` variables" (an empty
+    connection string); a URL is passed on as it is.
+    """
+    return "" if url.strip() == "postgresql:" else url
+
+
+def server_label(conninfo: str) -> str:
+    """``user@host:port/dbname`` of a connection string, never the password."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        params = {}
+
+    def get(key: str, env: str, default: str) -> str:
+        value = params.get(key) or os.environ.get(env) or default
+        return str(value)
+
+    user = get("user", "PGUSER", "(default user)")
+    host = get("host", "PGHOST", "localhost")
+    port = get("port", "PGPORT", "5432")
+    dbname = get("dbname", "PGDATABASE", user)
+    return f"{user}@{host}:{port}/{dbname}"
+
+
+class PostGISStore(Store):
+    """A store in a PostGIS database (see the module docstring).
+
+    Use :meth:`open`; the constructor only stores its arguments.
+
+    Parameters
+    ----------
+    pool
+        An open connection pool to a migrated database bound to ``profile``.
+    profile
+        The city profile.
+    srid
+        The city SRID.
+    label
+        ``user@host:port/dbname`` for messages.
+    """
+
+    def __init__(self, pool: ConnectionPool, profile: CityProfile, *, srid: int, label: str) -> None:
+        self.pool = pool
+        self.profile = profile
+        self.srid = srid
+        self.label = label
+
+    @classmethod
+    def open(cls, url: str, profile: CityProfile, *, max_size: int = 4) -> PostGISStore:
+        """Connect, migrate the schema and bind the database to ``profile``.
+
+        Parameters
+        ----------
+        url
+            ``postgresql://user@host:port/dbname`` or ``postgresql:`` for the ``PG*``
+            variables.
+        profile
+            The city profile.
+        max_size
+            Largest number of pooled connections.
+
+        Returns
+        -------
+        PostGISStore
+            The open store; call :meth:`close` when done.
+
+        Raises
+        ------
+        StoreConnectionError
+            When the server cannot be reached or refuses the login (the message names
+            user, host, port and database, never the password).
+        StoreError
+            When the database belongs to another city or cannot be migrated.
+        """
+        conninfo = conninfo_for(url)
+        label = server_label(conninfo)
+        try:
+            with psycopg.connect(conninfo, connect_timeout=_CONNECT_TIMEOUT) as conn:
+                migrate(conn)
+                srid = bind_city(conn, profile)
+        except psycopg.OperationalError as err:
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise StoreConnectionError(
+                f"cannot connect to PostgreSQL at {label}: {first}"
+            ) from None
+        except psycopg.Error as err:
+            raise StoreError(f"cannot prepare the PostGIS store at {label}: {err}") from err
+        pool = ConnectionPool(
+            conninfo, min_size=1, max_size=max_size, open=False,
+            kwargs={"connect_timeout": _CONNECT_TIMEOUT}, name="hotspot311",
+        )
+        pool.open(wait=True, timeout=_CONNECT_TIMEOUT * 2)
+        return cls(pool, profile, srid=srid, label=label)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.pool.close()
+
+    def describe(self) -> str:
+        """``PostGIS store user@host:port/dbname``."""
+        return f"PostGIS store {self.label}"
+
+    # --- writes -----------------------------------------------------------------
+    def write_batch(
+        self,
+        batch: ValidatedBatch,
+        *,
+        info: dict[str, object],
+        release: Sequence[str] = (),
+    ) -> WriteResult:
+        """Upsert requests and quarantine rows in one transaction (see :class:`Store`)."""
+        requests, rejected = apply_nul_rule(batch.requests)
+        quarantine = batch.quarantine
+        if len(rejected):
+            extra_q = nul_id_quarantine(rejected, info)
+            frames = [f for f in (quarantine, extra_q) if len(f)]
+            quarantine = pd.concat(frames, ignore_index=True)
+        result = WriteResult(
+            quarantined={str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
+        )
+        with self.pool.connection() as conn, conn.transaction():
+            if len(requests):
+                stage_requests(conn, requests)
+                result.inserted, result.updated = upsert_requests(conn, self.srid)
+                result.unchanged = len(requests) - result.inserted - result.updated
+                if result.inserted or result.updated:
+                    join_requests(conn, list(self.active_of(_generations(conn)).values()),
+                                  only_changed=True)
+            result.released = write_quarantine(conn, quarantine, release)
+            record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
+            record.update(
+                rows_read=batch.rows_read, inserted=result.inserted, updated=result.updated,
+                unchanged=result.unchanged, quarantined=sum(result.quarantined.values()),
+            )
+            record_batch(conn, record)
+        return result
+
+    def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
+        """Store a layer generation and re-join that layer (see :class:`Store`)."""
+        validate_layer_key(spec.key)
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
+            existing = _generations(conn)
+            gen = describe_generation(spec, areas, existing)
+            insert_generation(conn, gen, areas, self.srid)
+            active = self.active_of([*existing, gen])
+            set_active(conn, active)
+            join_requests(conn, [active[spec.key]], only_changed=False)
+        return gen
+
+    def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Re-join every request to the active generation of ``keys``."""
+        with self.pool.connection() as conn, conn.transaction():
+            active = self.active_of(_generations(conn))
+            unknown = [k for k in keys or () if k not in active]
+            if unknown:
+                raise StoreError(f"layers {unknown} are not in {self.describe()}; layers: {list(active)}")
+            chosen = [active[k] for k in (keys or list(active))]
+            set_active(conn, active)
+            join_requests(conn, chosen, only_changed=False)
+            return outside_counts(conn, [g.key for g in chosen])
+
+    # --- reads ------------------------------------------------------------------
+    def requests(self) -> gpd.GeoDataFrame:
+        """Every stored request, one column per layer key, ordered by id."""
+        keys = self.layer_keys()
+        cols = []
+        for c in REQUEST_COLUMNS:
+            ident = sql.Identifier("r", c)
+            if c in TIME_FIELDS:
+                cols.append(sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(ident))
+            elif c == "extra":
+                cols.append(sql.SQL("{}::text").format(ident))
+            else:
+                cols.append(ident)
+        pivot = [
+            sql.SQL("(SELECT ra.code FROM request_areas ra WHERE ra.service_request_id ="
+                    " r.service_request_id AND ra.layer_key = {})").format(sql.Placeholder(f"k{i}"))
+            for i in range(len(keys))
+        ]
+        stmt = sql.SQL("SELECT {} FROM requests r ORDER BY r.service_request_id COLLATE \"C\"").format(
+            sql.SQL(", ").join(cols + pivot)
+        )
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(stmt, {f"k{i}": k for i, k in enumerate(keys)})
+            rows = cur.fetchall()
+        return _request_frame(rows, keys)
+
+    def quarantine(self) -> pd.DataFrame:
+        """Every quarantined row, in the order quarantined."""
+        cols = [
+            sql.SQL("(extract(epoch FROM quarantined_at) * 1000000)::int8")
+            if c == "quarantined_at" else sql.Identifier(c)
+            for c in QUARANTINE_COLUMNS
+        ]
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM quarantine ORDER BY seq").format(sql.SQL(", ").join(cols))
+            ).fetchall()
+        if not rows:
+            return empty_quarantine()
+        frame = pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS), dtype=object)
+        frame["source_row"] = frame["source_row"].astype("int64")
+        frame["quarantined_at"] = _times(frame["quarantined_at"])
+        return frame
+
+    def batches(self) -> pd.DataFrame:
+        """The ingest log, one row per batch."""
+        names = [c for c in BATCH_COLUMNS if c != "ingested_at"]
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {}, ingested_at FROM batches ORDER BY seq").format(
+                    sql.SQL(", ").join(map(sql.Identifier, names))
+                )
+            ).fetchall()
+        frame = pd.DataFrame(rows, columns=[*names, "ingested_at"], dtype=object)
+        for c in ("rows_read", "inserted", "updated", "unchanged", "quarantined"):
+            frame[c] = frame[c].astype("int64")
+        frame["ingested_at"] = [
+            t.astimezone(UTC).isoformat(timespec="seconds") for t in frame["ingested_at"]
+        ]
+        return frame.astype({"ingested_at": object})
+
+    def generations(self) -> list[Generation]:
+        """Every stored generation, in the order stored."""
+        with self.pool.connection() as conn:
+            return _generations(conn)
+
+    def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
+        """Areas of a layer generation (the active one by default), sorted by code."""
+        gens = [g for g in self.generations() if g.key == key]
+        if not gens:
+            raise StoreError(f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}")
+        if generation is None:
+            generation = self.active()[key].generation
+        if generation not in {g.generation for g in gens}:
+            raise StoreError(
+                f"layer {key!r} has no generation {generation}; it has {[g.generation for g in gens]}"
+            )
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT code, name, ST_AsBinary(geom) FROM areas WHERE layer_key = %s"
+                " AND generation = %s ORDER BY code COLLATE \"C\"",
+                (key, generation),
+            ).fetchall()
+        return gpd.GeoDataFrame(
+            {"code": [r[0] for r in rows], "name": [r[1] for r in rows]},
+            geometry=gpd.GeoSeries(shapely.from_wkb([bytes(r[2]) for r in rows]), crs=self.profile.crs),
+        )
+
+    def count(self) -> int:
+        """Number of stored requests."""
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM requests").fetchone()
+        return int(row[0]) if row else 0
+
+    def active_of(self, gens: list[Generation]) -> dict[str, Generation]:
+        """Layer key → active generation among ``gens`` (see ``active_generations``)."""
+        return active_generations(gens)
+
+
+def _generations(conn: psycopg.Connection) -> list[Generation]:
+    rows = conn.execute(
+        "SELECT layer_key, generation, title, valid_from, source, id_field, name_field, n_areas"
+        " FROM generations ORDER BY seq"
+    ).fetchall()
+    return [Generation(*row) for row in rows]
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """Epoch microseconds (or None) → ``datetime64[ns, UTC]``."""
+    micros = pd.array(values.to_numpy(dtype=object), dtype="Int64")
+    return pd.Series(pd.to_datetime(micros, unit="us", utc=True), index=values.index).astype(
+        "datetime64[ns, UTC]"
+    )
+
+
+def _request_frame(rows: list[tuple[Any, ...]], keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Rows of the :meth:`PostGISStore.requests` query → the embedded store's frame shape."""
+    if not rows:
+        return empty_requests(keys)
+    names = [*REQUEST_COLUMNS, *keys]
+    frame = pd.DataFrame(rows, columns=names, dtype=object)
+    for c in TIME_FIELDS:
+        frame[c] = _times(frame[c])
+    for c in ("lat", "lon", "x", "y", "geocode_score"):
+        frame[c] = frame[c].astype("float64")
+    frame["synthetic"] = frame["synthetic"].astype(bool)
+    frame["row_hash"] = frame["row_hash"].to_numpy(dtype="int64").view("uint64")
+    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"),
+                            crs="EPSG:4326")
+
