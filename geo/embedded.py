@@ -39,7 +39,7 @@ from geo.model import empty_requests
 from geo.store import BATCH_COLUMNS, Store, WriteResult, describe_generation
 from geo.validate import ValidatedBatch, empty_quarantine
 from hotspot311.errors import StoreError
-from layers.profile import CityProfile, LayerSpec
+from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
 _FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json")
@@ -168,6 +168,7 @@ class EmbeddedStore(Store):
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""
+        validate_layer_key(spec.key)  # the key names a directory: check it first
         with self._lock():
             manifest = self._manifest()
             gen = describe_generation(spec, areas, self.generations())

@@ -220,7 +220,7 @@ def validate(
         if name in TIME_FIELDS:
             req[name] = times[name][keep]
         elif name in TEXT_FIELDS:
-            req[name] = text(name)[keep]
+            req[name] = _objects(text(name)[keep])
     req["service_request_id"] = ids[keep]
     req["status"] = status[keep]
     req["zipcode"] = zipcode[keep]
@@ -245,6 +245,11 @@ def validate(
     )
     counts = _flag_counts(flags)
     return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts)
+
+
+def _objects(values: pd.Series) -> pd.Series:
+    """Text as Python ``str`` objects with ``None`` for missing (one form for every store)."""
+    return values.astype(object).where(values.notna(), None)
 
 
 def normalize_ids(ids: pd.Series) -> pd.Series:
