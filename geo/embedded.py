@@ -21,11 +21,13 @@ snapshots are kept; stray temporary directories are removed by the next writer.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,7 +213,7 @@ class EmbeddedStore(Store):
     def _index(self, gen: Generation) -> AreaIndex:
         cache_key = (gen.key, gen.generation)
         if cache_key not in self._index_cache:
-            self._index_cache[cache_key] = build_index(gpd.read_parquet(self._layer_path(gen)))
+            self._index_cache[cache_key] = _index_for_file(self._layer_path(gen))
         return self._index_cache[cache_key]
 
     def _generation(self, key: str, generation: int | None) -> Generation:
@@ -290,6 +292,17 @@ class EmbeddedStore(Store):
             :-_KEEP_SNAPSHOTS
         ]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+@lru_cache(maxsize=64)
+def _index_by_digest(digest: str, path: str) -> AreaIndex:
+    """Index of a layer file, shared by every store in the process holding the same bytes."""
+    return build_index(gpd.read_parquet(path))
+
+
+def _index_for_file(path: Path) -> AreaIndex:
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    return _index_by_digest(digest, str(path))
 
 
 def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
