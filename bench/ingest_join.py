@@ -46,8 +46,10 @@ def main() -> None:
         with timer("ingest again (all unchanged)", t):
             again = ingest(path, store)
         assert again.result.unchanged == report.rows_read - sum(report.result.quarantined.values())
-        print(f"  rows/s first ingest: {report.rows_read / t['ingest, first time']:,.0f}"
-              f"   re-ingest: {report.rows_read / t['ingest again (all unchanged)']:,.0f}")
+        print(
+            f"  rows/s first ingest: {report.rows_read / t['ingest, first time']:,.0f}"
+            f"   re-ingest: {report.rows_read / t['ingest again (all unchanged)']:,.0f}"
+        )
 
         frame = store.requests()
         x, y = frame["x"].to_numpy(), frame["y"].to_numpy()
@@ -59,22 +61,30 @@ def main() -> None:
             ours = {k: locate(x, y, idx) for k, idx in indexes.items()}
         pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=profile.crs)
         with timer("geopandas.sjoin per layer", t):
-            sj = {k: gpd.sjoin(pts, a, predicate="covered_by", how="left") for k, a in layers.items()}
+            sj = {
+                k: gpd.sjoin(pts, a, predicate="covered_by", how="left") for k, a in layers.items()
+            }
         with timer("shapely STRtree query per layer", t):
             for a in layers.values():
                 tree = shapely.STRtree(a.geometry.to_numpy())
                 tree.query(pts.geometry.to_numpy(), predicate="covered_by")
         for k in layers:
             expected = sj[k].sort_values("code").groupby(level=0)["code"].first()
-            same = (np.asarray(ours[k], dtype=object)[expected.index] == expected.to_numpy())
-            same |= expected.isna().to_numpy() & np.array([v is None for v in ours[k][expected.index]])
+            same = np.asarray(ours[k], dtype=object)[expected.index] == expected.to_numpy()
+            same |= expected.isna().to_numpy() & np.array(
+                [v is None for v in ours[k][expected.index]]
+            )
             assert same.all(), f"join differs from geopandas on layer {k}"
         ours_total = t["hotspot311: build indexes"] + t["hotspot311: locate"]
         print("ratios (higher = hotspot311 faster):")
-        print(f"  vs geopandas.sjoin     {t['geopandas.sjoin per layer'] / ours_total:6.1f}x"
-              f"  (locate only {t['geopandas.sjoin per layer'] / t['hotspot311: locate']:.1f}x)")
-        print(f"  vs shapely STRtree     {t['shapely STRtree query per layer'] / ours_total:6.1f}x"
-              f"  (locate only {t['shapely STRtree query per layer'] / t['hotspot311: locate']:.1f}x)")
+        print(
+            f"  vs geopandas.sjoin     {t['geopandas.sjoin per layer'] / ours_total:6.1f}x"
+            f"  (locate only {t['geopandas.sjoin per layer'] / t['hotspot311: locate']:.1f}x)"
+        )
+        print(
+            f"  vs shapely STRtree     {t['shapely STRtree query per layer'] / ours_total:6.1f}x"
+            f"  (locate only {t['shapely STRtree query per layer'] / t['hotspot311: locate']:.1f}x)"
+        )
         print("  answers identical to geopandas.sjoin on every layer")
 
 

@@ -11,9 +11,22 @@ import pandas as pd
 from clustering.priority import PARTS
 from hotspot311.errors import InputError
 
-LIST_COLUMNS = ["rank", "score", *[f"score_{p}" for p in PARTS], "hotspot_id", "count", "open",
-                "overdue", "oldest_open_id", "oldest_open_days", "first_requested",
-                "last_requested", "top_address", "top_addresses", "services"]
+LIST_COLUMNS = [
+    "rank",
+    "score",
+    *[f"score_{p}" for p in PARTS],
+    "hotspot_id",
+    "count",
+    "open",
+    "overdue",
+    "oldest_open_id",
+    "oldest_open_days",
+    "first_requested",
+    "last_requested",
+    "top_address",
+    "top_addresses",
+    "services",
+]
 
 
 def hotspot_table(hotspots: gpd.GeoDataFrame, layer_keys: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -42,28 +55,37 @@ def work_list(members: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
     """
     rows = members[members["hotspot_id"].notna()].copy()
     now_ts = pd.Timestamp(now)
-    due = rows["expected_datetime"] if "expected_datetime" in rows else pd.Series(pd.NaT, index=rows.index)
-    out = pd.DataFrame({
-        "rank": rows["rank"].astype(int),
-        "hotspot_id": rows["hotspot_id"],
-        "service_request_id": rows["service_request_id"],
-        "service_name": rows["service_name"],
-        "address": rows["address"],
-        "status": rows["status"],
-        "requested_datetime": rows["requested_datetime"],
-        "age_days": ((now_ts - rows["requested_datetime"]).dt.total_seconds() / 86400).round(1),
-        "due_datetime": due,
-        "overdue": rows["status"].eq("open") & (due < now_ts),
-        "lat": rows["lat"],
-        "lon": rows["lon"],
-    })
+    due = (
+        rows["expected_datetime"]
+        if "expected_datetime" in rows
+        else pd.Series(pd.NaT, index=rows.index)
+    )
+    out = pd.DataFrame(
+        {
+            "rank": rows["rank"].astype(int),
+            "hotspot_id": rows["hotspot_id"],
+            "service_request_id": rows["service_request_id"],
+            "service_name": rows["service_name"],
+            "address": rows["address"],
+            "status": rows["status"],
+            "requested_datetime": rows["requested_datetime"],
+            "age_days": ((now_ts - rows["requested_datetime"]).dt.total_seconds() / 86400).round(1),
+            "due_datetime": due,
+            "overdue": rows["status"].eq("open") & (due < now_ts),
+            "lat": rows["lat"],
+            "lon": rows["lon"],
+        }
+    )
     if "sla_state" in rows:
         out.insert(9, "sla_state", rows["sla_state"])
-    return out.sort_values(["rank", "requested_datetime", "service_request_id"]).reset_index(drop=True)
+    return out.sort_values(["rank", "requested_datetime", "service_request_id"]).reset_index(
+        drop=True
+    )
 
 
-def write_hotspots(hotspots: gpd.GeoDataFrame, path: Path, *,
-                   layer_keys: tuple[str, ...] = ()) -> None:
+def write_hotspots(
+    hotspots: gpd.GeoDataFrame, path: Path, *, layer_keys: tuple[str, ...] = ()
+) -> None:
     """Write the ranked hotspots: ``.geojson`` (hull polygons, WGS84) or ``.csv``.
 
     Raises
@@ -76,8 +98,9 @@ def write_hotspots(hotspots: gpd.GeoDataFrame, path: Path, *,
     if suffix == ".csv":
         table.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     elif suffix in (".geojson", ".json"):
-        frame = gpd.GeoDataFrame(_texts(table), geometry=hotspots.geometry.to_numpy(),
-                                 crs=hotspots.crs).to_crs("EPSG:4326")
+        frame = gpd.GeoDataFrame(
+            _texts(table), geometry=hotspots.geometry.to_numpy(), crs=hotspots.crs
+        ).to_crs("EPSG:4326")
         frame.to_file(path, driver="GeoJSON")
     else:
         raise InputError(f"--output: got {path.name!r}; allowed extensions: .geojson, .csv")
@@ -89,8 +112,9 @@ def write_work_list(work: pd.DataFrame, path: Path) -> None:
     if suffix == ".csv":
         work.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     elif suffix in (".geojson", ".json"):
-        frame = gpd.GeoDataFrame(_texts(work), geometry=gpd.points_from_xy(work["lon"], work["lat"]),
-                                 crs="EPSG:4326")
+        frame = gpd.GeoDataFrame(
+            _texts(work), geometry=gpd.points_from_xy(work["lon"], work["lat"]), crs="EPSG:4326"
+        )
         frame.to_file(path, driver="GeoJSON")
     else:
         raise InputError(f"work list: got {path.name!r}; allowed extensions: .geojson, .csv")

@@ -28,8 +28,18 @@ CONCAVE_RATIO: Final = 0.5
 TOP_ADDRESSES: Final = 3
 
 #: Colours for hotspots on a map; neighbours never share one (greedy graph colouring).
-PALETTE: Final = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
-                  "#f781bf", "#999999", "#66c2a5", "#e6ab02")
+PALETTE: Final = (
+    "#e41a1c",
+    "#377eb8",
+    "#4daf4a",
+    "#984ea3",
+    "#ff7f00",
+    "#a65628",
+    "#f781bf",
+    "#999999",
+    "#66c2a5",
+    "#e6ab02",
+)
 
 
 def label_requests(requests: pd.DataFrame, *, eps: float, min_samples: int) -> np.ndarray:
@@ -95,13 +105,41 @@ def summarize(
         ``centroid_y``, ``services``, ``top_addresses``, ``top_address``,
         ``member_ids``, one column per layer key, ``color``, and the hull geometry.
     """
-    columns = ["hotspot_id", "label", "count", "open", "overdue", "oldest_open_id",
-               "oldest_open_requested", "oldest_open_days", "first_requested",
-               "last_requested", "span_days", "centroid_x", "centroid_y", "services",
-               "top_addresses", "top_address", "member_ids", *layer_keys, "color"]
-    needed = ["service_request_id", "status", "expected_datetime", "requested_datetime",
-              "address", "service_name", "x", "y", *layer_keys]
-    plain = pd.DataFrame(requests[[c for c in needed if c in requests.columns]]).reset_index(drop=True)
+    columns = [
+        "hotspot_id",
+        "label",
+        "count",
+        "open",
+        "overdue",
+        "oldest_open_id",
+        "oldest_open_requested",
+        "oldest_open_days",
+        "first_requested",
+        "last_requested",
+        "span_days",
+        "centroid_x",
+        "centroid_y",
+        "services",
+        "top_addresses",
+        "top_address",
+        "member_ids",
+        *layer_keys,
+        "color",
+    ]
+    needed = [
+        "service_request_id",
+        "status",
+        "expected_datetime",
+        "requested_datetime",
+        "address",
+        "service_name",
+        "x",
+        "y",
+        *layer_keys,
+    ]
+    plain = pd.DataFrame(requests[[c for c in needed if c in requests.columns]]).reset_index(
+        drop=True
+    )
     clustered = plain.assign(_label=labels)[labels >= 0]
     if clustered.empty:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=crs)
@@ -110,7 +148,7 @@ def summarize(
     hulls = []
     for label, group in clustered.groupby("_label", sort=True):
         is_open = group["status"].eq("open")
-        due = group["expected_datetime"] if "expected_datetime" in group else None
+        due = group.get("expected_datetime")
         overdue = is_open & (due < now_ts) if due is not None else is_open & False
         opened = group[is_open].sort_values(["requested_datetime", "service_request_id"])
         ids = sorted(group["service_request_id"].astype(str))
@@ -120,23 +158,27 @@ def summarize(
         first, last = group["requested_datetime"].min(), group["requested_datetime"].max()
         row = {
             "hotspot_id": "H" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:10],
-            "label": int(label),  # type: ignore[call-overload]
+            "label": int(str(label)),
             "count": len(group),
             "open": int(is_open.sum()),
             "overdue": int(overdue.sum()),
             "oldest_open_id": opened["service_request_id"].iloc[0] if len(opened) else None,
-            "oldest_open_requested": opened["requested_datetime"].iloc[0] if len(opened) else pd.NaT,
+            "oldest_open_requested": opened["requested_datetime"].iloc[0]
+            if len(opened)
+            else pd.NaT,
             "oldest_open_days": (
                 (now_ts - opened["requested_datetime"].iloc[0]).total_seconds() / 86400
-                if len(opened) else np.nan
+                if len(opened)
+                else np.nan
             ),
             "first_requested": first,
             "last_requested": last,
             "span_days": (last - first).total_seconds() / 86400,
             "centroid_x": float(group["x"].mean()),
             "centroid_y": float(group["y"].mean()),
-            "services": "; ".join(f"{s} ({n})" for s, n in
-                                  group["service_name"].value_counts().head(5).items()),
+            "services": "; ".join(
+                f"{s} ({n})" for s, n in group["service_name"].value_counts().head(5).items()
+            ),
             "top_addresses": "; ".join(top),
             "top_address": addresses.index[0] if len(addresses) else None,
             "member_ids": ids,
@@ -154,7 +196,8 @@ def summarize(
 def _hull(x: np.ndarray, y: np.ndarray, eps: float) -> shapely.Geometry:
     points = shapely.multipoints(np.column_stack([x, y]))
     hull = shapely.concave_hull(points, ratio=CONCAVE_RATIO)
-    return hull.buffer(eps / 4, quad_segs=4)
+    buffered: shapely.Geometry = shapely.buffer(hull, eps / 4, quad_segs=4)
+    return buffered
 
 
 def colour_neighbours(hulls: np.ndarray, *, gap: float) -> list[str]:

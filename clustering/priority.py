@@ -54,9 +54,11 @@ class PriorityWeights:
 
     def validate(self) -> PriorityWeights:
         """Check the weights, listing every problem."""
-        problems = [f"weight {p}: got {describe(getattr(self, p))}; allowed: a number >= 0"
-                    for p in PARTS if not (isinstance(getattr(self, p), int | float)
-                                           and getattr(self, p) >= 0)]
+        problems = [
+            f"weight {p}: got {describe(getattr(self, p))}; allowed: a number >= 0"
+            for p in PARTS
+            if not (isinstance(getattr(self, p), int | float) and getattr(self, p) >= 0)
+        ]
         if not problems and sum(getattr(self, p) for p in PARTS) <= 0:
             problems.append("weights: all are 0; at least one must be above 0")
         if problems:
@@ -66,14 +68,32 @@ class PriorityWeights:
 
 #: Department presets.
 PRESETS: Final[dict[str, PriorityWeights]] = {
-    "streets": PriorityWeights(size=1.0, open=1.5, overdue=2.0, age=1.0, recency=0.5, service=1.0,
-                               service_weights={"Traffic Signal Emergency": 3.0,
-                                                "Street Defect": 1.5,
-                                                "Street Light Outage": 1.2}),
-    "police": PriorityWeights(size=1.5, open=1.0, overdue=1.0, age=1.5, recency=0.5, service=1.0,
-                              service_weights={"Dangerous Building Complaint": 2.0,
-                                               "Abandoned Vehicle": 1.0,
-                                               "Vacant House or Commercial": 1.2}),
+    "streets": PriorityWeights(
+        size=1.0,
+        open=1.5,
+        overdue=2.0,
+        age=1.0,
+        recency=0.5,
+        service=1.0,
+        service_weights={
+            "Traffic Signal Emergency": 3.0,
+            "Street Defect": 1.5,
+            "Street Light Outage": 1.2,
+        },
+    ),
+    "police": PriorityWeights(
+        size=1.5,
+        open=1.0,
+        overdue=1.0,
+        age=1.5,
+        recency=0.5,
+        service=1.0,
+        service_weights={
+            "Dangerous Building Complaint": 2.0,
+            "Abandoned Vehicle": 1.0,
+            "Vacant House or Commercial": 1.2,
+        },
+    ),
     "neighborhood": PriorityWeights(size=2.0, open=1.0, overdue=0.5, age=0.5, recency=1.5),
     "balanced": PriorityWeights(),
 }
@@ -92,7 +112,7 @@ def with_weights(base: PriorityWeights, **weights: float) -> PriorityWeights:
     unknown = sorted(set(weights) - set(PARTS))
     if unknown:
         raise InputError(f"weights: unknown parts {unknown}; allowed: {', '.join(PARTS)}")
-    return replace(base, **weights).validate()
+    return replace(base, **weights).validate()  # type: ignore[arg-type]
 
 
 def rank_hotspots(
@@ -134,8 +154,11 @@ def rank_hotspots(
         "size": np.log1p(count) / np.log1p(count.max()),
         "open": out["open"] / count,
         "overdue": out["overdue"] / out["overdue"].max() if out["overdue"].max() > 0 else 0 * count,
-        "age": (out["oldest_open_days"].fillna(0) / out["oldest_open_days"].max()
-                if out["oldest_open_days"].fillna(0).max() > 0 else 0 * count),
+        "age": (
+            out["oldest_open_days"].fillna(0) / out["oldest_open_days"].max()
+            if out["oldest_open_days"].fillna(0).max() > 0
+            else 0 * count
+        ),
     }
     recent_from = pd.Timestamp(window_end - timedelta(days=7))
     by_id = members.groupby("hotspot_id")
@@ -148,7 +171,10 @@ def rank_hotspots(
     for p in PARTS:
         out[f"score_{p}"] = (100.0 * getattr(weights, p) / total * values[p]).round(2)
     out["score"] = out[[f"score_{p}" for p in PARTS]].sum(axis=1).round(2)
-    out = out.sort_values(["score", "overdue", "count", "hotspot_id"],
-                          ascending=[False, False, False, True], kind="stable")
+    out = out.sort_values(
+        ["score", "overdue", "count", "hotspot_id"],
+        ascending=[False, False, False, True],
+        kind="stable",
+    )
     out["rank"] = np.arange(1, len(out) + 1)
     return out.reset_index(drop=True)

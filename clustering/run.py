@@ -81,14 +81,15 @@ def run_hotspots(
     end = window_end(requests, query)
     eps = profile.metres_to_crs(query.eps_m)
     labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
-    hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys,
-                         crs=profile.crs)
+    hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
     members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
-    ranked = rank_hotspots(hotspots, members[members["hotspot_id"].notna()],
-                           weights=weights, window_end=end or now)
+    ranked = rank_hotspots(
+        hotspots, members[members["hotspot_id"].notna()], weights=weights, window_end=end or now
+    )
     rank_of = dict(zip(ranked["hotspot_id"], ranked["rank"], strict=True))
     members["rank"] = members["hotspot_id"].map(rank_of)
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
-    return HotspotResult(query=query, hotspots=ranked, members=members,
-                         selected=len(chosen), window_end=end)
+    return HotspotResult(
+        query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end
+    )

@@ -59,11 +59,17 @@ class HotspotQuery:
         if self.days is not None and (not isinstance(self.days, int) or self.days < 1):
             problems.append(f"days: got {describe(self.days)}; allowed: a whole number >= 1")
         if self.status not in STATUS_FILTERS:
-            problems.append(f"status: got {describe(self.status)}; allowed: {', '.join(STATUS_FILTERS)}")
+            problems.append(
+                f"status: got {describe(self.status)}; allowed: {', '.join(STATUS_FILTERS)}"
+            )
         if not (isinstance(self.eps_m, int | float) and 0 < self.eps_m < 100_000):
-            problems.append(f"eps: got {describe(self.eps_m)} m; allowed: more than 0 and under 100 km")
+            problems.append(
+                f"eps: got {describe(self.eps_m)} m; allowed: more than 0 and under 100 km"
+            )
         if not isinstance(self.min_samples, int) or self.min_samples < 1:
-            problems.append(f"min_samples: got {describe(self.min_samples)}; allowed: a whole number >= 1")
+            problems.append(
+                f"min_samples: got {describe(self.min_samples)}; allowed: a whole number >= 1"
+            )
         if self.end is not None and self.end.tzinfo is None:
             problems.append("end: must be timezone-aware")
         if problems:
@@ -73,15 +79,19 @@ class HotspotQuery:
     def params(self) -> dict[str, object]:
         """JSON-ready parameters, for stored runs and exports."""
         return {
-            "services": list(self.services), "days": self.days,
-            "end": self.end.isoformat() if self.end else None, "status": self.status,
-            "eps_m": self.eps_m, "min_samples": self.min_samples,
+            "services": list(self.services),
+            "days": self.days,
+            "end": self.end.isoformat() if self.end else None,
+            "status": self.status,
+            "eps_m": self.eps_m,
+            "min_samples": self.min_samples,
             "areas": {k: list(v) for k, v in self.areas.items()},
         }
 
 
-def resolve_services(names: Sequence[str], groups: dict[str, tuple[str, ...]],
-                     known: Sequence[str]) -> tuple[str, ...]:
+def resolve_services(
+    names: Sequence[str], groups: dict[str, tuple[str, ...]], known: Sequence[str]
+) -> tuple[str, ...]:
     """Expand group names and check service names against those in the data.
 
     Parameters
@@ -142,7 +152,8 @@ def select_requests(requests: pd.DataFrame, query: HotspotQuery) -> pd.DataFrame
     if query.days is not None and end is not None:
         start = end - timedelta(days=query.days)
         keep &= (requests["requested_datetime"] > pd.Timestamp(start)) & (
-            requests["requested_datetime"] <= pd.Timestamp(end))
+            requests["requested_datetime"] <= pd.Timestamp(end)
+        )
     if query.status == "open":
         keep &= requests["status"] == "open"
     for key, codes in query.areas.items():

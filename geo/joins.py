@@ -100,8 +100,15 @@ def build_index(areas: gpd.GeoDataFrame, *, max_vertices: int = MAX_VERTICES) ->
     piece_rank = np.asarray(ranks, dtype=np.int64)
     tree = shapely.STRtree(geoms, node_capacity=8)
     origin, cell, cells = _classify_cells(geoms, piece_rank, tree)
-    return AreaIndex(codes=codes, piece_rank=piece_rank, tree=tree, crs=areas.crs,
-                     origin=origin, cell=cell, cells=cells)
+    return AreaIndex(
+        codes=codes,
+        piece_rank=piece_rank,
+        tree=tree,
+        crs=areas.crs,
+        origin=origin,
+        cell=cell,
+        cells=cells,
+    )
 
 
 def _classify_cells(
@@ -128,14 +135,19 @@ def _classify_cells(
         fy, fx = np.divmod(np.arange(COARSE * COARSE), COARSE)
         gx = (cx[mixed][:, None] * COARSE + fx[None, :]).ravel()
         gy = (cy[mixed][:, None] * COARSE + fy[None, :]).ravel()
-        states[gy, gx] = _classify_boxes(x0 + gx * cell, y0 + gy * cell, cell,
-                                         pieces, piece_rank, tree)
+        states[gy, gx] = _classify_boxes(
+            x0 + gx * cell, y0 + gy * cell, cell, pieces, piece_rank, tree
+        )
     return (float(x0), float(y0)), float(cell), states
 
 
 def _classify_boxes(
-    bx: np.ndarray, by: np.ndarray, size: float,
-    pieces: np.ndarray, piece_rank: np.ndarray, tree: shapely.STRtree,
+    bx: np.ndarray,
+    by: np.ndarray,
+    size: float,
+    pieces: np.ndarray,
+    piece_rank: np.ndarray,
+    tree: shapely.STRtree,
 ) -> np.ndarray:
     """State of each square cell with lower-left corner (bx, by): a code rank when one
     area's piece contains it and no other area touches it, -1 when no area touches it,
@@ -161,7 +173,9 @@ def _classify_boxes(
     return states
 
 
-def subdivide(geom: shapely.Geometry, *, max_vertices: int = MAX_VERTICES) -> list[shapely.Geometry]:
+def subdivide(
+    geom: shapely.Geometry, *, max_vertices: int = MAX_VERTICES
+) -> list[shapely.Geometry]:
     """Cut a polygon into pieces of at most ``max_vertices`` vertices.
 
     The pieces cover exactly the input (they overlap only on the cut lines).
@@ -246,9 +260,7 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     return result
 
 
-def join_layers(
-    points: gpd.GeoDataFrame, indexes: dict[str, AreaIndex]
-) -> pd.DataFrame:
+def join_layers(points: gpd.GeoDataFrame, indexes: dict[str, AreaIndex]) -> pd.DataFrame:
     """Join points to several layers: one code column per layer key.
 
     Parameters

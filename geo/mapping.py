@@ -32,14 +32,27 @@ from hotspot311.errors import MappingError, describe
 
 #: Source column names (lower-cased) known to mean a canonical field.
 ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "service_request_id": ("service_request_id", "request_id", "case_id", "caseid", "id", "objectid"),
+    "service_request_id": (
+        "service_request_id",
+        "request_id",
+        "case_id",
+        "caseid",
+        "id",
+        "objectid",
+    ),
     "status": ("status",),
     "status_notes": ("status_notes",),
     "service_code": ("service_code",),
     "service_name": ("service_name", "type", "subject", "request_type", "case_type"),
     "agency_responsible": ("agency_responsible", "department", "agency"),
     "description": ("description", "service_notice"),
-    "requested_datetime": ("requested_datetime", "start_time", "requested_date", "created_date", "createddate"),
+    "requested_datetime": (
+        "requested_datetime",
+        "start_time",
+        "requested_date",
+        "created_date",
+        "createddate",
+    ),
     "updated_datetime": ("updated_datetime", "updated_date", "last_updated"),
     "expected_datetime": ("expected_datetime", "expected_date", "due_date"),
     "closed_datetime": ("closed_datetime", "close_time", "closed_date", "closeddate"),
@@ -161,10 +174,10 @@ def apply_mapping(raw: pd.DataFrame, mapping: ColumnMapping, *, fmt: Format) -> 
         for alias in ALIASES.get(name, ()):
             if fmt is Format.CSV and alias in _GENERIC:
                 continue
-            col = lower.get(alias)
-            if col is not None and col not in used:
-                chosen[name] = col
-                used.add(col)
+            found = lower.get(alias)
+            if found is not None and found not in used:
+                chosen[name] = found
+                used.add(found)
                 break
     missing = [f for f in REQUIRED_FIELDS if f not in chosen and f not in mapping.constants]
     has_xy = "lat" in chosen and "lon" in chosen

@@ -105,7 +105,8 @@ def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBa
         raise InputError(f"{path}: the file is empty; expected CSV with a header row, or JSON")
     if b"\x00" in data[:65536]:
         raise InputError(
-            f"{path}: this is a binary file (it holds NUL bytes); expected CSV, JSON or GeoJSON text"
+            f"{path}: this is a binary file (it holds NUL bytes); "
+            "expected CSV, JSON or GeoJSON text"
         )
     text, encoding = decode(data)
     head = text.lstrip()[:1]
@@ -141,7 +142,9 @@ def _detect(text: str, path: Path) -> Format:
     if start not in ("[", "{"):
         header = {h.strip().strip('"').lower() for h in text.lstrip().split("\n", 1)[0].split(",")}
         phila = {"service_request_id", "requested_datetime"} <= header or {
-            "request_id", "start_time"} <= header
+            "request_id",
+            "start_time",
+        } <= header
         return Format.PHILA if phila else Format.CSV
     sample = text[:20000]
     if '"FeatureCollection"' in sample or '"Feature"' in sample:
@@ -166,7 +169,9 @@ def _read_csv(text: str, path: Path) -> pd.DataFrame:
         try:
             frame = pd.read_csv(io.StringIO(text), engine="c", skip_blank_lines=True, **options)
         except pd.errors.EmptyDataError as err:
-            raise InputError(f"{path}: no header row found; expected CSV with a header row") from err
+            raise InputError(
+                f"{path}: no header row found; expected CSV with a header row"
+            ) from err
         except (pd.errors.ParserError, csv.Error) as err:
             raise InputError(f"{path}: not readable as CSV ({err})") from err
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -184,9 +189,7 @@ def _read_json(text: str, path: Path, fmt: Format) -> pd.DataFrame:
     records = _records(doc, path)
     bad = [i + 1 for i, r in enumerate(records) if not isinstance(r, dict)]
     if bad:
-        raise InputError(
-            f"{path}: every record must be a JSON object; records {bad[:10]} are not"
-        )
+        raise InputError(f"{path}: every record must be a JSON object; records {bad[:10]} are not")
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     return _as_text(frame)
 
@@ -227,6 +230,7 @@ def _features(doc: Any, path: Path) -> pd.DataFrame:
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Turn every value into text (nested values as JSON), keeping ``None``."""
+
     def one(v: Any) -> str | None:
         if v is None or (isinstance(v, float) and v != v):
             return None

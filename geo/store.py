@@ -27,8 +27,16 @@ from layers.profile import CityProfile, LayerSpec
 from layers.registry import Generation, active_generations, generation_for, load_layer
 
 BATCH_COLUMNS = (
-    "batch_id", "source_file", "format", "encoding", "rows_read", "inserted", "updated",
-    "unchanged", "quarantined", "ingested_at",
+    "batch_id",
+    "source_file",
+    "format",
+    "encoding",
+    "rows_read",
+    "inserted",
+    "updated",
+    "unchanged",
+    "quarantined",
+    "ingested_at",
 )
 
 
@@ -182,7 +190,9 @@ def next_generation_number(existing: list[Generation], key: str) -> int:
     return 1 + max((g.generation for g in existing if g.key == key), default=0)
 
 
-def describe_generation(spec: LayerSpec, areas: gpd.GeoDataFrame, existing: list[Generation]) -> Generation:
+def describe_generation(
+    spec: LayerSpec, areas: gpd.GeoDataFrame, existing: list[Generation]
+) -> Generation:
     """Metadata for ``areas`` as the next generation of ``spec.key``."""
     return generation_for(spec, areas, generation=next_generation_number(existing, spec.key))
 

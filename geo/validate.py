@@ -76,8 +76,21 @@ QUARANTINE_COLUMNS: Final = (
 )
 
 _CLOSED_WORDS = r"clos|complet|resolv|done|cancel"
-_OPEN_WORDS = frozenset({"open", "in-progress", "in progress", "pending", "acknowledged",
-                         "new", "assigned", "started", "submitted", "received", "reopened"})
+_OPEN_WORDS = frozenset(
+    {
+        "open",
+        "in-progress",
+        "in progress",
+        "pending",
+        "acknowledged",
+        "new",
+        "assigned",
+        "started",
+        "submitted",
+        "received",
+        "reopened",
+    }
+)
 _FUTURE_TOLERANCE = timedelta(days=1)
 
 
@@ -148,14 +161,16 @@ def validate(
                 cache[name] = s.mask(s == "")
         return cache[name]
 
-    def mark(mask: pd.Series | np.ndarray, code: str, template: str,
-             values: pd.Series | None = None) -> None:
+    def mark(
+        mask: pd.Series | np.ndarray, code: str, template: str, values: pd.Series | None = None
+    ) -> None:
         m = pd.Series(mask, index=df.index).fillna(False).astype(bool) & reason.isna()
         if not m.any():
             return
         reason[m] = code
-        detail[m] = (template if values is None
-                     else [template.format(value=str(v)[:80]) for v in values[m]])
+        detail[m] = (
+            template if values is None else [template.format(value=str(v)[:80]) for v in values[m]]
+        )
 
     ids = normalize_ids(text("service_request_id"))
     mark(ids.isna(), "missing_id", REASONS["missing_id"])
@@ -174,11 +189,15 @@ def validate(
     def flag(mask: pd.Series | np.ndarray, name: str) -> None:
         m = np.asarray(pd.Series(mask, index=df.index).fillna(False), dtype=bool)
         if m.any():
-            flags[m] = [f"{f};{name}" if f else name for f in flags[m]]
+            flags.loc[m] = pd.Series([f"{f};{name}" if f else name for f in flags[m]],
+                                     index=flags.index[m])
 
     address = text("address")
     lat, lon, coord_reason, coord_detail, swapped = _check_coordinates(
-        text("lat"), text("lon"), address, profile,
+        text("lat"),
+        text("lon"),
+        address,
+        profile,
         text(GEOMETRY_ERROR_COLUMN),
     )
     flag(swapped, "latlon_swapped")
@@ -189,8 +208,10 @@ def validate(
     for name in ("updated_datetime", "closed_datetime"):
         flag(times[name] > pd.Timestamp(now + _FUTURE_TOLERANCE), f"{name}_in_future")
         flag(times[name].isna() & text(name).notna(), f"{name}_unparseable")
-    flag(times["expected_datetime"].isna() & text("expected_datetime").notna(),
-         "expected_datetime_unparseable")
+    flag(
+        times["expected_datetime"].isna() & text("expected_datetime").notna(),
+        "expected_datetime_unparseable",
+    )
 
     status, status_unknown = normalize_status(text("status"), times["closed_datetime"])
     flag(status_unknown, "status_unknown")
@@ -239,8 +260,9 @@ def validate(
     req["row_hash"] = row_hash(req)
     requests = gpd.GeoDataFrame(
         req.reset_index(drop=True),
-        geometry=gpd.GeoSeries(shapely.points(req["lon"].to_numpy(), req["lat"].to_numpy()),
-                               crs="EPSG:4326"),
+        geometry=gpd.GeoSeries(
+            shapely.points(req["lon"].to_numpy(), req["lat"].to_numpy()), crs="EPSG:4326"
+        ),
         crs="EPSG:4326",
     )
     counts = _flag_counts(flags)
@@ -331,15 +353,21 @@ def _check_coordinates(
         why[bad & no_coords & why.isna()] = "no coordinates"
         why[bad & zero & why.isna()] = "coordinates are the placeholder (0, 0)"
         m = bad & ~finite & why.isna()
-        why[m] = [f"coordinates ({str(a)[:30]}, {str(b)[:30]}) are not finite numbers"
-                  for a, b in zip(rlat[m], rlon[m], strict=True)]
+        why[m] = [
+            f"coordinates ({str(a)[:30]}, {str(b)[:30]}) are not finite numbers"
+            for a, b in zip(rlat[m], rlon[m], strict=True)
+        ]
         m = bad & why.isna()
-        why[m] = [f"coordinates ({a}, {b}) are outside {profile.name}"
-                  for a, b in zip(lat[m], lon[m], strict=True)]
+        why[m] = [
+            f"coordinates ({a}, {b}) are outside {profile.name}"
+            for a, b in zip(lat[m], lon[m], strict=True)
+        ]
     geo_m = bad & has_address
     reason[geo_m] = "needs_geocoding"
-    detail[geo_m] = [REASONS["needs_geocoding"].format(detail=w, address=a)
-                     for w, a in zip(why[geo_m], address[geo_m], strict=True)]
+    detail[geo_m] = [
+        REASONS["needs_geocoding"].format(detail=w, address=a)
+        for w, a in zip(why[geo_m], address[geo_m], strict=True)
+    ]
     rest = bad & ~has_address
     kinds = [
         (geometry_error.notna(), "unsupported_geometry"),
@@ -426,7 +454,9 @@ def _quarantine_frame(
             "source_row": rows[ROW_COLUMN].astype("int64").to_numpy(),
             "reason": reason.to_numpy(dtype=object),
             "detail": detail.to_numpy(dtype=object),
-            "service_request_id": normalize_ids(sid).to_numpy(dtype=object) if sid is not None else None,
+            "service_request_id": normalize_ids(sid).to_numpy(dtype=object)
+            if sid is not None
+            else None,
             "address": addr.to_numpy(dtype=object) if addr is not None else None,
             "raw": raw_json,
             "quarantined_at": pd.Timestamp(now),

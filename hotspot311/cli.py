@@ -64,10 +64,17 @@ def handle_errors(func: F) -> F:
 
 
 @click.group()
-@click.option("--store", "store", metavar="DIR|URL", help="Store directory or postgresql:// URL "
-              "(default: $HOTSPOT311_STORE or ./.hotspot311).")
-@click.option("--city", metavar="PROFILE", help="City profile name or TOML path "
-              "(default: $HOTSPOT311_CITY or philadelphia).")
+@click.option(
+    "--store",
+    "store",
+    metavar="DIR|URL",
+    help="Store directory or postgresql:// URL (default: $HOTSPOT311_STORE or ./.hotspot311).",
+)
+@click.option(
+    "--city",
+    metavar="PROFILE",
+    help="City profile name or TOML path (default: $HOTSPOT311_CITY or philadelphia).",
+)
 @click.version_option(package_name="hotspot311")
 @click.pass_context
 def cli(ctx: click.Context, store: str | None, city: str | None) -> None:

@@ -50,18 +50,22 @@ DEMO_SERVICES: Final = (
     DemoService("Alley Light Outage", "Streets Department", 0.05, 0.40, 20 * 7 / 5, 0.30),
     DemoService("Street Defect", "Streets Department", 0.12, 0.35, 30, 0.35),
     DemoService("Traffic Signal Emergency", "Streets Department", 0.03, 0.20, 1, 0.15),
-    DemoService("Rubbish/Recyclable Material Collection", "Streets Department", 0.16, 0.30,
-                3 * 7 / 5, 0.20),
+    DemoService(
+        "Rubbish/Recyclable Material Collection", "Streets Department", 0.16, 0.30, 3 * 7 / 5, 0.20
+    ),
     DemoService("Abandoned Vehicle", "Police Department", 0.10, 0.40, 30, 0.40),
     DemoService("Vacant Lot Clean-Up", "Community Life Improvement Program", 0.06, 0.50, 45, 0.30),
     DemoService("Dead Animal in Street", "Streets Department", 0.04, 0.10, 3 * 7 / 5, 0.20),
-    DemoService("Maintenance Residential or Commercial", "License & Inspections", 0.12, 0.35,
-                45, 0.30),
-    DemoService("Dangerous Building Complaint", "License & Inspections", 0.05, 0.45,
-                5 * 7 / 5, 0.25),
+    DemoService(
+        "Maintenance Residential or Commercial", "License & Inspections", 0.12, 0.35, 45, 0.30
+    ),
+    DemoService(
+        "Dangerous Building Complaint", "License & Inspections", 0.05, 0.45, 5 * 7 / 5, 0.25
+    ),
     DemoService("Vacant House or Commercial", "License & Inspections", 0.08, 0.50, 45, 0.35),
-    DemoService("Graffiti Removal", "Community Life Improvement Program", 0.05, 0.45,
-                7 * 7 / 5, 0.20),
+    DemoService(
+        "Graffiti Removal", "Community Life Improvement Program", 0.05, 0.45, 7 * 7 / 5, 0.20
+    ),
 )
 
 _FT_PER_M: Final = 1 / 0.3048006096
@@ -82,11 +86,17 @@ def intersections(streets_dir: Path = PHILA / "streets") -> pd.DataFrame:
     b = nodes["street_2_code"].map(names)
     ok = a.notna() & b.notna() & (a != b)
     pts = shapely.from_wkt(nodes.loc[ok, "shape"].to_numpy())
-    return pd.DataFrame({
-        "x": shapely.get_x(pts),
-        "y": shapely.get_y(pts),
-        "address": (a[ok] + " & " + b[ok]).to_numpy(),
-    }).drop_duplicates(["x", "y"]).reset_index(drop=True)
+    return (
+        pd.DataFrame(
+            {
+                "x": shapely.get_x(pts),
+                "y": shapely.get_y(pts),
+                "address": (a[ok] + " & " + b[ok]).to_numpy(),
+            }
+        )
+        .drop_duplicates(["x", "y"])
+        .reset_index(drop=True)
+    )
 
 
 def generate(
@@ -145,7 +155,7 @@ def _one_service(
     tree: KDTree,
     end: datetime,
 ) -> pd.DataFrame:
-    n_clustered = int(round(count * service.clustered))
+    n_clustered = round(count * service.clustered)
     n_clusters = max(1, n_clustered // 60)
     centers = rng.integers(0, len(nodes), n_clusters)
     radius_ft = rng.uniform(120, 400, n_clusters) * _FT_PER_M
@@ -162,10 +172,12 @@ def _one_service(
     lon, lat = pyproj.Transformer.from_crs("EPSG:2272", "EPSG:4326", always_xy=True).transform(x, y)
 
     # clustered requests concentrate in recent months, so some hotspots are "current"
-    age_days = np.concatenate([
-        rng.exponential(60, n_clustered).clip(0, 364),
-        rng.uniform(0, 365, count - n_clustered),
-    ])
+    age_days = np.concatenate(
+        [
+            rng.exponential(60, n_clustered).clip(0, 364),
+            rng.uniform(0, 365, count - n_clustered),
+        ]
+    )
     hour = rng.normal(13, 3, len(idx)).clip(6, 22)
     requested = pd.to_datetime(end) - pd.to_timedelta(np.floor(age_days), unit="D")
     requested = requested.normalize() + pd.to_timedelta(hour, unit="h")
@@ -180,27 +192,32 @@ def _one_service(
     closed = requested + pd.to_timedelta(days_to_close, unit="D")
     closed = pd.Series(closed).where(closed <= pd.Timestamp(end), pd.NaT)
     status = np.where(closed.notna(), "Closed", "Open")
-    updated = closed.fillna(pd.Series(requested + pd.to_timedelta(1, unit="D")).clip(
-        upper=pd.Timestamp(end)))
+    updated = closed.fillna(
+        pd.Series(requested + pd.to_timedelta(1, unit="D")).clip(upper=pd.Timestamp(end))  # type: ignore[call-overload]
+    )
     fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return pd.DataFrame({
-        "status": status,
-        "service_name": service.name,
-        "agency_responsible": service.agency,
-        "description": "synthetic demo request",
-        "requested_datetime": requested.strftime(fmt),
-        "updated_datetime": pd.Series(updated).dt.strftime(fmt).to_numpy(),
-        "expected_datetime": (requested + sla).strftime(fmt),
-        "closed_datetime": closed.dt.strftime(fmt).to_numpy(),
-        "address": nodes["address"].to_numpy()[idx],
-        "lat": np.round(lat, 7),
-        "lon": np.round(lon, 7),
-        "source": "synthetic",
-        "synthetic": True,
-    })
+    return pd.DataFrame(
+        {
+            "status": status,
+            "service_name": service.name,
+            "agency_responsible": service.agency,
+            "description": "synthetic demo request",
+            "requested_datetime": requested.strftime(fmt),
+            "updated_datetime": pd.Series(updated).dt.strftime(fmt).to_numpy(),
+            "expected_datetime": (requested + sla).strftime(fmt),
+            "closed_datetime": closed.dt.strftime(fmt).to_numpy(),
+            "address": nodes["address"].to_numpy()[idx],
+            "lat": np.round(lat, 7),
+            "lon": np.round(lon, 7),
+            "source": "synthetic",
+            "synthetic": True,
+        }
+    )
 
 
-def dumping_requests(path: Path = PHILA / "requests" / "illegal-dumping-2024-points.csv") -> pd.DataFrame:
+def dumping_requests(
+    path: Path = PHILA / "requests" / "illegal-dumping-2024-points.csv",
+) -> pd.DataFrame:
     """The real 2024 Illegal Dumping points as canonical requests.
 
     The source gives only ``X`` (lon), ``Y`` (lat) and ``T`` (days since 2024-01-01,
@@ -211,21 +228,29 @@ def dumping_requests(path: Path = PHILA / "requests" / "illegal-dumping-2024-poi
     raw = pd.read_csv(path)
     start = pd.Timestamp("2024-01-01", tz="America/New_York")
     requested = start + pd.to_timedelta(raw["T"], unit="D")
-    return pd.DataFrame({
-        "service_request_id": [f"DUMP2024-{i:05d}" for i in range(1, len(raw) + 1)],
-        "status": "Closed",
-        "status_notes": "status not published in the source; 2024 requests assumed closed",
-        "service_name": "Illegal Dumping",
-        "agency_responsible": "Streets Department",
-        "requested_datetime": requested.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lat": raw["Y"],
-        "lon": raw["X"],
-        "source": "City of Philadelphia open data (ids assigned by hotspot311)",
-    })
+    return pd.DataFrame(
+        {
+            "service_request_id": [f"DUMP2024-{i:05d}" for i in range(1, len(raw) + 1)],
+            "status": "Closed",
+            "status_notes": "status not published in the source; 2024 requests assumed closed",
+            "service_name": "Illegal Dumping",
+            "agency_responsible": "Streets Department",
+            "requested_datetime": requested.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lat": raw["Y"],
+            "lon": raw["X"],
+            "source": "City of Philadelphia open data (ids assigned by hotspot311)",
+        }
+    )
 
 
-def build_demo(store: object, *, n_synthetic: int = 60_000, seed: int = 311,
-               end: datetime | None = None, workdir: Path) -> list[object]:
+def build_demo(
+    store: object,
+    *,
+    n_synthetic: int = 60_000,
+    seed: int = 311,
+    end: datetime | None = None,
+    workdir: Path,
+) -> list[object]:
     """Ingest the real files and ``n_synthetic`` synthetic requests into ``store``.
 
     Parameters
@@ -252,8 +277,12 @@ def build_demo(store: object, *, n_synthetic: int = 60_000, seed: int = 311,
     dumping_requests().to_csv(dumping, index=False)
     synthetic = workdir / f"synthetic-requests-seed{seed}.csv"
     generate(n_synthetic, seed=seed, end=end).to_csv(synthetic, index=False)
-    graffiti = ColumnMapping(constants={"service_name": "Graffiti Removal",
-                                        "agency_responsible": "Community Life Improvement Program"})
+    graffiti = ColumnMapping(
+        constants={
+            "service_name": "Graffiti Removal",
+            "agency_responsible": "Community Life Improvement Program",
+        }
+    )
     jobs = [
         (dumping, ColumnMapping()),
         (PHILA / "requests" / "graffiti-sample.json", graffiti),

@@ -168,9 +168,7 @@ def load_profile(name_or_path: str | Path) -> CityProfile:
     return profile_from_dict(raw, base=path.parent, path=path)
 
 
-def profile_from_dict(
-    raw: dict[str, Any], *, base: Path, path: Path | None = None
-) -> CityProfile:
+def profile_from_dict(raw: dict[str, Any], *, base: Path, path: Path | None = None) -> CityProfile:
     """Build and validate a profile from parsed TOML.
 
     Parameters
@@ -196,7 +194,9 @@ def profile_from_dict(
     problems: list[str] = []
     for name in ("name", "crs", "timezone"):
         if not isinstance(raw.get(name), str) or not raw[name].strip():
-            problems.append(f"{where}: '{name}' must be a non-empty string, got {describe(raw.get(name))}")
+            problems.append(
+                f"{where}: '{name}' must be a non-empty string, got {describe(raw.get(name))}"
+            )
     crs = raw.get("crs")
     if isinstance(crs, str):
         try:
@@ -220,9 +220,14 @@ def profile_from_dict(
     if extent_path is not None and not extent_path.is_file():
         problems.append(f"{where}: 'extent' file {extent_path} does not exist")
     if extent is None and bbox is None:
-        problems.append(f"{where}: give 'extent' (a polygon file) or 'bbox' [min_lon, min_lat, max_lon, max_lat]")
+        problems.append(
+            f"{where}: give 'extent' (a polygon file) or "
+            "'bbox' [min_lon, min_lat, max_lon, max_lat]"
+        )
     if bbox is not None and (not isinstance(bbox, list) or len(bbox) != 4):
-        problems.append(f"{where}: 'bbox' must be [min_lon, min_lat, max_lon, max_lat], got {describe(bbox)}")
+        problems.append(
+            f"{where}: 'bbox' must be [min_lon, min_lat, max_lon, max_lat], got {describe(bbox)}"
+        )
     layers: list[LayerSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(raw.get("layers", [])):

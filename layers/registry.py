@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -83,7 +84,9 @@ class Generation:
         )
 
 
-def active_generations(generations: list[Generation], *, today: date | None = None) -> dict[str, Generation]:
+def active_generations(
+    generations: list[Generation], *, today: date | None = None
+) -> dict[str, Generation]:
     """Pick the active generation of each layer: the newest in force on ``today``.
 
     A generation whose ``valid_from`` is in the future is loaded but not yet active;
@@ -144,7 +147,9 @@ def load_layer(spec: LayerSpec, *, crs: str) -> gpd.GeoDataFrame:
     try:
         frame = gpd.read_file(spec.source)
     except Exception as err:  # pyogrio raises several unrelated types
-        raise LayerError(f"{where}: cannot be read as GeoJSON, Shapefile or GeoPackage ({err})") from err
+        raise LayerError(
+            f"{where}: cannot be read as GeoJSON, Shapefile or GeoPackage ({err})"
+        ) from err
     return prepare_areas(frame, spec=spec, crs=crs)
 
 
@@ -167,8 +172,10 @@ def prepare_areas(frame: gpd.GeoDataFrame, *, spec: LayerSpec, crs: str) -> gpd.
     geoms = frame.geometry.to_numpy()
     missing_code = codes.isna() | (codes == "")
     if missing_code.any():
-        problems.append(f"{where}: {int(missing_code.sum())} features have no {spec.id_field!r}"
-                        f" (rows {list(np.flatnonzero(missing_code)[:10])})")
+        problems.append(
+            f"{where}: {int(missing_code.sum())} features have no {spec.id_field!r}"
+            f" (rows {list(np.flatnonzero(missing_code)[:10])})"
+        )
     dup = codes[codes.duplicated(keep=False) & ~missing_code]
     if not dup.empty:
         problems.append(
@@ -216,6 +223,7 @@ def profile_specs(profile: CityProfile) -> list[LayerSpec]:
 
 def _codes(values: pd.Series) -> pd.Series:
     """Area codes as text: integral floats lose their ``.0``, text is stripped."""
+
     def one(v: object) -> object:
         if v is None or (isinstance(v, float) and np.isnan(v)):
             return None
@@ -226,7 +234,7 @@ def _codes(values: pd.Series) -> pd.Series:
     return pd.Series([one(v) for v in values], index=values.index, dtype=object)
 
 
-def _polygonal(geom: shapely.Geometry | None) -> shapely.Geometry | None:
+def _polygonal(geom: Any) -> shapely.Geometry | None:
     """Keep the polygonal part of a geometry (after ``make_valid``)."""
     if geom is None or geom.is_empty:
         return None

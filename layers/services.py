@@ -90,12 +90,18 @@ def load_services(profile: CityProfile) -> tuple[ServiceType, ...]:
             problems.append(f"{path}: service[{i}].name must be text, got {describe(name)}")
             continue
         if days is not None and (not isinstance(days, int | float) or days < 0):
-            problems.append(f"{path}: service {name!r}: sla_days must be a number >= 0, "
-                            f"got {describe(days)}")
+            problems.append(
+                f"{path}: service {name!r}: sla_days must be a number >= 0, got {describe(days)}"
+            )
             continue
-        out.append(ServiceType(name=name, agency=str(item.get("agency", "")),
-                               sla_days=float(days) if days is not None else None,
-                               working_days=bool(item.get("working_days", False))))
+        out.append(
+            ServiceType(
+                name=name,
+                agency=str(item.get("agency", "")),
+                sla_days=float(days) if days is not None else None,
+                working_days=bool(item.get("working_days", False)),
+            )
+        )
     if problems:
         raise LayerError(problems)
     return tuple(out)

@@ -21,8 +21,13 @@ from tests.conftest import REQUESTS
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hotspot311", *args], capture_output=True,
-                          text=True, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hotspot311", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_ingest_status_export_scenario(tmp_path: Path, phila: CityProfile) -> None:
@@ -35,13 +40,19 @@ def test_ingest_status_export_scenario(tmp_path: Path, phila: CityProfile) -> No
 
     # same answer as the library on the same file
     lib = EmbeddedStore(tmp_path / "lib-store", phila)
-    report = ingest(path, lib, mapping=__import__("geo.mapping").mapping.ColumnMapping(
-        constants={"service_name": "Graffiti Removal"}))
+    report = ingest(
+        path,
+        lib,
+        mapping=__import__("geo.mapping").mapping.ColumnMapping(
+            constants={"service_name": "Graffiti Removal"}
+        ),
+    )
     cli_requests = EmbeddedStore(Path(store), phila).requests()
     cols = ["service_request_id", "status", "requested_datetime", *phila.layer_keys]
     pd.testing.assert_frame_equal(
         pd.DataFrame(cli_requests[cols]).sort_values("service_request_id").reset_index(drop=True),
-        pd.DataFrame(lib.requests()[cols]).sort_values("service_request_id").reset_index(drop=True))
+        pd.DataFrame(lib.requests()[cols]).sort_values("service_request_id").reset_index(drop=True),
+    )
     assert report.result.inserted == 528
 
     again = run("--store", store, "ingest", path, "--set", "service_name=Graffiti Removal")
@@ -80,10 +91,22 @@ def test_exit_codes_and_messages(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "atlantis" in res.output
 
     good = tmp_path / "good.csv"
-    pd.DataFrame([{"service_request_id": "1", "requested_datetime": "2024-01-01 10:00",
-                   "lat": 0, "lon": 0},
-                  {"service_request_id": "2", "requested_datetime": "2024-01-01 10:00",
-                   "lat": 39.9526, "lon": -75.1652}]).to_csv(good, index=False)
+    pd.DataFrame(
+        [
+            {
+                "service_request_id": "1",
+                "requested_datetime": "2024-01-01 10:00",
+                "lat": 0,
+                "lon": 0,
+            },
+            {
+                "service_request_id": "2",
+                "requested_datetime": "2024-01-01 10:00",
+                "lat": 39.9526,
+                "lon": -75.1652,
+            },
+        ]
+    ).to_csv(good, index=False)
     res = runner.invoke(cli, ["--store", store, "ingest", "--strict", str(good)])
     assert res.exit_code == 4
     assert "placeholder_coordinates" in res.output
@@ -93,8 +116,9 @@ def test_quarantine_and_layers_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     store = str(tmp_path / "s")
     rows = tmp_path / "r.csv"
-    pd.DataFrame([{"service_request_id": "1", "requested_datetime": "someday",
-                   "lat": 39.95, "lon": -75.16}]).to_csv(rows, index=False)
+    pd.DataFrame(
+        [{"service_request_id": "1", "requested_datetime": "someday", "lat": 39.95, "lon": -75.16}]
+    ).to_csv(rows, index=False)
     assert runner.invoke(cli, ["--store", store, "ingest", str(rows)]).exit_code == 0
     out = tmp_path / "q.csv"
     res = runner.invoke(cli, ["--store", store, "quarantine", "--output", str(out)])
@@ -106,11 +130,14 @@ def test_quarantine_and_layers_commands(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["--store", store, "layers", "list"])
     assert res.exit_code == 0 and "council_district" in res.output
 
-    res = runner.invoke(cli, ["--store", store, "layers", "add", "Bad Key", "x.geojson",
-                              "--id-field", "ID"])
+    res = runner.invoke(
+        cli, ["--store", store, "layers", "add", "Bad Key", "x.geojson", "--id-field", "ID"]
+    )
     assert res.exit_code == 2 and "layer key" in res.output
 
 
-@pytest.mark.parametrize("cmd", [["--help"], ["ingest", "--help"], ["export", "requests", "--help"]])
+@pytest.mark.parametrize(
+    "cmd", [["--help"], ["ingest", "--help"], ["export", "requests", "--help"]]
+)
 def test_help(cmd: list[str]) -> None:
     assert CliRunner().invoke(cli, cmd).exit_code == 0

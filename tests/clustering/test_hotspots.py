@@ -19,15 +19,33 @@ from layers.profile import CityProfile
 NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)
 
 
-def _req(i: int, x: float, y: float, *, days_ago: float, status: str = "open",
-         due_in: float | None = 5, service: str = "Pothole", address: str = "1 MAIN ST",
-         area: str = "A") -> dict[str, object]:
+def _req(
+    i: int,
+    x: float,
+    y: float,
+    *,
+    days_ago: float,
+    status: str = "open",
+    due_in: float | None = 5,
+    service: str = "Pothole",
+    address: str = "1 MAIN ST",
+    area: str = "A",
+) -> dict[str, object]:
     requested = pd.Timestamp(NOW - timedelta(days=days_ago))
     return {
-        "service_request_id": f"R{i:03d}", "service_name": service, "status": status,
+        "service_request_id": f"R{i:03d}",
+        "service_name": service,
+        "status": status,
         "requested_datetime": requested,
-        "expected_datetime": requested + pd.Timedelta(days=due_in) if due_in is not None else pd.NaT,
-        "address": address, "x": x, "y": y, "lat": 40.0, "lon": -75.0, "district": area,
+        "expected_datetime": requested + pd.Timedelta(days=due_in)
+        if due_in is not None
+        else pd.NaT,
+        "address": address,
+        "x": x,
+        "y": y,
+        "lat": 40.0,
+        "lon": -75.0,
+        "district": area,
     }
 
 
@@ -35,9 +53,16 @@ def case() -> pd.DataFrame:
     rows = []
     # cluster 1: 6 requests within 10 ft, 4 open, 2 of them overdue (due 5 days after request)
     for i in range(6):
-        rows.append(_req(i, 1000 + i, 1000, days_ago=[20, 10, 3, 2, 1, 1][i],
-                         status="open" if i < 4 else "closed",
-                         address="100 OAK ST" if i < 4 else "102 OAK ST"))
+        rows.append(
+            _req(
+                i,
+                1000 + i,
+                1000,
+                days_ago=[20, 10, 3, 2, 1, 1][i],
+                status="open" if i < 4 else "closed",
+                address="100 OAK ST" if i < 4 else "102 OAK ST",
+            )
+        )
     # cluster 2: 3 requests, all open, recent, not overdue
     for i in range(3):
         rows.append(_req(10 + i, 5000 + i, 5000, days_ago=1, address="9 ELM ST", area="B"))
@@ -68,10 +93,13 @@ def test_priority_parts_and_ties() -> None:
     frame = case()
     labels = label_requests(frame, eps=50, min_samples=3)
     hot = summarize(frame, labels, eps=50, now=NOW)
-    members = frame.assign(hotspot_id=pd.Series(labels).map(dict(zip(hot["label"], hot["hotspot_id"]))))
+    members = frame.assign(
+        hotspot_id=pd.Series(labels).map(dict(zip(hot["label"], hot["hotspot_id"], strict=True)))
+    )
     weights = PriorityWeights(size=1, open=1, overdue=1, age=1, recency=1, service=0)
-    ranked = rank_hotspots(hot, members.dropna(subset=["hotspot_id"]), weights=weights,
-                           window_end=NOW)
+    ranked = rank_hotspots(
+        hot, members.dropna(subset=["hotspot_id"]), weights=weights, window_end=NOW
+    )
     first = ranked.iloc[0]
     assert first["count"] == 6  # bigger, overdue, older
     # each part is 100/5 * value: size 1, open 4/6, overdue 1, age 1, recency 4/6
@@ -83,8 +111,12 @@ def test_priority_parts_and_ties() -> None:
     assert first["score"] == pytest.approx(86.67, abs=0.02)
     assert ranked["rank"].tolist() == [1, 2]
     # only size counts: still deterministic, bigger first
-    size_only = rank_hotspots(hot, members.dropna(subset=["hotspot_id"]),
-                              weights=PriorityWeights(1, 0, 0, 0, 0, 0), window_end=NOW)
+    size_only = rank_hotspots(
+        hot,
+        members.dropna(subset=["hotspot_id"]),
+        weights=PriorityWeights(1, 0, 0, 0, 0, 0),
+        window_end=NOW,
+    )
     assert size_only["count"].tolist() == [6, 3]
 
 
@@ -93,7 +125,9 @@ def test_ties_broken_by_id() -> None:
     frame = pd.DataFrame(rows)
     labels = label_requests(frame, eps=10, min_samples=3)
     hot = summarize(frame, labels, eps=10, now=NOW)
-    members = frame.assign(hotspot_id=pd.Series(labels).map(dict(zip(hot["label"], hot["hotspot_id"]))))
+    members = frame.assign(
+        hotspot_id=pd.Series(labels).map(dict(zip(hot["label"], hot["hotspot_id"], strict=True)))
+    )
     ranked = rank_hotspots(hot, members, weights=PRESETS["balanced"], window_end=NOW)
     assert ranked["score"].nunique() == 1
     assert ranked["hotspot_id"].tolist() == sorted(ranked["hotspot_id"])
@@ -114,8 +148,14 @@ def test_weights_validation() -> None:
 def test_neighbour_colours_differ() -> None:
     import shapely
 
-    hulls = np.array([shapely.box(0, 0, 1, 1), shapely.box(1.5, 0, 2.5, 1),
-                      shapely.box(3, 0, 4, 1), shapely.box(100, 100, 101, 101)])
+    hulls = np.array(
+        [
+            shapely.box(0, 0, 1, 1),
+            shapely.box(1.5, 0, 2.5, 1),
+            shapely.box(3, 0, 4, 1),
+            shapely.box(100, 100, 101, 101),
+        ]
+    )
     colours = colour_neighbours(hulls, gap=1.0)
     assert colours[0] != colours[1] and colours[1] != colours[2]
     assert colours[3] == PALETTE[0]
@@ -142,8 +182,12 @@ def test_run_on_real_dumping(phila: CityProfile) -> None:
 
     raw = dumping_requests().astype(str)
     raw.insert(0, ROW_COLUMN, range(1, len(raw) + 1))
-    batch = validate(apply_mapping(raw, ColumnMapping(), fmt="phila"), profile=phila,
-                     batch_id="t", source_file="dumping")
+    batch = validate(
+        apply_mapping(raw, ColumnMapping(), fmt="phila"),
+        profile=phila,
+        batch_id="t",
+        source_file="dumping",
+    )
     q = HotspotQuery(days=31, end=datetime(2024, 8, 1, tzinfo=UTC), eps_m=100, min_samples=8)
     result = run_hotspots(batch.requests, q, profile=phila, weights=PRESETS["streets"], now=NOW)
     assert result.selected > 1000

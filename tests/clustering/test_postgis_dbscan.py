@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import psycopg
-import pytest
 import pyproj
+import pytest
 
 from clustering.dbscan import dbscan_core
 from tests.conftest import REQUESTS
@@ -31,8 +31,9 @@ def _real_points() -> np.ndarray:
 
 @pytest.mark.postgis
 @pytest.mark.parametrize(("eps_m", "min_samples"), [(50, 5), (100, 10)])
-def test_st_clusterdbscan_same_core_clusters(postgis_url: str, eps_m: float,
-                                             min_samples: int) -> None:
+def test_st_clusterdbscan_same_core_clusters(
+    postgis_url: str, eps_m: float, min_samples: int
+) -> None:
     xy = _real_points()
     assert len(xy) <= MAX_POINTS
     eps = eps_m / 0.3048006096
@@ -45,7 +46,9 @@ def test_st_clusterdbscan_same_core_clusters(postgis_url: str, eps_m: float,
                 copy.write_row((i, x, y))
         rows = conn.execute(
             "SELECT id, ST_ClusterDBSCAN(ST_MakePoint(x, y), eps => %s, minpoints => %s) "
-            "OVER () FROM pts ORDER BY id", (eps, min_samples)).fetchall()
+            "OVER () FROM pts ORDER BY id",
+            (eps, min_samples),
+        ).fetchall()
     pg = np.array([-1 if c is None else c for _, c in rows])
     assert ((pg == -1) == (labels == -1)).all(), "noise differs"
     ours_core, pg_core = labels[core], pg[core]

@@ -37,27 +37,56 @@ def test_reingest_changes_nothing(embedded: EmbeddedStore) -> None:
     second = ingest(path, embedded)
     assert (second.result.inserted, second.result.updated, second.result.unchanged) == (0, 0, 284)
     after = embedded.requests()
-    pd.testing.assert_frame_equal(
-        before.drop(columns="batch_id"), after.drop(columns="batch_id"))
+    pd.testing.assert_frame_equal(before.drop(columns="batch_id"), after.drop(columns="batch_id"))
     assert len(embedded.batches()) == 2
 
 
 def test_newest_updated_wins(tmp_path: Path, embedded: EmbeddedStore) -> None:
-    base = {"service_request_id": "R1", "requested_datetime": "2024-05-01 10:00",
-            "service_name": "Pothole", "lat": 39.9526, "lon": -75.1652}
-    ingest(_csv(tmp_path / "a.csv", [{**base, "updated_datetime": "2024-05-02 10:00",
-                                      "status": "Open"}]), embedded)
-    older = ingest(_csv(tmp_path / "b.csv", [{**base, "updated_datetime": "2024-05-01 12:00",
-                                              "status": "Closed"}]), embedded)
+    base = {
+        "service_request_id": "R1",
+        "requested_datetime": "2024-05-01 10:00",
+        "service_name": "Pothole",
+        "lat": 39.9526,
+        "lon": -75.1652,
+    }
+    ingest(
+        _csv(
+            tmp_path / "a.csv", [{**base, "updated_datetime": "2024-05-02 10:00", "status": "Open"}]
+        ),
+        embedded,
+    )
+    older = ingest(
+        _csv(
+            tmp_path / "b.csv",
+            [{**base, "updated_datetime": "2024-05-01 12:00", "status": "Closed"}],
+        ),
+        embedded,
+    )
     assert older.result.unchanged == 1
     assert embedded.requests()["status"].tolist() == ["open"]
-    newer = ingest(_csv(tmp_path / "c.csv", [{**base, "updated_datetime": "2024-05-03 10:00",
-                                              "status": "Closed"}]), embedded)
+    newer = ingest(
+        _csv(
+            tmp_path / "c.csv",
+            [{**base, "updated_datetime": "2024-05-03 10:00", "status": "Closed"}],
+        ),
+        embedded,
+    )
     assert newer.result.updated == 1
     assert embedded.requests()["status"].tolist() == ["closed"]
-    tie = ingest(_csv(tmp_path / "d.csv", [{**base, "updated_datetime": "2024-05-03 10:00",
-                                            "status": "Closed", "address": "1400 JFK BLVD"}]),
-                 embedded)
+    tie = ingest(
+        _csv(
+            tmp_path / "d.csv",
+            [
+                {
+                    **base,
+                    "updated_datetime": "2024-05-03 10:00",
+                    "status": "Closed",
+                    "address": "1400 JFK BLVD",
+                }
+            ],
+        ),
+        embedded,
+    )
     assert tie.result.updated == 1  # same time, different content: the later ingest wins
     assert len(embedded.requests()) == 1
 
@@ -86,28 +115,41 @@ def test_two_generations_rejoin_only_that_layer(tmp_path: Path) -> None:
     rows = []
     for i, (x, y) in enumerate([(500500, 4400500), (501500, 4400500), (501200, 4400500)]):
         lon, lat = utm_to_lonlat(x, y)
-        rows.append({"service_request_id": f"S{i}", "requested_datetime": "2024-01-02 09:00",
-                     "service_name": "Test", "lat": lat, "lon": lon})
+        rows.append(
+            {
+                "service_request_id": f"S{i}",
+                "requested_datetime": "2024-01-02 09:00",
+                "service_name": "Test",
+                "lat": lat,
+                "lon": lon,
+            }
+        )
     ingest(_csv(tmp_path / "r.csv", rows), store)
     assert store.requests().sort_values("service_request_id")["square"].tolist() == ["A", "B", "B"]
 
     # a second layer that must not be touched when "square" gets a new generation
     other = tmp_path / "other.geojson"
-    gpd.GeoDataFrame({"k": ["W"]}, geometry=[shapely.box(499000, 4399000, 503000, 4402000)],
-                     crs="EPSG:32618").to_crs("EPSG:4326").to_file(other, driver="GeoJSON")
+    gpd.GeoDataFrame(
+        {"k": ["W"]}, geometry=[shapely.box(499000, 4399000, 503000, 4402000)], crs="EPSG:32618"
+    ).to_crs("EPSG:4326").to_file(other, driver="GeoJSON")
     store.add_layer_file(LayerSpec("ward", "Ward", other, "k", "k"))
     assert set(store.requests()["ward"]) == {"W"}
 
     # generation 2 (redrawn 2025): the boundary moves to x = 501300
     redrawn = tmp_path / "squares-2025.geojson"
-    gpd.GeoDataFrame({"code": ["A", "B"], "label": ["a", "b"]},
-                     geometry=[shapely.box(500000, 4400000, 501300, 4401000),
-                               shapely.box(501300, 4400000, 502000, 4401000)],
-                     crs="EPSG:32618").to_crs("EPSG:4326").to_file(redrawn, driver="GeoJSON")
+    gpd.GeoDataFrame(
+        {"code": ["A", "B"], "label": ["a", "b"]},
+        geometry=[
+            shapely.box(500000, 4400000, 501300, 4401000),
+            shapely.box(501300, 4400000, 502000, 4401000),
+        ],
+        crs="EPSG:32618",
+    ).to_crs("EPSG:4326").to_file(redrawn, driver="GeoJSON")
     from datetime import date
 
-    gen = store.add_layer_file(LayerSpec("square", "Square", redrawn, "code", "label",
-                                         valid_from=date(2025, 1, 1)))
+    gen = store.add_layer_file(
+        LayerSpec("square", "Square", redrawn, "code", "label", valid_from=date(2025, 1, 1))
+    )
     assert gen.generation == 2
     assert store.active()["square"].generation == 2
     joined = store.requests().sort_values("service_request_id")
@@ -138,8 +180,12 @@ def test_killed_ingest_leaves_previous_state(tmp_path: Path, phila: CityProfile)
     snaps = store_dir / "snapshots"
     killed_mid_write = 0
     for delay in (None, 0.3, 1.0, 2.0):
-        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(store_dir), str(big)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _KILL_SCRIPT, str(store_dir), str(big)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         if delay is None:  # wait until the new snapshot is being written, then kill
             while not any(p.name.startswith(".tmp-") for p in snaps.iterdir()):

@@ -35,7 +35,8 @@ def test_inside_edge_corner_outside() -> None:
 def test_edge_rule_uses_code_point_order() -> None:
     frame = gpd.GeoDataFrame(
         {"code": ["a", "Z", "10", "9"], "name": ["", "", "", ""]},
-        geometry=[shapely.box(0, 0, 1, 1)] * 4, crs="EPSG:32618",
+        geometry=[shapely.box(0, 0, 1, 1)] * 4,
+        crs="EPSG:32618",
     )
     # code-point order: "10" < "9" < "Z" < "a"
     assert locate(np.array([0.5]), np.array([0.5]), build_index(frame)).tolist() == ["10"]
@@ -72,11 +73,12 @@ def test_join_refuses_crs_mismatch() -> None:
 
 def test_loney_street_matches_the_citys_answer(phila: CityProfile) -> None:
     """1001 LONEY ST: the City's geocoder gives its districts (data/.../geocoder)."""
-    record = pd.read_csv(DATA / "geocoder" / "ais-address-record-1001-loney-st.csv",
-                         dtype=str).iloc[0]
+    record = pd.read_csv(
+        DATA / "geocoder" / "ais-address-record-1001-loney-st.csv", dtype=str
+    ).iloc[0]
     pt = gpd.GeoDataFrame(
-        geometry=gpd.points_from_xy([float(record["geocode_lon"])],
-                                    [float(record["geocode_lat"])]), crs="EPSG:4326"
+        geometry=gpd.points_from_xy([float(record["geocode_lon"])], [float(record["geocode_lat"])]),
+        crs="EPSG:4326",
     ).to_crs(phila.crs)
     indexes = {s.key: build_index(load_layer(s, crs=phila.crs)) for s in phila.layers}
     got = join_layers(pt, indexes).iloc[0].to_dict()

@@ -42,8 +42,11 @@ def test_unreadable_is_nat(raw: object) -> None:
 
 
 def test_mixed_column_keeps_index_and_dtype() -> None:
-    s = pd.Series(["2/15/2023 21:56", 1422517500000, None, "2024-07-01T12:00:00Z"],
-                  index=[10, 11, 12, 13], dtype=object)
+    s = pd.Series(
+        ["2/15/2023 21:56", 1422517500000, None, "2024-07-01T12:00:00Z"],
+        index=[10, 11, 12, 13],
+        dtype=object,
+    )
     out = parse_times(s, tz=TZ)
     assert list(out.index) == [10, 11, 12, 13]
     assert str(out.dtype) == "datetime64[ns, UTC]"
