@@ -196,8 +196,7 @@ def summarize(
 def _hull(x: np.ndarray, y: np.ndarray, eps: float) -> shapely.Geometry:
     points = shapely.multipoints(np.column_stack([x, y]))
     hull = shapely.concave_hull(points, ratio=CONCAVE_RATIO)
-    buffered: shapely.Geometry = shapely.buffer(hull, eps / 4, quad_segs=4)
-    return buffered
+    return shapely.buffer(hull, eps / 4, quad_segs=4)  # type: ignore[no-any-return]
 
 
 def colour_neighbours(hulls: np.ndarray, *, gap: float) -> list[str]:

@@ -106,6 +106,13 @@ class EmbeddedStore(Store):
         gen = self._generation(key, generation)
         return gpd.read_parquet(self._layer_path(gen))
 
+    def _keys(self) -> pd.DataFrame:
+        """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
+        path = self._current_file("requests.parquet")
+        if path is None:
+            return pd.DataFrame(columns=["service_request_id", "updated_datetime", "row_hash"])
+        return pd.read_parquet(path, columns=["service_request_id", "updated_datetime", "row_hash"])
+
     def count(self) -> int:
         """Number of stored requests, read from the Parquet footer only."""
         path = self._current_file("requests.parquet")
@@ -121,9 +128,8 @@ class EmbeddedStore(Store):
     ) -> WriteResult:
         """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`)."""
         with self._lock():
-            stored = self.requests()
             incoming = batch.requests
-            decision = _decide(stored, incoming)
+            decision = _decide(self._keys(), incoming)
             result = WriteResult(
                 inserted=int(decision.eq("insert").sum()),
                 updated=int(decision.eq("update").sum()),
@@ -134,6 +140,7 @@ class EmbeddedStore(Store):
                 fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
                 fresh = self._join(fresh, self.active())
                 replaced = set(fresh["service_request_id"])
+                stored = self.requests()
                 kept = stored[~stored["service_request_id"].isin(replaced)]
                 merged = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
                 writes["requests.parquet"] = _align(merged, self.layer_keys())
