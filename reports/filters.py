@@ -9,7 +9,7 @@ in one of the codes of every layer given.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -141,7 +141,7 @@ class ReportFilter:
         days = local_times(kept, timezone).dt.normalize()
         first = days.min().date() if len(days) else None
         last = days.max().date() if len(days) else None
-        start = self.start or first or self.end or date.today()
+        start = self.start or first or self.end or datetime.now(UTC).date()
         end = self.end or last or start
         return replace(self, start=start, end=max(start, end))
 

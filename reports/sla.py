@@ -103,9 +103,10 @@ def add_due_and_state(
     computed = sla_due_times(out, services=services, calendar=calendar)
     source = pd.to_datetime(out["expected_datetime"], utc=True)
     out["due_datetime"] = source.where(source.notna(), computed)
-    out["due_source"] = np.where(source.notna(), "source",
-                                 np.where(computed.notna(), "sla_table", None))
-    out["due_source"] = out["due_source"].astype(object).where(out["due_datetime"].notna(), None)
+    due_source = pd.Series(None, index=out.index, dtype=object)
+    due_source[computed.notna()] = "sla_table"
+    due_source[source.notna()] = "source"
+    out["due_source"] = due_source
     out["sla_state"] = sla_states(out, now=now, due_soon_hours=due_soon_hours)
     closed = pd.to_datetime(out["closed_datetime"], utc=True)
     requested = pd.to_datetime(out["requested_datetime"], utc=True)
@@ -137,7 +138,7 @@ def sla_due_times(
     names = requests["service_name"].astype("string").str.casefold()
     sla = names.map({k: s.sla_days for k, s in by_name.items()}).astype("float64")
     working = names.map({k: s.working_days for k, s in by_name.items()}).fillna(False)
-    working = working.astype(bool).to_numpy()
+    is_working = working.astype(bool).to_numpy()
     requested = pd.to_datetime(requests["requested_datetime"], utc=True)
     wall = requested.dt.tz_convert(calendar.timezone).dt.tz_localize(None)
     out = pd.Series(pd.NaT, index=requests.index, dtype="datetime64[ns, UTC]")
@@ -146,9 +147,9 @@ def sla_due_times(
         return out
     days = sla.to_numpy()
     due_wall = pd.Series(pd.NaT, index=requests.index, dtype="datetime64[ns]")
-    cal_rows = has & ~working
+    cal_rows = has & ~is_working
     due_wall[cal_rows] = wall[cal_rows] + pd.to_timedelta(days[cal_rows], unit="D")
-    work_rows = has & working
+    work_rows = has & is_working
     if work_rows.any():
         due_wall[work_rows] = _add_working_days(wall[work_rows], days[work_rows], calendar)
     local = due_wall[has].dt.tz_localize(calendar.timezone, ambiguous=np.ones(int(has.sum()), bool),

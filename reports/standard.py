@@ -40,7 +40,7 @@ Freq = Literal["day", "week", "month"]
 _PER: Final = {"service": "service_name", "department": "agency_responsible"}
 
 
-def top_requests(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *,
+def top_requests(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
                  timezone: str, n: int = 10, by: str | None = None) -> pd.DataFrame:
     """The ``n`` most requested service types.
 
@@ -70,7 +70,7 @@ def top_requests(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *,
         For a bad filter, ``n`` or ``by``.
     """
     _check_common(requests, n, by)
-    filt = filt.resolved(requests, timezone=timezone)
+    filt = (filt or ReportFilter()).resolved(requests, timezone=timezone)
     keys = _keys(by)
     current = _prepare(filt.apply(requests, timezone=timezone), by)
     previous = _prepare(filt.previous().apply(requests, timezone=timezone), by)
@@ -88,7 +88,7 @@ def top_requests(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *,
     return _with_period(out[cols].reset_index(drop=True), filt, previous=filt.previous())
 
 
-def status_of_top(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *,
+def status_of_top(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
                   timezone: str, n: int = 10, by: str | None = None) -> pd.DataFrame:
     """Current status of the requests of the ``n`` most requested service types.
 
@@ -106,7 +106,7 @@ def status_of_top(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *
         overdue_share`` (overdue as a share of open; ``NaN`` with none open).
     """
     _check_common(requests, n, by, sla=True)
-    filt = filt.resolved(requests, timezone=timezone)
+    filt = (filt or ReportFilter()).resolved(requests, timezone=timezone)
     keys = _keys(by)
     current = _prepare(filt.apply(requests, timezone=timezone), by)
     current["open"] = _is_open(current)
@@ -124,7 +124,7 @@ def status_of_top(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *
     return _with_period(out[cols].reset_index(drop=True), filt)
 
 
-def sla_compliance(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *,
+def sla_compliance(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
                    timezone: str, per: str = "service", by: str | None = None,
                    total: bool = True) -> pd.DataFrame:
     """Share of requests closed within their SLA, and days to close.
@@ -153,7 +153,7 @@ def sla_compliance(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), 
     if column not in requests.columns:
         raise InputError(f"per: got {describe(per)}; allowed: service, department or a layer "
                          f"({', '.join(extra_columns(requests))})")
-    filt = filt.resolved(requests, timezone=timezone)
+    filt = (filt or ReportFilter()).resolved(requests, timezone=timezone)
     keys = _keys(by)
     current = _prepare(filt.apply(requests, timezone=timezone), by)
     current[column] = _label(current[column], OUTSIDE if column not in _PER.values()
@@ -167,7 +167,7 @@ def sla_compliance(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), 
     return _with_period(out.reset_index(drop=True), filt)
 
 
-def volumes(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *, timezone: str,
+def volumes(requests: pd.DataFrame, filt: ReportFilter | None = None, *, timezone: str,
             freq: Freq = "week", by: str | None = None) -> pd.DataFrame:
     """Requests per day, week or month, beside the same period a year earlier.
 
@@ -192,25 +192,23 @@ def volumes(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *, time
     _check_common(requests, 1, by)
     if freq not in FREQS:
         raise InputError(f"freq: got {describe(freq)}; allowed: {', '.join(FREQS)}")
-    filt = filt.resolved(requests, timezone=timezone)
-    assert filt.start is not None and filt.end is not None  # set by resolved()
+    filt = (filt or ReportFilter()).resolved(requests, timezone=timezone)
     keys = _keys(by)
     current = _prepare(filt.apply(requests, timezone=timezone), by)
     offset = pd.DateOffset(years=1) if freq == "month" else pd.Timedelta(days=364)
-    earlier_start = (pd.Timestamp(filt.start) - offset).date()
-    earlier_end = (pd.Timestamp(filt.end) - offset).date()
+    periods = _period_range(filt, freq)
+    first, last = _dates(filt)
+    earlier_start = (first - offset).date()
+    earlier_end = (last - offset).date()
     earlier_filt = ReportFilter(earlier_start, earlier_end, filt.departments, filt.services,
                                 filt.areas)
     earlier = _prepare(earlier_filt.apply(requests, timezone=timezone), by)
     now_counts = _bucket(current, timezone, freq, keys).rename("count")
     old = _bucket(earlier, timezone, freq, keys)
     old = _shift_index(old, freq, keys).rename("year_earlier")
-    periods = _period_range(filt, freq)
     groups = sorted(set(current[by]) | set(earlier[by])) if by else [None]
-    if by:
-        index = pd.MultiIndex.from_product([groups, periods], names=[by, "period"])
-    else:
-        index = pd.Index(periods, name="period")
+    index: pd.Index = (pd.MultiIndex.from_product([groups, periods], names=[by, "period"])
+                       if by else pd.Index(periods, name="period"))
     out = pd.DataFrame({"count": now_counts.reindex(index, fill_value=0),
                         "year_earlier": old.reindex(index, fill_value=0)}).reset_index()
     out["count"] = out["count"].astype("int64")
@@ -221,7 +219,7 @@ def volumes(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *, time
     return _with_period(out, filt)
 
 
-def top_departments(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(), *,
+def top_departments(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
                     timezone: str, n: int = 10, by: str | None = None) -> pd.DataFrame:
     """Requests by the ``n`` departments with the most requests.
 
@@ -239,7 +237,7 @@ def top_departments(requests: pd.DataFrame, filt: ReportFilter = ReportFilter(),
         open_overdue, compliance, median_days_to_close``.
     """
     _check_common(requests, n, by, sla=True)
-    filt = filt.resolved(requests, timezone=timezone)
+    filt = (filt or ReportFilter()).resolved(requests, timezone=timezone)
     keys = _keys(by)
     current = _prepare(filt.apply(requests, timezone=timezone), by)
     current["agency_responsible"] = _label(current["agency_responsible"], UNSPECIFIED)
@@ -307,7 +305,7 @@ def _counts(frame: pd.DataFrame, keys: Sequence[str], name: str) -> pd.DataFrame
 
 def _top(frame: pd.DataFrame, keys: list[str], n: int) -> pd.DataFrame:
     """The ``n`` largest ``count`` rows per ``keys`` group, ranked 1…n (ties by name)."""
-    name_col = [c for c in frame.columns if c in ("service_name", "agency_responsible")][0]
+    name_col = next(c for c in frame.columns if c in ("service_name", "agency_responsible"))
     count_col = "count"
     ordered = frame.sort_values([*keys, count_col, name_col],
                                 ascending=[*[True] * len(keys), False, True])
@@ -344,8 +342,8 @@ def _compliance(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     out = out.reset_index()
     for col in ("requests", "closed", "on_time", "closed_late", "open_overdue", "no_sla"):
         out[col] = out[col].astype("int64")
-    out.insert(out.columns.get_loc("on_time"), "judged", out["on_time"] + out["closed_late"])
-    out.insert(out.columns.get_loc("open_overdue"), "compliance",
+    out.insert(list(out.columns).index("on_time"), "judged", out["on_time"] + out["closed_late"])
+    out.insert(list(out.columns).index("open_overdue"), "compliance",
                out["on_time"] / out["judged"].where(out["judged"] > 0))
     return out
 
@@ -382,8 +380,14 @@ def _shift_index(counts: pd.Series, freq: str, keys: list[str]) -> pd.Series:
     return frame.groupby([*keys, "period"])["n"].sum()
 
 
+def _dates(filt: ReportFilter) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if filt.start is None or filt.end is None:
+        raise InputError("period: both start and end dates are needed; call resolved() first")
+    return pd.Timestamp(filt.start), pd.Timestamp(filt.end)
+
+
 def _period_range(filt: ReportFilter, freq: str) -> pd.DatetimeIndex:
-    start, end = pd.Timestamp(filt.start), pd.Timestamp(filt.end)
+    start, end = _dates(filt)
     if freq == "week":
         start -= pd.Timedelta(days=start.weekday())
         return pd.date_range(start, end, freq="7D", name="period")
