@@ -70,7 +70,8 @@ def find_request(requests: pd.DataFrame, request_id: str) -> pd.DataFrame:
 
 
 def request_record(store: Store, request_id: str, *, services: Sequence[ServiceType],
-                   calendar: CalendarConfig, now: datetime, due_soon_hours: float = 48.0) -> RequestRecord:
+                   calendar: CalendarConfig, now: datetime,
+                   due_soon_hours: float = 48.0) -> RequestRecord:
     """Gather one request's record.
 
     Parameters
