@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,7 @@ class Sheet:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def number_format(column: str, dtype: object) -> str | None:
+def number_format(column: str, dtype: Any) -> str | None:
     """The Excel number format for a column, from its name and dtype.
 
     Examples
@@ -138,7 +138,8 @@ def write_workbook(sheets: Sequence[Sheet], path: Path) -> Path:
     if len(set(names)) != len(names):
         raise InputError(f"sheet names: {names} are not unique once cut to 31 characters")
     book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    if book.active is not None:
+        book.remove(book.active)
     for sheet, name in zip(sheets, names, strict=True):
         _write_sheet(book.create_sheet(name), sheet)
     book.save(path)

@@ -220,14 +220,13 @@ def meeting_sheets(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str,
     if layer is None:
         layer = next((k for k in MEETING_LAYERS if k in requests.columns), None)
     as_of = data_date(requests)
-    common = {"data_as_of": as_of, "now": now, "timezone": timezone}
     sheets = []
 
     def add(name: str, sheet_name: str, f: ReportFilter, title: str | None = None,
             note: str = "", **options: Any) -> None:
         table = run_report(name, requests, f, timezone=timezone, **options)
         sheets.append(report_sheet(name, table, f, sheet_name=sheet_name, by=None, title=title,
-                                   note=note, **common))
+                                   note=note, data_as_of=as_of, now=now, timezone=timezone))
 
     add("top10", "Top 10", period)
     add("status", "Status of top 10", period)

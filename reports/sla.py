@@ -103,10 +103,10 @@ def add_due_and_state(
     computed = sla_due_times(out, services=services, calendar=calendar)
     source = pd.to_datetime(out["expected_datetime"], utc=True)
     out["due_datetime"] = source.where(source.notna(), computed)
-    due_source = pd.Series(None, index=out.index, dtype=object)
-    due_source[computed.notna()] = "sla_table"
-    due_source[source.notna()] = "source"
-    out["due_source"] = due_source
+    labels = np.array([None] * len(out), dtype=object)
+    labels[computed.notna().to_numpy()] = "sla_table"
+    labels[source.notna().to_numpy()] = "source"
+    out["due_source"] = pd.Series(labels, index=out.index, dtype=object)
     out["sla_state"] = sla_states(out, now=now, due_soon_hours=due_soon_hours)
     closed = pd.to_datetime(out["closed_datetime"], utc=True)
     requested = pd.to_datetime(out["requested_datetime"], utc=True)
