@@ -358,7 +358,7 @@ def _bucket(frame: pd.DataFrame, timezone: str, freq: str, keys: list[str]) -> p
         return pd.Series([], index=pd.DatetimeIndex([], name="period"), dtype="int64")
     day = local_times(frame, timezone).dt.normalize()
     if freq == "week":
-        start = day - pd.to_timedelta(day.dt.weekday, unit="D")
+        start = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
     elif freq == "month":
         start = day - pd.to_timedelta(day.dt.day - 1, unit="D")
     else:
