@@ -158,7 +158,7 @@ def test_errors_name_the_field() -> None:
         S.volumes(frame, MARCH, timezone=TZ, by="ward")
     with pytest.raises(InputError, match="freq: got 'year'"):
         S.volumes(frame, MARCH, timezone=TZ, freq="year")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="add them with reports.sla.add_due_and_state"):
+    with pytest.raises(InputError, match=r"add them with reports\.sla\.add_due_and_state"):
         S.sla_compliance(frame.drop(columns="sla_state"), MARCH, timezone=TZ)
     with pytest.raises(InputError, match="area: layer 'ward' is not in the data"):
         S.top_requests(frame, ReportFilter(areas={"ward": ("1",)}), timezone=TZ)
