@@ -1,0 +1,244 @@
+"""The named reports, their sheets, and the performance-meeting workbook.
+
+:data:`REPORTS` maps the names the CLI takes (``top10``, ``status``, ``sla``,
+``volumes``, ``departments``) to their functions. :func:`meeting_sheets` builds the
+sheets of the meeting workbook. Without dates the meeting covers the last
+:data:`MEETING_DAYS` days up to the data date (the newest local request date); its
+volumes sheet covers the 52 weeks up to the end date, beside the year before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import pandas as pd
+
+from geo.store import Store
+from hotspot311.errors import InputError, describe
+from layers.services import load_services
+from reports import standard
+from reports.calendar import load_calendar
+from reports.export import ChartSpec, Sheet
+from reports.filters import ReportFilter, local_times
+from reports.sla import DUE_SOON_HOURS, add_due_and_state
+
+#: Days a meeting covers when no dates are given.
+MEETING_DAYS: Final = 28
+#: Layers tried, in order, for the meeting's "SLA by area" sheet.
+MEETING_LAYERS: Final = ("council_district", "police_district", "zip")
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """A named report: title, function and the chart that suits it."""
+
+    title: str
+    function: Callable[..., pd.DataFrame]
+    chart: Callable[[pd.DataFrame, str | None], ChartSpec | None]
+
+
+def _top_chart(table: pd.DataFrame, by: str | None) -> ChartSpec | None:
+    if by:
+        return None
+    return ChartSpec("bar", "service_name", ("count", "previous_count"),
+                     "Requests by service type (this and the previous period)")
+
+
+def _status_chart(table: pd.DataFrame, by: str | None) -> ChartSpec | None:
+    if by:
+        return None
+    return ChartSpec("bar", "service_name", ("open", "overdue"), "Open and overdue requests")
+
+
+def _volume_chart(table: pd.DataFrame, by: str | None) -> ChartSpec | None:
+    if by:
+        return None
+    return ChartSpec("line", "period", ("count", "year_earlier"),
+                     "Requests per period, and a year earlier")
+
+
+def _department_chart(table: pd.DataFrame, by: str | None) -> ChartSpec | None:
+    if by:
+        return None
+    return ChartSpec("bar", "agency_responsible", ("count",), "Requests by department")
+
+
+def _no_chart(table: pd.DataFrame, by: str | None) -> ChartSpec | None:
+    return None
+
+
+#: Report name → spec.
+REPORTS: Final[dict[str, ReportSpec]] = {
+    "top10": ReportSpec("Top 10 service requests", standard.top_requests, _top_chart),
+    "status": ReportSpec("Current status of the top service requests", standard.status_of_top,
+                         _status_chart),
+    "sla": ReportSpec("SLA compliance", standard.sla_compliance, _no_chart),
+    "volumes": ReportSpec("Request volumes over time", standard.volumes, _volume_chart),
+    "departments": ReportSpec("Requests by the top 10 departments", standard.top_departments,
+                              _department_chart),
+}
+
+
+def prepared_requests(store: Store, *, now: datetime,
+                      due_soon_hours: float = DUE_SOON_HOURS) -> pd.DataFrame:
+    """The store's requests with due times and SLA states (city catalogue and calendar).
+
+    Parameters
+    ----------
+    store
+        Any store.
+    now
+        Reference time for open requests.
+    due_soon_hours
+        Horizon of ``open_due_soon``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Requests plus ``due_datetime``, ``due_source``, ``sla_state``, ``days_to_close``.
+    """
+    profile = store.profile
+    return add_due_and_state(pd.DataFrame(store.requests()), services=load_services(profile),
+                             calendar=load_calendar(profile), now=now,
+                             due_soon_hours=due_soon_hours)
+
+
+def data_date(requests: pd.DataFrame) -> pd.Timestamp | None:
+    """The newest time in the data (requested, updated or closed), UTC."""
+    times = [pd.to_datetime(requests[c], utc=True).max()
+             for c in ("requested_datetime", "updated_datetime", "closed_datetime")
+             if c in requests.columns]
+    times = [t for t in times if not pd.isna(t)]
+    return max(times) if times else None
+
+
+def run_report(name: str, requests: pd.DataFrame, filt: ReportFilter, *, timezone: str,
+               **options: Any) -> pd.DataFrame:
+    """Run a named report.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`REPORTS`.
+    requests
+        Prepared requests (see :func:`prepared_requests`).
+    filt
+        The filter.
+    timezone
+        City time zone.
+    **options
+        Passed on (``by``, ``n``, ``per``, ``freq``); ``None`` values are dropped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The report.
+
+    Raises
+    ------
+    InputError
+        For an unknown name or a bad option.
+    """
+    if name not in REPORTS:
+        raise InputError(f"report: got {describe(name)}; allowed: {', '.join(REPORTS)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    return REPORTS[name].function(requests, filt, timezone=timezone, **given)
+
+
+def header_lines(table: pd.DataFrame, filt: ReportFilter, *, data_as_of: pd.Timestamp | None,
+                 now: datetime, timezone: str, note: str = "") -> list[str]:
+    """The three lines under a sheet's title: filters, data date, period."""
+    period = table.attrs.get("period", (filt.start, filt.end))
+    prev = table.attrs.get("previous_period")
+    shown = replace(filt, start=period[0], end=period[1])
+    when = (f"{data_as_of.tz_convert(timezone):%Y-%m-%d %H:%M %Z}" if data_as_of is not None
+            else "no data")
+    third = f"Period {period[0]} … {period[1]}"
+    if prev:
+        third += f" (compared with {prev[0]} … {prev[1]})"
+    if note:
+        third += f"; {note}"
+    return [f"Filters: {shown.describe()}",
+            f"Data as of {when} (newest request time); SLA states as of "
+            f"{pd.Timestamp(now).tz_convert(timezone):%Y-%m-%d %H:%M %Z}",
+            third]
+
+
+def report_sheet(name: str, table: pd.DataFrame, filt: ReportFilter, *, sheet_name: str,
+                 by: str | None, data_as_of: pd.Timestamp | None, now: datetime,
+                 timezone: str, title: str | None = None, note: str = "") -> Sheet:
+    """A workbook sheet for a report table."""
+    spec = REPORTS[name]
+    return Sheet(name=sheet_name, title=title or spec.title, table=table,
+                 lines=header_lines(table, filt, data_as_of=data_as_of, now=now,
+                                    timezone=timezone, note=note),
+                 chart=spec.chart(table, by))
+
+
+def meeting_filter(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str
+                   ) -> ReportFilter:
+    """The meeting's period: the filter's dates, else the last 28 days of data."""
+    if filt.start is not None and filt.end is not None:
+        return filt
+    kept = filt.apply(requests, timezone=timezone)
+    if kept.empty:
+        return filt.resolved(requests, timezone=timezone)
+    last = local_times(kept, timezone).max().date()
+    end = filt.end or last
+    start = filt.start or end - timedelta(days=MEETING_DAYS - 1)
+    return replace(filt, start=start, end=end)
+
+
+def meeting_sheets(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str,
+                   now: datetime, layer: str | None = None) -> list[Sheet]:
+    """Every sheet of the performance-meeting workbook.
+
+    Parameters
+    ----------
+    requests
+        Prepared requests (see :func:`prepared_requests`).
+    filt
+        The filter; missing dates give the last 28 days of data.
+    timezone
+        City time zone.
+    now
+        The time SLA states were computed at (stated on each sheet).
+    layer
+        Layer for the "SLA by area" sheet (default: the first of
+        :data:`MEETING_LAYERS` present).
+
+    Returns
+    -------
+    list of Sheet
+        Top 10, Status, SLA by service, SLA by department, SLA by area, Volumes
+        (weekly, 52 weeks), Departments.
+    """
+    period = meeting_filter(requests, filt, timezone=timezone)
+    if layer is None:
+        layer = next((k for k in MEETING_LAYERS if k in requests.columns), None)
+    as_of = data_date(requests)
+    sheets = []
+
+    def add(name: str, sheet_name: str, f: ReportFilter, title: str | None = None,
+            note: str = "", **options: Any) -> None:
+        table = run_report(name, requests, f, timezone=timezone, **options)
+        sheets.append(report_sheet(name, table, f, sheet_name=sheet_name, by=None, title=title,
+                                   note=note, data_as_of=as_of, now=now, timezone=timezone))
+
+    add("top10", "Top 10", period)
+    add("status", "Status of top 10", period)
+    add("sla", "SLA by service", period, title="SLA compliance by service type", per="service")
+    add("sla", "SLA by department", period, title="SLA compliance by department",
+        per="department")
+    if layer is not None:
+        add("sla", f"SLA by {layer}"[:31], period, title=f"SLA compliance by {layer}",
+            per=layer)
+    end = period.end or now.date()  # meeting_filter always sets it
+    weeks = replace(period, start=end - timedelta(days=52 * 7 - 1), end=end)
+    add("volumes", "Volumes by week", weeks, title="Requests per week, and a year earlier",
+        note="weeks start on Monday; a year earlier = 52 weeks earlier", freq="week")
+    add("departments", "Departments", period)
+    return sheets
