@@ -232,7 +232,7 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
         ("closed", f.get("closed_datetime")), ("due", f.get("due_datetime")),
         ("due from", f.get("due_source")), ("SLA state", f.get("sla_state")),
         ("days to close", f.get("days_to_close")), ("address", f.get("address")),
-        ("zipcode", f.get("zipcode")), ("lat, lon", f"{show(f.get('lat'))}, {show(f.get('lon'))}"),
+        ("zipcode", f.get("zipcode")), ("lat, lon", f"{f.get('lat'):.6f}, {f.get('lon'):.6f}"),
         ("geocode match", f.get("geocode_match_type")), ("geocode score", f.get("geocode_score")),
         ("source", f.get("source")), ("quality flags", f.get("quality_flags") or None),
     ]
