@@ -11,6 +11,14 @@ Usage::
 
     python bench/dbscan.py --sizes 100000,1000000 --cap-seconds 300 --cap-gib 12
     python bench/dbscan.py --sizes 5000000 --impls ours
+    python bench/dbscan.py --sizes 100000,1000000 --impls ours,sklearn,postgis --pg auto
+
+``postgis`` times ``ST_ClusterDBSCAN`` on a server (``--pg URL``, or ``--pg auto`` to start
+a throwaway PostGIS server as the tests do). The function ignores ``statement_timeout``,
+so on the time cap the benchmark terminates the server backend itself. Its memory is the
+server's, not the child's, and is not reported. It returns no core mask: the comparison
+column checks that noise is the same and that the reference's core points are
+partitioned the same way.
 """
 
 from __future__ import annotations
@@ -87,13 +95,48 @@ def run_child(impl: str, case: str, n: int, out: Path) -> None:
         labels = model.labels_
         core = np.zeros(n, dtype=bool)
         core[model.core_sample_indices_] = True
+    elif impl == "postgis":
+        labels, core, result["seconds"] = _postgis(xy)
+        result["base_rss_gib"] = float("nan")
     else:
         raise SystemExit(f"unknown implementation {impl!r}")
-    result["peak_rss_gib"] = _rss_gib()
+    result["peak_rss_gib"] = _rss_gib() if impl != "postgis" else float("nan")
     result["clusters"] = int(labels.max()) + 1
     result["noise"] = int((labels == -1).sum())
     np.savez(out.with_suffix(".npz"), labels=labels, core=core)
     out.write_text(json.dumps(result))
+
+
+def _postgis(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Load points into a temp table and time ST_ClusterDBSCAN (labels, no core mask)."""
+    import psycopg
+
+    url = os.environ["HOTSPOT311_BENCH_PG"]
+    with psycopg.connect(url, application_name="hotspot311-bench") as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        conn.execute("CREATE TEMP TABLE pts (id int, x float8, y float8)")
+        with conn.cursor().copy("COPY pts (id, x, y) FROM STDIN") as copy:
+            for i, (x, y) in enumerate(xy.tolist()):
+                copy.write_row((i, x, y))
+        t0 = time.perf_counter()
+        rows = conn.execute(
+            "SELECT ST_ClusterDBSCAN(ST_MakePoint(x, y), eps => %s, minpoints => %s) "
+            "OVER () FROM pts ORDER BY id", (EPS_FT, MIN_SAMPLES)).fetchall()
+        seconds = time.perf_counter() - t0
+    labels = np.array([-1 if r[0] is None else r[0] for r in rows], dtype=np.int64)
+    return labels, labels >= 0, seconds
+
+
+def _terminate_bench_backends() -> None:
+    """Stop a runaway ST_ClusterDBSCAN (it ignores statement_timeout)."""
+    url = os.environ.get("HOTSPOT311_BENCH_PG")
+    if not url:
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name = 'hotspot311-bench'")
 
 
 def run_case(impl: str, case: str, n: int, workdir: Path, cap_s: float, cap_gib: float) -> dict:
@@ -110,6 +153,8 @@ def run_case(impl: str, case: str, n: int, workdir: Path, cap_s: float, cap_gib:
             cmd, preexec_fn=limit, timeout=cap_s, capture_output=True, text=True, check=False
         )
     except subprocess.TimeoutExpired:
+        if impl == "postgis":
+            _terminate_bench_backends()
         return {"status": "timeout"}
     if proc.returncode != 0 or not out.exists():
         err = proc.stderr
@@ -120,9 +165,20 @@ def run_case(impl: str, case: str, n: int, workdir: Path, cap_s: float, cap_gib:
     return {"status": "ok", **json.loads(out.read_text())}
 
 
-def same_core_partition(a: Path, b: Path) -> str:
-    """'yes' if core masks and core partitions agree (labels too: 'yes, labels equal')."""
+def same_core_partition(a: Path, b: Path, *, core_known: bool = True) -> str:
+    """'yes' if core masks and core partitions agree (labels too: 'yes, labels equal').
+
+    Without a core mask for ``a`` (PostGIS), noise must agree and ``b``'s core points
+    must be partitioned the same way.
+    """
     x, y = np.load(a), np.load(b)
+    if not core_known:
+        if not np.array_equal(x["labels"] == -1, y["labels"] == -1):
+            return "NO (noise differs)"
+        la, lb = x["labels"][y["core"]], y["labels"][y["core"]]
+        pairs = np.unique(np.stack([la, lb]), axis=1)
+        same = len(np.unique(pairs[0])) == pairs.shape[1] == len(np.unique(pairs[1]))
+        return "yes (noise, core partition)" if same else "NO (partitions differ)"
     if not np.array_equal(x["core"], y["core"]):
         return "NO (core masks differ)"
     la, lb = x["labels"][x["core"]], y["labels"][y["core"]]
@@ -140,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--impls", default="ours,sklearn")
     parser.add_argument("--cap-seconds", type=float, default=300.0)
     parser.add_argument("--cap-gib", type=float, default=12.0)
+    parser.add_argument("--pg", help="PostgreSQL URL for the postgis implementation, or 'auto'")
     parser.add_argument("--child", nargs=4, metavar=("IMPL", "CASE", "N", "OUT"))
     args = parser.parse_args(argv)
     if args.child:
@@ -148,6 +205,24 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     impls = args.impls.split(",")
+    server = None
+    if "postgis" in impls:
+        if args.pg in (None, "auto"):
+            sys.path.insert(0, str(ROOT))
+            from tests.postgis_server import start_server
+
+            server = start_server()
+            os.environ["HOTSPOT311_BENCH_PG"] = server.url()
+        else:
+            os.environ["HOTSPOT311_BENCH_PG"] = args.pg
+    try:
+        _table(args, sizes, impls)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _table(args: argparse.Namespace, sizes: list[int], impls: list[str]) -> None:
     print(
         f"eps={EPS_FT} ft, min_samples={MIN_SAMPLES}, caps {args.cap_seconds:.0f} s / "
         f"{args.cap_gib:g} GiB, {os.cpu_count()} CPUs"
@@ -180,7 +255,8 @@ def main(argv: list[str] | None = None) -> None:
                     both = ok and impl != "sklearn" and sk.get("status") == "ok"
                     if both:
                         cols.append(f"{sk['seconds'] / r['seconds']:8.1f}")
-                        cols.append(f"{sk['peak_rss_gib'] / r['peak_rss_gib']:9.1f}")
+                        cols.append(f"{sk['peak_rss_gib'] / r['peak_rss_gib']:9.1f}"
+                                    if impl != "postgis" else f"{'-':>9}")
                     else:
                         cols += [f"{'-':>8}", f"{'-':>9}"]
                     cols.append(f"{r['clusters']:8d}" if ok else f"{'-':>8}")
@@ -188,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
                         cols.append(
                             " "
                             + same_core_partition(
-                                work / f"{impl}-{case}-{n}.npz", work / f"sklearn-{case}-{n}.npz"
+                                work / f"{impl}-{case}-{n}.npz", work / f"sklearn-{case}-{n}.npz",
+                                core_known=impl != "postgis",
                             )
                         )
                     print(" ".join(cols), flush=True)
