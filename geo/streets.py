@@ -1,0 +1,470 @@
+"""Street segments with geometry, for the offline geocoder.
+
+Two sources are supported:
+
+* a centerline layer that already has geometry and address ranges per side (Census
+  TIGER/Line address-range edges, or a city's own centerline with configurable field
+  names): :func:`segments_from_centerline`;
+* a centerline *without* geometry plus a table of intersection nodes (Philadelphia's
+  passyunk data): :func:`position_segments` derives each segment's position.
+
+How positions are derived (:func:`position_segments`)
+------------------------------------------------------
+For one street code, the intersection nodes that carry the code are points on the street.
+They are ordered along the street (projection on the principal axis, or a nearest-neighbour
+walk from one end when that gives a shorter path, which handles curved streets). Consecutive
+nodes bound one *gap*. The street's segments, sorted by address, are then aligned to the gaps
+by a monotone dynamic programme (each segment goes to one gap, in order; gaps may stay empty,
+segments may stay unplaced, two segments may share a gap when a node is missing), run in both
+directions along the street. The cost of putting a segment in a gap uses
+
+* *anchors*: the address expected at a node. With ``numbered_hundreds=True`` (grid cities
+  such as Philadelphia) a cross street named with an ordinal, e.g. ``12TH``, anchors the
+  address ``1200`` on every street it crosses. After each round, every cross street gets the
+  median address observed where the aligned streets cross it; a cross street whose
+  observations agree (spread below ``anchor_spread``) anchors the next round. This is how
+  the east-west streets (Market = 0, Arch = 100, …) come to orient the numbered streets;
+* the gap length compared with the share of a block (one hundred numbers) that the segment
+  covers;
+* the directional prefix when nothing else orients the street: ``N`` streets count upwards
+  going north, ``S`` south, ``E`` east, ``W`` west.
+
+Segments left unplaced are *inferred* between their placed neighbours on the same street
+when possible. Each segment line runs from its low-address end to its high-address end, so
+the left side is the side of ``l_from``/``l_to`` as in the source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numba
+import numpy as np
+import pandas as pd
+import shapely
+
+from hotspot311.errors import InputError, describe
+
+SEGMENT_COLUMNS = [
+    "seg_id", "street_code", "predir", "name", "suffix", "postdir",
+    "l_from", "l_to", "r_from", "r_to", "position",
+]
+
+_ORDINAL = re.compile(r"^(\d+)(ST|ND|RD|TH)$")
+_HEADING = {"N": (0.0, 1.0), "S": (0.0, -1.0), "E": (1.0, 0.0), "W": (-1.0, 0.0)}
+
+
+@dataclass(frozen=True)
+class CenterlineFields:
+    """Names of the fields of a centerline layer with geometry.
+
+    The defaults are those of Census TIGER/Line address-range edges. ``name`` holds the
+    whole street name when the layer has no split name parts (TIGER ``FULLNAME``); it is
+    then parsed into predir, name, suffix and postdir.
+    """
+
+    l_from: str = "LFROMADD"
+    l_to: str = "LTOADD"
+    r_from: str = "RFROMADD"
+    r_to: str = "RTOADD"
+    name: str = "FULLNAME"
+    predir: str | None = None
+    suffix: str | None = None
+    postdir: str | None = None
+    seg_id: str | None = None
+    street_code: str | None = None
+
+
+@dataclass
+class PositionStats:
+    """How many segments got a position."""
+
+    n_segments: int
+    n_addressed: int
+    n_positioned: int
+    n_inferred: int
+    n_streets: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.n_positioned:,} of {self.n_segments:,} segments positioned between "
+            f"intersection nodes, {self.n_inferred:,} more inferred between neighbours "
+            f"({self.n_addressed:,} carry addresses; {self.n_streets:,} streets)"
+        )
+
+
+def read_city_streets(streets_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read the centerline ranges, intersection nodes and street names of a city.
+
+    Parameters
+    ----------
+    streets_dir
+        Folder with ``centerline-address-ranges.csv``, ``intersections-2272.csv`` (or any
+        ``intersections*.csv``) and ``street-names.csv`` in the passyunk layout.
+
+    Returns
+    -------
+    ranges, nodes, names
+        ``ranges`` has the columns of :data:`SEGMENT_COLUMNS` but ``position``; ``nodes``
+        has ``node_id``, ``code_1``, ``code_2``, ``x``, ``y``; ``names`` has ``predir``,
+        ``name``, ``suffix``, ``postdir``.
+
+    Raises
+    ------
+    InputError
+        If a file is missing or lacks a column.
+    """
+    folder = Path(streets_dir)
+    inter = sorted(folder.glob("intersections*.csv"))
+    wanted = [folder / "centerline-address-ranges.csv", folder / "street-names.csv"]
+    problems = [f"streets_dir={describe(str(folder))} has no {p.name}" for p in wanted
+                if not p.exists()]
+    if not inter:
+        problems.append(f"streets_dir={describe(str(folder))} has no intersections*.csv")
+    if problems:
+        raise InputError(problems)
+    raw = pd.read_csv(wanted[0], dtype=str, keep_default_na=False)
+    need = ["PRE_DIR", "ST_NAME", "ST_TYPE", "POST_DIR", "L_F_ADD", "L_T_ADD", "R_F_ADD",
+            "R_T_ADD", "ST_CODE", "SEG_ID"]
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise InputError(f"{wanted[0].name} lacks columns {missing}; it needs {need}")
+    ranges = pd.DataFrame({
+        "seg_id": pd.to_numeric(raw["SEG_ID"], errors="coerce").fillna(-1).astype(np.int64),
+        "street_code": pd.to_numeric(raw["ST_CODE"], errors="coerce").fillna(-1)
+        .astype(np.int64),
+        "predir": raw["PRE_DIR"].str.strip().str.upper(),
+        "name": raw["ST_NAME"].str.strip().str.upper(),
+        "suffix": raw["ST_TYPE"].str.strip().str.upper(),
+        "postdir": raw["POST_DIR"].str.strip().str.upper(),
+    })
+    for src, dst in [("L_F_ADD", "l_from"), ("L_T_ADD", "l_to"), ("R_F_ADD", "r_from"),
+                     ("R_T_ADD", "r_to")]:
+        ranges[dst] = pd.to_numeric(raw[src], errors="coerce").fillna(0).astype(np.int64)
+    ni = pd.read_csv(inter[0])
+    pts = shapely.from_wkt(ni["shape"].to_numpy())
+    nodes = pd.DataFrame({
+        "node_id": ni["node_id"].astype(np.int64),
+        "code_1": ni["street_1_code"].astype(np.int64),
+        "code_2": ni["street_2_code"].astype(np.int64),
+        "x": shapely.get_x(pts),
+        "y": shapely.get_y(pts),
+    })
+    nm = pd.read_csv(wanted[1], header=None, dtype=str, keep_default_na=False)
+    names = pd.DataFrame({"predir": nm[1], "name": nm[2], "suffix": nm[3], "postdir": nm[4]})
+    return ranges, nodes, names
+
+
+def _order_nodes(xy: np.ndarray) -> np.ndarray:
+    """Order points along a street: principal-axis order or a nearest-neighbour walk."""
+    n = len(xy)
+    if n <= 2:
+        return np.arange(n)
+    centred = xy - xy.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    proj = centred @ vt[0]
+    by_axis = np.argsort(proj, kind="stable")
+    if n > 400:
+        return by_axis
+    d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    walk = [int(by_axis[0])]
+    seen = np.zeros(n, dtype=bool)
+    seen[walk[0]] = True
+    for _ in range(n - 1):
+        row = np.where(seen, np.inf, d[walk[-1]])
+        nxt = int(np.argmin(row))
+        walk.append(nxt)
+        seen[nxt] = True
+    walk_arr = np.array(walk)
+
+    def length(order: np.ndarray) -> float:
+        return float(d[order[:-1], order[1:]].sum())
+
+    return walk_arr if length(walk_arr) < 0.9 * length(by_axis) else by_axis
+
+
+@numba.njit(cache=True)
+def _align_core(lo: np.ndarray, hi: np.ndarray, gap_len: np.ndarray, cost: np.ndarray,
+                med: float) -> tuple[float, np.ndarray]:  # pragma: no cover - compiled
+    m, k = cost.shape
+    c_unplaced, c_share, c_gap, window, back = 1.5, 0.8, 0.1, 25, 3
+    cum = np.zeros(k + 1)
+    for j in range(k):
+        cum[j + 1] = cum[j] + gap_len[j]
+    best = np.full((m, k), np.inf)
+    src_s = np.full((m, k), -1, dtype=np.int64)
+    src_j = np.full((m, k), -1, dtype=np.int64)
+    for s in range(m):
+        for j in range(k):
+            c0 = cost[s, j] + c_unplaced * s
+            b, bs, bj = c0, -1, -1
+            for sp in range(max(0, s - back), s):
+                extra = c_unplaced * (s - sp - 1)
+                jump = max(0.0, lo[s] - hi[sp] - 2.0) / 100.0 * med
+                for jp in range(max(0, j - window), j + 1):
+                    prev = best[sp, jp]
+                    if prev == np.inf:
+                        continue
+                    if jp == j:
+                        t = c_share
+                    else:
+                        skipped = cum[j] - cum[jp + 1]
+                        t = c_gap * (j - jp - 1) + 0.5 * abs(
+                            np.log((skipped + 100.0) / (jump + 100.0)))
+                    v = prev + extra + t + cost[s, j]
+                    if v < b:
+                        b, bs, bj = v, sp, jp
+            best[s, j] = b
+            src_s[s, j] = bs
+            src_j[s, j] = bj
+    total = np.inf
+    ls, lj = -1, -1
+    for s in range(m):
+        for j in range(k):
+            v = best[s, j] + c_unplaced * (m - 1 - s)
+            if v < total:
+                total, ls, lj = v, s, j
+    gaps = np.full(m, -1, dtype=np.int64)
+    while ls >= 0:
+        gaps[ls] = lj
+        ls, lj = src_s[ls, lj], src_j[ls, lj]
+    return total, gaps
+
+
+def _align(lo: np.ndarray, hi: np.ndarray, gap_len: np.ndarray, h: np.ndarray,
+           w: np.ndarray) -> tuple[float, np.ndarray]:
+    """Monotone alignment of sorted segments to gaps; return cost and gap per segment (-1)."""
+    med = float(np.median(gap_len)) if len(gap_len) else 1.0
+    frac = np.clip((hi - lo + 2) / 100.0, 0.05, 1.0)
+    exp_len = frac[:, None] * med
+    cost = 0.25 * np.abs(np.log((gap_len[None, :] + 40.0) / (exp_len + 40.0)))
+    h_lo, h_hi, w_lo, w_hi = h[:-1], h[1:], w[:-1], w[1:]
+    a_lo = w_lo[None, :] * np.minimum(np.abs(lo[:, None] - np.nan_to_num(h_lo)[None, :]), 300)
+    a_hi = w_hi[None, :] * np.minimum(
+        np.abs(hi[:, None] + 1 - np.nan_to_num(h_hi)[None, :]), 300)
+    cost = cost + np.where(np.isnan(h_lo)[None, :], 0.0, a_lo / 100) + np.where(
+        np.isnan(h_hi)[None, :], 0.0, a_hi / 100)
+    total, gaps = _align_core(lo.astype(np.float64), hi.astype(np.float64),
+                              gap_len.astype(np.float64), np.ascontiguousarray(cost), med)
+    return float(total), gaps
+
+
+def _street_table(ranges: pd.DataFrame) -> pd.DataFrame:
+    vals = ranges[["l_from", "l_to", "r_from", "r_to"]].to_numpy()
+    masked = np.where(vals > 0, vals, np.iinfo(np.int64).max)
+    lo = masked.min(axis=1)
+    hi = np.where(vals > 0, vals, 0).max(axis=1)
+    out = ranges.copy()
+    out["lo"] = np.where(hi > 0, lo, 0)
+    out["hi"] = hi
+    return out
+
+
+def _street_inputs(segs: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, dict]:
+    """Per street code: ordered node coordinates, ids, cross streets and sorted ranges."""
+    addressed = segs[segs["hi"] > 0].sort_values(["street_code", "lo", "hi"], kind="stable")
+    seg_codes = addressed["street_code"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, seg_codes[1:] != seg_codes[:-1], True])
+    seg_index = addressed.index.to_numpy()
+    lo_all, hi_all = addressed["lo"].to_numpy(float), addressed["hi"].to_numpy(float)
+    pre_all = addressed["predir"].to_numpy()
+    seg_slices = {int(seg_codes[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)}
+    pairs = pairs.sort_values(["code", "node_id"], kind="stable")
+    codes = pairs["code"].to_numpy()
+    nid = pairs["node_id"].to_numpy()
+    oth = pairs["other"].to_numpy()
+    px, py = pairs["x"].to_numpy(), pairs["y"].to_numpy()
+    pb = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
+    out: dict[int, dict] = {}
+    for a, b in zip(pb[:-1], pb[1:], strict=True):
+        code = int(codes[a])
+        if code not in seg_slices:
+            continue
+        cross: dict[int, list[int]] = {}
+        first: dict[int, int] = {}
+        for r in range(a, b):
+            n = int(nid[r])
+            cross.setdefault(n, []).append(int(oth[r]))
+            first.setdefault(n, r)
+        rows = np.array(list(first.values()))
+        xy = np.column_stack([px[rows], py[rows]])
+        if len(xy) < 2:
+            continue
+        order = _order_nodes(xy)
+        ids = nid[rows][order]
+        sa, sb = seg_slices[code]
+        out[code] = {
+            "xy": xy[order], "node_ids": ids, "others": [cross[int(n)] for n in ids],
+            "seg_index": seg_index[sa:sb], "lo": lo_all[sa:sb], "hi": hi_all[sa:sb],
+            "predir": str(pre_all[sa]),
+        }
+    return out
+
+
+def _local_anchors(by_code: dict[int, dict],
+                   observations: dict[int, list[tuple[float, float, int, float]]], *,
+                   radius: float, spread: float) -> dict[tuple[int, int], float]:
+    """Address expected at each (street, node): what nearby parallel streets show there."""
+    arrays = {o: np.array(v) for o, v in observations.items() if len(v) >= 3}
+    learned: dict[tuple[int, int], float] = {}
+    for code, st in by_code.items():
+        for i, oth in enumerate(st["others"]):
+            x, y = st["xy"][i]
+            for o in oth:
+                obs = arrays.get(o)
+                if obs is None:
+                    continue
+                near = (np.hypot(obs[:, 0] - x, obs[:, 1] - y) <= radius) & (obs[:, 2] != code)
+                vals = obs[near, 3]
+                if len(np.unique(obs[near, 2])) < 2:
+                    continue
+                med = float(np.median(vals))
+                if float(np.median(np.abs(vals - med))) <= spread:
+                    learned[(code, int(st["node_ids"][i]))] = med
+                    break
+    return learned
+
+
+def position_segments(
+    ranges: pd.DataFrame,
+    nodes: pd.DataFrame,
+    *,
+    crs: str = "EPSG:2272",
+    numbered_hundreds: bool = True,
+    rounds: int = 3,
+    anchor_spread: float = 60.0,
+    anchor_radius: float = 1500.0,
+) -> tuple[gpd.GeoDataFrame, PositionStats]:
+    """Give each centerline segment a line between two intersection nodes.
+
+    Parameters
+    ----------
+    ranges
+        Segments as returned by :func:`read_city_streets` (no geometry).
+    nodes
+        Intersection nodes: ``node_id``, ``code_1``, ``code_2``, ``x``, ``y``.
+    crs
+        CRS of the node coordinates.
+    numbered_hundreds
+        Anchor address ``N*100`` where a street crosses a street named with the ordinal N.
+    rounds
+        Alignment rounds (anchors learned from one round are used in the next).
+    anchor_spread
+        Largest median absolute deviation of the addresses observed at a cross street for it
+        to serve as an anchor.
+    anchor_radius
+        Observations of a cross street within this distance (CRS units) of a node are used
+        for that node's learned anchor.
+
+    Returns
+    -------
+    segments, stats
+        A GeoDataFrame with :data:`SEGMENT_COLUMNS` and LineString geometry (None where no
+        position could be derived), and the counts.
+    """
+    segs = _street_table(ranges).reset_index(drop=True)
+    pairs = pd.concat([
+        nodes[["node_id", "code_1", "code_2", "x", "y"]].rename(
+            columns={"code_1": "code", "code_2": "other"}),
+        nodes[["node_id", "code_2", "code_1", "x", "y"]].rename(
+            columns={"code_2": "code", "code_1": "other"}),
+    ], ignore_index=True)
+    pairs = pairs[pairs["code"] != pairs["other"]].drop_duplicates(["node_id", "code", "other"])
+    code_names = segs.drop_duplicates("street_code").set_index("street_code")["name"]
+    static_anchor: dict[int, float] = {}
+    if numbered_hundreds:
+        for code, nm in code_names.items():
+            mt = _ORDINAL.match(str(nm))
+            if mt:
+                static_anchor[int(str(code))] = float(mt.group(1)) * 100.0
+
+    by_code = _street_inputs(segs, pairs)
+    learned: dict[tuple[int, int], float] = {}
+    result: dict[int, tuple[np.ndarray, bool]] = {}
+    for _ in range(max(1, rounds)):
+        # observations[cross code] = list of (x, y, observing code, address)
+        observations: dict[int, list[tuple[float, float, int, float]]] = defaultdict(list)
+        for code, st in by_code.items():
+            xy = st["xy"]
+            n_nodes = len(xy)
+            h = np.full(n_nodes, np.nan)
+            w = np.zeros(n_nodes)
+            for i, oth in enumerate(st["others"]):
+                for o in oth:
+                    if o in static_anchor:
+                        h[i], w[i] = static_anchor[o], 1.0
+                        break
+                    if (code, st["node_ids"][i]) in learned:
+                        h[i], w[i] = learned[(code, st["node_ids"][i])], 0.7
+            gap_len = np.hypot(*np.diff(xy, axis=0).T)
+            lo, hi = st["lo"], st["hi"]
+            c_f, g_f = _align(lo, hi, gap_len, h, w)
+            c_r, g_r = _align(lo, hi, gap_len[::-1].copy(), h[::-1].copy(), w[::-1].copy())
+            heading = _HEADING.get(st["predir"])
+            if np.any(w > 0) or heading is None:
+                forward = c_f <= c_r
+            else:
+                forward = float(np.dot(xy[-1] - xy[0], heading)) >= 0
+            gaps = g_f if forward else g_r
+            result[code] = (gaps, forward)
+            for s, g in enumerate(gaps):
+                if g < 0:
+                    continue
+                n_lo = g if forward else n_nodes - 1 - g
+                n_hi = g + 1 if forward else n_nodes - 2 - g
+                for ni, val in ((n_lo, lo[s]), (n_hi, hi[s] + 1)):
+                    for o in st["others"][ni]:
+                        observations[o].append((xy[ni][0], xy[ni][1], code, val))
+        learned = _local_anchors(by_code, observations, radius=anchor_radius,
+                                 spread=anchor_spread)
+
+    geoms: list[shapely.LineString | None] = [None] * len(segs)
+    how = np.array([""] * len(segs), dtype=object)
+    for code, (gaps, forward) in result.items():
+        st = by_code[code]
+        xy = st["xy"] if forward else st["xy"][::-1]
+        lo, hi, idx = st["lo"], st["hi"], st["seg_index"]
+        share: dict[int, list[int]] = defaultdict(list)
+        for s, g in enumerate(gaps):
+            if g >= 0:
+                share[int(g)].append(s)
+        for g, members in share.items():
+            a, b = xy[g], xy[g + 1]
+            spans = np.array([hi[s] - lo[s] + 2 for s in members], dtype=float)
+            cuts = np.concatenate([[0.0], np.cumsum(spans) / spans.sum()])
+            for t, s in enumerate(members):
+                p, q = a + (b - a) * cuts[t], a + (b - a) * cuts[t + 1]
+                geoms[idx[s]] = shapely.LineString([p, q])
+                how[idx[s]] = "nodes"
+        # infer unplaced segments between placed neighbours
+        placed = [s for s in range(len(gaps)) if gaps[s] >= 0]
+        for s in range(len(gaps)):
+            if gaps[s] >= 0 or not placed:
+                continue
+            before = [p for p in placed if p < s]
+            after = [p for p in placed if p > s]
+            if not before or not after:
+                continue
+            gb, ga = geoms[idx[before[-1]]], geoms[idx[after[0]]]
+            if gb is None or ga is None:
+                continue
+            p0 = np.asarray(gb.coords[-1])
+            p1 = np.asarray(ga.coords[0])
+            if float(np.hypot(*(p1 - p0))) < 1.0:
+                continue
+            geoms[idx[s]] = shapely.LineString([p0, p1])
+            how[idx[s]] = "inferred"
+    out = gpd.GeoDataFrame(segs.drop(columns=["lo", "hi"]), geometry=geoms, crs=crs)
+    out["position"] = how
+    stats = PositionStats(
+        n_segments=len(out), n_addressed=int((segs["hi"] > 0).sum()),
+        n_positioned=int((how == "nodes").sum()), n_inferred=int((how == "inferred").sum()),
+        n_streets=int(segs["street_code"].nunique()),
+        extra={"learned_anchors": len(learned), "numbered_cross_streets": len(static_anchor)},
+    )
+    return out[[*SEGMENT_COLUMNS, "geometry"]], stats
