@@ -468,3 +468,98 @@ def position_segments(
         extra={"learned_anchors": len(learned), "numbered_cross_streets": len(static_anchor)},
     )
     return out[[*SEGMENT_COLUMNS, "geometry"]], stats
+
+
+def segments_from_centerline(gdf: gpd.GeoDataFrame, *,
+                             fields: CenterlineFields | None = None) -> gpd.GeoDataFrame:
+    """Read a centerline layer with geometry into the segment table.
+
+    Parameters
+    ----------
+    gdf
+        Lines with address ranges per side (TIGER/Line edges or a city's centerline).
+    fields
+        Field names; TIGER/Line names by default.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        :data:`SEGMENT_COLUMNS` and the lines (``position`` is ``"source"``).
+
+    Raises
+    ------
+    InputError
+        If fields are missing or the layer has no CRS.
+    """
+    from geo.address import _parse_street  # local: keeps the import graph one-way
+
+    f = fields or CenterlineFields()
+    wanted = [f.l_from, f.l_to, f.r_from, f.r_to, f.name]
+    wanted += [c for c in (f.predir, f.suffix, f.postdir, f.seg_id, f.street_code) if c]
+    missing = [c for c in wanted if c not in gdf.columns]
+    problems = [f"centerline lacks field {c!r} (columns: {list(gdf.columns)[:12]})"
+                for c in missing]
+    if gdf.crs is None:
+        problems.append("centerline has no CRS")
+    if problems:
+        raise InputError(problems)
+    lines = gdf.explode(index_parts=False).reset_index(drop=True)
+    lines = lines[lines.geom_type == "LineString"].reset_index(drop=True)
+    out = pd.DataFrame(index=lines.index)
+    if f.predir or f.suffix or f.postdir:
+        out["predir"] = lines[f.predir].fillna("").astype(str).str.upper() if f.predir else ""
+        out["name"] = lines[f.name].fillna("").astype(str).str.upper()
+        out["suffix"] = lines[f.suffix].fillna("").astype(str).str.upper() if f.suffix else ""
+        out["postdir"] = (lines[f.postdir].fillna("").astype(str).str.upper()
+                          if f.postdir else "")
+    else:
+        parts = [_parse_street(str(v).upper().replace(".", "").split(), None)
+                 for v in lines[f.name].fillna("")]
+        out["predir"], out["name"], out["suffix"], out["postdir"] = (
+            [p[i] for p in parts] for i in range(4))
+    for src, dst in [(f.l_from, "l_from"), (f.l_to, "l_to"), (f.r_from, "r_from"),
+                     (f.r_to, "r_to")]:
+        out[dst] = pd.to_numeric(lines[src], errors="coerce").fillna(0).astype(np.int64)
+    full = out["predir"] + "|" + out["name"] + "|" + out["suffix"] + "|" + out["postdir"]
+    if f.street_code:
+        out["street_code"] = pd.to_numeric(lines[f.street_code], errors="coerce").fillna(
+            -1).astype(np.int64)
+    else:
+        out["street_code"] = pd.factorize(full)[0].astype(np.int64)
+    out["seg_id"] = (lines[f.seg_id].to_numpy() if f.seg_id else np.arange(len(out)))
+    out["position"] = "source"
+    return gpd.GeoDataFrame(out[SEGMENT_COLUMNS], geometry=lines.geometry.to_numpy(),
+                            crs=gdf.crs)
+
+
+def nodes_from_segments(segments: gpd.GeoDataFrame, *, tolerance: float = 1.0) -> pd.DataFrame:
+    """Intersection nodes where segment ends of two or more streets meet.
+
+    Parameters
+    ----------
+    segments
+        Output of :func:`segments_from_centerline`.
+    tolerance
+        Ends closer than this (CRS units) are one node.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``node_id``, ``code_1``, ``code_2``, ``x``, ``y``: one row per pair of streets.
+    """
+    geoms = segments.geometry.to_numpy()
+    ok = ~shapely.is_missing(geoms)
+    codes = segments["street_code"].to_numpy()[ok]
+    ends = []
+    for which in (0, -1):
+        pts = shapely.get_point(geoms[ok], which)
+        ends.append(pd.DataFrame({"x": shapely.get_x(pts), "y": shapely.get_y(pts),
+                                  "code": codes}))
+    e = pd.concat(ends, ignore_index=True)
+    e["kx"] = np.round(e["x"] / tolerance).astype(np.int64)
+    e["ky"] = np.round(e["y"] / tolerance).astype(np.int64)
+    e = e.drop_duplicates(["kx", "ky", "code"])
+    e["node_id"] = e.groupby(["kx", "ky"]).ngroup()
+    m = e.merge(e[["node_id", "code"]], on="node_id", suffixes=("_1", "_2"))
+    m = m[m["code_1"] < m["code_2"]]
+    return m[["node_id", "code_1", "code_2", "x", "y"]].reset_index(drop=True)
