@@ -212,7 +212,7 @@ def _split_place(text: str) -> tuple[str, str, str, str]:
         if len(parts) > 1:
             city = " ".join(parts[1:]).strip()
             parts = parts[:1]
-    elif len(tokens) >= 3 and tokens[-1] in STATE_CODES:
+    elif len(tokens) >= 3 and tokens[-1] in STATE_CODES and (zipc or tokens[-1] not in DIRECTIONS):
         state = tokens[-1]
         tokens = tokens[:-1]
         cut = max((i for i, t in enumerate(tokens) if t in SUFFIXES and i > 0), default=-1)

@@ -130,6 +130,8 @@ class Geocoder:
         self.ambiguous = ambiguous_m / unit
         self.stats = stats
         self._to_lonlat = pyproj.Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
+        self._segments = segments
+        self._nodes = nodes
         self._build_streets(segments)
         self._build_nodes(nodes)
         self._points: dict[str, tuple[float, float]] = {}
@@ -295,6 +297,12 @@ class Geocoder:
         frame = self._frame([res], [p.normalized], np.zeros(1, dtype=np.int64),
                             pd.RangeIndex(1))
         return {c: frame[c].iloc[0] for c in RESULT_COLUMNS}
+
+    def _segments_for_tests(self) -> gpd.GeoDataFrame:
+        return self._segments
+
+    def _nodes_for_tests(self) -> pd.DataFrame:
+        return self._nodes
 
     def clear_cache(self) -> None:
         """Forget cached parses and matches."""
