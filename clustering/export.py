@@ -1,0 +1,105 @@
+"""Writing hotspot runs: the ranked list and the crew work list, as CSV or GeoJSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from clustering.priority import PARTS
+from hotspot311.errors import InputError
+
+LIST_COLUMNS = ["rank", "score", *[f"score_{p}" for p in PARTS], "hotspot_id", "count", "open",
+                "overdue", "oldest_open_id", "oldest_open_days", "first_requested",
+                "last_requested", "top_address", "top_addresses", "services"]
+
+
+def hotspot_table(hotspots: gpd.GeoDataFrame, layer_keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The ranked list as a plain table (no geometry, no member lists)."""
+    cols = [c for c in LIST_COLUMNS if c in hotspots.columns]
+    cols += [k for k in layer_keys if k in hotspots.columns]
+    return pd.DataFrame(hotspots[cols])
+
+
+def work_list(members: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
+    """Crew work list: every request of every hotspot, in rank order, oldest first.
+
+    Parameters
+    ----------
+    members
+        ``HotspotResult.members`` (requests with ``hotspot_id`` and ``rank``).
+    now
+        Reference time for ages and overdue.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank``, ``hotspot_id``, ``service_request_id``, ``service_name``, ``address``,
+        ``status``, ``requested_datetime``, ``age_days``, ``due_datetime``, ``overdue``,
+        ``lat``, ``lon``.
+    """
+    rows = members[members["hotspot_id"].notna()].copy()
+    now_ts = pd.Timestamp(now)
+    due = rows["expected_datetime"] if "expected_datetime" in rows else pd.Series(pd.NaT, index=rows.index)
+    out = pd.DataFrame({
+        "rank": rows["rank"].astype(int),
+        "hotspot_id": rows["hotspot_id"],
+        "service_request_id": rows["service_request_id"],
+        "service_name": rows["service_name"],
+        "address": rows["address"],
+        "status": rows["status"],
+        "requested_datetime": rows["requested_datetime"],
+        "age_days": ((now_ts - rows["requested_datetime"]).dt.total_seconds() / 86400).round(1),
+        "due_datetime": due,
+        "overdue": rows["status"].eq("open") & (due < now_ts),
+        "lat": rows["lat"],
+        "lon": rows["lon"],
+    })
+    if "sla_state" in rows:
+        out.insert(9, "sla_state", rows["sla_state"])
+    return out.sort_values(["rank", "requested_datetime", "service_request_id"]).reset_index(drop=True)
+
+
+def write_hotspots(hotspots: gpd.GeoDataFrame, path: Path, *,
+                   layer_keys: tuple[str, ...] = ()) -> None:
+    """Write the ranked hotspots: ``.geojson`` (hull polygons, WGS84) or ``.csv``.
+
+    Raises
+    ------
+    InputError
+        For another file extension.
+    """
+    suffix = path.suffix.lower()
+    table = hotspot_table(hotspots, layer_keys)
+    if suffix == ".csv":
+        table.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    elif suffix in (".geojson", ".json"):
+        frame = gpd.GeoDataFrame(_texts(table), geometry=hotspots.geometry.to_numpy(),
+                                 crs=hotspots.crs).to_crs("EPSG:4326")
+        frame.to_file(path, driver="GeoJSON")
+    else:
+        raise InputError(f"--output: got {path.name!r}; allowed extensions: .geojson, .csv")
+
+
+def write_work_list(work: pd.DataFrame, path: Path) -> None:
+    """Write a work list as ``.csv`` or ``.geojson`` (request points)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        work.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+    elif suffix in (".geojson", ".json"):
+        frame = gpd.GeoDataFrame(_texts(work), geometry=gpd.points_from_xy(work["lon"], work["lat"]),
+                                 crs="EPSG:4326")
+        frame.to_file(path, driver="GeoJSON")
+    else:
+        raise InputError(f"work list: got {path.name!r}; allowed extensions: .geojson, .csv")
+
+
+def _texts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Times as ISO text (GeoJSON has no time type)."""
+    out = frame.copy()
+    for col in out.columns:
+        if str(out[col].dtype).startswith("datetime64"):
+            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out

@@ -1,0 +1,154 @@
+"""Priority of hotspots for crews: a score whose parts are visible and configurable.
+
+Each part is a weight times a value scaled to 0–1 over the hotspots of the run:
+
+=============  ==========================================================
+part           value (before the weight)
+=============  ==========================================================
+``size``       log(1 + count) / log(1 + largest count)
+``open``       open requests / count
+``overdue``    overdue requests / largest overdue count (0 when none is)
+``age``        days since the oldest open request / the largest such age
+``recency``    share of requests in the last 7 days of the window
+``service``    mean service-type weight of the members (1 when not given)
+=============  ==========================================================
+
+The score is the sum of the parts, scaled so that the weights' total is 100. Ties are
+broken by overdue count, then count, then the hotspot id, so the order is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from hotspot311.errors import InputError, describe
+
+PARTS: Final = ("size", "open", "overdue", "age", "recency", "service")
+
+
+@dataclass(frozen=True)
+class PriorityWeights:
+    """Weights of the score's parts, and per-service weights.
+
+    Attributes
+    ----------
+    size, open, overdue, age, recency, service
+        Weight of each part (>= 0; at least one > 0).
+    service_weights
+        Service name → weight (default 1) for the ``service`` part.
+    """
+
+    size: float = 1.0
+    open: float = 1.0
+    overdue: float = 1.0
+    age: float = 1.0
+    recency: float = 1.0
+    service: float = 0.0
+    service_weights: Mapping[str, float] = field(default_factory=dict)
+
+    def validate(self) -> PriorityWeights:
+        """Check the weights, listing every problem."""
+        problems = [f"weight {p}: got {describe(getattr(self, p))}; allowed: a number >= 0"
+                    for p in PARTS if not (isinstance(getattr(self, p), int | float)
+                                           and getattr(self, p) >= 0)]
+        if not problems and sum(getattr(self, p) for p in PARTS) <= 0:
+            problems.append("weights: all are 0; at least one must be above 0")
+        if problems:
+            raise InputError(problems)
+        return self
+
+
+#: Department presets.
+PRESETS: Final[dict[str, PriorityWeights]] = {
+    "streets": PriorityWeights(size=1.0, open=1.5, overdue=2.0, age=1.0, recency=0.5, service=1.0,
+                               service_weights={"Traffic Signal Emergency": 3.0,
+                                                "Street Defect": 1.5,
+                                                "Street Light Outage": 1.2}),
+    "police": PriorityWeights(size=1.5, open=1.0, overdue=1.0, age=1.5, recency=0.5, service=1.0,
+                              service_weights={"Dangerous Building Complaint": 2.0,
+                                               "Abandoned Vehicle": 1.0,
+                                               "Vacant House or Commercial": 1.2}),
+    "neighborhood": PriorityWeights(size=2.0, open=1.0, overdue=0.5, age=0.5, recency=1.5),
+    "balanced": PriorityWeights(),
+}
+
+
+def preset(name: str) -> PriorityWeights:
+    """A named preset (``streets``, ``police``, ``neighborhood``, ``balanced``)."""
+    try:
+        return PRESETS[name]
+    except KeyError as err:
+        raise InputError(f"preset: got {name!r}; allowed: {', '.join(PRESETS)}") from err
+
+
+def with_weights(base: PriorityWeights, **weights: float) -> PriorityWeights:
+    """A copy of ``base`` with some part weights replaced."""
+    unknown = sorted(set(weights) - set(PARTS))
+    if unknown:
+        raise InputError(f"weights: unknown parts {unknown}; allowed: {', '.join(PARTS)}")
+    return replace(base, **weights).validate()
+
+
+def rank_hotspots(
+    hotspots: pd.DataFrame,
+    members: pd.DataFrame,
+    *,
+    weights: PriorityWeights,
+    window_end: datetime,
+) -> pd.DataFrame:
+    """Score and rank hotspots.
+
+    Parameters
+    ----------
+    hotspots
+        From :func:`clustering.hotspots.summarize`.
+    members
+        The clustered requests with a ``hotspot_id`` column.
+    weights
+        Part weights.
+    window_end
+        End of the run's window (for the recency part).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``hotspots`` with ``score_<part>`` columns, ``score`` and ``rank`` (1 = first),
+        sorted by rank.
+    """
+    weights.validate()
+    out = hotspots.copy()
+    if out.empty:
+        for p in PARTS:
+            out[f"score_{p}"] = []
+        out["score"] = []
+        out["rank"] = []
+        return out
+    count = out["count"].astype(float)
+    values = {
+        "size": np.log1p(count) / np.log1p(count.max()),
+        "open": out["open"] / count,
+        "overdue": out["overdue"] / out["overdue"].max() if out["overdue"].max() > 0 else 0 * count,
+        "age": (out["oldest_open_days"].fillna(0) / out["oldest_open_days"].max()
+                if out["oldest_open_days"].fillna(0).max() > 0 else 0 * count),
+    }
+    recent_from = pd.Timestamp(window_end - timedelta(days=7))
+    by_id = members.groupby("hotspot_id")
+    recent = by_id["requested_datetime"].apply(lambda s: float((s > recent_from).mean()))
+    values["recency"] = out["hotspot_id"].map(recent).fillna(0.0)
+    sw = members["service_name"].map(lambda s: weights.service_weights.get(s, 1.0))
+    svc = sw.groupby(members["hotspot_id"]).mean()
+    values["service"] = out["hotspot_id"].map(svc).fillna(1.0) / max(svc.max(), 1.0)
+    total = sum(getattr(weights, p) for p in PARTS)
+    for p in PARTS:
+        out[f"score_{p}"] = (100.0 * getattr(weights, p) / total * values[p]).round(2)
+    out["score"] = out[[f"score_{p}" for p in PARTS]].sum(axis=1).round(2)
+    out = out.sort_values(["score", "overdue", "count", "hotspot_id"],
+                          ascending=[False, False, False, True], kind="stable")
+    out["rank"] = np.arange(1, len(out) + 1)
+    return out.reset_index(drop=True)

@@ -1,0 +1,94 @@
+"""One hotspot run: select, cluster, summarize, rank.
+
+``run_hotspots`` is what the CLI and the app call; it is a function of one frame of
+requests (one partition), so batch runs can be split by service type, window or tile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import geopandas as gpd
+import pandas as pd
+
+from clustering.hotspots import label_requests, summarize
+from clustering.priority import PriorityWeights, rank_hotspots
+from clustering.selection import HotspotQuery, select_requests, window_end
+from layers.profile import CityProfile
+
+
+@dataclass
+class HotspotResult:
+    """The outcome of a run.
+
+    Attributes
+    ----------
+    query
+        The parameters.
+    hotspots
+        Ranked hotspots (hull geometry in the city CRS), see
+        :func:`clustering.priority.rank_hotspots`.
+    members
+        The selected requests with ``hotspot_id`` (``None`` for noise) and ``rank``.
+    selected
+        Number of requests the run looked at.
+    window_end
+        End of the time window used.
+    """
+
+    query: HotspotQuery
+    hotspots: gpd.GeoDataFrame
+    members: pd.DataFrame
+    selected: int
+    window_end: datetime | None
+
+
+def run_hotspots(
+    requests: pd.DataFrame,
+    query: HotspotQuery,
+    *,
+    profile: CityProfile,
+    weights: PriorityWeights,
+    now: datetime | None = None,
+    layer_keys: tuple[str, ...] = (),
+) -> HotspotResult:
+    """Find and rank hotspots.
+
+    Parameters
+    ----------
+    requests
+        Stored requests (with ``x``/``y`` in the city CRS).
+    query
+        Service types, window, status, ``eps_m`` and ``min_samples``.
+    profile
+        The city (for the metres → CRS unit conversion).
+    weights
+        Priority weights.
+    now
+        Reference time for overdue and ages (UTC now when omitted).
+    layer_keys
+        Layers to report each hotspot's area in.
+
+    Returns
+    -------
+    HotspotResult
+        Ranked hotspots and their members.
+    """
+    query.validate()
+    now = now or datetime.now(UTC)
+    chosen = select_requests(requests, query)
+    end = window_end(requests, query)
+    eps = profile.metres_to_crs(query.eps_m)
+    labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
+    hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys,
+                         crs=profile.crs)
+    by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
+    members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
+    ranked = rank_hotspots(hotspots, members[members["hotspot_id"].notna()],
+                           weights=weights, window_end=end or now)
+    rank_of = dict(zip(ranked["hotspot_id"], ranked["rank"], strict=True))
+    members["rank"] = members["hotspot_id"].map(rank_of)
+    ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
+    return HotspotResult(query=query, hotspots=ranked, members=members,
+                         selected=len(chosen), window_end=end)

@@ -1,0 +1,162 @@
+"""Choosing the requests a hotspot run looks at: service types, time window, status.
+
+Distances are given in metres and converted to the city CRS's unit (US feet for
+Philadelphia) by the profile; degrees are never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from hotspot311.errors import InputError, describe
+
+STATUS_FILTERS = ("open", "all")
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """The parameters of one hotspot run.
+
+    Attributes
+    ----------
+    services
+        Service names to include (empty: every type).
+    days
+        Window length in days, ending at ``end`` (``None``: no start limit).
+    end
+        End of the window (UTC); the latest request time in the data when ``None``.
+    status
+        ``open`` (open requests only) or ``all``.
+    eps_m
+        DBSCAN search distance in metres.
+    min_samples
+        Requests within ``eps_m`` (the request itself included) that make a core point.
+    areas
+        Layer key → area codes to keep (e.g. one neighborhood).
+    """
+
+    services: tuple[str, ...] = ()
+    days: int | None = 30
+    end: datetime | None = None
+    status: str = "all"
+    eps_m: float = 100.0
+    min_samples: int = 5
+    areas: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def validate(self) -> HotspotQuery:
+        """Check every parameter, listing all problems at once.
+
+        Raises
+        ------
+        InputError
+            Naming each bad parameter, its value and what is allowed.
+        """
+        problems = []
+        if self.days is not None and (not isinstance(self.days, int) or self.days < 1):
+            problems.append(f"days: got {describe(self.days)}; allowed: a whole number >= 1")
+        if self.status not in STATUS_FILTERS:
+            problems.append(f"status: got {describe(self.status)}; allowed: {', '.join(STATUS_FILTERS)}")
+        if not (isinstance(self.eps_m, int | float) and 0 < self.eps_m < 100_000):
+            problems.append(f"eps: got {describe(self.eps_m)} m; allowed: more than 0 and under 100 km")
+        if not isinstance(self.min_samples, int) or self.min_samples < 1:
+            problems.append(f"min_samples: got {describe(self.min_samples)}; allowed: a whole number >= 1")
+        if self.end is not None and self.end.tzinfo is None:
+            problems.append("end: must be timezone-aware")
+        if problems:
+            raise InputError(problems)
+        return self
+
+    def params(self) -> dict[str, object]:
+        """JSON-ready parameters, for stored runs and exports."""
+        return {
+            "services": list(self.services), "days": self.days,
+            "end": self.end.isoformat() if self.end else None, "status": self.status,
+            "eps_m": self.eps_m, "min_samples": self.min_samples,
+            "areas": {k: list(v) for k, v in self.areas.items()},
+        }
+
+
+def resolve_services(names: Sequence[str], groups: dict[str, tuple[str, ...]],
+                     known: Sequence[str]) -> tuple[str, ...]:
+    """Expand group names and check service names against those in the data.
+
+    Parameters
+    ----------
+    names
+        Service names and group names (``streets``), as the user gave them.
+    groups
+        Group name → service names.
+    known
+        Service names present in the store.
+
+    Returns
+    -------
+    tuple of str
+        Service names, in the order given, without repeats.
+
+    Raises
+    ------
+    InputError
+        For a name that is neither a group nor a service in the data, listing the choices.
+    """
+    out: dict[str, None] = {}
+    lower = {k.lower(): k for k in known}
+    for name in names:
+        if name.lower() in groups:
+            out.update(dict.fromkeys(groups[name.lower()]))
+        elif name in known or name.lower() in lower:
+            out[lower.get(name.lower(), name)] = None
+        else:
+            choices = ", ".join(sorted(known)[:40])
+            raise InputError(
+                f"service: {name!r} is neither a service type in the store nor a group "
+                f"({', '.join(sorted(groups))}); service types: {choices}"
+            )
+    return tuple(out)
+
+
+def select_requests(requests: pd.DataFrame, query: HotspotQuery) -> pd.DataFrame:
+    """The requests a run looks at.
+
+    Parameters
+    ----------
+    requests
+        Stored requests (need ``service_name``, ``requested_datetime``, ``status``, x/y).
+    query
+        The run's parameters.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A filtered copy, rows with usable city-CRS coordinates only.
+    """
+    query.validate()
+    keep = requests["x"].notna() & requests["y"].notna()
+    if query.services:
+        keep &= requests["service_name"].isin(query.services)
+    end = window_end(requests, query)
+    if query.days is not None and end is not None:
+        start = end - timedelta(days=query.days)
+        keep &= (requests["requested_datetime"] > pd.Timestamp(start)) & (
+            requests["requested_datetime"] <= pd.Timestamp(end))
+    if query.status == "open":
+        keep &= requests["status"] == "open"
+    for key, codes in query.areas.items():
+        if key not in requests.columns:
+            raise InputError(f"area: layer {key!r} is not in the store")
+        keep &= requests[key].isin(codes)
+    return requests[keep].copy()
+
+
+def window_end(requests: pd.DataFrame, query: HotspotQuery) -> datetime | None:
+    """The end of the time window: ``query.end``, else the newest request time."""
+    if query.end is not None:
+        return query.end
+    if requests.empty:
+        return None
+    latest = requests["requested_datetime"].max()
+    return None if pd.isna(latest) else latest.to_pydatetime()

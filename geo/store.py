@@ -1,0 +1,220 @@
+"""The store interface shared by the embedded store and the PostGIS store.
+
+A store keeps requests (joined to every active boundary layer), the quarantine, the
+ingest batches and the boundary layers with their generations. Writes are atomic: a
+batch is applied whole or not at all, and re-applying it changes nothing.
+
+Upsert rule, keyed on ``service_request_id``: an incoming row replaces the stored one
+when its ``updated_datetime`` is newer, or when both times are equal (or both missing)
+and the content differs (the later ingest wins a tie). An older incoming row changes
+nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from geo.validate import ValidatedBatch
+from hotspot311.errors import StoreError
+from hotspot311.settings import is_postgres_url
+from layers.profile import CityProfile, LayerSpec
+from layers.registry import Generation, active_generations, generation_for, load_layer
+
+BATCH_COLUMNS = (
+    "batch_id", "source_file", "format", "encoding", "rows_read", "inserted", "updated",
+    "unchanged", "quarantined", "ingested_at",
+)
+
+
+@dataclass
+class WriteResult:
+    """What a batch did to the store.
+
+    Attributes
+    ----------
+    inserted, updated, unchanged
+        Requests new to the store, replacing a stored one, or leaving it as it was.
+    quarantined
+        Reason → rows of this batch in the quarantine (new or already there).
+    released
+        Quarantine rows removed because the request is now usable (geocoded).
+    """
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    released: int = 0
+
+    @property
+    def total(self) -> int:
+        """Rows accounted for: requests written or unchanged plus quarantined."""
+        return self.inserted + self.updated + self.unchanged + sum(self.quarantined.values())
+
+
+class Store(ABC):
+    """A place to keep requests, quarantine, batches and boundary layers."""
+
+    profile: CityProfile
+
+    # --- writes -----------------------------------------------------------------
+    @abstractmethod
+    def write_batch(
+        self,
+        batch: ValidatedBatch,
+        *,
+        info: dict[str, object],
+        release: Sequence[str] = (),
+    ) -> WriteResult:
+        """Upsert a validated batch and its quarantine rows, atomically.
+
+        Parameters
+        ----------
+        batch
+            Requests and quarantine rows of one source.
+        info
+            Batch record fields (``batch_id``, ``source_file``, ``format``, …).
+        release
+            Quarantine ids to remove in the same transaction (rows now usable).
+
+        Returns
+        -------
+        WriteResult
+            Counts that add up to ``batch.rows_read``.
+        """
+
+    @abstractmethod
+    def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
+        """Store a new generation of a layer and re-join that layer only.
+
+        Parameters
+        ----------
+        spec
+            The layer's key, title, fields and ``valid_from``.
+        areas
+            ``code``, ``name``, ``geometry`` in the city CRS.
+
+        Returns
+        -------
+        Generation
+            The stored generation's metadata.
+        """
+
+    @abstractmethod
+    def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Join every stored request to the active generation of ``keys`` (all when None).
+
+        Returns
+        -------
+        dict
+            Layer key → requests outside every area of that layer.
+        """
+
+    # --- reads ------------------------------------------------------------------
+    @abstractmethod
+    def requests(self) -> gpd.GeoDataFrame:
+        """Every stored request: canonical, derived and one column per layer key."""
+
+    @abstractmethod
+    def quarantine(self) -> pd.DataFrame:
+        """Every quarantined row (see :data:`geo.validate.QUARANTINE_COLUMNS`)."""
+
+    @abstractmethod
+    def batches(self) -> pd.DataFrame:
+        """The ingest log, one row per batch (see :data:`BATCH_COLUMNS`)."""
+
+    @abstractmethod
+    def generations(self) -> list[Generation]:
+        """Every stored generation of every layer."""
+
+    @abstractmethod
+    def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
+        """The areas of one generation of a layer (the active one by default)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for messages (never a password)."""
+
+    # --- shared helpers ---------------------------------------------------------
+    def active(self) -> dict[str, Generation]:
+        """Layer key → active generation."""
+        return active_generations(self.generations())
+
+    def layer_keys(self) -> tuple[str, ...]:
+        """Keys of the stored layers, in the order they were first added."""
+        seen: dict[str, None] = {}
+        for gen in sorted(self.generations(), key=lambda g: g.generation):
+            seen.setdefault(gen.key, None)
+        return tuple(seen)
+
+    def ensure_profile_layers(self) -> list[Generation]:
+        """Load every profile layer the store does not hold yet.
+
+        Returns
+        -------
+        list of Generation
+            The generations added (empty when the store already had every layer).
+        """
+        have = {g.key for g in self.generations()}
+        added = []
+        for spec in self.profile.layers:
+            if spec.key not in have:
+                areas = load_layer(spec, crs=self.profile.crs)
+                added.append(self.add_generation(spec, areas))
+        return added
+
+    def add_layer_file(self, spec: LayerSpec) -> Generation:
+        """Read a layer file (see :func:`layers.registry.load_layer`) and store it."""
+        return self.add_generation(spec, load_layer(spec, crs=self.profile.crs))
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections); the embedded store holds none."""
+
+
+def next_generation_number(existing: list[Generation], key: str) -> int:
+    """1 + the highest generation number stored for ``key``."""
+    return 1 + max((g.generation for g in existing if g.key == key), default=0)
+
+
+def describe_generation(spec: LayerSpec, areas: gpd.GeoDataFrame, existing: list[Generation]) -> Generation:
+    """Metadata for ``areas`` as the next generation of ``spec.key``."""
+    return generation_for(spec, areas, generation=next_generation_number(existing, spec.key))
+
+
+def open_store(location: str | Path, profile: CityProfile) -> Store:
+    """Open the store named by ``location``.
+
+    Parameters
+    ----------
+    location
+        A directory (embedded store, created when missing) or a ``postgresql://`` URL
+        (PostGIS store; ``postgresql:`` alone uses the libpq ``PG*`` variables).
+    profile
+        The city profile the store serves.
+
+    Returns
+    -------
+    Store
+        The opened store.
+
+    Raises
+    ------
+    StoreError
+        When the store cannot be opened or belongs to another city.
+    """
+    text = str(location)
+    if is_postgres_url(text):
+        try:
+            from geo.postgis import PostGISStore
+        except ImportError as err:
+            raise StoreError(f"the PostGIS store is not available in this build ({err})") from err
+        return PostGISStore.open(text, profile)
+    from geo.embedded import EmbeddedStore
+
+    return EmbeddedStore(Path(text), profile)

@@ -1,0 +1,5 @@
+"""``python -m hotspot311`` runs the command line."""
+
+from hotspot311.cli import main
+
+main()

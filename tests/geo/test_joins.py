@@ -1,0 +1,90 @@
+"""Point-in-polygon joins: hand-drawn squares, the shared-edge rule, and real layers."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from geo.joins import build_index, join_layers, locate, subdivide
+from hotspot311.errors import CRSMismatchError
+from layers.profile import CityProfile
+from layers.registry import load_layer
+
+from tests.conftest import DATA
+
+
+def squares() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"code": ["B", "A", "C"], "name": ["b", "a", "c"]},
+        geometry=[shapely.box(1, 0, 2, 1), shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 6)],
+        crs="EPSG:32618",
+    )
+
+
+def test_inside_edge_corner_outside() -> None:
+    index = build_index(squares())
+    x = np.array([0.5, 1.5, 1.0, 1.0, 9.0, np.nan, 0.0, 5.0])
+    y = np.array([0.5, 0.5, 0.5, 1.0, 9.0, 0.5, 0.0, 5.0])
+    got = locate(x, y, index).tolist()
+    # shared edge x=1 (and its corner) -> the lowest code "A"; outer boundary counts as inside
+    assert got == ["A", "B", "A", "A", None, None, "A", "C"]
+
+
+def test_edge_rule_uses_code_point_order() -> None:
+    frame = gpd.GeoDataFrame(
+        {"code": ["a", "Z", "10", "9"], "name": ["", "", "", ""]},
+        geometry=[shapely.box(0, 0, 1, 1)] * 4, crs="EPSG:32618",
+    )
+    # code-point order: "10" < "9" < "Z" < "a"
+    assert locate(np.array([0.5]), np.array([0.5]), build_index(frame)).tolist() == ["10"]
+
+
+def test_subdivide_covers_exactly() -> None:
+    circle = shapely.Point(0, 0).buffer(100, quad_segs=200)
+    pieces = subdivide(circle, max_vertices=32)
+    assert len(pieces) > 10
+    assert all(shapely.get_num_coordinates(p) <= 40 for p in pieces)
+    assert shapely.union_all(pieces).symmetric_difference(circle).area < 1e-6
+
+
+def test_subdivided_join_equals_plain_covers(phila: CityProfile) -> None:
+    spec = next(s for s in phila.layers if s.key == "neighborhood")
+    areas = load_layer(spec, crs=phila.crs)
+    rng = np.random.default_rng(7)
+    xmin, ymin, xmax, ymax = areas.total_bounds
+    x = rng.uniform(xmin, xmax, 3000)
+    y = rng.uniform(ymin, ymax, 3000)
+    got = locate(x, y, build_index(areas))
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=phila.crs)
+    plain = gpd.sjoin(pts, areas, predicate="covered_by", how="left")
+    expected = plain.sort_values("code").groupby(level=0)["code"].first().reindex(pts.index)
+    assert (pd.Series(got).fillna("-") == expected.fillna("-").to_numpy()).all()
+    assert pd.isna(got).sum() > 100  # the bounding box holds points outside the city
+
+
+def test_join_refuses_crs_mismatch() -> None:
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy([0.5], [0.5]), crs="EPSG:4326")
+    with pytest.raises(CRSMismatchError, match="differs from the points' CRS"):
+        join_layers(pts, {"square": build_index(squares())})
+
+
+def test_loney_street_matches_the_citys_answer(phila: CityProfile) -> None:
+    """1001 LONEY ST: the City's geocoder gives its districts (data/.../geocoder)."""
+    record = pd.read_csv(DATA / "geocoder" / "ais-address-record-1001-loney-st.csv",
+                         dtype=str).iloc[0]
+    pt = gpd.GeoDataFrame(
+        geometry=gpd.points_from_xy([float(record["geocode_lon"])],
+                                    [float(record["geocode_lat"])]), crs="EPSG:4326"
+    ).to_crs(phila.crs)
+    indexes = {s.key: build_index(load_layer(s, crs=phila.crs)) for s in phila.layers}
+    got = join_layers(pt, indexes).iloc[0].to_dict()
+    assert got["zip"] == record["zip_code"] == "19111"
+    assert got["council_district"] == record["council_district_2024"] == "10"
+    assert got["police_district"] == str(int(record["police_district"])) == "2"
+    assert got["planning_district"] == record["planning_district"] == "Central Northeast"
+    assert got["census_tract"] == record["census_tract_2010"] == "034000"
+    assert got["neighborhood"] == "Fox Chase"
+    assert got["li_district"].upper() == record["li_district"] == "EAST"
