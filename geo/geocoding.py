@@ -14,8 +14,9 @@ Matching order for each distinct normalized address:
 
 Every row gets a ``match_type`` (``exact``, ``range``, ``intersection``, ``fuzzy_range``,
 ``fuzzy_intersection``, ``unmatched``), a ``score`` from 0 to 100 and, when unmatched, a
-``reason`` (``unparseable``, ``unknown_street``, ``number_out_of_range``, ``ambiguous``,
-``outside_city``).
+``reason`` (``unparseable``, ``unknown_street``, ``number_out_of_range``, ``unpositioned``
+(the range exists but its block has no position in the index), ``ambiguous``,
+``streets_do_not_meet`` (both streets are known but share no node), ``outside_city``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from geo.streets import (
 from hotspot311.errors import InputError, describe
 
 RESULT_COLUMNS = ["x", "y", "lat", "lon", "match_type", "score", "reason", "normalized"]
-_ALGO_VERSION = 1  # bump when geo.streets positioning changes (invalidates caches)
+_ALGO_VERSION = 2  # bump when geo.streets positioning changes (invalidates caches)
 _KEY = 10_000_000  # numbers are below this; keys are (code * 2 + parity) * _KEY + number
 
 
@@ -232,10 +233,10 @@ class Geocoder:
         for side, a, b in ((1, "l_from", "l_to"), (-1, "r_from", "r_to")):
             f = segs[a].to_numpy(np.int64)
             t = segs[b].to_numpy(np.int64)
-            ok = has & ((f > 0) | (t > 0))
+            ok = (f > 0) | (t > 0)
             rows.append(pd.DataFrame({
                 "code": code_idx[ok], "seg": np.flatnonzero(ok), "side": side,
-                "f": f[ok], "t": t[ok]}))
+                "f": f[ok], "t": t[ok], "pos": has[ok]}))
         tab = pd.concat(rows, ignore_index=True)
         tab["lo"] = np.minimum(tab["f"], tab["t"])
         tab["hi"] = np.maximum(tab["f"], tab["t"])
@@ -409,7 +410,8 @@ class Geocoder:
                       score: np.ndarray, fuzzy: np.ndarray) -> dict[str, _Result]:
         r = self._ranges
         best: dict[str, tuple[float, int, int]] = {}
-        for parity_penalty, parity in ((0.0, num % 2), (15.0, 1 - num % 2)):
+        # the other side of the named street ranks above a street with another prefix
+        for parity_penalty, parity in ((0.0, num % 2), (10.0, 1 - num % 2)):
             key = (code * 2 + parity) * _KEY + num
             pos = np.searchsorted(r["key"], key, side="right") - 1
             pos_ok = pos >= 0
@@ -421,8 +423,14 @@ class Geocoder:
                 k = q_key[i]
                 if k not in best or s > best[k][0]:
                     best[k] = (s, int(pos[i]), int(num[i]))
+        out: dict[str, _Result] = {}
+        for k in [k for k, v in best.items() if not r["pos"][v[1]]]:
+            # the range exists but its block could not be positioned: say so rather than
+            # fall back to a street with another prefix far away
+            out[k] = _unmatched("unpositioned")
+            del best[k]
         if not best:
-            return {}
+            return out
         ks = list(best)
         rows = np.array([best[k][1] for k in ks])
         nums = np.array([best[k][2] for k in ks], dtype=float)
@@ -441,7 +449,6 @@ class Geocoder:
         x = x - dy / norm * self.offset * side
         y = y + dx / norm * self.offset * side
         idx = {k: i for i, k in enumerate(q_key)}
-        out = {}
         for i, k in enumerate(ks):
             kind = "fuzzy_range" if fuzzy[idx[k]] else "range"
             out[k] = _Result(float(x[i]), float(y[i]), kind,
@@ -460,7 +467,7 @@ class Geocoder:
                 if pts:
                     found.append((min(sa, sb), pts))
         if not found:
-            return _unmatched("unknown_street")
+            return _unmatched("streets_do_not_meet")
         top = max(s for s, _ in found)
         pts_all = np.array([pt for s, pts in found if s >= top - 1e-3 for pt in pts])
         centre = pts_all.mean(axis=0)

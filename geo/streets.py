@@ -45,6 +45,7 @@ import geopandas as gpd
 import numba
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from hotspot311.errors import InputError, describe
@@ -339,6 +340,8 @@ def position_segments(
     rounds: int = 3,
     anchor_spread: float = 60.0,
     anchor_radius: float = 1500.0,
+    min_density_m: float = 0.1,
+    max_density_m: float = 8.0,
 ) -> tuple[gpd.GeoDataFrame, PositionStats]:
     """Give each centerline segment a line between two intersection nodes.
 
@@ -360,6 +363,13 @@ def position_segments(
     anchor_radius
         Observations of a cross street within this distance (CRS units) of a node are used
         for that node's learned anchor.
+    min_density_m, max_density_m
+        Sanity bounds, in metres per house number, on the length given to address ranges.
+        Segments packed tighter than ``min_density_m`` into one gap (a run of blocks
+        squeezed between two nodes a few feet apart: an alignment failure on diagonal or
+        curved streets) lose that position; runs of unplaced segments are then spread
+        between their placed neighbours in proportion to their numbers, but only when the
+        result stays within both bounds (otherwise they stay unpositioned).
 
     Returns
     -------
@@ -367,6 +377,8 @@ def position_segments(
         A GeoDataFrame with :data:`SEGMENT_COLUMNS` and LineString geometry (None where no
         position could be derived), and the counts.
     """
+    unit = pyproj.CRS(crs).axis_info[0].unit_conversion_factor
+    min_density, max_density = min_density_m / unit, max_density_m / unit
     segs = _street_table(ranges).reset_index(drop=True)
     pairs = pd.concat([
         nodes[["node_id", "code_1", "code_2", "x", "y"]].rename(
@@ -441,24 +453,15 @@ def position_segments(
                 p, q = a + (b - a) * cuts[t], a + (b - a) * cuts[t + 1]
                 geoms[idx[s]] = shapely.LineString([p, q])
                 how[idx[s]] = "nodes"
-        # infer unplaced segments between placed neighbours
-        placed = [s for s in range(len(gaps)) if gaps[s] >= 0]
-        for s in range(len(gaps)):
-            if gaps[s] >= 0 or not placed:
-                continue
-            before = [p for p in placed if p < s]
-            after = [p for p in placed if p > s]
-            if not before or not after:
-                continue
-            gb, ga = geoms[idx[before[-1]]], geoms[idx[after[0]]]
-            if gb is None or ga is None:
-                continue
-            p0 = np.asarray(gb.coords[-1])
-            p1 = np.asarray(ga.coords[0])
-            if float(np.hypot(*(p1 - p0))) < 1.0:
-                continue
-            geoms[idx[s]] = shapely.LineString([p0, p1])
-            how[idx[s]] = "inferred"
+        # sanity: a gap holding a long run of numbers in a few feet is a failed alignment
+        for g, members in share.items():
+            span = float(sum(hi[s] - lo[s] + 2 for s in members))
+            gap = float(np.hypot(*(xy[g + 1] - xy[g])))
+            if span >= 20 and gap / span < min_density:
+                for s in members:
+                    geoms[idx[s]] = None
+                    how[idx[s]] = ""
+        _infer_runs(lo, hi, idx, geoms, how, min_density=min_density, max_density=max_density)
     out = gpd.GeoDataFrame(segs.drop(columns=["lo", "hi"]), geometry=geoms, crs=crs)
     out["position"] = how
     stats = PositionStats(
@@ -468,6 +471,36 @@ def position_segments(
         extra={"learned_anchors": len(learned), "numbered_cross_streets": len(static_anchor)},
     )
     return out[[*SEGMENT_COLUMNS, "geometry"]], stats
+
+
+def _infer_runs(lo: np.ndarray, hi: np.ndarray, idx: np.ndarray,
+                geoms: list[shapely.LineString | None], how: np.ndarray, *,
+                min_density: float, max_density: float) -> None:
+    """Spread each run of unplaced segments between its placed neighbours (by numbers)."""
+    m = len(lo)
+    placed = np.array([geoms[idx[s]] is not None for s in range(m)])
+    s = 0
+    while s < m:
+        if placed[s]:
+            s += 1
+            continue
+        e = s
+        while e < m and not placed[e]:
+            e += 1
+        if s > 0 and e < m:
+            gb, ga = geoms[idx[s - 1]], geoms[idx[e]]
+            assert gb is not None and ga is not None
+            p0 = np.asarray(gb.coords[-1])
+            p1 = np.asarray(ga.coords[0])
+            spans = hi[s:e] - lo[s:e] + 2
+            dist = float(np.hypot(*(p1 - p0)))
+            if dist >= 1.0 and min_density <= dist / float(spans.sum()) <= max_density:
+                cuts = np.concatenate([[0.0], np.cumsum(spans) / spans.sum()])
+                for t in range(e - s):
+                    a, b = p0 + (p1 - p0) * cuts[t], p0 + (p1 - p0) * cuts[t + 1]
+                    geoms[idx[s + t]] = shapely.LineString([a, b])
+                    how[idx[s + t]] = "inferred"
+        s = e
 
 
 def segments_from_centerline(gdf: gpd.GeoDataFrame, *,

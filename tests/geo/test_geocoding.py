@@ -88,8 +88,8 @@ def test_messy_inputs(philly: Geocoder) -> None:
     assert got["4th and mkt street"][0] == "intersection"
     assert got["12th and mkt"][0] == "intersection"
     # Market St and Broad St do not meet in the City's node table (Penn Square and City
-    # Hall lie between them), so there is no node to return.
-    assert got["market and broad street"] == ("unmatched", "unknown_street")
+    # Hall lie between them), so there is no node to return: a reason of its own.
+    assert got["market and broad street"] == ("unmatched", "streets_do_not_meet")
     assert got["dfdfa sdhl; dort@"] == ("unmatched", "unparseable")
 
 
