@@ -22,6 +22,7 @@ Every row gets a ``match_type`` (``exact``, ``range``, ``intersection``, ``fuzzy
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ from hotspot311.errors import InputError, describe
 
 RESULT_COLUMNS = ["x", "y", "lat", "lon", "match_type", "score", "reason", "normalized"]
 _ALGO_VERSION = 2  # bump when geo.streets positioning changes (invalidates caches)
+_PLAIN = re.compile(r"^\s*(\d{1,6})\s+([A-Za-z0-9][A-Za-z0-9 .']*?)\s*$")
+_MISSING: Any = object()
 _KEY = 10_000_000  # numbers are below this; keys are (code * 2 + parity) * _KEY + number
 
 
@@ -142,7 +145,10 @@ class Geocoder:
                 self._points[f"{int(n)} {str(st).upper()}"] = (float(x), float(y))
         self._cache: dict[str, _Result] = {}
         self._parse_cache: dict[str, ParsedAddress] = {}
+        self._street_cache: dict[str, ParsedAddress | None] = {}
         self._fuzzy_cache: dict[str, tuple[str, float] | None] = {}
+        self._cand_cache: dict[tuple[str, str, str, str],
+                               tuple[list[tuple[int, float]], bool]] = {}
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -283,12 +289,14 @@ class Geocoder:
         texts = addresses.astype(object).where(addresses.notna(), "")
         codes, uniq = pd.factorize(texts.astype(str), use_na_sentinel=False)
         parsed = [self._parse(t) for t in uniq]
-        keys = [self._key(p) for p in parsed]
+        norms = [p.normalized for p in parsed]
+        keys = [self._key(p, n) for p, n in zip(parsed, norms, strict=True)]
         todo = {k: p for k, p in zip(keys, parsed, strict=True) if k not in self._cache}
         if todo:
+            self._resolve_fuzzy(todo.values())
             self._cache.update(self._match(list(todo), list(todo.values())))
         res = [self._cache[k] for k in keys]
-        return self._frame(res, [p.normalized for p in parsed], codes, addresses.index)
+        return self._frame(res, norms, codes, addresses.index)
 
     def geocode_one(self, text: str) -> dict[str, Any]:
         """Geocode one address (no cache); return a dict with :data:`RESULT_COLUMNS`."""
@@ -306,24 +314,71 @@ class Geocoder:
         return self._nodes
 
     def clear_cache(self) -> None:
-        """Forget cached parses and matches."""
+        """Forget cached parses, street-name resolutions and matches."""
         self._cache.clear()
         self._parse_cache.clear()
+        self._street_cache.clear()
+        self._fuzzy_cache.clear()
+        self._cand_cache.clear()
 
     # -- steps --------------------------------------------------------------------------
     def _parse(self, text: str) -> ParsedAddress:
         p = self._parse_cache.get(text)
         if p is None:
-            p = parse_address(text, streets=self.street_names)
+            p = self._parse_fast(text)
             self._parse_cache[text] = p
         return p
 
-    def _key(self, p: ParsedAddress) -> str:
+    def _parse_fast(self, text: str) -> ParsedAddress:
+        """Parse ``text``; a plain "number street" reuses the parse of its street part.
+
+        Most inputs are a bare house number and a street: the street part is parsed once
+        (as house number 1) and the number put in, which gives the same result as a full
+        parse whenever the template parses as an address (checked: anything else takes
+        the full parser).
+        """
+        mt = _PLAIN.match(text)
+        if mt is None:
+            return parse_address(text, streets=self.street_names)
+        rest = mt.group(2)
+        templ = self._street_cache.get(rest, _MISSING)
+        if templ is _MISSING:
+            t = parse_address("1 " + rest, streets=self.street_names)
+            templ = t if (t.kind == "address" and t.number == 1 and t.number_high is None
+                          and not t.fraction) else None
+            self._street_cache[rest] = templ
+        if templ is None:
+            return parse_address(text, streets=self.street_names)
+        # dataclasses.replace is slow; the copy is a plain frozen dataclass
+        out = object.__new__(ParsedAddress)
+        out.__dict__.update(templ.__dict__)
+        out.__dict__["number"] = int(mt.group(1))
+        return out
+
+    def _resolve_fuzzy(self, parsed: Iterable[ParsedAddress]) -> None:
+        """Fuzzy-match every unknown street name of ``parsed`` at once (both cores)."""
+        unknown = {n for p in parsed for n in (p.name, p.name2)
+                   if n and n not in self._by_name and n not in self._fuzzy_cache}
+        if not unknown or not self._names:
+            return
+        queries = sorted(unknown)
+        for a in range(0, len(queries), 4096):
+            chunk = queries[a:a + 4096]
+            scores = process.cdist(chunk, self._names, scorer=fuzz.ratio,
+                                   score_cutoff=self.fuzzy_threshold, dtype=np.float32,
+                                   workers=-1)
+            best = scores.argmax(axis=1)
+            top = scores[np.arange(len(chunk)), best]
+            for q, b, v in zip(chunk, best, top, strict=True):
+                self._fuzzy_cache[q] = ((self._names[int(b)], float(v))
+                                        if v >= self.fuzzy_threshold and v > 0 else None)
+
+    def _key(self, p: ParsedAddress, normalized: str | None = None) -> str:
         if p.kind == "unparseable":
             return "?"
-        if self._outside(p):
+        if (p.state or p.city or p.zip) and self._outside(p):
             return "!"
-        return p.normalized
+        return p.normalized if normalized is None else normalized
 
     def _outside(self, p: ParsedAddress) -> bool:
         if p.state and p.state != self.state:
@@ -339,6 +394,15 @@ class Geocoder:
     def _candidates(self, predir: str, name: str, suffix: str,
                     postdir: str) -> tuple[list[tuple[int, float]], bool]:
         """Street codes for name parts, best first, with scores; and whether fuzzy."""
+        ck = (predir, name, suffix, postdir)
+        hit = self._cand_cache.get(ck)
+        if hit is None:
+            hit = self._cand_cache[ck] = self._candidates_uncached(predir, name, suffix,
+                                                                   postdir)
+        return hit
+
+    def _candidates_uncached(self, predir: str, name: str, suffix: str,
+                             postdir: str) -> tuple[list[tuple[int, float]], bool]:
         fuzzy = False
         base = 100.0
         codes = self._by_name.get(name)
@@ -386,7 +450,7 @@ class Geocoder:
             elif p.kind == "intersection":
                 out[k] = self._intersection(p)
             else:
-                pt = self._points.get(f"{p.number} {p.street}")
+                pt = self._points.get(f"{p.number} {p.street}") if self._points else None
                 if pt is not None:
                     out[k] = _Result(pt[0], pt[1], "exact", 100.0, "")
                     continue
@@ -409,7 +473,8 @@ class Geocoder:
     def _ranges_match(self, q_key: list[str], code: np.ndarray, num: np.ndarray,
                       score: np.ndarray, fuzzy: np.ndarray) -> dict[str, _Result]:
         r = self._ranges
-        best: dict[str, tuple[float, int, int]] = {}
+        qid = pd.factorize(np.asarray(q_key, dtype=object))[0]
+        h_q, h_s, h_pos = [], [], []
         # the other side of the named street ranks above a street with another prefix
         for parity_penalty, parity in ((0.0, num % 2), (10.0, 1 - num % 2)):
             key = (code * 2 + parity) * _KEY + num
@@ -418,11 +483,19 @@ class Geocoder:
             pos = np.where(pos_ok, pos, 0)
             hit = pos_ok & (r["code"][pos] == code) & (r["hi"][pos] >= num) & (
                 r["lo"][pos] % 2 == parity)
-            for i in np.flatnonzero(hit):
-                s = float(score[i]) - parity_penalty
-                k = q_key[i]
-                if k not in best or s > best[k][0]:
-                    best[k] = (s, int(pos[i]), int(num[i]))
+            h_q.append(np.flatnonzero(hit))
+            h_s.append(score[hit] - parity_penalty)
+            h_pos.append(pos[hit])
+        hq, hs, hpos = np.concatenate(h_q), np.concatenate(h_s), np.concatenate(h_pos)
+        if not len(hq):
+            return {}
+        # best score per query; ties keep the first candidate met (stable order)
+        order = np.lexsort((np.arange(len(hq)), -hs, qid[hq]))
+        first = np.r_[True, qid[hq][order][1:] != qid[hq][order][:-1]]
+        sel = order[first]
+        best: dict[str, tuple[float, int, int]] = {
+            q_key[int(i)]: (float(s), int(p), int(num[i]))
+            for i, s, p in zip(hq[sel], hs[sel], hpos[sel], strict=True)}
         out: dict[str, _Result] = {}
         for k in [k for k, v in best.items() if not r["pos"][v[1]]]:
             # the range exists but its block could not be positioned: say so rather than
