@@ -36,8 +36,10 @@ the left side is the side of ``l_from``/``l_to`` as in the source.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,7 +191,7 @@ def _order_nodes(xy: np.ndarray) -> np.ndarray:
     return walk_arr if length(walk_arr) < 0.9 * length(by_axis) else by_axis
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _align_core(lo: np.ndarray, hi: np.ndarray, gap_len: np.ndarray, cost: np.ndarray,
                 med: float) -> tuple[float, np.ndarray]:  # pragma: no cover - compiled
     m, k = cost.shape
@@ -307,28 +309,86 @@ def _street_inputs(segs: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, dict]:
     return out
 
 
+@numba.njit(cache=True)
+def _anchors_core(qx: np.ndarray, qy: np.ndarray, qcode: np.ndarray, qgroup: np.ndarray,
+                  ostart: np.ndarray, oend: np.ndarray, ox: np.ndarray, oy: np.ndarray,
+                  ocode: np.ndarray, oval: np.ndarray, radius: float,
+                  spread: float) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.full(len(qx), np.nan)
+    r2 = radius * radius
+    done = -1
+    for i in range(len(qx)):
+        if qgroup[i] == done:
+            continue
+        a, b = ostart[i], oend[i]
+        if b - a < 3:
+            continue
+        buf = np.empty(b - a)
+        k = 0
+        first = -1
+        multi = False
+        for j in range(a, b):
+            if ocode[j] == qcode[i]:
+                continue
+            if (ox[j] - qx[i]) ** 2 + (oy[j] - qy[i]) ** 2 <= r2:
+                buf[k] = oval[j]
+                k += 1
+                if first == -1:
+                    first = ocode[j]
+                elif ocode[j] != first:
+                    multi = True
+        if not multi:
+            continue
+        vals = buf[:k]
+        med = np.median(vals)
+        if np.median(np.abs(vals - med)) <= spread:
+            out[i] = med
+            done = qgroup[i]
+    return out
+
+
 def _local_anchors(by_code: dict[int, dict],
                    observations: dict[int, list[tuple[float, float, int, float]]], *,
                    radius: float, spread: float) -> dict[tuple[int, int], float]:
-    """Address expected at each (street, node): what nearby parallel streets show there."""
-    arrays = {o: np.array(v) for o, v in observations.items() if len(v) >= 3}
-    learned: dict[tuple[int, int], float] = {}
+    """Address expected at each (street, node): what nearby parallel streets show there.
+
+    For each node, the first cross street (in node order) whose observations by at least
+    two other streets within ``radius`` agree (median absolute deviation up to ``spread``)
+    gives the node their median.
+    """
+    keys = sorted(observations)
+    if not keys:
+        return {}
+    obs = np.array([row for o in keys for row in observations[o]], dtype=float)
+    sizes = np.array([len(observations[o]) for o in keys])
+    ends = np.cumsum(sizes)
+    span = {o: (int(e - n), int(e)) for o, n, e in zip(keys, sizes, ends, strict=True)}
+    qx, qy, qcode, qgroup, qs, qe, qkey = [], [], [], [], [], [], []
+    group = 0
     for code, st in by_code.items():
         for i, oth in enumerate(st["others"]):
             x, y = st["xy"][i]
             for o in oth:
-                obs = arrays.get(o)
-                if obs is None:
+                a_b = span.get(o)
+                if a_b is None:
                     continue
-                near = (np.hypot(obs[:, 0] - x, obs[:, 1] - y) <= radius) & (obs[:, 2] != code)
-                vals = obs[near, 3]
-                if len(np.unique(obs[near, 2])) < 2:
-                    continue
-                med = float(np.median(vals))
-                if float(np.median(np.abs(vals - med))) <= spread:
-                    learned[(code, int(st["node_ids"][i]))] = med
-                    break
-    return learned
+                qx.append(x)
+                qy.append(y)
+                qcode.append(code)
+                qgroup.append(group)
+                qs.append(a_b[0])
+                qe.append(a_b[1])
+                qkey.append((code, int(st["node_ids"][i])))
+            group += 1
+    if not qx:
+        return {}
+    med = _anchors_core(np.array(qx, dtype=float), np.array(qy, dtype=float),
+                        np.array(qcode, dtype=np.int64), np.array(qgroup, dtype=np.int64),
+                        np.array(qs, dtype=np.int64), np.array(qe, dtype=np.int64),
+                        np.ascontiguousarray(obs[:, 0]), np.ascontiguousarray(obs[:, 1]),
+                        obs[:, 2].astype(np.int64), np.ascontiguousarray(obs[:, 3]),
+                        float(radius), float(spread))
+    return {qkey[i]: float(med[i]) for i in np.flatnonzero(~np.isnan(med))}
 
 
 def position_segments(
@@ -398,25 +458,35 @@ def position_segments(
     by_code = _street_inputs(segs, pairs)
     learned: dict[tuple[int, int], float] = {}
     result: dict[int, tuple[np.ndarray, bool]] = {}
+    def both_ways(code: int, st: dict) -> tuple[np.ndarray, tuple[float, np.ndarray],
+                                                  tuple[float, np.ndarray]]:
+        h = np.full(len(st["xy"]), np.nan)
+        w = np.zeros(len(st["xy"]))
+        for i, oth in enumerate(st["others"]):
+            for o in oth:
+                if o in static_anchor:
+                    h[i], w[i] = static_anchor[o], 1.0
+                    break
+                if (code, st["node_ids"][i]) in learned:
+                    h[i], w[i] = learned[(code, st["node_ids"][i])], 0.7
+        gap_len = np.hypot(*np.diff(st["xy"], axis=0).T)
+        lo, hi = st["lo"], st["hi"]
+        return (w, _align(lo, hi, gap_len, h, w),
+                _align(lo, hi, gap_len[::-1].copy(), h[::-1].copy(), w[::-1].copy()))
+
+    # within a round the streets are independent: the compiled alignment releases the GIL,
+    # so two threads use both cores (rounds depend on each other through the anchors)
+    pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
     for _ in range(max(1, rounds)):
         # observations[cross code] = list of (x, y, observing code, address)
         observations: dict[int, list[tuple[float, float, int, float]]] = defaultdict(list)
-        for code, st in by_code.items():
+        aligned = list(pool.map(lambda item: both_ways(*item), by_code.items(),
+                                chunksize=64))
+        for (code, st), (w, (c_f, g_f), (c_r, g_r)) in zip(by_code.items(), aligned,
+                                                         strict=True):
             xy = st["xy"]
             n_nodes = len(xy)
-            h = np.full(n_nodes, np.nan)
-            w = np.zeros(n_nodes)
-            for i, oth in enumerate(st["others"]):
-                for o in oth:
-                    if o in static_anchor:
-                        h[i], w[i] = static_anchor[o], 1.0
-                        break
-                    if (code, st["node_ids"][i]) in learned:
-                        h[i], w[i] = learned[(code, st["node_ids"][i])], 0.7
-            gap_len = np.hypot(*np.diff(xy, axis=0).T)
             lo, hi = st["lo"], st["hi"]
-            c_f, g_f = _align(lo, hi, gap_len, h, w)
-            c_r, g_r = _align(lo, hi, gap_len[::-1].copy(), h[::-1].copy(), w[::-1].copy())
             heading = _HEADING.get(st["predir"])
             if np.any(w > 0) or heading is None:
                 forward = c_f <= c_r
@@ -434,6 +504,7 @@ def position_segments(
                         observations[o].append((xy[ni][0], xy[ni][1], code, val))
         learned = _local_anchors(by_code, observations, radius=anchor_radius,
                                  spread=anchor_spread)
+    pool.shutdown()
 
     geoms: list[shapely.LineString | None] = [None] * len(segs)
     how = np.array([""] * len(segs), dtype=object)
