@@ -17,11 +17,18 @@ Forms understood:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, TypedDict
 
 Kind = Literal["address", "intersection", "unparseable"]
+
+
+class _Place(TypedDict):
+    city: str
+    state: str
+    zip: str
+
 
 DIRECTIONS = {
     "N": "N", "NORTH": "N", "S": "S", "SOUTH": "S", "E": "E", "EAST": "E", "W": "W",
@@ -164,10 +171,7 @@ def numbered_name(token: str) -> str | None:
             n = _TENS_PREFIX[parts[0]] + _ONES[parts[1]]
         else:
             return None
-    if 10 <= n % 100 <= 20:
-        end = "TH"
-    else:
-        end = {1: "ST", 2: "ND", 3: "RD"}.get(n % 10, "TH")
+    end = "TH" if 10 <= n % 100 <= 20 else {1: "ST", 2: "ND", 3: "RD"}.get(n % 10, "TH")
     return f"{n}{end}"
 
 
@@ -187,14 +191,14 @@ def _split_place(text: str) -> tuple[str, str, str, str]:
     city = state = zipc = ""
     tokens = parts[-1].split() if parts else []
     # ZIP at the very end
-    if len(parts) > 1 or (tokens and len(tokens) > 1):
-        if tokens and _ZIP.match(tokens[-1]):
-            zipc = _ZIP.match(tokens[-1]).group(1)  # type: ignore[union-attr]
-            tokens = tokens[:-1]
-            parts[-1] = " ".join(tokens)
-            if not parts[-1] and len(parts) > 1:
-                parts.pop()
-                tokens = parts[-1].split()
+    zmt = _ZIP.match(tokens[-1]) if tokens else None
+    if (len(parts) > 1 or len(tokens) > 1) and zmt is not None:
+        zipc = zmt.group(1)
+        tokens = tokens[:-1]
+        parts[-1] = " ".join(tokens)
+        if not parts[-1] and len(parts) > 1:
+            parts.pop()
+            tokens = parts[-1].split()
     if len(parts) > 1:
         last = parts[-1]
         if last in STATES or last in STATE_CODES:
@@ -273,12 +277,12 @@ def _split_unit(tokens: list[str]) -> tuple[list[str], str]:
     """Cut a unit designator and what follows it off the street tokens."""
     for i in range(1, len(tokens)):
         t = tokens[i]
-        if t in UNIT_WORDS and not (t in SUFFIXES or t in DIRECTIONS):
-            if t in UNIT_ALONE or t == "#" or i + 1 < len(tokens) or t in {"REAR"}:
-                if t == "NO" and (i + 1 >= len(tokens) or not tokens[i + 1][:1].isdigit()):
-                    continue
-                unit = " ".join(tokens[i:]).replace("# ", "#")
-                return tokens[:i], unit.strip()
+        if (t in UNIT_WORDS and not (t in SUFFIXES or t in DIRECTIONS)
+                and (t in UNIT_ALONE or t == "#" or i + 1 < len(tokens) or t in {"REAR"})):
+            if t == "NO" and (i + 1 >= len(tokens) or not tokens[i + 1][:1].isdigit()):
+                continue
+            unit = " ".join(tokens[i:]).replace("# ", "#")
+            return tokens[:i], unit.strip()
     return tokens, ""
 
 
@@ -336,7 +340,7 @@ def parse_address(text: object, *, streets: StreetNames | None = None) -> Parsed
         return ParsedAddress("unparseable")
     body = re.sub(r"^(?:THE )?CORNER OF ", "", body)
     street, city, state, zipc = _split_place(body)
-    place = {"city": city, "state": state, "zip": zipc}
+    place: _Place = {"city": city, "state": state, "zip": zipc}
     pieces = [p.strip(" ,-") for p in _INTERSECTION.split(street)]
     if len(pieces) > 1:
         # "ENT @ 10945 KESWICK RD", "1100 W GODFREY AVE BLDG A ENT @ 1100 W GODFREY AVE":
@@ -363,7 +367,7 @@ def _plausible_name(name: str) -> bool:
 
 
 def _parse_single(tokens: list[str], streets: StreetNames | None,
-                  place: Mapping[str, str]) -> ParsedAddress:
+                  place: _Place) -> ParsedAddress:
     number, high, fraction, rest = _parse_number(tokens)
     if number is None:
         return ParsedAddress("unparseable", **place)
@@ -413,6 +417,9 @@ def standardize(text: object, *, streets: StreetNames | None = None) -> str:
     return clean(text)
 
 
-def with_place(parsed: ParsedAddress, **changes: str) -> ParsedAddress:
-    """Return ``parsed`` with city, state or ZIP replaced."""
-    return replace(parsed, **changes)
+def with_place(parsed: ParsedAddress, *, city: str | None = None, state: str | None = None,
+               zip: str | None = None) -> ParsedAddress:
+    """Return ``parsed`` with city, state or ZIP replaced (None keeps the value)."""
+    return replace(parsed, city=parsed.city if city is None else city,
+                   state=parsed.state if state is None else state,
+                   zip=parsed.zip if zip is None else zip)

@@ -41,6 +41,7 @@ import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import geopandas as gpd
@@ -276,7 +277,7 @@ def _street_inputs(segs: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, dict]:
     seg_index = addressed.index.to_numpy()
     lo_all, hi_all = addressed["lo"].to_numpy(float), addressed["hi"].to_numpy(float)
     pre_all = addressed["predir"].to_numpy()
-    seg_slices = {int(seg_codes[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)}
+    seg_slices = {int(seg_codes[a]): (a, b) for a, b in pairwise(bounds)}
     pairs = pairs.sort_values(["code", "node_id"], kind="stable")
     codes = pairs["code"].to_numpy()
     nid = pairs["node_id"].to_numpy()
@@ -284,7 +285,7 @@ def _street_inputs(segs: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, dict]:
     px, py = pairs["x"].to_numpy(), pairs["y"].to_numpy()
     pb = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
     out: dict[int, dict] = {}
-    for a, b in zip(pb[:-1], pb[1:], strict=True):
+    for a, b in pairwise(pb):
         code = int(codes[a])
         if code not in seg_slices:
             continue
