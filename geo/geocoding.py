@@ -104,6 +104,10 @@ class Geocoder:
         Distance from the centerline to the side of the street, in metres.
     ambiguous_m
         Two streets meeting at nodes farther apart than this are ``ambiguous``.
+    isolated_m
+        Sanity check on positioned blocks: a block farther than this from both of its
+        neighbouring blocks on the same street (by number), while those two lie close
+        together, is treated as unpositioned (its position contradicts the street's).
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class Geocoder:
         fuzzy_threshold: float = 85.0,
         side_offset_m: float = 7.62,
         ambiguous_m: float = 400.0,
+        isolated_m: float = 600.0,
         stats: PositionStats | None = None,
     ) -> None:
         if segments.crs is None:
@@ -132,6 +137,7 @@ class Geocoder:
         self.fuzzy_threshold = float(fuzzy_threshold)
         self.offset = side_offset_m / unit
         self.ambiguous = ambiguous_m / unit
+        self.isolated = isolated_m / unit
         self.stats = stats
         self._to_lonlat = pyproj.Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
         self._segments = segments
@@ -238,6 +244,11 @@ class Geocoder:
         self._size = np.bincount(code_idx, minlength=len(uniq))
         geoms = segs.geometry.to_numpy()
         has = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+        self.n_isolated = 0
+        if has.any():
+            iso = _isolated(segs, geoms, has, self.isolated)
+            self.n_isolated = int(iso.sum())
+            has &= ~iso
         rows = []
         for side, a, b in ((1, "l_from", "l_to"), (-1, "r_from", "r_to")):
             f = segs[a].to_numpy(np.int64)
@@ -570,6 +581,35 @@ class Geocoder:
         out = uniq.iloc[codes].reset_index(drop=True)
         out.index = index
         return out
+
+
+def _isolated(segs: pd.DataFrame, geoms: np.ndarray, has: np.ndarray,
+              far: float) -> np.ndarray:
+    """Blocks placed far from both neighbouring blocks of their street (which agree)."""
+    v = segs[["l_from", "l_to", "r_from", "r_to"]].to_numpy(np.int64)
+    hi = v.max(axis=1)
+    ok = has & (hi > 0)
+    idx = np.flatnonzero(ok)
+    lo = np.where(v > 0, v, np.iinfo(np.int64).max).min(axis=1)[idx]
+    code = segs["street_code"].to_numpy(np.int64)[idx]
+    c = shapely.centroid(geoms[idx])
+    x, y = shapely.get_x(c), shapely.get_y(c)
+    order = np.lexsort((lo, code))
+    idx, code, x, y = idx[order], code[order], x[order], y[order]
+    lo, hi = lo[order], hi[idx]
+    out = np.zeros(len(segs), dtype=bool)
+    if len(idx) < 3:
+        return out
+    mid = slice(1, -1)
+    same = (code[:-2] == code[mid]) & (code[2:] == code[mid])
+    d_prev = np.hypot(x[mid] - x[:-2], y[mid] - y[:-2])
+    d_next = np.hypot(x[mid] - x[2:], y[mid] - y[2:])
+    d_pn = np.hypot(x[2:] - x[:-2], y[2:] - y[:-2])
+    # the two neighbours lie together: closer than half the limit, or than the numbers
+    # between them allow (a block of 100 numbers up to the limit long)
+    agree = d_pn < np.maximum(far / 2, far / 100 * np.maximum(lo[2:] - hi[:-2], 0))
+    out[idx[mid][same & (d_prev > far) & (d_next > far) & agree]] = True
+    return out
 
 
 class GeopyProvider:
