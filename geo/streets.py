@@ -240,21 +240,31 @@ def _align_core(lo: np.ndarray, hi: np.ndarray, gap_len: np.ndarray, cost: np.nd
     return total, gaps
 
 
+@numba.njit(cache=True, nogil=True)
+def _cost_matrix(lo: np.ndarray, hi: np.ndarray, gap_len: np.ndarray, h: np.ndarray,
+                 w: np.ndarray, med: float) -> np.ndarray:  # pragma: no cover - compiled
+    m, k = len(lo), len(gap_len)
+    cost = np.empty((m, k))
+    for s in range(m):
+        frac = min(max((hi[s] - lo[s] + 2) / 100.0, 0.05), 1.0)
+        exp_len = frac * med
+        for j in range(k):
+            c = 0.25 * abs(np.log((gap_len[j] + 40.0) / (exp_len + 40.0)))
+            a_lo = 0.0 if np.isnan(h[j]) else w[j] * min(abs(lo[s] - h[j]), 300.0) / 100
+            a_hi = 0.0 if np.isnan(h[j + 1]) else w[j + 1] * min(
+                abs(hi[s] + 1 - h[j + 1]), 300.0) / 100
+            cost[s, j] = c + a_lo + a_hi
+    return cost
+
+
 def _align(lo: np.ndarray, hi: np.ndarray, gap_len: np.ndarray, h: np.ndarray,
            w: np.ndarray) -> tuple[float, np.ndarray]:
     """Monotone alignment of sorted segments to gaps; return cost and gap per segment (-1)."""
     med = float(np.median(gap_len)) if len(gap_len) else 1.0
-    frac = np.clip((hi - lo + 2) / 100.0, 0.05, 1.0)
-    exp_len = frac[:, None] * med
-    cost = 0.25 * np.abs(np.log((gap_len[None, :] + 40.0) / (exp_len + 40.0)))
-    h_lo, h_hi, w_lo, w_hi = h[:-1], h[1:], w[:-1], w[1:]
-    a_lo = w_lo[None, :] * np.minimum(np.abs(lo[:, None] - np.nan_to_num(h_lo)[None, :]), 300)
-    a_hi = w_hi[None, :] * np.minimum(
-        np.abs(hi[:, None] + 1 - np.nan_to_num(h_hi)[None, :]), 300)
-    cost = cost + np.where(np.isnan(h_lo)[None, :], 0.0, a_lo / 100) + np.where(
-        np.isnan(h_hi)[None, :], 0.0, a_hi / 100)
-    total, gaps = _align_core(lo.astype(np.float64), hi.astype(np.float64),
-                              gap_len.astype(np.float64), np.ascontiguousarray(cost), med)
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    gap_len = gap_len.astype(np.float64)
+    cost = _cost_matrix(lo, hi, gap_len, h.astype(np.float64), w.astype(np.float64), med)
+    total, gaps = _align_core(lo, hi, gap_len, cost, med)
     return float(total), gaps
 
 
