@@ -503,19 +503,27 @@ class Geocoder:
         hq, hs, hpos = np.concatenate(h_q), np.concatenate(h_s), np.concatenate(h_pos)
         if not len(hq):
             return {}
-        # best score per query; ties keep the first candidate met (stable order)
-        order = np.lexsort((np.arange(len(hq)), -hs, qid[hq]))
-        first = np.r_[True, qid[hq][order][1:] != qid[hq][order][:-1]]
-        sel = order[first]
-        best: dict[str, tuple[float, int, int]] = {
-            q_key[int(i)]: (float(s), int(p), int(num[i]))
-            for i, s, p in zip(hq[sel], hs[sel], hpos[sel], strict=True)}
+        def pick(mask: np.ndarray) -> dict[str, tuple[float, int, int]]:
+            """Best score per query among ``mask``; ties keep the first candidate met."""
+            q, sc, ps = hq[mask], hs[mask], hpos[mask]
+            order = np.lexsort((np.arange(len(q)), -sc, qid[q]))
+            first = np.r_[True, qid[q][order][1:] != qid[q][order][:-1]][:len(order)]
+            sel = order[first]
+            return {q_key[int(i)]: (float(v), int(p), int(num[i]))
+                    for i, v, p in zip(q[sel], sc[sel], ps[sel], strict=True)}
+
+        best = pick(np.ones(len(hq), dtype=bool))
+        placed = pick(r["pos"][hpos].astype(bool))
         out: dict[str, _Result] = {}
         for k in [k for k, v in best.items() if not r["pos"][v[1]]]:
-            # the range exists but its block could not be positioned: say so rather than
-            # fall back to a street with another prefix far away
-            out[k] = _unmatched("unpositioned")
-            del best[k]
+            alt = placed.get(k)
+            if alt is not None and alt[0] >= best[k][0] - 10.0:
+                best[k] = alt  # the other side of the same street is positioned
+            else:
+                # the range exists but its block could not be positioned: say so rather
+                # than fall back to a street with another prefix far away
+                out[k] = _unmatched("unpositioned")
+                del best[k]
         if not best:
             return out
         ks = list(best)

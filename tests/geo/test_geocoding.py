@@ -152,3 +152,12 @@ def test_geopy_provider_with_a_fake_geocoder() -> None:
     assert out.loc[3, "x"] == pytest.approx(2694000, abs=2000)
     with pytest.raises(InputError, match="geocode method"):
         GeopyProvider(object())
+
+
+def test_other_side_of_the_named_street_beats_another_prefix(philly: Geocoder) -> None:
+    # S Broad St's 800 block lists only odd numbers; the even number stays on S Broad St
+    # (scored below a clean match) instead of jumping to N Broad St, kilometres away.
+    r = philly.geocode_one("898 S BROAD ST")
+    odd = philly.geocode_one("899 S BROAD ST")
+    assert r["match_type"] == "range" and r["score"] < 100
+    assert np.hypot(r["x"] - odd["x"], r["y"] - odd["y"]) < 500

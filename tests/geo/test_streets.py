@@ -90,3 +90,49 @@ def test_centerline_missing_fields_are_all_reported() -> None:
     with pytest.raises(InputError, match="2 problems") as err:
         segments_from_centerline(gdf)
     assert "LTOADD" in str(err.value) and "RTOADD" in str(err.value)
+
+
+def test_runs_of_unplaced_blocks_are_spread_by_their_numbers() -> None:
+    from geo.streets import _infer_runs
+
+    lo = np.array([100.0, 200, 300, 400])
+    hi = np.array([198.0, 298, 398, 498])
+    geoms: list[LineString | None] = [LineString([(0, 0), (400, 0)]), None, None,
+                                      LineString([(1200, 0), (1600, 0)])]
+    how = np.array(["nodes", "", "", "nodes"], dtype=object)
+    _infer_runs(lo, hi, np.arange(4), geoms, how, min_density=0.3, max_density=25)
+    assert list(how) == ["nodes", "inferred", "inferred", "nodes"]
+    assert geoms[1] is not None and geoms[2] is not None
+    np.testing.assert_allclose(geoms[1].coords, [(400, 0), (800, 0)])
+    np.testing.assert_allclose(geoms[2].coords, [(800, 0), (1200, 0)])
+    # 200 numbers over 50,000 ft breaks the upper bound: left unpositioned
+    far: list[LineString | None] = [geoms[0], None, None, LineString([(50400, 0),
+                                                                      (50800, 0)])]
+    how = np.array(["nodes", "", "", "nodes"], dtype=object)
+    _infer_runs(lo, hi, np.arange(4), far, how, min_density=0.3, max_density=25)
+    assert far[1] is None and far[2] is None
+
+
+def _main_street(third: LineString) -> gpd.GeoDataFrame:
+    lines = [LineString([(i * 400, 0), (i * 400 + 400, 0)]) for i in range(5)]
+    lines[2] = third
+    return gpd.GeoDataFrame({
+        "seg_id": range(5), "street_code": 1, "predir": "", "name": "MAIN", "suffix": "ST",
+        "postdir": "", "l_from": [101, 201, 301, 401, 501], "l_to": [199, 299, 399, 499, 599],
+        "r_from": [100, 200, 300, 400, 500], "r_to": [198, 298, 398, 498, 598],
+        "position": "nodes"}, geometry=lines, crs="EPSG:2272")
+
+
+def test_a_block_far_from_both_neighbours_is_not_trusted() -> None:
+    nodes = pd.DataFrame({"node_id": [1], "code_1": [1], "code_2": [1], "x": [0.0],
+                          "y": [0.0]})
+    ok = Geocoder(_main_street(LineString([(800, 0), (1200, 0)])), nodes,
+                  city="Springfield", state="PA")
+    assert ok.n_isolated == 0
+    assert ok.geocode_one("350 Main St")["match_type"] == "range"
+    bad = Geocoder(_main_street(LineString([(800, 20000), (1200, 20000)])), nodes,
+                   city="Springfield", state="PA")
+    assert bad.n_isolated == 1
+    r = bad.geocode_one("350 Main St")
+    assert (r["match_type"], r["reason"]) == ("unmatched", "unpositioned")
+    assert bad.geocode_one("250 Main St")["match_type"] == "range"
