@@ -571,7 +571,7 @@ class Geocoder:
             return _unmatched("ambiguous")
         x, y = pts_all[int(np.argmin(d))]
         kind = "fuzzy_intersection" if (fa or fb) else "intersection"
-        return _Result(float(x), float(y), kind, float(max(1.0, top)), "")
+        return _Result(float(x), float(y), kind, float(max(1.0, min(100.0, top))), "")
 
     def _frame(self, res: list[_Result], normalized: list[str], codes: np.ndarray,
                index: pd.Index) -> pd.DataFrame:

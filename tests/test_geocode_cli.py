@@ -155,3 +155,14 @@ def test_profile_without_street_data(tmp_path: Path) -> None:
     code, out = _invoke("--store", str(tmp_path / "s"), "--city", str(profile), "geocode")
     assert code == 0  # nothing needs geocoding: the geocoder is not even loaded
     assert "geocoded and moved to requests         0" in out
+
+
+def test_scores_stay_within_0_and_100(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"a": ["12th and mkt", "N 4TH ST & MARKET ST", "1001 Loney St"]}).to_csv(
+        src, index=False)
+    code, text = _invoke("--store", str(tmp_path / "s"), "geocode", "--input", str(src),
+                         "--address-column", "a", "--output", str(tmp_path / "o.csv"))
+    assert code == 0, text
+    got = pd.read_csv(tmp_path / "o.csv")
+    assert got["score"].between(0, 100).all()
