@@ -1,7 +1,8 @@
 """Bulk loading into the PostGIS store: COPY into a temporary table, then upsert.
 
 Every function takes an open connection and runs inside the caller's transaction; the
-temporary tables are ``ON COMMIT DROP``. Rows go through ``COPY … (FORMAT binary)``;
+temporary tables are ``ON COMMIT DROP``. Rows go through ``COPY … (FORMAT csv)``, written
+column-wise by Arrow's CSV writer (:func:`copy_frame`);
 times travel as microseconds since the Unix epoch and become ``timestamptz`` in SQL,
 geometries are made in SQL from lon/lat and from the city x/y (the same x/y the embedded
 store joins on).
@@ -13,11 +14,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from geo.model import CANONICAL_FIELDS, DERIVED_FIELDS, TEXT_FIELDS, TIME_FIELDS
@@ -48,11 +51,17 @@ def _pg_type(column: str) -> str:
     return "text"
 
 
-def copy_rows(
+def copy_frame(
     conn: psycopg.Connection, table: str, columns: Sequence[str], types: Sequence[str],
-    data: Sequence[list[object]],
+    data: dict[str, Any],
 ) -> None:
-    """Create ``table`` as a temporary table and COPY column lists ``data`` into it.
+    """Create ``table`` as a temporary table and COPY column arrays ``data`` into it.
+
+    The columns become an Arrow table and Arrow's CSV writer (C++, no Python loop per
+    row) writes them straight into ``COPY … (FORMAT csv)``. Arrow quotes every string
+    and leaves nulls empty and unquoted, which is exactly PostgreSQL's CSV rule (``""``
+    is the empty string, an empty field is NULL); floats are written in their shortest
+    round-trip form.
 
     Parameters
     ----------
@@ -63,28 +72,72 @@ def copy_rows(
     columns, types
         Column names and PostgreSQL type names.
     data
-        One Python list per column, all of equal length.
+        Column name → array from :func:`copy_column`, all of equal length.
     """
     defs = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.Identifier(t)) for c, t in zip(columns, types, strict=True)
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.Identifier(t))
+        for c, t in zip(columns, types, strict=True)
     )
-    conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.Identifier(table), defs))
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.Identifier(table), defs)
+    )
+    arrow = pa.table({c: data[c] for c in columns})
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
+    options = pa_csv.WriteOptions(include_header=False, batch_size=_COPY_CHUNK)
     with conn.cursor() as cur, cur.copy(stmt) as copy:
-        copy.set_types(list(types))
-        for row in zip(*data, strict=True):
-            copy.write_row(row)
+        for start in range(0, arrow.num_rows, _COPY_CHUNK):
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(arrow.slice(start, _COPY_CHUNK), sink, options)
+            copy.write(memoryview(sink.getvalue()))
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
+
+
+_COPY_CHUNK: Final = 100_000
+
+
+def copy_column(frame: pd.DataFrame, column: str, pg_type: str) -> Any:
+    """One column of ``frame`` as an array for :func:`copy_frame`.
+
+    Times become epoch microseconds (nullable ``Int64``), ``row_hash`` its int64 bit
+    pattern, text an Arrow string array (values that are not ``str`` are converted with
+    ``str``; missing values are null).
+    """
+    n = len(frame)
+    if column not in frame.columns:
+        return pa.nulls(n, pa.string() if pg_type == "text" else None)
+    s = frame[column]
+    if pg_type == "int8" and (column in TIME_FIELDS or column == "quarantined_at"):
+        times = pd.to_datetime(s, utc=True)
+        micros = times.dt.as_unit("ns").array.asi8 // 1000
+        return pa.array(micros, mask=times.isna().to_numpy(), type=pa.int64())
+    if column == "row_hash":
+        return s.to_numpy(dtype="uint64").view("int64")
+    if pg_type == "int8":
+        return pd.to_numeric(s).astype("int64").to_numpy()
+    if pg_type == "float8":
+        return s.to_numpy(dtype="float64")
+    if pg_type == "bool":
+        return s.fillna(False).to_numpy(dtype=bool)
+    try:
+        return pa.array(s, type=pa.string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        values = s.to_numpy(dtype=object, na_value=None)
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
 def column_values(frame: pd.DataFrame, column: str) -> list[object]:
-    """One column as a list of Python values for COPY (times as epoch microseconds)."""
+    """One column as a list of Python values (times as epoch microseconds).
+
+    Used by the benchmark's ``executemany`` comparison; the load itself uses
+    :func:`copy_column`.
+    """
     if column not in frame.columns:
         return [None] * len(frame)
     s = frame[column]
     if column in TIME_FIELDS or column == "quarantined_at":
-        micros = pd.to_datetime(s, utc=True).array.asi8 // 1000
+        micros = pd.to_datetime(s, utc=True).dt.as_unit("ns").array.asi8 // 1000
         na = s.isna().to_numpy()
         return np.where(na, None, micros).tolist() if na.any() else micros.tolist()
     if column == "row_hash":
@@ -177,8 +230,9 @@ def stage_requests(conn: psycopg.Connection, requests: pd.DataFrame) -> None:
     """COPY a batch's requests into the temporary table ``incoming``."""
     columns = [*REQUEST_COLUMNS, "ord"]
     types = [_pg_type(c) for c in REQUEST_COLUMNS] + ["int8"]
-    data = [column_values(requests, c) for c in REQUEST_COLUMNS] + [list(range(len(requests)))]
-    copy_rows(conn, "incoming", columns, types, data)
+    data = {c: copy_column(requests, c, t) for c, t in zip(REQUEST_COLUMNS, types, strict=False)}
+    data["ord"] = np.arange(len(requests), dtype="int64")
+    copy_frame(conn, "incoming", columns, types, data)
 
 
 def upsert_requests(conn: psycopg.Connection, srid: int) -> tuple[int, int]:
@@ -263,13 +317,9 @@ def write_quarantine(conn: psycopg.Connection, frame: pd.DataFrame, release: Ite
         ]
     cols = list(QUARANTINE_COLUMNS)
     types = ["int8" if c == "source_row" else "int8" if c == "quarantined_at" else "text" for c in cols]
-    data: list[list[object]] = []
-    for c in cols:
-        if c == "source_row":
-            data.append(pd.to_numeric(frame[c]).astype("int64").tolist())
-        else:
-            data.append(column_values(frame, c))
-    copy_rows(conn, "incoming_q", [*cols, "ord"], [*types, "int8"], [*data, list(range(len(frame)))])
+    data = {c: copy_column(frame, c, t) for c, t in zip(cols, types, strict=True)}
+    data["ord"] = np.arange(len(frame), dtype="int64")
+    copy_frame(conn, "incoming_q", [*cols, "ord"], [*types, "int8"], data)
     exprs = [
         _EPOCH.format(sql.Identifier(c)) if c == "quarantined_at" else sql.Identifier(c) for c in cols
     ]
