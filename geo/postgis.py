@@ -30,6 +30,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -223,7 +225,13 @@ class PostGISStore(Store):
 
     # --- reads ------------------------------------------------------------------
     def requests(self) -> gpd.GeoDataFrame:
-        """Every stored request, one column per layer key, ordered by id."""
+        """Every stored request, one column per layer key, ordered by id.
+
+        One statement: ``request_areas`` is pivoted with ``max(code) FILTER (WHERE
+        layer_key = …)`` per layer (one row per request and layer, so ``max`` is that
+        row's code) and left-joined to ``requests``; the result streams out through
+        ``COPY … TO STDOUT (FORMAT csv)`` and is parsed column-wise by Arrow.
+        """
         keys = self.layer_keys()
         cols = []
         for c in REQUEST_COLUMNS:
@@ -234,18 +242,28 @@ class PostGISStore(Store):
                 cols.append(sql.SQL("{}::text").format(ident))
             else:
                 cols.append(ident)
-        pivot = [
-            sql.SQL("(SELECT ra.code FROM request_areas ra WHERE ra.service_request_id ="
-                    " r.service_request_id AND ra.layer_key = {})").format(sql.Placeholder(f"k{i}"))
-            for i in range(len(keys))
-        ]
-        stmt = sql.SQL("SELECT {} FROM requests r ORDER BY r.service_request_id COLLATE \"C\"").format(
-            sql.SQL(", ").join(cols + pivot)
-        )
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(stmt, {f"k{i}": k for i, k in enumerate(keys)})
-            rows = cur.fetchall()
-        return _request_frame(rows, keys)
+        cols += [sql.Identifier("a", f"k{i}") for i in range(len(keys))]
+        if keys:
+            pivot = sql.SQL(", ").join(
+                sql.SQL("max(code) FILTER (WHERE layer_key = {}) AS {}").format(
+                    sql.Literal(k), sql.Identifier(f"k{i}"))
+                for i, k in enumerate(keys)
+            )
+            source = sql.SQL(
+                "requests r LEFT JOIN (SELECT service_request_id, {} FROM request_areas"
+                " GROUP BY service_request_id) a USING (service_request_id)"
+            ).format(pivot)
+        else:
+            source = sql.SQL("requests r")
+        stmt = sql.SQL(
+            "COPY (SELECT {} FROM {} ORDER BY r.service_request_id COLLATE \"C\")"
+            " TO STDOUT (FORMAT csv)"
+        ).format(sql.SQL(", ").join(cols), source)
+        sink = pa.BufferOutputStream()
+        with self.pool.connection() as conn, conn.cursor() as cur, cur.copy(stmt) as copy:
+            for chunk in copy:
+                sink.write(chunk)
+        return _request_frame(sink.getvalue(), keys)
 
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row, in the order quarantined."""
@@ -336,19 +354,60 @@ def _times(values: pd.Series) -> pd.Series:
     )
 
 
-def _request_frame(rows: list[tuple[Any, ...]], keys: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """Rows of the :meth:`PostGISStore.requests` query → the embedded store's frame shape."""
-    if not rows:
+def _read_types(keys: tuple[str, ...]) -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {}
+    for c in REQUEST_COLUMNS:
+        if c in TIME_FIELDS or c == "row_hash":
+            types[c] = pa.int64()
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            types[c] = pa.float64()
+        elif c == "synthetic":
+            types[c] = pa.bool_()
+        else:
+            types[c] = pa.string()
+    types.update({k: pa.string() for k in keys})
+    return types
+
+
+def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """CSV of the :meth:`PostGISStore.requests` query → the embedded store's frame shape.
+
+    PostgreSQL's CSV leaves NULL empty and unquoted and quotes an empty string, which
+    Arrow reads back as null and ``""``.
+    """
+    if data.size == 0:
         return empty_requests(keys)
     names = [*REQUEST_COLUMNS, *keys]
-    frame = pd.DataFrame(rows, columns=names, dtype=object)
-    for c in TIME_FIELDS:
-        frame[c] = _times(frame[c])
-    for c in ("lat", "lon", "x", "y", "geocode_score"):
-        frame[c] = frame[c].astype("float64")
-    frame["synthetic"] = frame["synthetic"].astype(bool)
-    frame["row_hash"] = frame["row_hash"].to_numpy(dtype="int64").view("uint64")
+    table = pa_csv.read_csv(
+        pa.BufferReader(data),
+        read_options=pa_csv.ReadOptions(column_names=names),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=_read_types(keys), strings_can_be_null=True,
+            quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"],
+        ),
+    )
+    columns: dict[str, Any] = {}
+    for c in names:
+        col = table.column(c)
+        if c in TIME_FIELDS:
+            micros = pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64") \
+                if col.null_count else col.to_numpy()
+            if col.null_count:
+                micros[np.asarray(col.is_null())] = pd.NA
+            columns[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+        elif c == "row_hash":
+            columns[c] = col.to_numpy().astype("int64").view("uint64")
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            columns[c] = col.to_numpy(zero_copy_only=False).astype("float64")
+        elif c == "synthetic":
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(bool)
+        else:
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(object)
+    frame = pd.DataFrame(columns)
+    for c in names:
+        if c not in TIME_FIELDS and columns[c].dtype == object:
+            frame[c] = frame[c].astype(object)
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"),
                             crs="EPSG:4326")
-
