@@ -334,3 +334,5 @@ def _area_km2(store: object) -> float:
     profile = store.profile  # type: ignore[attr-defined]
     ext = gpd.GeoSeries([profile.extent], crs="EPSG:4326").to_crs(profile.crs)
     return float(ext.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
+
+from hotspot311 import db_cmd  # noqa: E402,F401
