@@ -378,15 +378,18 @@ def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
     if data.size == 0:
         return empty_requests(keys)
     names = [*REQUEST_COLUMNS, *keys]
-    table = pa_csv.read_csv(
-        pa.BufferReader(data),
-        read_options=pa_csv.ReadOptions(column_names=names),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=_read_types(keys), strings_can_be_null=True,
-            quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"],
-        ),
+    convert = pa_csv.ConvertOptions(
+        column_types=_read_types(keys), strings_can_be_null=True,
+        quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"],
     )
+    parse = pa_csv.ParseOptions(newlines_in_values=True)
+    try:
+        table = pa_csv.read_csv(pa.BufferReader(data), read_options=pa_csv.ReadOptions(
+            column_names=names, block_size=16 << 20), parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid:  # a row longer than a block: read the whole text as one block
+        table = pa_csv.read_csv(pa.BufferReader(data), read_options=pa_csv.ReadOptions(
+            column_names=names, block_size=min(data.size + 1, 2**31 - 1)),
+            parse_options=parse, convert_options=convert)
     columns: dict[str, Any] = {}
     for c in names:
         col = table.column(c)
