@@ -102,7 +102,9 @@ class PostGISStore(Store):
         ``user@host:port/dbname`` for messages.
     """
 
-    def __init__(self, pool: ConnectionPool, profile: CityProfile, *, srid: int, label: str) -> None:
+    def __init__(
+        self, pool: ConnectionPool, profile: CityProfile, *, srid: int, label: str
+    ) -> None:
         self.pool = pool
         self.profile = profile
         self.srid = srid
@@ -149,8 +151,12 @@ class PostGISStore(Store):
         except psycopg.Error as err:
             raise StoreError(f"cannot prepare the PostGIS store at {label}: {err}") from err
         pool = ConnectionPool(
-            conninfo, min_size=1, max_size=max_size, open=False,
-            kwargs={"connect_timeout": _CONNECT_TIMEOUT}, name="hotspot311",
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            kwargs={"connect_timeout": _CONNECT_TIMEOUT},
+            name="hotspot311",
         )
         pool.open(wait=True, timeout=_CONNECT_TIMEOUT * 2)
         return cls(pool, profile, srid=srid, label=label)
@@ -187,13 +193,17 @@ class PostGISStore(Store):
                 result.inserted, result.updated = upsert_requests(conn, self.srid)
                 result.unchanged = len(requests) - result.inserted - result.updated
                 if result.inserted or result.updated:
-                    join_requests(conn, list(self.active_of(_generations(conn)).values()),
-                                  only_changed=True)
+                    join_requests(
+                        conn, list(self.active_of(_generations(conn)).values()), only_changed=True
+                    )
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
             record.update(
-                rows_read=batch.rows_read, inserted=result.inserted, updated=result.updated,
-                unchanged=result.unchanged, quarantined=sum(result.quarantined.values()),
+                rows_read=batch.rows_read,
+                inserted=result.inserted,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                quarantined=sum(result.quarantined.values()),
             )
             record_batch(conn, record)
         return result
@@ -217,7 +227,9 @@ class PostGISStore(Store):
             active = self.active_of(_generations(conn))
             unknown = [k for k in keys or () if k not in active]
             if unknown:
-                raise StoreError(f"layers {unknown} are not in {self.describe()}; layers: {list(active)}")
+                raise StoreError(
+                    f"layers {unknown} are not in {self.describe()}; layers: {list(active)}"
+                )
             chosen = [active[k] for k in (keys or list(active))]
             set_active(conn, active)
             join_requests(conn, chosen, only_changed=False)
@@ -233,7 +245,7 @@ class PostGISStore(Store):
         ``COPY … TO STDOUT (FORMAT csv)`` and is parsed column-wise by Arrow.
         """
         keys = self.layer_keys()
-        cols = []
+        cols: list[sql.Composable] = []
         for c in REQUEST_COLUMNS:
             ident = sql.Identifier("r", c)
             if c in TIME_FIELDS:
@@ -246,17 +258,18 @@ class PostGISStore(Store):
         if keys:
             pivot = sql.SQL(", ").join(
                 sql.SQL("max(code) FILTER (WHERE layer_key = {}) AS {}").format(
-                    sql.Literal(k), sql.Identifier(f"k{i}"))
+                    sql.Literal(k), sql.Identifier(f"k{i}")
+                )
                 for i, k in enumerate(keys)
             )
-            source = sql.SQL(
+            source: sql.Composable = sql.SQL(
                 "requests r LEFT JOIN (SELECT service_request_id, {} FROM request_areas"
                 " GROUP BY service_request_id) a USING (service_request_id)"
             ).format(pivot)
         else:
             source = sql.SQL("requests r")
         stmt = sql.SQL(
-            "COPY (SELECT {} FROM {} ORDER BY r.service_request_id COLLATE \"C\")"
+            'COPY (SELECT {} FROM {} ORDER BY r.service_request_id COLLATE "C")'
             " TO STDOUT (FORMAT csv)"
         ).format(sql.SQL(", ").join(cols), source)
         sink = pa.BufferOutputStream()
@@ -269,7 +282,8 @@ class PostGISStore(Store):
         """Every quarantined row, in the order quarantined."""
         cols = [
             sql.SQL("(extract(epoch FROM quarantined_at) * 1000000)::int8")
-            if c == "quarantined_at" else sql.Identifier(c)
+            if c == "quarantined_at"
+            else sql.Identifier(c)
             for c in QUARANTINE_COLUMNS
         ]
         with self.pool.connection() as conn:
@@ -309,22 +323,27 @@ class PostGISStore(Store):
         """Areas of a layer generation (the active one by default), sorted by code."""
         gens = [g for g in self.generations() if g.key == key]
         if not gens:
-            raise StoreError(f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}")
+            raise StoreError(
+                f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}"
+            )
         if generation is None:
             generation = self.active()[key].generation
         if generation not in {g.generation for g in gens}:
             raise StoreError(
-                f"layer {key!r} has no generation {generation}; it has {[g.generation for g in gens]}"
+                f"layer {key!r} has no generation {generation};"
+                f" it has {[g.generation for g in gens]}"
             )
         with self.pool.connection() as conn:
             rows = conn.execute(
                 "SELECT code, name, ST_AsBinary(geom) FROM areas WHERE layer_key = %s"
-                " AND generation = %s ORDER BY code COLLATE \"C\"",
+                ' AND generation = %s ORDER BY code COLLATE "C"',
                 (key, generation),
             ).fetchall()
         return gpd.GeoDataFrame(
             {"code": [r[0] for r in rows], "name": [r[1] for r in rows]},
-            geometry=gpd.GeoSeries(shapely.from_wkb([bytes(r[2]) for r in rows]), crs=self.profile.crs),
+            geometry=gpd.GeoSeries(
+                shapely.from_wkb([bytes(r[2]) for r in rows]), crs=self.profile.crs
+            ),
         )
 
     def count(self) -> int:
@@ -379,23 +398,38 @@ def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
         return empty_requests(keys)
     names = [*REQUEST_COLUMNS, *keys]
     convert = pa_csv.ConvertOptions(
-        column_types=_read_types(keys), strings_can_be_null=True,
-        quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"],
+        column_types=_read_types(keys),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
     )
     parse = pa_csv.ParseOptions(newlines_in_values=True)
     try:
-        table = pa_csv.read_csv(pa.BufferReader(data), read_options=pa_csv.ReadOptions(
-            column_names=names, block_size=16 << 20), parse_options=parse, convert_options=convert)
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=parse,
+            convert_options=convert,
+        )
     except pa.ArrowInvalid:  # a row longer than a block: read the whole text as one block
-        table = pa_csv.read_csv(pa.BufferReader(data), read_options=pa_csv.ReadOptions(
-            column_names=names, block_size=min(data.size + 1, 2**31 - 1)),
-            parse_options=parse, convert_options=convert)
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=min(data.size + 1, 2**31 - 1)
+            ),
+            parse_options=parse,
+            convert_options=convert,
+        )
     columns: dict[str, Any] = {}
     for c in names:
         col = table.column(c)
         if c in TIME_FIELDS:
-            micros = pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64") \
-                if col.null_count else col.to_numpy()
+            micros = (
+                pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64")
+                if col.null_count
+                else col.to_numpy()
+            )
             if col.null_count:
                 micros[np.asarray(col.is_null())] = pd.NA
             columns[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
@@ -412,5 +446,6 @@ def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
         if c not in TIME_FIELDS and columns[c].dtype == object:
             frame[c] = frame[c].astype(object)
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"),
-                            crs="EPSG:4326")
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
+    )

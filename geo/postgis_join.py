@@ -46,8 +46,16 @@ def insert_generation(
     conn.execute(
         "INSERT INTO generations (layer_key, generation, title, valid_from, source, id_field,"
         " name_field, n_areas) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (gen.key, gen.generation, gen.title, gen.valid_from, gen.source, gen.id_field,
-         gen.name_field, gen.n_areas),
+        (
+            gen.key,
+            gen.generation,
+            gen.title,
+            gen.valid_from,
+            gen.source,
+            gen.id_field,
+            gen.name_field,
+            gen.n_areas,
+        ),
     )
     wkb = shapely.to_wkb(areas.geometry.to_numpy())
     rows = [
@@ -115,8 +123,10 @@ def join_requests(
         if n_changed * SMALL_FRACTION < n_stored:
             _join_few(conn, params)
             return
-        only = sql.SQL(" WHERE EXISTS (SELECT 1 FROM changed c"
-                       " WHERE c.service_request_id = r.service_request_id)")
+        only = sql.SQL(
+            " WHERE EXISTS (SELECT 1 FROM changed c"
+            " WHERE c.service_request_id = r.service_request_id)"
+        )
     else:
         conn.execute("DELETE FROM request_areas WHERE layer_key = ANY(%(keys)s)", params)
         only = sql.SQL("")
@@ -132,7 +142,7 @@ def join_requests(
             " JOIN unnest({keys}::text[], {gens}::int[]) AS g(layer_key, generation)"
             "   ON a.layer_key = g.layer_key AND a.generation = g.generation"
             " JOIN requests r ON ST_Covers(a.geom, r.geom_city){only}"
-            " ORDER BY r.service_request_id, a.layer_key, a.code COLLATE \"C\""
+            ' ORDER BY r.service_request_id, a.layer_key, a.code COLLATE "C"'
         ).format(keys=sql.Placeholder("keys"), gens=sql.Placeholder("gens"), only=only),
         params,
     )
@@ -143,13 +153,13 @@ def join_requests(
 SMALL_FRACTION: Final = 20
 
 
-def _join_few(conn: psycopg.Connection, params: dict[str, list[object]]) -> None:
+def _join_few(conn: psycopg.Connection, params: dict[str, object]) -> None:
     """Join the requests in ``changed``: one ``area_pieces`` index probe per request."""
     conn.execute(
         "INSERT INTO request_areas (service_request_id, layer_key, code)"
         " SELECT r.service_request_id, best.layer_key, best.code"
         " FROM changed c JOIN requests r USING (service_request_id) CROSS JOIN LATERAL ("
-        "   SELECT p.layer_key, min(p.code COLLATE \"C\") AS code"
+        '   SELECT p.layer_key, min(p.code COLLATE "C") AS code'
         "   FROM area_pieces p"
         "   JOIN unnest(%(keys)s::text[], %(gens)s::int[]) AS a(layer_key, generation)"
         "     ON p.layer_key = a.layer_key AND p.generation = a.generation"
@@ -164,9 +174,10 @@ def outside_counts(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, i
     """Layer key → stored requests with no area of that layer."""
     total_row = conn.execute("SELECT count(*) FROM requests").fetchone()
     total = int(total_row[0]) if total_row else 0
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(
-            "SELECT layer_key, count(*) FROM request_areas WHERE layer_key = ANY(%s) GROUP BY layer_key",
+            "SELECT layer_key, count(*) FROM request_areas WHERE layer_key = ANY(%s)"
+            " GROUP BY layer_key",
             (list(keys),),
         ).fetchall()
     )

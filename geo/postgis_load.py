@@ -52,7 +52,10 @@ def _pg_type(column: str) -> str:
 
 
 def copy_frame(
-    conn: psycopg.Connection, table: str, columns: Sequence[str], types: Sequence[str],
+    conn: psycopg.Connection,
+    table: str,
+    columns: Sequence[str],
+    types: Sequence[str],
     data: dict[str, Any],
 ) -> None:
     """Create ``table`` as a temporary table and COPY column arrays ``data`` into it.
@@ -110,7 +113,7 @@ def copy_column(frame: pd.DataFrame, column: str, pg_type: str) -> Any:
     s = frame[column]
     if pg_type == "int8" and (column in TIME_FIELDS or column == "quarantined_at"):
         times = pd.to_datetime(s, utc=True)
-        micros = times.dt.as_unit("ns").array.asi8 // 1000
+        micros = times.dt.as_unit("ns").array.asi8 // 1000  # type: ignore[attr-defined]
         return pa.array(micros, mask=times.isna().to_numpy(), type=pa.int64())
     if column == "row_hash":
         return s.to_numpy(dtype="uint64").view("int64")
@@ -123,7 +126,7 @@ def copy_column(frame: pd.DataFrame, column: str, pg_type: str) -> Any:
     try:
         return pa.array(s, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
-        values = s.to_numpy(dtype=object, na_value=None)
+        values = s.astype(object).where(s.notna(), None).to_numpy()
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
@@ -137,9 +140,9 @@ def column_values(frame: pd.DataFrame, column: str) -> list[object]:
         return [None] * len(frame)
     s = frame[column]
     if column in TIME_FIELDS or column == "quarantined_at":
-        micros = pd.to_datetime(s, utc=True).dt.as_unit("ns").array.asi8 // 1000
+        micros = pd.to_datetime(s, utc=True).dt.as_unit("ns").array.asi8 // 1000  # type: ignore[attr-defined]
         na = s.isna().to_numpy()
-        return np.where(na, None, micros).tolist() if na.any() else micros.tolist()
+        return [None if n else int(m) for m, n in zip(micros, na, strict=True)]
     if column == "row_hash":
         return s.to_numpy(dtype="uint64").view("int64").tolist()
     if column in _FLOATS:
@@ -180,7 +183,8 @@ def apply_nul_rule(requests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             out[column] = values
         flags = out["quality_flags"].to_numpy(dtype=object)
         out["quality_flags"] = [
-            (f"{f};{NUL_FLAG}" if f else NUL_FLAG) if c else f for f, c in zip(flags, changed, strict=True)
+            (f"{f};{NUL_FLAG}" if f else NUL_FLAG) if c else f
+            for f, c in zip(flags, changed, strict=True)
         ]
     return out, rejected
 
@@ -190,30 +194,38 @@ def nul_id_quarantine(rejected: pd.DataFrame, info: dict[str, object]) -> pd.Dat
     if rejected.empty:
         return empty_quarantine()
     fields = [c for c in CANONICAL_FIELDS if c in rejected.columns]
-    raw = [json.dumps({c: _jsonable(r[c]) for c in fields}, ensure_ascii=True)
-           for _, r in rejected.iterrows()]
+    raw = [
+        json.dumps({c: _jsonable(r[c]) for c in fields}, ensure_ascii=True)
+        for _, r in rejected.iterrows()
+    ]
     ids, _ = scrub(rejected["service_request_id"])
     addresses, _ = scrub(rejected["address"]) if "address" in rejected.columns else (None, None)
     long_id = too_long(rejected["service_request_id"])
     reasons = np.where(long_id, LONG_ID_REASON, NUL_ID_REASON)
     details = np.where(
-        long_id, "service_request_id is longer than PostgreSQL can index (row number unknown: -1)",
+        long_id,
+        "service_request_id is longer than PostgreSQL can index (row number unknown: -1)",
         "service_request_id holds U+0000 or an unpaired surrogate, which PostgreSQL cannot store"
         " (row number unknown: -1)",
     )
-    qid = [hashlib.sha1(f"{r}\x1f{why}".encode()).hexdigest()[:20] for r, why in zip(raw, reasons, strict=True)]
-    return pd.DataFrame({
-        "quarantine_id": qid,
-        "batch_id": info.get("batch_id"),
-        "source_file": info.get("source_file"),
-        "source_row": np.full(len(raw), -1, dtype="int64"),
-        "reason": reasons.astype(object),
-        "detail": details.astype(object),
-        "service_request_id": [v[:200] for v in ids.to_numpy(dtype=object)],
-        "address": addresses.to_numpy(dtype=object) if addresses is not None else None,
-        "raw": raw,
-        "quarantined_at": pd.Timestamp(datetime.now(UTC)),
-    })
+    qid = [
+        hashlib.sha1(f"{r}\x1f{why}".encode()).hexdigest()[:20]
+        for r, why in zip(raw, reasons, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "quarantine_id": qid,
+            "batch_id": info.get("batch_id"),
+            "source_file": info.get("source_file"),
+            "source_row": np.full(len(raw), -1, dtype="int64"),
+            "reason": reasons.astype(object),
+            "detail": details.astype(object),
+            "service_request_id": [v[:200] for v in ids.to_numpy(dtype=object)],
+            "address": addresses.to_numpy(dtype=object) if addresses is not None else None,
+            "raw": raw,
+            "quarantined_at": pd.Timestamp(datetime.now(UTC)),
+        }
+    )
 
 
 def _jsonable(value: object) -> object:
@@ -268,7 +280,7 @@ def upsert_requests(conn: psycopg.Connection, srid: int) -> tuple[int, int]:
         " ON COMMIT DROP"
     )
     targets = [sql.Identifier(c) for c in REQUEST_COLUMNS]
-    exprs = []
+    exprs: list[sql.Composable] = []
     for c in REQUEST_COLUMNS:
         ident = sql.Identifier("i", c)
         if c in TIME_FIELDS:
@@ -278,8 +290,8 @@ def upsert_requests(conn: psycopg.Connection, srid: int) -> tuple[int, int]:
         else:
             exprs.append(ident)
     sets = sql.SQL(", ").join(
-        sql.SQL("{} = EXCLUDED.{}").format(t, t) for t in [*targets[1:], sql.Identifier("geom"),
-                                                          sql.Identifier("geom_city")]
+        sql.SQL("{} = EXCLUDED.{}").format(t, t)
+        for t in [*targets[1:], sql.Identifier("geom"), sql.Identifier("geom_city")]
     )
     stmt = sql.SQL(
         "WITH up AS ("
@@ -295,8 +307,10 @@ def upsert_requests(conn: psycopg.Connection, srid: int) -> tuple[int, int]:
         " RETURNING r.service_request_id, (r.xmax = 0) AS inserted)"
         " INSERT INTO changed SELECT service_request_id, inserted FROM up"
     ).format(
-        targets=sql.SQL(", ").join(targets), exprs=sql.SQL(", ").join(exprs),
-        srid=sql.Placeholder("srid"), sets=sets,
+        targets=sql.SQL(", ").join(targets),
+        exprs=sql.SQL(", ").join(exprs),
+        srid=sql.Placeholder("srid"),
+        sets=sets,
     )
     conn.execute(stmt, {"srid": srid})
     for _, definition in rebuild:
@@ -347,28 +361,42 @@ def write_quarantine(conn: psycopg.Connection, frame: pd.DataFrame, release: Ite
         return released
     frame = frame.copy()
     changed = np.zeros(len(frame), dtype=bool)
-    for column in ("quarantine_id", "batch_id", "source_file", "reason", "detail",
-                   "service_request_id", "address", "raw"):
+    for column in (
+        "quarantine_id",
+        "batch_id",
+        "source_file",
+        "reason",
+        "detail",
+        "service_request_id",
+        "address",
+        "raw",
+    ):
         if column in frame.columns:
             frame[column], mask = scrub(frame[column].astype(object))
             changed |= mask
     if changed.any():
         frame.loc[changed, "detail"] = [
-            f"{d or ''} [U+0000 or unpaired surrogates replaced by U+FFFD]" for d in frame.loc[changed, "detail"]
+            f"{d or ''} [U+0000 or unpaired surrogates replaced by U+FFFD]"
+            for d in frame.loc[changed, "detail"]
         ]
     cols = list(QUARANTINE_COLUMNS)
-    types = ["int8" if c == "source_row" else "int8" if c == "quarantined_at" else "text" for c in cols]
+    types = [
+        "int8" if c == "source_row" else "int8" if c == "quarantined_at" else "text" for c in cols
+    ]
     data = {c: copy_column(frame, c, t) for c, t in zip(cols, types, strict=True)}
     data["ord"] = np.arange(len(frame), dtype="int64")
     copy_frame(conn, "incoming_q", [*cols, "ord"], [*types, "int8"], data)
     exprs = [
-        _EPOCH.format(sql.Identifier(c)) if c == "quarantined_at" else sql.Identifier(c) for c in cols
+        _EPOCH.format(sql.Identifier(c)) if c == "quarantined_at" else sql.Identifier(c)
+        for c in cols
     ]
     conn.execute(
         sql.SQL(
             "INSERT INTO quarantine ({cols}) SELECT {exprs} FROM incoming_q ORDER BY ord"
             " ON CONFLICT (quarantine_id) DO NOTHING"
-        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, cols)), exprs=sql.SQL(", ").join(exprs))
+        ).format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, cols)), exprs=sql.SQL(", ").join(exprs)
+        )
     )
     return released
 

@@ -10,7 +10,8 @@ import pytest
 from geo.embedded import EmbeddedStore
 from layers.profile import CityProfile, load_profile
 
-pytest_plugins = ["tests.postgis_server"]
+# fixtures: the throwaway PostGIS server and the store-contract fixtures (store, philly_*)
+pytest_plugins = ["tests.postgis_server", "tests.geo.stores"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "philadelphia"
@@ -34,23 +35,35 @@ def write_squares(directory: Path) -> Path:
 
     boxes = gpd.GeoDataFrame(
         {"code": ["A", "B"], "label": ["Alpha", "Beta"]},
-        geometry=[shapely.box(500000, 4400000, 501000, 4401000),
-                  shapely.box(501000, 4400000, 502000, 4401000)],
+        geometry=[
+            shapely.box(500000, 4400000, 501000, 4401000),
+            shapely.box(501000, 4400000, 502000, 4401000),
+        ],
         crs="EPSG:32618",
     )
     squares = directory / "squares.geojson"
     boxes.to_crs("EPSG:4326").to_file(squares, driver="GeoJSON")
     extent = directory / "extent.geojson"
-    gpd.GeoDataFrame(geometry=[shapely.box(499000, 4399000, 503000, 4402000)],
-                     crs="EPSG:32618").to_crs("EPSG:4326").to_file(extent, driver="GeoJSON")
+    gpd.GeoDataFrame(
+        geometry=[shapely.box(499000, 4399000, 503000, 4402000)], crs="EPSG:32618"
+    ).to_crs("EPSG:4326").to_file(extent, driver="GeoJSON")
     profile = directory / "squares.toml"
     profile.write_text(
-        "\n".join([
-            'name = "Squareville"', 'crs = "EPSG:32618"', 'timezone = "America/New_York"',
-            'extent = "extent.geojson"', "extent_buffer_m = 0",
-            "[[layers]]", 'key = "square"', 'source = "squares.geojson"', 'id_field = "code"',
-            'name_field = "label"',
-        ]) + "\n",
+        "\n".join(
+            [
+                'name = "Squareville"',
+                'crs = "EPSG:32618"',
+                'timezone = "America/New_York"',
+                'extent = "extent.geojson"',
+                "extent_buffer_m = 0",
+                "[[layers]]",
+                'key = "square"',
+                'source = "squares.geojson"',
+                'id_field = "code"',
+                'name_field = "label"',
+            ]
+        )
+        + "\n",
         encoding="utf-8",
     )
     return profile

@@ -43,8 +43,9 @@ def test_db_migrate_needs_postgis(tmp_path: Path) -> None:
 
 
 def test_ingest_then_status_through_cli(postgis_url: str) -> None:
-    code, out, err = _invoke("--store", postgis_url, "ingest",
-                             str(REQUESTS / "parks-maintenance.csv"))
+    code, out, err = _invoke(
+        "--store", postgis_url, "ingest", str(REQUESTS / "parks-maintenance.csv")
+    )
     assert code == 0, err
     code, out, err = _invoke("--store", postgis_url, "status")
     assert code == 0, err
