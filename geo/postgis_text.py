@@ -40,9 +40,16 @@ MAX_ID_BYTES: Final = 1024
 
 def too_long(values: pd.Series) -> np.ndarray:
     """Mask of ids longer than :data:`MAX_ID_BYTES` UTF-8 bytes."""
-    return np.array([isinstance(v, str) and len(v) > MAX_ID_BYTES // 4
-                     and len(v.encode("utf-8", "replace")) > MAX_ID_BYTES
-                     for v in values.to_numpy(dtype=object)], dtype=bool)
+    return np.array(
+        [
+            isinstance(v, str)
+            and len(v) > MAX_ID_BYTES // 4
+            and len(v.encode("utf-8", "replace")) > MAX_ID_BYTES
+            for v in values.to_numpy(dtype=object)
+        ],
+        dtype=bool,
+    )
+
 
 _BAD = re.compile("[\x00\ud800-\udfff]")
 _BAD_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
@@ -54,8 +61,10 @@ def has_bad(values: pd.Series) -> np.ndarray:
     joined = "".join(present)
     if "\x00" not in joined and _encodes(joined):
         return np.zeros(len(values), dtype=bool)
-    return np.array([isinstance(v, str) and _BAD.search(v) is not None
-                     for v in values.to_numpy(dtype=object)], dtype=bool)
+    return np.array(
+        [isinstance(v, str) and _BAD.search(v) is not None for v in values.to_numpy(dtype=object)],
+        dtype=bool,
+    )
 
 
 def scrub(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -82,8 +91,10 @@ def scrub_json(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """
     out, bad = scrub(values)
     arr = out.to_numpy(dtype=object)
-    esc = np.array([isinstance(v, str) and "\\u" in v and _BAD_ESCAPE.search(v) is not None
-                    for v in arr], dtype=bool)
+    esc = np.array(
+        [isinstance(v, str) and "\\u" in v and _BAD_ESCAPE.search(v) is not None for v in arr],
+        dtype=bool,
+    )
     if esc.any():
         out = out.astype(object).copy()
         out[esc] = [_rewrite_json(v) for v in arr[esc]]

@@ -338,3 +338,4 @@ def _area_km2(store: object) -> float:
 
 from hotspot311 import report_cmd  # noqa: E402,F401
 from hotspot311 import geocode_cmd  # noqa: E402,F401
+from hotspot311 import db_cmd  # noqa: E402,F401

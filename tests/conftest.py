@@ -10,7 +10,8 @@ import pytest
 from geo.embedded import EmbeddedStore
 from layers.profile import CityProfile, load_profile
 
-pytest_plugins = ["tests.postgis_server"]
+# fixtures: the throwaway PostGIS server and the store-contract fixtures (store, philly_*)
+pytest_plugins = ["tests.postgis_server", "tests.geo.stores"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "philadelphia"

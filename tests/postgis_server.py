@@ -100,8 +100,18 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
-        _run_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate",
-                       "-w", "stop"], check=False)
+        _run_as_owner(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            check=False,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -144,18 +154,46 @@ def start_server() -> PostgresServer:
         os.chown(root, owner.pw_uid, owner.pw_gid)
     os.chmod(root, 0o700)
     data = root / "data"
-    init = _run_as_owner([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                          "--auth=trust", "-E", "UTF8", "--locale=C"], check=False)
+    init = _run_as_owner(
+        [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        check=False,
+    )
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise ServerUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
     port = _free_port()
-    opts = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60 "
-            "-c shared_buffers=256MB -c maintenance_work_mem=256MB -c work_mem=64MB "
-            "-c max_wal_size=4GB")
-    started = _run_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                             "-o", opts, "-w", "-t", "60", "start"], check=False)
+    opts = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60 "
+        "-c shared_buffers=256MB -c maintenance_work_mem=256MB -c work_mem=64MB "
+        "-c max_wal_size=4GB"
+    )
+    started = _run_as_owner(
+        [
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=False,
+    )
     server = PostgresServer(root=root, port=port)
     if started.returncode != 0:
         log = (root / "log").read_text(errors="replace")[-800:] if (root / "log").exists() else ""

@@ -29,12 +29,22 @@ TESTVILLE = CityProfile(
     layers=(),
 )
 
-CSV_COLUMNS = ("service_request_id", "requested_datetime", "updated_datetime", "status",
-               "description", "address", "lat", "lon", "ward_note")
+CSV_COLUMNS = (
+    "service_request_id",
+    "requested_datetime",
+    "updated_datetime",
+    "status",
+    "description",
+    "address",
+    "lat",
+    "lon",
+    "ward_note",
+)
 
 
-def open_test_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
-                    profile: CityProfile) -> Store:
+def open_test_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, profile: CityProfile
+) -> Store:
     """Open an embedded store under ``tmp_path`` or a PostGIS store on a fresh database."""
     if kind == "embedded":
         return EmbeddedStore(tmp_path / "store", profile)
@@ -75,12 +85,16 @@ def to_xy(lon: float, lat: float) -> tuple[float, float]:
 
 def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
     """Write request rows (missing fields empty) as a CSV file."""
-    frame = pd.DataFrame([{c: r.get(c) for c in CSV_COLUMNS} for r in rows], columns=list(CSV_COLUMNS))
+    frame = pd.DataFrame(
+        [{c: r.get(c) for c in CSV_COLUMNS} for r in rows], columns=list(CSV_COLUMNS)
+    )
     frame.to_csv(path, index=False)
     return path
 
 
-def squares(codes_and_boxes: list[tuple[str, tuple[float, float, float, float]]]) -> gpd.GeoDataFrame:
+def squares(
+    codes_and_boxes: list[tuple[str, tuple[float, float, float, float]]],
+) -> gpd.GeoDataFrame:
     """Areas frame of axis-aligned boxes in the test city CRS."""
     return gpd.GeoDataFrame(
         {"code": [c for c, _ in codes_and_boxes], "name": [c for c, _ in codes_and_boxes]},
@@ -90,8 +104,14 @@ def squares(codes_and_boxes: list[tuple[str, tuple[float, float, float, float]]]
 
 def spec(key: str, valid_from: date | None = None, source: str = "hand-drawn") -> LayerSpec:
     """A layer spec for hand-drawn areas."""
-    return LayerSpec(key=key, title=key.title(), source=Path(source), id_field="code",
-                     name_field="name", valid_from=valid_from)
+    return LayerSpec(
+        key=key,
+        title=key.title(),
+        source=Path(source),
+        id_field="code",
+        name_field="name",
+        valid_from=valid_from,
+    )
 
 
 def normalized(frame: pd.DataFrame) -> pd.DataFrame:

@@ -19,8 +19,14 @@ pytestmark = pytest.mark.postgis
 
 
 def _row(rid: str, lon: float = -75.15, lat: float = 39.95, desc: str = "d") -> dict[str, object]:
-    return {"service_request_id": rid, "requested_datetime": "2023-05-01 10:00",
-            "updated_datetime": "2023-05-02 10:00", "description": desc, "lon": lon, "lat": lat}
+    return {
+        "service_request_id": rid,
+        "requested_datetime": "2023-05-01 10:00",
+        "updated_datetime": "2023-05-02 10:00",
+        "description": desc,
+        "lon": lon,
+        "lat": lat,
+    }
 
 
 def test_connection_error_names_server_not_password() -> None:
@@ -64,12 +70,16 @@ def test_migrate_twice_is_a_no_op(postgis_url: str) -> None:
 def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) -> None:
     with psycopg.connect(postgis_url, autocommit=True) as conn:
         conn.execute("DROP TABLE schema_migrations")
-        conn.execute("DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
-                     " areas, generations, layers, quarantine, requests, batches, store_meta")
+        conn.execute(
+            "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
+            " areas, generations, layers, quarantine, requests, batches, store_meta"
+        )
     store = PostGISStore.open(postgis_url, TESTVILLE)
     store.close()
     with psycopg.connect(postgis_url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(migrations()),)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+            len(migrations()),
+        )
         assert conn.execute("SELECT to_regclass('area_pieces') IS NOT NULL").fetchone() == (True,)
 
 
@@ -79,8 +89,10 @@ def test_city_binding_and_srid_check(postgis_url: str) -> None:
     with pytest.raises(StoreError, match="holds 'Testville' requests"):
         PostGISStore.open(postgis_url, other)
     with psycopg.connect(postgis_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
-        conn.execute("INSERT INTO requests (service_request_id, row_hash, geom_city)"
-                     " VALUES ('x', 0, ST_SetSRID(ST_MakePoint(1, 2), 4326))")
+        conn.execute(
+            "INSERT INTO requests (service_request_id, row_hash, geom_city)"
+            " VALUES ('x', 0, ST_SetSRID(ST_MakePoint(1, 2), 4326))"
+        )
 
 
 def test_failure_half_way_leaves_database_as_it_was(
@@ -90,18 +102,26 @@ def test_failure_half_way_leaves_database_as_it_was(
     try:
         ingest(write_csv(tmp_path / "a.csv", [_row("1")]), store, now=NOW)
         store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
-        before = (store.requests().drop(columns="geometry").to_json(date_format="iso"), store.quarantine().to_json(date_format="iso"),
-                  store.batches().to_json(date_format="iso"))
+        before = (
+            store.requests().drop(columns="geometry").to_json(date_format="iso"),
+            store.quarantine().to_json(date_format="iso"),
+            store.batches().to_json(date_format="iso"),
+        )
 
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")
 
         monkeypatch.setattr(geo.postgis, "join_requests", boom)
-        bad = write_csv(tmp_path / "b.csv", [_row("1", desc="changed"), _row("2"), {"service_request_id": "q"}])
+        bad = write_csv(
+            tmp_path / "b.csv", [_row("1", desc="changed"), _row("2"), {"service_request_id": "q"}]
+        )
         with pytest.raises(RuntimeError, match="disk on fire"):
             ingest(bad, store, now=NOW)
-        after = (store.requests().drop(columns="geometry").to_json(date_format="iso"), store.quarantine().to_json(date_format="iso"),
-                 store.batches().to_json(date_format="iso"))
+        after = (
+            store.requests().drop(columns="geometry").to_json(date_format="iso"),
+            store.quarantine().to_json(date_format="iso"),
+            store.batches().to_json(date_format="iso"),
+        )
         assert after == before
         with pytest.raises(RuntimeError, match="disk on fire"):
             store.add_generation(spec("ward"), squares([("W", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
@@ -123,8 +143,9 @@ def test_add_generation_rejoins_that_layer_only(postgis_url: str, tmp_path: Path
         frame = store.requests().set_index("service_request_id")
         assert set(frame["district"]) == {"A2"} and set(frame["ward"]) == {"marked"}
         with store.pool.connection() as conn:
-            active = conn.execute("SELECT layer_key, generation FROM generations WHERE active"
-                                  " ORDER BY layer_key").fetchall()
+            active = conn.execute(
+                "SELECT layer_key, generation FROM generations WHERE active ORDER BY layer_key"
+            ).fetchall()
             pieces = conn.execute("SELECT count(*) FROM area_pieces").fetchone()
         assert active == [("district", 2), ("ward", 1)]
         assert pieces == (3,)
@@ -140,10 +161,50 @@ def test_large_polygons_are_subdivided(postgis_url: str, tmp_path: Path) -> None
         ring = shapely.Point(2.69e6, 2.36e5).buffer(20000, quad_segs=256)  # 1025 vertices
         import geopandas as gpd
 
-        areas = gpd.GeoDataFrame({"code": ["C"], "name": ["circle"]}, geometry=[ring], crs=TESTVILLE.crs)
+        areas = gpd.GeoDataFrame(
+            {"code": ["C"], "name": ["circle"]}, geometry=[ring], crs=TESTVILLE.crs
+        )
         store.add_generation(spec("circle"), areas)
         with store.pool.connection() as conn:
-            n, most = conn.execute("SELECT count(*), max(ST_NPoints(geom)) FROM area_pieces").fetchone()
+            n, most = conn.execute(
+                "SELECT count(*), max(ST_NPoints(geom)) FROM area_pieces"
+            ).fetchone()
         assert n > 10 and most <= 64
+    finally:
+        store.close()
+
+
+def _gist_indexes(store: PostGISStore) -> list[str]:
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'requests'"
+            " AND indexdef LIKE '%USING gist%' ORDER BY indexname"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_bulk_load_rebuilds_gist_indexes_atomically(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geo.postgis_load
+
+    monkeypatch.setattr(geo.postgis_load, "BULK_ROWS", 1)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        indexes = _gist_indexes(store)
+        assert indexes == ["requests_geom_city_gist", "requests_geom_gist"]
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2", lon=-75.0)]), store, now=NOW)
+        assert _gist_indexes(store) == indexes
+        assert store.requests()["district"].tolist() == ["A", "A"]
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(geo.postgis, "join_requests", boom)
+        rows = [_row(str(i)) for i in range(3, 10)]
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            ingest(write_csv(tmp_path / "b.csv", rows), store, now=NOW)
+        assert _gist_indexes(store) == indexes and store.count() == 2
     finally:
         store.close()

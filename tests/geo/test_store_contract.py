@@ -22,11 +22,8 @@ from tests.geo.stores import (
     TESTVILLE,
     normalized,
     open_test_store,
-    philly_layers,  # noqa: F401 - fixture
-    philly_profile,  # noqa: F401 - fixture
     spec,
     squares,
-    store,  # noqa: F401 - fixture
     write_csv,
 )
 
@@ -36,10 +33,25 @@ PHILLY = Path(__file__).resolve().parents[2] / "data" / "philadelphia" / "reques
 LEFT, EDGE, RIGHT, OUT = (-75.153, 39.95), (-75.15, 39.95), (-75.147, 39.95), (-75.10, 39.95)
 
 
-def _row(rid: str, lonlat: tuple[float, float] = LEFT, *, req: str = "2023-05-01 10:00",
-         upd: str | None = "2023-05-02 10:00", desc: str = "pothole", **more: object) -> dict[str, object]:
-    return {"service_request_id": rid, "requested_datetime": req, "updated_datetime": upd,
-            "status": "open", "description": desc, "lon": lonlat[0], "lat": lonlat[1], **more}
+def _row(
+    rid: str,
+    lonlat: tuple[float, float] = LEFT,
+    *,
+    req: str = "2023-05-01 10:00",
+    upd: str | None = "2023-05-02 10:00",
+    desc: str = "pothole",
+    **more: object,
+) -> dict[str, object]:
+    return {
+        "service_request_id": rid,
+        "requested_datetime": req,
+        "updated_datetime": upd,
+        "status": "open",
+        "description": desc,
+        "lon": lonlat[0],
+        "lat": lonlat[1],
+        **more,
+    }
 
 
 def _ingest(store: Store, path: Path):
@@ -58,7 +70,9 @@ def _codes(store: Store, key: str) -> dict[str, object]:
 
 # --- ingest, upsert, batches ---------------------------------------------------------
 def test_ingest_then_reingest_is_unchanged(store: Store, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "a.csv", [_row("1"), _row("2", RIGHT), _row("3", OUT, ward_note="x")])
+    path = write_csv(
+        tmp_path / "a.csv", [_row("1"), _row("2", RIGHT), _row("3", OUT, ward_note="x")]
+    )
     first = _ingest(store, path)
     assert (first.result.inserted, first.result.updated, first.result.unchanged) == (3, 0, 0)
     again = _ingest(store, path)
@@ -73,24 +87,45 @@ def test_ingest_then_reingest_is_unchanged(store: Store, tmp_path: Path) -> None
 
 
 def test_upsert_newer_wins_older_ignored_tie_changed_updates(store: Store, tmp_path: Path) -> None:
-    _ingest(store, write_csv(tmp_path / "v1.csv", [
-        _row("new", desc="v1"), _row("old", desc="v1"), _row("tie", desc="v1"),
-        _row("same", desc="v1"), _row("nulls", upd=None, desc="v1"),
-    ]))
+    _ingest(
+        store,
+        write_csv(
+            tmp_path / "v1.csv",
+            [
+                _row("new", desc="v1"),
+                _row("old", desc="v1"),
+                _row("tie", desc="v1"),
+                _row("same", desc="v1"),
+                _row("nulls", upd=None, desc="v1"),
+            ],
+        ),
+    )
     hashes = _by_id(store)["row_hash"]
-    report = _ingest(store, write_csv(tmp_path / "v2.csv", [
-        _row("new", upd="2023-06-01 10:00", desc="v2"),   # newer → update
-        _row("old", upd="2023-04-01 10:00", desc="v2"),   # older → ignored
-        _row("tie", desc="v2"),                           # same time, changed → update
-        _row("same", desc="v1"),                          # identical → unchanged
-        _row("nulls", upd=None, desc="v2"),               # both missing, changed → update
-        _row("fresh", desc="v2"),                         # unknown id → insert
-    ]))
+    report = _ingest(
+        store,
+        write_csv(
+            tmp_path / "v2.csv",
+            [
+                _row("new", upd="2023-06-01 10:00", desc="v2"),  # newer → update
+                _row("old", upd="2023-04-01 10:00", desc="v2"),  # older → ignored
+                _row("tie", desc="v2"),  # same time, changed → update
+                _row("same", desc="v1"),  # identical → unchanged
+                _row("nulls", upd=None, desc="v2"),  # both missing, changed → update
+                _row("fresh", desc="v2"),  # unknown id → insert
+            ],
+        ),
+    )
     r = report.result
     assert (r.inserted, r.updated, r.unchanged) == (1, 3, 2)
     frame = _by_id(store)
     assert frame["description"].to_dict() == {
-        "new": "v2", "old": "v1", "tie": "v2", "same": "v1", "nulls": "v2", "fresh": "v2"}
+        "new": "v2",
+        "old": "v1",
+        "tie": "v2",
+        "same": "v1",
+        "nulls": "v2",
+        "fresh": "v2",
+    }
     assert frame.loc["new", "updated_datetime"] == pd.Timestamp("2023-06-01 14:00", tz="UTC")
     assert frame.loc["same", "row_hash"] == hashes["same"]
     assert frame.loc["tie", "row_hash"] != hashes["tie"]
@@ -98,25 +133,38 @@ def test_upsert_newer_wins_older_ignored_tie_changed_updates(store: Store, tmp_p
 
 def test_batches_log_every_ingest(store: Store, tmp_path: Path) -> None:
     _ingest(store, write_csv(tmp_path / "a.csv", [_row("1"), _row("2")]))
-    _ingest(store, write_csv(tmp_path / "b.csv", [_row("2", upd="2023-07-01 00:00"), _row("3"),
-                                                  {"service_request_id": "q"}]))
+    _ingest(
+        store,
+        write_csv(
+            tmp_path / "b.csv",
+            [_row("2", upd="2023-07-01 00:00"), _row("3"), {"service_request_id": "q"}],
+        ),
+    )
     log = store.batches()
     assert list(log.columns) == list(BATCH_COLUMNS)
-    assert log[["rows_read", "inserted", "updated", "unchanged", "quarantined"]].to_numpy().tolist() == [
-        [2, 2, 0, 0, 0], [3, 1, 1, 0, 1]]
+    assert log[
+        ["rows_read", "inserted", "updated", "unchanged", "quarantined"]
+    ].to_numpy().tolist() == [[2, 2, 0, 0, 0], [3, 1, 1, 0, 1]]
     assert log["source_file"].str.endswith(("a.csv", "b.csv")).all()
     assert pd.Timestamp(log["ingested_at"].iloc[0]).tzinfo is not None
 
 
 # --- quarantine ----------------------------------------------------------------------
 def test_quarantine_round_trip_and_release(store: Store, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "q.csv", [
-        _row("ok"),
-        _row(None, desc="no id"),  # type: ignore[arg-type]
-        _row("badtime", req="not a time"),
-        _row("far", (-70.0, 41.0)),
-        {"service_request_id": "geo", "requested_datetime": "2023-05-01 10:00", "address": "1 MAIN ST"},
-    ])
+    path = write_csv(
+        tmp_path / "q.csv",
+        [
+            _row("ok"),
+            _row(None, desc="no id"),  # type: ignore[arg-type]
+            _row("badtime", req="not a time"),
+            _row("far", (-70.0, 41.0)),
+            {
+                "service_request_id": "geo",
+                "requested_datetime": "2023-05-01 10:00",
+                "address": "1 MAIN ST",
+            },
+        ],
+    )
     first = _ingest(store, path)
     expected = {"missing_id": 1, "unparseable_time": 1, "outside_city": 1, "needs_geocoding": 1}
     assert first.result.quarantined == expected
@@ -136,7 +184,11 @@ def test_quarantine_round_trip_and_release(store: Store, tmp_path: Path) -> None
     batch, info = prepare(write_csv(tmp_path / "r.csv", [_row("geo")]), store, now=NOW)
     result = store.write_batch(batch, info=info, release=[geo_row["quarantine_id"], "unknown-id"])
     assert result.released == 1 and result.inserted == 1
-    assert sorted(store.quarantine()["reason"]) == ["missing_id", "outside_city", "unparseable_time"]
+    assert sorted(store.quarantine()["reason"]) == [
+        "missing_id",
+        "outside_city",
+        "unparseable_time",
+    ]
 
 
 # --- joins and generations -----------------------------------------------------------
@@ -146,13 +198,21 @@ def _edge_x(store: Store) -> tuple[float, float]:
 
 
 def _two_squares(xe: float, ye: float, left: str = "a", right: str = "B"):
-    return squares([(left, (xe - 2000, ye - 2000, xe, ye + 2000)),
-                    (right, (xe, ye - 2000, xe + 2000, ye + 2000))])
+    return squares(
+        [
+            (left, (xe - 2000, ye - 2000, xe, ye + 2000)),
+            (right, (xe, ye - 2000, xe + 2000, ye + 2000)),
+        ]
+    )
 
 
 def test_join_inside_shared_edge_outside(store: Store, tmp_path: Path) -> None:
-    _ingest(store, write_csv(tmp_path / "p.csv", [_row("L", LEFT), _row("E", EDGE), _row("R", RIGHT),
-                                                  _row("O", OUT)]))
+    _ingest(
+        store,
+        write_csv(
+            tmp_path / "p.csv", [_row("L", LEFT), _row("E", EDGE), _row("R", RIGHT), _row("O", OUT)]
+        ),
+    )
     xe, ye = _edge_x(store)
     gen = store.add_generation(spec("district"), _two_squares(xe, ye))
     assert (gen.key, gen.generation, gen.n_areas) == ("district", 1, 2)
@@ -168,15 +228,21 @@ def test_join_inside_shared_edge_outside(store: Store, tmp_path: Path) -> None:
 
 
 def test_generations_active_one_joins_and_rejoin_is_per_layer(store: Store, tmp_path: Path) -> None:
-    _ingest(store, write_csv(tmp_path / "p.csv", [_row("L", LEFT), _row("E", EDGE), _row("R", RIGHT),
-                                                  _row("O", OUT)]))
+    _ingest(
+        store,
+        write_csv(
+            tmp_path / "p.csv", [_row("L", LEFT), _row("E", EDGE), _row("R", RIGHT), _row("O", OUT)]
+        ),
+    )
     xe, ye = _edge_x(store)
     store.add_generation(spec("district", date(2010, 1, 1)), _two_squares(xe, ye))
-    store.add_generation(spec("ward"), squares([("W1", (xe - 3000, ye - 3000, xe + 3000, ye + 3000))]))
-    g2 = store.add_generation(spec("district", date(2020, 1, 1)),
-                              squares([("Z", (xe - 2000, ye - 2000, xe, ye + 2000))]))
+    store.add_generation(
+        spec("ward"), squares([("W1", (xe - 3000, ye - 3000, xe + 3000, ye + 3000))])
+    )
+    g2 = store.add_generation(
+        spec("district", date(2020, 1, 1)), squares([("Z", (xe - 2000, ye - 2000, xe, ye + 2000))])
+    )
     assert g2.generation == 2
-    frame = _by_id(store)
     assert _codes(store, "district") == {"L": "Z", "E": "Z", "R": None, "O": None}
     assert _codes(store, "ward") == {"L": "W1", "E": "W1", "R": "W1", "O": None}
     assert list(store.layer_keys()) == ["district", "ward"]
@@ -189,7 +255,9 @@ def test_generations_active_one_joins_and_rejoin_is_per_layer(store: Store, tmp_
 
     # a generation not yet in force is stored but not used
     future = date.today() + timedelta(days=365)  # noqa: DTZ011 - a calendar date
-    store.add_generation(spec("district", future), squares([("F", (xe - 9000, ye - 9000, xe + 9000, ye + 9000))]))
+    store.add_generation(
+        spec("district", future), squares([("F", (xe - 9000, ye - 9000, xe + 9000, ye + 9000))])
+    )
     assert store.active()["district"].generation == 2
     assert _codes(store, "district") == {"L": "Z", "E": "Z", "R": None, "O": None}
     assert store.rejoin(["ward"]) == {"ward": 1}
@@ -197,18 +265,36 @@ def test_generations_active_one_joins_and_rejoin_is_per_layer(store: Store, tmp_
 
 # --- both stores, one scenario ---------------------------------------------------------
 def _scenario(s: Store, tmp_path: Path) -> None:
-    _ingest(s, write_csv(tmp_path / "a.csv", [
-        _row("L", LEFT, ward_note="n1"), _row("E", EDGE), _row("R", RIGHT, upd=None),
-        _row("O", OUT, address="9 ELM ST"), _row("bad", req="yesterday-ish"),
-    ]))
+    _ingest(
+        s,
+        write_csv(
+            tmp_path / "a.csv",
+            [
+                _row("L", LEFT, ward_note="n1"),
+                _row("E", EDGE),
+                _row("R", RIGHT, upd=None),
+                _row("O", OUT, address="9 ELM ST"),
+                _row("bad", req="yesterday-ish"),
+            ],
+        ),
+    )
     xe, ye = _edge_x(s)
     s.add_generation(spec("district"), _two_squares(xe, ye))
-    _ingest(s, write_csv(tmp_path / "b.csv", [
-        _row("E", EDGE, upd="2023-09-09 09:09", desc="later"), _row("N", (-75.148, 39.949)),
-    ]))
+    _ingest(
+        s,
+        write_csv(
+            tmp_path / "b.csv",
+            [
+                _row("E", EDGE, upd="2023-09-09 09:09", desc="later"),
+                _row("N", (-75.148, 39.949)),
+            ],
+        ),
+    )
 
 
-def test_requests_frames_equal_between_stores(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_requests_frames_equal_between_stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     request.applymarker(pytest.mark.postgis)
     stores = [open_test_store(k, tmp_path / k, request, TESTVILLE) for k in ("embedded", "postgis")]
     try:
@@ -230,7 +316,10 @@ def test_requests_frames_equal_between_stores(request: pytest.FixtureRequest, tm
 
 @pytest.mark.slow
 def test_philadelphia_area_codes_and_quarantine_identical(
-    request: pytest.FixtureRequest, tmp_path: Path, philly_profile, philly_layers,  # noqa: F811
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    philly_profile,
+    philly_layers,
 ) -> None:
     request.applymarker(pytest.mark.postgis)
     graffiti = ColumnMapping(constants={"service_name": "Graffiti Removal"})
@@ -250,7 +339,9 @@ def test_philadelphia_area_codes_and_quarantine_identical(
     emb, pg = frames
     assert len(emb) > 600
     keys = list(philly_profile.layer_keys)
-    pd.testing.assert_frame_equal(emb[["service_request_id", *keys]], pg[["service_request_id", *keys]])
+    pd.testing.assert_frame_equal(
+        emb[["service_request_id", *keys]], pg[["service_request_id", *keys]]
+    )
     assert emb["council_district"].notna().mean() > 0.95
     assert quarantines[0] == quarantines[1] and sum(quarantines[0].values()) > 0
     pd.testing.assert_frame_equal(emb, pg, check_dtype=False)

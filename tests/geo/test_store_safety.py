@@ -16,11 +16,11 @@ from geo.store import Store
 from geo.validate import validate
 from hotspot311.errors import LayerError
 from layers.profile import validate_layer_key
-from tests.geo.stores import NOW, TESTVILLE, spec, squares, store  # noqa: F401
+from tests.geo.stores import NOW, TESTVILLE, spec, squares
 
 INJECTION = "'); DROP TABLE requests; --"
 HOSTILE = [
-    "O'Brien \"quoted\" ; semi;colon",
+    'O\'Brien "quoted" ; semi;colon',
     INJECTION,
     "x" * 1_000_000,
     "caf\xc3\xa9 \xff\xfe".encode("latin-1").decode("latin-1"),  # non-UTF-8 bytes read as latin-1
@@ -39,23 +39,43 @@ def _mapped() -> pd.DataFrame:
     rows = []
     for i, value in enumerate(HOSTILE):
         row = dict.fromkeys(TEXT, value)
-        row.update(service_request_id=f"id-{i}-{value[:40]}" if "\x00" not in value else f"id-{i}",
-                   requested_datetime="2023-05-01 10:00", lat="39.95", lon="-75.15",
-                   status=value[:50])
+        row.update(
+            service_request_id=f"id-{i}-{value[:40]}" if "\x00" not in value else f"id-{i}",
+            requested_datetime="2023-05-01 10:00",
+            lat="39.95",
+            lon="-75.15",
+            status=value[:50],
+        )
         row["src:" + _name(value)] = value  # a hostile extra column name and value
         rows.append(row)
-    rows.append({"service_request_id": "nul\x00id", "requested_datetime": "2023-05-01 10:00",
-                 "lat": "39.95", "lon": "-75.15"})
-    rows.append({"service_request_id": INJECTION, "requested_datetime": "never", "address": INJECTION})
-    rows.append({"service_request_id": "L" * 1_000_000, "requested_datetime": "2023-05-01 10:00",
-                 "lat": "39.95", "lon": "-75.15"})
+    rows.append(
+        {
+            "service_request_id": "nul\x00id",
+            "requested_datetime": "2023-05-01 10:00",
+            "lat": "39.95",
+            "lon": "-75.15",
+        }
+    )
+    rows.append(
+        {"service_request_id": INJECTION, "requested_datetime": "never", "address": INJECTION}
+    )
+    rows.append(
+        {
+            "service_request_id": "L" * 1_000_000,
+            "requested_datetime": "2023-05-01 10:00",
+            "lat": "39.95",
+            "lon": "-75.15",
+        }
+    )
     frame = pd.DataFrame(rows)
     frame[ROW_COLUMN] = range(1, len(frame) + 1)
     return frame
 
 
-def test_hostile_values_come_back_as_data(store: Store) -> None:  # noqa: F811
-    batch = validate(_mapped(), profile=TESTVILLE, batch_id=INJECTION, source_file=INJECTION, now=NOW)
+def test_hostile_values_come_back_as_data(store: Store) -> None:
+    batch = validate(
+        _mapped(), profile=TESTVILLE, batch_id=INJECTION, source_file=INJECTION, now=NOW
+    )
     info = {"batch_id": INJECTION, "source_file": INJECTION, "format": "csv", "encoding": "x\x00y"}
     result = store.write_batch(batch, info=info)
     store.add_generation(spec("district"), squares([(INJECTION, (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
@@ -95,14 +115,20 @@ def test_tables_intact_after_hostile_batch(postgis_url: str) -> None:
     finally:
         s.close()
     with psycopg.connect(postgis_url) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        }
         assert {"requests", "quarantine", "batches", "areas", "request_areas"} <= tables
         assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == len(HOSTILE)
 
 
-@pytest.mark.parametrize("key", [INJECTION, 'x"; DROP TABLE requests; --', "Zip", "geometry", "a" * 41])
-def test_hostile_layer_keys_are_rejected(store: Store, key: str) -> None:  # noqa: F811
+@pytest.mark.parametrize(
+    "key", [INJECTION, 'x"; DROP TABLE requests; --', "Zip", "geometry", "a" * 41]
+)
+def test_hostile_layer_keys_are_rejected(store: Store, key: str) -> None:
     with pytest.raises(LayerError, match="layer key"):
         validate_layer_key(key)
     with pytest.raises(LayerError, match="layer key"):

@@ -1,0 +1,63 @@
+"""The CLI against a PostGIS store: ``db migrate``, ingest + status, connection errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+import hotspot311.commands  # noqa: F401 - registers the commands
+from hotspot311.cli import cli
+from tests.conftest import REQUESTS
+
+pytestmark = pytest.mark.postgis
+
+
+def _invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_db_migrate_fresh_database_then_again(postgis_server, postgis_url: str) -> None:
+    fresh = postgis_server.url(f"fresh_{abs(hash(postgis_url)) % 10**8}")
+    name = fresh.rsplit("/", 1)[1]
+    with psycopg.connect(postgis_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        code, out, err = _invoke("--store", fresh, "db", "migrate")
+        assert code == 0, err
+        assert "applied 0001_init" in out and "schema now at version 1" in out
+        code, out, err = _invoke("--store", fresh, "db", "migrate")
+        assert code == 0, err
+        assert "applied" not in out and "nothing to apply" in out
+    finally:
+        postgis_server.drop(fresh)
+
+
+def test_db_migrate_needs_postgis(tmp_path: Path) -> None:
+    code, out, err = _invoke("--store", str(tmp_path / "lib"), "db", "migrate")
+    assert code == 2
+    assert "needs a PostGIS store" in err and "Traceback" not in err + out
+
+
+def test_ingest_then_status_through_cli(postgis_url: str) -> None:
+    code, out, err = _invoke(
+        "--store", postgis_url, "ingest", str(REQUESTS / "parks-maintenance.csv")
+    )
+    assert code == 0, err
+    code, out, err = _invoke("--store", postgis_url, "status")
+    assert code == 0, err
+    assert "PostGIS store" in out
+
+
+@pytest.mark.parametrize("args", [("status",), ("db", "migrate")])
+def test_wrong_port_is_one_line_exit_3(args: tuple[str, ...]) -> None:
+    url = "postgresql://postgres:pw@127.0.0.1:1/nodb"
+    code, out, err = _invoke("--store", url, *args)
+    assert code == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "postgres@127.0.0.1:1/nodb" in lines[0] and ":pw@" not in err
+    assert "Traceback" not in err + out
