@@ -6,7 +6,7 @@ requests (one partition), so batch runs can be split by service type, window or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import geopandas as gpd
@@ -35,6 +35,9 @@ class HotspotResult:
         Number of requests the run looked at.
     window_end
         End of the time window used.
+    snapshot
+        The data the run saw: ``n_requests`` (all requests given), ``n_selected``,
+        ``max_updated`` and ``max_requested`` (newest times, ISO text or None).
     """
 
     query: HotspotQuery
@@ -42,6 +45,7 @@ class HotspotResult:
     members: pd.DataFrame
     selected: int
     window_end: datetime | None
+    snapshot: dict[str, object] = field(default_factory=dict)
 
 
 def run_hotspots(
@@ -91,5 +95,36 @@ def run_hotspots(
     members["rank"] = members["hotspot_id"].map(rank_of)
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
     return HotspotResult(
-        query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end
+        query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end,
+        snapshot=data_snapshot(requests, n_selected=len(chosen)),
     )
+
+
+def data_snapshot(requests: pd.DataFrame, *, n_selected: int) -> dict[str, object]:
+    """What a run saw: request count, selected count and the newest times in the data.
+
+    Parameters
+    ----------
+    requests
+        The requests given to the run.
+    n_selected
+        How many the run selected.
+
+    Returns
+    -------
+    dict
+        ``n_requests``, ``n_selected``, ``max_updated``, ``max_requested`` (ISO or None).
+    """
+
+    def newest(column: str) -> str | None:
+        if column not in requests or requests.empty:
+            return None
+        value = requests[column].max()
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+
+    return {
+        "n_requests": len(requests),
+        "n_selected": n_selected,
+        "max_updated": newest("updated_datetime"),
+        "max_requested": newest("requested_datetime"),
+    }
