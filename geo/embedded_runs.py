@@ -109,13 +109,16 @@ def load_run(
         raise InputError(
             f"run: got {run_id!r}; stored runs: {sorted(int(r) for r in runs['run_id'])}"
         )
-    snapshot = json.loads(row["snapshot"].iloc[0])
+    snapshot = json.loads(str(row["snapshot"].to_numpy()[0]))
     hot = current[HOTSPOTS_FILE]
     hot = hot[hot["run_id"] == int(run_id)].sort_values("position")
     mem = current[MEMBERS_FILE]
     members = pd.DataFrame(
         mem.loc[mem["run_id"] == int(run_id), ["hotspot_id", "service_request_id"]]
     ).reset_index(drop=True)
-    rows = [{"attrs": json.loads(a), "wkb": w} for a, w in zip(hot["attrs"], hot["wkb"], strict=True)]
+    rows = [
+        {"attrs": json.loads(a), "wkb": w}
+        for a, w in zip(hot["attrs"], hot["wkb"], strict=True)
+    ]
     hotspots = unpack_hotspots(rows, members, columns=snapshot["columns"], crs=crs)
-    return json.loads(row["params"].iloc[0]), hotspots, members
+    return json.loads(str(row["params"].to_numpy()[0])), hotspots, members

@@ -116,7 +116,7 @@ def pack_run(result: HotspotResult) -> PackedRun:
     snapshot["window_end"] = _plain(result.window_end)
     snapshot["columns"] = [str(c) for c in hot.columns]
     rows = []
-    members = []
+    members: list[tuple[str, str]] = []
     for position, (_, row) in enumerate(hot.iterrows(), start=1):
         hid = str(row["hotspot_id"])
         rows.append(
@@ -161,7 +161,7 @@ def unpack_hotspots(
         if c in frame:
             frame[c] = pd.to_datetime(frame[c], utc=True, format="ISO8601")
     frame["member_ids"] = [list(by_id.get(h, [])) for h in frame["hotspot_id"]]
-    geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
+    geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else np.empty(0, object)
     out = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     order = [c for c in columns if c in out.columns]
     return out[order + [c for c in out.columns if c not in order]]

@@ -12,7 +12,9 @@ from clustering.selection import HotspotQuery
 from geo.store import Store
 from hotspot311.errors import InputError
 from tests.clustering.history_cases import cluster, frame, run
-from tests.geo.stores import store  # noqa: F401 - fixture
+from tests.geo import stores
+
+store = stores.store  # the two-store fixture, registered in this module
 
 T0 = datetime(2025, 7, 1, 9, tzinfo=UTC)
 
