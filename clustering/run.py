@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import geopandas as gpd
 import pandas as pd
 
+from clustering.hdbscan_method import hdbscan_labels
 from clustering.hotspots import label_requests, summarize
 from clustering.priority import PriorityWeights, rank_hotspots
 from clustering.selection import HotspotQuery, select_requests, window_end
@@ -84,7 +85,12 @@ def run_hotspots(
     chosen = select_requests(requests, query)
     end = window_end(requests, query)
     eps = profile.metres_to_crs(query.eps_m)
-    labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
+    if query.method == "hdbscan":
+        labels = hdbscan_labels(chosen[["x", "y"]].to_numpy(dtype="float64"),
+                                min_cluster_size=query.min_cluster_size or query.min_samples,
+                                min_samples=query.min_samples)
+    else:
+        labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
     hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
     members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
