@@ -8,18 +8,24 @@ exactly).
 
 Usage::
 
-    python bench/hdbscan.py --sizes 100000
+    python -m bench.hdbscan --sizes 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from sklearn.metrics import adjusted_rand_score
+# run as a script, this file's directory comes first on sys.path and its name would
+# hide the hdbscan package: drop it
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
 
-from bench.dbscan import city_like
-from clustering.hdbscan_method import hdbscan_labels
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
+
+from bench.dbscan import city_like  # noqa: E402
+from clustering.hdbscan_method import hdbscan_labels  # noqa: E402
 
 
 def main() -> None:

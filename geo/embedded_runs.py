@@ -87,8 +87,8 @@ def append_run(
 def list_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The run list (see :func:`geo.runs.runs_frame`)."""
     return runs_frame([
-        {"run_id": r.run_id, "created_at": r.created_at, "params": json.loads(r.params),
-         "snapshot": json.loads(r.snapshot), "n_hotspots": r.n_hotspots}
+        {"run_id": r.run_id, "created_at": r.created_at, "params": json.loads(str(r.params)),
+         "snapshot": json.loads(str(r.snapshot)), "n_hotspots": r.n_hotspots}
         for r in runs.itertuples(index=False)
     ])
 

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 import click
 import geopandas as gpd
 import pandas as pd
+import shapely
 
 from clustering.run import HotspotResult
 from clustering.selection import HotspotQuery
 from geo.store import Store
 from hotspot311.cli import Context, cli, handle_errors, output_path
 from hotspot311.errors import InputError
+from layers.profile import CityProfile
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -31,16 +33,16 @@ def save_result(store: Store, result: HotspotResult) -> int:
     return run_id
 
 
-def significance_column(result: HotspotResult, requests: pd.DataFrame, *, profile: object,
-                        grid_m: float) -> pd.Series:
+def significance_column(result: HotspotResult, requests: pd.DataFrame, *,
+                        profile: CityProfile, grid_m: float) -> pd.Series:
     """``significant`` for each hotspot: meets a hot Gi* cell at 95 % after FDR."""
     from clustering.selection import select_requests
     from clustering.significance import flag_significant, hex_hotspots
 
     chosen = select_requests(requests, result.query)
     cells = hex_hotspots(chosen["x"].to_numpy(), chosen["y"].to_numpy(),
-                         size=profile.metres_to_crs(grid_m),  # type: ignore[attr-defined]
-                         crs=profile.crs, within=_city_extent(profile))  # type: ignore[attr-defined]
+                         size=profile.metres_to_crs(grid_m), crs=profile.crs,
+                         within=_city_extent(profile))
     return flag_significant(result.hotspots, cells)
 
 
@@ -224,10 +226,10 @@ def _parse_end(end: str | None) -> datetime | None:
         raise InputError(f"--end: got {end!r}; expected YYYY-MM-DD") from err
 
 
-def _city_extent(profile: object) -> object:
+def _city_extent(profile: CityProfile) -> shapely.Geometry:
     """The city extent polygon in the city CRS."""
-    ext = gpd.GeoSeries([profile.extent], crs="EPSG:4326")  # type: ignore[attr-defined]
-    return ext.to_crs(profile.crs).iloc[0]  # type: ignore[attr-defined]
+    ext = gpd.GeoSeries([profile.extent], crs="EPSG:4326")
+    return ext.to_crs(profile.crs).to_numpy()[0]
 
 
 def _write_frame(frame: gpd.GeoDataFrame, output: str) -> None:
