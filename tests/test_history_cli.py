@@ -111,3 +111,13 @@ def test_significance_input_errors(dumping_store: Path) -> None:
     assert bad.exit_code == 2 and "--denominator: needs --layer" in bad.output
 
 
+
+
+def test_hdbscan_method_saved(dumping_store: Path) -> None:
+    out = invoke(dumping_store, "hotspots", "--days", "31", "--end", "2024-08-01",
+                 "--method", "hdbscan", "--min-cluster-size", "15", "--min-samples", "8",
+                 "--save")
+    n = int(out.split(" hotspots holding")[0].split()[-1])
+    assert n > 0
+    last = invoke(dumping_store, "runs", "list").splitlines()[-1].split()
+    assert "hdbscan" in last and last[-2] == str(n)
