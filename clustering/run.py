@@ -6,12 +6,13 @@ requests (one partition), so batch runs can be split by service type, window or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import geopandas as gpd
 import pandas as pd
 
+from clustering.hdbscan_method import hdbscan_labels
 from clustering.hotspots import label_requests, summarize
 from clustering.priority import PriorityWeights, rank_hotspots
 from clustering.selection import HotspotQuery, select_requests, window_end
@@ -35,6 +36,9 @@ class HotspotResult:
         Number of requests the run looked at.
     window_end
         End of the time window used.
+    snapshot
+        The data the run saw: ``n_requests`` (all requests given), ``n_selected``,
+        ``max_updated`` and ``max_requested`` (newest times, ISO text or None).
     """
 
     query: HotspotQuery
@@ -42,6 +46,7 @@ class HotspotResult:
     members: pd.DataFrame
     selected: int
     window_end: datetime | None
+    snapshot: dict[str, object] = field(default_factory=dict)
 
 
 def run_hotspots(
@@ -80,7 +85,12 @@ def run_hotspots(
     chosen = select_requests(requests, query)
     end = window_end(requests, query)
     eps = profile.metres_to_crs(query.eps_m)
-    labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
+    if query.method == "hdbscan":
+        labels = hdbscan_labels(chosen[["x", "y"]].to_numpy(dtype="float64"),
+                                min_cluster_size=query.min_cluster_size or query.min_samples,
+                                min_samples=query.min_samples)
+    else:
+        labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
     hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
     members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
@@ -91,5 +101,36 @@ def run_hotspots(
     members["rank"] = members["hotspot_id"].map(rank_of)
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
     return HotspotResult(
-        query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end
+        query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end,
+        snapshot=data_snapshot(requests, n_selected=len(chosen)),
     )
+
+
+def data_snapshot(requests: pd.DataFrame, *, n_selected: int) -> dict[str, object]:
+    """What a run saw: request count, selected count and the newest times in the data.
+
+    Parameters
+    ----------
+    requests
+        The requests given to the run.
+    n_selected
+        How many the run selected.
+
+    Returns
+    -------
+    dict
+        ``n_requests``, ``n_selected``, ``max_updated``, ``max_requested`` (ISO or None).
+    """
+
+    def newest(column: str) -> str | None:
+        if column not in requests or requests.empty:
+            return None
+        value = requests[column].max()
+        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
+
+    return {
+        "n_requests": len(requests),
+        "n_selected": n_selected,
+        "max_updated": newest("updated_datetime"),
+        "max_requested": newest("requested_datetime"),
+    }

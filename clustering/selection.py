@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
 from hotspot311.errors import InputError, describe
 
 STATUS_FILTERS = ("open", "all")
+METHODS = ("dbscan", "hdbscan")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,10 @@ class HotspotQuery:
         Requests within ``eps_m`` (the request itself included) that make a core point.
     areas
         Layer key → area codes to keep (e.g. one neighborhood).
+    method
+        ``dbscan`` (default) or ``hdbscan`` (see :mod:`clustering.hdbscan_method`).
+    min_cluster_size
+        Smallest HDBSCAN cluster (``hdbscan`` only; ``min_samples`` when omitted).
     """
 
     services: tuple[str, ...] = ()
@@ -46,6 +52,8 @@ class HotspotQuery:
     eps_m: float = 100.0
     min_samples: int = 5
     areas: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    method: str = "dbscan"
+    min_cluster_size: int | None = None
 
     def validate(self) -> HotspotQuery:
         """Check every parameter, listing all problems at once.
@@ -70,6 +78,15 @@ class HotspotQuery:
             problems.append(
                 f"min_samples: got {describe(self.min_samples)}; allowed: a whole number >= 1"
             )
+        if self.method not in METHODS:
+            problems.append(f"method: got {describe(self.method)}; allowed: {', '.join(METHODS)}")
+        if self.min_cluster_size is not None and (
+            not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2
+        ):
+            problems.append(
+                f"min_cluster_size: got {describe(self.min_cluster_size)}; "
+                "allowed: a whole number >= 2"
+            )
         if self.end is not None and self.end.tzinfo is None:
             problems.append("end: must be timezone-aware")
         if problems:
@@ -86,7 +103,35 @@ class HotspotQuery:
             "eps_m": self.eps_m,
             "min_samples": self.min_samples,
             "areas": {k: list(v) for k, v in self.areas.items()},
+            "method": self.method,
+            "min_cluster_size": self.min_cluster_size,
         }
+
+    @classmethod
+    def from_params(cls, params: dict[str, object]) -> HotspotQuery:
+        """The query whose :meth:`params` gave ``params`` (a stored run's parameters).
+
+        Raises
+        ------
+        InputError
+            When a parameter is unknown or invalid.
+        """
+        unknown = sorted(set(params) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"params: unknown parameters {unknown}")
+        raw: dict[str, Any] = dict(params)
+        end = raw.get("end")
+        return cls(
+            services=tuple(raw.get("services") or ()),
+            days=raw.get("days"),
+            end=datetime.fromisoformat(end) if isinstance(end, str) else None,
+            status=raw.get("status", "all"),
+            eps_m=raw.get("eps_m", 100.0),
+            min_samples=raw.get("min_samples", 5),
+            areas={k: tuple(v) for k, v in (raw.get("areas") or {}).items()},
+            method=raw.get("method", "dbscan"),
+            min_cluster_size=raw.get("min_cluster_size"),
+        ).validate()
 
 
 def resolve_services(

@@ -30,21 +30,27 @@ from contextlib import contextmanager
 from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
 import pyarrow.parquet as pq
 
+from geo import embedded_runs
 from geo.joins import AreaIndex, build_index, locate
 from geo.model import empty_requests
+from geo.runs import pack_run
 from geo.store import BATCH_COLUMNS, Store, WriteResult, describe_generation
 from geo.validate import ValidatedBatch, empty_quarantine
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
-_FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json")
+if TYPE_CHECKING:
+    from clustering.run import HotspotResult
+
+_FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
+          *embedded_runs.FILES)
 _KEEP_SNAPSHOTS = 3
 
 
@@ -206,6 +212,29 @@ class EmbeddedStore(Store):
                 self._commit({"requests.parquet": _align(joined, self.layer_keys())})
                 stored = joined
         return {k: int(stored[k].isna().sum()) if k in stored else 0 for k in chosen}
+
+    # --- stored hotspot runs (see geo.embedded_runs) -----------------------------
+    def save_run(self, result: HotspotResult, *, created_at: datetime | None = None) -> int:
+        """Store a hotspot run (see :meth:`Store.save_run`)."""
+        packed = pack_run(result)
+        with self._lock():
+            run_id, writes = embedded_runs.append_run(
+                self._run_files(), packed, created_at=created_at or datetime.now(UTC)
+            )
+            self._commit(dict(writes))
+        return run_id
+
+    def runs(self) -> pd.DataFrame:
+        """Stored runs, oldest first (see :meth:`Store.runs`)."""
+        name = embedded_runs.RUNS_FILE
+        return embedded_runs.list_runs(embedded_runs.read(self._current_file(name), name))
+
+    def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
+        """Parameters, hotspots and members of a stored run (see :meth:`Store.load_run`)."""
+        return embedded_runs.load_run(self._run_files(), run_id, crs=self.profile.crs)
+
+    def _run_files(self) -> dict[str, pd.DataFrame]:
+        return {n: embedded_runs.read(self._current_file(n), n) for n in embedded_runs.FILES}
 
     # --- internals --------------------------------------------------------------
     def _join(self, frame: gpd.GeoDataFrame, gens: dict[str, Generation]) -> gpd.GeoDataFrame:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -37,6 +37,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from geo import postgis_runs
 from geo.model import TIME_FIELDS, empty_requests
 from geo.postgis_join import insert_generation, join_requests, outside_counts, set_active
 from geo.postgis_load import (
@@ -49,11 +50,15 @@ from geo.postgis_load import (
     write_quarantine,
 )
 from geo.postgis_schema import bind_city, migrate
+from geo.runs import pack_run
 from geo.store import BATCH_COLUMNS, Store, WriteResult, describe_generation
 from geo.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
 from hotspot311.errors import StoreConnectionError, StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
+
+if TYPE_CHECKING:
+    from clustering.run import HotspotResult
 
 _CONNECT_TIMEOUT = 10
 
@@ -351,6 +356,24 @@ class PostGISStore(Store):
         with self.pool.connection() as conn:
             row = conn.execute("SELECT count(*) FROM requests").fetchone()
         return int(row[0]) if row else 0
+
+    # --- stored hotspot runs (see geo.postgis_runs) ------------------------------
+    def save_run(self, result: HotspotResult, *, created_at: datetime | None = None) -> int:
+        """Store a hotspot run in one transaction (see :meth:`Store.save_run`)."""
+        packed = pack_run(result)
+        with self.pool.connection() as conn, conn.transaction():
+            return postgis_runs.insert_run(conn, packed, srid=self.srid,
+                                           created_at=created_at or datetime.now(UTC))
+
+    def runs(self) -> pd.DataFrame:
+        """Stored runs, oldest first (see :meth:`Store.runs`)."""
+        with self.pool.connection() as conn:
+            return postgis_runs.list_runs(conn)
+
+    def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
+        """Parameters, hotspots and members of a stored run (see :meth:`Store.load_run`)."""
+        with self.pool.connection() as conn:
+            return postgis_runs.load_run(conn, run_id, crs=self.profile.crs)
 
     def active_of(self, gens: list[Generation]) -> dict[str, Generation]:
         """Layer key → active generation among ``gens`` (see ``active_generations``)."""

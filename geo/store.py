@@ -15,7 +15,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -25,6 +27,9 @@ from hotspot311.errors import StoreError
 from hotspot311.settings import is_postgres_url
 from layers.profile import CityProfile, LayerSpec
 from layers.registry import Generation, active_generations, generation_for, load_layer
+
+if TYPE_CHECKING:
+    from clustering.run import HotspotResult
 
 BATCH_COLUMNS = (
     "batch_id",
@@ -148,6 +153,38 @@ class Store(ABC):
     @abstractmethod
     def describe(self) -> str:
         """Where the store is, for messages (never a password)."""
+
+    # --- stored hotspot runs ----------------------------------------------------
+    @abstractmethod
+    def save_run(self, result: HotspotResult, *, created_at: datetime | None = None) -> int:
+        """Store a hotspot run: parameters, data snapshot, hotspots, members, time.
+
+        Parameters
+        ----------
+        result
+            From :func:`clustering.run.run_hotspots`.
+        created_at
+            Time to record (now when omitted).
+
+        Returns
+        -------
+        int
+            The new run's id.
+        """
+
+    @abstractmethod
+    def runs(self) -> pd.DataFrame:
+        """Stored runs, oldest first (see :data:`geo.runs.RUNS_COLUMNS`)."""
+
+    @abstractmethod
+    def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
+        """Parameters, ranked hotspots and members (``hotspot_id``, ``service_request_id``).
+
+        Raises
+        ------
+        InputError
+            When no stored run has ``run_id``.
+        """
 
     # --- shared helpers ---------------------------------------------------------
     def active(self) -> dict[str, Generation]:

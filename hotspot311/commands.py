@@ -262,13 +262,26 @@ def demo_cmd(ctx: Context, n_synthetic: int, seed: int, end: str | None, if_empt
 @click.option("--top", type=int, default=20, show_default=True, help="Rows to print.")
 @click.option("--output", help="Write the ranked hotspots (.geojson or .csv).")
 @click.option("--work-list", "work_list_path", help="Write the crew work list (.csv or .geojson).")
+@click.option("--method", type=click.Choice(["dbscan", "hdbscan"]), default="dbscan",
+              show_default=True, help="Clustering method.")
+@click.option("--min-cluster-size", type=int, help="HDBSCAN: smallest cluster "
+              "(default: min_samples).")
+@click.option("--save", is_flag=True, help="Store the run (see: runs list, runs compare).")
+@click.option("--significant", is_flag=True, help="Add a 'significant' column: the hotspot "
+              "meets a Gi* hot cell (95%, FDR) of the --grid.")
+@click.option("--grid", "grid_m", type=float, default=250.0, show_default=True,
+              help="Hexagon size in metres for --significant and --weekly.")
+@click.option("--weekly", type=int, metavar="N", help="Run N weekly windows and class each "
+              "grid cell (new, consecutive, intensifying, persistent, diminishing, "
+              "sporadic, historical); --output writes the cells.")
 @pass_ctx
 @handle_errors
 def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | None,
                  status: str, eps_m: float, min_samples: int | None, preset: str,
                  areas: tuple[str, ...], top: int, output: str | None,
-                 work_list_path: str | None) -> None:
-    """Find hotspots with DBSCAN and print them ranked for crews."""
+                 work_list_path: str | None, method: str, min_cluster_size: int | None,
+                 save: bool, significant: bool, grid_m: float, weekly: int | None) -> None:
+    """Find hotspots with DBSCAN (or HDBSCAN) and print them ranked for crews."""
     from datetime import UTC, datetime
 
     from clustering.density import density, suggest_min_samples
@@ -293,7 +306,8 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
     except ValueError as err:
         raise InputError(f"--end: got {end!r}; expected YYYY-MM-DD") from err
     query = HotspotQuery(services=names, days=days, end=end_dt, status=status, eps_m=eps_m,
-                         min_samples=min_samples or 1, areas=area_map).validate()
+                         min_samples=min_samples or 1, areas=area_map, method=method,
+                         min_cluster_size=min_cluster_size).validate()
     if min_samples is None:
         n_chosen = len(select_requests(requests, query))
         area = _area_km2(store)
@@ -303,8 +317,15 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         click.echo(f"density: {n_chosen:,} requests over {area:,.0f} km² = "
                    f"{dens.points_per_km2:,.1f}/km², {dens.expected_per_disc:.2f} expected within "
                    f"{eps_m:g} m of any point; min_samples {suggested} suggested (3x background)")
+    if weekly is not None:
+        history_cmd.print_weekly(store, requests, query, weeks=weekly, grid_m=grid_m,
+                                 preset=preset, output=output)
+        return
     result = run_hotspots(requests, query, profile=store.profile,
                           weights=get_preset(preset), layer_keys=store.layer_keys())
+    if significant:
+        result.hotspots["significant"] = history_cmd.significance_column(
+            result, requests, profile=store.profile, grid_m=grid_m).to_numpy()
     n_hot = len(result.hotspots)
     clustered = int(result.members["hotspot_id"].notna().sum())
     click.echo(f"{result.selected:,} requests selected; {n_hot} hotspots holding {clustered:,}"
@@ -316,6 +337,9 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                 if k in shown.columns]
         cols = ["rank", "score", *[c for c in shown.columns if c.startswith("score_")],
                 "count", "overdue", *keys, "top_address"]
+        if significant:
+            shown["significant"] = result.hotspots["significant"].head(top).to_numpy()
+            cols.insert(-1, "significant")
         with pd.option_context("display.width", 250, "display.max_columns", 30):
             click.echo(shown[cols].to_string(index=False))
     if output:
@@ -325,6 +349,8 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         work = work_list(result.members, now=datetime.now(UTC))
         write_work_list(work, output_path(work_list_path))
         click.echo(f"wrote {len(work):,} requests to {work_list_path}")
+    if save:
+        history_cmd.save_result(store, result)
 
 
 def _area_km2(store: object) -> float:
@@ -339,3 +365,4 @@ def _area_km2(store: object) -> float:
 from hotspot311 import report_cmd  # noqa: E402,F401
 from hotspot311 import geocode_cmd  # noqa: E402,F401
 from hotspot311 import db_cmd  # noqa: E402,F401
+from hotspot311 import history_cmd  # noqa: E402,F401
