@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 import pytest
 from click.testing import CliRunner
 
 import hotspot311.commands  # noqa: F401 - registers the commands
 from hotspot311.cli import cli
-from tests.conftest import REQUESTS
+from tests.conftest import REQUESTS, ROOT
 
 pytestmark = pytest.mark.postgis
 
@@ -24,11 +25,14 @@ def test_db_migrate_fresh_database_then_again(postgis_server, postgis_url: str) 
     fresh = postgis_server.url(f"fresh_{abs(hash(postgis_url)) % 10**8}")
     name = fresh.rsplit("/", 1)[1]
     with psycopg.connect(postgis_server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         code, out, err = _invoke("--store", fresh, "db", "migrate")
         assert code == 0, err
-        assert "applied 0001_init" in out and "schema now at version 1" in out
+        files = sorted((ROOT / "geo" / "migrations").glob("*.sql"))
+        for f in files:
+            assert f"applied {f.stem}" in out
+        assert f"schema now at version {len(files)}" in out
         code, out, err = _invoke("--store", fresh, "db", "migrate")
         assert code == 0, err
         assert "applied" not in out and "nothing to apply" in out
