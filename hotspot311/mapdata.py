@@ -1,0 +1,214 @@
+"""Data preparation for the map, server side and pure: grid counts, area statistics,
+web-ready geometries.
+
+Everything here shrinks data before it goes to the browser: requests become counts on
+a grid whose cell grows until there are at most ``max_cells`` cells, boundary polygons
+are simplified and their coordinates rounded, and hotspots carry only the fields their
+popups show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+#: Finest grid cell for aggregated requests, in degrees (~30 m).
+GRID_DEG: Final = 0.0003
+#: Most grid cells sent to the browser.
+MAX_CELLS: Final = 12_000
+#: Decimal places kept for WGS84 coordinates (~1 m).
+DECIMALS: Final = 5
+
+HOTSPOT_FIELDS: Final = ("rank", "score", "count", "open", "overdue", "oldest_open_days",
+                         "areas", "top_address")
+
+
+def overdue_mask(requests: pd.DataFrame, now: datetime) -> pd.Series:
+    """Open requests whose due time (``expected_datetime``) has passed at ``now``."""
+    if "expected_datetime" not in requests.columns:
+        return pd.Series(False, index=requests.index)
+    due = requests["expected_datetime"]
+    return (requests["status"] == "open") & due.notna() & (due < pd.Timestamp(now))
+
+
+def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
+                max_cells: int = MAX_CELLS) -> pd.DataFrame:
+    """Count requests on a lat/lon grid, coarsening the grid until it fits ``max_cells``.
+
+    Parameters
+    ----------
+    requests
+        Requests with ``lat`` and ``lon`` (rows without either are skipped).
+    grid_deg
+        Finest cell size in degrees.
+    max_cells
+        Largest number of non-empty cells returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lat``, ``lon`` (cell centres, rounded), ``n`` (requests), most first; the
+        cell size used is in ``.attrs["grid_deg"]``.
+
+    Examples
+    --------
+    >>> grid_counts(pd.DataFrame({"lat": [40.0, 40.00001], "lon": [-75.0, -75.0]}))
+    ...     # doctest: +NORMALIZE_WHITESPACE
+        lat   lon  n
+    0  40.0 -75.0  2
+    """
+    lat = requests["lat"].to_numpy(dtype=float)
+    lon = requests["lon"].to_numpy(dtype=float)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    lat, lon = lat[ok], lon[ok]
+    size = grid_deg
+    while True:
+        row = np.floor(lat / size).astype(np.int64)
+        col = np.floor(lon / size).astype(np.int64)
+        cells, counts = np.unique(np.column_stack([row, col]), axis=0, return_counts=True)
+        if len(cells) <= max_cells:
+            break
+        size *= 2
+    out = pd.DataFrame({
+        "lat": ((cells[:, 0] + 0.5) * size).round(DECIMALS) if len(cells) else [],
+        "lon": ((cells[:, 1] + 0.5) * size).round(DECIMALS) if len(cells) else [],
+        "n": counts.astype(np.int64),
+    })
+    out = out.sort_values("n", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs["grid_deg"] = size
+    return out
+
+
+def heat_weights(counts: pd.Series, *, quantile: float = 0.98) -> np.ndarray:
+    """Counts scaled to 0–1 for Leaflet.heat (``max`` 1): divided by a high quantile, capped.
+
+    Examples
+    --------
+    >>> heat_weights(pd.Series([1, 2, 100]), quantile=0.5).tolist()
+    [0.5, 1.0, 1.0]
+    """
+    if counts.empty:
+        return np.empty(0)
+    top = max(float(counts.quantile(quantile)), 1.0)
+    return np.minimum(counts.to_numpy(dtype=float) / top, 1.0).round(3)
+
+
+def area_stats(requests: pd.DataFrame, layer_key: str, *, now: datetime) -> pd.DataFrame:
+    """Requests, open, overdue and overdue share (of open requests) per area code.
+
+    Parameters
+    ----------
+    requests
+        Requests with a ``layer_key`` column of area codes.
+    layer_key
+        The boundary layer.
+    now
+        Reference time for overdue.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by code: ``requests``, ``open``, ``overdue``, ``overdue_share`` (0–1;
+        0 when nothing is open).
+    """
+    frame = pd.DataFrame({
+        "code": requests[layer_key].astype(object),
+        "requests": 1,
+        "open": (requests["status"] == "open").astype(int),
+        "overdue": overdue_mask(requests, now).astype(int),
+    })
+    out = frame.groupby("code", dropna=True)[["requests", "open", "overdue"]].sum()
+    out["overdue_share"] = (out["overdue"] / out["open"].where(out["open"] > 0)).fillna(0.0)
+    return out
+
+
+def round_coordinates(geoms: np.ndarray | gpd.GeoSeries, decimals: int = DECIMALS) -> np.ndarray:
+    """Geometries with every coordinate rounded (smaller GeoJSON)."""
+    return shapely.transform(np.asarray(geoms), lambda xy: np.round(xy, decimals))
+
+
+def web_areas(areas: gpd.GeoDataFrame, stats: pd.DataFrame | None = None, *,
+              simplify: float = 30.0) -> gpd.GeoDataFrame:
+    """Boundary polygons for the browser: simplified, in WGS84, coordinates rounded.
+
+    Parameters
+    ----------
+    areas
+        ``code``, ``name``, geometry in a projected CRS.
+    stats
+        From :func:`area_stats`; joined on ``code`` (areas without requests get 0).
+    simplify
+        Simplification tolerance in the areas' CRS units.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``code``, ``name`` and the ``stats`` columns, EPSG:4326.
+    """
+    out = gpd.GeoDataFrame(areas[["code", "name"]].astype(str),
+                           geometry=areas.geometry.simplify(simplify).to_numpy(), crs=areas.crs)
+    out = out.to_crs("EPSG:4326")
+    out.geometry = round_coordinates(out.geometry.to_numpy())
+    if stats is not None:
+        for col in stats.columns:
+            out[col] = out["code"].map(stats[col]).fillna(0)
+        for col in ("requests", "open", "overdue"):
+            if col in out:
+                out[col] = out[col].astype(int)
+    return out
+
+
+def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
+                 limit: int = 500) -> gpd.GeoDataFrame:
+    """Ranked hotspots for the browser: popup fields only, WGS84, rounded, top ``limit``.
+
+    Parameters
+    ----------
+    hotspots
+        Ranked hotspots (``HotspotResult.hotspots``) in the city CRS.
+    layer_keys
+        Layers whose area codes are listed in the ``areas`` field.
+    limit
+        Most hotspots kept (by rank).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``hotspot_id`` and :data:`HOTSPOT_FIELDS`; ``oldest_open`` as text.
+    """
+    top = hotspots.sort_values("rank").head(limit)
+    keys = [k for k in layer_keys if k in top.columns]
+    areas = top[keys].astype(str).apply(
+        lambda row: ", ".join(f"{k} {v}" for k, v in row.items() if v not in ("None", "nan")),
+        axis=1) if keys and len(top) else pd.Series("", index=top.index)
+    frame = pd.DataFrame({
+        "hotspot_id": top["hotspot_id"].astype(str),
+        "rank": top["rank"].astype(int),
+        "score": top["score"].astype(float).round(1),
+        "count": top["count"].astype(int),
+        "open": top["open"].astype(int),
+        "overdue": top["overdue"].astype(int),
+        "oldest_open_days": top["oldest_open_days"].astype(float).round(0).fillna(-1).astype(int)
+        .astype(str).replace("-1", "none open"),
+        "areas": areas.astype(str),
+        "top_address": top["top_address"].fillna("").astype(str),
+    })
+    out = gpd.GeoDataFrame(frame, geometry=top.geometry.to_numpy(), crs=hotspots.crs)
+    if len(out):
+        out = out.to_crs("EPSG:4326")
+        out.geometry = round_coordinates(out.geometry.to_numpy())
+    return out
+
+
+def points_within(requests: pd.DataFrame,
+                  bounds: tuple[float, float, float, float]) -> pd.DataFrame:
+    """Requests inside ``(south, west, north, east)`` in degrees."""
+    south, west, north, east = bounds
+    lat, lon = requests["lat"], requests["lon"]
+    return requests[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]
