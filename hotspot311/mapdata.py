@@ -58,10 +58,9 @@ def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
 
     Examples
     --------
-    >>> grid_counts(pd.DataFrame({"lat": [40.0, 40.00001], "lon": [-75.0, -75.0]}))
-    ...     # doctest: +NORMALIZE_WHITESPACE
-        lat   lon  n
-    0  40.0 -75.0  2
+    >>> cells = grid_counts(pd.DataFrame({"lat": [40.0, 40.00001], "lon": [-75.0, -75.0]}))
+    >>> cells["n"].tolist(), cells.attrs["grid_deg"]
+    ([2], 0.0003)
     """
     lat = requests["lat"].to_numpy(dtype=float)
     lon = requests["lon"].to_numpy(dtype=float)
