@@ -195,7 +195,8 @@ points = points_within(view, bounds) if bounds else view
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
 fmap = city_map(points, areas=areas, area_title=titles.get(layer, layer), metric=metric,
-                hotspots=spots.web, selected=focus_id, bounds=bounds, tiles=tiles)
+                hotspots=spots.web, selected=focus_id, bounds=bounds, tiles=tiles,
+                assets=appdata.asset_base())
 with map_col:
     st_folium(fmap, key="map", height=620, use_container_width=True, returned_objects=[])
     if bounds and len(points) <= POINT_LIMIT:

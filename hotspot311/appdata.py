@@ -129,6 +129,15 @@ def quarantine(location: str, city: str, version: str) -> pd.DataFrame:
     return get_store(location, city).quarantine()
 
 
+def asset_base() -> str | None:
+    """Where the vendored Leaflet is served (``static/vendor``), or ``None`` (CDN) when
+    Streamlit's static serving is off."""
+    if not st.get_option("server.enableStaticServing"):
+        return None
+    prefix = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{prefix}/app/static/vendor" if prefix else "/app/static/vendor"
+
+
 def now_hour() -> datetime:
     """Now, to the hour (a stable cache key for overdue and ages)."""
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

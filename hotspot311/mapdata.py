@@ -84,7 +84,7 @@ def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
     return out
 
 
-def heat_weights(counts: pd.Series, *, quantile: float = 0.98) -> np.ndarray:
+def heat_weights(counts: pd.Series, *, quantile: float = 0.995) -> np.ndarray:
     """Counts scaled to 0–1 for Leaflet.heat (``max`` 1): divided by a high quantile, capped.
 
     Examples

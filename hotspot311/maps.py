@@ -18,7 +18,9 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from branca.element import MacroElement
 from folium.plugins import HeatMap
+from jinja2 import Template
 
 from hotspot311.mapdata import DECIMALS, grid_counts, heat_weights
 
@@ -28,6 +30,9 @@ PRIORITY_COLOURS: Final = ("#fed976", "#fd8d3c", "#e31a1c", "#800026")
 METRICS: Final = {"requests": "Requests", "overdue_share": "Overdue share of open requests"}
 #: Background choices: a tile name for folium, or ``None`` for a plain background.
 TILES: Final[dict[str, str | None]] = {"streets": "cartodbpositron", "plain": None}
+#: Asset file name → path under the local asset base (``static/vendor`` in the repo).
+LOCAL_ASSETS: Final = {"leaflet.js": "leaflet/leaflet.js", "leaflet.css": "leaflet/leaflet.css",
+                       "leaflet_heat.min.js": "leaflet-heat/leaflet_heat.min.js"}
 _POINT_FIELDS: Final = ("service_request_id", "service_name", "address", "status", "requested")
 
 
@@ -58,8 +63,34 @@ def base_map(center: tuple[float, float], *, zoom: int = 11, tiles: str | None =
     return fmap
 
 
+class Legend(MacroElement):
+    """A colour-ramp legend drawn as a plain Leaflet control (no d3, unlike branca's)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.control({position: "bottomright"});
+        {{ this.get_name() }}.onAdd = function () {
+            var div = L.DomUtil.create("div", "hotspot311-legend");
+            div.innerHTML = {{ this.html|tojson }};
+            return div;
+        };
+        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+    {% endmacro %}""")
+
+    def __init__(self, caption: str, colours: Sequence[str], low: str, high: str) -> None:
+        super().__init__()
+        self._name = "Legend"
+        ramp = ",".join(colours)
+        self.html = (
+            "<div style='background:#fff;padding:6px 8px;border-radius:4px;"
+            "box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px sans-serif'>"
+            f"<div style='margin-bottom:3px'>{caption}</div>"
+            f"<div style='width:180px;height:10px;background:linear-gradient(to right,{ramp})'>"
+            f"</div><div style='display:flex;justify-content:space-between'><span>{low}</span>"
+            f"<span>{high}</span></div></div>")
+
+
 def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
-                     title: str = "Areas") -> tuple[folium.GeoJson, cm.LinearColormap]:
+                     title: str = "Areas") -> tuple[folium.GeoJson, Legend]:
     """Areas shaded by ``metric``, with a hover tooltip of the area's name and value.
 
     Parameters
@@ -73,15 +104,17 @@ def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
 
     Returns
     -------
-    (folium.GeoJson, branca.colormap.LinearColormap)
+    (folium.GeoJson, Legend)
         The layer and its legend.
     """
     if metric not in METRICS:
         raise ValueError(f"metric: got {metric!r}; allowed: {', '.join(METRICS)}")
     values = areas[metric].astype(float)
     high = float(values.max()) if len(values) and values.max() > 0 else 1.0
-    scale = cm.LinearColormap(["#f7fbff", "#6baed6", "#08306b"], vmin=0.0, vmax=high,
-                              caption=f"{METRICS[metric]} per area")
+    ramp = ["#f7fbff", "#6baed6", "#08306b"]
+    scale = cm.LinearColormap(ramp, vmin=0.0, vmax=high)
+    top = f"{high * 100:.0f} %" if metric == "overdue_share" else f"{high:,.0f}"
+    legend = Legend(f"{title}: {METRICS[metric].lower()}", ramp, "0", top)
     shown = areas[["code", "name", metric, "geometry"]].copy()
     if metric == "overdue_share":
         shown["value"] = (shown[metric] * 100).round(1).astype(str) + " %"
@@ -98,7 +131,7 @@ def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
                                       aliases=[title, METRICS[metric]]),
         smooth_factor=1.0,
     )
-    return layer, scale
+    return layer, legend
 
 
 def priority_colour(score: float, low: float, high: float) -> str:
@@ -172,7 +205,7 @@ def heat_layer(requests: pd.DataFrame) -> HeatMap:
     """Requests as a heat map of grid counts (never one entry per request)."""
     cells = grid_counts(requests)
     data = np.column_stack([cells["lat"], cells["lon"], heat_weights(cells["n"])]).tolist()
-    return HeatMap(data, name="Requests (density)", radius=12, blur=10, min_opacity=0.3,
+    return HeatMap(data, name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
                    max_zoom=14)
 
 
@@ -194,6 +227,7 @@ def city_map(
     bounds: tuple[float, float, float, float] | None = None,
     tiles: str | None = "streets",
     point_limit: int = POINT_LIMIT,
+    assets: str | None = None,
 ) -> folium.Map:
     """The home map: choropleth, hotspots and requests, with a layer control.
 
@@ -219,6 +253,8 @@ def city_map(
         Background, a key of :data:`TILES`.
     point_limit
         Most requests drawn one by one.
+    assets
+        Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
 
     Returns
     -------
@@ -236,7 +272,62 @@ def city_map(
     if hotspots is not None and len(hotspots):
         hotspot_layer(hotspots, selected=selected).add_to(fmap)
     folium.LayerControl(collapsed=True).add_to(fmap)
+    if assets is not None:
+        use_local_assets(fmap, assets)
     return fmap
+
+
+def use_local_assets(fmap: folium.Map, base_url: str) -> folium.Map:
+    """Load Leaflet and its heat plugin from ``base_url`` instead of CDNs.
+
+    Files with a local copy (:data:`LOCAL_ASSETS`) are pointed at ``base_url``; the other
+    default assets (jQuery, Bootstrap, Font Awesome, awesome-markers) are dropped: the map
+    draws no icon markers and its popups are plain HTML.
+
+    Parameters
+    ----------
+    fmap
+        The map; changed in place.
+    base_url
+        Where ``static/vendor`` is served (``/app/static/vendor`` in Streamlit).
+
+    Returns
+    -------
+    folium.Map
+        ``fmap``.
+    """
+    base = base_url.rstrip("/")
+
+    def local(links: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        out = []
+        for name, url in links:
+            file = url.rsplit("/", 1)[-1]
+            if file in LOCAL_ASSETS:
+                out.append((name, f"{base}/{LOCAL_ASSETS[file]}"))
+        return out
+
+    for elem in _walk(fmap):
+        if "default_js" in dir(elem):
+            elem.default_js = local(elem.default_js)
+        if "default_css" in dir(elem):
+            elem.default_css = local(elem.default_css)
+    return fmap
+
+
+def asset_urls(fmap: folium.Map) -> list[str]:
+    """Every JS/CSS URL the map loads (what the browser fetches besides tiles)."""
+    urls: list[str] = []
+    for elem in _walk(fmap):
+        urls += [u for _, u in getattr(elem, "default_js", [])]
+        urls += [u for _, u in getattr(elem, "default_css", [])]
+    return list(dict.fromkeys(urls))
+
+
+def _walk(elem: object) -> list[object]:
+    out = [elem]
+    for child in getattr(elem, "_children", {}).values():
+        out += _walk(child)
+    return out
 
 
 def map_html(fmap: folium.Map) -> str:
@@ -281,4 +372,4 @@ def layer_names(fmap: folium.Map) -> list[str]:
 __all__: Sequence[str] = ("POINT_LIMIT", "base_map", "choropleth_layer", "city_map",
                           "heat_layer", "hotspot_bounds", "hotspot_layer", "layer_names",
                           "map_html", "naive_map", "point_layer", "priority_colour",
-                          "request_layer")
+                          "request_layer", "use_local_assets")
