@@ -159,18 +159,26 @@ map_col, list_col = st.columns([3, 2], gap="medium")
 with list_col:
     st.subheader("Crew priorities")
     focus = st.selectbox("Zoom to hotspot", labels, key="focus")
-    shown = spots.table.copy()
-    area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in shown.columns]
-    shown = shown[["rank", "score", *[f"score_{p}" for p in PARTS], "count", "open", "overdue",
-                   *area_cols, "top_address", "hotspot_id"]]
+    area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
+    shown = spots.table.set_index("hotspot_id")[
+        ["rank", "score", "count", "open", "overdue", "top_address", *area_cols,
+         *[f"score_{p}" for p in PARTS]]]
     st.dataframe(
         shown, key="hotspot_table", on_select=table_selected, selection_mode="single-row",
-        hide_index=True, height=420,
-        column_config={"score": st.column_config.ProgressColumn(
-            "score", min_value=0.0, max_value=100.0, format="%.1f"),
-            **{f"score_{p}": st.column_config.NumberColumn(p, format="%.1f") for p in PARTS},
+        height=min(38 + 35 * len(shown), 760),
+        column_config={
+            "_index": st.column_config.TextColumn("hotspot", help="Hotspot id (stable across "
+                                                  "runs while its requests are the same)"),
+            "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
+                                                     format="%.1f"),
+            "top_address": st.column_config.TextColumn("top address"),
+            **{f"score_{p}": st.column_config.NumberColumn(f"{p} part", format="%.1f")
+               for p in PARTS},
             **{k: titles.get(k, k) for k in area_cols}},
     )
+    if spots.table.empty:
+        st.info("No hotspots for these filters and settings: widen the window or the "
+                "filters, or lower min_samples.")
     stamp = f"{now:%Y%m%d}"
     dl = st.columns(3)
     dl[0].download_button("Work list CSV", work_list_csv(spots.work),
