@@ -23,16 +23,10 @@ from clustering.priority import PRESETS as WEIGHTS
 from clustering.run import run_hotspots
 from clustering.selection import HotspotQuery
 from geo.store import Store, open_store
-from hotspot311.filters import Filters, apply_filters
+from hotspot311.filters import COLUMNS, HOTSPOT_AREA_KEYS, Filters, apply_filters
 from hotspot311.mapdata import area_stats, web_areas, web_hotspots
 from layers.profile import load_profile
 
-#: Columns the pages use; the rest of the stored row stays in the store.
-COLUMNS = ("service_request_id", "service_name", "agency_responsible", "status",
-           "requested_datetime", "expected_datetime", "closed_datetime", "address", "lat",
-           "lon", "x", "y", "geocode_match_type")
-#: Layers whose area each hotspot reports (when the store has them).
-HOTSPOT_AREA_KEYS = ("council_district", "police_district", "neighborhood")
 
 
 @st.cache_resource(show_spinner=False)

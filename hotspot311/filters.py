@@ -15,6 +15,12 @@ import numpy as np
 import pandas as pd
 
 STATUSES: Final = ("all", "open", "closed")
+#: Request columns the pages use; the rest of the stored row stays in the store.
+COLUMNS: Final = ("service_request_id", "service_name", "agency_responsible", "status",
+                  "requested_datetime", "expected_datetime", "closed_datetime", "address",
+                  "lat", "lon", "x", "y", "geocode_match_type")
+#: Layers whose area each hotspot reports (when the store has them).
+HOTSPOT_AREA_KEYS: Final = ("council_district", "police_district", "neighborhood")
 
 
 @dataclass(frozen=True)

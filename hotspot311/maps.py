@@ -55,7 +55,7 @@ def base_map(center: tuple[float, float], *, zoom: int = 11, tiles: str | None =
     fmap = folium.Map(location=list(center), zoom_start=zoom, tiles=tile, prefer_canvas=True,
                       control_scale=True)
     if tile is None:
-        fmap.get_root().header.add_child(folium.Element(
+        fmap.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
             "<style>.leaflet-container{background:#eef0f2}</style>"))
     if bounds is not None:
         south, west, north, east = bounds
@@ -307,10 +307,10 @@ def use_local_assets(fmap: folium.Map, base_url: str) -> folium.Map:
         return out
 
     for elem in _walk(fmap):
-        if "default_js" in dir(elem):
-            elem.default_js = local(elem.default_js)
-        if "default_css" in dir(elem):
-            elem.default_css = local(elem.default_css)
+        if hasattr(elem, "default_js"):
+            setattr(elem, "default_js", local(elem.default_js))  # noqa: B010 - per instance
+        if hasattr(elem, "default_css"):
+            setattr(elem, "default_css", local(elem.default_css))  # noqa: B010
     return fmap
 
 
@@ -338,9 +338,9 @@ def map_html(fmap: folium.Map) -> str:
 def naive_map(requests: pd.DataFrame, *, tiles: str | None = "streets") -> folium.Map:
     """One marker per request with a popup: the approach the app avoids (for benchmarks)."""
     fmap = base_map(_centre(requests, None), tiles=tiles)
-    for row in requests[["lat", "lon", "service_name"]].itertuples(index=False):
-        folium.CircleMarker(location=(row.lat, row.lon), radius=3,
-                            popup=str(row.service_name)).add_to(fmap)
+    for lat, lon, name in zip(requests["lat"].astype(float), requests["lon"].astype(float),
+                              requests["service_name"].astype(str), strict=True):
+        folium.CircleMarker(location=(lat, lon), radius=3, popup=name).add_to(fmap)
     return fmap
 
 
@@ -365,7 +365,7 @@ def hotspot_bounds(hotspots: gpd.GeoDataFrame, hotspot_id: str, *,
 
 def layer_names(fmap: folium.Map) -> list[str]:
     """Names of the map's layers (tests and the layer control)."""
-    return [child.layer_name for child in fmap._children.values()
+    return [str(getattr(child, "layer_name", "")) for child in fmap._children.values()
             if getattr(child, "layer_name", None) and getattr(child, "control", True)]
 
 

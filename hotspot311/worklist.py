@@ -84,7 +84,7 @@ def work_list_html(table: pd.DataFrame, work: pd.DataFrame, *, title: str,
         todo = rows[rows["status"] == "open"]
         address = table.loc[table["rank"] == rank, "top_address"]
         where = esc(str(address.iloc[0])) if len(address) else ""
-        parts.append(f"<section><h2>#{int(rank)} — {where} ({len(rows)} requests, "  # type: ignore[call-overload]
+        parts.append(f"<section><h2>#{rank} — {where} ({len(rows)} requests, "
                      f"{len(todo)} open)</h2>")
         if len(todo):
             parts.append(_texts(todo[[c for c in shown if c in todo.columns]])
