@@ -28,7 +28,6 @@ from hotspot311.mapdata import area_stats, web_areas, web_hotspots
 from layers.profile import load_profile
 
 
-
 @st.cache_resource(show_spinner=False)
 def get_store(location: str, city: str) -> Store:
     """Open the store once per process."""
