@@ -120,7 +120,7 @@ with side.expander("Hotspot settings (DBSCAN)", expanded=False):
                        key="window")
     eps_m = st.slider("Search distance eps (m)", 25, 500, 100, step=25, key="eps")
     min_samples = st.slider("min_samples (requests within eps)", 2, 50, 5, key="min_samples")
-    area_km2 = 370.0
+    area_km2 = appdata.city_area_km2(settings.store, settings.city)
     st.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
                f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
                "whole range)")
@@ -202,14 +202,18 @@ bounds = hotspot_bounds(spots.web, focus_id) if focus_id else None
 points = points_within(view, bounds) if bounds else view
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
-fmap = city_map(points, areas=areas, area_title=titles.get(layer, layer), metric=metric,
-                hotspots=spots.web, selected=focus_id, bounds=bounds, tiles=tiles,
+centre = None if len(points) else (float(requests["lat"].median()),
+                                    float(requests["lon"].median()))
+fmap = city_map(points, areas=areas, center=centre, area_title=titles.get(layer, layer),
+                metric=metric, hotspots=spots.web, selected=focus_id, bounds=bounds, tiles=tiles,
                 assets=appdata.asset_base())
 with map_col:
     st_folium(fmap, key="map", height=620, use_container_width=True, returned_objects=[])
     if bounds and len(points) <= POINT_LIMIT:
         st.caption(f"Zoomed to {focus}: {len(points):,} requests shown one by one; "
                    "click a point for its details.")
+    elif view.empty:
+        st.caption("No requests match these filters.")
     elif len(view) > POINT_LIMIT:
         st.caption(f"{len(view):,} requests drawn as a density map (grid counts); narrow the "
                    f"filters to {POINT_LIMIT:,} or fewer, or pick a hotspot, to see each one.")

@@ -131,6 +131,14 @@ def asset_base() -> str | None:
     return f"/{prefix}/app/static/vendor" if prefix else "/app/static/vendor"
 
 
+@st.cache_data(show_spinner=False)
+def city_area_km2(location: str, city: str) -> float:
+    """Area of the city extent in km² (for the suggested ``min_samples``)."""
+    profile = get_store(location, city).profile
+    extent = gpd.GeoSeries([profile.extent], crs="EPSG:4326").to_crs(profile.crs)
+    return float(extent.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
+
+
 def now_hour() -> datetime:
     """Now, to the hour (a stable cache key for overdue and ages)."""
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

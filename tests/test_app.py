@@ -56,6 +56,16 @@ def test_map_page_shows_every_request_then_filters_narrow(
     assert shown(at) == int((stored["agency_responsible"] == "Police Department").sum())
 
 
+def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.MonkeyPatch,
+                                                      store_dir: Path) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.multiselect(key="services").set_value(["Street Defect"]).run()
+    at.multiselect(key="agencies").set_value(["Police Department"]).run()
+    assert not at.exception
+    assert shown(at) == 0
+    assert any("No requests match" in c.value for c in at.caption)
+
+
 def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
                                     stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir)
