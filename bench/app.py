@@ -51,18 +51,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--naive-n", type=int, default=100_000)
-    parser.add_argument("--store", help="an embedded store already holding the requests")
+    parser.add_argument("--store", help="an embedded store directory to use (filled with "
+                        "--n requests first when it holds none); a temporary one by default")
     args = parser.parse_args()
     profile = load_profile("philadelphia")
     t: dict[str, float] = {}
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.store:
-            store = EmbeddedStore(Path(args.store), profile)
-        else:
+        store = EmbeddedStore(Path(args.store) if args.store else Path(tmp) / "store", profile)
+        if not len(store.batches()):
             print(f"generating and ingesting {args.n:,} synthetic requests…", flush=True)
             path = write_csv(city_requests(args.n), Path(tmp) / "requests.csv")
-            store = EmbeddedStore(Path(tmp) / "store", profile)
             with timer("ingest (setup, not part of the app)", t):
                 ingest(path, store)
         with timer("read the store (once per process, cached)", t):

@@ -22,6 +22,8 @@ import shapely
 GRID_DEG: Final = 0.0003
 #: Most grid cells sent to the browser.
 MAX_CELLS: Final = 12_000
+#: Largest dense grid built in memory (cells); the finest grid is coarsened to fit it.
+_DENSE_CELLS: Final = 4_000_000
 #: Decimal places kept for WGS84 coordinates (~1 m).
 DECIMALS: Final = 5
 
@@ -67,21 +69,43 @@ def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
     ok = np.isfinite(lat) & np.isfinite(lon)
     lat, lon = lat[ok], lon[ok]
     size = grid_deg
-    while True:
+    if len(lat) == 0:
+        row = col = counts = np.empty(0, dtype=np.int64)
+    else:
+        # one pass over the points into a dense grid; coarser grids add up 2x2 blocks
+        while ((np.floor(lat.max() / size) - np.floor(lat.min() / size) + 1)
+               * (np.floor(lon.max() / size) - np.floor(lon.min() / size) + 1)) > _DENSE_CELLS:
+            size *= 2
         row = np.floor(lat / size).astype(np.int64)
         col = np.floor(lon / size).astype(np.int64)
-        cells, counts = np.unique(np.column_stack([row, col]), axis=0, return_counts=True)
-        if len(cells) <= max_cells:
-            break
-        size *= 2
+        r0, c0 = int(row.min()), int(col.min())
+        height, width = int(row.max()) - r0 + 1, int(col.max()) - c0 + 1
+        dense = np.bincount((row - r0) * width + (col - c0),
+                            minlength=height * width).reshape(height, width)
+        while np.count_nonzero(dense) > max_cells:
+            dense, r0, c0 = _halve(dense, r0, c0)
+            size *= 2
+        rows, cols = np.nonzero(dense)
+        counts = dense[rows, cols].astype(np.int64)
+        row, col = rows + r0, cols + c0
     out = pd.DataFrame({
-        "lat": ((cells[:, 0] + 0.5) * size).round(DECIMALS) if len(cells) else [],
-        "lon": ((cells[:, 1] + 0.5) * size).round(DECIMALS) if len(cells) else [],
-        "n": counts.astype(np.int64),
+        "lat": ((row + 0.5) * size).round(DECIMALS),
+        "lon": ((col + 0.5) * size).round(DECIMALS),
+        "n": counts,
     })
     out = out.sort_values("n", ascending=False, kind="stable").reset_index(drop=True)
     out.attrs["grid_deg"] = size
     return out
+
+
+def _halve(dense: np.ndarray, r0: int, c0: int) -> tuple[np.ndarray, int, int]:
+    """Sum 2x2 blocks of a dense count grid whose first cell is (``r0``, ``c0``)."""
+    top, left = r0 % 2, c0 % 2  # align blocks on even absolute indices
+    height, width = dense.shape[0] + top, dense.shape[1] + left
+    padded = np.zeros((height + height % 2, width + width % 2), dtype=dense.dtype)
+    padded[top:top + dense.shape[0], left:left + dense.shape[1]] = dense
+    halved = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).sum(axis=(1, 3))
+    return halved, (r0 - top) // 2, (c0 - left) // 2
 
 
 def heat_weights(counts: pd.Series, *, quantile: float = 0.995) -> np.ndarray:

@@ -29,7 +29,7 @@ POINT_LIMIT: Final = 2_000
 PRIORITY_COLOURS: Final = ("#fed976", "#fd8d3c", "#e31a1c", "#800026")
 METRICS: Final = {"requests": "Requests", "overdue_share": "Overdue share of open requests"}
 #: Background choices: a tile name for folium, or ``None`` for a plain background.
-TILES: Final[dict[str, str | None]] = {"streets": "cartodbpositron", "plain": None}
+TILES: Final[dict[str, str | None]] = {"streets": "OpenStreetMap", "plain": None}
 #: Asset file name → path under the local asset base (``static/vendor`` in the repo).
 LOCAL_ASSETS: Final = {"leaflet.js": "leaflet/leaflet.js", "leaflet.css": "leaflet/leaflet.css",
                        "leaflet_heat.min.js": "leaflet-heat/leaflet_heat.min.js"}
