@@ -140,13 +140,18 @@ def area_stats(requests: pd.DataFrame, layer_key: str, *, now: datetime) -> pd.D
         Indexed by code: ``requests``, ``open``, ``overdue``, ``overdue_share`` (0–1;
         0 when nothing is open).
     """
-    frame = pd.DataFrame({
-        "code": requests[layer_key].astype(object),
-        "requests": 1,
-        "open": (requests["status"] == "open").astype(int),
-        "overdue": overdue_mask(requests, now).astype(int),
-    })
-    out = frame.groupby("code", dropna=True)[["requests", "open", "overdue"]].sum()
+    codes, uniques = pd.factorize(requests[layer_key], use_na_sentinel=True)
+    found = codes >= 0
+    size = len(uniques)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[found & mask], minlength=size)
+
+    out = pd.DataFrame({
+        "requests": count(np.ones(len(codes), dtype=bool)),
+        "open": count((requests["status"] == "open").to_numpy(dtype=bool)),
+        "overdue": count(overdue_mask(requests, now).to_numpy(dtype=bool)),
+    }, index=pd.Index(np.asarray(uniques, dtype=object), name="code"))
     out["overdue_share"] = (out["overdue"] / out["open"].where(out["open"] > 0)).fillna(0.0)
     return out
 
