@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
+import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
@@ -128,9 +129,14 @@ with side.expander("Hotspot settings (DBSCAN)", expanded=False):
                            index=["balanced", "streets", "police", "neighborhood"]
                            .index(preset.weights), key=f"weights_{preset.key}")
 
-spots = appdata.hotspots(settings.store, settings.city, version, filters, days=int(window),
-                         eps_m=float(eps_m), min_samples=int(min_samples), weights=weights,
-                         now=now)
+run = {"days": int(window), "eps_m": float(eps_m), "min_samples": int(min_samples),
+       "weights": weights, "now": now}
+# A run not done yet in this session is computed after the map is drawn (then the page
+# reruns with it), so the first map never waits for the clustering.
+run_key = (settings.store, version, filters, *run.values())
+done: set[tuple] = st.session_state.setdefault("hotspot_runs", set())
+spots = appdata.hotspots(settings.store, settings.city, version, filters, **run) \
+    if run_key in done else None
 
 # --- headline numbers ------------------------------------------------------------------
 n_open = int((view["status"] == "open").sum())
@@ -138,14 +144,16 @@ cols = st.columns(4)
 cols[0].metric("Requests shown", f"{len(view):,}")
 cols[1].metric("Open", f"{n_open:,}")
 cols[2].metric("Overdue", f"{int(overdue_mask(view, now).sum()):,}")
-cols[3].metric("Hotspots", f"{len(spots.table):,}",
-               help=f"DBSCAN over {spots.selected:,} requests of the last {window} days")
+cols[3].metric("Hotspots", f"{len(spots.table):,}" if spots else "…",
+               help=f"DBSCAN over {spots.selected:,} requests of the last {window} days"
+               if spots else "Finding hotspots…")
 
 # --- focus: a hotspot chosen in the table or the selectbox ----------------------------
+table = spots.table if spots else pd.DataFrame(columns=["rank", "top_address", "hotspot_id"])
 labels = [CITY_VIEW, *[f"#{int(r)} {a or ''}".strip() for r, a in
-                       zip(spots.table["rank"], spots.table["top_address"], strict=True)]]
-ids = dict(zip(labels[1:], spots.table["hotspot_id"], strict=True))
-if st.session_state.get("focus") not in labels:
+                       zip(table["rank"], table["top_address"], strict=True)]]
+ids = dict(zip(labels[1:], table["hotspot_id"], strict=True))
+if spots and st.session_state.get("focus") not in labels:
     st.session_state["focus"] = CITY_VIEW
 
 
@@ -158,55 +166,58 @@ def table_selected() -> None:
 map_col, list_col = st.columns([3, 2], gap="medium")
 with list_col:
     st.subheader("Crew priorities")
-    focus = st.selectbox("Zoom to hotspot", labels, key="focus")
-    area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
-    shown = spots.table.set_index("hotspot_id")[
-        ["rank", "score", "count", "open", "overdue", "top_address", *area_cols,
-         *[f"score_{p}" for p in PARTS]]]
-    st.dataframe(
-        shown, key="hotspot_table", on_select=table_selected, selection_mode="single-row",
-        height=min(38 + 35 * len(shown), 760),
-        column_config={
-            "_index": st.column_config.TextColumn("hotspot", help="Hotspot id (stable across "
-                                                  "runs while its requests are the same)"),
-            "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
-                                                     format="%.1f"),
-            "top_address": st.column_config.TextColumn("top address"),
-            **{f"score_{p}": st.column_config.NumberColumn(f"{p} part", format="%.1f")
-               for p in PARTS},
-            **{k: titles.get(k, k) for k in area_cols}},
-    )
-    if spots.table.empty:
-        st.info("No hotspots for these filters and settings: widen the window or the "
-                "filters, or lower min_samples.")
-    stamp = f"{now:%Y%m%d}"
-    dl = st.columns(3)
-    dl[0].download_button("Work list CSV", work_list_csv(spots.work),
-                          file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv")
-    dl[1].download_button("GeoJSON", work_list_geojson(spots.work),
-                          file_name=f"work-list-{stamp}.geojson",
-                          mime="application/geo+json", key="dl_geojson")
-    page = work_list_html(
-        spots.table, spots.work, title=f"Crew work list — {profile.name}",
-        params={"window days": window, "eps m": eps_m, "min_samples": min_samples,
-                "weights": weights, "types": ", ".join(chosen_services) or "all",
-                "status": status},
-        generated=datetime.now(UTC))
-    dl[2].download_button("Printable", page, file_name=f"work-list-{stamp}.html",
-                          mime="text/html", key="dl_print",
-                          help="A print-friendly page: open it and print (Ctrl+P).")
+    focus = st.selectbox("Zoom to hotspot", labels, key="focus") if spots else CITY_VIEW
+    if spots is None:
+        st.info("Finding hotspots…")
+    else:
+        area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
+        shown = spots.table.set_index("hotspot_id")[
+            ["rank", "score", "count", "open", "overdue", "top_address", *area_cols,
+             *[f"score_{p}" for p in PARTS]]]
+        st.dataframe(
+            shown, key="hotspot_table", on_select=table_selected, selection_mode="single-row",
+            height=min(38 + 35 * len(shown), 760),
+            column_config={
+                "_index": st.column_config.TextColumn("hotspot", help="Hotspot id (stable across "
+                                                      "runs while its requests are the same)"),
+                "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
+                                                         format="%.1f"),
+                "top_address": st.column_config.TextColumn("top address"),
+                **{f"score_{p}": st.column_config.NumberColumn(f"{p} part", format="%.1f")
+                   for p in PARTS},
+                **{k: titles.get(k, k) for k in area_cols}},
+        )
+        if spots.table.empty:
+            st.info("No hotspots for these filters and settings: widen the window or the "
+                    "filters, or lower min_samples.")
+        stamp = f"{now:%Y%m%d}"
+        dl = st.columns(3)
+        dl[0].download_button("Work list CSV", work_list_csv(spots.work),
+                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv")
+        dl[1].download_button("GeoJSON", work_list_geojson(spots.work),
+                              file_name=f"work-list-{stamp}.geojson",
+                              mime="application/geo+json", key="dl_geojson")
+        page = work_list_html(
+            spots.table, spots.work, title=f"Crew work list — {profile.name}",
+            params={"window days": window, "eps m": eps_m, "min_samples": min_samples,
+                    "weights": weights, "types": ", ".join(chosen_services) or "all",
+                    "status": status},
+            generated=datetime.now(UTC))
+        dl[2].download_button("Printable", page, file_name=f"work-list-{stamp}.html",
+                              mime="text/html", key="dl_print",
+                              help="A print-friendly page: open it and print (Ctrl+P).")
 
 # --- the map -------------------------------------------------------------------------
 focus_id = ids.get(focus)
-bounds = hotspot_bounds(spots.web, focus_id) if focus_id else None
+bounds = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
 points = points_within(view, bounds) if bounds else view
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
 centre = None if len(points) else (float(requests["lat"].median()),
                                     float(requests["lon"].median()))
 fmap = city_map(points, areas=areas, center=centre, area_title=titles.get(layer, layer),
-                metric=metric, hotspots=spots.web, selected=focus_id, bounds=bounds, tiles=tiles,
-                assets=appdata.asset_base())
+                metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
+                bounds=bounds, tiles=tiles, assets=appdata.asset_base())
 with map_col:
     st_folium(fmap, key="map", height=620, use_container_width=True, returned_objects=[])
     if bounds and len(points) <= POINT_LIMIT:
@@ -223,3 +234,7 @@ if preset.trend or st.checkbox("Show requests over time", key="show_trend"):
     st.subheader("Requests per week")
     st.line_chart(weekly_counts(view, timezone=profile.timezone))
 
+if spots is None:
+    appdata.hotspots(settings.store, settings.city, version, filters, **run)
+    done.add(run_key)
+    st.rerun()

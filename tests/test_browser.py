@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -95,6 +96,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
 
 
+def hotspots_ready(page: object) -> None:
+    """Wait until the hotspot run is shown (the page shows "…" while it runs)."""
+    from playwright.sync_api import expect
+
+    value = page.locator("[data-testid='stMetric']", has_text="Hotspots").locator(  # type: ignore[attr-defined]
+        "[data-testid='stMetricValue']")
+    expect(value).to_have_text(re.compile(r"^[0-9,]+$"))
+    expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0)  # type: ignore[attr-defined]
+
+
 def metric(page: object, label: str) -> str:
     box = page.locator("[data-testid='stMetric']", has_text=label)  # type: ignore[attr-defined]
     return box.locator("[data-testid='stMetricValue']").inner_text()
@@ -112,15 +123,17 @@ def test_map_table_filter_download(server: str) -> None:
                                     accept_downloads=True)
             page.set_default_timeout(120_000)
             page.goto(server)
+            # the hotspot table (the page draws the map first, then reruns with hotspots)
+            hotspots_ready(page)
+            grid = page.locator("[data-testid='stDataFrame']")
+            expect(grid.locator("[role='gridcell']").first).to_be_attached()
             # the map: Leaflet (served locally) with its layers, drawn on a canvas
+            expect(page.locator(MAP_FRAME)).to_have_count(1)
             frame = page.frame_locator(MAP_FRAME)
             expect(frame.locator(".leaflet-container")).to_be_visible()
             expect(frame.locator(".leaflet-overlay-pane canvas").first).to_be_attached()
             expect(frame.locator(".leaflet-control-layers-overlays")).to_contain_text(
                 "Hotspots (by priority)")
-            # the hotspot table
-            grid = page.locator("[data-testid='stDataFrame']")
-            expect(grid.locator("[role='gridcell']").first).to_be_attached()
             before = metric(page, "Requests shown")
             page.screenshot(path=str(ARTIFACTS / "map-page.png"), full_page=True)
 
@@ -131,7 +144,7 @@ def test_map_table_filter_download(server: str) -> None:
                    .locator("[data-testid='stMetricValue']")).not_to_have_text(before)
             after = int(metric(page, "Requests shown").replace(",", ""))
             assert 0 < after < int(before.replace(",", ""))
-            expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0)
+            hotspots_ready(page)
             expect(grid.locator("[role='gridcell']").first).to_be_attached()
             n_hot = int(metric(page, "Hotspots").replace(",", ""))
             cells = set(grid.locator("[role='gridcell']").all_inner_texts())
