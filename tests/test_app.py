@@ -12,15 +12,14 @@ from geo.store import open_store
 from hotspot311.presets import PRESETS, preset_services
 from layers.profile import load_profile
 from layers.services import load_groups
-from tests.appstore import build_store
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_store(tmp_path_factory.mktemp("appstore"))
+def store_dir(app_store: Path) -> Path:
+    return app_store
 
 
 @pytest.fixture(scope="module")
