@@ -1,63 +1,240 @@
-"""hotspot311 map: the stored requests on a folium map (Streamlit).
+"""hotspot311 map: requests, boundary choropleths, hotspots and the crew list (Streamlit).
 
-Run with ``streamlit run app.py`` (README gives the one command that sets it up). The
-page is a thin shell: settings → cached reads from the store → pure map builders in
-:mod:`hotspot311.maps` → ``st_folium``.
+Run with ``streamlit run app.py`` (``scripts/app.sh`` sets everything up). The page is a
+thin shell: widgets → :class:`hotspot311.filters.Filters` → cached calls in
+:mod:`hotspot311.appdata` → pure builders in :mod:`hotspot311.maps` → ``st_folium``.
 """
 
 from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
 
 import pandas as pd
 import streamlit as st
 from streamlit_folium import st_folium
 
-from geo.store import Store, open_store
-from hotspot311.maps import request_map
+from clustering.density import suggest_min_samples
+from clustering.priority import PARTS
+from hotspot311 import appdata
+from hotspot311.filters import STATUSES, Filters, choices, date_span
+from hotspot311.mapdata import overdue_mask, points_within
+from hotspot311.maps import METRICS, POINT_LIMIT, TILES, city_map, hotspot_bounds
+from hotspot311.presets import PRESETS, preset_services
 from hotspot311.settings import from_environment
-from layers.profile import load_profile
+from hotspot311.trends import weekly_counts
+from hotspot311.worklist import work_list_csv, work_list_geojson, work_list_html
+from layers.services import load_groups
 
-st.set_page_config(page_title="hotspot311", layout="wide")
+st.set_page_config(page_title="hotspot311 map", layout="wide")
 
-
-@st.cache_resource
-def get_store(location: str, city: str) -> Store:
-    """Open the store once per process."""
-    return open_store(location, load_profile(city))
-
-
-@st.cache_data(show_spinner="Reading requests…")
-def get_requests(location: str, city: str) -> pd.DataFrame:
-    """The stored requests, without geometry objects (x/y and lat/lon carry position)."""
-    frame = get_store(location, city).requests()
-    return pd.DataFrame(frame.drop(columns="geometry"))
-
+NONE = "(none)"
+CITY_VIEW = "(whole city)"
 
 settings = from_environment()
-store = get_store(settings.store, settings.city)
-requests = get_requests(settings.store, settings.city)
+store = appdata.get_store(settings.store, settings.city)
+profile = store.profile
+version = appdata.data_version(store)
+requests = appdata.load_requests(settings.store, settings.city, version)
 
-st.title(f"hotspot311 — {store.profile.name}")
+st.title(f"hotspot311 — {profile.name}")
 if requests.empty:
-    st.header("No requests yet")
-    st.markdown(
-        f"The store at `{store.describe()}` is empty. Load the bundled demo data with\n\n"
-        "```\nhotspot311 demo\n```\n\nor your own file with `hotspot311 ingest FILE`."
-    )
+    appdata.first_run(store)
     st.stop()
 
-services = sorted(requests["service_name"].unique())
-chosen = st.sidebar.multiselect("Service type", services, default=[])
-status = st.sidebar.radio("Status", ["all", "open", "closed"], horizontal=True)
 keys = list(store.layer_keys())
-layer = st.sidebar.selectbox("Boundary layer", ["(none)", *keys])
+titles = {spec.key: spec.title for spec in profile.layers}
+services = choices(requests, "service_name")
+groups = load_groups(profile)
+first_day, last_day = date_span(requests, timezone=profile.timezone)
 
-view = requests
-if chosen:
-    view = view[view["service_name"].isin(chosen)]
-if status != "all":
-    view = view[view["status"] == status]
 
-st.metric("Requests shown", f"{len(view):,}")
-areas = store.areas(layer) if layer != "(none)" else None
-fmap = request_map(view, areas=areas, layer_key=None if layer == "(none)" else layer)
-st_folium(fmap, key="map", height=640, use_container_width=True, returned_objects=[])
+def busiest_area(key: str) -> list[str]:
+    """The area of ``key`` with the most requests (the neighborhood preset's default)."""
+    counts = requests[key].value_counts()
+    return [str(counts.index[0])] if len(counts) else []
+
+
+def apply_preset() -> None:
+    """Fill the sidebar from the chosen preset (runs before the rerun)."""
+    preset = PRESETS[st.session_state["preset"]]
+    st.session_state["services"] = preset_services(preset, groups, services)
+    st.session_state["agencies"] = []
+    if preset.layer in keys:
+        st.session_state["layer"] = preset.layer
+    st.session_state["area_layer"] = preset.layer if preset.one_area and preset.layer in keys \
+        else NONE
+    st.session_state["area_codes"] = busiest_area(preset.layer) \
+        if preset.one_area and preset.layer in keys else []
+    st.session_state["focus"] = CITY_VIEW
+
+
+def reset_area_codes() -> None:
+    """A new area layer starts with no areas chosen."""
+    st.session_state["area_codes"] = []
+
+
+# --- sidebar --------------------------------------------------------------------------
+side = st.sidebar
+side.selectbox("Preset", list(PRESETS), key="preset", on_change=apply_preset,
+               format_func=lambda k: PRESETS[k].label)
+preset = PRESETS[st.session_state["preset"]]
+chosen_services = side.multiselect("Service type", services, key="services",
+                                   placeholder="All types")
+chosen_agencies = side.multiselect("Department", choices(requests, "agency_responsible"),
+                                   key="agencies", placeholder="All departments")
+dates = side.date_input("Requested between", value=(first_day, last_day), min_value=first_day,
+                        max_value=last_day, key="dates")
+status = side.radio("Status", STATUSES, horizontal=True, key="status")
+area_layer = side.selectbox("Area filter: layer", [NONE, *keys], key="area_layer",
+                            on_change=reset_area_codes,
+                            format_func=lambda k: titles.get(k, k))
+area_codes: list[str] = []
+if area_layer != NONE:
+    names = appdata.area_names(settings.store, settings.city, version, area_layer)
+    area_codes = side.multiselect(f"{titles.get(area_layer, area_layer)}", sorted(names),
+                                  key="area_codes", format_func=lambda c: names.get(c, c),
+                                  placeholder="All areas")
+side.divider()
+layer = side.selectbox("Boundary layer", [NONE, *keys], key="layer",
+                       format_func=lambda k: titles.get(k, k))
+metric = side.radio("Shade areas by", list(METRICS), key="metric", format_func=METRICS.get)
+tiles = side.selectbox("Background", list(TILES), key="tiles",
+                       index=list(TILES).index(os.environ.get("HOTSPOT311_TILES", "streets"))
+                       if os.environ.get("HOTSPOT311_TILES", "streets") in TILES else 0,
+                       help="Streets needs the internet for map tiles; plain works offline.")
+
+start, end = (dates[0], dates[1]) if isinstance(dates, tuple) and len(dates) == 2 else (
+    first_day, last_day)
+filters = Filters(
+    services=tuple(chosen_services), agencies=tuple(chosen_agencies),
+    start=start if start > first_day else None, end=end if end < last_day else None,
+    status=status,
+    areas=((area_layer, tuple(area_codes)),) if area_layer != NONE and area_codes else (),
+)
+now = appdata.now_hour()
+view = appdata.filtered(settings.store, settings.city, version, filters)
+
+# --- hotspot parameters ----------------------------------------------------------------
+with side.expander("Hotspot settings (DBSCAN)", expanded=False):
+    window = st.slider("Window (days, ending at the range's end)", 7, 365, 30, step=1,
+                       key="window")
+    eps_m = st.slider("Search distance eps (m)", 25, 500, 100, step=25, key="eps")
+    min_samples = st.slider("min_samples (requests within eps)", 2, 50, 5, key="min_samples")
+    area_km2 = appdata.city_area_km2(settings.store, settings.city)
+    st.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
+               f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
+               "whole range)")
+    weights = st.selectbox("Priority weights", ["balanced", "streets", "police", "neighborhood"],
+                           index=["balanced", "streets", "police", "neighborhood"]
+                           .index(preset.weights), key=f"weights_{preset.key}")
+
+run = {"days": int(window), "eps_m": float(eps_m), "min_samples": int(min_samples),
+       "weights": weights, "now": now}
+# A run not done yet in this session is computed after the map is drawn (then the page
+# reruns with it), so the first map never waits for the clustering.
+run_key = (settings.store, version, filters, *run.values())
+done: set[tuple] = st.session_state.setdefault("hotspot_runs", set())
+spots = appdata.hotspots(settings.store, settings.city, version, filters, **run) \
+    if run_key in done else None
+
+# --- headline numbers ------------------------------------------------------------------
+n_open = int((view["status"] == "open").sum())
+cols = st.columns(4)
+cols[0].metric("Requests shown", f"{len(view):,}")
+cols[1].metric("Open", f"{n_open:,}")
+cols[2].metric("Overdue", f"{int(overdue_mask(view, now).sum()):,}")
+cols[3].metric("Hotspots", f"{len(spots.table):,}" if spots else "…",
+               help=f"DBSCAN over {spots.selected:,} requests of the last {window} days"
+               if spots else "Finding hotspots…")
+
+# --- focus: a hotspot chosen in the table or the selectbox ----------------------------
+table = spots.table if spots else pd.DataFrame(columns=["rank", "top_address", "hotspot_id"])
+labels = [CITY_VIEW, *[f"#{int(r)} {a or ''}".strip() for r, a in
+                       zip(table["rank"], table["top_address"], strict=True)]]
+ids = dict(zip(labels[1:], table["hotspot_id"], strict=True))
+if spots and st.session_state.get("focus") not in labels:
+    st.session_state["focus"] = CITY_VIEW
+
+
+def table_selected() -> None:
+    """A row picked in the hotspot table zooms the map to it."""
+    rows = st.session_state["hotspot_table"]["selection"]["rows"]
+    st.session_state["focus"] = labels[rows[0] + 1] if rows else CITY_VIEW
+
+
+map_col, list_col = st.columns([3, 2], gap="medium")
+with list_col:
+    st.subheader("Crew priorities")
+    focus = st.selectbox("Zoom to hotspot", labels, key="focus") if spots else CITY_VIEW
+    if spots is None:
+        st.info("Finding hotspots…")
+    else:
+        area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
+        shown = spots.table.set_index("hotspot_id")[
+            ["rank", "score", "count", "open", "overdue", "top_address", *area_cols,
+             *[f"score_{p}" for p in PARTS]]]
+        st.dataframe(
+            shown, key="hotspot_table", on_select=table_selected, selection_mode="single-row",
+            height=min(38 + 35 * len(shown), 760),
+            column_config={
+                "_index": st.column_config.TextColumn("hotspot", help="Hotspot id (stable across "
+                                                      "runs while its requests are the same)"),
+                "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
+                                                         format="%.1f"),
+                "top_address": st.column_config.TextColumn("top address"),
+                **{f"score_{p}": st.column_config.NumberColumn(f"{p} part", format="%.1f")
+                   for p in PARTS},
+                **{k: titles.get(k, k) for k in area_cols}},
+        )
+        if spots.table.empty:
+            st.info("No hotspots for these filters and settings: widen the window or the "
+                    "filters, or lower min_samples.")
+        stamp = f"{now:%Y%m%d}"
+        dl = st.columns(3)
+        dl[0].download_button("Work list CSV", work_list_csv(spots.work),
+                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv")
+        dl[1].download_button("GeoJSON", work_list_geojson(spots.work),
+                              file_name=f"work-list-{stamp}.geojson",
+                              mime="application/geo+json", key="dl_geojson")
+        page = work_list_html(
+            spots.table, spots.work, title=f"Crew work list — {profile.name}",
+            params={"window days": window, "eps m": eps_m, "min_samples": min_samples,
+                    "weights": weights, "types": ", ".join(chosen_services) or "all",
+                    "status": status},
+            generated=datetime.now(UTC))
+        dl[2].download_button("Printable", page, file_name=f"work-list-{stamp}.html",
+                              mime="text/html", key="dl_print",
+                              help="A print-friendly page: open it and print (Ctrl+P).")
+
+# --- the map -------------------------------------------------------------------------
+focus_id = ids.get(focus)
+bounds = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
+points = points_within(view, bounds) if bounds else view
+areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
+    if layer != NONE else None
+centre = None if len(points) else (float(requests["lat"].median()),
+                                    float(requests["lon"].median()))
+fmap = city_map(points, areas=areas, center=centre, area_title=titles.get(layer, layer),
+                metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
+                bounds=bounds, tiles=tiles, assets=appdata.asset_base())
+with map_col:
+    st_folium(fmap, key="map", height=620, use_container_width=True, returned_objects=[])
+    if bounds and len(points) <= POINT_LIMIT:
+        st.caption(f"Zoomed to {focus}: {len(points):,} requests shown one by one; "
+                   "click a point for its details.")
+    elif view.empty:
+        st.caption("No requests match these filters.")
+    elif len(view) > POINT_LIMIT:
+        st.caption(f"{len(view):,} requests drawn as a density map (grid counts); narrow the "
+                   f"filters to {POINT_LIMIT:,} or fewer, or pick a hotspot, to see each one.")
+
+# --- trend -----------------------------------------------------------------------------
+if preset.trend or st.checkbox("Show requests over time", key="show_trend"):
+    st.subheader("Requests per week")
+    st.line_chart(weekly_counts(view, timezone=profile.timezone))
+
+if spots is None:
+    appdata.hotspots(settings.store, settings.city, version, filters, **run)
+    done.add(run_key)
+    st.rerun()

@@ -1,95 +1,375 @@
 """Map builders: pure functions from frames to ``folium.Map`` (no Streamlit).
 
 The map never carries one marker per request at city scale: above
-:data:`POINT_LIMIT` points the requests are drawn as a heat map of their positions
-rounded to a ~30 m grid with counts as weights, so the page stays small whatever the
-volume.
+:data:`POINT_LIMIT` requests they are drawn as a heat map of grid counts
+(:func:`hotspot311.mapdata.grid_counts`, at most ``MAX_CELLS`` cells), so the page stays
+a few hundred kilobytes whatever the volume. At or under the limit (a small filtered
+set, or a zoomed-in hotspot) each request is a small circle with a popup, all in one
+GeoJSON layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
+import branca.colormap as cm
 import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from branca.element import MacroElement
 from folium.plugins import HeatMap
+from jinja2 import Template
+
+from hotspot311.mapdata import DECIMALS, grid_counts, heat_weights
 
 POINT_LIMIT: Final = 2_000
-_GRID_DEG: Final = 0.0003  # ~30 m
+#: Low → high priority.
+PRIORITY_COLOURS: Final = ("#fed976", "#fd8d3c", "#e31a1c", "#800026")
+METRICS: Final = {"requests": "Requests", "overdue_share": "Overdue share of open requests"}
+#: Background choices: a tile name for folium, or ``None`` for a plain background.
+TILES: Final[dict[str, str | None]] = {"streets": "OpenStreetMap", "plain": None}
+#: Asset file name → path under the local asset base (``static/vendor`` in the repo).
+LOCAL_ASSETS: Final = {"leaflet.js": "leaflet/leaflet.js", "leaflet.css": "leaflet/leaflet.css",
+                       "leaflet_heat.min.js": "leaflet-heat/leaflet_heat.min.js"}
+_POINT_FIELDS: Final = ("service_request_id", "service_name", "address", "status", "requested")
 
 
-def request_map(
+def base_map(center: tuple[float, float], *, zoom: int = 11, tiles: str | None = "streets",
+             bounds: tuple[float, float, float, float] | None = None) -> folium.Map:
+    """An empty map.
+
+    Parameters
+    ----------
+    center
+        (lat, lon).
+    zoom
+        Initial zoom.
+    tiles
+        A key of :data:`TILES` (``plain``/``None``: no tiles, a light grey background).
+    bounds
+        ``(south, west, north, east)`` to fit instead of ``zoom``.
+    """
+    tile = TILES.get(tiles, tiles) if tiles is not None else None
+    fmap = folium.Map(location=list(center), zoom_start=zoom, tiles=tile, prefer_canvas=True,
+                      control_scale=True)
+    if tile is None:
+        fmap.get_root().header.add_child(folium.Element(  # type: ignore[attr-defined]
+            "<style>.leaflet-container{background:#eef0f2}</style>"))
+    if bounds is not None:
+        south, west, north, east = bounds
+        fmap.fit_bounds([[south, west], [north, east]])
+    return fmap
+
+
+class Legend(MacroElement):
+    """A colour-ramp legend drawn as a plain Leaflet control (no d3, unlike branca's)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.control({position: "bottomright"});
+        {{ this.get_name() }}.onAdd = function () {
+            var div = L.DomUtil.create("div", "hotspot311-legend");
+            div.innerHTML = {{ this.html|tojson }};
+            return div;
+        };
+        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+    {% endmacro %}""")
+
+    def __init__(self, caption: str, colours: Sequence[str], low: str, high: str) -> None:
+        super().__init__()
+        self._name = "Legend"
+        ramp = ",".join(colours)
+        self.html = (
+            "<div style='background:#fff;padding:6px 8px;border-radius:4px;"
+            "box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px sans-serif'>"
+            f"<div style='margin-bottom:3px'>{caption}</div>"
+            f"<div style='width:180px;height:10px;background:linear-gradient(to right,{ramp})'>"
+            f"</div><div style='display:flex;justify-content:space-between'><span>{low}</span>"
+            f"<span>{high}</span></div></div>")
+
+
+def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
+                     title: str = "Areas") -> tuple[folium.GeoJson, Legend]:
+    """Areas shaded by ``metric``, with a hover tooltip of the area's name and value.
+
+    Parameters
+    ----------
+    areas
+        From :func:`hotspot311.mapdata.web_areas` with stats (WGS84).
+    metric
+        A key of :data:`METRICS`.
+    title
+        Layer name (the boundary layer's title).
+
+    Returns
+    -------
+    (folium.GeoJson, Legend)
+        The layer and its legend.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric: got {metric!r}; allowed: {', '.join(METRICS)}")
+    values = areas[metric].astype(float)
+    high = float(values.max()) if len(values) and values.max() > 0 else 1.0
+    ramp = ["#f7fbff", "#6baed6", "#08306b"]
+    scale = cm.LinearColormap(ramp, vmin=0.0, vmax=high)
+    top = f"{high * 100:.0f} %" if metric == "overdue_share" else f"{high:,.0f}"
+    legend = Legend(f"{title}: {METRICS[metric].lower()}", ramp, "0", top)
+    shown = areas[["code", "name", metric, "geometry"]].copy()
+    if metric == "overdue_share":
+        shown["value"] = (shown[metric] * 100).round(1).astype(str) + " %"
+    else:
+        shown["value"] = shown[metric].astype(int).map("{:,}".format)
+    colours = {code: scale(float(v)) for code, v in zip(shown["code"], shown[metric], strict=True)}
+    layer = folium.GeoJson(
+        shown[["code", "name", "value", metric, "geometry"]],
+        name=f"{title}: {METRICS[metric].lower()}",
+        style_function=lambda f: {"fillColor": colours.get(f["properties"]["code"], "#ffffff"),
+                                  "color": "#4a4a4a", "weight": 1, "fillOpacity": 0.45},
+        highlight_function=lambda _: {"weight": 3, "color": "#000000"},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "value"],
+                                      aliases=[title, METRICS[metric]]),
+        smooth_factor=1.0,
+    )
+    return layer, legend
+
+
+def priority_colour(score: float, low: float, high: float) -> str:
+    """Colour of a hotspot by its score within the run (darker red = higher priority).
+
+    Examples
+    --------
+    >>> priority_colour(90, 10, 90), priority_colour(10, 10, 90)
+    ('#800026', '#fed976')
+    """
+    if not np.isfinite(score) or high <= low:
+        return PRIORITY_COLOURS[-1]
+    step = int((score - low) / (high - low) * len(PRIORITY_COLOURS))
+    return PRIORITY_COLOURS[min(max(step, 0), len(PRIORITY_COLOURS) - 1)]
+
+
+def hotspot_layer(hotspots: gpd.GeoDataFrame, *, selected: str | None = None) -> folium.GeoJson:
+    """Hotspot polygons coloured by priority, with popups.
+
+    Parameters
+    ----------
+    hotspots
+        From :func:`hotspot311.mapdata.web_hotspots` (WGS84).
+    selected
+        ``hotspot_id`` drawn with a thick outline.
+    """
+    low = float(hotspots["score"].min()) if len(hotspots) else 0.0
+    high = float(hotspots["score"].max()) if len(hotspots) else 1.0
+    colours = {hid: priority_colour(float(s), low, high)
+               for hid, s in zip(hotspots["hotspot_id"], hotspots["score"], strict=True)}
+
+    def style(feature: dict) -> dict:
+        hid = feature["properties"]["hotspot_id"]
+        return {"fillColor": colours.get(hid, PRIORITY_COLOURS[-1]), "color": "#000000",
+                "weight": 4 if hid == selected else 1, "fillOpacity": 0.7}
+
+    fields = ["rank", "score", "count", "open", "overdue", "oldest_open_days", "areas",
+              "top_address"]
+    aliases = ["Rank", "Score", "Requests", "Open", "Overdue", "Oldest open (days)", "Areas",
+               "Top address"]
+    return folium.GeoJson(
+        hotspots[["hotspot_id", *fields, "geometry"]], name="Hotspots (by priority)",
+        style_function=style,
+        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
+        tooltip=folium.GeoJsonTooltip(fields=["rank", "count"],
+                                      aliases=["Hotspot rank", "Requests"]),
+    )
+
+
+def point_layer(requests: pd.DataFrame) -> folium.GeoJson:
+    """One small circle per request with a popup (only for small sets)."""
+    frame = pd.DataFrame({
+        "service_request_id": requests["service_request_id"].astype(str),
+        "service_name": requests["service_name"].astype(str),
+        "address": requests["address"].fillna("").astype(str),
+        "status": requests["status"].astype(str),
+        "requested": requests["requested_datetime"].dt.strftime("%Y-%m-%d"),
+    })
+    points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(
+        requests["lon"].round(DECIMALS), requests["lat"].round(DECIMALS)), crs="EPSG:4326")
+    return folium.GeoJson(
+        points, name="Requests",
+        marker=folium.CircleMarker(radius=4, weight=1, color="#08306b", fill=True,
+                                   fill_color="#2171b5", fill_opacity=0.8),
+        popup=folium.GeoJsonPopup(fields=list(_POINT_FIELDS),
+                                  aliases=["Request", "Type", "Address", "Status", "Requested"]),
+    )
+
+
+def heat_layer(requests: pd.DataFrame) -> HeatMap:
+    """Requests as a heat map of grid counts (never one entry per request)."""
+    cells = grid_counts(requests)
+    data = np.column_stack([cells["lat"], cells["lon"], heat_weights(cells["n"])]).tolist()
+    return HeatMap(data, name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
+                   max_zoom=14)
+
+
+def request_layer(requests: pd.DataFrame, *,
+                  point_limit: int = POINT_LIMIT) -> folium.GeoJson | HeatMap:
+    """Points with popups when at most ``point_limit`` requests, else the heat map."""
+    return point_layer(requests) if len(requests) <= point_limit else heat_layer(requests)
+
+
+def city_map(
     requests: pd.DataFrame,
     *,
     areas: gpd.GeoDataFrame | None = None,
-    layer_key: str | None = None,
+    area_title: str = "Areas",
+    metric: str = "requests",
+    hotspots: gpd.GeoDataFrame | None = None,
+    selected: str | None = None,
     center: tuple[float, float] | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    tiles: str | None = "streets",
+    point_limit: int = POINT_LIMIT,
+    assets: str | None = None,
 ) -> folium.Map:
-    """Draw requests (and optionally a choropleth of counts per area).
+    """The home map: choropleth, hotspots and requests, with a layer control.
 
     Parameters
     ----------
     requests
-        Requests with ``lat``, ``lon`` and, for popups, ``service_name``, ``address``.
+        Filtered requests (``lat``, ``lon``; popup fields when drawn as points).
     areas
-        Areas of one layer (``code``, ``name``, polygons in any CRS).
-    layer_key
-        Column of ``requests`` holding each request's area code in ``areas``.
+        Web-ready areas with stats (:func:`hotspot311.mapdata.web_areas`), or ``None``.
+    area_title
+        Title of the boundary layer.
+    metric
+        Choropleth value, a key of :data:`METRICS`.
+    hotspots
+        Web-ready hotspots (:func:`hotspot311.mapdata.web_hotspots`), or ``None``.
+    selected
+        Hotspot to outline.
     center
-        Map centre (lat, lon); the requests' median when omitted.
+        Map centre; the requests' median (or the areas' centre) when omitted.
+    bounds
+        ``(south, west, north, east)`` to zoom to (a selected hotspot).
+    tiles
+        Background, a key of :data:`TILES`.
+    point_limit
+        Most requests drawn one by one.
+    assets
+        Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
 
     Returns
     -------
     folium.Map
-        Points as circles when few, else an aggregated heat map.
     """
     if center is None:
-        center = (
-            (float(requests["lat"].median()), float(requests["lon"].median()))
-            if len(requests) else (0.0, 0.0)
-        )
-    fmap = folium.Map(location=center, zoom_start=11, tiles="cartodbpositron", prefer_canvas=True)
-    if areas is not None and layer_key is not None:
-        counts = requests[layer_key].value_counts()
-        shaped = areas.to_crs("EPSG:4326").copy()
-        shaped["requests"] = shaped["code"].map(counts).fillna(0).astype(int)
-        folium.Choropleth(
-            geo_data=shaped[["code", "name", "requests", "geometry"]].to_json(),
-            data=shaped, columns=["code", "requests"], key_on="feature.properties.code",
-            fill_color="YlOrRd", fill_opacity=0.5, line_opacity=0.6,
-            legend_name=f"Requests per {layer_key}",
-        ).add_to(fmap)
-        folium.GeoJson(
-            shaped[["code", "name", "requests", "geometry"]].to_json(),
-            style_function=lambda _: {"fillOpacity": 0, "weight": 0},
-            tooltip=folium.GeoJsonTooltip(fields=["name", "requests"],
-                                          aliases=["Area", "Requests"]),
-        ).add_to(fmap)
-    if len(requests) <= POINT_LIMIT:
-        group = folium.FeatureGroup(name="Requests")
-        for row in requests.itertuples(index=False):
-            folium.CircleMarker(
-                location=(row.lat, row.lon), radius=3, weight=1, fill=True,
-                popup=folium.Popup(f"{row.service_name}<br>{row.address or ''}", max_width=250),
-            ).add_to(group)
-        group.add_to(fmap)
-    else:
-        HeatMap(aggregate_points(requests), radius=12, blur=10, name="Requests").add_to(fmap)
+        center = _centre(requests, areas)
+    fmap = base_map(center, tiles=tiles, bounds=bounds)
+    if areas is not None and len(areas):
+        layer, legend = choropleth_layer(areas, metric=metric, title=area_title)
+        layer.add_to(fmap)
+        legend.add_to(fmap)
+    if len(requests):
+        request_layer(requests, point_limit=point_limit).add_to(fmap)
+    if hotspots is not None and len(hotspots):
+        hotspot_layer(hotspots, selected=selected).add_to(fmap)
+    folium.LayerControl(collapsed=True).add_to(fmap)
+    if assets is not None:
+        use_local_assets(fmap, assets)
     return fmap
 
 
-def aggregate_points(requests: pd.DataFrame, *, grid_deg: float = _GRID_DEG) -> list[list[float]]:
-    """Snap points to a grid and count them: ``[[lat, lon, count], …]``.
+def use_local_assets(fmap: folium.Map, base_url: str) -> folium.Map:
+    """Load Leaflet and its heat plugin from ``base_url`` instead of CDNs.
 
-    Examples
-    --------
-    >>> aggregate_points(pd.DataFrame({"lat": [40.0, 40.00001], "lon": [-75.0, -75.0]}))
-    [[39.9999, -75.0, 2.0]]
+    Files with a local copy (:data:`LOCAL_ASSETS`) are pointed at ``base_url``; the other
+    default assets (jQuery, Bootstrap, Font Awesome, awesome-markers) are dropped: the map
+    draws no icon markers and its popups are plain HTML.
+
+    Parameters
+    ----------
+    fmap
+        The map; changed in place.
+    base_url
+        Where ``static/vendor`` is served (``/app/static/vendor`` in Streamlit).
+
+    Returns
+    -------
+    folium.Map
+        ``fmap``.
     """
-    lat = np.round(requests["lat"].to_numpy(dtype=float) / grid_deg) * grid_deg
-    lon = np.round(requests["lon"].to_numpy(dtype=float) / grid_deg) * grid_deg
-    grid = pd.DataFrame({"lat": lat.round(6), "lon": lon.round(6)})
-    counts = grid.value_counts().reset_index(name="n")
-    return counts[["lat", "lon", "n"]].astype(float).to_numpy().tolist()
+    base = base_url.rstrip("/")
+
+    def local(links: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        out = []
+        for name, url in links:
+            file = url.rsplit("/", 1)[-1]
+            if file in LOCAL_ASSETS:
+                out.append((name, f"{base}/{LOCAL_ASSETS[file]}"))
+        return out
+
+    for elem in _walk(fmap):
+        if hasattr(elem, "default_js"):
+            setattr(elem, "default_js", local(elem.default_js))  # noqa: B010 - per instance
+        if hasattr(elem, "default_css"):
+            setattr(elem, "default_css", local(elem.default_css))  # noqa: B010
+    return fmap
+
+
+def asset_urls(fmap: folium.Map) -> list[str]:
+    """Every JS/CSS URL the map loads (what the browser fetches besides tiles)."""
+    urls: list[str] = []
+    for elem in _walk(fmap):
+        urls += [u for _, u in getattr(elem, "default_js", [])]
+        urls += [u for _, u in getattr(elem, "default_css", [])]
+    return list(dict.fromkeys(urls))
+
+
+def _walk(elem: object) -> list[object]:
+    out = [elem]
+    for child in getattr(elem, "_children", {}).values():
+        out += _walk(child)
+    return out
+
+
+def map_html(fmap: folium.Map) -> str:
+    """The standalone HTML of a map (what the browser receives)."""
+    return fmap.get_root().render()
+
+
+def naive_map(requests: pd.DataFrame, *, tiles: str | None = "streets") -> folium.Map:
+    """One marker per request with a popup: the approach the app avoids (for benchmarks)."""
+    fmap = base_map(_centre(requests, None), tiles=tiles)
+    for lat, lon, name in zip(requests["lat"].astype(float), requests["lon"].astype(float),
+                              requests["service_name"].astype(str), strict=True):
+        folium.CircleMarker(location=(lat, lon), radius=3, popup=name).add_to(fmap)
+    return fmap
+
+
+def _centre(requests: pd.DataFrame, areas: gpd.GeoDataFrame | None) -> tuple[float, float]:
+    if len(requests):
+        return float(requests["lat"].median()), float(requests["lon"].median())
+    if areas is not None and len(areas):
+        west, south, east, north = areas.total_bounds
+        return (south + north) / 2, (west + east) / 2
+    return 0.0, 0.0
+
+
+def hotspot_bounds(hotspots: gpd.GeoDataFrame, hotspot_id: str, *,
+                   pad: float = 0.002) -> tuple[float, float, float, float] | None:
+    """``(south, west, north, east)`` of one web hotspot, padded in degrees."""
+    row = hotspots[hotspots["hotspot_id"] == hotspot_id]
+    if row.empty:
+        return None
+    west, south, east, north = row.geometry.iloc[0].bounds
+    return south - pad, west - pad, north + pad, east + pad
+
+
+def layer_names(fmap: folium.Map) -> list[str]:
+    """Names of the map's layers (tests and the layer control)."""
+    return [str(getattr(child, "layer_name", "")) for child in fmap._children.values()
+            if getattr(child, "layer_name", None) and getattr(child, "control", True)]
+
+
+__all__: Sequence[str] = ("POINT_LIMIT", "base_map", "choropleth_layer", "city_map",
+                          "heat_layer", "hotspot_bounds", "hotspot_layer", "layer_names",
+                          "map_html", "naive_map", "point_layer", "priority_colour",
+                          "request_layer", "use_local_assets")

@@ -94,3 +94,11 @@ def write_json(path: Path, doc: object) -> Path:
     """Write ``doc`` as JSON and return the path."""
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def app_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small embedded store of generated requests, shared by the app and browser tests."""
+    from tests.appstore import build_store
+
+    return build_store(tmp_path_factory.mktemp("appstore"))

@@ -1,0 +1,159 @@
+"""Cached reads for the Streamlit pages (the only package module that imports Streamlit).
+
+Every cached call is keyed on plain values: the store location, the city, a data
+version (changes when a batch is ingested or a layer added) and the page's
+:class:`~hotspot311.filters.Filters`, so reruns with the same widgets reuse the work.
+
+The request frame itself is held with ``st.cache_resource`` (shared, never copied):
+``st.cache_data`` would pickle a copy of a million rows on every rerun. Callers treat
+it as read-only. Smaller derived frames use ``st.cache_data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import geopandas as gpd
+import pandas as pd
+import streamlit as st
+
+from clustering.export import hotspot_table, work_list
+from clustering.priority import PRESETS as WEIGHTS
+from clustering.run import run_hotspots
+from clustering.selection import HotspotQuery
+from geo.store import Store, open_store
+from hotspot311.filters import COLUMNS, HOTSPOT_AREA_KEYS, Filters, apply_filters
+from hotspot311.mapdata import area_stats, web_areas, web_hotspots
+from layers.profile import load_profile
+
+
+@st.cache_resource(show_spinner=False)
+def get_store(location: str, city: str) -> Store:
+    """Open the store once per process."""
+    return open_store(location, load_profile(city))
+
+
+def data_version(store: Store) -> str:
+    """Changes whenever a batch is ingested or a layer generation added."""
+    batches = store.batches()
+    last = str(batches["batch_id"].iloc[-1]) if len(batches) else ""
+    return f"{len(batches)}:{last}:{len(store.generations())}"
+
+
+@st.cache_resource(show_spinner="Reading requests…", max_entries=2)
+def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
+    """The stored requests, page columns only (shared; do not modify)."""
+    store = get_store(location, city)
+    frame = store.requests()
+    keep = [c for c in (*COLUMNS, *store.layer_keys()) if c in frame.columns]
+    return pd.DataFrame(frame[keep])
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def filtered(location: str, city: str, version: str, filters: Filters) -> pd.DataFrame:
+    """The requests passing ``filters`` (shared; do not modify)."""
+    store = get_store(location, city)
+    return apply_filters(load_requests(location, city, version), filters,
+                         timezone=store.profile.timezone)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def area_layer(location: str, city: str, version: str, filters: Filters, key: str,
+               now: datetime) -> gpd.GeoDataFrame:
+    """Web-ready areas of layer ``key`` with request counts and overdue share."""
+    store = get_store(location, city)
+    view = filtered(location, city, version, filters)
+    return web_areas(store.areas(key), area_stats(view, key, now=now),
+                     simplify=store.profile.metres_to_crs(8.0))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def area_names(location: str, city: str, version: str, key: str) -> dict[str, str]:
+    """Code → name of the areas of one layer."""
+    areas = get_store(location, city).areas(key)
+    return dict(zip(areas["code"].astype(str), areas["name"].astype(str), strict=True))
+
+
+@dataclass
+class Hotspots:
+    """A hotspot run, ready for the page.
+
+    Attributes
+    ----------
+    table
+        Ranked hotspots, one row each (no geometry).
+    web
+        Hotspot polygons for the map (WGS84).
+    work
+        The crew work list.
+    selected
+        Requests the run looked at.
+    """
+
+    table: pd.DataFrame
+    web: gpd.GeoDataFrame
+    work: pd.DataFrame
+    selected: int
+
+
+@st.cache_data(show_spinner="Finding hotspots…", max_entries=16)
+def hotspots(location: str, city: str, version: str, filters: Filters, *, days: int,
+             eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
+    """Run DBSCAN on the filtered requests of the last ``days`` days of the date range."""
+    store = get_store(location, city)
+    view = filtered(location, city, version, filters)
+    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in view.columns)
+    cols = ["service_request_id", "service_name", "status", "requested_datetime",
+            "expected_datetime", "address", "x", "y", "lat", "lon", *keys]
+    query = HotspotQuery(days=days, end=filters.end_utc(store.profile.timezone), status="all",
+                         eps_m=eps_m, min_samples=min_samples)
+    result = run_hotspots(view[[c for c in cols if c in view.columns]], query,
+                          profile=store.profile, weights=WEIGHTS[weights], now=now,
+                          layer_keys=keys)
+    return Hotspots(table=hotspot_table(result.hotspots, keys),
+                    web=web_hotspots(result.hotspots, layer_keys=keys),
+                    work=work_list(result.members, now=now), selected=result.selected)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def quarantine(location: str, city: str, version: str) -> pd.DataFrame:
+    """The quarantined rows."""
+    return get_store(location, city).quarantine()
+
+
+def asset_base() -> str | None:
+    """Where the vendored Leaflet is served (``static/vendor``), or ``None`` (CDN) when
+    Streamlit's static serving is off."""
+    if not st.get_option("server.enableStaticServing"):
+        return None
+    prefix = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{prefix}/app/static/vendor" if prefix else "/app/static/vendor"
+
+
+@st.cache_data(show_spinner=False)
+def city_area_km2(location: str, city: str) -> float:
+    """Area of the city extent in km² (for the suggested ``min_samples``)."""
+    profile = get_store(location, city).profile
+    extent = gpd.GeoSeries([profile.extent], crs="EPSG:4326").to_crs(profile.crs)
+    return float(extent.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
+
+
+def now_hour() -> datetime:
+    """Now, to the hour (a stable cache key for overdue and ages)."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def first_run(store: Store) -> None:
+    """The page shown when the store holds no requests yet."""
+    st.header("Welcome — no requests yet")
+    st.markdown(
+        f"The store at `{store.describe()}` holds no service requests. Fill it with one of:\n\n"
+        "* the bundled Philadelphia demo data (real dumping, graffiti and parks requests plus "
+        "a labelled synthetic mix):\n\n"
+        "  ```\n  hotspot311 demo\n  ```\n"
+        "* your own 311 export (CSV, JSON or GeoJSON):\n\n"
+        "  ```\n  hotspot311 ingest requests.csv\n  ```\n\n"
+        "Set `HOTSPOT311_STORE` to a directory (embedded store) or a `postgresql://` URL "
+        "(PostGIS) to choose the store, then reload this page."
+    )

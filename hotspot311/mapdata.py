@@ -1,0 +1,242 @@
+"""Data preparation for the map, server side and pure: grid counts, area statistics,
+web-ready geometries.
+
+Everything here shrinks data before it goes to the browser: requests become counts on
+a grid whose cell grows until there are at most ``max_cells`` cells, boundary polygons
+are simplified and their coordinates rounded, and hotspots carry only the fields their
+popups show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Final
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+#: Finest grid cell for aggregated requests, in degrees (~30 m).
+GRID_DEG: Final = 0.0003
+#: Most grid cells sent to the browser.
+MAX_CELLS: Final = 12_000
+#: Largest dense grid built in memory (cells); the finest grid is coarsened to fit it.
+_DENSE_CELLS: Final = 4_000_000
+#: Decimal places kept for WGS84 coordinates (~1 m).
+DECIMALS: Final = 5
+
+HOTSPOT_FIELDS: Final = ("rank", "score", "count", "open", "overdue", "oldest_open_days",
+                         "areas", "top_address")
+
+
+def overdue_mask(requests: pd.DataFrame, now: datetime) -> pd.Series:
+    """Open requests whose due time (``expected_datetime``) has passed at ``now``."""
+    if "expected_datetime" not in requests.columns:
+        return pd.Series(False, index=requests.index)
+    due = requests["expected_datetime"]
+    return (requests["status"] == "open") & due.notna() & (due < pd.Timestamp(now))
+
+
+def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
+                max_cells: int = MAX_CELLS) -> pd.DataFrame:
+    """Count requests on a lat/lon grid, coarsening the grid until it fits ``max_cells``.
+
+    Parameters
+    ----------
+    requests
+        Requests with ``lat`` and ``lon`` (rows without either are skipped).
+    grid_deg
+        Finest cell size in degrees.
+    max_cells
+        Largest number of non-empty cells returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lat``, ``lon`` (cell centres, rounded), ``n`` (requests), most first; the
+        cell size used is in ``.attrs["grid_deg"]``.
+
+    Examples
+    --------
+    >>> cells = grid_counts(pd.DataFrame({"lat": [40.0, 40.00001], "lon": [-75.0, -75.0]}))
+    >>> cells["n"].tolist(), cells.attrs["grid_deg"]
+    ([2], 0.0003)
+    """
+    lat = requests["lat"].to_numpy(dtype=float)
+    lon = requests["lon"].to_numpy(dtype=float)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    lat, lon = lat[ok], lon[ok]
+    size = grid_deg
+    if len(lat) == 0:
+        row = col = counts = np.empty(0, dtype=np.int64)
+    else:
+        # one pass over the points into a dense grid; coarser grids add up 2x2 blocks
+        while ((np.floor(lat.max() / size) - np.floor(lat.min() / size) + 1)
+               * (np.floor(lon.max() / size) - np.floor(lon.min() / size) + 1)) > _DENSE_CELLS:
+            size *= 2
+        row = np.floor(lat / size).astype(np.int64)
+        col = np.floor(lon / size).astype(np.int64)
+        r0, c0 = int(row.min()), int(col.min())
+        height, width = int(row.max()) - r0 + 1, int(col.max()) - c0 + 1
+        dense = np.bincount((row - r0) * width + (col - c0),
+                            minlength=height * width).reshape(height, width)
+        while np.count_nonzero(dense) > max_cells:
+            dense, r0, c0 = _halve(dense, r0, c0)
+            size *= 2
+        rows, cols = np.nonzero(dense)
+        counts = dense[rows, cols].astype(np.int64)
+        row, col = rows + r0, cols + c0
+    out = pd.DataFrame({
+        "lat": ((row + 0.5) * size).round(DECIMALS),
+        "lon": ((col + 0.5) * size).round(DECIMALS),
+        "n": counts,
+    })
+    out = out.sort_values("n", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs["grid_deg"] = size
+    return out
+
+
+def _halve(dense: np.ndarray, r0: int, c0: int) -> tuple[np.ndarray, int, int]:
+    """Sum 2x2 blocks of a dense count grid whose first cell is (``r0``, ``c0``)."""
+    top, left = r0 % 2, c0 % 2  # align blocks on even absolute indices
+    height, width = dense.shape[0] + top, dense.shape[1] + left
+    padded = np.zeros((height + height % 2, width + width % 2), dtype=dense.dtype)
+    padded[top:top + dense.shape[0], left:left + dense.shape[1]] = dense
+    halved = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).sum(axis=(1, 3))
+    return halved, (r0 - top) // 2, (c0 - left) // 2
+
+
+def heat_weights(counts: pd.Series, *, quantile: float = 0.995) -> np.ndarray:
+    """Counts scaled to 0–1 for Leaflet.heat (``max`` 1): divided by a high quantile, capped.
+
+    Examples
+    --------
+    >>> heat_weights(pd.Series([1, 2, 100]), quantile=0.5).tolist()
+    [0.5, 1.0, 1.0]
+    """
+    if counts.empty:
+        return np.empty(0)
+    top = max(float(counts.quantile(quantile)), 1.0)
+    return np.minimum(counts.to_numpy(dtype=float) / top, 1.0).round(3)
+
+
+def area_stats(requests: pd.DataFrame, layer_key: str, *, now: datetime) -> pd.DataFrame:
+    """Requests, open, overdue and overdue share (of open requests) per area code.
+
+    Parameters
+    ----------
+    requests
+        Requests with a ``layer_key`` column of area codes.
+    layer_key
+        The boundary layer.
+    now
+        Reference time for overdue.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by code: ``requests``, ``open``, ``overdue``, ``overdue_share`` (0–1;
+        0 when nothing is open).
+    """
+    codes, uniques = pd.factorize(requests[layer_key], use_na_sentinel=True)
+    found = codes >= 0
+    size = len(uniques)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[found & mask], minlength=size)
+
+    out = pd.DataFrame({
+        "requests": count(np.ones(len(codes), dtype=bool)),
+        "open": count((requests["status"] == "open").to_numpy(dtype=bool)),
+        "overdue": count(overdue_mask(requests, now).to_numpy(dtype=bool)),
+    }, index=pd.Index(np.asarray(uniques, dtype=object), name="code"))
+    out["overdue_share"] = (out["overdue"] / out["open"].where(out["open"] > 0)).fillna(0.0)
+    return out
+
+
+def round_coordinates(geoms: np.ndarray | gpd.GeoSeries, decimals: int = DECIMALS) -> np.ndarray:
+    """Geometries with every coordinate rounded (smaller GeoJSON)."""
+    return shapely.transform(np.asarray(geoms), lambda xy: np.round(xy, decimals))
+
+
+def web_areas(areas: gpd.GeoDataFrame, stats: pd.DataFrame | None = None, *,
+              simplify: float = 30.0) -> gpd.GeoDataFrame:
+    """Boundary polygons for the browser: simplified, in WGS84, coordinates rounded.
+
+    Parameters
+    ----------
+    areas
+        ``code``, ``name``, geometry in a projected CRS.
+    stats
+        From :func:`area_stats`; joined on ``code`` (areas without requests get 0).
+    simplify
+        Simplification tolerance in the areas' CRS units.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``code``, ``name`` and the ``stats`` columns, EPSG:4326.
+    """
+    out = gpd.GeoDataFrame(areas[["code", "name"]].astype(str),
+                           geometry=areas.geometry.simplify(simplify).to_numpy(), crs=areas.crs)
+    out = out.to_crs("EPSG:4326")
+    out.geometry = round_coordinates(out.geometry.to_numpy())
+    if stats is not None:
+        for col in stats.columns:
+            out[col] = out["code"].map(stats[col]).fillna(0)
+        for col in ("requests", "open", "overdue"):
+            if col in out:
+                out[col] = out[col].astype(int)
+    return out
+
+
+def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
+                 limit: int = 500) -> gpd.GeoDataFrame:
+    """Ranked hotspots for the browser: popup fields only, WGS84, rounded, top ``limit``.
+
+    Parameters
+    ----------
+    hotspots
+        Ranked hotspots (``HotspotResult.hotspots``) in the city CRS.
+    layer_keys
+        Layers whose area codes are listed in the ``areas`` field.
+    limit
+        Most hotspots kept (by rank).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``hotspot_id`` and :data:`HOTSPOT_FIELDS`; ``oldest_open`` as text.
+    """
+    top = hotspots.sort_values("rank").head(limit)
+    keys = [k for k in layer_keys if k in top.columns]
+    areas = top[keys].astype(str).apply(
+        lambda row: ", ".join(f"{k} {v}" for k, v in row.items() if v not in ("None", "nan")),
+        axis=1) if keys and len(top) else pd.Series("", index=top.index)
+    frame = pd.DataFrame({
+        "hotspot_id": top["hotspot_id"].astype(str),
+        "rank": top["rank"].astype(int),
+        "score": top["score"].astype(float).round(1),
+        "count": top["count"].astype(int),
+        "open": top["open"].astype(int),
+        "overdue": top["overdue"].astype(int),
+        "oldest_open_days": top["oldest_open_days"].astype(float).round(0).fillna(-1).astype(int)
+        .astype(str).replace("-1", "none open"),
+        "areas": areas.astype(str),
+        "top_address": top["top_address"].fillna("").astype(str),
+    })
+    out = gpd.GeoDataFrame(frame, geometry=top.geometry.to_numpy(), crs=hotspots.crs)
+    if len(out):
+        out = out.to_crs("EPSG:4326")
+        out.geometry = round_coordinates(out.geometry.to_numpy())
+    return out
+
+
+def points_within(requests: pd.DataFrame,
+                  bounds: tuple[float, float, float, float]) -> pd.DataFrame:
+    """Requests inside ``(south, west, north, east)`` in degrees."""
+    south, west, north, east = bounds
+    lat, lon = requests["lat"], requests["lon"]
+    return requests[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]

@@ -1,0 +1,59 @@
+"""Data quality: the quarantine by reason, geocode match types, and the geocode review list."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hotspot311 import appdata
+from hotspot311.settings import from_environment
+
+st.set_page_config(page_title="hotspot311 data quality", layout="wide")
+
+settings = from_environment()
+store = appdata.get_store(settings.store, settings.city)
+version = appdata.data_version(store)
+requests = appdata.load_requests(settings.store, settings.city, version)
+quarantine = appdata.quarantine(settings.store, settings.city, version)
+
+st.title("Data quality")
+if requests.empty and quarantine.empty:
+    appdata.first_run(store)
+    st.stop()
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Quarantine by reason")
+    st.caption("Rows that were not stored as requests, and why. They stay here until a "
+               "later ingest fixes them.")
+    if quarantine.empty:
+        st.success("Nothing is quarantined.")
+    else:
+        reasons = quarantine["reason"].value_counts().rename_axis("reason").reset_index(
+            name="rows")
+        st.dataframe(reasons, hide_index=True, key="reasons")
+with right:
+    st.subheader("Geocode match types")
+    st.caption("How each stored request got its position.")
+    matches = (requests["geocode_match_type"].fillna("(none)").value_counts()
+               .rename_axis("match type").reset_index(name="requests"))
+    matches["share"] = (matches["requests"] / max(len(requests), 1) * 100).round(1)
+    st.dataframe(matches, hide_index=True, key="matches",
+                 column_config={"share": st.column_config.NumberColumn("share %",
+                                                                       format="%.1f")})
+
+st.subheader("Geocode review list")
+review = quarantine[quarantine["reason"] == "needs_geocoding"] if len(quarantine) else quarantine
+st.caption(f"{len(review):,} requests need a usable position (reason `needs_geocoding`). "
+           "Fix the address or coordinates in the source and ingest it again.")
+if len(review):
+    cols = [c for c in ("service_request_id", "address", "detail", "source_file", "source_row",
+                        "batch_id") if c in review.columns]
+    st.dataframe(review[cols], hide_index=True, key="review")
+    st.download_button("Review list CSV", review[cols].to_csv(index=False).encode("utf-8"),
+                       file_name="geocode-review.csv", mime="text/csv", key="dl_review")
+
+if len(quarantine):
+    reason = st.selectbox("Quarantined rows of reason", sorted(quarantine["reason"].unique()),
+                          key="reason")
+    rows = quarantine[quarantine["reason"] == reason]
+    st.dataframe(rows.drop(columns=["raw"], errors="ignore"), hide_index=True, key="rows")

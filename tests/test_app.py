@@ -1,0 +1,142 @@
+"""The map page and the data quality page through Streamlit's AppTest (no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from geo.store import open_store
+from hotspot311.presets import PRESETS, preset_services
+from layers.profile import load_profile
+from layers.services import load_groups
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def store_dir(app_store: Path) -> Path:
+    return app_store
+
+
+@pytest.fixture(scope="module")
+def stored(store_dir: Path) -> pd.DataFrame:
+    return open_store(store_dir, load_profile("philadelphia")).requests()
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, store: Path, script: str = "app.py") -> AppTest:
+    monkeypatch.setenv("HOTSPOT311_STORE", str(store))
+    monkeypatch.setenv("HOTSPOT311_TILES", "plain")
+    at = AppTest.from_file(str(ROOT / script), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def shown(at: AppTest) -> int:
+    metric = next(m for m in at.metric if m.label == "Requests shown")
+    return int(metric.value.replace(",", ""))
+
+
+def test_map_page_shows_every_request_then_filters_narrow(
+        monkeypatch: pytest.MonkeyPatch, store_dir: Path, stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir)
+    assert shown(at) == len(stored)
+    at.radio(key="status").set_value("open").run()
+    assert shown(at) == int((stored["status"] == "open").sum())
+    at.radio(key="status").set_value("all").run()
+    at.multiselect(key="services").set_value(["Street Defect"]).run()
+    assert shown(at) == int((stored["service_name"] == "Street Defect").sum())
+    at.multiselect(key="services").set_value([]).run()
+    at.multiselect(key="agencies").set_value(["Police Department"]).run()
+    assert shown(at) == int((stored["agency_responsible"] == "Police Department").sum())
+
+
+def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.MonkeyPatch,
+                                                      store_dir: Path) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.multiselect(key="services").set_value(["Street Defect"]).run()
+    at.multiselect(key="agencies").set_value(["Police Department"]).run()
+    assert not at.exception
+    assert shown(at) == 0
+    assert any("No requests match" in c.value for c in at.caption)
+
+
+def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+                                    stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.selectbox(key="area_layer").set_value("council_district").run()
+    at.multiselect(key="area_codes").set_value(["5"]).run()
+    assert shown(at) == int((stored["council_district"] == "5").sum())
+    at.selectbox(key="area_layer").set_value("(none)").run()
+    first, last = at.date_input(key="dates").value
+    middle = first + (last - first) / 2
+    at.date_input(key="dates").set_value((middle, last)).run()
+    local = stored["requested_datetime"].dt.tz_convert("America/New_York").dt.date
+    assert shown(at) == int((local >= middle).sum())
+
+
+@pytest.mark.parametrize("key", ["streets", "police", "neighborhood", "custom"])
+def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+                                            stored: pd.DataFrame, key: str) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.selectbox(key="preset").set_value(key).run()
+    assert not at.exception
+    profile = load_profile("philadelphia")
+    known = sorted(stored["service_name"].unique())
+    expected = preset_services(PRESETS[key], load_groups(profile), known)
+    assert at.multiselect(key="services").value == expected
+    if key == "streets":
+        assert set(expected) == {"Street Light Outage", "Alley Light Outage", "Street Defect",
+                                 "Illegal Dumping", "Traffic Signal Emergency"} & set(known)
+        assert "Street Defect" in expected
+    if key == "police":
+        assert set(expected) == {"Abandoned Vehicle", "Vacant House or Commercial",
+                                 "Dangerous Building Complaint"} & set(known)
+        assert at.selectbox(key="layer").value == "police_district"
+    if key == "neighborhood":
+        codes = at.multiselect(key="area_codes").value
+        assert at.selectbox(key="area_layer").value == "neighborhood" and len(codes) == 1
+        assert shown(at) == int((stored["neighborhood"] == codes[0]).sum())
+        assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the trend
+    if key != "neighborhood":
+        assert shown(at) == int(stored["service_name"].isin(expected).sum()) if expected \
+            else len(stored)
+
+
+def test_hotspot_settings_and_zoom(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.slider(key="window").set_value(365).run()
+    at.slider(key="min_samples").set_value(3).run()
+    count = next(m for m in at.metric if m.label == "Hotspots")
+    assert int(count.value.replace(",", "")) > 0
+    focus = at.selectbox(key="focus")
+    assert focus.options[0] == "(whole city)" and len(focus.options) > 1
+    focus.set_value(focus.options[1]).run()
+    assert not at.exception
+    assert any("Zoomed to" in c.value for c in at.caption)
+
+
+def test_empty_store_shows_first_run_page(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    at = run_app(monkeypatch, tmp_path / "empty")
+    assert "no requests yet" in at.header[0].value.lower()
+    assert "hotspot311 demo" in at.markdown[0].value
+    at = run_app(monkeypatch, tmp_path / "empty", "pages/1_Data_quality.py")
+    assert "no requests yet" in at.header[0].value.lower()
+
+
+def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+                           stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir, "pages/1_Data_quality.py")
+    quarantine = open_store(store_dir, load_profile("philadelphia")).quarantine()
+    titles = [s.value for s in at.subheader]
+    assert titles[:3] == ["Quarantine by reason", "Geocode match types", "Geocode review list"]
+    matches = next(d.value for d in at.dataframe if "match type" in d.value.columns)
+    assert matches["requests"].sum() == len(stored)
+    assert set(matches["match type"]) == set(stored["geocode_match_type"].fillna("(none)"))
+    review = int((quarantine["reason"] == "needs_geocoding").sum()) if len(quarantine) else 0
+    assert any(f"{review:,} requests need" in c.value for c in at.caption)
