@@ -144,53 +144,70 @@ def summarize(
     if clustered.empty:
         return gpd.GeoDataFrame({c: [] for c in columns}, geometry=[], crs=crs)
     now_ts = pd.Timestamp(now)
-    rows = []
-    hulls = []
-    for label, group in clustered.groupby("_label", sort=True):
-        is_open = group["status"].eq("open")
-        due = group.get("expected_datetime")
-        overdue = is_open & (due < now_ts) if due is not None else is_open & False
-        opened = group[is_open].sort_values(["requested_datetime", "service_request_id"])
-        ids = sorted(group["service_request_id"].astype(str))
-        addresses = group["address"].dropna().value_counts()
-        addresses = addresses.sort_index().sort_values(ascending=False, kind="stable")
-        top = [f"{a} ({n})" for a, n in addresses.head(TOP_ADDRESSES).items()]
-        first, last = group["requested_datetime"].min(), group["requested_datetime"].max()
-        row = {
-            "hotspot_id": "H" + hashlib.sha1("\n".join(ids).encode()).hexdigest()[:10],
-            "label": int(str(label)),
-            "count": len(group),
-            "open": int(is_open.sum()),
-            "overdue": int(overdue.sum()),
-            "oldest_open_id": opened["service_request_id"].iloc[0] if len(opened) else None,
-            "oldest_open_requested": opened["requested_datetime"].iloc[0]
-            if len(opened)
-            else pd.NaT,
-            "oldest_open_days": (
-                (now_ts - opened["requested_datetime"].iloc[0]).total_seconds() / 86400
-                if len(opened)
-                else np.nan
-            ),
-            "first_requested": first,
-            "last_requested": last,
-            "span_days": (last - first).total_seconds() / 86400,
-            "centroid_x": float(group["x"].mean()),
-            "centroid_y": float(group["y"].mean()),
-            "services": "; ".join(
-                f"{s} ({n})" for s, n in group["service_name"].value_counts().head(5).items()
-            ),
-            "top_addresses": "; ".join(top),
-            "top_address": addresses.index[0] if len(addresses) else None,
-            "member_ids": ids,
-        }
-        for key in layer_keys:
-            codes = group[key].dropna() if key in group else pd.Series([], dtype=object)
-            row[key] = codes.value_counts().sort_index().idxmax() if len(codes) else None
-        rows.append(row)
-        hulls.append(_hull(group["x"].to_numpy(), group["y"].to_numpy(), eps))
-    out = gpd.GeoDataFrame(rows, geometry=hulls, crs=crs)
-    out["color"] = colour_neighbours(out.geometry.to_numpy(), gap=eps)
-    return out
+    lab = clustered["_label"]
+    by = clustered.groupby("_label", sort=True)
+    out = pd.DataFrame({"label": by.size().index.astype(int), "count": by.size().to_numpy()})
+    out.index = by.size().index
+    is_open = clustered["status"].eq("open")
+    due = clustered.get("expected_datetime")
+    overdue = is_open & (due < now_ts) if due is not None else is_open & False
+    out["open"] = is_open.groupby(lab).sum().astype(int)
+    out["overdue"] = overdue.fillna(False).groupby(lab).sum().astype(int)
+
+    opened = clustered[is_open].sort_values(["_label", "requested_datetime", "service_request_id"])
+    oldest = opened.drop_duplicates("_label").set_index("_label")
+    out["oldest_open_id"] = oldest["service_request_id"].reindex(out.index)
+    out["oldest_open_requested"] = oldest["requested_datetime"].reindex(out.index)
+    out["oldest_open_days"] = (now_ts - out["oldest_open_requested"]).dt.total_seconds() / 86400
+    out["first_requested"] = by["requested_datetime"].min()
+    out["last_requested"] = by["requested_datetime"].max()
+    out["span_days"] = (out["last_requested"] - out["first_requested"]).dt.total_seconds() / 86400
+    out["centroid_x"] = by["x"].mean()
+    out["centroid_y"] = by["y"].mean()
+    out["services"] = _top_counts(clustered, "service_name", 5)
+    out["top_addresses"] = _top_counts(clustered, "address", TOP_ADDRESSES).reindex(out.index)
+    out["top_addresses"] = out["top_addresses"].fillna("")
+    out["top_address"] = _top_values(clustered, "address")
+    ids = clustered.assign(_id=clustered["service_request_id"].astype(str)).sort_values(
+        ["_label", "_id"]
+    )
+    out["member_ids"] = ids.groupby("_label")["_id"].agg(list)
+    out.insert(
+        0,
+        "hotspot_id",
+        ["H" + hashlib.sha1("\n".join(m).encode()).hexdigest()[:10] for m in out["member_ids"]],
+    )
+    for key in layer_keys:
+        out[key] = _top_values(clustered, key) if key in clustered else None
+
+    order = np.argsort(lab.to_numpy(), kind="stable")
+    xs, ys = clustered["x"].to_numpy()[order], clustered["y"].to_numpy()[order]
+    cuts = np.cumsum(out["count"].to_numpy())[:-1]
+    hulls = [_hull(x, y, eps) for x, y in zip(np.split(xs, cuts), np.split(ys, cuts), strict=True)]
+    result = gpd.GeoDataFrame(out[columns[:-1]].reset_index(drop=True), geometry=hulls, crs=crs)
+    result["color"] = colour_neighbours(result.geometry.to_numpy(), gap=eps)
+    return result
+
+
+def _ranked_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per label, the values of ``column`` with their counts, most frequent first, then
+    by value (so ties are deterministic)."""
+    counts = frame.dropna(subset=[column]).groupby(["_label", column]).size()
+    counts = counts.reset_index(name="n")
+    return counts.sort_values(["_label", "n", column], ascending=[True, False, True])
+
+
+def _top_counts(frame: pd.DataFrame, column: str, k: int) -> pd.Series:
+    """``"value (n); …"`` of the ``k`` most frequent values per label."""
+    ranked = _ranked_counts(frame, column).groupby("_label").head(k)
+    text = ranked[column].astype(str) + " (" + ranked["n"].astype(str) + ")"
+    return text.groupby(ranked["_label"]).agg("; ".join)
+
+
+def _top_values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The most frequent value per label (ties: the smallest)."""
+    ranked = _ranked_counts(frame, column).drop_duplicates("_label")
+    return ranked.set_index("_label")[column]
 
 
 def _hull(x: np.ndarray, y: np.ndarray, eps: float) -> shapely.Geometry:
