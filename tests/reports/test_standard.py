@@ -166,15 +166,29 @@ def test_errors_name_the_field() -> None:
 
 # --- the real bundled data, through a store ------------------------------------------------
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, phila: CityProfile) -> Iterator[Store]:
-    """An embedded store with the real parks and graffiti requests (parametrize for PostGIS)."""
-    s = EmbeddedStore(tmp_path_factory.mktemp("reports") / "store", phila)
+@pytest.fixture(
+    scope="module", params=["embedded", pytest.param("postgis", marks=pytest.mark.postgis)]
+)
+def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, phila: CityProfile
+) -> Iterator[Store]:
+    """Each store in turn, with the real parks and graffiti requests."""
+    url = None
+    if request.param == "embedded":
+        s: Store = EmbeddedStore(tmp_path_factory.mktemp("reports") / "store", phila)
+    else:
+        from geo.postgis import PostGISStore
+
+        server = request.getfixturevalue("postgis_server")
+        url = server.clone("reports")
+        s = PostGISStore.open(url, phila)
     ingest(REQUESTS / "parks-maintenance.csv", s)
     ingest(REQUESTS / "graffiti-sample.json", s,
            mapping=ColumnMapping(constants={"service_name": "Graffiti Removal"}))
     yield s
     s.close()
+    if url is not None:
+        server.drop(url)
 
 
 REAL_NOW = datetime(2025, 6, 1, tzinfo=UTC)
