@@ -27,8 +27,8 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +111,15 @@ class EmbeddedStore(Store):
         """Areas of a layer generation (the active one by default)."""
         gen = self._generation(key, generation)
         return gpd.read_parquet(self._layer_path(gen))
+
+    def request_columns(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Some columns of every request, read alone from the Parquet file."""
+        path = self._current_file("requests.parquet")
+        if path is None:
+            frame = empty_requests(self.layer_keys())
+            return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+        have = set(pq.ParquetFile(path).schema_arrow.names)
+        return pd.read_parquet(path, columns=[c for c in columns if c in have and c != "geometry"])
 
     def _keys(self) -> pd.DataFrame:
         """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
@@ -255,16 +264,23 @@ class EmbeddedStore(Store):
     def _generation(self, key: str, generation: int | None) -> Generation:
         gens = [g for g in self.generations() if g.key == key]
         if not gens:
-            raise StoreError(f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}")
+            raise StoreError(
+                f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}"
+            )
         if generation is None:
             return self.active()[key]
         for g in gens:
             if g.generation == generation:
                 return g
-        raise StoreError(f"layer {key!r} has no generation {generation}; it has {[g.generation for g in gens]}")
+        raise StoreError(
+            f"layer {key!r} has no generation {generation}; "
+            f"it has {[g.generation for g in gens]}"
+        )
 
     def _active_from(self, manifest: dict[str, Any]) -> dict[str, Generation]:
-        return active_generations([Generation.from_dict(g) for g in manifest.get("generations", [])])
+        return active_generations(
+            [Generation.from_dict(g) for g in manifest.get("generations", [])]
+        )
 
     def _layer_path(self, gen: Generation) -> Path:
         return self.root / "layers" / gen.key / f"g{gen.generation}.parquet"
@@ -277,7 +293,9 @@ class EmbeddedStore(Store):
             return None
         path = self.root / "snapshots" / name
         if not path.is_dir():
-            raise StoreError(f"{self.describe()}: CURRENT names snapshot {name!r}, which is missing")
+            raise StoreError(
+                f"{self.describe()}: CURRENT names snapshot {name!r}, which is missing"
+            )
         return path
 
     def _current_file(self, name: str) -> Path | None:
@@ -378,7 +396,7 @@ def _align(frame: gpd.GeoDataFrame, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
     for col in template.columns:
         if col not in frame.columns:
             frame[col] = None
-    ordered = [c for c in template.columns] + [c for c in frame.columns if c not in template.columns]
+    ordered = list(template.columns) + [c for c in frame.columns if c not in template.columns]
     out = frame[ordered]
     return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
 

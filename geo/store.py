@@ -134,6 +134,25 @@ class Store(ABC):
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request: canonical, derived and one column per layer key."""
 
+    def request_columns(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Some columns of every stored request, without geometry objects.
+
+        Stores that can read columns alone (the embedded store) override this; the
+        default reads everything and selects.
+
+        Parameters
+        ----------
+        columns
+            Column names; names the store does not have are left out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per request.
+        """
+        frame = self.requests()
+        return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+
     @abstractmethod
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row (see :data:`geo.validate.QUARANTINE_COLUMNS`)."""

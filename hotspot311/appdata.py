@@ -45,9 +45,7 @@ def data_version(store: Store) -> str:
 def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
     """The stored requests, page columns only (shared; do not modify)."""
     store = get_store(location, city)
-    frame = store.requests()
-    keep = [c for c in (*COLUMNS, *store.layer_keys()) if c in frame.columns]
-    return pd.DataFrame(frame[keep])
+    return store.request_columns([*COLUMNS, *store.layer_keys()])
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
