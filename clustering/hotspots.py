@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
 import geopandas as gpd
 import numpy as np
@@ -192,8 +192,8 @@ def summarize(
 def _ranked_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per label, the values of ``column`` with their counts, most frequent first, then
     by value (so ties are deterministic)."""
-    counts = frame.dropna(subset=[column]).groupby(["_label", column]).size()
-    counts = counts.reset_index(name="n")
+    sizes = frame.dropna(subset=[column]).groupby(["_label", column]).size()
+    counts: pd.DataFrame = sizes.reset_index(name="n")
     return counts.sort_values(["_label", "n", column], ascending=[True, False, True])
 
 
@@ -213,7 +213,7 @@ def _top_values(frame: pd.DataFrame, column: str) -> pd.Series:
 def _hull(x: np.ndarray, y: np.ndarray, eps: float) -> shapely.Geometry:
     points = shapely.multipoints(np.column_stack([x, y]))
     hull = shapely.concave_hull(points, ratio=CONCAVE_RATIO)
-    return shapely.buffer(hull, eps / 4, quad_segs=4)  # type: ignore[no-any-return]
+    return cast(shapely.Geometry, shapely.buffer(hull, eps / 4, quad_segs=4))
 
 
 def colour_neighbours(hulls: np.ndarray, *, gap: float) -> list[str]:

@@ -362,7 +362,5 @@ def _area_km2(store: object) -> float:
     return float(ext.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
 
 
-from hotspot311 import report_cmd  # noqa: E402,F401
-from hotspot311 import geocode_cmd  # noqa: E402,F401
-from hotspot311 import db_cmd  # noqa: E402,F401
-from hotspot311 import history_cmd  # noqa: E402,F401
+# Imported last, for their side effect of registering their commands on ``cli``.
+from hotspot311 import db_cmd, geocode_cmd, history_cmd, report_cmd  # noqa: E402,F401

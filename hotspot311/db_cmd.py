@@ -52,8 +52,8 @@ def migrate_cmd(ctx: Context) -> None:
     names = {m.version: m.name for m in migrations()}
     for version in applied:
         click.echo(f"applied {version:04d}_{names[version]}")
-    version = current[0] if current else None
+    schema_version = current[0] if current else None
     if not applied:
-        click.echo(f"{label}: schema is current (version {version}); nothing to apply")
+        click.echo(f"{label}: schema is current (version {schema_version}); nothing to apply")
     else:
-        click.echo(f"{label}: schema now at version {version}")
+        click.echo(f"{label}: schema now at version {schema_version}")

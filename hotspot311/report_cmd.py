@@ -216,7 +216,7 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
     f = rec.fields
 
     def show(value: object) -> str:
-        if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+        if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[call-overload]
             return "—"
         if isinstance(value, pd.Timestamp):
             return f"{value.tz_convert(tz):%Y-%m-%d %H:%M %Z}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
 
 import hotspot311.commands  # noqa: F401 - registers the commands
 from hotspot311.cli import cli
