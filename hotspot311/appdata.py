@@ -132,9 +132,7 @@ def asset_base() -> str | None:
 @st.cache_data(show_spinner=False)
 def city_area_km2(location: str, city: str) -> float:
     """Area of the city extent in km² (for the suggested ``min_samples``)."""
-    profile = get_store(location, city).profile
-    extent = gpd.GeoSeries([profile.extent], crs="EPSG:4326").to_crs(profile.crs)
-    return float(extent.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
+    return get_store(location, city).profile.area_km2
 
 
 def now_hour() -> datetime:

@@ -310,7 +310,7 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                          min_cluster_size=min_cluster_size).validate()
     if min_samples is None:
         n_chosen = len(select_requests(requests, query))
-        area = _area_km2(store)
+        area = store.profile.area_km2
         dens = density(n_chosen, area, eps_m)
         suggested = suggest_min_samples(n_chosen, area, eps_m)
         query = HotspotQuery(**{**query.__dict__, "min_samples": suggested})
@@ -351,15 +351,6 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         click.echo(f"wrote {len(work):,} requests to {work_list_path}")
     if save:
         history_cmd.save_result(store, result)
-
-
-def _area_km2(store: object) -> float:
-    """Area of the city extent in km²."""
-    import geopandas as gpd
-
-    profile = store.profile  # type: ignore[attr-defined]
-    ext = gpd.GeoSeries([profile.extent], crs="EPSG:4326").to_crs(profile.crs)
-    return float(ext.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
 
 
 # Imported last, for their side effect of registering their commands on ``cli``.

@@ -113,6 +113,12 @@ class CityProfile:
         factor = pyproj.CRS(self.crs).axis_info[0].unit_conversion_factor
         return float(factor)
 
+    @cached_property
+    def area_km2(self) -> float:
+        """Area of the (buffered) city extent in km², e.g. for density figures."""
+        ext = gpd.GeoSeries([self.extent], crs="EPSG:4326").to_crs(self.crs)
+        return float(ext.area.iloc[0]) * self.crs_unit_m**2 / 1e6
+
     def metres_to_crs(self, metres: float) -> float:
         """Convert a distance in metres to units of the city CRS."""
         return metres / self.crs_unit_m

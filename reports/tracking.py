@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-import geopandas as gpd
 import pandas as pd
 
 from clustering.density import suggest_min_samples
@@ -133,7 +132,7 @@ def _hotspot(requests: pd.DataFrame, rec: pd.Series, profile: CityProfile,
     if not chosen["service_request_id"].eq(rec["service_request_id"]).any():
         return None, (f"outside the {HOTSPOT_DAYS}-day window up to the newest "
                       f"{rec['service_name']!r} request")
-    min_samples = suggest_min_samples(len(chosen), extent_km2(profile), HOTSPOT_EPS_M)
+    min_samples = suggest_min_samples(len(chosen), profile.area_km2, HOTSPOT_EPS_M)
     query = HotspotQuery(**{**query.__dict__, "min_samples": min_samples})
     result = run_hotspots(same, query, profile=profile, weights=preset("balanced"), now=now,
                           layer_keys=layer_keys)
@@ -148,7 +147,3 @@ def _hotspot(requests: pd.DataFrame, rec: pd.Series, profile: CityProfile,
             "min_samples": min_samples}, ""
 
 
-def extent_km2(profile: CityProfile) -> float:
-    """Area of the city extent in km²."""
-    ext = gpd.GeoSeries([profile.extent], crs="EPSG:4326").to_crs(profile.crs)
-    return float(ext.area.iloc[0]) * profile.crs_unit_m**2 / 1e6
