@@ -86,6 +86,9 @@ chosen_agencies = side.multiselect("Department", choices(requests, "agency_respo
 dates = side.date_input("Requested between", value=(first_day, last_day), min_value=first_day,
                         max_value=last_day, key="dates")
 status = side.radio("Status", STATUSES, horizontal=True, key="status")
+sla_states = side.multiselect("SLA state", choices(requests, "sla_state"), key="sla_states",
+                              placeholder="All SLA states",
+                              help="From the source's due time, else the city's SLA table.")
 area_layer = side.selectbox("Area filter: layer", [NONE, *keys], key="area_layer",
                             on_change=reset_area_codes,
                             format_func=lambda k: titles.get(k, k))
@@ -109,7 +112,7 @@ start, end = (dates[0], dates[1]) if isinstance(dates, tuple) and len(dates) == 
 filters = Filters(
     services=tuple(chosen_services), agencies=tuple(chosen_agencies),
     start=start if start > first_day else None, end=end if end < last_day else None,
-    status=status,
+    status=status, sla_states=tuple(sla_states),
     areas=((area_layer, tuple(area_codes)),) if area_layer != NONE and area_codes else (),
 )
 now = appdata.now_hour()

@@ -25,7 +25,7 @@ from clustering.selection import HotspotQuery
 from geo.store import Store, open_store
 from hotspot311.filters import COLUMNS, HOTSPOT_AREA_KEYS, Filters, apply_filters
 from hotspot311.mapdata import area_stats, web_areas, web_hotspots
-from layers.profile import load_profile
+from layers.profile import CityProfile, load_profile
 
 
 @st.cache_resource(show_spinner=False)
@@ -45,7 +45,21 @@ def data_version(store: Store) -> str:
 def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
     """The stored requests, page columns only (shared; do not modify)."""
     store = get_store(location, city)
-    return store.request_columns([*COLUMNS, *store.layer_keys()])
+    frame = store.request_columns([*COLUMNS, "updated_datetime", *store.layer_keys()])
+    return with_sla(frame, store.profile, now=now_hour())
+
+
+def with_sla(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd.DataFrame:
+    """Add ``due_datetime`` and ``sla_state`` from the city's SLA table (see reports.sla)."""
+    from layers.services import load_services
+    from reports.calendar import load_calendar
+    from reports.sla import add_due_and_state
+
+    if frame.empty:
+        return frame.assign(due_datetime=pd.Series([], dtype="datetime64[ns, UTC]"),
+                            sla_state=pd.Series([], dtype=object))
+    return add_due_and_state(frame, services=load_services(profile),
+                             calendar=load_calendar(profile), now=now)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

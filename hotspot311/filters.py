@@ -48,6 +48,7 @@ class Filters:
     end: date | None = None
     status: str = "all"
     areas: tuple[tuple[str, tuple[str, ...]], ...] = field(default_factory=tuple)
+    sla_states: tuple[str, ...] = ()
 
     def area_map(self) -> dict[str, tuple[str, ...]]:
         """The area filter as a dict (layer key → codes), empty code lists dropped."""
@@ -106,6 +107,10 @@ def apply_filters(requests: pd.DataFrame, filters: Filters, *,
     end = filters.end_utc(timezone)
     if end is not None:
         keep &= (when < pd.Timestamp(end)).to_numpy(dtype=bool)
+    if filters.sla_states:
+        if "sla_state" not in requests.columns:
+            raise KeyError("sla_state: the requests carry no SLA state")
+        keep &= requests["sla_state"].isin(filters.sla_states).to_numpy(dtype=bool)
     for key, codes in filters.area_map().items():
         if key not in requests.columns:
             raise KeyError(f"area: layer {key!r} is not in the store")

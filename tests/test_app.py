@@ -53,6 +53,10 @@ def test_map_page_shows_every_request_then_filters_narrow(
     at.multiselect(key="services").set_value([]).run()
     at.multiselect(key="agencies").set_value(["Police Department"]).run()
     assert shown(at) == int((stored["agency_responsible"] == "Police Department").sum())
+    at.multiselect(key="agencies").set_value([]).run()
+    at.multiselect(key="sla_states").set_value(["open_overdue"]).run()
+    overdue = (stored["status"] == "open") & (stored["expected_datetime"] < pd.Timestamp.now("UTC"))
+    assert shown(at) == int(overdue.sum()) > 0
 
 
 def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.MonkeyPatch,
