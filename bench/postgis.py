@@ -2,7 +2,7 @@
 
 Usage::
 
-    PYTHONPATH=. python bench/postgis.py [--rows 1000000] [--url postgresql://…]
+    python bench/postgis.py [--rows 1000000] [--url postgresql://…]
 
 Without ``--url`` a throwaway server is started with the test helper
 (:mod:`tests.postgis_server`). Steps, on ``--rows`` generated requests (seeded, inside
@@ -19,9 +19,12 @@ Philadelphia's bounding box):
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import pandas as pd
