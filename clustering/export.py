@@ -9,6 +9,7 @@ import geopandas as gpd
 import pandas as pd
 
 from clustering.priority import PARTS
+from geo.export import ISO_UTC, times_as_text
 from hotspot311.errors import InputError
 
 LIST_COLUMNS = [
@@ -96,10 +97,10 @@ def write_hotspots(
     suffix = path.suffix.lower()
     table = hotspot_table(hotspots, layer_keys)
     if suffix == ".csv":
-        table.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        table.to_csv(path, index=False, date_format=ISO_UTC)
     elif suffix in (".geojson", ".json"):
         frame = gpd.GeoDataFrame(
-            _texts(table), geometry=hotspots.geometry.to_numpy(), crs=hotspots.crs
+            times_as_text(table), geometry=hotspots.geometry.to_numpy(), crs=hotspots.crs
         ).to_crs("EPSG:4326")
         frame.to_file(path, driver="GeoJSON")
     else:
@@ -110,20 +111,13 @@ def write_work_list(work: pd.DataFrame, path: Path) -> None:
     """Write a work list as ``.csv`` or ``.geojson`` (request points)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        work.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        work.to_csv(path, index=False, date_format=ISO_UTC)
     elif suffix in (".geojson", ".json"):
         frame = gpd.GeoDataFrame(
-            _texts(work), geometry=gpd.points_from_xy(work["lon"], work["lat"]), crs="EPSG:4326"
+            times_as_text(work),
+            geometry=gpd.points_from_xy(work["lon"], work["lat"]),
+            crs="EPSG:4326",
         )
         frame.to_file(path, driver="GeoJSON")
     else:
         raise InputError(f"work list: got {path.name!r}; allowed extensions: .geojson, .csv")
-
-
-def _texts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Times as ISO text (GeoJSON has no time type)."""
-    out = frame.copy()
-    for col in out.columns:
-        if str(out[col].dtype).startswith("datetime64"):
-            out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return out

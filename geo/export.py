@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import geopandas as gpd
+import pandas as pd
 
 from hotspot311.errors import InputError
 
 FORMATS = ("csv", "geojson", "parquet")
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+FrameT = TypeVar("FrameT", bound=pd.DataFrame)
 
 
 def export_requests(requests: gpd.GeoDataFrame, path: Path, *, fmt: str) -> int:
@@ -38,13 +42,18 @@ def export_requests(requests: gpd.GeoDataFrame, path: Path, *, fmt: str) -> int:
         raise InputError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     frame = requests.drop(columns=["row_hash"], errors="ignore")
     if fmt == "csv":
-        frame.drop(columns="geometry").to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
+        frame.drop(columns="geometry").to_csv(path, index=False, date_format=ISO_UTC)
     elif fmt == "geojson":
-        out = frame.copy()
-        for col in out.columns:
-            if str(out[col].dtype).startswith("datetime64"):
-                out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-        out.to_file(path, driver="GeoJSON")
+        times_as_text(frame).to_file(path, driver="GeoJSON")
     else:
         frame.to_parquet(path, index=False)
     return len(frame)
+
+
+def times_as_text(frame: FrameT) -> FrameT:
+    """A copy with every time column as ISO 8601 UTC text (GeoJSON has no time type)."""
+    out = frame.copy()
+    for col in out.columns:
+        if str(out[col].dtype).startswith("datetime64"):
+            out[col] = out[col].dt.strftime(ISO_UTC)
+    return out

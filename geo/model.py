@@ -12,21 +12,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-#: Canonical text columns.
-TEXT_FIELDS: Final = (
-    "service_request_id",
-    "status",
-    "status_notes",
-    "service_code",
-    "service_name",
-    "agency_responsible",
-    "description",
-    "address",
-    "zipcode",
-    "media_url",
-    "source",
-)
-
 #: Canonical time columns (timezone-aware, stored in UTC).
 TIME_FIELDS: Final = (
     "requested_datetime",
@@ -70,6 +55,11 @@ DERIVED_FIELDS: Final = (
     "extra",  # unknown source columns, as a JSON object
     "batch_id",
     "row_hash",  # fingerprint of the canonical content, for idempotent upserts
+)
+
+#: Canonical text columns (every canonical field that is not a time or a coordinate).
+TEXT_FIELDS: Final = tuple(
+    f for f in CANONICAL_FIELDS if f not in TIME_FIELDS and f not in COORD_FIELDS
 )
 
 #: Fields a source must provide (coordinates or an address are checked per row).

@@ -162,7 +162,7 @@ def load_profile(name_or_path: str | Path) -> CityProfile:
     if not path.suffix and not path.exists():
         path = PROFILES_DIR / f"{name_or_path}.toml"
     if not path.is_file():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.toml") if "." not in p.stem)
         raise LayerError(
             f"city profile: {describe(str(name_or_path))} is neither a TOML file nor one of "
             f"the bundled profiles {known}"
