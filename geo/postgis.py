@@ -45,7 +45,7 @@ from geo.postgis_load import (
     apply_nul_rule,
     nul_id_quarantine,
     record_batch,
-    stage_requests,
+    spatial_order,
     upsert_requests,
     write_quarantine,
 )
@@ -194,8 +194,9 @@ class PostGISStore(Store):
         )
         with self.pool.connection() as conn, conn.transaction():
             if len(requests):
-                stage_requests(conn, requests)
-                result.inserted, result.updated = upsert_requests(conn, self.srid)
+                result.inserted, result.updated = upsert_requests(
+                    conn, spatial_order(requests), self.srid
+                )
                 result.unchanged = len(requests) - result.inserted - result.updated
                 if result.inserted or result.updated:
                     join_requests(

@@ -26,6 +26,8 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Quality flag set on requests whose text was changed by the rule.
 NUL_FLAG: Final = "nul_replaced"
@@ -40,6 +42,10 @@ MAX_ID_BYTES: Final = 1024
 
 def too_long(values: pd.Series) -> np.ndarray:
     """Mask of ids longer than :data:`MAX_ID_BYTES` UTF-8 bytes."""
+    arrow = _as_arrow(values)
+    if arrow is not None:
+        longer = pc.fill_null(pc.greater(pc.binary_length(arrow), MAX_ID_BYTES), False)
+        return np.asarray(longer.to_numpy(zero_copy_only=False), dtype=bool)
     return np.array(
         [
             isinstance(v, str)
@@ -51,16 +57,29 @@ def too_long(values: pd.Series) -> np.ndarray:
     )
 
 
+def _as_arrow(values: pd.Series) -> pa.StringArray | None:
+    """``values`` as an Arrow string array, or None when some value is not valid text."""
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowException, UnicodeError):
+        return None
+
+
 _BAD = re.compile("[\x00\ud800-\udfff]")
 _BAD_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
 def has_bad(values: pd.Series) -> np.ndarray:
-    """Mask of values holding a NUL or an unpaired surrogate (cheap when none do)."""
-    present = [v for v in values.to_numpy(dtype=object) if isinstance(v, str)]
-    joined = "".join(present)
-    if "\x00" not in joined and _encodes(joined):
-        return np.zeros(len(values), dtype=bool)
+    """Mask of values holding a NUL or an unpaired surrogate.
+
+    Values that convert to an Arrow string array (every value a ``str`` or missing, all
+    valid UTF-8, so no surrogates) are searched for NUL by Arrow in C++; anything else
+    (numbers, surrogates) is checked value by value.
+    """
+    arrow = _as_arrow(values)
+    if arrow is not None:
+        found = pc.fill_null(pc.match_substring(arrow, "\x00"), False)
+        return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
     return np.array(
         [isinstance(v, str) and _BAD.search(v) is not None for v in values.to_numpy(dtype=object)],
         dtype=bool,
@@ -117,11 +136,3 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
