@@ -39,7 +39,7 @@ from psycopg_pool import ConnectionPool
 
 from geo import postgis_runs
 from geo.model import TIME_FIELDS, empty_requests
-from geo.postgis_join import insert_generation, join_requests, outside_counts, set_active
+from geo.postgis_join import insert_generation, join_requests, set_active
 from geo.postgis_load import (
     REQUEST_COLUMNS,
     apply_nul_rule,
@@ -238,8 +238,10 @@ class PostGISStore(Store):
                 )
             chosen = [active[k] for k in (keys or list(active))]
             set_active(conn, active)
-            join_requests(conn, chosen, only_changed=False)
-            return outside_counts(conn, [g.key for g in chosen])
+            inside = join_requests(conn, chosen, only_changed=False)
+            row = conn.execute("SELECT count(*) FROM requests").fetchone()
+            total = int(row[0]) if row else 0
+            return {g.key: total - inside[g.key] for g in chosen}
 
     # --- reads ------------------------------------------------------------------
     def requests(self) -> gpd.GeoDataFrame:
@@ -363,8 +365,9 @@ class PostGISStore(Store):
         """Store a hotspot run in one transaction (see :meth:`Store.save_run`)."""
         packed = pack_run(result)
         with self.pool.connection() as conn, conn.transaction():
-            return postgis_runs.insert_run(conn, packed, srid=self.srid,
-                                           created_at=created_at or datetime.now(UTC))
+            return postgis_runs.insert_run(
+                conn, packed, srid=self.srid, created_at=created_at or datetime.now(UTC)
+            )
 
     def runs(self) -> pd.DataFrame:
         """Stored runs, oldest first (see :meth:`Store.runs`)."""

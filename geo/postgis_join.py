@@ -92,7 +92,7 @@ def set_active(conn: psycopg.Connection, active: dict[str, Generation]) -> None:
 
 def join_requests(
     conn: psycopg.Connection, gens: Sequence[Generation], *, only_changed: bool
-) -> None:
+) -> dict[str, int]:
     """(Re)compute ``request_areas`` for the layers of ``gens``.
 
     Three ways, by how many requests are to be joined:
@@ -113,9 +113,15 @@ def join_requests(
     only_changed
         Join only the requests listed in the temporary table ``changed`` (written by
         :func:`geo.postgis_load.upsert_requests`); otherwise every stored request.
+
+    Returns
+    -------
+    dict
+        Layer key → requests inside the layer, for the layers rebuilt whole (none when
+        only some requests were joined).
     """
     if not gens:
-        return
+        return {}
     # JIT compilation of these statements costs more than it saves (measured ~0.4 s a
     # statement against joins of a few seconds); off for the rest of this transaction.
     conn.execute("SELECT set_config('jit', 'off', true)")
@@ -138,11 +144,15 @@ def join_requests(
                 _join_few(conn, params)
             else:
                 for gen in gens:
-                    _join_pieces(conn, sql.Identifier("request_areas"), gen, only_changed=True)
-            return
+                    conn.execute(
+                        sql.SQL(
+                            "INSERT INTO request_areas (service_request_id, layer_key, code) {}"
+                        ).format(_pieces_query(only_changed=True)),
+                        {"key": gen.key, "gen": gen.generation},
+                    )
+            return {}
     conn.execute("ANALYZE requests")
-    for gen in gens:
-        replace_layer(conn, gen)
+    return {gen.key: replace_layer(conn, gen) for gen in gens}
 
 
 #: Joining only changed requests looks each one up in ``area_pieces`` when they are fewer
@@ -155,13 +165,14 @@ def partition_name(key: str) -> str:
     return f"ra_layer_{key}"
 
 
-def replace_layer(conn: psycopg.Connection, gen: Generation) -> None:
+def replace_layer(conn: psycopg.Connection, gen: Generation) -> int:
     """Re-join every stored request to ``gen`` and swap in the layer's new partition.
 
-    The rows go into a fresh table without indexes; the old partition (or the layer's
-    rows in ``ra_default``) is dropped; the fresh table is attached as the layer's
-    partition, which builds its indexes in one sorted pass. Far cheaper than deleting
-    and re-inserting a layer's rows through both indexes. ``DETACH``/``ATTACH`` lock
+    The rows are made by one ``CREATE TABLE … AS`` (which, unlike ``INSERT … SELECT``,
+    may run on parallel workers); the old partition (or the layer's rows in
+    ``ra_default``) is dropped; the fresh table gets its primary key in one sorted
+    build and is attached as the layer's partition. Far cheaper than deleting and
+    re-inserting a layer's rows through an index. ``DETACH``/``ATTACH`` lock
     ``request_areas`` until commit: readers wait for a whole-layer re-join.
 
     Parameters
@@ -171,34 +182,52 @@ def replace_layer(conn: psycopg.Connection, gen: Generation) -> None:
     gen
         The generation to join to; its layer key passed
         :func:`layers.registry.validate_layer_key`.
+
+    Returns
+    -------
+    int
+        Requests inside the layer (rows of the new partition).
     """
-    name = partition_name(gen.key)
+    name = sql.Identifier(partition_name(gen.key))
     fresh = sql.Identifier(f"ra_fresh_{gen.key}")
-    conn.execute(sql.SQL("CREATE TABLE {} (LIKE request_areas)").format(fresh))
-    _join_pieces(conn, fresh, gen, only_changed=False)
+    # let the planner use parallel workers for the pieces: few rows, but each one is
+    # a scan of the requests' index and thousands of ST_Covers tests
+    for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+        conn.execute("SELECT set_config(%s, '0', true)", (setting,))
+    made = conn.execute(
+        sql.SQL("CREATE TABLE {fresh} AS {rows}").format(
+            fresh=fresh, rows=_pieces_query(only_changed=False)
+        ),
+        {"key": gen.key, "gen": gen.generation},
+    )
+    inside = made.rowcount
     exists = conn.execute(
         "SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = 'request_areas'::regclass AND c.relname = %s",
-        (name,),
+        (partition_name(gen.key),),
     ).fetchone()
     if exists:
-        conn.execute(
-            sql.SQL("ALTER TABLE request_areas DETACH PARTITION {}").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("ALTER TABLE request_areas DETACH PARTITION {}").format(name))
+        conn.execute(sql.SQL("DROP TABLE {}").format(name))
     conn.execute("DELETE FROM ra_default WHERE layer_key = %s", (gen.key,))
-    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(fresh, sql.Identifier(name)))
+    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(fresh, name))
+    conn.execute(
+        sql.SQL(
+            "ALTER TABLE {} ALTER service_request_id SET NOT NULL, ALTER layer_key SET NOT NULL,"
+            " ALTER code SET NOT NULL,"
+            " ADD CONSTRAINT {} PRIMARY KEY (service_request_id, layer_key)"
+        ).format(name, sql.Identifier(f"ra_pkey_{gen.key}"))
+    )
     conn.execute(
         sql.SQL("ALTER TABLE request_areas ATTACH PARTITION {} FOR VALUES IN ({})").format(
-            sql.Identifier(name), sql.Literal(gen.key)
+            name, sql.Literal(gen.key)
         )
     )
+    return inside
 
 
-def _join_pieces(
-    conn: psycopg.Connection, target: sql.Identifier, gen: Generation, *, only_changed: bool
-) -> None:
-    """Insert into ``target`` the lowest code of ``gen`` covering each request.
+def _pieces_query(*, only_changed: bool) -> sql.Composed:
+    """Rows (id, layer key, lowest code) of the requests covered by a generation's areas.
 
     Pieces first: each ``area_pieces`` row (at most :data:`geo.joins.MAX_VERTICES`
     vertices) probes the GiST index of ``requests.geom_city``, so ``ST_Covers`` tests one
@@ -206,6 +235,7 @@ def _join_pieces(
     the polygon's prepared form. ``LATERAL`` keeps that direction whatever the planner's
     estimates (per-point probes measured 10x slower). ``min(code COLLATE "C")`` is the
     shared-edge rule; it also folds the pieces of one area that meet at a point.
+    Parameters ``key`` and ``gen``; with ``only_changed``, only requests in ``changed``.
     """
     only = (
         sql.SQL(
@@ -215,18 +245,15 @@ def _join_pieces(
         if only_changed
         else sql.SQL("")
     )
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {target} (service_request_id, layer_key, code)"
-            ' SELECT m.service_request_id, p.layer_key, min(p.code COLLATE "C")'
-            " FROM area_pieces p CROSS JOIN LATERAL ("
-            "   SELECT r.service_request_id FROM requests r"
-            "   WHERE ST_Covers(p.geom, r.geom_city){only}) AS m"
-            " WHERE p.layer_key = %(key)s AND p.generation = %(gen)s"
-            " GROUP BY m.service_request_id, p.layer_key"
-        ).format(target=target, only=only),
-        {"key": gen.key, "gen": gen.generation},
-    )
+    return sql.SQL(
+        "SELECT m.service_request_id, %(key)s::text AS layer_key,"
+        ' min(p.code COLLATE "C") COLLATE "default" AS code'
+        " FROM area_pieces p CROSS JOIN LATERAL ("
+        "   SELECT r.service_request_id FROM requests r"
+        "   WHERE ST_Covers(p.geom, r.geom_city){only}) AS m"
+        " WHERE p.layer_key = %(key)s AND p.generation = %(gen)s"
+        " GROUP BY m.service_request_id"
+    ).format(only=only)
 
 
 def _join_few(conn: psycopg.Connection, params: dict[str, object]) -> None:
@@ -244,17 +271,3 @@ def _join_few(conn: psycopg.Connection, params: dict[str, object]) -> None:
         " WHERE r.geom_city IS NOT NULL",
         params,
     )
-
-
-def outside_counts(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, int]:
-    """Layer key → stored requests with no area of that layer."""
-    total_row = conn.execute("SELECT count(*) FROM requests").fetchone()
-    total = int(total_row[0]) if total_row else 0
-    counts: dict[str, int] = dict(
-        conn.execute(
-            "SELECT layer_key, count(*) FROM request_areas WHERE layer_key = ANY(%s)"
-            " GROUP BY layer_key",
-            (list(keys),),
-        ).fetchall()
-    )
-    return {k: total - int(counts.get(k, 0)) for k in keys}

@@ -65,3 +65,43 @@ def test_wrong_port_is_one_line_exit_3(args: tuple[str, ...]) -> None:
     assert len(lines) == 1, err
     assert "postgres@127.0.0.1:1/nodb" in lines[0] and ":pw@" not in err
     assert "Traceback" not in err + out
+
+
+def test_migration_0003_keeps_area_codes_of_an_existing_database(postgis_server) -> None:
+    """A database at version 2 with area codes keeps them when request_areas is partitioned."""
+    from geo.postgis_schema import migrate, migrations
+
+    fresh = postgis_server.clone("v2")
+    name = fresh.rsplit("/", 1)[1]
+    with psycopg.connect(postgis_server.url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(fresh) as conn:
+            conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for m in migrations()[:2]:
+                conn.execute(m.text)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (m.version, m.name),
+                )
+            rows = [("r1", "ward", "A"), ("r2", "ward", "B"), ("r1", "zip", "19104")]
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO request_areas VALUES (%s, %s, %s)", rows)
+            conn.commit()
+            assert migrate(conn) == [m.version for m in migrations()[2:]]
+            kind = conn.execute(
+                "SELECT relkind FROM pg_class WHERE relname = 'request_areas'"
+            ).fetchone()
+            assert kind == ("p",)
+            kept = conn.execute(
+                "SELECT service_request_id, layer_key, code FROM request_areas ORDER BY 1, 2"
+            ).fetchall()
+            assert kept == sorted(rows)
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute("INSERT INTO request_areas VALUES ('r1', 'ward', 'C')")
+    finally:
+        postgis_server.drop(fresh)

@@ -149,6 +149,16 @@ def test_add_generation_rejoins_that_layer_only(postgis_url: str, tmp_path: Path
             pieces = conn.execute("SELECT count(*) FROM area_pieces").fetchone()
         assert active == [("district", 2), ("ward", 1)]
         assert pieces == (3,)
+        with store.pool.connection() as conn:  # one partition per layer, nothing left over
+            parts = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'request_areas'::regclass ORDER BY 1"
+            ).fetchall()
+            left = conn.execute("SELECT count(*) FROM ra_default").fetchone()
+            fresh = conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'ra_fresh%'")
+            assert fresh.fetchone() == (0,)
+        assert parts == [("ra_default",), ("ra_layer_district",), ("ra_layer_ward",)]
+        assert left == (0,)
     finally:
         store.close()
 
