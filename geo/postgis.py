@@ -230,6 +230,8 @@ class PostGISStore(Store):
     def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
         """Re-join every request to the active generation of ``keys``."""
         with self.pool.connection() as conn, conn.transaction():
+            # as add_generation: the active set read here holds until commit
+            conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
             active = self.active_of(_generations(conn))
             unknown = [k for k in keys or () if k not in active]
             if unknown:

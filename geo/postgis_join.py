@@ -151,6 +151,9 @@ def join_requests(
                         {"key": gen.key, "gen": gen.generation},
                     )
             return {}
+    # writers wait (write_batch holds this lock already): rows they would add to a
+    # partition about to be replaced would be lost with it
+    conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
     conn.execute("ANALYZE requests")
     return {gen.key: replace_layer(conn, gen) for gen in gens}
 

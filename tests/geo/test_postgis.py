@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -215,5 +218,51 @@ def test_bulk_load_rebuilds_indexes_atomically(
         with pytest.raises(RuntimeError, match="disk on fire"):
             ingest(write_csv(tmp_path / "b.csv", rows), store, now=NOW)
         assert _indexes(store) == indexes and store.count() == 2
+    finally:
+        store.close()
+
+
+def _waiting(url: str, n: int) -> bool:
+    """Whether at least ``n`` lock requests are waiting (polls for up to 10 s)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(200):
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+            if row and row[0] >= n:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+def test_rejoin_does_not_undo_a_concurrent_new_generation(postgis_url: str, tmp_path: Path) -> None:
+    """add_generation and rejoin racing behind a running load: the new generation stays."""
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ingest(write_csv(tmp_path / "a.csv", [_row(str(i)) for i in range(5)]), store, now=NOW)
+        box = (2.0e6, 1.0e5, 3.0e6, 4.0e5)
+        store.add_generation(spec("ward"), squares([("OLD", box)]))
+        errors: list[str] = []
+
+        def run(call: Callable[[], object]) -> None:
+            try:
+                call()
+            except Exception as err:  # reported by the assertion below
+                errors.append(repr(err))
+
+        with psycopg.connect(postgis_url) as load:  # a write_batch in progress
+            load.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+            adding = threading.Thread(
+                target=run,
+                args=(lambda: store.add_generation(spec("ward"), squares([("NEW", box)])),),
+            )
+            adding.start()
+            assert _waiting(postgis_url, 1)
+            rejoining = threading.Thread(target=run, args=(store.rejoin,))
+            rejoining.start()
+            assert _waiting(postgis_url, 2)
+        adding.join()
+        rejoining.join()
+        assert errors == []
+        assert {k: g.generation for k, g in store.active().items()} == {"ward": 2}
+        assert set(store.requests()["ward"]) == {"NEW"}
     finally:
         store.close()
