@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geo import embedded_runs
 from geo.joins import AreaIndex, build_index, locate
 from geo.model import empty_requests
 from geo.runs import pack_run
-from geo.store import BATCH_COLUMNS, Store, WriteResult, describe_generation
+from geo.store import BATCH_COLUMNS, Store, WriteResult, as_categories, describe_generation
 from geo.validate import ValidatedBatch, empty_quarantine
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
@@ -112,14 +113,25 @@ class EmbeddedStore(Store):
         gen = self._generation(key, generation)
         return gpd.read_parquet(self._layer_path(gen))
 
-    def request_columns(self, columns: Sequence[str]) -> pd.DataFrame:
-        """Some columns of every request, read alone from the Parquet file."""
+    def request_columns(self, columns: Sequence[str], *,
+                        categories: Sequence[str] = ()) -> pd.DataFrame:
+        """Some columns of every request, read alone from the Parquet file.
+
+        Text columns named in ``categories`` are read dictionary-encoded, straight into
+        ``category`` dtype (no Python string per row); see :meth:`Store.request_columns`.
+        """
         path = self._current_file("requests.parquet")
         if path is None:
             frame = empty_requests(self.layer_keys())
-            return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
-        have = set(pq.ParquetFile(path).schema_arrow.names)
-        return pd.read_parquet(path, columns=[c for c in columns if c in have and c != "geometry"])
+            out = pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+            return as_categories(out, categories)
+        schema = pq.ParquetFile(path).schema_arrow
+        wanted = [c for c in columns if c in schema.names and c != "geometry"]
+        text = [c for c in categories if c in wanted
+                and (pa.types.is_string(schema.field(c).type)
+                     or pa.types.is_large_string(schema.field(c).type))]
+        frame = pq.read_table(path, columns=wanted, read_dictionary=text).to_pandas()
+        return as_categories(frame, [c for c in categories if c in wanted])
 
     def _keys(self) -> pd.DataFrame:
         """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
