@@ -25,6 +25,7 @@ from hotspot311.settings import from_environment
 from hotspot311.trends import weekly_counts
 from hotspot311.worklist import work_list_csv, work_list_geojson, work_list_html
 from layers.services import load_groups
+from reports.sla import SLA_STATES
 
 st.set_page_config(page_title="hotspot311 map", layout="wide")
 
@@ -86,7 +87,7 @@ chosen_agencies = side.multiselect("Department", choices(requests, "agency_respo
 dates = side.date_input("Requested between", value=(first_day, last_day), min_value=first_day,
                         max_value=last_day, key="dates")
 status = side.radio("Status", STATUSES, horizontal=True, key="status")
-sla_states = side.multiselect("SLA state", choices(requests, "sla_state"), key="sla_states",
+chosen_sla = side.multiselect("SLA state", list(SLA_STATES), key="sla_states",
                               placeholder="All SLA states",
                               help="From the source's due time, else the city's SLA table.")
 area_layer = side.selectbox("Area filter: layer", [NONE, *keys], key="area_layer",
@@ -112,11 +113,11 @@ start, end = (dates[0], dates[1]) if isinstance(dates, tuple) and len(dates) == 
 filters = Filters(
     services=tuple(chosen_services), agencies=tuple(chosen_agencies),
     start=start if start > first_day else None, end=end if end < last_day else None,
-    status=status, sla_states=tuple(sla_states),
+    status=status, sla_states=tuple(chosen_sla),
     areas=((area_layer, tuple(area_codes)),) if area_layer != NONE and area_codes else (),
 )
 now = appdata.now_hour()
-view = appdata.filtered(settings.store, settings.city, version, filters)
+view = appdata.filtered(settings.store, settings.city, version, filters, now)
 
 # --- hotspot parameters ----------------------------------------------------------------
 with side.expander("Hotspot settings (DBSCAN)", expanded=False):

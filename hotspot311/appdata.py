@@ -7,6 +7,11 @@ version (changes when a batch is ingested or a layer added) and the page's
 The request frame itself is held with ``st.cache_resource`` (shared, never copied):
 ``st.cache_data`` would pickle a copy of a million rows on every rerun. Callers treat
 it as read-only. Smaller derived frames use ``st.cache_data``.
+
+The first map waits only for what it draws: the page columns are read with the
+few-valued text columns dictionary-encoded (:data:`hotspot311.filters.CATEGORIES`), SLA
+states are worked out when the SLA filter first asks for them (:func:`sla_states`), and
+the clustering modules are imported when the first hotspot run starts.
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ import geopandas as gpd
 import pandas as pd
 import streamlit as st
 
-from clustering.export import hotspot_table, work_list
-from clustering.priority import PRESETS as WEIGHTS
-from clustering.run import run_hotspots
-from clustering.selection import HotspotQuery
 from geo.store import Store, open_store
-from hotspot311.filters import COLUMNS, HOTSPOT_AREA_KEYS, Filters, apply_filters
+from hotspot311.filters import CATEGORIES, COLUMNS, HOTSPOT_AREA_KEYS, Filters, apply_filters
 from hotspot311.mapdata import area_stats, web_areas, web_hotspots
 from layers.profile import CityProfile, load_profile
+from reports.sla import SLA_STATES
+
+#: Columns the SLA state is worked out from (:func:`reports.sla.add_due_and_state`).
+SLA_COLUMNS = ("service_name", "status", "requested_datetime", "expected_datetime",
+               "closed_datetime")
 
 
 @st.cache_resource(show_spinner=False)
@@ -43,31 +49,61 @@ def data_version(store: Store) -> str:
 
 @st.cache_resource(show_spinner="Reading requests…", max_entries=2)
 def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
-    """The stored requests, page columns only (shared; do not modify)."""
+    """The stored requests, page columns only, few-valued text as categoricals (shared;
+    do not modify)."""
     store = get_store(location, city)
-    frame = store.request_columns([*COLUMNS, "updated_datetime", *store.layer_keys()])
-    return with_sla(frame, store.profile, now=now_hour())
+    keys = store.layer_keys()
+    return store.request_columns([*COLUMNS, *keys], categories=(*CATEGORIES, *keys))
 
 
-def with_sla(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd.DataFrame:
-    """Add ``due_datetime`` and ``sla_state`` from the city's SLA table (see reports.sla)."""
+@st.cache_resource(show_spinner="Working out SLA states…", max_entries=2)
+def sla_states(location: str, city: str, version: str, now: datetime) -> pd.Series:
+    """The SLA state of every stored request at ``now`` (shared; do not modify)."""
+    store = get_store(location, city)
+    return sla_state(load_requests(location, city, version), store.profile, now=now)
+
+
+def sla_state(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd.Series:
+    """SLA state of each request from the city's SLA table (see :mod:`reports.sla`).
+
+    Parameters
+    ----------
+    frame
+        Requests with :data:`SLA_COLUMNS`.
+    profile
+        The city, whose service catalogue and calendar give the due times.
+    now
+        Reference time for open requests.
+
+    Returns
+    -------
+    pandas.Series
+        Categorical over :data:`reports.sla.SLA_STATES`, aligned with ``frame``.
+    """
     from layers.services import load_services
     from reports.calendar import load_calendar
     from reports.sla import add_due_and_state
 
+    states = pd.CategoricalDtype(list(SLA_STATES))
     if frame.empty:
-        return frame.assign(due_datetime=pd.Series([], dtype="datetime64[ns, UTC]"),
-                            sla_state=pd.Series([], dtype=object))
-    return add_due_and_state(frame, services=load_services(profile),
-                             calendar=load_calendar(profile), now=now)
+        return pd.Series([], index=frame.index, dtype=states, name="sla_state")
+    out = add_due_and_state(frame[list(SLA_COLUMNS)], services=load_services(profile),
+                            calendar=load_calendar(profile), now=now)
+    return out["sla_state"].astype(states)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def filtered(location: str, city: str, version: str, filters: Filters) -> pd.DataFrame:
-    """The requests passing ``filters`` (shared; do not modify)."""
+def filtered(location: str, city: str, version: str, filters: Filters,
+             now: datetime) -> pd.DataFrame:
+    """The requests passing ``filters`` (shared; do not modify).
+
+    ``now`` dates the SLA states, worked out only when ``filters`` select some.
+    """
     store = get_store(location, city)
-    return apply_filters(load_requests(location, city, version), filters,
-                         timezone=store.profile.timezone)
+    frame = load_requests(location, city, version)
+    if filters.sla_states:
+        frame = frame.assign(sla_state=sla_states(location, city, version, now))
+    return apply_filters(frame, filters, timezone=store.profile.timezone)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -75,7 +111,7 @@ def area_layer(location: str, city: str, version: str, filters: Filters, key: st
                now: datetime) -> gpd.GeoDataFrame:
     """Web-ready areas of layer ``key`` with request counts and overdue share."""
     store = get_store(location, city)
-    view = filtered(location, city, version, filters)
+    view = filtered(location, city, version, filters, now)
     return web_areas(store.areas(key), area_stats(view, key, now=now),
                      simplify=store.profile.metres_to_crs(8.0))
 
@@ -113,19 +149,39 @@ class Hotspots:
 def hotspots(location: str, city: str, version: str, filters: Filters, *, days: int,
              eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
     """Run DBSCAN on the filtered requests of the last ``days`` days of the date range."""
+    from clustering.export import hotspot_table, work_list
+    from clustering.priority import PRESETS as WEIGHTS
+    from clustering.run import run_hotspots
+    from clustering.selection import HotspotQuery
+
     store = get_store(location, city)
-    view = filtered(location, city, version, filters)
+    view = filtered(location, city, version, filters, now)
     keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in view.columns)
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
             "expected_datetime", "address", "x", "y", "lat", "lon", *keys]
     query = HotspotQuery(days=days, end=filters.end_utc(store.profile.timezone), status="all",
                          eps_m=eps_m, min_samples=min_samples)
-    result = run_hotspots(view[[c for c in cols if c in view.columns]], query,
+    result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
                           profile=store.profile, weights=WEIGHTS[weights], now=now,
                           layer_keys=keys)
     return Hotspots(table=hotspot_table(result.hotspots, keys),
                     web=web_hotspots(result.hotspots, layer_keys=keys),
                     work=work_list(result.members, now=now), selected=result.selected)
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its categorical columns as plain text (what the clustering takes).
+
+    Examples
+    --------
+    >>> out = as_text(pd.DataFrame({"s": pd.Categorical(["a", None]), "n": [1, 2]}))
+    >>> out["s"].tolist(), str(out["n"].dtype)
+    (['a', nan], 'int64')
+    """
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return frame
+    return frame.assign(**{c: frame[c].astype("str") for c in cats})
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -141,6 +197,13 @@ def asset_base() -> str | None:
         return None
     prefix = str(st.get_option("server.baseUrlPath") or "").strip("/")
     return f"/{prefix}/app/static/vendor" if prefix else "/app/static/vendor"
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def city_centre(location: str, city: str, version: str) -> tuple[float, float]:
+    """Median (lat, lon) of the stored requests: where the map opens, whatever the filters."""
+    frame = load_requests(location, city, version)
+    return float(frame["lat"].median()), float(frame["lon"].median())
 
 
 @st.cache_data(show_spinner=False)

@@ -19,6 +19,8 @@ STATUSES: Final = ("all", "open", "closed")
 COLUMNS: Final = ("service_request_id", "service_name", "agency_responsible", "status",
                   "requested_datetime", "expected_datetime", "closed_datetime", "address",
                   "lat", "lon", "x", "y", "geocode_match_type")
+#: Page columns with few distinct values, read as categoricals (with every layer key).
+CATEGORIES: Final = ("service_name", "agency_responsible", "status", "geocode_match_type")
 #: Layers whose area each hotspot reports (when the store has them).
 HOTSPOT_AREA_KEYS: Final = ("council_district", "police_district", "neighborhood")
 

@@ -34,7 +34,7 @@ with left:
 with right:
     st.subheader("Geocode match types")
     st.caption("How each stored request got its position.")
-    matches = (requests["geocode_match_type"].fillna("(none)").value_counts()
+    matches = (requests["geocode_match_type"].astype("str").fillna("(none)").value_counts()
                .rename_axis("match type").reset_index(name="requests"))
     matches["share"] = (matches["requests"] / max(len(requests), 1) * 100).round(1)
     st.dataframe(matches, hide_index=True, key="matches",
