@@ -3,6 +3,8 @@
 Run with ``streamlit run app.py`` (``scripts/app.sh`` sets everything up). The page is a
 thin shell: widgets → :class:`hotspot311.filters.Filters` → cached calls in
 :mod:`hotspot311.appdata` → pure builders in :mod:`hotspot311.maps` → ``st_folium``.
+The map reports its view back; :mod:`hotspot311.mapview` decides from it which requests
+are drawn one by one.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from clustering.density import suggest_min_samples
 from clustering.priority import PARTS
 from hotspot311 import appdata
 from hotspot311.filters import STATUSES, Filters, choices, date_span
-from hotspot311.mapdata import overdue_mask, points_within
-from hotspot311.maps import METRICS, POINT_LIMIT, TILES, city_map, hotspot_bounds
+from hotspot311.mapdata import overdue_mask
+from hotspot311.maps import METRICS, POINT_LIMIT, TILES, hotspot_bounds, page_map
+from hotspot311.mapview import DETAIL_ZOOM, choose_points, next_mount, parse_view
 from hotspot311.presets import PRESETS, preset_services
 from hotspot311.settings import from_environment
 from hotspot311.trends import weekly_counts
@@ -31,6 +34,9 @@ st.set_page_config(page_title="hotspot311 map", layout="wide")
 
 NONE = "(none)"
 CITY_VIEW = "(whole city)"
+#: What the map reports back: its view. A change reruns the page (st_folium's
+#: returned_objects; clicks and popups do not).
+VIEW_OBJECTS = ["zoom", "bounds", "center"]
 
 settings = from_environment()
 store = appdata.get_store(settings.store, settings.city)
@@ -212,26 +218,52 @@ with list_col:
                               help="A print-friendly page: open it and print (Ctrl+P).")
 
 # --- the map -------------------------------------------------------------------------
+# The base map (tiles, choropleth, hotspots) is mounted in the browser once and rebuilt
+# only when it changes; the request layer is swapped in place as the reported view
+# changes (hotspot311.mapview has the rule).
 focus_id = ids.get(focus)
-bounds = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
-points = points_within(view, bounds) if bounds else view
+focus_box = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
+previous = st.session_state.get("map_mount")
+mount = next_mount(previous, focus=focus_id, view=parse_view(st.session_state.get("map")),
+                   key=(tiles, layer, metric, filters if layer != NONE else None,
+                        run_key if spots else None))
+if mount is not previous:
+    st.session_state["map_mount"] = mount
+    if previous is not None and previous.focus != focus_id:
+        st.session_state.pop("map", None)  # the map opens afresh; its own report follows
+reported = parse_view(st.session_state.get("map"))
+choice = choose_points(view, view=reported, focus=focus_box, limit=POINT_LIMIT)
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
-centre = None if len(points) else (float(requests["lat"].median()),
-                                    float(requests["lon"].median()))
-fmap = city_map(points, areas=areas, center=centre, area_title=titles.get(layer, layer),
-                metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
-                bounds=bounds, tiles=tiles, assets=appdata.asset_base())
+parts = page_map(view, points=choice.points, areas=areas, area_title=titles.get(layer, layer),
+                 metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
+                 center=appdata.city_centre(settings.store, settings.city, version),
+                 bounds=focus_box, tiles=tiles, assets=appdata.asset_base())
 with map_col:
-    st_folium(fmap, key="map", height=620, use_container_width=True, returned_objects=[])
-    if bounds and len(points) <= POINT_LIMIT:
-        st.caption(f"Zoomed to {focus}: {len(points):,} requests shown one by one; "
-                   "click a point for its details.")
-    elif view.empty:
+    st_folium(parts.base, key="map", height=620, use_container_width=True,
+              returned_objects=VIEW_OBJECTS, feature_group_to_add=parts.requests,
+              layer_control=parts.control,
+              center=mount.view.center if mount.view else None,
+              zoom=round(mount.view.zoom) if mount.view else None)
+    shown_n = 0 if choice.points is None else len(choice.points)
+    if view.empty:
         st.caption("No requests match these filters.")
-    elif len(view) > POINT_LIMIT:
-        st.caption(f"{len(view):,} requests drawn as a density map (grid counts); narrow the "
-                   f"filters to {POINT_LIMIT:,} or fewer, or pick a hotspot, to see each one.")
+    elif choice.reason == "hotspot":
+        st.caption(f"Zoomed to {focus}: {shown_n:,} requests shown one by one; "
+                   "click a point for its details.")
+    elif choice.reason == "zoomed":
+        st.caption(f"{shown_n:,} requests in view shown one by one; click a point for its "
+                   "details. Zoom out for the density map.")
+    elif choice.reason == "few":
+        st.caption(f"{shown_n:,} requests shown one by one; click a point for its details.")
+    elif choice.box is not None:
+        where = f"around {focus}" if choice.box == focus_box else "in view"
+        st.caption(f"{choice.in_box:,} requests {where}: more than {POINT_LIMIT:,} to draw one "
+                   "by one (density map); zoom in further or narrow the filters.")
+    else:
+        st.caption(f"{len(view):,} requests drawn as a density map (grid counts); zoom in to "
+                   f"street level (zoom {DETAIL_ZOOM}+) where at most {POINT_LIMIT:,} are in "
+                   "view, narrow the filters, or pick a hotspot, to see each one.")
 
 # --- trend -----------------------------------------------------------------------------
 if preset.trend or st.checkbox("Show requests over time", key="show_trend"):

@@ -65,7 +65,8 @@ def test_choropleth_hotspots_and_request_layers_present(squares: gpd.GeoDataFram
     areas = web_areas(squares, area_stats(frame, "square", now=NOW), simplify=1.0)
     fmap = maps.city_map(frame, areas=areas, area_title="Square",
                          hotspots=web_hotspots(ranked, layer_keys=("neighborhood",)), tiles=None)
-    assert maps.layer_names(fmap) == ["Square: requests", "Requests", "Hotspots (by priority)"]
+    # requests last: drawn above the hotspot polygons, so that their points take the clicks
+    assert maps.layer_names(fmap) == ["Square: requests", "Hotspots (by priority)", "Requests"]
     html = maps.map_html(fmap)
     assert "Alpha" in html and "1 A ST" in html and "neighborhood Alpha" in html
     assert "hotspot311-legend" in html
