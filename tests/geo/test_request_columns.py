@@ -57,3 +57,25 @@ def test_as_categories_sorts_existing_categories_and_leaves_the_input() -> None:
     assert list(out["n"].cat.categories) == [1, 2]
     assert list(frame["s"].cat.categories) == ["b", "a"]  # the caller's frame untouched
     assert as_categories(frame, []) is frame
+
+
+def test_a_reader_keeps_reading_its_snapshot_after_later_ingests(tmp_path: Path) -> None:
+    from geo.ingest import ingest
+    from hotspot311.demo import generate
+    from tests.appstore import END, build_store
+
+    store_dir = build_store(tmp_path, n=60)
+    store = open_store(store_dir, load_profile("philadelphia"))
+    snapshot = store_dir / "snapshots" / (store_dir / "CURRENT").read_text().strip()
+    reader = store.request_reader()
+    first = reader.read(["service_request_id", "status"], categories=["status"])
+    for seed in (2, 3, 4, 5):  # enough commits to remove the first snapshot's directory
+        csv = tmp_path / f"more-{seed}.csv"
+        more = generate(30, seed=seed, end=END)
+        more["service_request_id"] = [f"X{seed}-{i}" for i in range(len(more))]
+        more.to_csv(csv, index=False)
+        ingest(csv, store, now=END)
+    assert store.count() > len(first) and not snapshot.exists()
+    later = reader.read(["service_request_id", "lat"])
+    assert later["service_request_id"].tolist() == first["service_request_id"].tolist()
+    assert len(store.request_reader().read(["lat"])) == store.count()
