@@ -131,10 +131,7 @@ with side.expander("Hotspot settings (DBSCAN)", expanded=False):
                        key="window")
     eps_m = st.slider("Search distance eps (m)", 25, 500, 100, step=25, key="eps")
     min_samples = st.slider("min_samples (requests within eps)", 2, 50, 5, key="min_samples")
-    area_km2 = appdata.city_area_km2(settings.store, settings.city)
-    st.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
-               f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
-               "whole range)")
+    suggestion = st.empty()  # filled after the map: the city's area reads its extent
     weights = st.selectbox("Priority weights", ["balanced", "streets", "police", "neighborhood"],
                            index=["balanced", "streets", "police", "neighborhood"]
                            .index(preset.weights), key=f"weights_{preset.key}")
@@ -178,7 +175,7 @@ with list_col:
     st.subheader("Crew priorities")
     focus = st.selectbox("Zoom to hotspot", labels, key="focus") if spots else CITY_VIEW
     if spots is None:
-        st.info("Finding hotspots…")
+        st.info("Finding hotspots…", icon="spinner")
     else:
         area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
         shown = spots.table.set_index("hotspot_id")[
@@ -235,7 +232,9 @@ reported = parse_view(st.session_state.get("map"))
 choice = choose_points(view, view=reported, focus=focus_box, limit=POINT_LIMIT)
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
-parts = page_map(view, points=choice.points, areas=areas, area_title=titles.get(layer, layer),
+points = None if choice.points is None else appdata.with_details(
+    choice.points, settings.store, settings.city, version, ["service_request_id", "address"])
+parts = page_map(view, points=points, areas=areas, area_title=titles.get(layer, layer),
                  metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
                  center=appdata.city_centre(settings.store, settings.city, version),
                  bounds=focus_box, tiles=tiles, assets=appdata.asset_base())
@@ -264,6 +263,11 @@ with map_col:
         st.caption(f"{len(view):,} requests drawn as a density map (grid counts); zoom in to "
                    f"street level (zoom {DETAIL_ZOOM}+) where at most {POINT_LIMIT:,} are in "
                    "view, narrow the filters, or pick a hotspot, to see each one.")
+
+area_km2 = appdata.city_area_km2(settings.store, settings.city)
+suggestion.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
+                   f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
+                   "whole range)")
 
 # --- trend -----------------------------------------------------------------------------
 if preset.trend or st.checkbox("Show requests over time", key="show_trend"):

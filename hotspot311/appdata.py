@@ -9,22 +9,34 @@ The request frame itself is held with ``st.cache_resource`` (shared, never copie
 it as read-only. Smaller derived frames use ``st.cache_data``.
 
 The first map waits only for what it draws: the page columns are read with the
-few-valued text columns dictionary-encoded (:data:`hotspot311.filters.CATEGORIES`), SLA
-states are worked out when the SLA filter first asks for them (:func:`sla_states`), and
-the clustering modules are imported when the first hotspot run starts.
+few-valued text columns dictionary-encoded (:data:`hotspot311.filters.CATEGORIES`); ids,
+addresses, projected positions and close times are read from the same snapshot when
+first needed (:class:`StoredRequests`); SLA states are worked out when the SLA filter
+first asks for them (:func:`sla_states`); and the clustering modules are imported when
+the first hotspot run starts.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from geo.store import Store, open_store
-from hotspot311.filters import CATEGORIES, COLUMNS, HOTSPOT_AREA_KEYS, Filters, apply_filters
+from geo.store import RequestReader, Store, open_store
+from hotspot311.filters import (
+    CATEGORIES,
+    COLUMNS,
+    DETAILS,
+    HOTSPOT_AREA_KEYS,
+    Filters,
+    apply_filters,
+)
 from hotspot311.mapdata import area_stats, web_areas, web_hotspots
 from layers.profile import CityProfile, load_profile
 from reports.sla import SLA_STATES
@@ -47,20 +59,66 @@ def data_version(store: Store) -> str:
     return f"{len(batches)}:{last}:{len(store.generations())}"
 
 
+class StoredRequests:
+    """The stored requests as the pages hold them, all from one snapshot of the store.
+
+    ``frame`` has the page columns (:data:`hotspot311.filters.COLUMNS` and the layer
+    keys), read at once; :meth:`details` reads the other columns the page may need
+    (:data:`hotspot311.filters.DETAILS`) on first use, from the same snapshot, so that
+    their rows line up with ``frame``'s (same index).
+
+    Parameters
+    ----------
+    reader
+        The store's reader (:meth:`geo.store.Store.request_reader`).
+    layer_keys
+        The store's layers.
+    """
+
+    def __init__(self, reader: RequestReader, layer_keys: tuple[str, ...]) -> None:
+        self._reader = reader
+        self.frame = reader.read([*COLUMNS, *layer_keys], categories=(*CATEGORIES, *layer_keys))
+        self._details: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def details(self) -> pd.DataFrame:
+        """:data:`hotspot311.filters.DETAILS` of every request, aligned with ``frame``."""
+        with self._lock:
+            if self._details is None:
+                self._details = self._reader.read(DETAILS)
+            return self._details
+
+
 @st.cache_resource(show_spinner="Reading requests…", max_entries=2)
+def stored_requests(location: str, city: str, version: str) -> StoredRequests:
+    """The stored requests of this data version (shared; do not modify)."""
+    store = get_store(location, city)
+    return StoredRequests(store.request_reader(), store.layer_keys())
+
+
 def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
     """The stored requests, page columns only, few-valued text as categoricals (shared;
     do not modify)."""
-    store = get_store(location, city)
-    keys = store.layer_keys()
-    return store.request_columns([*COLUMNS, *keys], categories=(*CATEGORIES, *keys))
+    return stored_requests(location, city, version).frame
+
+
+def with_details(frame: pd.DataFrame, location: str, city: str, version: str,
+                 columns: Sequence[str] = DETAILS) -> pd.DataFrame:
+    """``frame`` (rows of :func:`load_requests`) with detail ``columns`` added, by row.
+
+    The first call reads the details of every stored request (cached with the data).
+    """
+    details = stored_requests(location, city, version).details()
+    return frame.assign(**{c: details[c] for c in columns if c in details.columns})
 
 
 @st.cache_resource(show_spinner="Working out SLA states…", max_entries=2)
 def sla_states(location: str, city: str, version: str, now: datetime) -> pd.Series:
     """The SLA state of every stored request at ``now`` (shared; do not modify)."""
     store = get_store(location, city)
-    return sla_state(load_requests(location, city, version), store.profile, now=now)
+    frame = with_details(load_requests(location, city, version), location, city, version,
+                         ["closed_datetime"])
+    return sla_state(frame, store.profile, now=now)
 
 
 def sla_state(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd.Series:
@@ -155,7 +213,8 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     from clustering.selection import HotspotQuery
 
     store = get_store(location, city)
-    view = filtered(location, city, version, filters, now)
+    view = with_details(filtered(location, city, version, filters, now), location, city,
+                        version, ["service_request_id", "address", "x", "y"])
     keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in view.columns)
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
             "expected_datetime", "address", "x", "y", "lat", "lon", *keys]
@@ -203,7 +262,8 @@ def asset_base() -> str | None:
 def city_centre(location: str, city: str, version: str) -> tuple[float, float]:
     """Median (lat, lon) of the stored requests: where the map opens, whatever the filters."""
     frame = load_requests(location, city, version)
-    return float(frame["lat"].median()), float(frame["lon"].median())
+    lat, lon = frame["lat"].to_numpy(dtype=float), frame["lon"].to_numpy(dtype=float)
+    return float(np.nanmedian(lat)), float(np.nanmedian(lon))
 
 
 @st.cache_data(show_spinner=False)

@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 
 STATUSES: Final = ("all", "open", "closed")
-#: Request columns the pages use; the rest of the stored row stays in the store.
-COLUMNS: Final = ("service_request_id", "service_name", "agency_responsible", "status",
-                  "requested_datetime", "expected_datetime", "closed_datetime", "address",
-                  "lat", "lon", "x", "y", "geocode_match_type")
+#: Request columns the pages read first (with every layer key): what the filters, the
+#: headline numbers and an aggregated map use. The rest of the stored row stays in the store.
+COLUMNS: Final = ("service_name", "agency_responsible", "status", "requested_datetime",
+                  "expected_datetime", "lat", "lon", "geocode_match_type")
+#: Request columns read when first needed: popups of requests drawn one by one, the
+#: hotspot run (ids, addresses, projected x/y), SLA states (close time).
+DETAILS: Final = ("service_request_id", "address", "closed_datetime", "x", "y")
 #: Page columns with few distinct values, read as categoricals (with every layer key).
 CATEGORIES: Final = ("service_name", "agency_responsible", "status", "geocode_match_type")
 #: Layers whose area each hotspot reports (when the store has them).
