@@ -222,7 +222,7 @@ focus_id = ids.get(focus)
 focus_box = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
 previous = st.session_state.get("map_mount")
 mount = next_mount(previous, focus=focus_id, view=parse_view(st.session_state.get("map")),
-                   key=(tiles, layer, metric, filters if layer != NONE else None,
+                   key=(tiles, layer, metric, (filters, now) if layer != NONE else None,
                         run_key if spots else None))
 if mount is not previous:
     st.session_state["map_mount"] = mount
