@@ -58,7 +58,8 @@ first_day, last_day = date_span(requests, timezone=profile.timezone)
 
 def busiest_area(key: str) -> list[str]:
     """The area of ``key`` with the most requests (the neighborhood preset's default)."""
-    counts = requests[key].value_counts()
+    codes = appdata.with_columns(requests, settings.store, settings.city, version, [key])
+    counts = codes[key].value_counts()
     return [str(counts.index[0])] if len(counts) else []
 
 
@@ -232,7 +233,7 @@ reported = parse_view(st.session_state.get("map"))
 choice = choose_points(view, view=reported, focus=focus_box, limit=POINT_LIMIT)
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
-points = None if choice.points is None else appdata.with_details(
+points = None if choice.points is None else appdata.with_columns(
     choice.points, settings.store, settings.city, version, ["service_request_id", "address"])
 parts = page_map(view, points=points, areas=areas, area_title=titles.get(layer, layer),
                  metric=metric, hotspots=spots.web if spots else None, selected=focus_id,

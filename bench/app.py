@@ -52,7 +52,7 @@ LAYER = "council_district"
 #: Parts of the first map timed inside the app run (label → what is wrapped).
 PARTS = {
     "read": "reading the page columns (appdata.StoredRequests)",
-    "details": "ids, addresses, x/y, close times (read when first needed)",
+    "details": "other columns: layer codes, ids, addresses... (read when first needed)",
     "sla": "SLA states (worked out when the SLA filter asks)",
     "build": "maps.page_map (heat grid, base map, layers)",
     "render": "st_folium (map to HTML/JS strings)",
@@ -246,7 +246,7 @@ def first_map(store_dir: Path) -> dict[str, float]:
         st.stop()
 
     appdata.StoredRequests.__init__ = timed("read", appdata.StoredRequests.__init__)  # type: ignore[method-assign]
-    appdata.StoredRequests.details = timed("details", appdata.StoredRequests.details)  # type: ignore[method-assign]
+    appdata.StoredRequests.columns = timed("details", appdata.StoredRequests.columns)  # type: ignore[method-assign]
     appdata.sla_state = timed("sla", appdata.sla_state)  # type: ignore[assignment]
     maps.page_map = timed("build", maps.page_map)  # type: ignore[assignment]
     streamlit_folium.st_folium = timed("render", streamlit_folium.st_folium)

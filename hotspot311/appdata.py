@@ -9,11 +9,11 @@ The request frame itself is held with ``st.cache_resource`` (shared, never copie
 it as read-only. Smaller derived frames use ``st.cache_data``.
 
 The first map waits only for what it draws: the page columns are read with the
-few-valued text columns dictionary-encoded (:data:`hotspot311.filters.CATEGORIES`); ids,
-addresses, projected positions and close times are read from the same snapshot when
-first needed (:class:`StoredRequests`); SLA states are worked out when the SLA filter
-first asks for them (:func:`sla_states`); and the clustering modules are imported when
-the first hotspot run starts.
+few-valued text columns dictionary-encoded (:data:`hotspot311.filters.CATEGORIES`); layer
+codes, ids, addresses, projected positions and close times are read from the same
+snapshot when first needed (:class:`StoredRequests`); SLA states are worked out when the
+SLA filter first asks for them (:func:`sla_states`); and the clustering modules are
+imported when the first hotspot run starts.
 """
 
 from __future__ import annotations
@@ -62,31 +62,42 @@ def data_version(store: Store) -> str:
 class StoredRequests:
     """The stored requests as the pages hold them, all from one snapshot of the store.
 
-    ``frame`` has the page columns (:data:`hotspot311.filters.COLUMNS` and the layer
-    keys), read at once; :meth:`details` reads the other columns the page may need
-    (:data:`hotspot311.filters.DETAILS`) on first use, from the same snapshot, so that
-    their rows line up with ``frame``'s (same index).
+    ``frame`` has the page columns (:data:`hotspot311.filters.COLUMNS`), read at once;
+    :meth:`columns` reads any other column on first use (layer codes, ids, addresses,
+    ...: :data:`hotspot311.filters.DETAILS`), from the same snapshot, so that its rows
+    line up with ``frame``'s (same index), and keeps it.
 
     Parameters
     ----------
     reader
         The store's reader (:meth:`geo.store.Store.request_reader`).
     layer_keys
-        The store's layers.
+        The store's layers; their codes are read as categoricals, like
+        :data:`hotspot311.filters.CATEGORIES`.
     """
 
     def __init__(self, reader: RequestReader, layer_keys: tuple[str, ...]) -> None:
         self._reader = reader
-        self.frame = reader.read([*COLUMNS, *layer_keys], categories=(*CATEGORIES, *layer_keys))
-        self._details: pd.DataFrame | None = None
+        self._categories = (*CATEGORIES, *layer_keys)
+        self.frame = reader.read(COLUMNS, categories=self._categories)
+        self._more: dict[str, pd.Series] = {}
+        self._absent: set[str] = set()
         self._lock = threading.Lock()
 
-    def details(self) -> pd.DataFrame:
-        """:data:`hotspot311.filters.DETAILS` of every request, aligned with ``frame``."""
+    def columns(self, names: Sequence[str]) -> pd.DataFrame:
+        """Columns ``names`` of every request, aligned with ``frame`` (names the store
+        does not have are left out)."""
         with self._lock:
-            if self._details is None:
-                self._details = self._reader.read(DETAILS)
-            return self._details
+            todo = [c for c in names if c not in self.frame.columns and c not in self._more
+                    and c not in self._absent]
+            if todo:
+                read = self._reader.read(todo, categories=self._categories)
+                self._more.update({c: read[c] for c in read.columns})
+                self._absent.update(c for c in todo if c not in read.columns)
+            more = dict(self._more)
+        return pd.DataFrame({c: self.frame[c] if c in self.frame.columns else more[c]
+                             for c in dict.fromkeys(names) if c in self.frame.columns
+                             or c in more}, index=self.frame.index)
 
 
 @st.cache_resource(show_spinner="Reading requests…", max_entries=2)
@@ -102,21 +113,24 @@ def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
     return stored_requests(location, city, version).frame
 
 
-def with_details(frame: pd.DataFrame, location: str, city: str, version: str,
+def with_columns(frame: pd.DataFrame, location: str, city: str, version: str,
                  columns: Sequence[str] = DETAILS) -> pd.DataFrame:
-    """``frame`` (rows of :func:`load_requests`) with detail ``columns`` added, by row.
+    """``frame`` (rows of :func:`load_requests`) with ``columns`` it lacks added, by row.
 
-    The first call reads the details of every stored request (cached with the data).
+    A column's first use reads it for every stored request (kept with the data).
     """
-    details = stored_requests(location, city, version).details()
-    return frame.assign(**{c: details[c] for c in columns if c in details.columns})
+    todo = [c for c in columns if c not in frame.columns]
+    if not todo:
+        return frame
+    more = stored_requests(location, city, version).columns(todo)
+    return frame.assign(**{c: more[c] for c in more.columns})
 
 
 @st.cache_resource(show_spinner="Working out SLA states…", max_entries=2)
 def sla_states(location: str, city: str, version: str, now: datetime) -> pd.Series:
     """The SLA state of every stored request at ``now`` (shared; do not modify)."""
     store = get_store(location, city)
-    frame = with_details(load_requests(location, city, version), location, city, version,
+    frame = with_columns(load_requests(location, city, version), location, city, version,
                          ["closed_datetime"])
     return sla_state(frame, store.profile, now=now)
 
@@ -158,7 +172,8 @@ def filtered(location: str, city: str, version: str, filters: Filters,
     ``now`` dates the SLA states, worked out only when ``filters`` select some.
     """
     store = get_store(location, city)
-    frame = load_requests(location, city, version)
+    frame = with_columns(load_requests(location, city, version), location, city, version,
+                         list(filters.area_map()))
     if filters.sla_states:
         frame = frame.assign(sla_state=sla_states(location, city, version, now))
     return apply_filters(frame, filters, timezone=store.profile.timezone)
@@ -169,7 +184,8 @@ def area_layer(location: str, city: str, version: str, filters: Filters, key: st
                now: datetime) -> gpd.GeoDataFrame:
     """Web-ready areas of layer ``key`` with request counts and overdue share."""
     store = get_store(location, city)
-    view = filtered(location, city, version, filters, now)
+    view = with_columns(filtered(location, city, version, filters, now), location, city,
+                        version, [key])
     return web_areas(store.areas(key), area_stats(view, key, now=now),
                      simplify=store.profile.metres_to_crs(8.0))
 
@@ -213,8 +229,9 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     from clustering.selection import HotspotQuery
 
     store = get_store(location, city)
-    view = with_details(filtered(location, city, version, filters, now), location, city,
-                        version, ["service_request_id", "address", "x", "y"])
+    layers = [k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys()]
+    view = with_columns(filtered(location, city, version, filters, now), location, city,
+                        version, ["service_request_id", "address", "x", "y", *layers])
     keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in view.columns)
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
             "expected_datetime", "address", "x", "y", "lat", "lon", *keys]

@@ -12,7 +12,8 @@ st.set_page_config(page_title="hotspot311 data quality", layout="wide")
 settings = from_environment()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
-requests = appdata.load_requests(settings.store, settings.city, version)
+requests = appdata.with_columns(appdata.load_requests(settings.store, settings.city, version),
+                                settings.store, settings.city, version, ["geocode_match_type"])
 quarantine = appdata.quarantine(settings.store, settings.city, version)
 
 st.title("Data quality")

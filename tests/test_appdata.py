@@ -7,29 +7,46 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo.store import open_store
+from geo.store import RequestReader, open_store
 from hotspot311.appdata import SLA_COLUMNS, StoredRequests, as_text, sla_state
-from hotspot311.filters import CATEGORIES, COLUMNS, DETAILS
+from hotspot311.filters import COLUMNS, DETAILS
 from layers.profile import load_profile
 from reports.sla import SLA_STATES, add_due_and_state
 
 
-def test_page_columns_first_details_later_on_the_same_rows(app_store: Path) -> None:
+class CountingReader:
+    """A store's reader that counts the columns it is asked for."""
+
+    def __init__(self, reader: RequestReader) -> None:
+        self.reader = reader
+        self.asked: list[str] = []
+
+    def read(self, columns: list[str], *, categories: tuple[str, ...] = ()) -> pd.DataFrame:
+        self.asked += list(columns)
+        return self.reader.read(columns, categories=categories)
+
+
+def test_page_columns_first_the_rest_later_on_the_same_rows(app_store: Path) -> None:
     store = open_store(app_store, load_profile("philadelphia"))
     full = store.requests()
-    held = StoredRequests(store.request_reader(), store.layer_keys())
-    assert list(held.frame.columns) == [*COLUMNS, *store.layer_keys()]
-    assert not set(DETAILS) & set(held.frame.columns)  # not read for the first map
-    for col in (*CATEGORIES, *store.layer_keys()):
+    reader = CountingReader(store.request_reader())
+    held = StoredRequests(reader, store.layer_keys())  # type: ignore[arg-type]
+    assert list(held.frame.columns) == list(COLUMNS) and reader.asked == list(COLUMNS)
+    for col in ("service_name", "agency_responsible", "status"):
         assert isinstance(held.frame[col].dtype, pd.CategoricalDtype), col
     some = held.frame[held.frame["status"] == "open"]
-    details = held.details()
-    assert held.details() is details  # read once
-    joined = some.assign(**{c: details[c] for c in DETAILS})
+    more = held.columns(["council_district", *DETAILS, "status", "not_a_column"])
+    assert list(more.columns) == ["council_district", *DETAILS, "status"]
+    assert isinstance(more["council_district"].dtype, pd.CategoricalDtype)
+    assert isinstance(more["geocode_match_type"].dtype, pd.CategoricalDtype)
+    joined = some.assign(**{c: more[c] for c in ["council_district", *DETAILS]})
     expected = full.loc[some.index]
-    assert joined["service_request_id"].tolist() == expected["service_request_id"].tolist()
-    assert joined["x"].tolist() == expected["x"].tolist()
-    assert joined["lat"].tolist() == expected["lat"].tolist()
+    for col in ("service_request_id", "x", "lat", "council_district", "address"):
+        assert joined[col].astype(object).tolist() == expected[col].astype(object).tolist(), col
+    asked = len(reader.asked)
+    again = held.columns(["service_request_id", "not_a_column", "lon"])
+    assert len(reader.asked) == asked  # kept, and a missing name is not asked for again
+    assert list(again.columns) == ["service_request_id", "lon"]
 
 
 def test_sla_state_is_the_reports_state_as_a_categorical(app_store: Path) -> None:
