@@ -198,22 +198,26 @@ with list_col:
         if spots.table.empty:
             st.info("No hotspots for these filters and settings: widen the window or the "
                     "filters, or lower min_samples.")
+        # the files are made when a button is clicked (a callable), not on every rerun:
+        # at 1M requests a work list has ~200k rows, and the page reruns on every pan
         stamp = f"{now:%Y%m%d}"
+        work, ranked = spots.work, spots.table
+        params = {"window days": window, "eps m": eps_m, "min_samples": min_samples,
+                  "weights": weights, "types": ", ".join(chosen_services) or "all",
+                  "status": status}
         dl = st.columns(3)
-        dl[0].download_button("Work list CSV", work_list_csv(spots.work),
-                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv")
-        dl[1].download_button("GeoJSON", work_list_geojson(spots.work),
+        dl[0].download_button("Work list CSV", lambda: work_list_csv(work),
+                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv",
+                              on_click="ignore")
+        dl[1].download_button("GeoJSON", lambda: work_list_geojson(work),
                               file_name=f"work-list-{stamp}.geojson",
-                              mime="application/geo+json", key="dl_geojson")
-        page = work_list_html(
-            spots.table, spots.work, title=f"Crew work list — {profile.name}",
-            params={"window days": window, "eps m": eps_m, "min_samples": min_samples,
-                    "weights": weights, "types": ", ".join(chosen_services) or "all",
-                    "status": status},
-            generated=datetime.now(UTC))
-        dl[2].download_button("Printable", page, file_name=f"work-list-{stamp}.html",
-                              mime="text/html", key="dl_print",
-                              help="A print-friendly page: open it and print (Ctrl+P).")
+                              mime="application/geo+json", key="dl_geojson", on_click="ignore")
+        dl[2].download_button(
+            "Printable", lambda: work_list_html(ranked, work,
+                                                title=f"Crew work list — {profile.name}",
+                                                params=params, generated=datetime.now(UTC)),
+            file_name=f"work-list-{stamp}.html", mime="text/html", key="dl_print",
+            on_click="ignore", help="A print-friendly page: open it and print (Ctrl+P).")
 
 # --- the map -------------------------------------------------------------------------
 # The base map (tiles, choropleth, hotspots) is mounted in the browser once and rebuilt

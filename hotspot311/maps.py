@@ -30,7 +30,7 @@ from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap
 from jinja2 import Template
 
-from hotspot311.mapdata import DECIMALS, grid_counts, heat_weights
+from hotspot311.mapdata import DECIMALS, feature_collection, grid_counts, heat_weights
 
 POINT_LIMIT: Final = 2_000
 #: Low → high priority.
@@ -130,7 +130,7 @@ def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
         shown["value"] = shown[metric].astype(int).map("{:,}".format)
     colours = {code: scale(float(v)) for code, v in zip(shown["code"], shown[metric], strict=True)}
     layer = folium.GeoJson(
-        shown[["code", "name", "value", metric, "geometry"]],
+        feature_collection(shown[["code", "name", "value", metric, "geometry"]]),
         name=f"{title}: {METRICS[metric].lower()}",
         style_function=lambda f: {"fillColor": colours.get(f["properties"]["code"], "#ffffff"),
                                   "color": "#4a4a4a", "weight": 1, "fillOpacity": 0.45},
@@ -181,7 +181,8 @@ def hotspot_layer(hotspots: gpd.GeoDataFrame, *, selected: str | None = None) ->
     aliases = ["Rank", "Score", "Requests", "Open", "Overdue", "Oldest open (days)", "Areas",
                "Top address"]
     return folium.GeoJson(
-        hotspots[["hotspot_id", *fields, "geometry"]], name="Hotspots (by priority)",
+        feature_collection(hotspots[["hotspot_id", *fields, "geometry"]]),
+        name="Hotspots (by priority)",
         style_function=style,
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
         tooltip=folium.GeoJsonTooltip(fields=["rank", "count"],
@@ -201,7 +202,7 @@ def point_layer(requests: pd.DataFrame) -> folium.GeoJson:
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(
         requests["lon"].round(DECIMALS), requests["lat"].round(DECIMALS)), crs="EPSG:4326")
     return folium.GeoJson(
-        points, name="Requests",
+        feature_collection(points), name="Requests",
         marker=folium.CircleMarker(radius=4, weight=1, color="#08306b", fill=True,
                                    fill_color="#2171b5", fill_opacity=0.8),
         popup=folium.GeoJsonPopup(fields=list(_POINT_FIELDS),
