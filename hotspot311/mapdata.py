@@ -254,11 +254,3 @@ def feature_collection(frame: gpd.GeoDataFrame) -> dict:
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": props, "geometry": json.loads(geom)}
         for props, geom in zip(rows, geoms, strict=True)]}
-
-
-def points_within(requests: pd.DataFrame,
-                  bounds: tuple[float, float, float, float]) -> pd.DataFrame:
-    """Requests inside ``(south, west, north, east)`` in degrees."""
-    south, west, north, east = bounds
-    lat, lon = requests["lat"], requests["lon"]
-    return requests[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]
