@@ -3,6 +3,8 @@
 Run with ``streamlit run app.py`` (``scripts/app.sh`` sets everything up). The page is a
 thin shell: widgets → :class:`hotspot311.filters.Filters` → cached calls in
 :mod:`hotspot311.appdata` → pure builders in :mod:`hotspot311.maps` → ``st_folium``.
+The map reports its view back; :mod:`hotspot311.mapview` decides from it which requests
+are drawn one by one.
 """
 
 from __future__ import annotations
@@ -18,18 +20,23 @@ from clustering.density import suggest_min_samples
 from clustering.priority import PARTS
 from hotspot311 import appdata
 from hotspot311.filters import STATUSES, Filters, choices, date_span
-from hotspot311.mapdata import overdue_mask, points_within
-from hotspot311.maps import METRICS, POINT_LIMIT, TILES, city_map, hotspot_bounds
+from hotspot311.mapdata import overdue_mask
+from hotspot311.maps import METRICS, POINT_LIMIT, TILES, hotspot_bounds, page_map
+from hotspot311.mapview import DETAIL_ZOOM, choose_points, next_mount, parse_view
 from hotspot311.presets import PRESETS, preset_services
 from hotspot311.settings import from_environment
 from hotspot311.trends import weekly_counts
 from hotspot311.worklist import work_list_csv, work_list_geojson, work_list_html
 from layers.services import load_groups
+from reports.sla import SLA_STATES
 
 st.set_page_config(page_title="hotspot311 map", layout="wide")
 
 NONE = "(none)"
 CITY_VIEW = "(whole city)"
+#: What the map reports back: its view. A change reruns the page (st_folium's
+#: returned_objects; clicks and popups do not).
+VIEW_OBJECTS = ["zoom", "bounds", "center"]
 
 settings = from_environment()
 store = appdata.get_store(settings.store, settings.city)
@@ -51,7 +58,8 @@ first_day, last_day = date_span(requests, timezone=profile.timezone)
 
 def busiest_area(key: str) -> list[str]:
     """The area of ``key`` with the most requests (the neighborhood preset's default)."""
-    counts = requests[key].value_counts()
+    codes = appdata.with_columns(requests, settings.store, settings.city, version, [key])
+    counts = codes[key].value_counts()
     return [str(counts.index[0])] if len(counts) else []
 
 
@@ -86,7 +94,7 @@ chosen_agencies = side.multiselect("Department", choices(requests, "agency_respo
 dates = side.date_input("Requested between", value=(first_day, last_day), min_value=first_day,
                         max_value=last_day, key="dates")
 status = side.radio("Status", STATUSES, horizontal=True, key="status")
-sla_states = side.multiselect("SLA state", choices(requests, "sla_state"), key="sla_states",
+chosen_sla = side.multiselect("SLA state", list(SLA_STATES), key="sla_states",
                               placeholder="All SLA states",
                               help="From the source's due time, else the city's SLA table.")
 area_layer = side.selectbox("Area filter: layer", [NONE, *keys], key="area_layer",
@@ -112,11 +120,11 @@ start, end = (dates[0], dates[1]) if isinstance(dates, tuple) and len(dates) == 
 filters = Filters(
     services=tuple(chosen_services), agencies=tuple(chosen_agencies),
     start=start if start > first_day else None, end=end if end < last_day else None,
-    status=status, sla_states=tuple(sla_states),
+    status=status, sla_states=tuple(chosen_sla),
     areas=((area_layer, tuple(area_codes)),) if area_layer != NONE and area_codes else (),
 )
 now = appdata.now_hour()
-view = appdata.filtered(settings.store, settings.city, version, filters)
+view = appdata.filtered(settings.store, settings.city, version, filters, now)
 
 # --- hotspot parameters ----------------------------------------------------------------
 with side.expander("Hotspot settings (DBSCAN)", expanded=False):
@@ -124,10 +132,7 @@ with side.expander("Hotspot settings (DBSCAN)", expanded=False):
                        key="window")
     eps_m = st.slider("Search distance eps (m)", 25, 500, 100, step=25, key="eps")
     min_samples = st.slider("min_samples (requests within eps)", 2, 50, 5, key="min_samples")
-    area_km2 = appdata.city_area_km2(settings.store, settings.city)
-    st.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
-               f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
-               "whole range)")
+    suggestion = st.empty()  # filled after the map: the city's area reads its extent
     weights = st.selectbox("Priority weights", ["balanced", "streets", "police", "neighborhood"],
                            index=["balanced", "streets", "police", "neighborhood"]
                            .index(preset.weights), key=f"weights_{preset.key}")
@@ -171,7 +176,7 @@ with list_col:
     st.subheader("Crew priorities")
     focus = st.selectbox("Zoom to hotspot", labels, key="focus") if spots else CITY_VIEW
     if spots is None:
-        st.info("Finding hotspots…")
+        st.info("Finding hotspots…", icon="spinner")
     else:
         area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
         shown = spots.table.set_index("hotspot_id")[
@@ -193,44 +198,81 @@ with list_col:
         if spots.table.empty:
             st.info("No hotspots for these filters and settings: widen the window or the "
                     "filters, or lower min_samples.")
+        # the files are made when a button is clicked (a callable), not on every rerun:
+        # at 1M requests a work list has ~200k rows, and the page reruns on every pan
         stamp = f"{now:%Y%m%d}"
+        work, ranked = spots.work, spots.table
+        params = {"window days": window, "eps m": eps_m, "min_samples": min_samples,
+                  "weights": weights, "types": ", ".join(chosen_services) or "all",
+                  "status": status}
         dl = st.columns(3)
-        dl[0].download_button("Work list CSV", work_list_csv(spots.work),
-                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv")
-        dl[1].download_button("GeoJSON", work_list_geojson(spots.work),
+        dl[0].download_button("Work list CSV", lambda: work_list_csv(work),
+                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv",
+                              on_click="ignore")
+        dl[1].download_button("GeoJSON", lambda: work_list_geojson(work),
                               file_name=f"work-list-{stamp}.geojson",
-                              mime="application/geo+json", key="dl_geojson")
-        page = work_list_html(
-            spots.table, spots.work, title=f"Crew work list — {profile.name}",
-            params={"window days": window, "eps m": eps_m, "min_samples": min_samples,
-                    "weights": weights, "types": ", ".join(chosen_services) or "all",
-                    "status": status},
-            generated=datetime.now(UTC))
-        dl[2].download_button("Printable", page, file_name=f"work-list-{stamp}.html",
-                              mime="text/html", key="dl_print",
-                              help="A print-friendly page: open it and print (Ctrl+P).")
+                              mime="application/geo+json", key="dl_geojson", on_click="ignore")
+        dl[2].download_button(
+            "Printable", lambda: work_list_html(ranked, work,
+                                                title=f"Crew work list — {profile.name}",
+                                                params=params, generated=datetime.now(UTC)),
+            file_name=f"work-list-{stamp}.html", mime="text/html", key="dl_print",
+            on_click="ignore", help="A print-friendly page: open it and print (Ctrl+P).")
 
 # --- the map -------------------------------------------------------------------------
+# The base map (tiles, choropleth, hotspots) is mounted in the browser once and rebuilt
+# only when it changes; the request layer is swapped in place as the reported view
+# changes (hotspot311.mapview has the rule).
 focus_id = ids.get(focus)
-bounds = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
-points = points_within(view, bounds) if bounds else view
+focus_box = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
+previous = st.session_state.get("map_mount")
+mount = next_mount(previous, focus=focus_id, view=parse_view(st.session_state.get("map")),
+                   key=(tiles, layer, metric, (filters, now) if layer != NONE else None,
+                        run_key if spots else None))
+if mount is not previous:
+    st.session_state["map_mount"] = mount
+    if previous is not None and previous.focus != focus_id:
+        st.session_state.pop("map", None)  # the map opens afresh; its own report follows
+reported = parse_view(st.session_state.get("map"))
+choice = choose_points(view, view=reported, focus=focus_box, limit=POINT_LIMIT)
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
     if layer != NONE else None
-centre = None if len(points) else (float(requests["lat"].median()),
-                                    float(requests["lon"].median()))
-fmap = city_map(points, areas=areas, center=centre, area_title=titles.get(layer, layer),
-                metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
-                bounds=bounds, tiles=tiles, assets=appdata.asset_base())
+points = None if choice.points is None else appdata.with_columns(
+    choice.points, settings.store, settings.city, version, ["service_request_id", "address"])
+parts = page_map(view, points=points, areas=areas, area_title=titles.get(layer, layer),
+                 metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
+                 center=appdata.city_centre(settings.store, settings.city, version),
+                 bounds=focus_box, tiles=tiles, assets=appdata.asset_base())
 with map_col:
-    st_folium(fmap, key="map", height=620, use_container_width=True, returned_objects=[])
-    if bounds and len(points) <= POINT_LIMIT:
-        st.caption(f"Zoomed to {focus}: {len(points):,} requests shown one by one; "
-                   "click a point for its details.")
-    elif view.empty:
+    st_folium(parts.base, key="map", height=620, use_container_width=True,
+              returned_objects=VIEW_OBJECTS, feature_group_to_add=parts.requests,
+              layer_control=parts.control,
+              center=mount.view.center if mount.view else None,
+              zoom=round(mount.view.zoom) if mount.view else None)
+    shown_n = 0 if choice.points is None else len(choice.points)
+    if view.empty:
         st.caption("No requests match these filters.")
-    elif len(view) > POINT_LIMIT:
-        st.caption(f"{len(view):,} requests drawn as a density map (grid counts); narrow the "
-                   f"filters to {POINT_LIMIT:,} or fewer, or pick a hotspot, to see each one.")
+    elif choice.reason == "hotspot":
+        st.caption(f"Zoomed to {focus}: {shown_n:,} requests shown one by one; "
+                   "click a point for its details.")
+    elif choice.reason == "zoomed":
+        st.caption(f"{shown_n:,} requests in view shown one by one; click a point for its "
+                   "details. Zoom out for the density map.")
+    elif choice.reason == "few":
+        st.caption(f"{shown_n:,} requests shown one by one; click a point for its details.")
+    elif choice.box is not None:
+        where = f"around {focus}" if choice.box == focus_box else "in view"
+        st.caption(f"{choice.in_box:,} requests {where}: more than {POINT_LIMIT:,} to draw one "
+                   "by one (density map); zoom in further or narrow the filters.")
+    else:
+        st.caption(f"{len(view):,} requests drawn as a density map (grid counts); zoom in to "
+                   f"street level (zoom {DETAIL_ZOOM}+) where at most {POINT_LIMIT:,} are in "
+                   "view, narrow the filters, or pick a hotspot, to see each one.")
+
+area_km2 = appdata.city_area_km2(settings.store, settings.city)
+suggestion.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
+                   f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
+                   "whole range)")
 
 # --- trend -----------------------------------------------------------------------------
 if preset.trend or st.checkbox("Show requests over time", key="show_trend"):

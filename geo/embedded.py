@@ -34,13 +34,21 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geo import embedded_runs
 from geo.joins import AreaIndex, build_index, locate
 from geo.model import empty_requests
 from geo.runs import pack_run
-from geo.store import BATCH_COLUMNS, Store, WriteResult, describe_generation
+from geo.store import (
+    BATCH_COLUMNS,
+    RequestReader,
+    Store,
+    WriteResult,
+    as_categories,
+    describe_generation,
+)
 from geo.validate import ValidatedBatch, empty_quarantine
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
@@ -112,14 +120,17 @@ class EmbeddedStore(Store):
         gen = self._generation(key, generation)
         return gpd.read_parquet(self._layer_path(gen))
 
-    def request_columns(self, columns: Sequence[str]) -> pd.DataFrame:
-        """Some columns of every request, read alone from the Parquet file."""
+    def request_reader(self) -> RequestReader:
+        """A reader of the current snapshot's request columns (the Parquet file is held
+        open: later reads see this snapshot even after new ones are written).
+
+        Text columns read as categories are read dictionary-encoded, straight into
+        ``category`` dtype (no Python string per row).
+        """
         path = self._current_file("requests.parquet")
         if path is None:
-            frame = empty_requests(self.layer_keys())
-            return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
-        have = set(pq.ParquetFile(path).schema_arrow.names)
-        return pd.read_parquet(path, columns=[c for c in columns if c in have and c != "geometry"])
+            return RequestReader(lambda: empty_requests(self.layer_keys()))
+        return _ParquetRequests(path)
 
     def _keys(self) -> pd.DataFrame:
         """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
@@ -346,6 +357,25 @@ class EmbeddedStore(Store):
             :-_KEEP_SNAPSHOTS
         ]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+class _ParquetRequests(RequestReader):
+    """Request columns read alone from one Parquet file, held open."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(pd.DataFrame)
+        self._source = pa.OSFile(str(path))
+        self._schema = pq.read_schema(self._source)
+
+    def read(self, columns: Sequence[str], *, categories: Sequence[str] = ()) -> pd.DataFrame:
+        schema = self._schema
+        wanted = [c for c in columns if c in schema.names and c != "geometry"]
+        text = [c for c in categories if c in wanted
+                and (pa.types.is_string(schema.field(c).type)
+                     or pa.types.is_large_string(schema.field(c).type))]
+        with self._lock:  # one file position: one read at a time
+            table = pq.ParquetFile(self._source, read_dictionary=text).read(columns=wanted)
+        return as_categories(table.to_pandas(), [c for c in categories if c in wanted])
 
 
 @lru_cache(maxsize=64)

@@ -12,14 +12,16 @@ nothing.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from geo.validate import ValidatedBatch
@@ -134,24 +136,33 @@ class Store(ABC):
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request: canonical, derived and one column per layer key."""
 
-    def request_columns(self, columns: Sequence[str]) -> pd.DataFrame:
+    def request_columns(self, columns: Sequence[str], *,
+                        categories: Sequence[str] = ()) -> pd.DataFrame:
         """Some columns of every stored request, without geometry objects.
-
-        Stores that can read columns alone (the embedded store) override this; the
-        default reads everything and selects.
 
         Parameters
         ----------
         columns
             Column names; names the store does not have are left out.
+        categories
+            Columns (of ``columns``) to return as ``category`` dtype, categories sorted:
+            for text with few distinct values (service type, status, area codes), which
+            is then cheaper to read, hold and filter.
 
         Returns
         -------
         pandas.DataFrame
             One row per request.
         """
-        frame = self.requests()
-        return pd.DataFrame(frame[[c for c in columns if c in frame.columns]])
+        return self.request_reader().read(columns, categories=categories)
+
+    def request_reader(self) -> RequestReader:
+        """A reader of request columns that all come from the data as it is now.
+
+        The default holds every stored request, read once on first use; stores that can
+        read columns alone (the embedded store) override this.
+        """
+        return RequestReader(self.requests)
 
     @abstractmethod
     def quarantine(self) -> pd.DataFrame:
@@ -239,6 +250,84 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (connections); the embedded store holds none."""
+
+
+class RequestReader:
+    """Columns of the stored requests, read when asked, all from one snapshot.
+
+    A page can read the columns its first view needs now and others later (ids and
+    addresses for popups, projected positions for a hotspot run) and still have rows
+    that line up: every read comes from the data as it was when the reader was made,
+    whatever was ingested since. Reads may come from several threads.
+
+    Parameters
+    ----------
+    load
+        Returns every stored request; called once, on the first read.
+    """
+
+    def __init__(self, load: Callable[[], pd.DataFrame]) -> None:
+        self._load = load
+        self._frame: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def read(self, columns: Sequence[str], *, categories: Sequence[str] = ()) -> pd.DataFrame:
+        """Some columns of every request (see :meth:`Store.request_columns`).
+
+        Parameters
+        ----------
+        columns
+            Column names; names the store does not have are left out.
+        categories
+            Columns (of ``columns``) to return as sorted categoricals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per request, in the same order on every read.
+        """
+        with self._lock:
+            if self._frame is None:
+                self._frame = self._load()
+            frame = self._frame
+        out = pd.DataFrame(frame[[c for c in columns if c in frame.columns and
+                                  c != "geometry"]])
+        return as_categories(out, categories)
+
+
+def as_categories(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with ``columns`` (those it has) as ``category`` dtype, categories sorted.
+
+    Sorted categories make sorting and tie-breaking by these columns the same as on the
+    text. Columns that already are categorical get their categories sorted.
+
+    Examples
+    --------
+    >>> out = as_categories(pd.DataFrame({"s": ["b", "a", None]}), ["s", "missing"])
+    >>> list(out["s"].cat.categories), out["s"].isna().tolist()
+    (['a', 'b'], [False, False, True])
+    """
+    out = frame
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype("category")
+        cats = values.cat.categories
+        order = np.argsort(cats.to_numpy(), kind="stable")
+        if (order != np.arange(len(order))).any():
+            # recode with one take (reorder_categories re-validates every code)
+            rank = np.empty(len(order) + 1, dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            rank[-1] = -1  # code -1 (missing) stays missing
+            codes = rank[values.cat.codes.to_numpy()]
+            values = pd.Series(pd.Categorical.from_codes(codes, categories=cats[order]),
+                               index=values.index, name=col)
+        if out is frame:
+            out = frame.copy(deep=False)
+        out[col] = values
+    return out
 
 
 def next_generation_number(existing: list[Generation], key: str) -> int:

@@ -15,10 +15,18 @@ import numpy as np
 import pandas as pd
 
 STATUSES: Final = ("all", "open", "closed")
-#: Request columns the pages use; the rest of the stored row stays in the store.
-COLUMNS: Final = ("service_request_id", "service_name", "agency_responsible", "status",
-                  "requested_datetime", "expected_datetime", "closed_datetime", "address",
-                  "lat", "lon", "x", "y", "geocode_match_type")
+#: Request columns the pages read first: what the sidebar, the headline numbers and an
+#: aggregated map use. The rest of the stored row stays in the store until needed.
+COLUMNS: Final = ("service_name", "agency_responsible", "status", "requested_datetime",
+                  "expected_datetime", "lat", "lon")
+#: Request columns the pages read when first needed, besides the layer codes (area
+#: filters, choropleths, hotspots): popups of requests drawn one by one and the hotspot
+#: run (ids, addresses, projected x/y), SLA states (close time), the data quality page
+#: (geocode match type).
+DETAILS: Final = ("service_request_id", "address", "closed_datetime", "x", "y",
+                  "geocode_match_type")
+#: Columns with few distinct values, read as categoricals (and so is every layer key).
+CATEGORIES: Final = ("service_name", "agency_responsible", "status", "geocode_match_type")
 #: Layers whose area each hotspot reports (when the store has them).
 HOTSPOT_AREA_KEYS: Final = ("council_district", "police_district", "neighborhood")
 

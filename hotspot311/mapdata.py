@@ -9,6 +9,7 @@ popups show.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
@@ -234,9 +235,22 @@ def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
     return out
 
 
-def points_within(requests: pd.DataFrame,
-                  bounds: tuple[float, float, float, float]) -> pd.DataFrame:
-    """Requests inside ``(south, west, north, east)`` in degrees."""
-    south, west, north, east = bounds
-    lat, lon = requests["lat"], requests["lon"]
-    return requests[(lat >= south) & (lat <= north) & (lon >= west) & (lon <= east)]
+def feature_collection(frame: gpd.GeoDataFrame) -> dict:
+    """A GeoJSON FeatureCollection of ``frame`` (properties: its other columns).
+
+    The same document as ``frame.__geo_interface__`` without ids, made with one
+    vectorized geometry conversion instead of a Python loop over the features (the map
+    is rebuilt on every rerun, and the page reruns on every pan).
+
+    Examples
+    --------
+    >>> frame = gpd.GeoDataFrame({"n": [1]}, geometry=[shapely.Point(1.5, 2.0)])
+    >>> feature = feature_collection(frame)["features"][0]
+    >>> feature["properties"], feature["geometry"]
+    ({'n': 1}, {'type': 'Point', 'coordinates': [1.5, 2.0]})
+    """
+    geoms = shapely.to_geojson(np.asarray(frame.geometry.to_numpy()))
+    rows = pd.DataFrame(frame.drop(columns=frame.geometry.name)).to_dict("records")
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": props, "geometry": json.loads(geom)}
+        for props, geom in zip(rows, geoms, strict=True)]}

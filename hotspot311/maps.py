@@ -4,13 +4,20 @@ The map never carries one marker per request at city scale: above
 :data:`POINT_LIMIT` requests they are drawn as a heat map of grid counts
 (:func:`hotspot311.mapdata.grid_counts`, at most ``MAX_CELLS`` cells), so the page stays
 a few hundred kilobytes whatever the volume. At or under the limit (a small filtered
-set, or a zoomed-in hotspot) each request is a small circle with a popup, all in one
+set, a hotspot in focus, or the requests in view when zoomed in: see
+:mod:`hotspot311.mapview`) each request is a small circle with a popup, all in one
 GeoJSON layer.
+
+The page takes the map in parts (:func:`page_map`): a base map (tiles, choropleth,
+hotspots) that the browser mounts once, and the request layer in its own feature group,
+which ``st_folium`` swaps in place as the view changes, without reloading the map.
+:func:`city_map` puts the parts together into one map.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import branca.colormap as cm
@@ -19,10 +26,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from branca.element import MacroElement
+from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap
 from jinja2 import Template
 
-from hotspot311.mapdata import DECIMALS, grid_counts, heat_weights
+from hotspot311.mapdata import DECIMALS, feature_collection, grid_counts, heat_weights
 
 POINT_LIMIT: Final = 2_000
 #: Low → high priority.
@@ -122,7 +130,7 @@ def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
         shown["value"] = shown[metric].astype(int).map("{:,}".format)
     colours = {code: scale(float(v)) for code, v in zip(shown["code"], shown[metric], strict=True)}
     layer = folium.GeoJson(
-        shown[["code", "name", "value", metric, "geometry"]],
+        feature_collection(shown[["code", "name", "value", metric, "geometry"]]),
         name=f"{title}: {METRICS[metric].lower()}",
         style_function=lambda f: {"fillColor": colours.get(f["properties"]["code"], "#ffffff"),
                                   "color": "#4a4a4a", "weight": 1, "fillOpacity": 0.45},
@@ -173,7 +181,8 @@ def hotspot_layer(hotspots: gpd.GeoDataFrame, *, selected: str | None = None) ->
     aliases = ["Rank", "Score", "Requests", "Open", "Overdue", "Oldest open (days)", "Areas",
                "Top address"]
     return folium.GeoJson(
-        hotspots[["hotspot_id", *fields, "geometry"]], name="Hotspots (by priority)",
+        feature_collection(hotspots[["hotspot_id", *fields, "geometry"]]),
+        name="Hotspots (by priority)",
         style_function=style,
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
         tooltip=folium.GeoJsonTooltip(fields=["rank", "count"],
@@ -193,7 +202,7 @@ def point_layer(requests: pd.DataFrame) -> folium.GeoJson:
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(
         requests["lon"].round(DECIMALS), requests["lat"].round(DECIMALS)), crs="EPSG:4326")
     return folium.GeoJson(
-        points, name="Requests",
+        feature_collection(points), name="Requests",
         marker=folium.CircleMarker(radius=4, weight=1, color="#08306b", fill=True,
                                    fill_color="#2171b5", fill_opacity=0.8),
         popup=folium.GeoJsonPopup(fields=list(_POINT_FIELDS),
@@ -215,6 +224,147 @@ def request_layer(requests: pd.DataFrame, *,
     return point_layer(requests) if len(requests) <= point_limit else heat_layer(requests)
 
 
+class HeatPlugin(JSCSSMixin):
+    """Loads Leaflet.heat with the base map and draws nothing.
+
+    The browser loads a map's scripts once, when it mounts; a heat layer swapped in
+    later (a feature group updated in place) finds the plugin already there.
+    """
+
+    _template = Template("{% macro script(this, kwargs) %}{% endmacro %}")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "HeatPlugin"
+        self.default_js = list(HeatMap.default_js)
+
+
+@dataclass
+class PageMap:
+    """The home map in the parts ``st_folium`` takes.
+
+    Attributes
+    ----------
+    base
+        Tiles, choropleth and legend, hotspots: the map the browser mounts (again only
+        when one of these changes).
+    requests
+        The request layer, points or heat map, in a feature group named after it
+        (``feature_group_to_add``: swapped in place).
+    control
+        The layer control over both (``layer_control``).
+    """
+
+    base: folium.Map
+    requests: folium.FeatureGroup
+    control: folium.LayerControl
+
+    def assemble(self) -> folium.Map:
+        """``base`` with the request group (drawn above the hotspots) and the control."""
+        self.requests.add_to(self.base)
+        self.control.add_to(self.base)
+        return self.base
+
+
+def request_group(requests: pd.DataFrame, *, points: pd.DataFrame | None = None,
+                  assets: str | None = None) -> folium.FeatureGroup:
+    """The request layer in a feature group: ``points`` one by one, else a heat map.
+
+    Parameters
+    ----------
+    requests
+        The filtered requests (``lat``, ``lon``), aggregated when ``points`` is ``None``.
+    points
+        Requests to draw one by one with popups (:func:`point_layer`), or ``None``.
+    assets
+        Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
+
+    Returns
+    -------
+    folium.FeatureGroup
+        Named ``Requests`` (points) or ``Requests (density)``; empty when there is
+        nothing to draw.
+    """
+    if points is not None:
+        group = folium.FeatureGroup(name="Requests")
+        if len(points):
+            layer: folium.GeoJson | HeatMap = point_layer(points)
+            layer.control = False
+            layer.add_to(group)
+    else:
+        group = folium.FeatureGroup(name="Requests (density)")
+        if len(requests):
+            layer = heat_layer(requests)
+            layer.control = False
+            layer.add_to(group)
+    if assets is not None:
+        use_local_assets(group, assets)
+    return group
+
+
+def page_map(
+    requests: pd.DataFrame,
+    *,
+    points: pd.DataFrame | None = None,
+    areas: gpd.GeoDataFrame | None = None,
+    area_title: str = "Areas",
+    metric: str = "requests",
+    hotspots: gpd.GeoDataFrame | None = None,
+    selected: str | None = None,
+    center: tuple[float, float] | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    tiles: str | None = "streets",
+    assets: str | None = None,
+) -> PageMap:
+    """The home map in parts: base map, request group and layer control.
+
+    Parameters
+    ----------
+    requests
+        Filtered requests (``lat``, ``lon``), drawn as a heat map unless ``points``.
+    points
+        Requests to draw one by one with popups instead (:func:`choose_points`
+        in :mod:`hotspot311.mapview` picks them), or ``None``.
+    areas
+        Web-ready areas with stats (:func:`hotspot311.mapdata.web_areas`), or ``None``.
+    area_title
+        Title of the boundary layer.
+    metric
+        Choropleth value, a key of :data:`METRICS`.
+    hotspots
+        Web-ready hotspots (:func:`hotspot311.mapdata.web_hotspots`), or ``None``.
+    selected
+        Hotspot to outline.
+    center
+        Map centre; the requests' median (or the areas' centre) when omitted. The page
+        passes a fixed one, so that the base map does not change with the filters.
+    bounds
+        ``(south, west, north, east)`` to zoom to (a selected hotspot).
+    tiles
+        Background, a key of :data:`TILES`.
+    assets
+        Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
+
+    Returns
+    -------
+    PageMap
+    """
+    if center is None:
+        center = _centre(requests, areas)
+    base = base_map(center, tiles=tiles, bounds=bounds)
+    HeatPlugin().add_to(base)
+    if areas is not None and len(areas):
+        layer, legend = choropleth_layer(areas, metric=metric, title=area_title)
+        layer.add_to(base)
+        legend.add_to(base)
+    if hotspots is not None and len(hotspots):
+        hotspot_layer(hotspots, selected=selected).add_to(base)
+    if assets is not None:
+        use_local_assets(base, assets)
+    return PageMap(base=base, requests=request_group(requests, points=points, assets=assets),
+                   control=folium.LayerControl(collapsed=True))
+
+
 def city_map(
     requests: pd.DataFrame,
     *,
@@ -229,7 +379,7 @@ def city_map(
     point_limit: int = POINT_LIMIT,
     assets: str | None = None,
 ) -> folium.Map:
-    """The home map: choropleth, hotspots and requests, with a layer control.
+    """The home map in one piece: choropleth, hotspots and requests, with a layer control.
 
     Parameters
     ----------
@@ -252,32 +402,23 @@ def city_map(
     tiles
         Background, a key of :data:`TILES`.
     point_limit
-        Most requests drawn one by one.
+        Most requests drawn one by one (all of them or none).
     assets
         Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
 
     Returns
     -------
     folium.Map
+        :func:`page_map`'s parts, assembled (:meth:`PageMap.assemble`).
     """
-    if center is None:
-        center = _centre(requests, areas)
-    fmap = base_map(center, tiles=tiles, bounds=bounds)
-    if areas is not None and len(areas):
-        layer, legend = choropleth_layer(areas, metric=metric, title=area_title)
-        layer.add_to(fmap)
-        legend.add_to(fmap)
-    if len(requests):
-        request_layer(requests, point_limit=point_limit).add_to(fmap)
-    if hotspots is not None and len(hotspots):
-        hotspot_layer(hotspots, selected=selected).add_to(fmap)
-    folium.LayerControl(collapsed=True).add_to(fmap)
-    if assets is not None:
-        use_local_assets(fmap, assets)
-    return fmap
+    points = requests if len(requests) <= point_limit else None
+    return page_map(requests, points=points, areas=areas, area_title=area_title,
+                    metric=metric, hotspots=hotspots, selected=selected, center=center,
+                    bounds=bounds, tiles=tiles, assets=assets).assemble()
 
 
-def use_local_assets(fmap: folium.Map, base_url: str) -> folium.Map:
+def use_local_assets(fmap: folium.Map | folium.FeatureGroup, base_url: str
+                     ) -> folium.Map | folium.FeatureGroup:
     """Load Leaflet and its heat plugin from ``base_url`` instead of CDNs.
 
     Files with a local copy (:data:`LOCAL_ASSETS`) are pointed at ``base_url``; the other
@@ -287,13 +428,13 @@ def use_local_assets(fmap: folium.Map, base_url: str) -> folium.Map:
     Parameters
     ----------
     fmap
-        The map; changed in place.
+        The map, or a feature group given to the map later; changed in place.
     base_url
         Where ``static/vendor`` is served (``/app/static/vendor`` in Streamlit).
 
     Returns
     -------
-    folium.Map
+    folium.Map or folium.FeatureGroup
         ``fmap``.
     """
     base = base_url.rstrip("/")
@@ -369,7 +510,8 @@ def layer_names(fmap: folium.Map) -> list[str]:
             if getattr(child, "layer_name", None) and getattr(child, "control", True)]
 
 
-__all__: Sequence[str] = ("POINT_LIMIT", "base_map", "choropleth_layer", "city_map",
-                          "heat_layer", "hotspot_bounds", "hotspot_layer", "layer_names",
-                          "map_html", "naive_map", "point_layer", "priority_colour",
-                          "request_layer", "use_local_assets")
+__all__: Sequence[str] = ("POINT_LIMIT", "HeatPlugin", "PageMap", "base_map", "choropleth_layer",
+                          "city_map", "heat_layer", "hotspot_bounds", "hotspot_layer",
+                          "layer_names", "map_html", "naive_map", "page_map", "point_layer",
+                          "priority_colour", "request_group", "request_layer",
+                          "use_local_assets")

@@ -12,7 +12,8 @@ st.set_page_config(page_title="hotspot311 data quality", layout="wide")
 settings = from_environment()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
-requests = appdata.load_requests(settings.store, settings.city, version)
+requests = appdata.with_columns(appdata.load_requests(settings.store, settings.city, version),
+                                settings.store, settings.city, version, ["geocode_match_type"])
 quarantine = appdata.quarantine(settings.store, settings.city, version)
 
 st.title("Data quality")
@@ -34,7 +35,7 @@ with left:
 with right:
     st.subheader("Geocode match types")
     st.caption("How each stored request got its position.")
-    matches = (requests["geocode_match_type"].fillna("(none)").value_counts()
+    matches = (requests["geocode_match_type"].astype("str").fillna("(none)").value_counts()
                .rename_axis("match type").reset_index(name="requests"))
     matches["share"] = (matches["requests"] / max(len(requests), 1) * 100).round(1)
     st.dataframe(matches, hide_index=True, key="matches",

@@ -43,14 +43,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import pandas as pd
 
 from hotspot311.errors import InputError, describe
-from layers.services import ServiceType
-from reports.calendar import CalendarConfig
+
+if TYPE_CHECKING:  # annotations only: the page imports SLA_STATES without the calendar
+    from layers.services import ServiceType
+    from reports.calendar import CalendarConfig
 
 #: Every SLA state, in reporting order.
 SLA_STATES: Final = ("on_time", "closed_late", "closed_unknown", "open_overdue",
@@ -135,10 +137,14 @@ def sla_due_times(
         ``datetime64[ns, UTC]``; ``NaT`` where the type has no SLA.
     """
     by_name = {s.name.casefold(): s for s in services}
-    names = requests["service_name"].astype("string").str.casefold()
-    sla = names.map({k: s.sla_days for k, s in by_name.items()}).astype("float64")
-    working = names.map({k: s.working_days for k, s in by_name.items()}).fillna(False)
-    is_working = working.astype(bool).to_numpy()
+    # look the catalogue up once per distinct name, not once per request
+    codes, uniques = pd.factorize(requests["service_name"], use_na_sentinel=True)
+    found = [by_name.get(str(name).casefold()) for name in uniques]
+    days_of = np.array([np.nan if s is None or s.sla_days is None else float(s.sla_days)
+                        for s in found] + [np.nan], dtype="float64")
+    working_of = np.array([s is not None and bool(s.working_days) for s in found] + [False])
+    sla = pd.Series(days_of[codes], index=requests.index)  # code -1 (no name): the NaN
+    is_working = working_of[codes]
     requested = pd.to_datetime(requests["requested_datetime"], utc=True)
     wall = requested.dt.tz_convert(calendar.timezone).dt.tz_localize(None)
     out = pd.Series(pd.NaT, index=requests.index, dtype="datetime64[ns, UTC]")

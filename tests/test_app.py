@@ -9,6 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from geo.store import open_store
+from hotspot311 import maps
+from hotspot311.mapview import DETAIL_ZOOM, within_box
 from hotspot311.presets import PRESETS, preset_services
 from layers.profile import load_profile
 from layers.services import load_groups
@@ -122,6 +124,45 @@ def test_hotspot_settings_and_zoom(monkeypatch: pytest.MonkeyPatch, store_dir: P
     focus.set_value(focus.options[1]).run()
     assert not at.exception
     assert any("Zoomed to" in c.value for c in at.caption)
+
+
+def reported_view(zoom: int, box: tuple[float, float, float, float]) -> dict:
+    """What the map component reports for a view (st_folium's returned zoom and bounds)."""
+    south, west, north, east = box
+    return {"zoom": zoom, "bounds": {"_southWest": {"lat": south, "lng": west},
+                                     "_northEast": {"lat": north, "lng": east}}}
+
+
+def map_caption(at: AppTest) -> str:
+    return next(c.value for c in at.caption if "request" in c.value)
+
+
+def test_the_reported_view_switches_between_aggregate_and_points(
+        monkeypatch: pytest.MonkeyPatch, store_dir: Path, stored: pd.DataFrame) -> None:
+    limit = 300  # below the test store's size, so that the city view is aggregated
+    monkeypatch.setattr(maps, "POINT_LIMIT", limit)
+    at = run_app(monkeypatch, store_dir)
+    assert "density map" in map_caption(at)
+    # zoomed in on the densest ~200 m: the requests in view one by one
+    cells = (stored[["lat", "lon"]] / 0.002).round().value_counts()
+    lat, lon = (float(v) * 0.002 for v in cells.index[0])
+    block = (lat - 0.002, lon - 0.003, lat + 0.002, lon + 0.003)
+    inside = len(within_box(stored, block))
+    assert 0 < inside <= limit
+    at.session_state["map"] = reported_view(DETAIL_ZOOM + 1, block)
+    at.run()
+    assert not at.exception
+    assert map_caption(at).startswith(f"{inside:,} requests in view shown one by one")
+    # zoomed in, but more than the limit in view: still the aggregate
+    city = (float(stored["lat"].min()), float(stored["lon"].min()),
+            float(stored["lat"].max()), float(stored["lon"].max()))
+    at.session_state["map"] = reported_view(DETAIL_ZOOM, city)
+    at.run()
+    assert map_caption(at).startswith(f"{len(stored):,} requests in view: more than {limit}")
+    # zoomed out again
+    at.session_state["map"] = reported_view(DETAIL_ZOOM - 4, block)
+    at.run()
+    assert "density map" in map_caption(at)
 
 
 def test_empty_store_shows_first_run_page(monkeypatch: pytest.MonkeyPatch,

@@ -16,10 +16,17 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+
+from geo.store import open_store
+from hotspot311.maps import POINT_LIMIT
+from hotspot311.mapview import DETAIL_ZOOM, within_box
+from layers.profile import load_profile
 
 pytestmark = pytest.mark.browser
 
@@ -29,6 +36,49 @@ ARTIFACTS = ROOT / "test-artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MAP_FRAME = "iframe[title='streamlit_folium.st_folium']"
+#: What the Leaflet map in the (one) map iframe draws: request points (circle markers,
+#: their popup bound on the GeoJSON layer holding them, and where they are in the frame),
+#: heat layers, whether the hotspots are on it, the view. ``null`` while the page holds no
+#: map or two (the map is mounted afresh when the hotspots arrive).
+DRAWN = """() => {
+  const frames = document.querySelectorAll("iframe[title='streamlit_folium.st_folium']");
+  if (frames.length !== 1) { return null; }
+  const win = frames[0].contentWindow, map = win.map, L = win.L;
+  if (!map || !L) { return null; }
+  const control = win.document.querySelector(".leaflet-control-layers-overlays");
+  const out = {points: 0, popup: false, heat: 0, zoom: map.getZoom(), at: [],
+               hotspots: !!control && control.textContent.includes("Hotspots (by priority)")};
+  map.eachLayer((layer) => {
+    if (layer instanceof L.GeoJSON) {
+      const marks = layer.getLayers().filter((m) => m instanceof L.CircleMarker);
+      out.points += marks.length;
+      if (marks.length && layer.getPopup()) { out.popup = true; }
+      for (const m of marks) {
+        const xy = map.latLngToContainerPoint(m.getLatLng());
+        out.at.push([xy.x, xy.y]);
+      }
+    }
+    if (L.HeatLayer && layer instanceof L.HeatLayer) { out.heat += 1; }
+  });
+  const b = map.getBounds();
+  out.bounds = [b.getSouth(), b.getWest(), b.getNorth(), b.getEast()];
+  return out;
+}"""
+
+
+def wait_drawn(page: object, condition: str) -> dict:
+    """Wait until the map draws what ``condition`` (JS over ``d``, from DRAWN) says; return it."""
+    page.wait_for_function(f"() => {{ const d = ({DRAWN})(); return !!d && ({condition}); }}")  # type: ignore[attr-defined]
+    return page.evaluate(DRAWN)  # type: ignore[attr-defined, no-any-return]
+
+
+def set_view(page: object, lat: float, lon: float, zoom: int) -> None:
+    """Move the Leaflet map as a user would (Leaflet then reports the view to the page)."""
+    page.evaluate(  # type: ignore[attr-defined]
+        f"() => {{ document.querySelector(\"{MAP_FRAME}\").contentWindow.map"
+        f".setView([{lat}, {lon}], {zoom}); }}")
+
+
 WORK_COLUMNS = ["rank", "hotspot_id", "service_request_id", "service_name", "address", "status",
                 "requested_datetime", "age_days", "due_datetime", "overdue", "lat", "lon"]
 
@@ -68,14 +118,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, app_store: Path) -> Iterator[str]:
-    need_chromium()
-    store = app_store
+@contextmanager
+def streamlit_server(store: Path, log_dir: Path) -> Iterator[str]:
+    """Run the app against ``store`` on a free port; yield its URL, stop it afterwards."""
     port = free_port()
     env = {**os.environ, "HOTSPOT311_STORE": str(store), "HOTSPOT311_TILES": "plain",
            "PYTHONPATH": str(ROOT)}
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    log = log_dir / "streamlit.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -92,6 +141,28 @@ def server(tmp_path_factory: pytest.TempPathFactory, app_store: Path) -> Iterato
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, app_store: Path) -> Iterator[str]:
+    need_chromium()
+    with streamlit_server(app_store, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def dense_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """More requests than the map draws one by one at city scale: it opens aggregated."""
+    from tests.appstore import build_store
+
+    return build_store(tmp_path_factory.mktemp("densestore"), n=3 * POINT_LIMIT)
+
+
+@pytest.fixture(scope="module")
+def dense_server(tmp_path_factory: pytest.TempPathFactory, dense_store: Path) -> Iterator[str]:
+    need_chromium()
+    with streamlit_server(dense_store, tmp_path_factory.mktemp("streamlit-dense")) as url:
+        yield url
 
 
 def hotspots_ready(page: object) -> None:
@@ -159,5 +230,64 @@ def test_map_table_filter_download(server: str) -> None:
             for hotspot in sorted(set(work["hotspot_id"]) - cells):  # cells fill in lazily
                 expect(grid.locator("[role='gridcell']", has_text=hotspot)).to_have_count(1)
             page.screenshot(path=str(ARTIFACTS / "map-page-open.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def dense_spot(store: Path) -> tuple[float, float]:
+    """Centre of the ~200 m cell holding the most stored requests."""
+    frame = open_store(store, load_profile("philadelphia")).request_columns(["lat", "lon"])
+    cells = (frame[["lat", "lon"]] / 0.002).round().value_counts()
+    lat, lon = cells.index[0]
+    return float(lat) * 0.002, float(lon) * 0.002
+
+
+def test_zoom_in_draws_points_with_popups_zoom_out_the_aggregate(dense_server: str,
+                                                                 dense_store: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    stored = open_store(dense_store, load_profile("philadelphia")).request_columns(
+        ["service_request_id", "lat", "lon"])
+    assert len(stored) > POINT_LIMIT  # else the city view would draw points already
+    lat, lon = dense_spot(dense_store)
+    expect.set_options(timeout=120_000)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            page.set_default_timeout(120_000)
+            page.goto(dense_server)
+            hotspots_ready(page)
+            # the map with the hotspots on it (mounted afresh when they arrive): aggregated
+            wait_drawn(page, "d.hotspots && d.heat === 1 && d.points === 0")
+            caption = page.locator("[data-testid='stCaptionContainer']")
+            expect(caption.filter(has_text="density map")).to_have_count(1)
+
+            # zoom in on the densest spot: the page reruns with the reported view
+            set_view(page, lat, lon, DETAIL_ZOOM + 1)
+            drawn = wait_drawn(page, "d.points > 0 && d.heat === 0")
+            expect(caption.filter(has_text="in view shown one by one")).to_have_count(1)
+            assert drawn["zoom"] == DETAIL_ZOOM + 1 and drawn["popup"] and drawn["hotspots"]
+            inside = within_box(stored, tuple(drawn["bounds"]))
+            assert drawn["points"] == len(inside) > 0
+            page.screenshot(path=str(ARTIFACTS / "map-zoomed-in.png"), full_page=True)
+
+            # a point's popup: click the marker nearest the middle of the map
+            box = page.locator(MAP_FRAME).bounding_box()
+            assert box is not None
+            xy = np.array(drawn["at"], dtype=float)
+            x, y = xy[np.argmin(np.hypot(xy[:, 0] - box["width"] / 2,
+                                         xy[:, 1] - box["height"] / 2))]
+            page.mouse.click(box["x"] + x, box["y"] + y)
+            popup = page.frame_locator(MAP_FRAME).locator(".leaflet-popup-content")
+            expect(popup).to_contain_text("Request")
+            text = popup.inner_text()
+            assert any(rid in text for rid in inside["service_request_id"].astype(str))
+
+            # zoom back out: the aggregate again, no points
+            set_view(page, lat, lon, DETAIL_ZOOM - 4)
+            drawn = wait_drawn(page, "d.heat === 1 && d.points === 0")
+            expect(caption.filter(has_text="density map")).to_have_count(1)
+            assert drawn["zoom"] == DETAIL_ZOOM - 4
         finally:
             browser.close()

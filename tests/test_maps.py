@@ -14,7 +14,13 @@ from numpy.testing import assert_allclose
 
 from hotspot311 import maps
 from hotspot311.filters import Filters, apply_filters
-from hotspot311.mapdata import area_stats, grid_counts, web_areas, web_hotspots
+from hotspot311.mapdata import (
+    area_stats,
+    feature_collection,
+    grid_counts,
+    web_areas,
+    web_hotspots,
+)
 from hotspot311.presets import PRESETS, preset_services
 from hotspot311.trends import weekly_counts
 from hotspot311.worklist import work_list_csv, work_list_geojson, work_list_html
@@ -65,7 +71,8 @@ def test_choropleth_hotspots_and_request_layers_present(squares: gpd.GeoDataFram
     areas = web_areas(squares, area_stats(frame, "square", now=NOW), simplify=1.0)
     fmap = maps.city_map(frame, areas=areas, area_title="Square",
                          hotspots=web_hotspots(ranked, layer_keys=("neighborhood",)), tiles=None)
-    assert maps.layer_names(fmap) == ["Square: requests", "Requests", "Hotspots (by priority)"]
+    # requests last: drawn above the hotspot polygons, so that their points take the clicks
+    assert maps.layer_names(fmap) == ["Square: requests", "Hotspots (by priority)", "Requests"]
     html = maps.map_html(fmap)
     assert "Alpha" in html and "1 A ST" in html and "neighborhood Alpha" in html
     assert "hotspot311-legend" in html
@@ -165,3 +172,18 @@ def test_weekly_counts_sum_to_the_requests() -> None:
     frame = requests(400)
     weeks = weekly_counts(frame, top=1)
     assert int(weeks.to_numpy().sum()) == 400 and list(weeks.columns)[-1] == "Other"
+
+
+def test_feature_collection_is_geopandas_geojson_without_ids(ranked: gpd.GeoDataFrame,
+                                                             squares: gpd.GeoDataFrame) -> None:
+    for frame in (web_hotspots(ranked, layer_keys=("neighborhood",)),
+                  web_areas(squares, area_stats(requests(50), "square", now=NOW))):
+        ours = feature_collection(frame)
+        theirs = json.loads(frame.to_json(drop_id=True))
+        assert ours["type"] == "FeatureCollection" and len(ours["features"]) == len(frame)
+        for mine, geopandas_own in zip(ours["features"], theirs["features"], strict=True):
+            assert mine["properties"] == geopandas_own["properties"]
+            assert mine["geometry"]["type"] == geopandas_own["geometry"]["type"]
+            assert_allclose(np.asarray(mine["geometry"]["coordinates"], dtype=float),
+                            np.asarray(geopandas_own["geometry"]["coordinates"], dtype=float))
+        json.dumps(ours)  # plain Python values only
