@@ -266,3 +266,19 @@ def test_rejoin_does_not_undo_a_concurrent_new_generation(postgis_url: str, tmp_
         assert set(store.requests()["ward"]) == {"NEW"}
     finally:
         store.close()
+
+
+def test_overlapping_areas_give_the_lowest_code(postgis_url: str, tmp_path: Path) -> None:
+    """Points inside two overlapping areas (not on an edge) still get one row: the lowest code."""
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ingest(write_csv(tmp_path / "a.csv", [_row(str(i)) for i in range(4)]), store, now=NOW)
+        box = (2.0e6, 1.0e5, 3.0e6, 4.0e5)
+        store.add_generation(spec("ward"), squares([("B", box), ("A", box), ("C", box)]))
+        assert store.requests()["ward"].tolist() == ["A"] * 4
+        assert store.rejoin() == {"ward": 0}
+        with store.pool.connection() as conn:
+            rows = conn.execute("SELECT count(*) FROM request_areas").fetchone()
+        assert rows == (4,)
+    finally:
+        store.close()
