@@ -39,8 +39,9 @@ from psycopg import sql
 from bench.common import city_requests, write_csv
 from geo.embedded import EmbeddedStore
 from geo.ingest import prepare
+from geo.model import TIME_FIELDS
 from geo.postgis import PostGISStore
-from geo.postgis_load import REQUEST_COLUMNS, column_values
+from geo.postgis_load import FLOAT_COLUMNS, REQUEST_COLUMNS
 from layers.profile import load_profile
 from layers.registry import load_layer
 
@@ -60,6 +61,29 @@ def floor_copy(conn: psycopg.Connection, csv: Path) -> float:
     conn.execute("DROP TABLE floor_copy")
     conn.commit()
     return elapsed
+
+
+def column_values(frame: pd.DataFrame, column: str) -> list[object]:
+    """One column as a list of Python values (times as epoch microseconds).
+
+    The benchmark's ``executemany`` comparison sends these; the store's load sends
+    Arrow arrays by binary COPY (:func:`geo.postgis_load.arrow_column`).
+    """
+    if column not in frame.columns:
+        return [None] * len(frame)
+    s = frame[column]
+    if column in TIME_FIELDS or column == "quarantined_at":
+        micros = pd.to_datetime(s, utc=True).dt.as_unit("ns").array.asi8 // 1000  # type: ignore[attr-defined]
+        na = s.isna().to_numpy()
+        return [None if n else int(m) for m, n in zip(micros, na, strict=True)]
+    if column == "row_hash":
+        return s.to_numpy(dtype="uint64").view("int64").tolist()
+    if column in FLOAT_COLUMNS:
+        return s.to_numpy(dtype="float64").tolist()
+    if column == "synthetic":
+        return s.fillna(False).to_numpy(dtype=bool).tolist()
+    arr = s.to_numpy(dtype=object)
+    return [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in arr]
 
 
 def executemany_rate(conn: psycopg.Connection, batch: pd.DataFrame, n: int, srid: int) -> float:

@@ -39,7 +39,8 @@ from geo.validate import QUARANTINE_COLUMNS, empty_quarantine
 
 #: Columns of ``requests`` written from a batch, in COPY order.
 REQUEST_COLUMNS: Final = tuple(CANONICAL_FIELDS) + tuple(DERIVED_FIELDS)
-_FLOATS: Final = frozenset({"lat", "lon", "x", "y", "geocode_score"})
+#: Columns sent as ``float8``.
+FLOAT_COLUMNS: Final = frozenset({"lat", "lon", "x", "y", "geocode_score"})
 
 
 def _kind(column: str) -> str:
@@ -48,7 +49,7 @@ def _kind(column: str) -> str:
         return "timestamptz"
     if column in ("row_hash", "source_row"):
         return "int8"
-    if column in _FLOATS:
+    if column in FLOAT_COLUMNS:
         return "float8"
     if column == "synthetic":
         return "bool"
@@ -103,29 +104,6 @@ def request_rows(requests: pd.DataFrame, srid: int) -> pa.Table:
         requests["x"].to_numpy(dtype="float64"), requests["y"].to_numpy(dtype="float64"), srid
     )
     return pa.table(columns)
-
-
-def column_values(frame: pd.DataFrame, column: str) -> list[object]:
-    """One column as a list of Python values (times as epoch microseconds).
-
-    Used by the benchmark's ``executemany`` comparison; the load itself uses
-    :func:`copy_column`.
-    """
-    if column not in frame.columns:
-        return [None] * len(frame)
-    s = frame[column]
-    if column in TIME_FIELDS or column == "quarantined_at":
-        micros = pd.to_datetime(s, utc=True).dt.as_unit("ns").array.asi8 // 1000  # type: ignore[attr-defined]
-        na = s.isna().to_numpy()
-        return [None if n else int(m) for m, n in zip(micros, na, strict=True)]
-    if column == "row_hash":
-        return s.to_numpy(dtype="uint64").view("int64").tolist()
-    if column in _FLOATS:
-        return s.to_numpy(dtype="float64").tolist()
-    if column == "synthetic":
-        return s.fillna(False).to_numpy(dtype=bool).tolist()
-    arr = s.to_numpy(dtype=object)
-    return [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in arr]
 
 
 def apply_nul_rule(requests: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
