@@ -1,9 +1,9 @@
 """hotspot311 map: requests, boundary choropleths, hotspots and the crew list (Streamlit).
 
 Run with ``streamlit run app.py`` (``scripts/app.sh`` sets everything up). The page is a
-thin shell: widgets → :class:`hotspot311.filters.Filters` → cached calls in
-:mod:`hotspot311.appdata` → pure builders in :mod:`hotspot311.maps` → ``st_folium``.
-The map reports its view back; :mod:`hotspot311.mapview` decides from it which requests
+thin shell: widgets → :class:`hotspot311.web.filters.Filters` → cached calls in
+:mod:`hotspot311.web.appdata` → pure builders in :mod:`hotspot311.web.maps` → ``st_folium``.
+The map reports its view back; :mod:`hotspot311.web.mapview` decides from it which requests
 are drawn one by one.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -18,15 +19,15 @@ from streamlit_folium import st_folium
 
 from clustering.density import suggest_min_samples
 from clustering.priority import PARTS
-from hotspot311 import appdata
-from hotspot311.filters import STATUSES, Filters, choices, date_span
-from hotspot311.mapdata import overdue_mask
-from hotspot311.maps import METRICS, POINT_LIMIT, TILES, hotspot_bounds, page_map
-from hotspot311.mapview import DETAIL_ZOOM, choose_points, next_mount, parse_view
-from hotspot311.presets import PRESETS, preset_services
 from hotspot311.settings import from_environment
-from hotspot311.trends import weekly_counts
-from hotspot311.worklist import work_list_csv, work_list_geojson, work_list_html
+from hotspot311.web import appdata
+from hotspot311.web.filters import STATUSES, Filters, choices, date_span
+from hotspot311.web.mapdata import overdue_mask
+from hotspot311.web.maps import METRICS, POINT_LIMIT, TILES, hotspot_bounds, page_map
+from hotspot311.web.mapview import DETAIL_ZOOM, choose_points, next_mount, parse_view
+from hotspot311.web.presets import PRESETS, preset_services
+from hotspot311.web.trends import weekly_counts
+from hotspot311.web.worklist import work_list_csv, work_list_geojson, work_list_html
 from layers.services import load_groups
 from reports.sla import SLA_STATES
 
@@ -137,7 +138,7 @@ with side.expander("Hotspot settings (DBSCAN)", expanded=False):
                            index=["balanced", "streets", "police", "neighborhood"]
                            .index(preset.weights), key=f"weights_{preset.key}")
 
-run = {"days": int(window), "eps_m": float(eps_m), "min_samples": int(min_samples),
+run: dict[str, Any] = {"days": int(window), "eps_m": float(eps_m), "min_samples": int(min_samples),
        "weights": weights, "now": now}
 # A run not done yet in this session is computed after the map is drawn (then the page
 # reruns with it), so the first map never waits for the clustering.
@@ -222,7 +223,7 @@ with list_col:
 # --- the map -------------------------------------------------------------------------
 # The base map (tiles, choropleth, hotspots) is mounted in the browser once and rebuilt
 # only when it changes; the request layer is swapped in place as the reported view
-# changes (hotspot311.mapview has the rule).
+# changes (hotspot311.web.mapview has the rule).
 focus_id = ids.get(focus)
 focus_box = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
 previous = st.session_state.get("map_mount")

@@ -85,8 +85,8 @@ def run(store_dir: Path, args: argparse.Namespace, tmp: Path) -> None:
 
     set_log_level("error")  # no "no runtime" notices from importing the page's modules
     from bench.common import city_requests, timer, write_csv
-    from geo.embedded import EmbeddedStore
-    from geo.ingest import ingest
+    from geo.ingest.pipeline import ingest
+    from geo.store.embedded import EmbeddedStore
     from layers.profile import load_profile
 
     profile = load_profile("philadelphia")
@@ -119,7 +119,7 @@ def run(store_dir: Path, args: argparse.Namespace, tmp: Path) -> None:
     naive_n = min(args.naive_n, n)
     frame = store.request_columns(["lat", "lon", "service_name"]).sample(naive_n,
                                                                           random_state=1)
-    from hotspot311.maps import map_html, naive_map
+    from hotspot311.web.maps import map_html, naive_map
 
     with timer(f"naive map at {naive_n:,}: build + render HTML", t):
         naive = map_html(naive_map(frame))
@@ -156,8 +156,8 @@ def hotspot_run(store: Any, t: dict[str, float]) -> Any:
     from clustering.priority import PRESETS
     from clustering.run import run_hotspots
     from clustering.selection import HotspotQuery
-    from hotspot311.appdata import as_text
-    from hotspot311.filters import COLUMNS, DETAILS, HOTSPOT_AREA_KEYS
+    from hotspot311.web.appdata import as_text
+    from hotspot311.web.filters import COLUMNS, DETAILS, HOTSPOT_AREA_KEYS
 
     keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
     requests = as_text(store.request_columns([*COLUMNS, *DETAILS, *keys], categories=keys))
@@ -166,7 +166,7 @@ def hotspot_run(store: Any, t: dict[str, float]) -> Any:
                               profile=store.profile, weights=PRESETS["balanced"],
                               now=datetime.now(UTC), layer_keys=keys)
     print(f"  {len(result.hotspots):,} hotspots from {result.selected:,} requests")
-    from hotspot311.mapdata import web_hotspots
+    from hotspot311.web.mapdata import web_hotspots
 
     return web_hotspots(result.hotspots, layer_keys=keys)
 
@@ -176,9 +176,9 @@ def heaviest_map_mb(store: Any, spots: Any) -> float:
     arguments as JSON plus the vendored files), all requests aggregated."""
     import streamlit_folium
 
-    from hotspot311.filters import COLUMNS
-    from hotspot311.mapdata import area_stats, web_areas
-    from hotspot311.maps import page_map
+    from hotspot311.web.filters import COLUMNS
+    from hotspot311.web.mapdata import area_stats, web_areas
+    from hotspot311.web.maps import page_map
 
     sent: dict[str, Any] = {}
 
@@ -218,7 +218,7 @@ def first_map(store_dir: Path) -> dict[str, float]:
     import streamlit_folium
     from streamlit.testing.v1 import AppTest
 
-    from hotspot311 import appdata, maps
+    from hotspot311.web import appdata, maps
 
     spent = dict.fromkeys(PARTS, 0.0)
     sent: dict[str, Any] = {}

@@ -15,7 +15,7 @@ import pandas as pd
 
 def city_requests(n: int, *, seed: int = 1) -> pd.DataFrame:
     """``n`` canonical requests at real Philadelphia intersections (labelled synthetic)."""
-    from hotspot311.demo import generate
+    from hotspot311.cli.demo import generate
 
     if n <= 200_000:
         return generate(n, seed=seed)

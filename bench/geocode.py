@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.geocoding import Geocoder
-from geo.streets import read_city_streets
+from geo.geocode.geocoder import Geocoder
+from geo.geocode.streets import read_city_streets
 
 ROOT = Path(__file__).resolve().parents[1]
 STREETS = ROOT / "data" / "philadelphia" / "streets"

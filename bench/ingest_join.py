@@ -22,9 +22,9 @@ import numpy as np
 import shapely
 
 from bench.common import city_requests, timer, write_csv
-from geo.embedded import EmbeddedStore
-from geo.ingest import ingest
+from geo.ingest.pipeline import ingest
 from geo.joins import build_index, locate
+from geo.store.embedded import EmbeddedStore
 from layers.profile import load_profile
 from layers.registry import load_layer
 

@@ -10,7 +10,7 @@ intersections (:func:`bench.common.city_requests`, seeded), written as a CSV. St
 
 1. floor: the raw CSV copied by PostgreSQL into an UNLOGGED table of text columns with
    no index (no validation, no types, no WAL) — what no loader can beat on this machine;
-2. load: CSV → validated batch (``geo.ingest.prepare``, timed apart, shared with the
+2. load: CSV → validated batch (``geo.ingest.pipeline.prepare``, timed apart, shared with the
    embedded store) → ``write_batch`` into an empty store (binary COPY, upsert, GiST
    build), against psycopg ``executemany`` of the same rows (run on
    ``--executemany-rows`` and extrapolated); then the same file again (all unchanged);
@@ -37,11 +37,11 @@ import psycopg
 from psycopg import sql
 
 from bench.common import city_requests, write_csv
-from geo.embedded import EmbeddedStore
-from geo.ingest import prepare
-from geo.model import TIME_FIELDS
-from geo.postgis import PostGISStore
-from geo.postgis_load import FLOAT_COLUMNS, REQUEST_COLUMNS
+from geo.ingest.pipeline import prepare
+from geo.store.embedded import EmbeddedStore
+from geo.store.postgis import PostGISStore
+from geo.store.postgis_load import FLOAT_COLUMNS, REQUEST_COLUMNS
+from hotspot311.schema import TIME_FIELDS
 from layers.profile import load_profile
 from layers.registry import load_layer
 
@@ -67,7 +67,7 @@ def column_values(frame: pd.DataFrame, column: str) -> list[object]:
     """One column as a list of Python values (times as epoch microseconds).
 
     The benchmark's ``executemany`` comparison sends these; the store's load sends
-    Arrow arrays by binary COPY (:func:`geo.postgis_load.arrow_column`).
+    Arrow arrays by binary COPY (:func:`geo.store.postgis_load.arrow_column`).
     """
     if column not in frame.columns:
         return [None] * len(frame)

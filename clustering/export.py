@@ -9,7 +9,7 @@ import geopandas as gpd
 import pandas as pd
 
 from clustering.priority import PARTS
-from geo.export import ISO_UTC, times_as_text
+from geo.ingest.times import ISO_UTC, times_as_text
 from hotspot311.errors import InputError
 
 LIST_COLUMNS = [

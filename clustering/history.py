@@ -189,7 +189,7 @@ def previous_run(runs: pd.DataFrame, run_id: int) -> int | None:
     Parameters
     ----------
     runs
-        :meth:`geo.store.Store.runs`.
+        :meth:`geo.store.base.Store.runs`.
     run_id
         The later run.
 

@@ -1,1 +1,1 @@
-"""Requests: the canonical model, readers, validation, stores and spatial joins."""
+"""Requests from source to store: ingest, geocode, store, and point-in-polygon joins."""

@@ -1,5 +1,5 @@
 """``python -m hotspot311`` runs the command line."""
 
-from hotspot311.cli import main
+from hotspot311.cli.main import main
 
 main()

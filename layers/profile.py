@@ -35,8 +35,8 @@ import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from geo.model import RESERVED_NAMES
 from hotspot311.errors import LayerError, describe
+from hotspot311.schema import RESERVED_NAMES
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

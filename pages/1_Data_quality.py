@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from hotspot311 import appdata
 from hotspot311.settings import from_environment
+from hotspot311.web import appdata
 
 st.set_page_config(page_title="hotspot311 data quality", layout="wide")
 

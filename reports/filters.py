@@ -169,7 +169,7 @@ def local_times(requests: pd.DataFrame, timezone: str) -> pd.Series:
 
 def extra_columns(requests: pd.DataFrame) -> list[str]:
     """Columns that are neither canonical, derived nor added by the SLA step: the layers."""
-    from geo.model import RESERVED_NAMES
+    from hotspot311.schema import RESERVED_NAMES
 
     added = {"due_datetime", "due_source", "sla_state", "days_to_close"}
     return [c for c in requests.columns if c not in RESERVED_NAMES and c not in added]

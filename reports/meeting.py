@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import pandas as pd
 
-from geo.store import Store
+from geo.store.base import Store
 from hotspot311.errors import InputError, describe
 from layers.services import load_services
 from reports import standard

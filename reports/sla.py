@@ -19,7 +19,7 @@ Due time (``due_datetime``, UTC):
 
    A wall-clock due time that does not exist (spring forward) moves forward to the first
    valid instant; an ambiguous one (fall back) is read as the first (daylight) occurrence,
-   as :mod:`geo.times` reads source times.
+   as :mod:`geo.ingest.times` reads source times.
 3. Else none: the type is not in the catalogue or has no ``sla_days``
    (``due_source = None``).
 
@@ -78,7 +78,7 @@ def add_due_and_state(
     Parameters
     ----------
     requests
-        Canonical requests (see :mod:`geo.model`); left untouched.
+        Canonical requests (see :mod:`geo.ingest.model`); left untouched.
     services
         The city's service catalogue (name, ``sla_days``, ``working_days``); names
         match case-insensitively.

@@ -18,7 +18,7 @@ from clustering.density import suggest_min_samples
 from clustering.priority import preset
 from clustering.run import run_hotspots
 from clustering.selection import HotspotQuery, select_requests
-from geo.store import Store
+from geo.store.base import Store
 from hotspot311.errors import InputError, describe
 from layers.profile import CityProfile
 from layers.services import ServiceType

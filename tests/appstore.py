@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from geo.ingest import ingest
-from geo.store import open_store
-from hotspot311.demo import generate
+from geo.ingest.pipeline import ingest
+from geo.store.base import open_store
+from hotspot311.cli.demo import generate
 from layers.profile import load_profile
 
 #: Latest request time of the test data (fixed, so counts are stable).

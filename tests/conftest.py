@@ -7,15 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from geo.embedded import EmbeddedStore
+from geo.geocode.geocoder import Geocoder
+from geo.store.embedded import EmbeddedStore
 from layers.profile import CityProfile, load_profile
 
 # fixtures: the throwaway PostGIS server and the store-contract fixtures (store, philly_*)
-pytest_plugins = ["tests.postgis_server", "tests.geo.stores"]
+pytest_plugins = ["tests.postgis_server", "tests.geo.store.stores"]
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "philadelphia"
 REQUESTS = DATA / "requests"
+STREETS = DATA / "streets"
+#: The full public data beside the project (see its SOURCES.md), for tests that read more.
+SHARED = Path("/work/shared/data/philadelphia")
+
+
+@pytest.fixture(scope="session")
+def philly() -> Geocoder:
+    """The Philadelphia street index, built once per session (cached under .cache/)."""
+    return Geocoder.from_city_streets(STREETS, cache_dir=ROOT / ".cache" / "geocoder",
+                                      zip_prefixes=("191",))
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,7 @@ class PostgresServer:
 
     def create_template(self) -> None:
         """Create the template database with the schema migrated."""
-        from geo.postgis_schema import migrate
+        from geo.store.postgis_schema import migrate
 
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEMPLATE)))

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from geo.store import open_store
-from hotspot311 import maps
-from hotspot311.mapview import DETAIL_ZOOM, within_box
-from hotspot311.presets import PRESETS, preset_services
+from geo.store.base import open_store
+from hotspot311.web import maps
+from hotspot311.web.mapview import DETAIL_ZOOM, within_box
+from hotspot311.web.presets import PRESETS, preset_services
 from layers.profile import load_profile
 from layers.services import load_groups
 

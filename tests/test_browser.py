@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo.store import open_store
-from hotspot311.maps import POINT_LIMIT
-from hotspot311.mapview import DETAIL_ZOOM, within_box
+from geo.store.base import open_store
+from hotspot311.web.maps import POINT_LIMIT
+from hotspot311.web.mapview import DETAIL_ZOOM, within_box
 from layers.profile import load_profile
 
 pytestmark = pytest.mark.browser

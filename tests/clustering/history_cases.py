@@ -14,7 +14,7 @@ import pandas as pd
 from clustering.priority import PRESETS
 from clustering.run import HotspotResult, run_hotspots
 from clustering.selection import HotspotQuery
-from tests.geo.stores import TESTVILLE
+from tests.geo.store.stores import TESTVILLE
 
 NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)
 ORIGIN = (2_690_000.0, 240_000.0)  # inside Philadelphia's EPSG:2272 extent

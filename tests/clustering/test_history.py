@@ -19,7 +19,7 @@ from clustering.priority import PRESETS
 from clustering.selection import HotspotQuery
 from hotspot311.errors import InputError
 from tests.clustering.history_cases import NOW, ORIGIN, cluster, frame, run
-from tests.geo.stores import TESTVILLE
+from tests.geo.store.stores import TESTVILLE
 
 
 def line(prefix: str, ks: range | list[int]) -> list[dict[str, object]]:

@@ -175,10 +175,10 @@ def test_selection_and_query_errors() -> None:
 
 
 def test_run_on_real_dumping(phila: CityProfile) -> None:
-    from geo.mapping import ColumnMapping, apply_mapping
-    from geo.readers import ROW_COLUMN
-    from geo.validate import validate
-    from hotspot311.demo import dumping_requests
+    from geo.ingest.mapping import ColumnMapping, apply_mapping
+    from geo.ingest.readers import ROW_COLUMN
+    from geo.ingest.validate import validate
+    from hotspot311.cli.demo import dumping_requests
 
     raw = dumping_requests().astype(str)
     raw.insert(0, ROW_COLUMN, range(1, len(raw) + 1))

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geo.embedded import EmbeddedStore
-from geo.ingest import ingest
-from geo.mapping import ColumnMapping
-from geo.store import Store
+from geo.ingest.mapping import ColumnMapping
+from geo.ingest.pipeline import ingest
+from geo.store.base import Store
+from geo.store.embedded import EmbeddedStore
 from hotspot311.errors import InputError
 from layers.profile import CityProfile
 from layers.services import ServiceType
@@ -177,7 +177,7 @@ def store(
     if request.param == "embedded":
         s: Store = EmbeddedStore(tmp_path_factory.mktemp("reports") / "store", phila)
     else:
-        from geo.postgis import PostGISStore
+        from geo.store.postgis import PostGISStore
 
         server = request.getfixturevalue("postgis_server")
         url = server.clone("reports")

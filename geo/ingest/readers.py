@@ -1,0 +1,243 @@
+"""Reading request files into raw frames of text, one row per source record.
+
+Formats:
+
+``phila``
+    Philadelphia's ``public_cases_fc`` as CSV or JSON (a list of records, or the Carto
+    API's ``{"rows": [...]}``), including renamed exports such as
+    ``request_id,start_time,close_time,type,department``.
+``open311``
+    Open311 GeoReport v2 ``requests.json``: a bare list, or an object wrapping it
+    (``requests`` / ``service_requests``); coordinates in ``lat`` / ``long``.
+``geojson``
+    A FeatureCollection of Point features; properties become columns and the point
+    gives ``lat`` / ``lon``.
+``csv``
+    Any CSV, with a column mapping (see :mod:`geo.ingest.mapping`).
+
+Text is decoded as UTF-8 (with or without BOM), else Windows-1252, else Latin-1, so no
+byte is lost; the encoding used is reported. Every value is read as text: typing is
+validation's job (:mod:`geo.ingest.validate`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hotspot311.errors import InputError, describe
+
+ROW_COLUMN = "_source_row"
+GEOMETRY_ERROR_COLUMN = "_geometry_error"
+
+
+class Format(StrEnum):
+    """Source formats."""
+
+    AUTO = "auto"
+    PHILA = "phila"
+    OPEN311 = "open311"
+    GEOJSON = "geojson"
+    CSV = "csv"
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """A file read as text.
+
+    Attributes
+    ----------
+    frame
+        One row per record, every value text or ``None``; ``_source_row`` holds the
+        record's 1-based position in the file.
+    format
+        The format detected or given.
+    encoding
+        The text encoding used.
+    path
+        The file read.
+    """
+
+    frame: pd.DataFrame
+    format: Format
+    encoding: str
+    path: Path
+
+
+def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBatch:
+    """Read a request file into a :class:`RawBatch`.
+
+    Parameters
+    ----------
+    path
+        CSV, JSON or GeoJSON file.
+    fmt
+        One of :class:`Format`; ``auto`` detects it from the content.
+
+    Returns
+    -------
+    RawBatch
+        The records as text.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, empty, binary, or not the format named.
+    """
+    path = Path(path)
+    try:
+        fmt = Format(fmt)
+    except ValueError as err:
+        raise InputError(
+            f"format: got {describe(fmt)}; allowed: {', '.join(f.value for f in Format)}"
+        ) from err
+    if not path.is_file():
+        raise InputError(f"path: {path} does not exist or is not a file")
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty; expected CSV with a header row, or JSON")
+    if b"\x00" in data[:65536]:
+        raise InputError(
+            f"{path}: this is a binary file (it holds NUL bytes); "
+            "expected CSV, JSON or GeoJSON text"
+        )
+    text, encoding = decode(data)
+    head = text.lstrip()[:1]
+    if fmt is Format.AUTO:
+        fmt = _detect(text, path)
+    if fmt in (Format.OPEN311, Format.GEOJSON) or (fmt is Format.PHILA and head in "[{"):
+        frame = _read_json(text, path, fmt)
+    else:
+        frame = _read_csv(text, path)
+    frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
+    return RawBatch(frame=frame, format=fmt, encoding=encoding, path=path)
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode bytes as UTF-8, else Windows-1252, else Latin-1 (which never fails).
+
+    Examples
+    --------
+    >>> decode("Caf\\u00e9".encode("latin-1"))
+    ('Café', 'cp1252')
+    """
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1"), "latin-1"
+
+
+def _detect(text: str, path: Path) -> Format:
+    """Guess the format from the first non-blank character and a few keys."""
+    start = text.lstrip()[:1]
+    if start not in ("[", "{"):
+        header = {h.strip().strip('"').lower() for h in text.lstrip().split("\n", 1)[0].split(",")}
+        phila = {"service_request_id", "requested_datetime"} <= header or {
+            "request_id",
+            "start_time",
+        } <= header
+        return Format.PHILA if phila else Format.CSV
+    sample = text[:20000]
+    if '"FeatureCollection"' in sample or '"Feature"' in sample:
+        return Format.GEOJSON
+    if '"long"' in sample:
+        return Format.OPEN311
+    if path.suffix.lower() == ".geojson":
+        return Format.GEOJSON
+    return Format.PHILA
+
+
+def _read_csv(text: str, path: Path) -> pd.DataFrame:
+    """Read CSV text with every value as text; empty cells become missing.
+
+    The multi-threaded pyarrow parser is tried first; text it refuses (ragged rows,
+    a field larger than its block) is read by pandas' C parser, which explains errors.
+    """
+    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+    try:
+        frame = pd.read_csv(io.StringIO(text), engine="pyarrow", **options)
+    except Exception:
+        try:
+            frame = pd.read_csv(io.StringIO(text), engine="c", skip_blank_lines=True, **options)
+        except pd.errors.EmptyDataError as err:
+            raise InputError(
+                f"{path}: no header row found; expected CSV with a header row"
+            ) from err
+        except (pd.errors.ParserError, csv.Error) as err:
+            raise InputError(f"{path}: not readable as CSV ({err})") from err
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _read_json(text: str, path: Path, fmt: Format) -> pd.DataFrame:
+    """Read JSON records (a list, a wrapper object, or a FeatureCollection)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if fmt is Format.GEOJSON:
+        return _features(doc, path)
+    records = _records(doc, path)
+    bad = [i + 1 for i, r in enumerate(records) if not isinstance(r, dict)]
+    if bad:
+        raise InputError(f"{path}: every record must be a JSON object; records {bad[:10]} are not")
+    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    return _as_text(frame)
+
+
+def _records(doc: Any, path: Path) -> list[Any]:
+    """Find the list of records in a JSON document."""
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        for key in ("requests", "service_requests", "rows", "records", "data"):
+            if isinstance(doc.get(key), list):
+                return list(doc[key])
+    raise InputError(
+        f"{path}: expected a JSON list of requests or an object holding one under "
+        "'requests', 'service_requests' or 'rows'"
+    )
+
+
+def _features(doc: Any, path: Path) -> pd.DataFrame:
+    """Flatten a GeoJSON FeatureCollection of points into rows."""
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise InputError(f"{path}: expected a GeoJSON FeatureCollection")
+    rows: list[dict[str, Any]] = []
+    for feature in doc.get("features") or []:
+        feature = feature if isinstance(feature, dict) else {}
+        props = dict(feature.get("properties") or {})
+        geom = feature.get("geometry")
+        if isinstance(geom, dict) and geom.get("type") == "Point":
+            coords = geom.get("coordinates") or []
+            if len(coords) >= 2:
+                props["lon"], props["lat"] = coords[0], coords[1]
+        elif geom is not None:
+            kind = geom.get("type") if isinstance(geom, dict) else type(geom).__name__
+            props[GEOMETRY_ERROR_COLUMN] = f"geometry is {describe(kind)}, not a Point"
+        rows.append(props)
+    return _as_text(pd.DataFrame.from_records(rows) if rows else pd.DataFrame())
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn every value into text (nested values as JSON), keeping ``None``."""
+
+    def one(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and v != v):
+            return None
+        if isinstance(v, dict | list):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return str(v)
+
+    return frame.apply(lambda col: col.map(one)).astype(object) if not frame.empty else frame

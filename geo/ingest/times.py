@@ -1,0 +1,123 @@
+"""Request times: parsed from the forms real 311 feeds use, written back as ISO 8601 UTC text.
+
+Handled, column-wise and vectorized: epoch milliseconds and seconds (numbers or digit
+strings), ISO 8601 with or without an offset, ``M/D/YYYY H:MM[:SS]`` and
+``YYYY/MM/DD H:MM[:SS]``, and bare dates. Times without an offset are wall-clock times
+in the city's time zone; at the autumn daylight-saving change an ambiguous wall time is
+read as the first (daylight) occurrence, and a wall time skipped in spring is moved
+forward to the first valid instant. Every result is a UTC timestamp; anything else
+becomes ``NaT`` and the caller decides what that means. Exports (requests, hotspots, work
+lists) write times with :data:`ISO_UTC` and :func:`times_as_text`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, TypeVar
+
+import numpy as np
+import pandas as pd
+
+#: ``strftime`` format of times written as text (ISO 8601, UTC).
+ISO_UTC: Final = "%Y-%m-%dT%H:%M:%SZ"
+FrameT = TypeVar("FrameT", bound=pd.DataFrame)
+
+_OFFSET = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+_NUMBER = re.compile(r"^-?\d+(?:\.\d*)?$")
+
+#: Wall-clock formats tried in order, after ISO 8601.
+WALL_FORMATS: Final = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
+)
+
+#: Epoch values above this are milliseconds (1973 in ms; 5138 AD in seconds).
+_MS_THRESHOLD: Final = 1e11
+
+
+def parse_times(values: pd.Series, *, tz: str) -> pd.Series:
+    """Parse a column of source times into UTC timestamps.
+
+    Parameters
+    ----------
+    values
+        Raw values: numbers, strings, ``None``/``NaN``, or already parsed timestamps.
+    tz
+        IANA time zone in which naive wall-clock times are read.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns, UTC]`` on the same index; ``NaT`` where the value is missing
+        or cannot be read.
+
+    Examples
+    --------
+    >>> s = pd.Series([1422517500000, "2/15/2023 21:56", "2024-07-01T12:00:00Z", "soon"])
+    >>> parse_times(s, tz="America/New_York").dt.strftime("%Y-%m-%d %H:%M").tolist()
+    ['2015-01-29 07:45', '2023-02-16 02:56', '2024-07-01 12:00', nan]
+    """
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if values.empty:
+        return out
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return _localize(values, tz)
+
+    text = values.astype("string").str.strip()
+    text = text.mask(text.isin(["", "nan", "NaN", "None", "null", "NULL", "NaT"]))
+    present = text.notna()
+
+    numeric = present & text.str.fullmatch(_NUMBER.pattern).fillna(False).astype(bool)
+    if numeric.any():
+        num = pd.to_numeric(text[numeric], errors="coerce")
+        ok = num.notna() & np.isfinite(num) & (num.abs() < 1e14)
+        ms = num[ok].where(num[ok].abs() >= _MS_THRESHOLD, num[ok] * 1000.0)
+        out.loc[ms.index] = pd.to_datetime(ms.round().astype("int64"), unit="ms", utc=True)
+
+    rest = present & ~numeric
+    with_offset = rest & text.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
+    if with_offset.any():
+        out.loc[with_offset] = pd.to_datetime(
+            text[with_offset], format="ISO8601", utc=True, errors="coerce"
+        )
+
+    todo = rest & ~with_offset
+    if todo.any():
+        wall = pd.Series(pd.NaT, index=text.index[todo], dtype="datetime64[ns]")
+        pending = text[todo]
+        for fmt in ("ISO8601", *WALL_FORMATS):
+            if pending.empty:
+                break
+            parsed = pd.to_datetime(pending, format=fmt, errors="coerce")
+            hit = parsed.notna()
+            wall.loc[parsed.index[hit]] = parsed[hit]
+            pending = pending[~hit]
+        out.loc[wall.index] = _localize(wall, tz)
+    return out
+
+
+def _localize(wall: pd.Series, tz: str) -> pd.Series:
+    """Read naive wall-clock times in ``tz`` and convert them to UTC."""
+    if wall.empty:
+        return pd.Series(pd.NaT, index=wall.index, dtype="datetime64[ns, UTC]")
+    local = wall.astype("datetime64[ns]").dt.tz_localize(
+        tz, ambiguous=np.ones(len(wall), dtype=bool), nonexistent="shift_forward"
+    )
+    return local.dt.tz_convert("UTC")
+
+
+def times_as_text(frame: FrameT) -> FrameT:
+    """A copy with every time column as ISO 8601 UTC text (GeoJSON has no time type)."""
+    out = frame.copy()
+    for col in out.columns:
+        if str(out[col].dtype).startswith("datetime64"):
+            out[col] = out[col].dt.strftime(ISO_UTC)
+    return out

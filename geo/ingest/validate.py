@@ -1,0 +1,487 @@
+"""Validation: from mapped source rows to canonical requests and a quarantine.
+
+Each row is checked in this order and the first failure is its quarantine reason:
+
+=========================  ==============================================================
+reason                     meaning (and what a person can do about it)
+=========================  ==============================================================
+``missing_id``             no ``service_request_id``: map the id column
+``missing_time``           no ``requested_datetime``
+``unparseable_time``       ``requested_datetime`` is not a time hotspot311 can read
+``time_in_future``         ``requested_datetime`` is more than a day after now
+``needs_geocoding``        no usable coordinates, but an address: ``hotspot311 geocode``
+                           can place it, and it then leaves the quarantine
+``placeholder_coordinates`` (0, 0) and no address
+``outside_city``           coordinates outside the city extent and no address
+``invalid_coordinates``    coordinates that are not finite numbers, and no address
+``missing_coordinates``    neither coordinates nor an address
+``unsupported_geometry``   a GeoJSON feature that is not a Point, and no address
+``duplicate_id``           another row of the same file has the same id and is newer
+                           (newest ``updated_datetime`` wins, then the later row)
+=========================  ==============================================================
+
+Repairs that are certain are made and flagged in ``quality_flags``: lat/lon given in
+the wrong order when the swapped pair lies in the city (``latlon_swapped``), ZIPs such
+as ``19122.0`` or ``19122-1234``. Doubts are only flagged: a ZIP that is not five digits
+(``zipcode_malformed``; the ``zip`` layer gives the true one), an unknown status word
+(``status_unknown``), an updated or closed time in the future.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from geo.ingest.model import row_hash
+from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN
+from geo.ingest.times import parse_times
+from hotspot311.schema import CANONICAL_FIELDS, TEXT_FIELDS, TIME_FIELDS, UNSPECIFIED_SERVICE
+from layers.profile import CityProfile
+
+REASONS: Final[dict[str, str]] = {
+    "missing_id": "no service_request_id; map the id column with --map service_request_id=COLUMN",
+    "missing_time": "no requested_datetime; map it with --map requested_datetime=COLUMN",
+    "unparseable_time": "requested_datetime {value!r} is not a time hotspot311 can read "
+    "(epoch ms, ISO 8601, M/D/YYYY H:MM, YYYY/MM/DD H:MM)",
+    "time_in_future": "requested_datetime {value} is in the future",
+    "needs_geocoding": "{detail}; the address {address!r} can be placed with `hotspot311 geocode`",
+    "placeholder_coordinates": "coordinates are the placeholder (0, 0) and there is no address",
+    "outside_city": "coordinates (lat {lat}, lon {lon}) are outside {city} and there is no address",
+    "invalid_coordinates": "coordinates (lat {rlat!r}, lon {rlon!r}) are not finite numbers and "
+    "there is no address",
+    "missing_coordinates": "no coordinates and no address",
+    "unsupported_geometry": "{detail} and there is no address",
+    "duplicate_id": "row {kept} of this file has the same id and is newer, so it was kept",
+}
+
+QUARANTINE_COLUMNS: Final = (
+    "quarantine_id",
+    "batch_id",
+    "source_file",
+    "source_row",
+    "reason",
+    "detail",
+    "service_request_id",
+    "address",
+    "raw",
+    "quarantined_at",
+)
+
+_CLOSED_WORDS = r"clos|complet|resolv|done|cancel"
+_OPEN_WORDS = frozenset(
+    {
+        "open",
+        "in-progress",
+        "in progress",
+        "pending",
+        "acknowledged",
+        "new",
+        "assigned",
+        "started",
+        "submitted",
+        "received",
+        "reopened",
+    }
+)
+_FUTURE_TOLERANCE = timedelta(days=1)
+
+
+@dataclass
+class ValidatedBatch:
+    """The outcome of validating one source file.
+
+    Attributes
+    ----------
+    requests
+        Usable requests: canonical and derived columns, point geometry in WGS84.
+    quarantine
+        Rows that cannot be used, with raw values and reasons (:data:`QUARANTINE_COLUMNS`).
+    rows_read
+        Rows in the source; ``len(requests) + len(quarantine) == rows_read``.
+    flags
+        Repair and doubt flag → number of rows carrying it.
+    """
+
+    requests: gpd.GeoDataFrame
+    quarantine: pd.DataFrame
+    rows_read: int
+    flags: dict[str, int] = field(default_factory=dict)
+
+
+def validate(
+    mapped: pd.DataFrame,
+    *,
+    profile: CityProfile,
+    batch_id: str,
+    source_file: str,
+    now: datetime | None = None,
+) -> ValidatedBatch:
+    """Type, check and repair mapped rows; split them into requests and quarantine.
+
+    Parameters
+    ----------
+    mapped
+        Output of :func:`geo.ingest.mapping.apply_mapping`.
+    profile
+        City profile: time zone, CRS and extent.
+    batch_id
+        Identifier recorded on every row of this batch.
+    source_file
+        Name recorded in the quarantine.
+    now
+        Reference time for "in the future" (UTC now when omitted).
+
+    Returns
+    -------
+    ValidatedBatch
+        Requests and quarantine; together they hold every row read.
+    """
+    now = now or datetime.now(UTC)
+    n = len(mapped)
+    df = mapped.reset_index(drop=True)
+    reason = pd.Series(None, index=df.index, dtype=object)
+    detail = pd.Series(None, index=df.index, dtype=object)
+
+    cache: dict[str, pd.Series] = {}
+
+    def text(name: str) -> pd.Series:
+        if name not in cache:
+            if name not in df.columns:
+                cache[name] = pd.Series(None, index=df.index, dtype=object)
+            else:
+                s = df[name].astype("string").str.strip()
+                cache[name] = s.mask(s == "")
+        return cache[name]
+
+    def mark(
+        mask: pd.Series | np.ndarray, code: str, template: str, values: pd.Series | None = None
+    ) -> None:
+        m = pd.Series(mask, index=df.index).fillna(False).astype(bool) & reason.isna()
+        if not m.any():
+            return
+        reason[m] = code
+        detail[m] = (
+            template if values is None else [template.format(value=str(v)[:80]) for v in values[m]]
+        )
+
+    ids = normalize_ids(text("service_request_id"))
+    mark(ids.isna(), "missing_id", REASONS["missing_id"])
+
+    tz = profile.timezone
+    times = {name: parse_times(text(name), tz=tz) for name in TIME_FIELDS}
+    raw_req = text("requested_datetime")
+    mark(raw_req.isna(), "missing_time", REASONS["missing_time"])
+    bad_time = times["requested_datetime"].isna() & raw_req.notna()
+    mark(bad_time, "unparseable_time", REASONS["unparseable_time"], raw_req)
+    future = times["requested_datetime"] > pd.Timestamp(now + _FUTURE_TOLERANCE)
+    mark(future, "time_in_future", REASONS["time_in_future"], times["requested_datetime"])
+
+    flags = pd.Series("", index=df.index, dtype=object)
+
+    def flag(mask: pd.Series | np.ndarray, name: str) -> None:
+        m = np.asarray(pd.Series(mask, index=df.index).fillna(False), dtype=bool)
+        if m.any():
+            flags.loc[m] = pd.Series([f"{f};{name}" if f else name for f in flags[m]],
+                                     index=flags.index[m])
+
+    address = text("address")
+    lat, lon, coord_reason, coord_detail, swapped = _check_coordinates(
+        text("lat"),
+        text("lon"),
+        address,
+        profile,
+        text(GEOMETRY_ERROR_COLUMN),
+    )
+    flag(swapped, "latlon_swapped")
+    coord_rows = coord_reason.notna() & reason.isna()
+    reason[coord_rows] = coord_reason[coord_rows]
+    detail[coord_rows] = coord_detail[coord_rows]
+
+    for name in ("updated_datetime", "closed_datetime"):
+        flag(times[name] > pd.Timestamp(now + _FUTURE_TOLERANCE), f"{name}_in_future")
+        flag(times[name].isna() & text(name).notna(), f"{name}_unparseable")
+    flag(
+        times["expected_datetime"].isna() & text("expected_datetime").notna(),
+        "expected_datetime_unparseable",
+    )
+
+    status, status_unknown = normalize_status(text("status"), times["closed_datetime"])
+    flag(status_unknown, "status_unknown")
+    zipcode, zip_bad = normalize_zip(text("zipcode"))
+    flag(zip_bad, "zipcode_malformed")
+
+    # duplicates among rows that pass every other check: newest updated wins, then later row
+    good = reason.isna()
+    dup_rows = _duplicates(ids, times["updated_datetime"], df[ROW_COLUMN], good)
+    if dup_rows is not None:
+        losers, kept_row = dup_rows
+        reason[losers] = "duplicate_id"
+        detail[losers] = kept_row[losers].map(lambda r: REASONS["duplicate_id"].format(kept=r))
+
+    extra_cols = [c for c in df.columns if c.startswith("src:")]
+    synthetic = pd.Series(False, index=df.index)
+    if "src:synthetic" in extra_cols:
+        synthetic = text("src:synthetic").fillna("").str.lower().isin(["true", "1", "yes"])
+        extra_cols.remove("src:synthetic")
+
+    q = reason.notna()
+    quarantine = _quarantine_frame(df[q], reason[q], detail[q], batch_id, source_file, now)
+
+    keep = ~q
+    req = pd.DataFrame(index=df.index[keep])
+    for name in CANONICAL_FIELDS:
+        if name in TIME_FIELDS:
+            req[name] = times[name][keep]
+        elif name in TEXT_FIELDS:
+            req[name] = _objects(text(name)[keep])
+    req["service_request_id"] = ids[keep]
+    req["status"] = status[keep]
+    req["zipcode"] = zipcode[keep]
+    req["service_name"] = req["service_name"].fillna(UNSPECIFIED_SERVICE)
+    req["lat"] = lat[keep]
+    req["lon"] = lon[keep]
+    to_crs = pyproj.Transformer.from_crs("EPSG:4326", profile.crs, always_xy=True)
+    x, y = to_crs.transform(req["lon"].to_numpy(), req["lat"].to_numpy())
+    req["x"], req["y"] = x, y
+    req["geocode_match_type"] = "source"
+    req["geocode_score"] = 100.0
+    req["quality_flags"] = flags[keep].replace("", None)
+    req["synthetic"] = synthetic[keep].astype(bool)
+    req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
+    req["batch_id"] = batch_id
+    req["row_hash"] = row_hash(req)
+    requests = gpd.GeoDataFrame(
+        req.reset_index(drop=True),
+        geometry=gpd.GeoSeries(
+            shapely.points(req["lon"].to_numpy(), req["lat"].to_numpy()), crs="EPSG:4326"
+        ),
+        crs="EPSG:4326",
+    )
+    counts = _flag_counts(flags)
+    return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts)
+
+
+def _objects(values: pd.Series) -> pd.Series:
+    """Text as Python ``str`` objects with ``None`` for missing (one form for every store)."""
+    return values.astype(object).where(values.notna(), None)
+
+
+def normalize_ids(ids: pd.Series) -> pd.Series:
+    """Ids as text; ``8992784.0`` (a number that went through a float) becomes ``8992784``.
+
+    Examples
+    --------
+    >>> normalize_ids(pd.Series(["8992784.0", " A-1 ", None])).tolist()
+    ['8992784', 'A-1', None]
+    """
+    s = ids.astype("string").str.strip()
+    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    return s.mask(s == "").astype(object).where(s.notna(), None)
+
+
+def normalize_status(status: pd.Series, closed: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Map source status words onto ``open`` / ``closed``.
+
+    A word containing "clos", "complet", "resolv", "done" or "cancel" is closed; a known
+    open word is open; a missing status is closed when a close time is given; any other
+    word is open and flagged.
+
+    Returns
+    -------
+    tuple of pandas.Series
+        The statuses, and a mask of unrecognised words.
+    """
+    low = status.astype("string").str.strip().str.lower()
+    is_closed = low.str.contains(_CLOSED_WORDS, regex=True).fillna(False).astype(bool)
+    known_open = low.isin(list(_OPEN_WORDS)).fillna(False).astype(bool)
+    missing = low.isna()
+    out = pd.Series("open", index=status.index, dtype=object)
+    out[is_closed | (missing & closed.notna())] = "closed"
+    unknown = ~missing & ~is_closed & ~known_open
+    return out, unknown
+
+
+def normalize_zip(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Five-digit ZIPs; ``19122.0`` and ``19122-1234`` repaired, anything else flagged.
+
+    Examples
+    --------
+    >>> z, bad = normalize_zip(pd.Series(["19122.0", "1914", None, "19104-2211"]))
+    >>> z.tolist(), bad.tolist()
+    (['19122', None, None, '19104'], [False, True, False, False])
+    """
+    s = values.astype("string").str.strip()
+    five = s.str.extract(r"^(\d{5})(?:\.0+)?(?:-\d{4})?$", expand=False)
+    bad = s.notna() & five.isna()
+    return five.astype(object).where(five.notna(), None), bad.fillna(False).astype(bool)
+
+
+def _check_coordinates(
+    rlat: pd.Series,
+    rlon: pd.Series,
+    address: pd.Series,
+    profile: CityProfile,
+    geometry_error: pd.Series,
+) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Coordinates: parse, repair swaps, test against the extent, explain failures."""
+    lat = pd.to_numeric(rlat, errors="coerce").astype("float64")
+    lon = pd.to_numeric(rlon, errors="coerce").astype("float64")
+    finite = np.isfinite(lat) & np.isfinite(lon)
+    inside = in_extent(lon.to_numpy(), lat.to_numpy(), profile) & finite
+    swapped = finite & ~inside & in_extent(lat.to_numpy(), lon.to_numpy(), profile)
+    lat2 = lat.where(~swapped, lon)
+    lon2 = lon.where(~swapped, lat)
+    usable = inside | swapped
+    zero = finite & (lat.abs() < 1e-9) & (lon.abs() < 1e-9)
+    has_address = address.notna()
+    no_coords = rlat.isna() & rlon.isna()
+
+    reason = pd.Series(None, index=lat.index, dtype=object)
+    detail = pd.Series(None, index=lat.index, dtype=object)
+    bad = ~usable
+    why = pd.Series(None, index=lat.index, dtype=object)
+    if bad.any():
+        why[bad & geometry_error.notna()] = geometry_error
+        why[bad & no_coords & why.isna()] = "no coordinates"
+        why[bad & zero & why.isna()] = "coordinates are the placeholder (0, 0)"
+        m = bad & ~finite & why.isna()
+        why[m] = [
+            f"coordinates ({str(a)[:30]}, {str(b)[:30]}) are not finite numbers"
+            for a, b in zip(rlat[m], rlon[m], strict=True)
+        ]
+        m = bad & why.isna()
+        why[m] = [
+            f"coordinates ({a}, {b}) are outside {profile.name}"
+            for a, b in zip(lat[m], lon[m], strict=True)
+        ]
+    geo_m = bad & has_address
+    reason[geo_m] = "needs_geocoding"
+    detail[geo_m] = [
+        REASONS["needs_geocoding"].format(detail=w, address=a)
+        for w, a in zip(why[geo_m], address[geo_m], strict=True)
+    ]
+    rest = bad & ~has_address
+    kinds = [
+        (geometry_error.notna(), "unsupported_geometry"),
+        (no_coords, "missing_coordinates"),
+        (zero, "placeholder_coordinates"),
+        (~finite, "invalid_coordinates"),
+        (pd.Series(True, index=lat.index), "outside_city"),
+    ]
+    for mask, code in kinds:
+        m = rest & mask & reason.isna()
+        reason[m] = code
+        detail[m] = [
+            REASONS[code].format(detail=w, lat=la, lon=lo, rlat=ra, rlon=ro, city=profile.name)
+            for w, la, lo, ra, ro in zip(why[m], lat[m], lon[m], rlat[m], rlon[m], strict=True)
+        ]
+    return lat2.where(usable), lon2.where(usable), reason, detail, swapped
+
+
+def in_extent(lon: np.ndarray, lat: np.ndarray, profile: CityProfile) -> np.ndarray:
+    """Whether each (lon, lat) lies in the profile's buffered extent."""
+    lon = np.asarray(lon, dtype="float64")
+    lat = np.asarray(lat, dtype="float64")
+    out = np.zeros(len(lon), dtype=bool)
+    extent = profile.extent
+    xmin, ymin, xmax, ymax = extent.bounds
+    with np.errstate(invalid="ignore"):
+        box = (lon >= xmin) & (lon <= xmax) & (lat >= ymin) & (lat <= ymax)
+    if box.any():
+        shapely.prepare(extent)
+        out[box] = shapely.contains_xy(extent, lon[box], lat[box])
+    return out
+
+
+def _duplicates(
+    ids: pd.Series, updated: pd.Series, rows: pd.Series, good: pd.Series
+) -> tuple[pd.Series, pd.Series] | None:
+    """Rows that lose to a newer row with the same id, and the row that won."""
+    cand = good & ids.notna()
+    if not ids[cand].duplicated().any():
+        return None
+    frame = pd.DataFrame({"id": ids[cand], "upd": updated[cand], "row": rows[cand]})
+    frame["upd_key"] = frame["upd"].fillna(pd.Timestamp.min.tz_localize("UTC"))
+    frame = frame.sort_values(["id", "upd_key", "row"])
+    winner = frame.groupby("id", sort=False)["row"].transform("last")
+    losers = pd.Series(False, index=ids.index)
+    losers[frame.index[frame["row"] != winner]] = True
+    kept = pd.Series(None, index=ids.index, dtype=object)
+    kept[frame.index] = winner
+    return losers, kept
+
+
+def _extras(frame: pd.DataFrame) -> pd.Series:
+    """Unmapped source columns as one JSON object per row."""
+    renamed = frame.rename(columns=lambda c: c[4:])
+    lines = renamed.to_json(orient="records", lines=True, force_ascii=False)
+    return pd.Series(lines.splitlines(), index=frame.index, dtype=object)
+
+
+def _quarantine_frame(
+    rows: pd.DataFrame,
+    reason: pd.Series,
+    detail: pd.Series,
+    batch_id: str,
+    source_file: str,
+    now: datetime,
+) -> pd.DataFrame:
+    """Quarantine records: raw row as JSON, reason, and a stable id for idempotence."""
+    if rows.empty:
+        return empty_quarantine()
+    raw_cols = [c for c in rows.columns if c != ROW_COLUMN]
+    raw = rows[raw_cols].rename(columns=lambda c: c[4:] if c.startswith("src:") else c)
+    raw_json = raw.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    qid = [
+        hashlib.sha1(f"{r}\x1f{code}\x1f{row}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        for r, code, row in zip(raw_json, reason, rows[ROW_COLUMN], strict=True)
+    ]
+    sid = rows["service_request_id"] if "service_request_id" in rows.columns else None
+    addr = rows["address"] if "address" in rows.columns else None
+    return pd.DataFrame(
+        {
+            "quarantine_id": qid,
+            "batch_id": batch_id,
+            "source_file": source_file,
+            "source_row": rows[ROW_COLUMN].astype("int64").to_numpy(),
+            "reason": reason.to_numpy(dtype=object),
+            "detail": detail.to_numpy(dtype=object),
+            "service_request_id": normalize_ids(sid).to_numpy(dtype=object)
+            if sid is not None
+            else None,
+            "address": addr.to_numpy(dtype=object) if addr is not None else None,
+            "raw": raw_json,
+            "quarantined_at": pd.Timestamp(now),
+        }
+    )
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """An empty quarantine frame with typed columns."""
+    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in QUARANTINE_COLUMNS})
+    frame["source_row"] = frame["source_row"].astype("int64")
+    frame["quarantined_at"] = frame["quarantined_at"].astype("datetime64[ns, UTC]")
+    return frame
+
+
+def _flag_counts(flags: pd.Series) -> dict[str, int]:
+    """Count each flag over the rows (flags are ';'-separated)."""
+    present = flags[flags != ""]
+    if present.empty:
+        return {}
+    counts = present.str.split(";").explode().value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def parse_extra(value: str | None) -> dict[str, object]:
+    """Decode an ``extra`` value back into a dict (empty for ``None``)."""
+    return json.loads(value) if value else {}

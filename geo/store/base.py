@@ -1,0 +1,349 @@
+"""The store interface shared by the embedded store and the PostGIS store.
+
+A store keeps requests (joined to every active boundary layer), the quarantine, the
+ingest batches and the boundary layers with their generations. Writes are atomic: a
+batch is applied whole or not at all, and re-applying it changes nothing.
+
+Upsert rule, keyed on ``service_request_id``: an incoming row replaces the stored one
+when its ``updated_datetime`` is newer, or when both times are equal (or both missing)
+and the content differs (the later ingest wins a tie). An older incoming row changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.ingest.sink import WriteResult
+from geo.ingest.validate import ValidatedBatch
+from hotspot311.errors import StoreError
+from hotspot311.settings import is_postgres_url
+from layers.profile import CityProfile, LayerSpec
+from layers.registry import Generation, active_generations, generation_for, load_layer
+
+if TYPE_CHECKING:
+    from geo.store.runs import RunResult
+
+BATCH_COLUMNS = (
+    "batch_id",
+    "source_file",
+    "format",
+    "encoding",
+    "rows_read",
+    "inserted",
+    "updated",
+    "unchanged",
+    "quarantined",
+    "ingested_at",
+)
+
+
+class Store(ABC):
+    """A place to keep requests, quarantine, batches and boundary layers."""
+
+    profile: CityProfile
+
+    # --- writes -----------------------------------------------------------------
+    @abstractmethod
+    def write_batch(
+        self,
+        batch: ValidatedBatch,
+        *,
+        info: dict[str, object],
+        release: Sequence[str] = (),
+    ) -> WriteResult:
+        """Upsert a validated batch and its quarantine rows, atomically.
+
+        Parameters
+        ----------
+        batch
+            Requests and quarantine rows of one source.
+        info
+            Batch record fields (``batch_id``, ``source_file``, ``format``, …).
+        release
+            Quarantine ids to remove in the same transaction (rows now usable).
+
+        Returns
+        -------
+        WriteResult
+            Counts that add up to ``batch.rows_read``.
+        """
+
+    @abstractmethod
+    def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
+        """Store a new generation of a layer and re-join that layer only.
+
+        Parameters
+        ----------
+        spec
+            The layer's key, title, fields and ``valid_from``.
+        areas
+            ``code``, ``name``, ``geometry`` in the city CRS.
+
+        Returns
+        -------
+        Generation
+            The stored generation's metadata.
+        """
+
+    @abstractmethod
+    def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Join every stored request to the active generation of ``keys`` (all when None).
+
+        Returns
+        -------
+        dict
+            Layer key → requests outside every area of that layer.
+        """
+
+    # --- reads ------------------------------------------------------------------
+    @abstractmethod
+    def requests(self) -> gpd.GeoDataFrame:
+        """Every stored request: canonical, derived and one column per layer key."""
+
+    def request_columns(self, columns: Sequence[str], *,
+                        categories: Sequence[str] = ()) -> pd.DataFrame:
+        """Some columns of every stored request, without geometry objects.
+
+        Parameters
+        ----------
+        columns
+            Column names; names the store does not have are left out.
+        categories
+            Columns (of ``columns``) to return as ``category`` dtype, categories sorted:
+            for text with few distinct values (service type, status, area codes), which
+            is then cheaper to read, hold and filter.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per request.
+        """
+        return self.request_reader().read(columns, categories=categories)
+
+    def request_reader(self) -> RequestReader:
+        """A reader of request columns that all come from the data as it is now.
+
+        The default holds every stored request, read once on first use; stores that can
+        read columns alone (the embedded store) override this.
+        """
+        return RequestReader(self.requests)
+
+    @abstractmethod
+    def quarantine(self) -> pd.DataFrame:
+        """Every quarantined row (see :data:`geo.ingest.validate.QUARANTINE_COLUMNS`)."""
+
+    @abstractmethod
+    def batches(self) -> pd.DataFrame:
+        """The ingest log, one row per batch (see :data:`BATCH_COLUMNS`)."""
+
+    @abstractmethod
+    def generations(self) -> list[Generation]:
+        """Every stored generation of every layer."""
+
+    @abstractmethod
+    def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
+        """The areas of one generation of a layer (the active one by default)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for messages (never a password)."""
+
+    # --- stored hotspot runs ----------------------------------------------------
+    @abstractmethod
+    def save_run(self, result: RunResult, *, created_at: datetime | None = None) -> int:
+        """Store a hotspot run: parameters, data snapshot, hotspots, members, time.
+
+        Parameters
+        ----------
+        result
+            From :func:`clustering.run.run_hotspots`.
+        created_at
+            Time to record (now when omitted).
+
+        Returns
+        -------
+        int
+            The new run's id.
+        """
+
+    @abstractmethod
+    def runs(self) -> pd.DataFrame:
+        """Stored runs, oldest first (see :data:`geo.store.runs.RUNS_COLUMNS`)."""
+
+    @abstractmethod
+    def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
+        """Parameters, ranked hotspots and members (``hotspot_id``, ``service_request_id``).
+
+        Raises
+        ------
+        InputError
+            When no stored run has ``run_id``.
+        """
+
+    # --- shared helpers ---------------------------------------------------------
+    def active(self) -> dict[str, Generation]:
+        """Layer key → active generation."""
+        return active_generations(self.generations())
+
+    def layer_keys(self) -> tuple[str, ...]:
+        """Keys of the stored layers, in the order they were first added."""
+        seen: dict[str, None] = {}
+        for gen in sorted(self.generations(), key=lambda g: g.generation):
+            seen.setdefault(gen.key, None)
+        return tuple(seen)
+
+    def ensure_profile_layers(self) -> list[Generation]:
+        """Load every profile layer the store does not hold yet.
+
+        Returns
+        -------
+        list of Generation
+            The generations added (empty when the store already had every layer).
+        """
+        have = {g.key for g in self.generations()}
+        added = []
+        for spec in self.profile.layers:
+            if spec.key not in have:
+                areas = load_layer(spec, crs=self.profile.crs)
+                added.append(self.add_generation(spec, areas))
+        return added
+
+    def add_layer_file(self, spec: LayerSpec) -> Generation:
+        """Read a layer file (see :func:`layers.registry.load_layer`) and store it."""
+        return self.add_generation(spec, load_layer(spec, crs=self.profile.crs))
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (connections); the embedded store holds none."""
+
+
+class RequestReader:
+    """Columns of the stored requests, read when asked, all from one snapshot.
+
+    A page can read the columns its first view needs now and others later (ids and
+    addresses for popups, projected positions for a hotspot run) and still have rows
+    that line up: every read comes from the data as it was when the reader was made,
+    whatever was ingested since. Reads may come from several threads.
+
+    Parameters
+    ----------
+    load
+        Returns every stored request; called once, on the first read.
+    """
+
+    def __init__(self, load: Callable[[], pd.DataFrame]) -> None:
+        self._load = load
+        self._frame: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def read(self, columns: Sequence[str], *, categories: Sequence[str] = ()) -> pd.DataFrame:
+        """Some columns of every request (see :meth:`Store.request_columns`).
+
+        Parameters
+        ----------
+        columns
+            Column names; names the store does not have are left out.
+        categories
+            Columns (of ``columns``) to return as sorted categoricals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per request, in the same order on every read.
+        """
+        with self._lock:
+            if self._frame is None:
+                self._frame = self._load()
+            frame = self._frame
+        out = pd.DataFrame(frame[[c for c in columns if c in frame.columns and
+                                  c != "geometry"]])
+        return as_categories(out, categories)
+
+
+def as_categories(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``frame`` with ``columns`` (those it has) as ``category`` dtype, categories sorted.
+
+    Sorted categories make sorting and tie-breaking by these columns the same as on the
+    text. Columns that already are categorical get their categories sorted.
+
+    Examples
+    --------
+    >>> out = as_categories(pd.DataFrame({"s": ["b", "a", None]}), ["s", "missing"])
+    >>> list(out["s"].cat.categories), out["s"].isna().tolist()
+    (['a', 'b'], [False, False, True])
+    """
+    out = frame
+    for col in columns:
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype("category")
+        cats = values.cat.categories
+        order = np.argsort(cats.to_numpy(), kind="stable")
+        if (order != np.arange(len(order))).any():
+            # recode with one take (reorder_categories re-validates every code)
+            rank = np.empty(len(order) + 1, dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            rank[-1] = -1  # code -1 (missing) stays missing
+            codes = rank[values.cat.codes.to_numpy()]
+            values = pd.Series(pd.Categorical.from_codes(codes, categories=cats[order]),
+                               index=values.index, name=col)
+        if out is frame:
+            out = frame.copy(deep=False)
+        out[col] = values
+    return out
+
+
+def next_generation_number(existing: list[Generation], key: str) -> int:
+    """1 + the highest generation number stored for ``key``."""
+    return 1 + max((g.generation for g in existing if g.key == key), default=0)
+
+
+def describe_generation(
+    spec: LayerSpec, areas: gpd.GeoDataFrame, existing: list[Generation]
+) -> Generation:
+    """Metadata for ``areas`` as the next generation of ``spec.key``."""
+    return generation_for(spec, areas, generation=next_generation_number(existing, spec.key))
+
+
+def open_store(location: str | Path, profile: CityProfile) -> Store:
+    """Open the store named by ``location``.
+
+    Parameters
+    ----------
+    location
+        A directory (embedded store, created when missing) or a ``postgresql://`` URL
+        (PostGIS store; ``postgresql:`` alone uses the libpq ``PG*`` variables).
+    profile
+        The city profile the store serves.
+
+    Returns
+    -------
+    Store
+        The opened store.
+
+    Raises
+    ------
+    StoreError
+        When the store cannot be opened or belongs to another city.
+    """
+    text = str(location)
+    if is_postgres_url(text):
+        try:
+            from geo.store.postgis import PostGISStore
+        except ImportError as err:
+            raise StoreError(f"the PostGIS store is not available in this build ({err})") from err
+        return PostGISStore.open(text, profile)
+    from geo.store.embedded import EmbeddedStore
+
+    return EmbeddedStore(Path(text), profile)

@@ -1,0 +1,459 @@
+"""The embedded store: GeoParquet files under a directory, no server needed.
+
+Layout::
+
+    STORE/
+      CURRENT                      name of the committed snapshot, replaced atomically
+      snapshots/000042/
+        requests.parquet           GeoParquet, point geometry in WGS84
+        quarantine.parquet
+        batches.parquet
+        manifest.json              city name and layer generations
+      layers/<key>/g<N>.parquet    areas of one generation (city CRS), never rewritten
+      .lock                        writers take an exclusive lock on it
+
+A write builds a complete new snapshot in a temporary directory (unchanged files are
+hard links), renames it into place and then replaces ``CURRENT``: a process killed at
+any moment leaves the previous snapshot current, readable and intact. The three newest
+snapshots are kept; stray temporary directories are removed by the next writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from geo.ingest.model import empty_requests
+from geo.ingest.sink import WriteResult
+from geo.ingest.validate import ValidatedBatch, empty_quarantine
+from geo.joins import AreaIndex, build_index, locate
+from geo.store import embedded_runs
+from geo.store.base import (
+    BATCH_COLUMNS,
+    RequestReader,
+    Store,
+    as_categories,
+    describe_generation,
+)
+from geo.store.runs import RunResult, pack_run
+from hotspot311.errors import StoreError
+from layers.profile import CityProfile, LayerSpec, validate_layer_key
+from layers.registry import Generation, active_generations
+
+_FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
+          *embedded_runs.FILES)
+_KEEP_SNAPSHOTS = 3
+
+
+class EmbeddedStore(Store):
+    """GeoParquet store in a directory.
+
+    Parameters
+    ----------
+    root
+        Store directory; created on first write.
+    profile
+        City profile. A store holds one city: opening it with another profile's name
+        raises :class:`StoreError`.
+    """
+
+    def __init__(self, root: Path, profile: CityProfile) -> None:
+        self.root = Path(root)
+        self.profile = profile
+        self._index_cache: dict[tuple[str, int], AreaIndex] = {}
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"store {self.root}: exists and is not a directory")
+        city = self._manifest().get("city")
+        if city and city != profile.name:
+            raise StoreError(
+                f"store {self.root} holds {city!r} requests; it cannot be opened with the "
+                f"{profile.name!r} profile (use another --store directory)"
+            )
+
+    # --- reads ------------------------------------------------------------------
+    def describe(self) -> str:
+        """The store directory."""
+        return f"embedded store {self.root}"
+
+    def requests(self) -> gpd.GeoDataFrame:
+        """Every stored request."""
+        path = self._current_file("requests.parquet")
+        if path is None:
+            return empty_requests(self.layer_keys())
+        return gpd.read_parquet(path)
+
+    def quarantine(self) -> pd.DataFrame:
+        """Every quarantined row."""
+        path = self._current_file("quarantine.parquet")
+        return pd.read_parquet(path) if path is not None else empty_quarantine()
+
+    def batches(self) -> pd.DataFrame:
+        """The ingest log."""
+        path = self._current_file("batches.parquet")
+        if path is None:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in BATCH_COLUMNS})
+        return pd.read_parquet(path)
+
+    def generations(self) -> list[Generation]:
+        """Every stored layer generation."""
+        return [Generation.from_dict(g) for g in self._manifest().get("generations", [])]
+
+    def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
+        """Areas of a layer generation (the active one by default)."""
+        gen = self._generation(key, generation)
+        return gpd.read_parquet(self._layer_path(gen))
+
+    def request_reader(self) -> RequestReader:
+        """A reader of the current snapshot's request columns (the Parquet file is held
+        open: later reads see this snapshot even after new ones are written).
+
+        Text columns read as categories are read dictionary-encoded, straight into
+        ``category`` dtype (no Python string per row).
+        """
+        path = self._current_file("requests.parquet")
+        if path is None:
+            return RequestReader(lambda: empty_requests(self.layer_keys()))
+        return _ParquetRequests(path)
+
+    def _keys(self) -> pd.DataFrame:
+        """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
+        path = self._current_file("requests.parquet")
+        if path is None:
+            return pd.DataFrame(columns=["service_request_id", "updated_datetime", "row_hash"])
+        return pd.read_parquet(path, columns=["service_request_id", "updated_datetime", "row_hash"])
+
+    def count(self) -> int:
+        """Number of stored requests, read from the Parquet footer only."""
+        path = self._current_file("requests.parquet")
+        return 0 if path is None else pq.ParquetFile(path).metadata.num_rows
+
+    # --- writes -----------------------------------------------------------------
+    def write_batch(
+        self,
+        batch: ValidatedBatch,
+        *,
+        info: dict[str, object],
+        release: Sequence[str] = (),
+    ) -> WriteResult:
+        """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`)."""
+        with self._lock():
+            incoming = batch.requests
+            decision = _decide(self._keys(), incoming)
+            result = WriteResult(
+                inserted=int(decision.eq("insert").sum()),
+                updated=int(decision.eq("update").sum()),
+                unchanged=int(decision.eq("keep").sum()),
+            )
+            writes: dict[str, Any] = {}
+            if result.inserted or result.updated:
+                fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
+                fresh = self._join(fresh, self.active())
+                replaced = set(fresh["service_request_id"])
+                stored = self.requests()
+                kept = stored[~stored["service_request_id"].isin(replaced)]
+                merged = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
+                writes["requests.parquet"] = _align(merged, self.layer_keys())
+
+            quarantine = self.quarantine()
+            q_new = batch.quarantine
+            result.quarantined = {str(k): int(v) for k, v in q_new["reason"].value_counts().items()}
+            if release:
+                before = len(quarantine)
+                quarantine = quarantine[~quarantine["quarantine_id"].isin(set(release))]
+                result.released = before - len(quarantine)
+            fresh_q = q_new[~q_new["quarantine_id"].isin(set(quarantine["quarantine_id"]))]
+            if len(fresh_q) or result.released:
+                frames = [f for f in (quarantine, fresh_q) if len(f)]
+                writes["quarantine.parquet"] = (
+                    pd.concat(frames, ignore_index=True) if frames else empty_quarantine()
+                )
+
+            record = {c: info.get(c) for c in BATCH_COLUMNS}
+            record.update(
+                rows_read=batch.rows_read, inserted=result.inserted, updated=result.updated,
+                unchanged=result.unchanged, quarantined=sum(result.quarantined.values()),
+                ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            log = self.batches()
+            writes["batches.parquet"] = pd.concat(
+                [log, pd.DataFrame([record])], ignore_index=True
+            ).astype(dict.fromkeys(("batch_id", "source_file", "format", "encoding"), object))
+            manifest = self._manifest()
+            manifest["city"] = self.profile.name
+            writes["manifest.json"] = manifest
+            self._commit(writes)
+        return result
+
+    def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
+        """Store a layer generation and re-join that layer (see :class:`Store`)."""
+        validate_layer_key(spec.key)  # the key names a directory: check it first
+        with self._lock():
+            manifest = self._manifest()
+            gen = describe_generation(spec, areas, self.generations())
+            path = self._layer_path(gen)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic(path, lambda p: areas.to_parquet(p))
+            manifest.setdefault("generations", []).append(gen.to_dict())
+            manifest["city"] = self.profile.name
+            writes: dict[str, Any] = {"manifest.json": manifest}
+            stored = self.requests()
+            if len(stored):
+                active = self._active_from(manifest)
+                joined = self._join(stored, {spec.key: active[spec.key]})
+                writes["requests.parquet"] = _align(joined, _keys_of(manifest))
+            self._commit(writes)
+        return gen
+
+    def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Re-join every request to the active generation of ``keys``."""
+        with self._lock():
+            active = self.active()
+            chosen = {k: active[k] for k in (keys or active.keys())}
+            stored = self.requests()
+            if len(stored):
+                joined = self._join(stored, chosen)
+                self._commit({"requests.parquet": _align(joined, self.layer_keys())})
+                stored = joined
+        return {k: int(stored[k].isna().sum()) if k in stored else 0 for k in chosen}
+
+    # --- stored hotspot runs (see geo.store.embedded_runs) -----------------------------
+    def save_run(self, result: RunResult, *, created_at: datetime | None = None) -> int:
+        """Store a hotspot run (see :meth:`Store.save_run`)."""
+        packed = pack_run(result)
+        with self._lock():
+            run_id, writes = embedded_runs.append_run(
+                self._run_files(), packed, created_at=created_at or datetime.now(UTC)
+            )
+            self._commit(dict(writes))
+        return run_id
+
+    def runs(self) -> pd.DataFrame:
+        """Stored runs, oldest first (see :meth:`Store.runs`)."""
+        name = embedded_runs.RUNS_FILE
+        return embedded_runs.list_runs(embedded_runs.read(self._current_file(name), name))
+
+    def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
+        """Parameters, hotspots and members of a stored run (see :meth:`Store.load_run`)."""
+        return embedded_runs.load_run(self._run_files(), run_id, crs=self.profile.crs)
+
+    def _run_files(self) -> dict[str, pd.DataFrame]:
+        return {n: embedded_runs.read(self._current_file(n), n) for n in embedded_runs.FILES}
+
+    # --- internals --------------------------------------------------------------
+    def _join(self, frame: gpd.GeoDataFrame, gens: dict[str, Generation]) -> gpd.GeoDataFrame:
+        """Set one code column per generation's layer, from the city-CRS x/y."""
+        out = frame.copy()
+        x = out["x"].to_numpy(dtype="float64")
+        y = out["y"].to_numpy(dtype="float64")
+        for key, gen in gens.items():
+            out[key] = locate(x, y, self._index(gen))
+        return out
+
+    def _index(self, gen: Generation) -> AreaIndex:
+        cache_key = (gen.key, gen.generation)
+        if cache_key not in self._index_cache:
+            self._index_cache[cache_key] = _index_for_file(self._layer_path(gen))
+        return self._index_cache[cache_key]
+
+    def _generation(self, key: str, generation: int | None) -> Generation:
+        gens = [g for g in self.generations() if g.key == key]
+        if not gens:
+            raise StoreError(
+                f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}"
+            )
+        if generation is None:
+            return self.active()[key]
+        for g in gens:
+            if g.generation == generation:
+                return g
+        raise StoreError(
+            f"layer {key!r} has no generation {generation}; "
+            f"it has {[g.generation for g in gens]}"
+        )
+
+    def _active_from(self, manifest: dict[str, Any]) -> dict[str, Generation]:
+        return active_generations(
+            [Generation.from_dict(g) for g in manifest.get("generations", [])]
+        )
+
+    def _layer_path(self, gen: Generation) -> Path:
+        return self.root / "layers" / gen.key / f"g{gen.generation}.parquet"
+
+    def _current_dir(self) -> Path | None:
+        pointer = self.root / "CURRENT"
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        path = self.root / "snapshots" / name
+        if not path.is_dir():
+            raise StoreError(
+                f"{self.describe()}: CURRENT names snapshot {name!r}, which is missing"
+            )
+        return path
+
+    def _current_file(self, name: str) -> Path | None:
+        current = self._current_dir()
+        if current is None:
+            return None
+        path = current / name
+        return path if path.exists() else None
+
+    def _manifest(self) -> dict[str, Any]:
+        path = self._current_file("manifest.json")
+        if path is None:
+            return {}
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _commit(self, writes: dict[str, Any]) -> None:
+        """Write a new snapshot with ``writes`` (others hard-linked) and make it current."""
+        snaps = self.root / "snapshots"
+        snaps.mkdir(parents=True, exist_ok=True)
+        for stray in snaps.glob(".tmp-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+        current = self._current_dir()
+        numbers = [int(p.name) for p in snaps.iterdir() if p.name.isdigit()]
+        name = f"{max(numbers, default=0) + 1:06d}"
+        tmp = snaps / f".tmp-{name}-{os.getpid()}"
+        tmp.mkdir()
+        for file in _FILES:
+            target = tmp / file
+            if file in writes:
+                _write(target, writes[file])
+            elif current is not None and (current / file).exists():
+                os.link(current / file, target)
+        _fsync_dir(tmp)
+        os.rename(tmp, snaps / name)
+        _fsync_dir(snaps)
+        _atomic(self.root / "CURRENT", lambda p: p.write_text(name + "\n", encoding="utf-8"))
+        for old in sorted((p for p in snaps.iterdir() if p.name.isdigit()), key=lambda p: p.name)[
+            :-_KEEP_SNAPSHOTS
+        ]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class _ParquetRequests(RequestReader):
+    """Request columns read alone from one Parquet file, held open."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(pd.DataFrame)
+        self._source = pa.OSFile(str(path))
+        self._schema = pq.read_schema(self._source)
+
+    def read(self, columns: Sequence[str], *, categories: Sequence[str] = ()) -> pd.DataFrame:
+        schema = self._schema
+        wanted = [c for c in columns if c in schema.names and c != "geometry"]
+        text = [c for c in categories if c in wanted
+                and (pa.types.is_string(schema.field(c).type)
+                     or pa.types.is_large_string(schema.field(c).type))]
+        with self._lock:  # one file position: one read at a time
+            table = pq.ParquetFile(self._source, read_dictionary=text).read(columns=wanted)
+        return as_categories(table.to_pandas(), [c for c in categories if c in wanted])
+
+
+@lru_cache(maxsize=64)
+def _index_by_digest(digest: str, path: str) -> AreaIndex:
+    """Index of a layer file, shared by every store in the process holding the same bytes."""
+    return build_index(gpd.read_parquet(path))
+
+
+def _index_for_file(path: Path) -> AreaIndex:
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    return _index_by_digest(digest, str(path))
+
+
+def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
+    """Per incoming row: ``insert``, ``update`` or ``keep`` (see the upsert rule)."""
+    if incoming.empty:
+        return pd.Series([], dtype=object)
+    if stored.empty:
+        return pd.Series("insert", index=incoming.index, dtype=object)
+    old = stored[["service_request_id", "updated_datetime", "row_hash"]].rename(
+        columns={"updated_datetime": "old_upd", "row_hash": "old_hash"}
+    )
+    # nullable, so that the left merge does not turn the hashes into float64 and lose bits
+    old["old_hash"] = old["old_hash"].astype("UInt64")
+    new = incoming[["service_request_id", "updated_datetime", "row_hash"]].reset_index()
+    m = new.merge(old, on="service_request_id", how="left", indicator=True).set_index("index")
+    found = m["_merge"].eq("both")
+    upd, old_upd = m["updated_datetime"], m["old_upd"]
+    newer = (upd > old_upd) | (upd.notna() & old_upd.isna())
+    tie = (upd == old_upd) | (upd.isna() & old_upd.isna())
+    changed = m["row_hash"].to_numpy() != m["old_hash"].fillna(0).to_numpy(dtype="uint64")
+    out = pd.Series("keep", index=m.index, dtype=object)
+    out[~found] = "insert"
+    out[found & (newer | (tie & changed))] = "update"
+    return out.reindex(incoming.index)
+
+
+def _keys_of(manifest: dict[str, Any]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for g in sorted(manifest.get("generations", []), key=lambda g: g["generation"]):
+        seen.setdefault(g["key"], None)
+    return tuple(seen)
+
+
+def _align(frame: gpd.GeoDataFrame, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """Put columns in canonical order with every layer column present."""
+    template = empty_requests(keys)
+    for col in template.columns:
+        if col not in frame.columns:
+            frame[col] = None
+    ordered = list(template.columns) + [c for c in frame.columns if c not in template.columns]
+    out = frame[ordered]
+    return gpd.GeoDataFrame(out, geometry="geometry", crs="EPSG:4326")
+
+
+def _write(path: Path, value: Any) -> None:
+    if path.suffix == ".json":
+        path.write_text(json.dumps(value, indent=1, sort_keys=True), encoding="utf-8")
+    elif isinstance(value, gpd.GeoDataFrame):
+        value.to_parquet(path, index=False)
+    else:
+        value.to_parquet(path, index=False)
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _atomic(path: Path, writer: Any) -> None:
+    """Write ``path`` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writer(tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+

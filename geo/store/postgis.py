@@ -1,0 +1,479 @@
+"""The PostGIS store: requests, quarantine, batches and boundary layers in PostgreSQL.
+
+Selected by a ``postgresql://`` URL, or by ``postgresql:`` alone, which connects with the
+libpq defaults and ``PG*`` variables (``PGHOST``, ``PGPORT``, ``PGDATABASE``, ``PGUSER``,
+``PGPASSWORD``, …). Connections come from a :class:`psycopg_pool.ConnectionPool`.
+
+Opening a store applies pending migrations (:mod:`geo.store.postgis_schema`) and binds the
+database to the profile's city and SRID. Each write is one transaction, so a failure
+part-way leaves the database as it was:
+
+- :meth:`PostGISStore.write_batch` COPYs the batch into a temporary table, upserts it
+  with ``INSERT … ON CONFLICT`` (:mod:`geo.store.postgis_load`), joins only the inserted and
+  updated requests to every active layer (:mod:`geo.store.postgis_join`), writes the
+  quarantine and the batch record.
+- :meth:`PostGISStore.add_generation` stores areas and pieces and re-joins that layer.
+
+Area codes per request are rows of ``request_areas``; :meth:`PostGISStore.requests`
+pivots them into one column per layer key, giving the embedded store's frame shape.
+Text PostgreSQL cannot hold (U+0000) follows the rule in :mod:`geo.store.postgis_text`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import shapely
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from geo.ingest.model import empty_requests
+from geo.ingest.sink import WriteResult
+from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
+from geo.store import postgis_runs
+from geo.store.base import BATCH_COLUMNS, Store, describe_generation
+from geo.store.postgis_join import insert_generation, join_requests, set_active
+from geo.store.postgis_load import (
+    REQUEST_COLUMNS,
+    apply_nul_rule,
+    nul_id_quarantine,
+    record_batch,
+    spatial_order,
+    upsert_requests,
+    write_quarantine,
+)
+from geo.store.postgis_schema import bind_city, migrate
+from geo.store.runs import RunResult, pack_run
+from hotspot311.errors import StoreConnectionError, StoreError
+from hotspot311.schema import TIME_FIELDS
+from layers.profile import CityProfile, LayerSpec, validate_layer_key
+from layers.registry import Generation, active_generations
+
+_CONNECT_TIMEOUT = 10
+
+
+def conninfo_for(url: str) -> str:
+    """The libpq connection string for a store location.
+
+    ``postgresql:`` alone means "libpq defaults and ``PG*`` variables" (an empty
+    connection string); a URL is passed on as it is.
+    """
+    return "" if url.strip() == "postgresql:" else url
+
+
+def server_label(conninfo: str) -> str:
+    """``user@host:port/dbname`` of a connection string, never the password."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        params = {}
+
+    def get(key: str, env: str, default: str) -> str:
+        value = params.get(key) or os.environ.get(env) or default
+        return str(value)
+
+    user = get("user", "PGUSER", "(default user)")
+    host = get("host", "PGHOST", "localhost")
+    port = get("port", "PGPORT", "5432")
+    dbname = get("dbname", "PGDATABASE", user)
+    return f"{user}@{host}:{port}/{dbname}"
+
+
+class PostGISStore(Store):
+    """A store in a PostGIS database (see the module docstring).
+
+    Use :meth:`open`; the constructor only stores its arguments.
+
+    Parameters
+    ----------
+    pool
+        An open connection pool to a migrated database bound to ``profile``.
+    profile
+        The city profile.
+    srid
+        The city SRID.
+    label
+        ``user@host:port/dbname`` for messages.
+    """
+
+    def __init__(
+        self, pool: ConnectionPool, profile: CityProfile, *, srid: int, label: str
+    ) -> None:
+        self.pool = pool
+        self.profile = profile
+        self.srid = srid
+        self.label = label
+
+    @classmethod
+    def open(cls, url: str, profile: CityProfile, *, max_size: int = 4) -> PostGISStore:
+        """Connect, migrate the schema and bind the database to ``profile``.
+
+        Parameters
+        ----------
+        url
+            ``postgresql://user@host:port/dbname`` or ``postgresql:`` for the ``PG*``
+            variables.
+        profile
+            The city profile.
+        max_size
+            Largest number of pooled connections.
+
+        Returns
+        -------
+        PostGISStore
+            The open store; call :meth:`close` when done.
+
+        Raises
+        ------
+        StoreConnectionError
+            When the server cannot be reached or refuses the login (the message names
+            user, host, port and database, never the password).
+        StoreError
+            When the database belongs to another city or cannot be migrated.
+        """
+        conninfo = conninfo_for(url)
+        label = server_label(conninfo)
+        try:
+            with psycopg.connect(conninfo, connect_timeout=_CONNECT_TIMEOUT) as conn:
+                migrate(conn)
+                srid = bind_city(conn, profile)
+        except psycopg.OperationalError as err:
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise StoreConnectionError(
+                f"cannot connect to PostgreSQL at {label}: {first}"
+            ) from None
+        except psycopg.Error as err:
+            raise StoreError(f"cannot prepare the PostGIS store at {label}: {err}") from err
+        pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            kwargs={"connect_timeout": _CONNECT_TIMEOUT},
+            name="hotspot311",
+        )
+        pool.open(wait=True, timeout=_CONNECT_TIMEOUT * 2)
+        return cls(pool, profile, srid=srid, label=label)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.pool.close()
+
+    def describe(self) -> str:
+        """``PostGIS store user@host:port/dbname``."""
+        return f"PostGIS store {self.label}"
+
+    # --- writes -----------------------------------------------------------------
+    def write_batch(
+        self,
+        batch: ValidatedBatch,
+        *,
+        info: dict[str, object],
+        release: Sequence[str] = (),
+    ) -> WriteResult:
+        """Upsert requests and quarantine rows in one transaction (see :class:`Store`)."""
+        requests, rejected = apply_nul_rule(batch.requests)
+        quarantine = batch.quarantine
+        if len(rejected):
+            extra_q = nul_id_quarantine(rejected, info)
+            frames = [f for f in (quarantine, extra_q) if len(f)]
+            quarantine = pd.concat(frames, ignore_index=True)
+        result = WriteResult(
+            quarantined={str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
+        )
+        with self.pool.connection() as conn, conn.transaction():
+            if len(requests):
+                result.inserted, result.updated = upsert_requests(
+                    conn, spatial_order(requests), self.srid
+                )
+                result.unchanged = len(requests) - result.inserted - result.updated
+                if result.inserted or result.updated:
+                    join_requests(
+                        conn, list(self.active_of(_generations(conn)).values()), only_changed=True
+                    )
+            result.released = write_quarantine(conn, quarantine, release)
+            record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
+            record.update(
+                rows_read=batch.rows_read,
+                inserted=result.inserted,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                quarantined=sum(result.quarantined.values()),
+            )
+            record_batch(conn, record)
+        return result
+
+    def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
+        """Store a layer generation and re-join that layer (see :class:`Store`)."""
+        validate_layer_key(spec.key)
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
+            existing = _generations(conn)
+            gen = describe_generation(spec, areas, existing)
+            insert_generation(conn, gen, areas, self.srid)
+            active = self.active_of([*existing, gen])
+            set_active(conn, active)
+            join_requests(conn, [active[spec.key]], only_changed=False)
+        return gen
+
+    def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
+        """Re-join every request to the active generation of ``keys``."""
+        with self.pool.connection() as conn, conn.transaction():
+            # as add_generation: the active set read here holds until commit
+            conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
+            active = self.active_of(_generations(conn))
+            unknown = [k for k in keys or () if k not in active]
+            if unknown:
+                raise StoreError(
+                    f"layers {unknown} are not in {self.describe()}; layers: {list(active)}"
+                )
+            chosen = [active[k] for k in (keys or list(active))]
+            set_active(conn, active)
+            inside = join_requests(conn, chosen, only_changed=False)
+            row = conn.execute("SELECT count(*) FROM requests").fetchone()
+            total = int(row[0]) if row else 0
+            return {g.key: total - inside[g.key] for g in chosen}
+
+    # --- reads ------------------------------------------------------------------
+    def requests(self) -> gpd.GeoDataFrame:
+        """Every stored request, one column per layer key, ordered by id.
+
+        One statement: ``request_areas`` is pivoted with ``max(code) FILTER (WHERE
+        layer_key = …)`` per layer (one row per request and layer, so ``max`` is that
+        row's code) and left-joined to ``requests``; the result streams out through
+        ``COPY … TO STDOUT (FORMAT csv)`` and is parsed column-wise by Arrow.
+        """
+        keys = self.layer_keys()
+        cols: list[sql.Composable] = []
+        for c in REQUEST_COLUMNS:
+            ident = sql.Identifier("r", c)
+            if c in TIME_FIELDS:
+                cols.append(sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(ident))
+            elif c == "extra":
+                cols.append(sql.SQL("{}::text").format(ident))
+            else:
+                cols.append(ident)
+        cols += [sql.Identifier("a", f"k{i}") for i in range(len(keys))]
+        if keys:
+            pivot = sql.SQL(", ").join(
+                sql.SQL("max(code) FILTER (WHERE layer_key = {}) AS {}").format(
+                    sql.Literal(k), sql.Identifier(f"k{i}")
+                )
+                for i, k in enumerate(keys)
+            )
+            source: sql.Composable = sql.SQL(
+                "requests r LEFT JOIN (SELECT service_request_id, {} FROM request_areas"
+                " GROUP BY service_request_id) a USING (service_request_id)"
+            ).format(pivot)
+        else:
+            source = sql.SQL("requests r")
+        stmt = sql.SQL(
+            'COPY (SELECT {} FROM {} ORDER BY r.service_request_id COLLATE "C")'
+            " TO STDOUT (FORMAT csv)"
+        ).format(sql.SQL(", ").join(cols), source)
+        sink = pa.BufferOutputStream()
+        with self.pool.connection() as conn, conn.cursor() as cur, cur.copy(stmt) as copy:
+            for chunk in copy:
+                sink.write(chunk)
+        return _request_frame(sink.getvalue(), keys)
+
+    def quarantine(self) -> pd.DataFrame:
+        """Every quarantined row, in the order quarantined."""
+        cols = [
+            sql.SQL("(extract(epoch FROM quarantined_at) * 1000000)::int8")
+            if c == "quarantined_at"
+            else sql.Identifier(c)
+            for c in QUARANTINE_COLUMNS
+        ]
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM quarantine ORDER BY seq").format(sql.SQL(", ").join(cols))
+            ).fetchall()
+        if not rows:
+            return empty_quarantine()
+        frame = pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS), dtype=object)
+        frame["source_row"] = frame["source_row"].astype("int64")
+        frame["quarantined_at"] = _times(frame["quarantined_at"])
+        return frame
+
+    def batches(self) -> pd.DataFrame:
+        """The ingest log, one row per batch."""
+        names = [c for c in BATCH_COLUMNS if c != "ingested_at"]
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {}, ingested_at FROM batches ORDER BY seq").format(
+                    sql.SQL(", ").join(map(sql.Identifier, names))
+                )
+            ).fetchall()
+        frame = pd.DataFrame(rows, columns=[*names, "ingested_at"], dtype=object)
+        for c in ("rows_read", "inserted", "updated", "unchanged", "quarantined"):
+            frame[c] = frame[c].astype("int64")
+        frame["ingested_at"] = [
+            t.astimezone(UTC).isoformat(timespec="seconds") for t in frame["ingested_at"]
+        ]
+        return frame.astype({"ingested_at": object})
+
+    def generations(self) -> list[Generation]:
+        """Every stored generation, in the order stored."""
+        with self.pool.connection() as conn:
+            return _generations(conn)
+
+    def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
+        """Areas of a layer generation (the active one by default), sorted by code."""
+        gens = [g for g in self.generations() if g.key == key]
+        if not gens:
+            raise StoreError(
+                f"layer {key!r} is not in {self.describe()}; layers: {list(self.layer_keys())}"
+            )
+        if generation is None:
+            generation = self.active()[key].generation
+        if generation not in {g.generation for g in gens}:
+            raise StoreError(
+                f"layer {key!r} has no generation {generation};"
+                f" it has {[g.generation for g in gens]}"
+            )
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT code, name, ST_AsBinary(geom) FROM areas WHERE layer_key = %s"
+                ' AND generation = %s ORDER BY code COLLATE "C"',
+                (key, generation),
+            ).fetchall()
+        return gpd.GeoDataFrame(
+            {"code": [r[0] for r in rows], "name": [r[1] for r in rows]},
+            geometry=gpd.GeoSeries(
+                shapely.from_wkb([bytes(r[2]) for r in rows]), crs=self.profile.crs
+            ),
+        )
+
+    def count(self) -> int:
+        """Number of stored requests."""
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM requests").fetchone()
+        return int(row[0]) if row else 0
+
+    # --- stored hotspot runs (see geo.store.postgis_runs) ------------------------------
+    def save_run(self, result: RunResult, *, created_at: datetime | None = None) -> int:
+        """Store a hotspot run in one transaction (see :meth:`Store.save_run`)."""
+        packed = pack_run(result)
+        with self.pool.connection() as conn, conn.transaction():
+            return postgis_runs.insert_run(
+                conn, packed, srid=self.srid, created_at=created_at or datetime.now(UTC)
+            )
+
+    def runs(self) -> pd.DataFrame:
+        """Stored runs, oldest first (see :meth:`Store.runs`)."""
+        with self.pool.connection() as conn:
+            return postgis_runs.list_runs(conn)
+
+    def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
+        """Parameters, hotspots and members of a stored run (see :meth:`Store.load_run`)."""
+        with self.pool.connection() as conn:
+            return postgis_runs.load_run(conn, run_id, crs=self.profile.crs)
+
+    def active_of(self, gens: list[Generation]) -> dict[str, Generation]:
+        """Layer key → active generation among ``gens`` (see ``active_generations``)."""
+        return active_generations(gens)
+
+
+def _generations(conn: psycopg.Connection) -> list[Generation]:
+    rows = conn.execute(
+        "SELECT layer_key, generation, title, valid_from, source, id_field, name_field, n_areas"
+        " FROM generations ORDER BY seq"
+    ).fetchall()
+    return [Generation(*row) for row in rows]
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """Epoch microseconds (or None) → ``datetime64[ns, UTC]``."""
+    micros = pd.array(values.to_numpy(dtype=object), dtype="Int64")
+    return pd.Series(pd.to_datetime(micros, unit="us", utc=True), index=values.index).astype(
+        "datetime64[ns, UTC]"
+    )
+
+
+def _read_types(keys: tuple[str, ...]) -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {}
+    for c in REQUEST_COLUMNS:
+        if c in TIME_FIELDS or c == "row_hash":
+            types[c] = pa.int64()
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            types[c] = pa.float64()
+        elif c == "synthetic":
+            types[c] = pa.bool_()
+        else:
+            types[c] = pa.string()
+    types.update({k: pa.string() for k in keys})
+    return types
+
+
+def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """CSV of the :meth:`PostGISStore.requests` query → the embedded store's frame shape.
+
+    PostgreSQL's CSV leaves NULL empty and unquoted and quotes an empty string, which
+    Arrow reads back as null and ``""``.
+    """
+    if data.size == 0:
+        return empty_requests(keys)
+    names = [*REQUEST_COLUMNS, *keys]
+    convert = pa_csv.ConvertOptions(
+        column_types=_read_types(keys),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+    parse = pa_csv.ParseOptions(newlines_in_values=True)
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid:  # a row longer than a block: read the whole text as one block
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=min(data.size + 1, 2**31 - 1)
+            ),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    columns: dict[str, Any] = {}
+    for c in names:
+        col = table.column(c)
+        if c in TIME_FIELDS:
+            micros = (
+                pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64")
+                if col.null_count
+                else col.to_numpy()
+            )
+            if col.null_count:
+                micros[np.asarray(col.is_null())] = pd.NA
+            columns[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+        elif c == "row_hash":
+            columns[c] = col.to_numpy().astype("int64").view("uint64")
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            columns[c] = col.to_numpy(zero_copy_only=False).astype("float64")
+        elif c == "synthetic":
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(bool)
+        else:
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(object)
+    frame = pd.DataFrame(columns)
+    for c in names:
+        if c not in TIME_FIELDS and columns[c].dtype == object:
+            frame[c] = frame[c].astype(object)
+    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
+    )

@@ -1,0 +1,57 @@
+"""``hotspot311 db``: maintenance of the PostGIS store's database.
+
+``hotspot311 --store postgresql://… db migrate`` applies the schema migrations the
+database has not had yet (:func:`geo.store.postgis_schema.migrate`) and prints them; running it
+again applies nothing. It needs a PostGIS store: with a store directory it exits 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+from hotspot311.cli.base import Context, handle_errors, pass_ctx
+from hotspot311.errors import InputError, StoreConnectionError, StoreError
+from hotspot311.settings import is_postgres_url
+
+
+@click.group("db")
+def db_group() -> None:
+    """Maintain the PostGIS store's database (schema migrations)."""
+
+
+@db_group.command("migrate")
+@pass_ctx
+@handle_errors
+def migrate_cmd(ctx: Context) -> None:
+    """Apply pending schema migrations (safe to run twice) and print them."""
+    location = str(ctx.store_location)
+    if not is_postgres_url(location):
+        raise InputError(
+            f"db migrate needs a PostGIS store (--store postgresql://user@host:port/dbname or "
+            f"postgresql: for the PG* variables); the store is {location!r}, a store directory"
+        )
+    import psycopg
+
+    from geo.store.postgis import conninfo_for, server_label
+    from geo.store.postgis_schema import migrate, migrations
+
+    conninfo = conninfo_for(location)
+    label = server_label(conninfo)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            applied = migrate(conn)
+            current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    except psycopg.OperationalError as err:
+        text = str(err).strip()
+        reason = text.splitlines()[-1] if text else type(err).__name__
+        raise StoreConnectionError(f"cannot connect to PostgreSQL at {label}: {reason}") from None
+    except psycopg.Error as err:
+        raise StoreError(f"cannot migrate the PostGIS store at {label}: {err}") from None
+    names = {m.version: m.name for m in migrations()}
+    for version in applied:
+        click.echo(f"applied {version:04d}_{names[version]}")
+    schema_version = current[0] if current else None
+    if not applied:
+        click.echo(f"{label}: schema is current (version {schema_version}); nothing to apply")
+    else:
+        click.echo(f"{label}: schema now at version {schema_version}")

@@ -1,0 +1,120 @@
+"""The ``hotspots`` command: select, cluster, rank, print and export; save, weekly patterns
+and significance through :mod:`hotspot311.cli.history`."""
+
+from __future__ import annotations
+
+import click
+import pandas as pd
+
+from hotspot311.cli import history
+from hotspot311.cli.base import Context, handle_errors, output_path, pass_ctx
+from hotspot311.errors import InputError
+
+
+@click.command("hotspots")
+@click.option("--service", "services", multiple=True, metavar="NAME|GROUP",
+              help="Service type or group (streets, police, sanitation); repeatable. Default: all.")
+@click.option("--days", type=int, default=30, show_default=True,
+              help="Window length, ending at the newest request (or --end).")
+@click.option("--end", help="Window end, YYYY-MM-DD (default: newest request).")
+@click.option("--status", type=click.Choice(["open", "all"]), default="all", show_default=True)
+@click.option("--eps", "eps_m", type=float, default=100.0, show_default=True,
+              help="Search distance in metres.")
+@click.option("--min-samples", type=int, help="Requests within eps that make a core point "
+              "(default: suggested from the density).")
+@click.option("--preset", default="balanced", show_default=True,
+              help="Priority weights: streets, police, neighborhood, balanced.")
+@click.option("--area", "areas", multiple=True, metavar="LAYER=CODE",
+              help="Only requests in this area (repeatable).")
+@click.option("--top", type=int, default=20, show_default=True, help="Rows to print.")
+@click.option("--output", help="Write the ranked hotspots (.geojson or .csv).")
+@click.option("--work-list", "work_list_path", help="Write the crew work list (.csv or .geojson).")
+@click.option("--method", type=click.Choice(["dbscan", "hdbscan"]), default="dbscan",
+              show_default=True, help="Clustering method.")
+@click.option("--min-cluster-size", type=int, help="HDBSCAN: smallest cluster "
+              "(default: min_samples).")
+@click.option("--save", is_flag=True, help="Store the run (see: runs list, runs compare).")
+@click.option("--significant", is_flag=True, help="Add a 'significant' column: the hotspot "
+              "meets a Gi* hot cell (95%, FDR) of the --grid.")
+@click.option("--grid", "grid_m", type=float, default=250.0, show_default=True,
+              help="Hexagon size in metres for --significant and --weekly.")
+@click.option("--weekly", type=int, metavar="N", help="Run N weekly windows and class each "
+              "grid cell (new, consecutive, intensifying, persistent, diminishing, "
+              "sporadic, historical); --output writes the cells.")
+@pass_ctx
+@handle_errors
+def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | None,
+                 status: str, eps_m: float, min_samples: int | None, preset: str,
+                 areas: tuple[str, ...], top: int, output: str | None,
+                 work_list_path: str | None, method: str, min_cluster_size: int | None,
+                 save: bool, significant: bool, grid_m: float, weekly: int | None) -> None:
+    """Find hotspots with DBSCAN (or HDBSCAN) and print them ranked for crews."""
+    from datetime import UTC, datetime
+
+    from clustering.density import density, suggest_min_samples
+    from clustering.export import hotspot_table, work_list, write_hotspots, write_work_list
+    from clustering.priority import preset as get_preset
+    from clustering.run import run_hotspots
+    from clustering.selection import HotspotQuery, resolve_services, select_requests
+    from layers.services import load_groups
+
+    store = ctx.store()
+    requests = store.requests()
+    names = resolve_services(services, load_groups(store.profile),
+                             sorted(requests["service_name"].unique()))
+    area_map: dict[str, tuple[str, ...]] = {}
+    for pair in areas:
+        key, sep, code = pair.partition("=")
+        if not sep:
+            raise InputError(f"--area: got {pair!r}; expected LAYER=CODE")
+        area_map[key] = (*area_map.get(key, ()), code)
+    try:
+        end_dt = datetime.fromisoformat(end).replace(tzinfo=UTC) if end else None
+    except ValueError as err:
+        raise InputError(f"--end: got {end!r}; expected YYYY-MM-DD") from err
+    query = HotspotQuery(services=names, days=days, end=end_dt, status=status, eps_m=eps_m,
+                         min_samples=min_samples or 1, areas=area_map, method=method,
+                         min_cluster_size=min_cluster_size).validate()
+    if min_samples is None:
+        n_chosen = len(select_requests(requests, query))
+        area = store.profile.area_km2
+        dens = density(n_chosen, area, eps_m)
+        suggested = suggest_min_samples(n_chosen, area, eps_m)
+        query = HotspotQuery(**{**query.__dict__, "min_samples": suggested})
+        click.echo(f"density: {n_chosen:,} requests over {area:,.0f} km² = "
+                   f"{dens.points_per_km2:,.1f}/km², {dens.expected_per_disc:.2f} expected within "
+                   f"{eps_m:g} m of any point; min_samples {suggested} suggested (3x background)")
+    if weekly is not None:
+        history.print_weekly(store, requests, query, weeks=weekly, grid_m=grid_m,
+                                 preset=preset, output=output)
+        return
+    result = run_hotspots(requests, query, profile=store.profile,
+                          weights=get_preset(preset), layer_keys=store.layer_keys())
+    if significant:
+        result.hotspots["significant"] = history.significance_column(
+            result, requests, profile=store.profile, grid_m=grid_m).to_numpy()
+    n_hot = len(result.hotspots)
+    clustered = int(result.members["hotspot_id"].notna().sum())
+    click.echo(f"{result.selected:,} requests selected; {n_hot} hotspots holding {clustered:,}"
+               f" (eps {eps_m:g} m, min_samples {query.min_samples}, preset {preset})")
+    table = hotspot_table(result.hotspots, store.layer_keys())
+    if n_hot:
+        shown = table.head(top).copy()
+        keys = [k for k in ("council_district", "police_district", "neighborhood")
+                if k in shown.columns]
+        cols = ["rank", "score", *[c for c in shown.columns if c.startswith("score_")],
+                "count", "overdue", *keys, "top_address"]
+        if significant:
+            shown["significant"] = result.hotspots["significant"].head(top).to_numpy()
+            cols.insert(-1, "significant")
+        with pd.option_context("display.width", 250, "display.max_columns", 30):
+            click.echo(shown[cols].to_string(index=False))
+    if output:
+        write_hotspots(result.hotspots, output_path(output), layer_keys=store.layer_keys())
+        click.echo(f"wrote {n_hot} hotspots to {output}")
+    if work_list_path:
+        work = work_list(result.members, now=datetime.now(UTC))
+        write_work_list(work, output_path(work_list_path))
+        click.echo(f"wrote {len(work):,} requests to {work_list_path}")
+    if save:
+        history.save_result(store, result)

@@ -1,0 +1,144 @@
+"""Commands for the requests in the store: ingest, status, join, export, quarantine."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from tqdm import tqdm
+
+from geo.ingest.export import export_requests
+from geo.ingest.mapping import ColumnMapping
+from geo.ingest.pipeline import ingest
+from geo.ingest.readers import Format
+from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
+from hotspot311.errors import InputError
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="auto",
+              show_default=True, help="Source format.")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+              help="Map a canonical field to a source column (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+              help="Give a canonical field one value for every row, e.g. service_name=Graffiti.")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, exists=True),
+              help="TOML file with [columns] and [constants] tables.")
+@click.option("--strict", is_flag=True, help="Exit 4 when any row is quarantined.")
+@pass_ctx
+@handle_errors
+def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, ...],
+               sets: tuple[str, ...], mapping_file: str | None, strict: bool) -> None:
+    """Ingest request files (CSV, Open311 JSON, GeoJSON) into the store.
+
+    Prints rows read, inserted, updated, unchanged and quarantined by reason; they add
+    up to the rows read. Re-running a file changes nothing.
+    """
+    mapping = ColumnMapping.from_pairs(maps, sets)
+    if mapping_file:
+        mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
+    store = ctx.store()
+    any_quarantined = False
+    for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2, file=sys.stderr):
+        report = ingest(path, store, fmt=fmt, mapping=mapping)
+        r = report.result
+        click.echo(f"{path} ({report.format}, {report.encoding})")
+        click.echo(f"  read         {report.rows_read:>9,}")
+        click.echo(f"  inserted     {r.inserted:>9,}")
+        click.echo(f"  updated      {r.updated:>9,}")
+        click.echo(f"  unchanged    {r.unchanged:>9,}")
+        total_q = sum(r.quarantined.values())
+        click.echo(f"  quarantined  {total_q:>9,}")
+        for reason, n in sorted(r.quarantined.items(), key=lambda kv: (-kv[1], kv[0])):
+            click.echo(f"    {reason:<26}{n:>9,}")
+        for flag, n in sorted(report.flags.items()):
+            click.echo(f"  flagged {flag:<24}{n:>9,}  (stored; see quality_flags)")
+        if not report.balanced:  # pragma: no cover - an invariant, checked by tests
+            raise InputError(f"{path}: counts do not add up to the rows read")
+        any_quarantined |= total_q > 0
+    if strict and any_quarantined:
+        sys.exit(EXIT_STRICT)
+
+
+@click.command("status")
+@pass_ctx
+@handle_errors
+def status_cmd(ctx: Context) -> None:
+    """Summarize the store: requests, quarantine, layers and batches."""
+    store = ctx.store()
+    requests = store.requests()
+    click.echo(f"{store.describe()} — {store.profile.name}")
+    click.echo(f"requests     {len(requests):>9,}")
+    if len(requests):
+        click.echo(f"  open       {int((requests['status'] == 'open').sum()):>9,}")
+        click.echo(f"  synthetic  {int(requests['synthetic'].sum()):>9,}")
+        first, last = requests["requested_datetime"].min(), requests["requested_datetime"].max()
+        click.echo(f"  requested  {first:%Y-%m-%d} … {last:%Y-%m-%d}")
+        top = requests["service_name"].value_counts().head(8)
+        for name, n in top.items():
+            click.echo(f"    {name:<34}{n:>9,}")
+    quarantine = store.quarantine()
+    click.echo(f"quarantine   {len(quarantine):>9,}")
+    for reason, n in quarantine["reason"].value_counts().items():
+        click.echo(f"    {reason:<34}{n:>9,}")
+    click.echo("layers (active generation: areas, requests outside every area)")
+    for key, gen in store.active().items():
+        outside = int(requests[key].isna().sum()) if key in requests else 0
+        click.echo(f"    {key:<22} g{gen.generation} {gen.n_areas:>5} areas {outside:>8,} outside")
+    click.echo(f"batches      {len(store.batches()):>9,}")
+
+
+@click.command("join")
+@click.option("--layer", "layers", multiple=True, metavar="KEY", help="Only these layers.")
+@pass_ctx
+@handle_errors
+def join_cmd(ctx: Context, layers: tuple[str, ...]) -> None:
+    """Join every stored request to the boundary layers (loading missing profile layers)."""
+    store = ctx.store()
+    store.ensure_profile_layers()
+    known = set(store.layer_keys())
+    unknown = [k for k in layers if k not in known]
+    if unknown:
+        raise InputError(f"--layer: {unknown} not in the store; layers: {sorted(known)}")
+    outside = store.rejoin(list(layers) or None)
+    total = len(store.requests())
+    for key, n in outside.items():
+        click.echo(f"{key:<22} joined {total - n:>9,}  outside every area {n:>8,}")
+
+
+@click.group("export")
+def export_group() -> None:
+    """Export data from the store."""
+
+
+@export_group.command("requests")
+@click.option("--format", "fmt", type=click.Choice(["csv", "geojson", "parquet"]), required=True)
+@click.option("--output", required=True, metavar="PATH")
+@pass_ctx
+@handle_errors
+def export_requests_cmd(ctx: Context, fmt: str, output: str) -> None:
+    """Export every request: canonical columns plus one column per layer."""
+    n = export_requests(ctx.store().requests(), output_path(output), fmt=fmt)
+    click.echo(f"wrote {n:,} requests to {output}")
+
+
+@click.command("quarantine")
+@click.option("--output", metavar="PATH", help="Write the rows as CSV.")
+@click.option("--reason", help="Only rows with this reason.")
+@pass_ctx
+@handle_errors
+def quarantine_cmd(ctx: Context, output: str | None, reason: str | None) -> None:
+    """List quarantine counts by reason; write the rows with --output."""
+    rows = ctx.store().quarantine()
+    if reason:
+        known = sorted(rows["reason"].unique())
+        if reason not in known:
+            raise InputError(f"--reason: {reason!r} is not in the quarantine; reasons: {known}")
+        rows = rows[rows["reason"] == reason]
+    for name, n in rows["reason"].value_counts().items():
+        click.echo(f"{name:<26}{n:>9,}")
+    click.echo(f"{'total':<26}{len(rows):>9,}")
+    if output:
+        rows.to_csv(output_path(output), index=False)
+        click.echo(f"wrote {len(rows):,} rows to {output}")

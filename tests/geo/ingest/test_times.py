@@ -1,0 +1,57 @@
+"""Time parsing: every form real feeds use, the city time zone, DST edges."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from geo.ingest.times import parse_times
+
+TZ = "America/New_York"
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1422517500000, "2015-01-29 07:45"),  # epoch ms (graffiti sample)
+        ("1422517500000", "2015-01-29 07:45"),
+        ("1422517500", "2015-01-29 07:45"),  # epoch seconds
+        ("2/15/2023 21:56", "2023-02-16 02:56"),  # M/D/YYYY H:MM, EST
+        ("7/4/2024 9:05", "2024-07-04 13:05"),  # EDT
+        ("2021/01/06 12:22", "2021-01-06 17:22"),  # parks file
+        ("2024-07-01T12:00:00-04:00", "2024-07-01 16:00"),
+        ("2024-07-01T12:00:00Z", "2024-07-01 12:00"),
+        ("2024-07-01 08:00:00", "2024-07-01 12:00"),  # naive ISO: city time
+        ("2024-03-10 02:30", "2024-03-10 07:00"),  # skipped by DST: moved forward to 03:00 EDT
+        ("2024-11-03 01:30", "2024-11-03 05:30"),  # ambiguous: first (EDT) occurrence
+        ("2024-03-10 00:00", "2024-03-10 05:00"),  # midnight on the spring change
+    ],
+)
+def test_parse_forms(raw: object, expected: str) -> None:
+    got = parse_times(pd.Series([raw], dtype=object), tz=TZ).iloc[0]
+    assert got == utc(expected)
+
+
+@pytest.mark.parametrize("raw", ["soon", "", None, "13/45/2020 10:00", "nan", float("nan")])
+def test_unreadable_is_nat(raw: object) -> None:
+    assert pd.isna(parse_times(pd.Series([raw], dtype=object), tz=TZ).iloc[0])
+
+
+def test_mixed_column_keeps_index_and_dtype() -> None:
+    s = pd.Series(
+        ["2/15/2023 21:56", 1422517500000, None, "2024-07-01T12:00:00Z"],
+        index=[10, 11, 12, 13],
+        dtype=object,
+    )
+    out = parse_times(s, tz=TZ)
+    assert list(out.index) == [10, 11, 12, 13]
+    assert str(out.dtype) == "datetime64[ns, UTC]"
+    assert out.isna().tolist() == [False, False, True, False]
+
+
+def test_empty() -> None:
+    assert parse_times(pd.Series([], dtype=object), tz=TZ).empty

@@ -1,0 +1,284 @@
+"""PostGIS store specifics: connection errors, migrations, city binding, atomicity."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import geo.store.postgis
+from geo.ingest.pipeline import ingest
+from geo.store.postgis import PostGISStore, server_label
+from geo.store.postgis_schema import migrate, migrations
+from hotspot311.errors import StoreConnectionError, StoreError
+from layers.profile import CityProfile
+from tests.geo.store.stores import NOW, TESTVILLE, spec, squares, write_csv
+
+pytestmark = pytest.mark.postgis
+
+
+def _row(rid: str, lon: float = -75.15, lat: float = 39.95, desc: str = "d") -> dict[str, object]:
+    return {
+        "service_request_id": rid,
+        "requested_datetime": "2023-05-01 10:00",
+        "updated_datetime": "2023-05-02 10:00",
+        "description": desc,
+        "lon": lon,
+        "lat": lat,
+    }
+
+
+def test_connection_error_names_server_not_password() -> None:
+    url = "postgresql://alice:s3cret-pw@127.0.0.1:1/nodb"
+    with pytest.raises(StoreConnectionError, match=r"alice@127\.0\.0\.1:1/nodb") as info:
+        PostGISStore.open(url, TESTVILLE)
+    assert "s3cret-pw" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_pg_variables_select_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGHOST", "127.0.0.1")
+    monkeypatch.setenv("PGPORT", "1")
+    monkeypatch.setenv("PGDATABASE", "fromenv")
+    monkeypatch.setenv("PGUSER", "bob")
+    assert server_label("") == "bob@127.0.0.1:1/fromenv"
+    with pytest.raises(StoreConnectionError, match=r"bob@127\.0\.0\.1:1/fromenv"):
+        PostGISStore.open("postgresql:", TESTVILLE)
+
+
+def test_open_store_selects_postgis_by_url(postgis_url: str) -> None:
+    from geo.store.base import open_store
+
+    store = open_store(postgis_url, TESTVILLE)
+    try:
+        assert isinstance(store, PostGISStore)
+        assert "postgres@127.0.0.1" in store.describe()
+    finally:
+        store.close()
+
+
+def test_migrate_twice_is_a_no_op(postgis_url: str) -> None:
+    with psycopg.connect(postgis_url) as conn:
+        assert migrate(conn) == []  # the template is migrated already
+        assert migrate(conn) == []
+        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == [m.version for m in migrations()]
+    assert migrations()[0].version == 1
+
+
+def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) -> None:
+    with psycopg.connect(postgis_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE schema_migrations")
+        conn.execute(
+            "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
+            " areas, generations, layers, quarantine, requests, batches, store_meta"
+        )
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    store.close()
+    with psycopg.connect(postgis_url) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+            len(migrations()),
+        )
+        assert conn.execute("SELECT to_regclass('area_pieces') IS NOT NULL").fetchone() == (True,)
+
+
+def test_city_binding_and_srid_check(postgis_url: str) -> None:
+    PostGISStore.open(postgis_url, TESTVILLE).close()
+    other = CityProfile(name="Elsewhere", crs="EPSG:32618", timezone="UTC", bbox=(0, 0, 1, 1))
+    with pytest.raises(StoreError, match="holds 'Testville' requests"):
+        PostGISStore.open(postgis_url, other)
+    with psycopg.connect(postgis_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(
+            "INSERT INTO requests (service_request_id, row_hash, geom_city)"
+            " VALUES ('x', 0, ST_SetSRID(ST_MakePoint(1, 2), 4326))"
+        )
+
+
+def test_failure_half_way_leaves_database_as_it_was(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ingest(write_csv(tmp_path / "a.csv", [_row("1")]), store, now=NOW)
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        before = (
+            store.requests().drop(columns="geometry").to_json(date_format="iso"),
+            store.quarantine().to_json(date_format="iso"),
+            store.batches().to_json(date_format="iso"),
+        )
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(geo.store.postgis, "join_requests", boom)
+        bad = write_csv(
+            tmp_path / "b.csv", [_row("1", desc="changed"), _row("2"), {"service_request_id": "q"}]
+        )
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            ingest(bad, store, now=NOW)
+        after = (
+            store.requests().drop(columns="geometry").to_json(date_format="iso"),
+            store.quarantine().to_json(date_format="iso"),
+            store.batches().to_json(date_format="iso"),
+        )
+        assert after == before
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            store.add_generation(spec("ward"), squares([("W", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        assert store.layer_keys() == ("district",)
+    finally:
+        store.close()
+
+
+def test_add_generation_rejoins_that_layer_only(postgis_url: str, tmp_path: Path) -> None:
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2", lon=-75.0)]), store, now=NOW)
+        box = (2.0e6, 1.0e5, 3.0e6, 4.0e5)
+        store.add_generation(spec("district"), squares([("A", box)]))
+        store.add_generation(spec("ward"), squares([("W", box)]))
+        with store.pool.connection() as conn:  # mark the ward rows, then add a district generation
+            conn.execute("UPDATE request_areas SET code = 'marked' WHERE layer_key = 'ward'")
+        store.add_generation(spec("district"), squares([("A2", box)]))
+        frame = store.requests().set_index("service_request_id")
+        assert set(frame["district"]) == {"A2"} and set(frame["ward"]) == {"marked"}
+        with store.pool.connection() as conn:
+            active = conn.execute(
+                "SELECT layer_key, generation FROM generations WHERE active ORDER BY layer_key"
+            ).fetchall()
+            pieces = conn.execute("SELECT count(*) FROM area_pieces").fetchone()
+        assert active == [("district", 2), ("ward", 1)]
+        assert pieces == (3,)
+        with store.pool.connection() as conn:  # one partition per layer, nothing left over
+            parts = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'request_areas'::regclass ORDER BY 1"
+            ).fetchall()
+            left = conn.execute("SELECT count(*) FROM ra_default").fetchone()
+            fresh = conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'ra_fresh%'")
+            assert fresh.fetchone() == (0,)
+        assert parts == [("ra_default",), ("ra_layer_district",), ("ra_layer_ward",)]
+        assert left == (0,)
+    finally:
+        store.close()
+
+
+def test_large_polygons_are_subdivided(postgis_url: str, tmp_path: Path) -> None:
+    import shapely
+
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ring = shapely.Point(2.69e6, 2.36e5).buffer(20000, quad_segs=256)  # 1025 vertices
+        import geopandas as gpd
+
+        areas = gpd.GeoDataFrame(
+            {"code": ["C"], "name": ["circle"]}, geometry=[ring], crs=TESTVILLE.crs
+        )
+        store.add_generation(spec("circle"), areas)
+        with store.pool.connection() as conn:
+            n, most = conn.execute(
+                "SELECT count(*), max(ST_NPoints(geom)) FROM area_pieces"
+            ).fetchone()
+        assert n > 10 and most <= 64
+    finally:
+        store.close()
+
+
+def _indexes(store: PostGISStore) -> list[str]:
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'requests' ORDER BY indexname"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_bulk_load_rebuilds_indexes_atomically(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geo.store.postgis_load
+
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        indexes = _indexes(store)
+        assert indexes == ["requests_geom_city_gist", "requests_pkey", "requests_requested"]
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2", lon=-75.0)]), store, now=NOW)
+        assert _indexes(store) == indexes
+        assert store.requests()["district"].tolist() == ["A", "A"]
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(geo.store.postgis, "join_requests", boom)
+        rows = [_row(str(i)) for i in range(3, 10)]
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            ingest(write_csv(tmp_path / "b.csv", rows), store, now=NOW)
+        assert _indexes(store) == indexes and store.count() == 2
+    finally:
+        store.close()
+
+
+def _waiting(url: str, n: int) -> bool:
+    """Whether at least ``n`` lock requests are waiting (polls for up to 10 s)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(200):
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+            if row and row[0] >= n:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+def test_rejoin_does_not_undo_a_concurrent_new_generation(postgis_url: str, tmp_path: Path) -> None:
+    """add_generation and rejoin racing behind a running load: the new generation stays."""
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ingest(write_csv(tmp_path / "a.csv", [_row(str(i)) for i in range(5)]), store, now=NOW)
+        box = (2.0e6, 1.0e5, 3.0e6, 4.0e5)
+        store.add_generation(spec("ward"), squares([("OLD", box)]))
+        errors: list[str] = []
+
+        def run(call: Callable[[], object]) -> None:
+            try:
+                call()
+            except Exception as err:  # reported by the assertion below
+                errors.append(repr(err))
+
+        with psycopg.connect(postgis_url) as load:  # a write_batch in progress
+            load.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+            adding = threading.Thread(
+                target=run,
+                args=(lambda: store.add_generation(spec("ward"), squares([("NEW", box)])),),
+            )
+            adding.start()
+            assert _waiting(postgis_url, 1)
+            rejoining = threading.Thread(target=run, args=(store.rejoin,))
+            rejoining.start()
+            assert _waiting(postgis_url, 2)
+        adding.join()
+        rejoining.join()
+        assert errors == []
+        assert {k: g.generation for k, g in store.active().items()} == {"ward": 2}
+        assert set(store.requests()["ward"]) == {"NEW"}
+    finally:
+        store.close()
+
+
+def test_overlapping_areas_give_the_lowest_code(postgis_url: str, tmp_path: Path) -> None:
+    """Points inside two overlapping areas (not on an edge) still get one row: the lowest code."""
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        ingest(write_csv(tmp_path / "a.csv", [_row(str(i)) for i in range(4)]), store, now=NOW)
+        box = (2.0e6, 1.0e5, 3.0e6, 4.0e5)
+        store.add_generation(spec("ward"), squares([("B", box), ("A", box), ("C", box)]))
+        assert store.requests()["ward"].tolist() == ["A"] * 4
+        assert store.rejoin() == {"ward": 0}
+        with store.pool.connection() as conn:
+            rows = conn.execute("SELECT count(*) FROM request_areas").fetchone()
+        assert rows == (4,)
+    finally:
+        store.close()

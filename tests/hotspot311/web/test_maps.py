@@ -1,0 +1,189 @@
+"""Map builders without Streamlit: layers, colours by priority, aggregation, page size."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from numpy.testing import assert_allclose
+
+from hotspot311.web import maps
+from hotspot311.web.filters import Filters, apply_filters
+from hotspot311.web.mapdata import (
+    area_stats,
+    feature_collection,
+    grid_counts,
+    web_areas,
+    web_hotspots,
+)
+from hotspot311.web.presets import PRESETS, preset_services
+from hotspot311.web.trends import weekly_counts
+from hotspot311.web.worklist import work_list_csv, work_list_geojson, work_list_html
+
+NOW = datetime(2024, 6, 1, tzinfo=UTC)
+CRS = "EPSG:32618"  # metres
+
+
+def requests(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "service_request_id": [f"R{i}" for i in range(n)],
+        "service_name": rng.choice(["Street Defect", "Abandoned Vehicle"], n),
+        "agency_responsible": "Streets Department",
+        "address": "1 MAIN ST",
+        "status": rng.choice(["open", "closed"], n),
+        "requested_datetime": pd.Timestamp("2024-05-01", tz="UTC")
+        + pd.to_timedelta(rng.integers(0, 30 * 86400, n), unit="s"),
+        "expected_datetime": pd.Timestamp("2024-05-20", tz="UTC"),
+        "lat": 39.95 + rng.normal(0, 0.03, n),
+        "lon": -75.16 + rng.normal(0, 0.03, n),
+        "square": rng.choice(["A", "B"], n),
+    })
+
+
+@pytest.fixture
+def squares() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"code": ["A", "B"], "name": ["Alpha", "Beta"]},
+                            geometry=[shapely.box(486000, 4420000, 487000, 4421000),
+                                      shapely.box(487000, 4420000, 488000, 4421000)], crs=CRS)
+
+
+@pytest.fixture
+def ranked() -> gpd.GeoDataFrame:
+    """Three ranked hotspots, as :func:`clustering.run.run_hotspots` returns them."""
+    return gpd.GeoDataFrame({
+        "hotspot_id": ["Ha", "Hb", "Hc"], "rank": [1, 2, 3], "score": [90.0, 50.0, 10.0],
+        "count": [30, 12, 6], "open": [20, 5, 0], "overdue": [9, 1, 0],
+        "oldest_open_days": [40.0, 3.0, np.nan], "top_address": ["1 A ST", "2 B ST", None],
+        "neighborhood": ["Alpha", "Beta", "Alpha"],
+    }, geometry=[shapely.box(486000 + i * 300, 4420000, 486100 + i * 300, 4420100).buffer(5)
+                 for i in range(3)], crs=CRS)
+
+
+def test_choropleth_hotspots_and_request_layers_present(squares: gpd.GeoDataFrame,
+                                                        ranked: gpd.GeoDataFrame) -> None:
+    frame = requests(100)
+    areas = web_areas(squares, area_stats(frame, "square", now=NOW), simplify=1.0)
+    fmap = maps.city_map(frame, areas=areas, area_title="Square",
+                         hotspots=web_hotspots(ranked, layer_keys=("neighborhood",)), tiles=None)
+    # requests last: drawn above the hotspot polygons, so that their points take the clicks
+    assert maps.layer_names(fmap) == ["Square: requests", "Hotspots (by priority)", "Requests"]
+    html = maps.map_html(fmap)
+    assert "Alpha" in html and "1 A ST" in html and "neighborhood Alpha" in html
+    assert "hotspot311-legend" in html
+
+
+def test_area_stats_counts_and_overdue_share() -> None:
+    frame = pd.DataFrame({"square": ["A", "A", "A", "B"], "status": ["open", "open", "closed",
+                                                                     "closed"],
+                          "expected_datetime": pd.to_datetime(
+                              ["2024-01-01", "2024-12-01", "2024-01-01", "2024-01-01"], utc=True)})
+    stats = area_stats(frame, "square", now=NOW)
+    assert stats.loc["A", ["requests", "open", "overdue"]].tolist() == [3, 2, 1]
+    assert_allclose(stats["overdue_share"].to_numpy(), [0.5, 0.0])
+
+
+def test_hotspot_colours_follow_priority(ranked: gpd.GeoDataFrame) -> None:
+    web = web_hotspots(ranked)
+    layer = maps.hotspot_layer(web)
+    fill = {f["properties"]["hotspot_id"]: layer.style_function(f)["fillColor"]
+            for f in layer.data["features"]}
+    assert fill["Ha"] == maps.PRIORITY_COLOURS[-1]
+    assert fill["Hc"] == maps.PRIORITY_COLOURS[0]
+    order = [maps.PRIORITY_COLOURS.index(fill[h]) for h in ("Ha", "Hb", "Hc")]
+    assert order == sorted(order, reverse=True)
+    assert web.crs.to_epsg() == 4326 and web["oldest_open_days"].tolist() == ["40", "3",
+                                                                               "none open"]
+
+
+def test_aggregation_switches_with_the_number_of_points() -> None:
+    small = maps.request_layer(requests(maps.POINT_LIMIT))
+    large = maps.request_layer(requests(maps.POINT_LIMIT + 1))
+    assert small.layer_name == "Requests" and large.layer_name == "Requests (density)"
+    assert maps.layer_names(maps.city_map(requests(50), tiles=None)) == ["Requests"]
+
+
+def test_grid_counts_keep_every_request_and_bound_the_cells() -> None:
+    frame = requests(50_000)
+    cells = grid_counts(frame, max_cells=2_000)
+    assert cells["n"].sum() == len(frame) and len(cells) <= 2_000
+    assert cells.attrs["grid_deg"] > 0.0003  # coarsened
+
+
+def test_html_size_is_bounded_at_city_scale() -> None:
+    html = maps.map_html(maps.city_map(requests(300_000, seed=2), tiles=None))
+    assert len(html) < 1_000_000
+
+
+def test_local_assets_replace_cdn_links() -> None:
+    fmap = maps.city_map(requests(5000), tiles=None, assets="/app/static/vendor")
+    urls = maps.asset_urls(fmap)
+    assert urls and all(u.startswith("/app/static/vendor/") for u in urls)
+    assert "cdn.jsdelivr" not in maps.map_html(fmap)
+
+
+def test_hotspot_bounds_pad_the_polygon(ranked: gpd.GeoDataFrame) -> None:
+    web = web_hotspots(ranked)
+    south, west, north, east = maps.hotspot_bounds(web, "Ha", pad=0.0)
+    assert south < north and west < east
+    assert maps.hotspot_bounds(web, "missing") is None
+
+
+def test_filters_and_presets() -> None:
+    frame = requests(500)
+    assert len(apply_filters(frame, Filters())) == 500
+    only = apply_filters(frame, Filters(services=("Street Defect",), status="open",
+                                        areas=(("square", ("A",)),)))
+    assert set(only["service_name"]) == {"Street Defect"} and set(only["square"]) == {"A"}
+    with pytest.raises(ValueError, match="status: got 'late'"):
+        apply_filters(frame, Filters(status="late"))
+    with pytest.raises(KeyError, match="layer 'ward'"):
+        apply_filters(frame, Filters(areas=(("ward", ("1",)),)))
+    groups = {"streets": ("Street Defect", "Street Light Outage")}
+    assert preset_services(PRESETS["streets"], groups, ["Street Defect"]) == ["Street Defect"]
+    assert preset_services(PRESETS["neighborhood"], groups, ["Street Defect"]) == []
+
+
+def test_work_list_downloads() -> None:
+    work = pd.DataFrame({"rank": [1, 1, 2], "hotspot_id": ["Ha", "Ha", "Hb"],
+                         "service_request_id": ["1", "2", "3"], "service_name": "x",
+                         "address": "<b>1 A ST</b>", "status": ["open", "closed", "open"],
+                         "requested_datetime": pd.to_datetime(["2024-01-01"] * 3, utc=True),
+                         "age_days": 1.0, "overdue": False,
+                         "lat": 39.95, "lon": -75.16})
+    table = pd.DataFrame({"rank": [1, 2], "score": [9.0, 1.0], "count": [2, 1], "open": [1, 1],
+                          "overdue": [0, 0], "top_address": ["<b>1 A ST</b>", "2 B ST"]})
+    assert work_list_csv(work).decode().splitlines()[0].startswith("rank,hotspot_id")
+    geo = json.loads(work_list_geojson(work))
+    assert len(geo["features"]) == 3
+    first = geo["features"][0]
+    assert first["properties"]["requested_datetime"] == "2024-01-01T00:00:00Z"
+    assert first["geometry"] == {"type": "Point", "coordinates": [-75.16, 39.95]}
+    page = work_list_html(table, work, title="List", params={"eps m": 100}, generated=NOW)
+    assert "<script" not in page and "&lt;b&gt;1 A ST" in page and "#2" in page
+
+
+def test_weekly_counts_sum_to_the_requests() -> None:
+    frame = requests(400)
+    weeks = weekly_counts(frame, top=1)
+    assert int(weeks.to_numpy().sum()) == 400 and list(weeks.columns)[-1] == "Other"
+
+
+def test_feature_collection_is_geopandas_geojson_without_ids(ranked: gpd.GeoDataFrame,
+                                                             squares: gpd.GeoDataFrame) -> None:
+    for frame in (web_hotspots(ranked, layer_keys=("neighborhood",)),
+                  web_areas(squares, area_stats(requests(50), "square", now=NOW))):
+        ours = feature_collection(frame)
+        theirs = json.loads(frame.to_json(drop_id=True))
+        assert ours["type"] == "FeatureCollection" and len(ours["features"]) == len(frame)
+        for mine, geopandas_own in zip(ours["features"], theirs["features"], strict=True):
+            assert mine["properties"] == geopandas_own["properties"]
+            assert mine["geometry"]["type"] == geopandas_own["geometry"]["type"]
+            assert_allclose(np.asarray(mine["geometry"]["coordinates"], dtype=float),
+                            np.asarray(geopandas_own["geometry"]["coordinates"], dtype=float))
+        json.dumps(ours)  # plain Python values only
