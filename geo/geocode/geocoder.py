@@ -47,7 +47,7 @@ from geo.geocode.streets import (
 )
 from hotspot311.errors import InputError, describe
 
-_ALGO_VERSION = 2  # bump when geo.geocode.streets positioning changes (invalidates caches)
+_ALGO_VERSION = 2  # bump when geo.geocode.positioning changes (invalidates caches)
 _PLAIN = re.compile(r"^\s*(\d{1,6})\s+([A-Za-z0-9][A-Za-z0-9 .']*?)\s*$")
 _MISSING: Any = object()
 _KEY = 10_000_000  # numbers are below this; keys are (code * 2 + parity) * _KEY + number
