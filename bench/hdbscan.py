@@ -21,6 +21,7 @@ from pathlib import Path
 # run as a script, this file's directory comes first on sys.path and its name would
 # hide the hdbscan package: drop it
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.*
 
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
