@@ -163,7 +163,7 @@ class Geocoder:
         city, state
             The city served.
         numbered_hundreds
-            Passed to :func:`geo.geocode.streets.position_segments`.
+            Passed to :func:`geo.geocode.positioning.position_segments`.
         cache_dir
             When given, the positioned segments are kept there as GeoParquet, keyed by the
             content of the input files and the positioning version, and reused by the next
