@@ -269,3 +269,33 @@ def _quarantine(rows: pd.DataFrame, reason: pd.Series, detail: pd.Series, ids: p
         "raw": raw_json,
         "quarantined_at": pd.Timestamp(now),
     })
+
+
+def typed_contacts(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in the one typed form both stores return (text as ``object``)."""
+    template = empty_contacts()
+    out = pd.DataFrame(index=frame.index)
+    for c in template.columns:
+        dtype = template[c].dtype
+        if c == "received_datetime":
+            out[c] = pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]")
+        elif c == "row_hash":
+            out[c] = frame[c].astype("int64").to_numpy().view("uint64")
+        elif c in ("wait_seconds", "handle_seconds"):
+            out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
+        elif str(dtype) == "boolean":
+            out[c] = frame[c].astype("boolean")
+        elif c == "synthetic":
+            out[c] = frame[c].astype(bool)
+        else:
+            out[c] = frame[c].astype(object).where(frame[c].notna(), None)
+    return out
+
+
+def typed_contact_quarantine(frame: pd.DataFrame) -> pd.DataFrame:
+    """A contact quarantine frame in the one typed form both stores return."""
+    out = frame.astype(object).where(frame.notna(), None)
+    out["source_row"] = frame["source_row"].astype("int64")
+    out["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True).astype(
+        "datetime64[ns, UTC]")
+    return out

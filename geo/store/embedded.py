@@ -38,7 +38,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from geo.ingest.contacts import ContactBatch, empty_contact_quarantine, empty_contacts
+from geo.ingest.contacts import (
+    ContactBatch,
+    empty_contact_quarantine,
+    empty_contacts,
+    typed_contact_quarantine,
+    typed_contacts,
+)
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
@@ -107,12 +113,14 @@ class EmbeddedStore(Store):
     def contacts(self) -> pd.DataFrame:
         """Every stored contact, ordered by ``contact_id``."""
         path = self._current_file("contacts.parquet")
-        return pd.read_parquet(path) if path is not None else empty_contacts()
+        return typed_contacts(pd.read_parquet(path)) if path is not None else empty_contacts()
 
     def contact_quarantine(self) -> pd.DataFrame:
         """Every quarantined contact row."""
         path = self._current_file("contact_quarantine.parquet")
-        return pd.read_parquet(path) if path is not None else empty_contact_quarantine()
+        if path is None:
+            return empty_contact_quarantine()
+        return typed_contact_quarantine(pd.read_parquet(path))
 
     def batches(self) -> pd.DataFrame:
         """The ingest log."""

@@ -20,6 +20,8 @@ from geo.ingest.contacts import (
     CONTACT_QUARANTINE_COLUMNS,
     empty_contact_quarantine,
     empty_contacts,
+    typed_contact_quarantine,
+    typed_contacts,
 )
 
 _UPDATABLE: Final = tuple(c for c in CONTACT_COLUMNS if c != "contact_id")
@@ -106,7 +108,7 @@ def read_contacts(conn: psycopg.Connection) -> pd.DataFrame:
     if not rows:
         return empty_contacts()
     frame = pd.DataFrame(rows, columns=cols, dtype=object)
-    return _typed(frame)
+    return typed_contacts(frame)
 
 
 def read_contact_quarantine(conn: psycopg.Connection) -> pd.DataFrame:
@@ -118,28 +120,4 @@ def read_contact_quarantine(conn: psycopg.Connection) -> pd.DataFrame:
     ).fetchall()
     if not rows:
         return empty_contact_quarantine()
-    frame = pd.DataFrame(rows, columns=cols, dtype=object)
-    frame["source_row"] = frame["source_row"].astype("int64")
-    frame["quarantined_at"] = pd.to_datetime(frame["quarantined_at"], utc=True).astype(
-        "datetime64[ns, UTC]")
-    return frame
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    template = empty_contacts()
-    out = pd.DataFrame(index=frame.index)
-    for c in template.columns:
-        dtype = template[c].dtype
-        if c == "received_datetime":
-            out[c] = pd.to_datetime(frame[c], utc=True).astype("datetime64[ns, UTC]")
-        elif c == "row_hash":
-            out[c] = frame[c].astype("int64").to_numpy().view("uint64")
-        elif c in ("wait_seconds", "handle_seconds"):
-            out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
-        elif str(dtype) == "boolean":
-            out[c] = frame[c].astype("boolean")
-        elif c == "synthetic":
-            out[c] = frame[c].astype(bool)
-        else:
-            out[c] = frame[c].astype(object).where(frame[c].notna(), None)
-    return out
+    return typed_contact_quarantine(pd.DataFrame(rows, columns=cols, dtype=object))
