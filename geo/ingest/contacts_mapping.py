@@ -117,7 +117,8 @@ class ContactMapping:
 
         Examples
         --------
-        >>> m = ContactMapping.from_options(value_maps=["outcome=INFO:information,911:transfer_911"])
+        >>> m = ContactMapping.from_options(
+        ...     value_maps=["outcome=INFO:information,911:transfer_911"])
         >>> dict(m.values["outcome"])
         {'info': 'information', '911': 'transfer_911'}
         """

@@ -37,10 +37,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from geo.ingest.contacts import ContactBatch
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
-from geo.ingest.contacts import ContactBatch
 from geo.store import postgis_contacts, postgis_runs
 from geo.store.base import BATCH_COLUMNS, Store, describe_generation
 from geo.store.postgis_join import insert_generation, join_requests, set_active

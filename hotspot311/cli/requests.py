@@ -9,9 +9,9 @@ from functools import partial
 import click
 from tqdm import tqdm
 
+from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
-from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx

@@ -12,9 +12,9 @@ from numpy.testing import assert_allclose
 from hotspot311.errors import InputError
 from reports.calendar import CalendarConfig
 from reports.contacts import (
+    call_volumes,
     calls_by_department,
     calls_per_request,
-    call_volumes,
     fiscal_year,
     fiscal_year_to_date,
     inquiries_summary,
