@@ -103,7 +103,8 @@ def inquiries_summary(contacts: pd.DataFrame, *, timezone: str, start: date | No
     -------
     pandas.DataFrame
         ``outcome, label, contacts, share`` for every outcome (0 where none), then a last
-        row ``(all)``; ``attrs["period"]``.
+        row ``(all)``; ``attrs["period"]``. Abandoned calls (``answered`` false) are left
+        out: nobody resolved them.
 
     Examples
     --------
@@ -115,6 +116,9 @@ def inquiries_summary(contacts: pd.DataFrame, *, timezone: str, start: date | No
     """
     first, last = period_of(contacts, timezone=timezone, start=start, end=end)
     kept = select(contacts, timezone=timezone, start=first, end=last, channels=channels)
+    if "answered" in kept.columns:
+        abandoned = kept["answered"].astype("boolean").eq(False).fillna(False).astype(bool)
+        kept = kept[~abandoned.to_numpy()]
     counts = kept["outcome"].value_counts().reindex(list(OUTCOME_LABELS), fill_value=0)
     total = int(counts.sum())
     out = pd.DataFrame({"outcome": list(OUTCOME_LABELS), "label": list(OUTCOME_LABELS.values()),
@@ -261,24 +265,29 @@ def fiscal_year_to_date(contacts: pd.DataFrame, *, timezone: str, calendar: Cale
     -------
     pandas.DataFrame
         Two rows, this fiscal year to date and the previous one to the same date a year
-        earlier: ``fiscal_year, period, period_end`` and the figures of
-        :func:`call_volumes` (``calls``, ``working_days``, ``weekday_calls``,
-        ``weekday_average``, ``answered``, ``abandoned``, ``answered_share``,
-        ``transfer_911``).
+        earlier: ``fiscal_year, period, period_end``, ``log_starts`` (the first day of
+        the contact log) and the figures of :func:`call_volumes` (``calls``,
+        ``working_days``, ``weekday_calls``, ``weekday_average``, ``answered``,
+        ``abandoned``, ``answered_share``, ``transfer_911``). Working days are counted
+        from the later of the fiscal year's first day and ``log_starts``, so a log that
+        begins mid-year does not dilute the weekday average.
     """
     _, last = period_of(contacts, timezone=timezone, end=through)
     calls = contacts[contacts["channel"].eq(_CALL).to_numpy(dtype=bool)]
     days = local_dates(calls, timezone)
     rows = []
+    log_start = local_dates(contacts, timezone).min()
+    log_start = log_start.date() if len(contacts) else last
     for to in (last, _year_before(last)):
         name, fy_first = fiscal_year(to, fiscal_year_start)
         in_p = ((days >= pd.Timestamp(fy_first)) & (days <= pd.Timestamp(to))).to_numpy()
         figures = _call_figures(calls[in_p], _working(days[in_p], calendar))
-        n_work = working_days(fy_first, to, calendar)
+        n_work = working_days(max(fy_first, log_start), to, calendar)
         rows.append({"fiscal_year": f"FY{name}", "period": fy_first, "period_end": to,
-                     **figures, "working_days": n_work,
+                     "log_starts": log_start, **figures, "working_days": n_work,
                      "weekday_average": figures["weekday_calls"] / n_work if n_work else np.nan})
-    out = pd.DataFrame(rows)[["fiscal_year", "period", "period_end", "calls", "working_days",
+    out = pd.DataFrame(rows)[["fiscal_year", "period", "period_end", "log_starts", "calls",
+                              "working_days",
                               "weekday_calls", "weekday_average", "answered", "abandoned",
                               "answered_share", "transfer_911"]]
     out.attrs["period"] = (rows[0]["period"], last)

@@ -46,6 +46,7 @@ def test_resolution_summary_reproduces_the_published_shares() -> None:
     rows = [(f"2024-03-{1 + i % 28:02d} 10:00", "phone", o, True)
             for o, k in mix for i in range(k)]
     rows += [("2024-04-02 10:00", "phone", "information", True)]  # outside the period
+    rows += [("2024-03-05 10:00", "phone", "other", False)]  # abandoned: not resolved
     table = inquiries_summary(_log(rows), timezone=TZ, start=date(2024, 3, 1),
                               end=date(2024, 3, 31))
     assert table["outcome"].tolist() == ["information", "referral", "service_request",
@@ -121,9 +122,13 @@ def test_call_volumes_by_month_and_fiscal_year_to_date() -> None:
     previous = fytd.iloc[1]
     assert (previous["fiscal_year"], previous["period_end"], previous["calls"]) == (
         "FY2024", date(2023, 7, 9), 0)
+    # the log starts on 27 June 2024: no working day of FY2024 up to 9 July 2023 counts
+    assert previous["working_days"] == 0 and np.isnan(previous["weekday_average"])
+    assert first["log_starts"] == date(2024, 6, 27)
     june = fiscal_year_to_date(log, timezone=TZ, calendar=PA, fiscal_year_start=(7, 1),
                                through=date(2024, 6, 30))
     assert (june.iloc[0]["fiscal_year"], june.iloc[0]["calls"]) == ("FY2024", 26)
+    assert june.iloc[0]["working_days"] == 2  # from the log's first day, not 1 July 2023
     calendar_year = fiscal_year_to_date(log, timezone=TZ, calendar=PA,
                                         through=date(2024, 7, 9))
     assert (calendar_year.iloc[0]["fiscal_year"], calendar_year.iloc[0]["calls"]) == (
