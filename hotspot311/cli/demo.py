@@ -300,7 +300,9 @@ def build_demo(
         (PHILA / "requests" / "parks-maintenance.csv", ColumnMapping()),
         (synthetic, ColumnMapping()),
     ]
-    reports = [ingest(path, store, mapping=mapping) for path, mapping in jobs]  # type: ignore[arg-type]
+    reports: list[object] = [
+        ingest(path, store, mapping=mapping) for path, mapping in jobs  # type: ignore[arg-type]
+    ]
     if contact_weeks > 0:
         log = workdir / f"synthetic-contacts-seed{seed}.csv"
         calendar = load_calendar(store.profile)  # type: ignore[attr-defined]
