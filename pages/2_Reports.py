@@ -38,16 +38,18 @@ if requests.empty:
     st.info("The store holds no service requests.")
 else:
     left, mid, right = st.columns(3)
-    name = left.selectbox("Report", list(REQUEST_REPORTS), key="request_report",
-                          format_func=REQUEST_REPORTS.get)
+    names: list[str] = list(REQUEST_REPORTS)
+    name = str(left.selectbox("Report", names, key="request_report",
+                              format_func=lambda n: REQUEST_REPORTS[n]))
     keys = list(store.layer_keys())
     by = mid.selectbox("Break down by", ["(none)", *keys], key="by",
                        format_func=lambda k: titles.get(k, k))
-    drawn = right.radio("Areas as drawn", ["today", "request-date"], key="as_drawn",
-                        horizontal=True,
-                        format_func={"today": "today", "request-date": "on the request date"}.get,
-                        help="Each request in its area on today's map, or on the map in force "
-                             "on its request date (after a redistricting).")
+    drawn = str(right.radio("Areas as drawn", ["today", "request-date"], key="as_drawn",
+                            horizontal=True,
+                            format_func=lambda m: "today" if m == "today"
+                            else "on the request date",
+                            help="Each request in its area on today's map, or on the map in "
+                                 "force on its request date (after a redistricting)."))
     table, note = appdata.request_report(
         settings.store, settings.city, version, name, now=appdata.now_hour(), start=start,
         end=end, by=None if by == "(none)" else by, as_drawn=drawn)
