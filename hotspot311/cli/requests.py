@@ -108,6 +108,16 @@ def status_cmd(ctx: Context) -> None:
     for key, gen in store.active().items():
         outside = int(requests[key].isna().sum()) if key in requests else 0
         click.echo(f"    {key:<22} g{gen.generation} {gen.n_areas:>5} areas {outside:>8,} outside")
+    contacts = store.contacts()
+    click.echo(f"contacts     {len(contacts):>9,}")
+    if len(contacts):
+        click.echo(f"  synthetic  {int(contacts['synthetic'].sum()):>9,}")
+        first, last = contacts["received_datetime"].min(), contacts["received_datetime"].max()
+        click.echo(f"  received   {first:%Y-%m-%d} … {last:%Y-%m-%d}")
+    contact_q = store.contact_quarantine()
+    click.echo(f"contact quarantine {len(contact_q):>3,}")
+    for reason, n in contact_q["reason"].value_counts().items():
+        click.echo(f"    {reason:<34}{n:>9,}")
     click.echo(f"batches      {len(store.batches()):>9,}")
 
 

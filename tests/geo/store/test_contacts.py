@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.pipeline import ingest_contacts
 from geo.store.base import Store
-from hotspot311.errors import MappingError
+from hotspot311.errors import InputError, MappingError
 from tests.geo.store.stores import NOW, TESTVILLE, open_test_store
 
 CODES = ["outcome=INFO:information,XFER:referral,SR:service_request,911:transfer_911,OTH:other"]
@@ -147,3 +147,57 @@ def test_cli_ingest_kind_contacts(tmp_path: Path) -> None:
     assert "unknown_outcome" in result.stdout
     bad = CliRunner().invoke(cli, [*args[:5], str(path), "--value-map", CODES[0]])
     assert bad.exit_code == 2 and "--value-map: only with --kind contacts" in bad.stderr
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"", r"the file is empty"),
+    (b"  \r\n\n", r"the file is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"binary file \(it holds NUL bytes\)"),
+    (b"CallID,Start\n1,2024-05-01\n", r"required contact fields not mapped: channel, outcome"),
+], ids=["empty", "blank", "binary", "unmapped"])
+def test_unusable_files_write_nothing(store: Store, tmp_path: Path, data: bytes,
+                                      message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=message):
+        ingest_contacts(path, store, mapping=ContactMapping.from_options(
+            ["contact_id=CallID", "received_datetime=Start"]), now=NOW)
+    assert store.contacts().empty and store.contact_quarantine().empty
+    assert store.batches().empty
+
+
+def test_text_is_kept_as_typed(store: Store, tmp_path: Path) -> None:
+    """cp1252 text is read; NUL (PostgreSQL cannot hold it) becomes U+FFFD in both stores;
+    a formula-looking department is data."""
+    path = tmp_path / "log.csv"
+    path.write_bytes("contact_id,received_datetime,channel,outcome,department,team\n"
+                     "1,2024-05-01 10:00,phone,information,Caf\xe9 Licenses,=HYPERLINK(1)\n"
+                     .encode("cp1252"))
+    ingest_contacts(path, store, now=NOW)
+    row = store.contacts().iloc[0]
+    assert row["department"] == "Café Licenses" and row["team"] == "=HYPERLINK(1)"
+
+
+@pytest.mark.postgis
+def test_both_stores_give_identical_contact_reports(tmp_path: Path,
+                                                    request: pytest.FixtureRequest) -> None:
+    from reports.calendar import CalendarConfig
+    from reports.contact_sheets import CONTACT_REPORTS, run_contact_report
+
+    path = _write(tmp_path)
+    calendar = CalendarConfig(timezone=TESTVILLE.timezone, country="US", subdiv="PA")
+    tables: dict[str, list[pd.DataFrame]] = {}
+    for kind in ("embedded", "postgis"):
+        s = open_test_store(kind, tmp_path / kind, request, TESTVILLE)
+        try:
+            ingest_contacts(path, s, mapping=MAPPING, now=NOW)
+            for name in CONTACT_REPORTS:
+                for freq in ("week", "month", "fytd") if name == "calls" else ("week",):
+                    tables.setdefault(f"{name}-{freq}", []).append(run_contact_report(
+                        name, s.contacts(), timezone=TESTVILLE.timezone, calendar=calendar,
+                        fiscal_year_start=(7, 1), freq=freq))
+        finally:
+            s.close()
+    for key, (embedded, postgis) in tables.items():
+        assert len(embedded), key
+        pd.testing.assert_frame_equal(embedded, postgis, obj=key)

@@ -94,3 +94,12 @@ def test_no_contacts_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["--store", str(tmp_path / "empty"), "report", "inquiries"])
     assert res.exit_code == 2
     assert "holds no contacts" in res.output and "--kind contacts" in res.output
+
+
+def test_request_record_counts_its_contacts(store: str) -> None:
+    res = CliRunner().invoke(cli, ["--store", store, "request", "13854433", "--now",
+                                   "2025-06-01"])
+    assert res.exit_code == 0, res.output
+    assert "2 (2 calls) made or asked about it" in res.output
+    res = CliRunner().invoke(cli, ["--store", store, "status"])
+    assert "contacts             7" in res.output
