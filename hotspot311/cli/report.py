@@ -249,7 +249,7 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
         ("source", f.get("source")), ("quality flags", f.get("quality_flags") or None),
     ]
     contacts = store.contacts()
-    about = contacts[contacts["service_request_id"].eq(f["service_request_id"]).to_numpy(
+    about = contacts[contacts["service_request_id"].eq(str(f["service_request_id"])).to_numpy(
         dtype=bool)]
     rows.append(("contacts", f"{len(about):,} ({int(about['channel'].eq('phone').sum()):,} "
                              "calls) made or asked about it"))
