@@ -201,3 +201,29 @@ def test_both_stores_give_identical_contact_reports(tmp_path: Path,
     for key, (embedded, postgis) in tables.items():
         assert len(embedded), key
         pd.testing.assert_frame_equal(embedded, postgis, obj=key)
+
+
+def test_a_failure_part_way_leaves_the_store_as_it_was(store: Store, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch record is written last; when it fails, neither the contacts nor the
+    quarantine rows of the batch are kept (one snapshot / one transaction)."""
+    import geo.store.embedded
+    import geo.store.postgis
+
+    ingest_contacts(_write(tmp_path), store, mapping=MAPPING, now=NOW)
+    before = (store.contacts(), store.contact_quarantine(), store.batches())
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    if isinstance(store, geo.store.postgis.PostGISStore):
+        monkeypatch.setattr(geo.store.postgis, "record_batch", boom)
+    else:
+        monkeypatch.setattr(geo.store.embedded.EmbeddedStore, "_logged", boom)
+    changed = LOG.replace("C1,2024-05-28 09:00,INFO", "C1,2024-05-28 09:00,XFER")
+    changed += "C99,2024-05-28 12:00,INFO,Water,,1,5,,new\nC98,bad time,INFO,,,,,,\n"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        ingest_contacts(_write(tmp_path, changed, "b.csv"), store, mapping=MAPPING, now=NOW)
+    pd.testing.assert_frame_equal(store.contacts(), before[0])
+    pd.testing.assert_frame_equal(store.contact_quarantine(), before[1])
+    pd.testing.assert_frame_equal(store.batches(), before[2])
