@@ -86,10 +86,20 @@ def _chart(name: str, freq: str) -> ChartSpec | None:
                      "Fiscal year to date, and the year before")
 
 
+def synthetic_note(contacts: pd.DataFrame) -> str:
+    """``""``, or a warning naming the share of synthetic (demo) contacts."""
+    if contacts.empty or not bool(contacts["synthetic"].any()):
+        return ""
+    return (f"; {float(contacts['synthetic'].mean()):.0%} of the contacts are SYNTHETIC "
+            "(generated demo data, not real 311 contacts)")
+
+
 def contact_sheet(name: str, table: pd.DataFrame, *, sheet_name: str, timezone: str,
                   fiscal_year_start: tuple[int, int], data_as_of: pd.Timestamp | None,
-                  freq: str = "week", title: str | None = None) -> Sheet:
-    """A workbook sheet for a contact report: title, three header lines, table, chart."""
+                  freq: str = "week", title: str | None = None, synthetic: str = "") -> Sheet:
+    """A workbook sheet for a contact report: title, three header lines, table, chart.
+
+    ``synthetic`` (from :func:`synthetic_note`) is added to the data line."""
     first, last = table.attrs.get("period", (None, None))
     when = (f"{data_as_of.tz_convert(timezone):%Y-%m-%d %H:%M %Z}" if data_as_of is not None
             else "no contacts")
@@ -101,7 +111,7 @@ def contact_sheet(name: str, table: pd.DataFrame, *, sheet_name: str, timezone: 
                       f"of calls whose outcome is known; fiscal year from {month:02d}-{day:02d}"}
     return Sheet(name=sheet_name, title=title or CONTACT_REPORTS[name], table=table,
                  lines=[f"Contacts received {first} … {last} (local dates)",
-                        f"Data as of {when} (newest contact time)", notes[name]],
+                        f"Data as of {when} (newest contact time){synthetic}", notes[name]],
                  chart=_chart(name, freq))
 
 
@@ -154,7 +164,7 @@ def contact_sheets(contacts: pd.DataFrame, requests: pd.DataFrame | None, *, tim
                  }.get(sheet_name)
         sheets.append(contact_sheet(name, table, sheet_name=sheet_name, freq=freq, title=title,
                                     timezone=timezone, fiscal_year_start=fiscal_year_start,
-                                    data_as_of=as_of))
+                                    data_as_of=as_of, synthetic=synthetic_note(contacts)))
     drawn = rc.calls_per_request(contacts, requests, timezone=timezone, start=start, end=end,
                                  n=50)
     drawn = drawn.assign(first_contact=_local(drawn["first_contact"], timezone),
@@ -162,7 +172,8 @@ def contact_sheets(contacts: pd.DataFrame, requests: pd.DataFrame | None, *, tim
     sheets.append(Sheet(name="Calls per request", title="Service requests that drew the most "
                         "contacts", table=drawn,
                         lines=[f"Contacts received {start} … {end} (local dates), naming a "
-                               "service request", "times in local time",
+                               "service request", "times in local time"
+                               + synthetic_note(contacts),
                                "contacts = every channel; calls = phone"]))
     return sheets
 

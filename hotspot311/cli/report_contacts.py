@@ -52,7 +52,12 @@ def _make(name: str) -> click.Command:
     def command(ctx: Context, start: str | None, end: str | None, freq: str, n: int,
                 fmt: str | None, output: str | None) -> None:
         from reports.calendar import load_calendar
-        from reports.contact_sheets import contact_data_date, contact_sheet, run_contact_report
+        from reports.contact_sheets import (
+            contact_data_date,
+            contact_sheet,
+            run_contact_report,
+            synthetic_note,
+        )
         from reports.export import write_table
 
         store = ctx.store()
@@ -73,11 +78,14 @@ def _make(name: str) -> click.Command:
             with pd.option_context("display.width", 250, "display.max_columns", 30,
                                    "display.max_rows", 500):
                 click.echo(table.to_string(index=False))
+            if synthetic_note(contacts):
+                click.echo(f"(note{synthetic_note(contacts)})")
             return
         sheet = contact_sheet(name, table, sheet_name=name, freq=freq,
                               timezone=profile.timezone,
                               fiscal_year_start=profile.fiscal_year_start,
-                              data_as_of=contact_data_date(contacts))
+                              data_as_of=contact_data_date(contacts),
+                              synthetic=synthetic_note(contacts))
         write_table(table, output_path(output), fmt=kind, sheet=sheet)
         click.echo(f"wrote {len(table):,} rows of {name} to {output}")
 

@@ -49,3 +49,26 @@ def test_demo_contacts_are_shaped_like_the_published_figures(tmp_path: Path) -> 
     assert 0.68 < answered < 0.72  # about 70 % answered
     shares = inquiries_summary(stored, timezone=tz)["share"].to_numpy()[:5]
     np.testing.assert_allclose(shares, [0.71, 0.14, 0.12, 0.02, 0.01], atol=0.01)
+
+
+def test_sheets_and_the_cli_say_the_contacts_are_synthetic(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hotspot311.cli.main import cli
+    from reports.contact_sheets import contact_sheets
+
+    profile = load_profile("philadelphia")
+    calendar = load_calendar(profile)
+    requests = generate(300, seed=6, end=END)
+    log = generate_contacts(requests, calendar=calendar, end=END, weeks=1, seed=6)
+    path = tmp_path / "log.csv"
+    log.to_csv(path, index=False)
+    store = EmbeddedStore(tmp_path / "store", profile)
+    ingest_contacts(path, store)
+    sheets = contact_sheets(store.contacts(), None, timezone=profile.timezone,
+                            calendar=calendar, fiscal_year_start=(7, 1),
+                            start=END.date().replace(day=1), end=END.date())
+    assert sheets and all("100% of the contacts are SYNTHETIC" in " ".join(s.lines)
+                          for s in sheets)
+    res = CliRunner().invoke(cli, ["--store", str(tmp_path / "store"), "report", "inquiries"])
+    assert res.exit_code == 0 and "SYNTHETIC" in res.output
