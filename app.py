@@ -111,6 +111,11 @@ side.divider()
 layer = side.selectbox("Boundary layer", [NONE, *keys], key="layer",
                        format_func=lambda k: titles.get(k, k))
 metric = side.radio("Shade areas by", list(METRICS), key="metric", format_func=METRICS.get)
+drawn = side.radio("Areas as drawn", ["today", "request-date"], key="as_drawn",
+                   horizontal=True, format_func={"today": "today",
+                                                 "request-date": "on the request date"}.get,
+                   help="Count each request in its area on today's map, or on the map in "
+                        "force on its request date (after a redistricting).")
 tiles = side.selectbox("Background", list(TILES), key="tiles",
                        index=list(TILES).index(os.environ.get("HOTSPOT311_TILES", "streets"))
                        if os.environ.get("HOTSPOT311_TILES", "streets") in TILES else 0,
@@ -228,7 +233,8 @@ focus_id = ids.get(focus)
 focus_box = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
 previous = st.session_state.get("map_mount")
 mount = next_mount(previous, focus=focus_id, view=parse_view(st.session_state.get("map")),
-                   key=(tiles, layer, metric, (filters, now) if layer != NONE else None,
+                   key=(tiles, layer, metric, drawn,
+                        (filters, now) if layer != NONE else None,
                         run_key if spots else None))
 if mount is not previous:
     st.session_state["map_mount"] = mount
@@ -236,8 +242,8 @@ if mount is not previous:
         st.session_state.pop("map", None)  # the map opens afresh; its own report follows
 reported = parse_view(st.session_state.get("map"))
 choice = choose_points(view, view=reported, focus=focus_box, limit=POINT_LIMIT)
-areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now) \
-    if layer != NONE else None
+areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now,
+                           drawn) if layer != NONE else None
 points = None if choice.points is None else appdata.with_columns(
     choice.points, settings.store, settings.city, version, ["service_request_id", "address"])
 parts = page_map(view, points=points, areas=areas, area_title=titles.get(layer, layer),

@@ -7,6 +7,7 @@ A profile is a TOML file. Paths in it are relative to the file. Example::
     timezone = "America/New_York"
     extent = "../../data/philadelphia/boundaries/city-limits.geojson"
     extent_buffer_m = 250         # coordinates this far outside the limits still count
+    fiscal_year_start = "07-01"   # MM-DD (default 01-01); FY named for the year it ends in
 
     [[layers]]
     key = "zip"
@@ -91,6 +92,9 @@ class CityProfile:
         Boundary layer specs, in display order.
     path
         The TOML file this profile was read from, if any.
+    fiscal_year_start
+        ``(month, day)`` the city's fiscal year starts on (Philadelphia: ``(7, 1)``);
+        a fiscal year is named for the calendar year it ends in.
     """
 
     name: str
@@ -101,6 +105,7 @@ class CityProfile:
     extent_buffer_m: float = 250.0
     layers: tuple[LayerSpec, ...] = field(default_factory=tuple)
     path: Path | None = None
+    fiscal_year_start: tuple[int, int] = (1, 1)
 
     @property
     def layer_keys(self) -> tuple[str, ...]:
@@ -234,6 +239,7 @@ def profile_from_dict(raw: dict[str, Any], *, base: Path, path: Path | None = No
         problems.append(
             f"{where}: 'bbox' must be [min_lon, min_lat, max_lon, max_lat], got {describe(bbox)}"
         )
+    fiscal = _fiscal_year_start(raw.get("fiscal_year_start", "01-01"), where, problems)
     layers: list[LayerSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(raw.get("layers", [])):
@@ -257,7 +263,20 @@ def profile_from_dict(raw: dict[str, Any], *, base: Path, path: Path | None = No
         extent_buffer_m=float(raw.get("extent_buffer_m", 250.0)),
         layers=tuple(layers),
         path=path,
+        fiscal_year_start=fiscal,
     )
+
+
+def _fiscal_year_start(value: object, where: str, problems: list[str]) -> tuple[int, int]:
+    """``"MM-DD"`` → ``(month, day)``; a problem is recorded for anything else."""
+    try:
+        month, day = (int(p) for p in str(value).split("-"))
+        date(2001, month, day)  # a day every year has (not 29 February)
+    except ValueError:
+        problems.append(f"{where}: 'fiscal_year_start' must be MM-DD (e.g. \"07-01\"), got "
+                        f"{describe(value)}")
+        return (1, 1)
+    return (month, day)
 
 
 def validate_layer_key(key: object) -> str:

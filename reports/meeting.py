@@ -20,7 +20,10 @@ from geo.store.base import Store
 from hotspot311.errors import InputError, describe
 from layers.services import load_services
 from reports import standard
-from reports.calendar import load_calendar
+from reports.asdrawn import TODAY
+from reports.asdrawn import as_drawn as as_drawn_frame
+from reports.calendar import CalendarConfig, load_calendar
+from reports.contact_sheets import contact_sheets
 from reports.export import ChartSpec, Sheet
 from reports.filters import ReportFilter, local_times
 from reports.sla import DUE_SOON_HOURS, add_due_and_state
@@ -83,7 +86,8 @@ REPORTS: Final[dict[str, ReportSpec]] = {
 
 
 def prepared_requests(store: Store, *, now: datetime,
-                      due_soon_hours: float = DUE_SOON_HOURS) -> pd.DataFrame:
+                      due_soon_hours: float = DUE_SOON_HOURS,
+                      as_drawn: str = TODAY) -> pd.DataFrame:
     """The store's requests with due times and SLA states (city catalogue and calendar).
 
     Parameters
@@ -94,16 +98,25 @@ def prepared_requests(store: Store, *, now: datetime,
         Reference time for open requests.
     due_soon_hours
         Horizon of ``open_due_soon``.
+    as_drawn
+        ``today`` (the stored joins) or ``request-date``: each request's areas from
+        the layer generation in force on its request date (:mod:`reports.asdrawn`).
 
     Returns
     -------
     pandas.DataFrame
-        Requests plus ``due_datetime``, ``due_source``, ``sla_state``, ``days_to_close``.
+        Requests plus ``due_datetime``, ``due_source``, ``sla_state``, ``days_to_close``;
+        ``attrs["as_drawn"]`` says which maps the layer columns come from.
     """
     profile = store.profile
-    return add_due_and_state(pd.DataFrame(store.requests()), services=load_services(profile),
-                             calendar=load_calendar(profile), now=now,
-                             due_soon_hours=due_soon_hours)
+    requests = as_drawn_frame(pd.DataFrame(store.requests()), store, mode=as_drawn,
+                              timezone=profile.timezone)
+    note = requests.attrs.get("as_drawn", "")
+    out = add_due_and_state(requests, services=load_services(profile),
+                            calendar=load_calendar(profile), now=now,
+                            due_soon_hours=due_soon_hours)
+    out.attrs["as_drawn"] = note
+    return out
 
 
 def data_date(requests: pd.DataFrame) -> pd.Timestamp | None:
@@ -149,8 +162,9 @@ def run_report(name: str, requests: pd.DataFrame, filt: ReportFilter, *, timezon
 
 
 def header_lines(table: pd.DataFrame, filt: ReportFilter, *, data_as_of: pd.Timestamp | None,
-                 now: datetime, timezone: str, note: str = "") -> list[str]:
-    """The three lines under a sheet's title: filters, data date, period."""
+                 now: datetime, timezone: str, note: str = "", areas: str = "") -> list[str]:
+    """The three lines under a sheet's title: filters (and which maps the areas are
+    from), data date, period."""
     period = table.attrs.get("period", (filt.start, filt.end))
     prev = table.attrs.get("previous_period")
     shown = replace(filt, start=period[0], end=period[1])
@@ -161,7 +175,7 @@ def header_lines(table: pd.DataFrame, filt: ReportFilter, *, data_as_of: pd.Time
         third += f" (compared with {prev[0]} … {prev[1]})"
     if note:
         third += f"; {note}"
-    return [f"Filters: {shown.describe()}",
+    return [f"Filters: {shown.describe()}" + (f"; {areas}" if areas else ""),
             f"Data as of {when} (newest request time); SLA states as of "
             f"{pd.Timestamp(now).tz_convert(timezone):%Y-%m-%d %H:%M %Z}",
             third]
@@ -169,12 +183,14 @@ def header_lines(table: pd.DataFrame, filt: ReportFilter, *, data_as_of: pd.Time
 
 def report_sheet(name: str, table: pd.DataFrame, filt: ReportFilter, *, sheet_name: str,
                  by: str | None, data_as_of: pd.Timestamp | None, now: datetime,
-                 timezone: str, title: str | None = None, note: str = "") -> Sheet:
-    """A workbook sheet for a report table."""
+                 timezone: str, title: str | None = None, note: str = "",
+                 areas: str = "") -> Sheet:
+    """A workbook sheet for a report table (``areas``: which maps, see
+    :func:`reports.asdrawn.describe_as_drawn`)."""
     spec = REPORTS[name]
     return Sheet(name=sheet_name, title=title or spec.title, table=table,
                  lines=header_lines(table, filt, data_as_of=data_as_of, now=now,
-                                    timezone=timezone, note=note),
+                                    timezone=timezone, note=note, areas=areas),
                  chart=spec.chart(table, by))
 
 
@@ -193,7 +209,10 @@ def meeting_filter(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str
 
 
 def meeting_sheets(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str,
-                   now: datetime, layer: str | None = None) -> list[Sheet]:
+                   now: datetime, layer: str | None = None,
+                   contacts: pd.DataFrame | None = None,
+                   calendar: CalendarConfig | None = None,
+                   fiscal_year_start: tuple[int, int] = (1, 1)) -> list[Sheet]:
     """Every sheet of the performance-meeting workbook.
 
     Parameters
@@ -209,24 +228,35 @@ def meeting_sheets(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str,
     layer
         Layer for the "SLA by area" sheet (default: the first of
         :data:`MEETING_LAYERS` present).
+    contacts
+        The contact log; when it holds contacts, the contact sheets follow
+        (:func:`reports.contact_sheets.contact_sheets`).
+    calendar
+        The city's working days, for the weekday call average (weekends only when
+        omitted).
+    fiscal_year_start
+        ``(month, day)`` of the city's fiscal year.
 
     Returns
     -------
     list of Sheet
         Top 10, Status, SLA by service, SLA by department, SLA by area, Volumes
-        (weekly, 52 weeks), Departments.
+        (weekly, 52 weeks), Departments; then the contact sheets. Every request sheet
+        says which maps its areas are from (``requests.attrs["as_drawn"]``).
     """
     period = meeting_filter(requests, filt, timezone=timezone)
     if layer is None:
         layer = next((k for k in MEETING_LAYERS if k in requests.columns), None)
     as_of = data_date(requests)
+    areas = str(requests.attrs.get("as_drawn", ""))
     sheets = []
 
     def add(name: str, sheet_name: str, f: ReportFilter, title: str | None = None,
             note: str = "", **options: Any) -> None:
         table = run_report(name, requests, f, timezone=timezone, **options)
         sheets.append(report_sheet(name, table, f, sheet_name=sheet_name, by=None, title=title,
-                                   note=note, data_as_of=as_of, now=now, timezone=timezone))
+                                   note=note, data_as_of=as_of, now=now, timezone=timezone,
+                                   areas=areas))
 
     add("top10", "Top 10", period)
     add("status", "Status of top 10", period)
@@ -241,4 +271,9 @@ def meeting_sheets(requests: pd.DataFrame, filt: ReportFilter, *, timezone: str,
     add("volumes", "Volumes by week", weeks, title="Requests per week, and a year earlier",
         note="weeks start on Monday; a year earlier = 52 weeks earlier", freq="week")
     add("departments", "Departments", period)
+    if contacts is not None and period.start is not None:
+        sheets += contact_sheets(contacts, requests, timezone=timezone,
+                                 calendar=calendar or CalendarConfig(timezone=timezone),
+                                 fiscal_year_start=fiscal_year_start, start=period.start,
+                                 end=end)
     return sheets

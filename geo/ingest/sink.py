@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from geo.ingest.contacts import ContactBatch
 from geo.ingest.validate import ValidatedBatch
 from layers.profile import CityProfile
 
@@ -57,4 +58,17 @@ class BatchSink(Protocol):
         self, batch: ValidatedBatch, *, info: dict[str, object], release: Sequence[str] = ()
     ) -> WriteResult:
         """Upsert a validated batch and its quarantine rows, atomically."""
+        ...
+
+
+class ContactSink(Protocol):
+    """A store as the contact ingest sees it."""
+
+    @property
+    def profile(self) -> CityProfile:
+        """The city the store is bound to (time zone of naive times)."""
+        ...
+
+    def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
+        """Upsert validated contacts and their quarantine rows, atomically."""
         ...

@@ -23,6 +23,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import WriteResult
 from geo.ingest.validate import ValidatedBatch
 from hotspot311.errors import StoreError
@@ -105,7 +106,36 @@ class Store(ABC):
             Layer key → requests outside every area of that layer.
         """
 
+    @abstractmethod
+    def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
+        """Upsert validated contacts and their quarantine rows, atomically.
+
+        Keyed on ``contact_id``: a row whose content differs replaces the stored one, an
+        equal row changes nothing (see :mod:`geo.ingest.contacts`). The batch is logged
+        in :meth:`batches` with format ``contacts-csv``.
+
+        Parameters
+        ----------
+        batch
+            Contacts and quarantine rows of one source.
+        info
+            Batch record fields (``batch_id``, ``source_file``, ``format``, …).
+
+        Returns
+        -------
+        WriteResult
+            Counts that add up to ``batch.rows_read``.
+        """
+
     # --- reads ------------------------------------------------------------------
+    @abstractmethod
+    def contacts(self) -> pd.DataFrame:
+        """Every stored contact, ordered by ``contact_id`` (code-point order)."""
+
+    @abstractmethod
+    def contact_quarantine(self) -> pd.DataFrame:
+        """Every quarantined contact row (see ``CONTACT_QUARANTINE_COLUMNS``)."""
+
     @abstractmethod
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request: canonical, derived and one column per layer key."""

@@ -33,10 +33,18 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from geo.ingest.contacts import (
+    ContactBatch,
+    empty_contact_quarantine,
+    empty_contacts,
+    typed_contact_quarantine,
+    typed_contacts,
+)
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
@@ -54,8 +62,9 @@ from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
+_CONTACT_FILES = ("contacts.parquet", "contact_quarantine.parquet")
 _FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
-          *embedded_runs.FILES)
+          *_CONTACT_FILES, *embedded_runs.FILES)
 _KEEP_SNAPSHOTS = 3
 
 
@@ -100,6 +109,18 @@ class EmbeddedStore(Store):
         """Every quarantined row."""
         path = self._current_file("quarantine.parquet")
         return pd.read_parquet(path) if path is not None else empty_quarantine()
+
+    def contacts(self) -> pd.DataFrame:
+        """Every stored contact, ordered by ``contact_id``."""
+        path = self._current_file("contacts.parquet")
+        return typed_contacts(pd.read_parquet(path)) if path is not None else empty_contacts()
+
+    def contact_quarantine(self) -> pd.DataFrame:
+        """Every quarantined contact row."""
+        path = self._current_file("contact_quarantine.parquet")
+        if path is None:
+            return empty_contact_quarantine()
+        return typed_contact_quarantine(pd.read_parquet(path))
 
     def batches(self) -> pd.DataFrame:
         """The ingest log."""
@@ -182,21 +203,54 @@ class EmbeddedStore(Store):
                     pd.concat(frames, ignore_index=True) if frames else empty_quarantine()
                 )
 
-            record = {c: info.get(c) for c in BATCH_COLUMNS}
-            record.update(
-                rows_read=batch.rows_read, inserted=result.inserted, updated=result.updated,
-                unchanged=result.unchanged, quarantined=sum(result.quarantined.values()),
-                ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            )
-            log = self.batches()
-            writes["batches.parquet"] = pd.concat(
-                [log, pd.DataFrame([record])], ignore_index=True
-            ).astype(dict.fromkeys(("batch_id", "source_file", "format", "encoding"), object))
+            writes["batches.parquet"] = self._logged(batch.rows_read, result, info)
             manifest = self._manifest()
             manifest["city"] = self.profile.name
             writes["manifest.json"] = manifest
             self._commit(writes)
         return result
+
+    def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
+        """Upsert contacts and their quarantine rows in one snapshot (see :class:`Store`)."""
+        with self._lock():
+            stored = self.contacts()
+            incoming = batch.contacts
+            at = pd.Index(stored["contact_id"]).get_indexer(incoming["contact_id"])
+            new = at < 0
+            hashes = stored["row_hash"].to_numpy(dtype="uint64")
+            before = hashes[np.where(new, 0, at)] if len(hashes) else np.zeros(len(at), "uint64")
+            changed = ~new & (before != incoming["row_hash"].to_numpy(dtype="uint64"))
+            result = WriteResult(inserted=int(new.sum()), updated=int(changed.sum()),
+                                 unchanged=int(len(incoming) - new.sum() - changed.sum()))
+            writes: dict[str, Any] = {}
+            if result.inserted or result.updated:
+                fresh = incoming[new | changed]
+                kept = stored[~stored["contact_id"].isin(set(fresh["contact_id"]))]
+                merged = pd.concat([f for f in (kept, fresh) if len(f)], ignore_index=True)
+                merged = merged.sort_values("contact_id", kind="stable").reset_index(drop=True)
+                writes["contacts.parquet"] = merged.astype(empty_contacts().dtypes.to_dict())
+            quarantine = self.contact_quarantine()
+            q_new = batch.quarantine
+            result.quarantined = {str(k): int(v) for k, v in q_new["reason"].value_counts().items()}
+            fresh_q = q_new[~q_new["quarantine_id"].isin(set(quarantine["quarantine_id"]))]
+            if len(fresh_q):
+                writes["contact_quarantine.parquet"] = pd.concat(
+                    [f for f in (quarantine, fresh_q) if len(f)], ignore_index=True)
+            writes["batches.parquet"] = self._logged(batch.rows_read, result, info)
+            self._commit(writes)
+        return result
+
+    def _logged(self, rows_read: int, result: WriteResult, info: dict[str, object]
+                ) -> pd.DataFrame:
+        """The ingest log with one more batch record."""
+        record = {c: info.get(c) for c in BATCH_COLUMNS}
+        record.update(
+            rows_read=rows_read, inserted=result.inserted, updated=result.updated,
+            unchanged=result.unchanged, quarantined=sum(result.quarantined.values()),
+            ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        return pd.concat([self.batches(), pd.DataFrame([record])], ignore_index=True).astype(
+            dict.fromkeys(("batch_id", "source_file", "format", "encoding"), object))
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""

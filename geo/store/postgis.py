@@ -37,10 +37,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from geo.ingest.contacts import ContactBatch
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
-from geo.store import postgis_runs
+from geo.store import postgis_contacts, postgis_runs
 from geo.store.base import BATCH_COLUMNS, Store, describe_generation
 from geo.store.postgis_join import insert_generation, join_requests, set_active
 from geo.store.postgis_load import (
@@ -212,6 +213,33 @@ class PostGISStore(Store):
             )
             record_batch(conn, record)
         return result
+
+    def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
+        """Upsert contacts and their quarantine rows in one transaction (see :class:`Store`)."""
+        result = WriteResult(quarantined={
+            str(k): int(v) for k, v in batch.quarantine["reason"].value_counts().items()})
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("LOCK TABLE contacts IN SHARE ROW EXCLUSIVE MODE")
+            result.inserted, result.updated = postgis_contacts.upsert_contacts(
+                conn, batch.contacts)
+            result.unchanged = len(batch.contacts) - result.inserted - result.updated
+            postgis_contacts.write_contact_quarantine(conn, batch.quarantine)
+            record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
+            record.update(rows_read=batch.rows_read, inserted=result.inserted,
+                          updated=result.updated, unchanged=result.unchanged,
+                          quarantined=sum(result.quarantined.values()))
+            record_batch(conn, record)
+        return result
+
+    def contacts(self) -> pd.DataFrame:
+        """Every stored contact, ordered by ``contact_id`` (byte order)."""
+        with self.pool.connection() as conn:
+            return postgis_contacts.read_contacts(conn)
+
+    def contact_quarantine(self) -> pd.DataFrame:
+        """Every quarantined contact row, in the order quarantined."""
+        with self.pool.connection() as conn:
+            return postgis_contacts.read_contact_quarantine(conn)
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""

@@ -252,8 +252,10 @@ def build_demo(
     seed: int = 311,
     end: datetime | None = None,
     workdir: Path,
+    contact_weeks: int = 6,
 ) -> list[object]:
-    """Ingest the real files and ``n_synthetic`` synthetic requests into ``store``.
+    """Ingest the real files, ``n_synthetic`` synthetic requests and a synthetic contact
+    log into ``store``.
 
     Parameters
     ----------
@@ -262,23 +264,30 @@ def build_demo(
     n_synthetic
         Number of synthetic requests.
     seed, end
-        Passed to :func:`generate`.
+        Passed to :func:`generate` and
+        :func:`hotspot311.cli.demo_contacts.generate_contacts`.
     workdir
         Directory for the generated CSV files (kept, so they can be inspected).
+    contact_weeks
+        Weeks of synthetic contact log (about 4,000 calls a working weekday; 0: none).
 
     Returns
     -------
     list of geo.ingest.pipeline.IngestReport
-        One report per file ingested.
+        One report per file ingested (the contact log last).
     """
     from geo.ingest.mapping import ColumnMapping
-    from geo.ingest.pipeline import ingest
+    from geo.ingest.pipeline import ingest, ingest_contacts
+    from hotspot311.cli.demo_contacts import generate_contacts
+    from reports.calendar import load_calendar
 
     workdir.mkdir(parents=True, exist_ok=True)
     dumping = workdir / "illegal-dumping-2024.csv"
     dumping_requests().to_csv(dumping, index=False)
     synthetic = workdir / f"synthetic-requests-seed{seed}.csv"
-    generate(n_synthetic, seed=seed, end=end).to_csv(synthetic, index=False)
+    end = (end or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    requests = generate(n_synthetic, seed=seed, end=end)
+    requests.to_csv(synthetic, index=False)
     graffiti = ColumnMapping(
         constants={
             "service_name": "Graffiti Removal",
@@ -291,7 +300,16 @@ def build_demo(
         (PHILA / "requests" / "parks-maintenance.csv", ColumnMapping()),
         (synthetic, ColumnMapping()),
     ]
-    return [ingest(path, store, mapping=mapping) for path, mapping in jobs]  # type: ignore[arg-type]
+    reports: list[object] = [
+        ingest(path, store, mapping=mapping) for path, mapping in jobs  # type: ignore[arg-type]
+    ]
+    if contact_weeks > 0:
+        log = workdir / f"synthetic-contacts-seed{seed}.csv"
+        calendar = load_calendar(store.profile)  # type: ignore[attr-defined]
+        generate_contacts(requests, calendar=calendar, end=end, weeks=contact_weeks,
+                          seed=seed).to_csv(log, index=False)
+        reports.append(ingest_contacts(log, store))  # type: ignore[arg-type]
+    return reports
 
 
 @click.command("demo")
@@ -300,10 +318,14 @@ def build_demo(
 @click.option("--seed", default=311, show_default=True)
 @click.option("--end", help="Latest synthetic request date, YYYY-MM-DD (default: now).")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the store already has requests.")
+@click.option("--contact-weeks", default=6, show_default=True,
+              help="Weeks of synthetic contact log (labelled synthetic; 0: none).")
 @pass_ctx
 @handle_errors
-def demo_cmd(ctx: Context, n_synthetic: int, seed: int, end: str | None, if_empty: bool) -> None:
-    """Fill the store with the bundled Philadelphia data plus synthetic requests."""
+def demo_cmd(ctx: Context, n_synthetic: int, seed: int, end: str | None, if_empty: bool,
+             contact_weeks: int) -> None:
+    """Fill the store with the bundled Philadelphia data plus synthetic requests and a
+    synthetic contact log."""
     store = ctx.store()
     if if_empty and len(store.requests()):
         click.echo(f"{store.describe()} already holds requests; nothing to do")
@@ -315,7 +337,10 @@ def demo_cmd(ctx: Context, n_synthetic: int, seed: int, end: str | None, if_empt
     workdir = Path(ctx.store_location).with_name(Path(ctx.store_location).name + "-demo-files")
     if ctx.store_location.startswith("postgres"):
         workdir = Path(".hotspot311-demo-files")
-    reports = build_demo(store, n_synthetic=n_synthetic, seed=seed, end=end_dt, workdir=workdir)
+    if contact_weeks < 0:
+        raise InputError(f"--contact-weeks: got {contact_weeks}; allowed: 0 or more")
+    reports = build_demo(store, n_synthetic=n_synthetic, seed=seed, end=end_dt, workdir=workdir,
+                         contact_weeks=contact_weeks)
     for report in reports:
         r = report.result  # type: ignore[attr-defined]
         click.echo(f"{report.path.name:<40} read {report.rows_read:>7,} "  # type: ignore[attr-defined]

@@ -7,7 +7,17 @@ from collections.abc import Sequence
 
 import click
 
-from hotspot311.cli import db, demo, geocode, history, hotspots, layers, report, requests
+from hotspot311.cli import (
+    db,
+    demo,
+    geocode,
+    history,
+    hotspots,
+    layers,
+    report,
+    report_contacts,
+    requests,
+)
 from hotspot311.cli.base import Context
 
 
@@ -47,6 +57,10 @@ for _command in (
     db.db_group,
 ):
     cli.add_command(_command)
+
+for _report in (report_contacts.inquiries_cmd, report_contacts.calls_cmd,
+                report_contacts.call_departments_cmd):
+    report.report_group.add_command(_report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

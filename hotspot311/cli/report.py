@@ -42,6 +42,10 @@ def filter_options(func: F) -> F:
                      help="Reference time for overdue and due-soon states (default: now, UTC)."),
         click.option("--due-soon-hours", type=float, default=48.0, show_default=True,
                      help="Horizon of the open_due_soon state."),
+        click.option("--as-drawn", "as_drawn", type=click.Choice(["today", "request-date"]),
+                     default="today", show_default=True,
+                     help="Areas as drawn today (the active generation of each layer) or on "
+                          "each request's date (the generation then in force)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -127,14 +131,15 @@ def _make_report_command(name: str) -> click.Command:
     def command(ctx: Context, start: str | None, end: str | None,
                 departments: tuple[str, ...], services: tuple[str, ...],
                 areas: tuple[str, ...], now: str | None, due_soon_hours: float,
-                by: str | None, per: str, freq: str, n: int, fmt: str | None,
+                as_drawn: str, by: str | None, per: str, freq: str, n: int, fmt: str | None,
                 output: str | None) -> None:
         from reports.export import write_table
         from reports.meeting import data_date, prepared_requests, report_sheet, run_report
 
         store = ctx.store()
         when = parse_now(now)
-        requests = prepared_requests(store, now=when, due_soon_hours=due_soon_hours)
+        requests = prepared_requests(store, now=when, due_soon_hours=due_soon_hours,
+                                     as_drawn=as_drawn)
         filt = parse_filter(ctx, requests, start, end, departments, services, areas)
         options: dict[str, Any] = {"by": by}
         if name == "sla":
@@ -152,9 +157,11 @@ def _make_report_command(name: str) -> click.Command:
             with pd.option_context("display.width", 250, "display.max_columns", 30,
                                    "display.max_rows", 500):
                 click.echo(table.to_string(index=False))
+            click.echo(f"({requests.attrs['as_drawn']})")
             return
         sheet = report_sheet(name, table, filt, sheet_name=name, by=by,
-                             data_as_of=data_date(requests), now=when, timezone=tz)
+                             data_as_of=data_date(requests), now=when, timezone=tz,
+                             areas=requests.attrs["as_drawn"])
         write_table(table, output_path(output), fmt=kind, sheet=sheet)
         click.echo(f"wrote {len(table):,} rows of {name} to {output}")
 
@@ -175,24 +182,30 @@ for _name in ("top10", "status", "sla", "volumes", "departments"):
 def meeting_cmd(ctx: Context, start: str | None, end: str | None,
                 departments: tuple[str, ...], services: tuple[str, ...],
                 areas: tuple[str, ...], now: str | None, due_soon_hours: float,
-                layer: str | None, output: str) -> None:
-    """Write the performance-meeting workbook: one sheet per standard report."""
+                as_drawn: str, layer: str | None, output: str) -> None:
+    """Write the performance-meeting workbook: one sheet per standard report, then the
+    contact reports when the store holds a contact log."""
+    from reports.calendar import load_calendar
     from reports.export import write_workbook
     from reports.meeting import meeting_sheets, prepared_requests
 
     store = ctx.store()
     when = parse_now(now)
-    requests = prepared_requests(store, now=when, due_soon_hours=due_soon_hours)
+    requests = prepared_requests(store, now=when, due_soon_hours=due_soon_hours,
+                                 as_drawn=as_drawn)
     filt = parse_filter(ctx, requests, start, end, departments, services, areas)
     if layer is not None and layer not in requests.columns:
         raise InputError(f"--layer: got {layer!r}; layers: {', '.join(store.layer_keys())}")
-    sheets = meeting_sheets(requests, filt, timezone=store.profile.timezone, now=when,
-                            layer=layer)
+    profile = store.profile
+    sheets = meeting_sheets(requests, filt, timezone=profile.timezone, now=when,
+                            layer=layer, contacts=store.contacts(),
+                            calendar=load_calendar(profile),
+                            fiscal_year_start=profile.fiscal_year_start)
     path = write_workbook(sheets, output_path(output))
     for sheet in sheets:
         click.echo(f"{sheet.name:<28}{len(sheet.table):>6,} rows"
                    f"{'  + chart' if sheet.chart else ''}")
-    click.echo(f"wrote {len(sheets)} sheets to {path}")
+    click.echo(f"wrote {len(sheets)} sheets to {path}; {requests.attrs['as_drawn']}")
 
 
 @click.command("request")
@@ -235,6 +248,11 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
         ("geocode match", f.get("geocode_match_type")), ("geocode score", f.get("geocode_score")),
         ("source", f.get("source")), ("quality flags", f.get("quality_flags") or None),
     ]
+    contacts = store.contacts()
+    about = contacts[contacts["service_request_id"].eq(str(f["service_request_id"])).to_numpy(
+        dtype=bool)]
+    rows.append(("contacts", f"{len(about):,} ({int(about['channel'].eq('phone').sum()):,} "
+                             "calls) made or asked about it"))
     for label, value in rows:
         click.echo(f"  {label:<16}{show(value)}")
     click.echo("areas")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 
 import click
 from tqdm import tqdm
 
+from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
-from geo.ingest.pipeline import ingest
+from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
 from hotspot311.errors import InputError
@@ -26,22 +29,41 @@ from hotspot311.errors import InputError
 @click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False, exists=True),
               help="TOML file with [columns] and [constants] tables.")
 @click.option("--strict", is_flag=True, help="Exit 4 when any row is quarantined.")
+@click.option("--kind", type=click.Choice(["requests", "contacts"]), default="requests",
+              show_default=True, help="What the files hold: service requests, or a 311 "
+              "center's contact log (CSV).")
+@click.option("--value-map", "value_maps", multiple=True, metavar="FIELD=CODE:VALUE,…",
+              help="contacts: the city's codes for channel or outcome, e.g. "
+                   "outcome=INFO:information,XFER:referral (repeatable).")
 @pass_ctx
 @handle_errors
 def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, ...],
-               sets: tuple[str, ...], mapping_file: str | None, strict: bool) -> None:
-    """Ingest request files (CSV, Open311 JSON, GeoJSON) into the store.
+               sets: tuple[str, ...], mapping_file: str | None, strict: bool, kind: str,
+               value_maps: tuple[str, ...]) -> None:
+    """Ingest request files (CSV, Open311 JSON, GeoJSON) or contact logs into the store.
 
     Prints rows read, inserted, updated, unchanged and quarantined by reason; they add
     up to the rows read. Re-running a file changes nothing.
     """
-    mapping = ColumnMapping.from_pairs(maps, sets)
-    if mapping_file:
-        mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
-    store = ctx.store()
+    run: Callable[[str], IngestReport]
+    if kind == "contacts":
+        if fmt not in ("auto", "csv"):
+            raise InputError(f"--format: got {fmt!r}; contact logs are read from csv")
+        contact_mapping = ContactMapping.from_options(maps, sets, value_maps)
+        if mapping_file:
+            contact_mapping = ContactMapping.from_toml(mapping_file).merged(contact_mapping)
+        run = partial(ingest_contacts, store=ctx.store(), mapping=contact_mapping)
+    else:
+        if value_maps:
+            raise InputError("--value-map: only with --kind contacts (channel and outcome "
+                             "codes)")
+        mapping = ColumnMapping.from_pairs(maps, sets)
+        if mapping_file:
+            mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
+        run = partial(ingest, store=ctx.store(), fmt=fmt, mapping=mapping)
     any_quarantined = False
     for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2, file=sys.stderr):
-        report = ingest(path, store, fmt=fmt, mapping=mapping)
+        report = run(path)
         r = report.result
         click.echo(f"{path} ({report.format}, {report.encoding})")
         click.echo(f"  read         {report.rows_read:>9,}")
@@ -86,6 +108,16 @@ def status_cmd(ctx: Context) -> None:
     for key, gen in store.active().items():
         outside = int(requests[key].isna().sum()) if key in requests else 0
         click.echo(f"    {key:<22} g{gen.generation} {gen.n_areas:>5} areas {outside:>8,} outside")
+    contacts = store.contacts()
+    click.echo(f"contacts     {len(contacts):>9,}")
+    if len(contacts):
+        click.echo(f"  synthetic  {int(contacts['synthetic'].sum()):>9,}")
+        first, last = contacts["received_datetime"].min(), contacts["received_datetime"].max()
+        click.echo(f"  received   {first:%Y-%m-%d} … {last:%Y-%m-%d}")
+    contact_q = store.contact_quarantine()
+    click.echo(f"contact quarantine {len(contact_q):>3,}")
+    for reason, n in contact_q["reason"].value_counts().items():
+        click.echo(f"    {reason:<34}{n:>9,}")
     click.echo(f"batches      {len(store.batches()):>9,}")
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import geopandas as gpd
 import numpy as np
@@ -181,11 +181,22 @@ def filtered(location: str, city: str, version: str, filters: Filters,
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def area_layer(location: str, city: str, version: str, filters: Filters, key: str,
-               now: datetime) -> gpd.GeoDataFrame:
-    """Web-ready areas of layer ``key`` with request counts and overdue share."""
+               now: datetime, as_drawn: str = "today") -> gpd.GeoDataFrame:
+    """Web-ready areas of layer ``key`` with request counts and overdue share.
+
+    ``as_drawn`` is ``today`` (each request in its area of today's map) or
+    ``request-date`` (in its area of the map in force on its request date, see
+    :mod:`reports.asdrawn`); either way the counts are drawn on today's areas.
+    """
+    from reports.asdrawn import as_drawn as redraw
+
     store = get_store(location, city)
     view = with_columns(filtered(location, city, version, filters, now), location, city,
                         version, [key])
+    if as_drawn != "today":
+        view = with_columns(view, location, city, version, ["x", "y"])
+        view = redraw(as_text(view), store, mode=as_drawn, timezone=store.profile.timezone,
+                      keys=[key])
     return web_areas(store.areas(key), area_stats(view, key, now=now),
                      simplify=store.profile.metres_to_crs(8.0))
 
@@ -258,6 +269,33 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
     if not cats:
         return frame
     return frame.assign(**{c: frame[c].astype("str") for c in cats})
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def contacts(location: str, city: str, version: str) -> pd.DataFrame:
+    """The stored contact log."""
+    return get_store(location, city).contacts()
+
+
+@st.cache_data(show_spinner="Running the report…", max_entries=16)
+def request_report(location: str, city: str, version: str, name: str, *, now: datetime,
+                   start: date | None, end: date | None, by: str | None,
+                   as_drawn: str) -> tuple[pd.DataFrame, str]:
+    """A standard request report (see :func:`hotspot311.web.reportpage.request_report`)."""
+    from hotspot311.web.reportpage import request_report as run
+
+    return run(get_store(location, city), name, now=now, start=start, end=end, by=by,
+               as_drawn=as_drawn)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def contact_report(location: str, city: str, version: str, name: str, *,
+                   start: date | None, end: date | None, freq: str) -> pd.DataFrame:
+    """A contact report (see :func:`hotspot311.web.reportpage.contact_report`)."""
+    from hotspot311.web.reportpage import contact_report as run
+
+    return run(get_store(location, city), contacts(location, city, version), name,
+               start=start, end=end, freq=freq)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -31,7 +31,8 @@ def test_db_migrate_fresh_database_then_again(postgis_server, postgis_url: str) 
         files = sorted((ROOT / "geo" / "store" / "migrations").glob("*.sql"))
         for f in files:
             assert f"applied {f.stem}" in out
-        assert f"schema now at version {len(files)}" in out
+        # the newest file's number (versions need not be contiguous: 0004 is on another branch)
+        assert f"schema now at version {int(files[-1].stem[:4])}" in out
         code, out, err = _invoke("--store", fresh, "db", "migrate")
         assert code == 0, err
         assert "applied" not in out and "nothing to apply" in out

@@ -1,0 +1,101 @@
+"""The reports page's logic without Streamlit: request reports and contact reports.
+
+:func:`request_report` runs one of the standard request reports (:mod:`reports.meeting`)
+with areas as drawn today or on the request date; :func:`contact_report` runs one of the
+contact reports (:mod:`reports.contact_sheets`). ``pages/2_Reports.py`` calls them
+through the cached reads of :mod:`hotspot311.web.appdata`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Final
+
+import pandas as pd
+
+from geo.store.base import Store
+from reports.calendar import load_calendar
+from reports.contact_sheets import CONTACT_REPORTS, run_contact_report
+from reports.filters import ReportFilter
+from reports.meeting import REPORTS, prepared_requests, run_report
+
+#: Request reports offered on the page (name → title).
+REQUEST_REPORTS: Final = {name: spec.title for name, spec in REPORTS.items()}
+#: Contact reports offered on the page (name → title).
+CONTACT_REPORT_TITLES: Final = dict(CONTACT_REPORTS)
+
+
+def request_report(store: Store, name: str, *, now: datetime, start: date | None = None,
+                   end: date | None = None, by: str | None = None,
+                   as_drawn: str = "today") -> tuple[pd.DataFrame, str]:
+    """One standard request report.
+
+    Parameters
+    ----------
+    store
+        The store.
+    name
+        A key of :data:`REQUEST_REPORTS`.
+    now
+        Reference time for SLA states.
+    start, end
+        Local request dates (default: the data's).
+    by
+        Layer to break the report down by (``sla``: one row per area of it).
+    as_drawn
+        ``today`` or ``request-date`` (see :mod:`reports.asdrawn`).
+
+    Returns
+    -------
+    tuple
+        The table (without ``attrs``), and the line saying which maps the areas are
+        from.
+    """
+    requests = prepared_requests(store, now=now, as_drawn=as_drawn)
+    note = str(requests.attrs.get("as_drawn", ""))
+    if requests.empty:
+        return pd.DataFrame(), note
+    filt = ReportFilter(start=start, end=end).validate()
+    options: dict[str, object] = {"by": by}
+    if name == "sla" and by:
+        options = {"per": by}
+    table = run_report(name, requests, filt, timezone=store.profile.timezone, **options)
+    return _plain(table), note
+
+
+def contact_report(store: Store, contacts: pd.DataFrame, name: str, *,
+                   start: date | None = None, end: date | None = None,
+                   freq: str = "week") -> pd.DataFrame:
+    """One contact report of ``contacts`` (the store's contact log).
+
+    Parameters
+    ----------
+    store
+        The store (its profile: time zone, calendar, fiscal year start).
+    contacts
+        The store's contacts.
+    name
+        A key of :data:`CONTACT_REPORT_TITLES`.
+    start, end
+        Local dates (default: the data's).
+    freq
+        ``calls`` only: ``week``, ``month`` or ``fytd``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The report.
+    """
+    profile = store.profile
+    return _plain(run_contact_report(name, contacts, timezone=profile.timezone,
+                                     calendar=load_calendar(profile),
+                                     fiscal_year_start=profile.fiscal_year_start, start=start,
+                                     end=end, freq=freq))
+
+
+def _plain(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without ``attrs`` (the page shows the period itself; Arrow, which
+    Streamlit sends tables with, cannot hold dates in ``attrs``)."""
+    out = table.copy()
+    out.attrs = {}
+    return out

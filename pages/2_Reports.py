@@ -1,0 +1,100 @@
+"""Reports: the standard request reports (areas as drawn today or on the request date) and
+the contact reports of the 311 center (resolution summary, call volumes, departments)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from hotspot311.settings import from_environment
+from hotspot311.web import appdata
+from hotspot311.web.reportpage import CONTACT_REPORT_TITLES, REQUEST_REPORTS
+
+st.set_page_config(page_title="hotspot311 reports", layout="wide")
+
+settings = from_environment()
+store = appdata.get_store(settings.store, settings.city)
+version = appdata.data_version(store)
+requests = appdata.load_requests(settings.store, settings.city, version)
+contacts = appdata.contacts(settings.store, settings.city, version)
+profile = store.profile
+titles = {spec.key: spec.title for spec in profile.layers}
+
+st.title("Reports")
+if requests.empty and contacts.empty:
+    appdata.first_run(store)
+    st.stop()
+
+side = st.sidebar
+side.header("Period")
+start = side.date_input("From", value=None, key="start",
+                        help="First local date (empty: the data's first).")
+end = side.date_input("To", value=None, key="end", help="Last local date (empty: the data's last).")
+if start is not None and end is not None and start > end:
+    side.error(f"From {start} is after To {end}; choose From on or before To.")
+    st.stop()
+
+st.header("Service requests")
+if requests.empty:
+    st.info("The store holds no service requests.")
+else:
+    left, mid, right = st.columns(3)
+    names: list[str] = list(REQUEST_REPORTS)
+    name = str(left.selectbox("Report", names, key="request_report",
+                              format_func=lambda n: REQUEST_REPORTS[n]))
+    keys = list(store.layer_keys())
+    by = mid.selectbox("Break down by", ["(none)", *keys], key="by",
+                       format_func=lambda k: titles.get(k, k))
+    drawn = str(right.radio("Areas as drawn", ["today", "request-date"], key="as_drawn",
+                            horizontal=True,
+                            format_func=lambda m: "today" if m == "today"
+                            else "on the request date",
+                            help="Each request in its area on today's map, or on the map in "
+                                 "force on its request date (after a redistricting)."))
+    table, note = appdata.request_report(
+        settings.store, settings.city, version, name, now=appdata.now_hour(), start=start,
+        end=end, by=None if by == "(none)" else by, as_drawn=drawn)
+    st.caption(f"{REQUEST_REPORTS[name]}; {note}")
+    st.dataframe(table, hide_index=True, key="request_table")
+    st.download_button("CSV", table.to_csv(index=False).encode("utf-8"),
+                       file_name=f"{name}.csv", mime="text/csv", key="dl_request")
+
+st.header("Contacts")
+if contacts.empty:
+    st.info("The store holds no contact log. Ingest one with "
+            "`hotspot311 ingest --kind contacts FILE` (the demo includes a synthetic one).")
+    st.stop()
+if contacts["synthetic"].any():
+    share = float(contacts["synthetic"].mean())
+    st.warning(f"{share:.0%} of these contacts are synthetic (generated for the demo), "
+               "not real 311 contacts.")
+inquiries = appdata.contact_report(settings.store, settings.city, version, "inquiries",
+                                   start=start, end=end, freq="week")
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader(CONTACT_REPORT_TITLES["inquiries"])
+    st.caption("Contacts by outcome; abandoned calls left out.")
+    st.dataframe(inquiries, hide_index=True, key="inquiries",
+                 column_config={"share": st.column_config.NumberColumn(format="percent")})
+with right:
+    st.bar_chart(inquiries.iloc[:-1], x="label", y="contacts", horizontal=True)
+
+st.subheader(CONTACT_REPORT_TITLES["calls"])
+freq = st.radio("Calls", ["week", "month", "fytd"], horizontal=True, key="freq",
+                format_func={"week": "by week", "month": "by month",
+                             "fytd": "fiscal year to date"}.get)
+calls = appdata.contact_report(settings.store, settings.city, version, "calls", start=start,
+                               end=end, freq=freq)
+month, day = profile.fiscal_year_start
+st.caption(f"Calls are phone contacts. Weekday average = calls on working days / working days "
+           f"(weekends and city holidays left out). Fiscal year from {month:02d}-{day:02d}.")
+st.dataframe(calls, hide_index=True, key="calls",
+             column_config={"answered_share": st.column_config.NumberColumn(format="percent")})
+if freq != "fytd" and len(calls):
+    st.line_chart(calls, x="period", y=["calls", "answered"])
+
+st.subheader(CONTACT_REPORT_TITLES["call-departments"])
+departments = appdata.contact_report(settings.store, settings.city, version,
+                                     "call-departments", start=start, end=end, freq="week")
+st.dataframe(departments, hide_index=True, key="call_departments",
+             column_config={"share": st.column_config.NumberColumn(format="percent"),
+                            "answered_share": st.column_config.NumberColumn(format="percent")})
