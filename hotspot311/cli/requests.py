@@ -7,6 +7,7 @@ import sys
 import click
 from tqdm import tqdm
 
+from geo.ingest.cells import to_csv
 from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
 from geo.ingest.pipeline import ingest
@@ -140,5 +141,5 @@ def quarantine_cmd(ctx: Context, output: str | None, reason: str | None) -> None
         click.echo(f"{name:<26}{n:>9,}")
     click.echo(f"{'total':<26}{len(rows):>9,}")
     if output:
-        rows.to_csv(output_path(output), index=False)
+        to_csv(rows, output_path(output))
         click.echo(f"wrote {len(rows):,} rows to {output}")
