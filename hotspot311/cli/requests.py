@@ -55,6 +55,8 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
             click.echo(f"    {reason:<26}{n:>9,}")
         for flag, n in sorted(report.flags.items()):
             click.echo(f"  flagged {flag:<24}{n:>9,}  (stored; see quality_flags)")
+        if report.hint:
+            click.echo(f"  note: {report.hint}")
         if not report.balanced:  # pragma: no cover - an invariant, checked by tests
             raise InputError(f"{path}: counts do not add up to the rows read")
         any_quarantined |= total_q > 0
