@@ -20,7 +20,7 @@ store a string starting with ``=`` as a formula.
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 import pandas as pd
 
@@ -76,13 +76,17 @@ def neutralize_frame(frame: F) -> F:
         if starts.any():
             col = col.copy()
             col[starts] = "'" + col[starts].astype(str)
-        out.isetitem(i, col)
+        out.isetitem(i, col)  # type: ignore[arg-type]  # a Series is accepted
     renamed = [neutralize(c) for c in frame.columns]
     if renamed != list(frame.columns):
         out.columns = pd.Index(renamed)
     return out
 
 
+@overload
+def to_csv(frame: pd.DataFrame, path: None = None, **kwargs: Any) -> str: ...
+@overload
+def to_csv(frame: pd.DataFrame, path: Any, **kwargs: Any) -> None: ...
 def to_csv(frame: pd.DataFrame, path: Any = None, **kwargs: Any) -> str | None:
     """Write ``frame`` as CSV the one way every export does: :func:`neutralize_frame`,
     no index, CRLF line ends (``pandas.DataFrame.to_csv`` keywords pass through).
