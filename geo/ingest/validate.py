@@ -482,7 +482,10 @@ def _quarantine_frame(
     if rows.empty:
         return empty_quarantine()
     raw_cols = [c for c in rows.columns if c != ROW_COLUMN]
-    raw = rows[raw_cols].rename(columns=lambda c: c[4:] if c.startswith("src:") else c)
+    names = set(raw_cols)
+    # a source column keeps its own name, unless a mapped field already took it
+    raw = rows[raw_cols].rename(
+        columns=lambda c: c[4:] if c.startswith("src:") and c[4:] not in names else c)
     raw_json = json_lines(raw)
     qid = [
         hashlib.sha1(f"{r}\x1f{code}\x1f{row}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
