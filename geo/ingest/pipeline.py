@@ -16,7 +16,7 @@ from pathlib import Path
 from geo.ingest.mapping import ColumnMapping, apply_mapping
 from geo.ingest.readers import Format, read_requests
 from geo.ingest.sink import BatchSink, WriteResult
-from geo.ingest.validate import FOREIGN_SHARE, ValidatedBatch, validate
+from geo.ingest.validate import ValidatedBatch, foreign, validate
 
 
 @dataclass
@@ -63,7 +63,7 @@ class IngestReport:
     def hint(self) -> str | None:
         """A suggestion when nearly every located row lies outside the city (another
         city's file read with the wrong profile), else ``None``."""
-        if not (self.outside > 0 and self.outside >= FOREIGN_SHARE * self.located):
+        if not foreign(self.located, self.outside):
             return None
         return (
             f"{self.outside:,} of the {self.located:,} rows with coordinates lie outside "

@@ -114,7 +114,7 @@ class ValidatedBatch:
     located, outside
         Rows with finite coordinates, and those of them outside the city extent
         (quarantined as ``outside_city``, or ``needs_geocoding`` when they have an
-        address): nearly all outside suggests a file of another city (:attr:`foreign`).
+        address): nearly all outside suggests a file of another city (:func:`foreign`).
     """
 
     requests: gpd.GeoDataFrame
@@ -124,10 +124,17 @@ class ValidatedBatch:
     located: int = 0
     outside: int = 0
 
-    @property
-    def foreign(self) -> bool:
-        """Whether nearly every row with coordinates (90 % or more) lies outside the city."""
-        return self.outside > 0 and self.outside >= FOREIGN_SHARE * self.located
+
+def foreign(located: int, outside: int) -> bool:
+    """Whether nearly every row with coordinates (:data:`FOREIGN_SHARE` or more) lies
+    outside the city: the file is probably another city's.
+
+    Examples
+    --------
+    >>> foreign(100, 95), foreign(100, 50), foreign(0, 0)
+    (True, False, False)
+    """
+    return outside > 0 and outside >= FOREIGN_SHARE * located
 
 
 def validate(

@@ -319,6 +319,13 @@ class EmbeddedStore(Store):
             )
         return path
 
+    def _current_name(self) -> str | None:
+        """The snapshot ``CURRENT`` names, or ``None`` when it cannot be read."""
+        try:
+            return (self.root / "CURRENT").read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
     def _current_file(self, name: str) -> Path | None:
         current = self._current_dir()
         if current is None:
@@ -404,7 +411,8 @@ class EmbeddedStore(Store):
             _fsync_dir(snaps)
             _atomic(self.root / "CURRENT", lambda p: p.write_text(name + "\n", encoding="utf-8"))
         except BaseException:
-            shutil.rmtree(snaps / name, ignore_errors=True)  # never current: remove it
+            if self._current_name() != name:  # never current: remove it
+                shutil.rmtree(snaps / name, ignore_errors=True)
             raise
         for old in sorted((p for p in snaps.iterdir() if p.name.isdigit()), key=lambda p: p.name)[
             :-_KEEP_SNAPSHOTS
