@@ -6,11 +6,15 @@ descriptions and service names are typed by residents and arrive through feeds, 
 value such as ``<img src=x onerror=...>`` would run as script in an analyst's browser.
 Every such value goes through :func:`escape_html` first: the browser then shows the text
 literally. The printable work list (:mod:`hotspot311.web.worklist`) uses it too.
+
+Streamlit renders captions as Markdown (no raw HTML, but images, links and its own
+``:color[…]`` directives): public text put into one goes through :func:`escape_markdown`.
 """
 
 from __future__ import annotations
 
 import html
+import re
 
 import pandas as pd
 
@@ -38,3 +42,18 @@ def escape_texts(values: pd.Series) -> pd.Series:
     ['&lt;b&gt;', 3, None]
     """
     return values.map(lambda v: escape_html(v) if isinstance(v, str) else v)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def escape_markdown(value: object) -> str:
+    r"""``value`` as text with every ASCII punctuation character backslash-escaped, so
+    Markdown (Streamlit's captions) shows it as typed: no image, link or directive.
+
+    Examples
+    --------
+    >>> print(escape_markdown("#1 ![x](http://evil/p.png) :red[12 MAIN ST]"))
+    \#1 \!\[x\]\(http\:\/\/evil\/p\.png\) \:red\[12 MAIN ST\]
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
