@@ -21,6 +21,7 @@ from clustering.density import suggest_min_samples
 from clustering.priority import PARTS
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
+from hotspot311.web.escaping import escape_markdown
 from hotspot311.web.filters import STATUSES, Filters, choices, date_span
 from hotspot311.web.mapdata import overdue_mask
 from hotspot311.web.maps import METRICS, POINT_LIMIT, TILES, hotspot_bounds, page_map
@@ -260,7 +261,7 @@ with map_col:
     if view.empty:
         st.caption("No requests match these filters.")
     elif choice.reason == "hotspot":
-        st.caption(f"Zoomed to {focus}: {shown_n:,} requests shown one by one; "
+        st.caption(f"Zoomed to {escape_markdown(focus)}: {shown_n:,} requests shown one by one; "
                    "click a point for its details.")
     elif choice.reason == "zoomed":
         st.caption(f"{shown_n:,} requests in view shown one by one; click a point for its "

@@ -9,6 +9,7 @@ import geopandas as gpd
 import pandas as pd
 
 from clustering.priority import PARTS
+from geo.ingest.cells import to_csv
 from geo.ingest.times import ISO_UTC, times_as_text
 from hotspot311.errors import InputError
 
@@ -97,7 +98,7 @@ def write_hotspots(
     suffix = path.suffix.lower()
     table = hotspot_table(hotspots, layer_keys)
     if suffix == ".csv":
-        table.to_csv(path, index=False, date_format=ISO_UTC)
+        to_csv(table, path, date_format=ISO_UTC)
     elif suffix in (".geojson", ".json"):
         frame = gpd.GeoDataFrame(
             times_as_text(table), geometry=hotspots.geometry.to_numpy(), crs=hotspots.crs
@@ -111,7 +112,7 @@ def write_work_list(work: pd.DataFrame, path: Path) -> None:
     """Write a work list as ``.csv`` or ``.geojson`` (request points)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        work.to_csv(path, index=False, date_format=ISO_UTC)
+        to_csv(work, path, date_format=ISO_UTC)
     elif suffix in (".geojson", ".json"):
         frame = gpd.GeoDataFrame(
             times_as_text(work),

@@ -7,6 +7,11 @@ variable               meaning                                                de
                        URL (PostGIS store)
 ``HOTSPOT311_CITY``    a city profile: a name under ``layers/profiles`` or a   ``philadelphia``
                        path to a TOML file
+``HOTSPOT311_LOG_DIR`` where the command line writes the traceback of an       ``$XDG_STATE_HOME/
+                       unexpected error                                        hotspot311`` (or
+                                                                               ``~/.local/state/
+                                                                               hotspot311``)
+``HOTSPOT311_DEBUG``   ``1``: show such tracebacks inline (as ``--debug``)     off
 =====================  =====================================================  ===============
 
 When ``HOTSPOT311_STORE`` is unset but the standard libpq variable ``PGDATABASE`` or
@@ -33,10 +38,16 @@ class Settings:
         Directory of the embedded store, or a ``postgresql://`` URL.
     city
         Name or path of the city profile.
+    log_dir
+        Directory for tracebacks of unexpected errors (:func:`log_directory`).
+    debug
+        Show tracebacks of unexpected errors inline instead.
     """
 
     store: str
     city: str
+    log_dir: str = ""
+    debug: bool = False
 
     @property
     def is_postgis(self) -> bool:
@@ -73,7 +84,11 @@ def from_environment(environ: dict[str, str] | None = None) -> Settings:
     if not store:
         store = "postgresql:" if (env.get("PGDATABASE") or env.get("PGHOST")) else DEFAULT_STORE
     city = env.get("HOTSPOT311_CITY", "").strip() or DEFAULT_CITY
-    return Settings(store=store, city=city)
+    state = env.get("XDG_STATE_HOME", "").strip() or os.path.join(
+        env.get("HOME", "").strip() or os.path.expanduser("~"), ".local", "state")
+    log_dir = env.get("HOTSPOT311_LOG_DIR", "").strip() or os.path.join(state, "hotspot311")
+    debug = env.get("HOTSPOT311_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+    return Settings(store=store, city=city, log_dir=log_dir, debug=debug)
 
 
 @lru_cache(maxsize=1)

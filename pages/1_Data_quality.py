@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from geo.ingest.cells import to_csv
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
 
@@ -50,7 +51,8 @@ if len(review):
     cols = [c for c in ("service_request_id", "address", "detail", "source_file", "source_row",
                         "batch_id") if c in review.columns]
     st.dataframe(review[cols], hide_index=True, key="review")
-    st.download_button("Review list CSV", review[cols].to_csv(index=False).encode("utf-8"),
+    st.download_button("Review list CSV",
+                       to_csv(review[cols]).encode("utf-8"),
                        file_name="geocode-review.csv", mime="text/csv", key="dl_review")
 
 if len(quarantine):

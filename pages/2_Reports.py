@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from geo.ingest.cells import to_csv
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
 from hotspot311.web.reportpage import CONTACT_REPORT_TITLES, REQUEST_REPORTS
@@ -55,7 +56,7 @@ else:
         end=end, by=None if by == "(none)" else by, as_drawn=drawn)
     st.caption(f"{REQUEST_REPORTS[name]}; {note}")
     st.dataframe(table, hide_index=True, key="request_table")
-    st.download_button("CSV", table.to_csv(index=False).encode("utf-8"),
+    st.download_button("CSV", to_csv(table).encode("utf-8"),
                        file_name=f"{name}.csv", mime="text/csv", key="dl_request")
 
 st.header("Contacts")

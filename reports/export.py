@@ -4,7 +4,8 @@ Each sheet starts with the report title, its filters, the data date and the peri
 the table (header frozen, auto-filter on) and, where a chart reads better than a table,
 a chart beside it. Formats follow the column names: shares and ``change_pct`` as
 percentages, ``*_days_to_close`` with one decimal, counts with thousands separators,
-dates as ``yyyy-mm-dd``.
+dates as ``yyyy-mm-dd``. Text that a spreadsheet would run as a formula is written with
+an apostrophe in front (:mod:`geo.ingest.cells`), in CSV and in every workbook cell.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from geo.ingest.cells import neutralize, to_csv
 from hotspot311.errors import InputError, describe
 
 FORMATS: Final = ("csv", "xlsx")
@@ -112,7 +114,7 @@ def write_table(table: pd.DataFrame, path: Path, *, fmt: str, sheet: Sheet | Non
         For an unknown ``fmt``.
     """
     if fmt == "csv":
-        table.to_csv(path, index=False)
+        to_csv(table, path)
         return path
     if fmt == "xlsx":
         return write_workbook([sheet or Sheet(name="Report", title="Report", table=table)], path)
@@ -147,13 +149,13 @@ def write_workbook(sheets: Sequence[Sheet], path: Path) -> Path:
 
 
 def _write_sheet(ws: Worksheet, sheet: Sheet) -> None:
-    ws.cell(row=1, column=1, value=sheet.title).font = Font(bold=True, size=14)
+    ws.cell(row=1, column=1, value=neutralize(sheet.title)).font = Font(bold=True, size=14)
     for i, line in enumerate(list(sheet.lines)[: HEADER_ROWS - 2], start=2):
-        ws.cell(row=i, column=1, value=line).font = Font(italic=True)
+        ws.cell(row=i, column=1, value=neutralize(line)).font = Font(italic=True)
     table = sheet.table
     top = HEADER_ROWS + 1
     for j, col in enumerate(table.columns, start=1):
-        ws.cell(row=top, column=j, value=str(col)).font = Font(bold=True)
+        ws.cell(row=top, column=j, value=neutralize(str(col))).font = Font(bold=True)
     formats = [number_format(str(c), table[c].dtype) for c in table.columns]
     for i, row in enumerate(table.itertuples(index=False), start=top + 1):
         for j, value in enumerate(row, start=1):
@@ -187,7 +189,7 @@ def _cell_value(value: object) -> object:
         return float(value)
     if isinstance(value, np.bool_):
         return bool(value)
-    return value
+    return neutralize(value)
 
 
 def _shown(value: object, fmt: str | None) -> str:

@@ -62,6 +62,7 @@ class PostgresServer:
     root: Path
     port: int
     user: str = "postgres"
+    options: str = ""
     _names: Iterator[int] = field(default_factory=itertools.count)
 
     def url(self, dbname: str = "postgres") -> str:
@@ -97,6 +98,17 @@ class PostgresServer:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+    def kill(self) -> None:
+        """Stop the server at once, as a crash would (``immediate``), keeping its files."""
+        _run_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m",
+                       "immediate", "-w", "stop"], check=True)
+
+    def start(self) -> None:
+        """Start the server again on its data directory and port (after :meth:`kill`)."""
+        _run_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+                       str(self.root / "log"), "-o", self.options, "-w", "-t", "60", "start"],
+                      check=True)
 
     def stop(self) -> None:
         """Stop the server and remove its directory."""
@@ -194,7 +206,7 @@ def start_server() -> PostgresServer:
         ],
         check=False,
     )
-    server = PostgresServer(root=root, port=port)
+    server = PostgresServer(root=root, port=port, options=opts)
     if started.returncode != 0:
         log = (root / "log").read_text(errors="replace")[-800:] if (root / "log").exists() else ""
         server.stop()

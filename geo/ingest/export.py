@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
+from geo.ingest.cells import to_csv
 from geo.ingest.times import ISO_UTC, times_as_text
 from hotspot311.errors import InputError
 
@@ -22,7 +23,9 @@ def export_requests(requests: gpd.GeoDataFrame, path: Path, *, fmt: str) -> int:
     path
         Output file.
     fmt
-        ``csv`` (times in ISO 8601 UTC, no geometry column: ``lat``/``lon`` carry it),
+        ``csv`` (times in ISO 8601 UTC, no geometry column: ``lat``/``lon`` carry it;
+        text that a spreadsheet would run as a formula is neutralized, see
+        :mod:`geo.ingest.cells`),
         ``geojson`` (WGS84 points) or ``parquet`` (GeoParquet).
 
     Returns
@@ -39,7 +42,7 @@ def export_requests(requests: gpd.GeoDataFrame, path: Path, *, fmt: str) -> int:
         raise InputError(f"format: got {fmt!r}; allowed: {', '.join(FORMATS)}")
     frame = requests.drop(columns=["row_hash"], errors="ignore")
     if fmt == "csv":
-        frame.drop(columns="geometry").to_csv(path, index=False, date_format=ISO_UTC)
+        to_csv(frame.drop(columns="geometry"), path, date_format=ISO_UTC)
     elif fmt == "geojson":
         times_as_text(frame).to_file(path, driver="GeoJSON")
     else:

@@ -18,7 +18,7 @@ from geo.ingest.contacts_mapping import ContactMapping, apply_contact_mapping
 from geo.ingest.mapping import ColumnMapping, apply_mapping
 from geo.ingest.readers import Format, read_requests
 from geo.ingest.sink import BatchSink, ContactSink, WriteResult
-from geo.ingest.validate import ValidatedBatch, validate
+from geo.ingest.validate import ValidatedBatch, foreign, validate
 
 
 @dataclass
@@ -39,6 +39,10 @@ class IngestReport:
         What the store did (inserted, updated, unchanged, quarantined by reason).
     flags
         Repairs and doubts flagged on stored rows, by flag.
+    located, outside
+        Rows with coordinates, and those of them outside the store's city.
+    city
+        The store's city (its profile name).
     """
 
     batch_id: str
@@ -48,11 +52,27 @@ class IngestReport:
     rows_read: int
     result: WriteResult
     flags: dict[str, int]
+    located: int = 0
+    outside: int = 0
+    city: str = ""
 
     @property
     def balanced(self) -> bool:
         """Whether every row read is accounted for."""
         return self.result.total == self.rows_read
+
+    @property
+    def hint(self) -> str | None:
+        """A suggestion when nearly every located row lies outside the city (another
+        city's file read with the wrong profile), else ``None``."""
+        if not foreign(self.located, self.outside):
+            return None
+        return (
+            f"{self.outside:,} of the {self.located:,} rows with coordinates lie outside "
+            f"{self.city}: if this file is another city's, ingest it with --city NAME "
+            "(a profile in layers/profiles/) or --city FILE.toml (see 'Your own city' "
+            "in the README), into a store of its own"
+        )
 
 
 def _batch_id(path: Path, started: datetime) -> str:
@@ -158,6 +178,9 @@ def ingest(
         rows_read=batch.rows_read,
         result=result,
         flags=batch.flags,
+        located=batch.located,
+        outside=batch.outside,
+        city=store.profile.name,
     )
 
 

@@ -116,6 +116,13 @@ def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBa
         frame = _read_json(text, path, fmt)
     else:
         frame = _read_csv(text, path)
+    reserved = [c for c in frame.columns if c == ROW_COLUMN
+                or (c == GEOMETRY_ERROR_COLUMN and fmt is not Format.GEOJSON)]
+    if reserved:
+        raise InputError(
+            f"{path}: column {reserved[0]!r} has a name hotspot311 keeps for itself; "
+            "rename that column in the file"
+        )
     frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
     return RawBatch(frame=frame, format=fmt, encoding=encoding, path=path)
 
@@ -174,8 +181,28 @@ def _read_csv(text: str, path: Path) -> pd.DataFrame:
             ) from err
         except (pd.errors.ParserError, csv.Error) as err:
             raise InputError(f"{path}: not readable as CSV ({err})") from err
-    frame.columns = [str(c).strip() for c in frame.columns]
+    frame.columns = unique_names([str(c).strip() for c in frame.columns])
     return frame
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Column names made unique as pandas does it (a repeat gets ``.1``, ``.2`` …).
+
+    Examples
+    --------
+    >>> unique_names(["lat", "lat", "lat.1", "id"])
+    ['lat', 'lat.1', 'lat.1.1', 'id']
+    """
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}.{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
 
 
 def _read_json(text: str, path: Path, fmt: Format) -> pd.DataFrame:
@@ -212,15 +239,31 @@ def _features(doc: Any, path: Path) -> pd.DataFrame:
     """Flatten a GeoJSON FeatureCollection of points into rows."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         raise InputError(f"{path}: expected a GeoJSON FeatureCollection")
+    features = doc.get("features")
+    if features is None:
+        features = []
+    if not isinstance(features, list):
+        raise InputError(f"{path}: 'features' must be a list of GeoJSON features; got "
+                         f"{type(features).__name__}")
     rows: list[dict[str, Any]] = []
-    for feature in doc.get("features") or []:
+    for feature in features:
         feature = feature if isinstance(feature, dict) else {}
-        props = dict(feature.get("properties") or {})
+        props = feature.get("properties")
+        props = dict(props) if isinstance(props, dict) else {}
+        if GEOMETRY_ERROR_COLUMN in props or ROW_COLUMN in props:
+            name = GEOMETRY_ERROR_COLUMN if GEOMETRY_ERROR_COLUMN in props else ROW_COLUMN
+            raise InputError(
+                f"{path}: property {name!r} has a name hotspot311 keeps for itself; "
+                "rename that property in the file"
+            )
         geom = feature.get("geometry")
         if isinstance(geom, dict) and geom.get("type") == "Point":
-            coords = geom.get("coordinates") or []
-            if len(coords) >= 2:
+            coords = geom.get("coordinates")
+            if isinstance(coords, list) and len(coords) >= 2:
                 props["lon"], props["lat"] = coords[0], coords[1]
+            elif coords not in (None, []):
+                props[GEOMETRY_ERROR_COLUMN] = (
+                    f"point coordinates {describe(coords, 40)} are not [lon, lat]")
         elif geom is not None:
             kind = geom.get("type") if isinstance(geom, dict) else type(geom).__name__
             props[GEOMETRY_ERROR_COLUMN] = f"geometry is {describe(kind)}, not a Point"

@@ -41,6 +41,11 @@ WALL_FORMATS: Final = (
 _MS_THRESHOLD: Final = 1e11
 
 
+#: Epoch milliseconds that ``datetime64[ns]`` can hold; others cannot be a request time.
+_MS_MIN: Final = pd.Timestamp.min.value // 1_000_000 + 86_400_000
+_MS_MAX: Final = pd.Timestamp.max.value // 1_000_000 - 86_400_000
+
+
 def parse_times(values: pd.Series, *, tz: str) -> pd.Series:
     """Parse a column of source times into UTC timestamps.
 
@@ -80,14 +85,15 @@ def parse_times(values: pd.Series, *, tz: str) -> pd.Series:
         num = pd.to_numeric(text[numeric], errors="coerce")
         ok = num.notna() & np.isfinite(num) & (num.abs() < 1e14)
         ms = num[ok].where(num[ok].abs() >= _MS_THRESHOLD, num[ok] * 1000.0)
+        ms = ms[(ms > _MS_MIN) & (ms < _MS_MAX)]  # what datetime64[ns] holds (1677–2262)
         out.loc[ms.index] = pd.to_datetime(ms.round().astype("int64"), unit="ms", utc=True)
 
     rest = present & ~numeric
     with_offset = rest & text.str.contains(_OFFSET.pattern, regex=True).fillna(False).astype(bool)
     if with_offset.any():
-        out.loc[with_offset] = pd.to_datetime(
+        out.loc[with_offset] = _in_range(pd.to_datetime(
             text[with_offset], format="ISO8601", utc=True, errors="coerce"
-        )
+        ))
 
     todo = rest & ~with_offset
     if todo.any():
@@ -98,10 +104,24 @@ def parse_times(values: pd.Series, *, tz: str) -> pd.Series:
                 break
             parsed = pd.to_datetime(pending, format=fmt, errors="coerce")
             hit = parsed.notna()
+            if hit.any():
+                parsed = _in_range(parsed)
             wall.loc[parsed.index[hit]] = parsed[hit]
             pending = pending[~hit]
         out.loc[wall.index] = _localize(wall, tz)
     return out
+
+
+def _in_range(parsed: pd.Series) -> pd.Series:
+    """Parsed times as ``datetime64[ns]`` (UTC-aware if they were), NaT where a time lies
+    beyond what that type holds (years before 1677 or after 2262: no request time)."""
+    aware = isinstance(parsed.dtype, pd.DatetimeTZDtype)
+    # a day inside the limits, so that moving a wall time to UTC cannot overflow
+    low, high = pd.Timestamp.min + pd.Timedelta(days=1), pd.Timestamp.max - pd.Timedelta(days=1)
+    if aware:
+        low, high = low.tz_localize("UTC"), high.tz_localize("UTC")
+    kept = parsed.where((parsed >= low) & (parsed <= high))
+    return kept.astype("datetime64[ns, UTC]" if aware else "datetime64[ns]")
 
 
 def _localize(wall: pd.Series, tz: str) -> pd.Series:

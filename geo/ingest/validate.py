@@ -93,6 +93,8 @@ _OPEN_WORDS = frozenset(
     }
 )
 _FUTURE_TOLERANCE = timedelta(days=1)
+#: Share of located rows outside the city above which a file looks like another city's.
+FOREIGN_SHARE: Final = 0.9
 
 
 @dataclass
@@ -109,12 +111,30 @@ class ValidatedBatch:
         Rows in the source; ``len(requests) + len(quarantine) == rows_read``.
     flags
         Repair and doubt flag → number of rows carrying it.
+    located, outside
+        Rows with finite coordinates, and those of them outside the city extent
+        (quarantined as ``outside_city``, or ``needs_geocoding`` when they have an
+        address): nearly all outside suggests a file of another city (:func:`foreign`).
     """
 
     requests: gpd.GeoDataFrame
     quarantine: pd.DataFrame
     rows_read: int
     flags: dict[str, int] = field(default_factory=dict)
+    located: int = 0
+    outside: int = 0
+
+
+def foreign(located: int, outside: int) -> bool:
+    """Whether nearly every row with coordinates (:data:`FOREIGN_SHARE` or more) lies
+    outside the city: the file is probably another city's.
+
+    Examples
+    --------
+    >>> foreign(100, 95), foreign(100, 50), foreign(0, 0)
+    (True, False, False)
+    """
+    return outside > 0 and outside >= FOREIGN_SHARE * located
 
 
 def validate(
@@ -194,7 +214,7 @@ def validate(
                                      index=flags.index[m])
 
     address = text("address")
-    lat, lon, coord_reason, coord_detail, swapped = _check_coordinates(
+    lat, lon, coord_reason, coord_detail, swapped, located, outside = _check_coordinates(
         text("lat"),
         text("lon"),
         address,
@@ -267,7 +287,8 @@ def validate(
         crs="EPSG:4326",
     )
     counts = _flag_counts(flags)
-    return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts)
+    return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts,
+                          located=located, outside=outside)
 
 
 def _objects(values: pd.Series) -> pd.Series:
@@ -331,8 +352,12 @@ def _check_coordinates(
     address: pd.Series,
     profile: CityProfile,
     geometry_error: pd.Series,
-) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]:
-    """Coordinates: parse, repair swaps, test against the extent, explain failures."""
+) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series, pd.Series, int, int]:
+    """Coordinates: parse, repair swaps, test against the extent, explain failures.
+
+    Returns lat, lon (usable ones), reason, detail, the swapped mask, and the numbers of
+    rows with finite coordinates and of those outside the extent.
+    """
     lat = pd.to_numeric(rlat, errors="coerce").astype("float64")
     lon = pd.to_numeric(rlon, errors="coerce").astype("float64")
     finite = np.isfinite(lat) & np.isfinite(lon)
@@ -384,7 +409,9 @@ def _check_coordinates(
             REASONS[code].format(detail=w, lat=la, lon=lo, rlat=ra, rlon=ro, city=profile.name)
             for w, la, lo, ra, ro in zip(why[m], lat[m], lon[m], rlat[m], rlon[m], strict=True)
         ]
-    return lat2.where(usable), lon2.where(usable), reason, detail, swapped
+    located = int(finite.sum())
+    outside = int((finite & ~usable & ~zero & geometry_error.isna()).sum())
+    return lat2.where(usable), lon2.where(usable), reason, detail, swapped, located, outside
 
 
 def in_extent(lon: np.ndarray, lat: np.ndarray, profile: CityProfile) -> np.ndarray:
@@ -423,8 +450,31 @@ def _duplicates(
 def _extras(frame: pd.DataFrame) -> pd.Series:
     """Unmapped source columns as one JSON object per row."""
     renamed = frame.rename(columns=lambda c: c[4:])
-    lines = renamed.to_json(orient="records", lines=True, force_ascii=False)
-    return pd.Series(lines.splitlines(), index=frame.index, dtype=object)
+    return pd.Series(json_lines(renamed), index=frame.index, dtype=object)
+
+
+def json_lines(frame: pd.DataFrame) -> list[str]:
+    """One JSON object per row of ``frame`` (column → value), for any shape.
+
+    ``DataFrame.to_json(lines=True)`` gives a lone newline for a frame without rows or
+    without columns, and its records may hold characters that ``str.splitlines`` takes
+    for line breaks (U+2028, U+0085): records are split on ``\\n`` alone, which JSON
+    always escapes inside strings.
+
+    Examples
+    --------
+    >>> json_lines(pd.DataFrame({"a": ["x\\u2028y", None]}))
+    ['{"a":"x\\u2028y"}', '{"a":null}']
+    >>> json_lines(pd.DataFrame(index=[0, 1])), json_lines(pd.DataFrame({"a": []}))
+    (['{}', '{}'], [])
+    """
+    if frame.empty:
+        return ["{}"] * len(frame)
+    text = frame.to_json(orient="records", lines=True, force_ascii=False)
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) != len(frame):  # pragma: no cover - an invariant of to_json
+        raise AssertionError(f"{len(lines)} JSON records for {len(frame)} rows")
+    return lines
 
 
 def _quarantine_frame(
@@ -439,8 +489,11 @@ def _quarantine_frame(
     if rows.empty:
         return empty_quarantine()
     raw_cols = [c for c in rows.columns if c != ROW_COLUMN]
-    raw = rows[raw_cols].rename(columns=lambda c: c[4:] if c.startswith("src:") else c)
-    raw_json = raw.to_json(orient="records", lines=True, force_ascii=False).splitlines()
+    names = set(raw_cols)
+    # a source column keeps its own name, unless a mapped field already took it
+    raw = rows[raw_cols].rename(
+        columns=lambda c: c[4:] if c.startswith("src:") and c[4:] not in names else c)
+    raw_json = json_lines(raw)
     qid = [
         hashlib.sha1(f"{r}\x1f{code}\x1f{row}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
         for r, code, row in zip(raw_json, reason, rows[ROW_COLUMN], strict=True)

@@ -16,6 +16,11 @@ A write builds a complete new snapshot in a temporary directory (unchanged files
 hard links), renames it into place and then replaces ``CURRENT``: a process killed at
 any moment leaves the previous snapshot current, readable and intact. The three newest
 snapshots are kept; stray temporary directories are removed by the next writer.
+
+A write that fails (a full disk, a read-only file system) removes what it had begun and
+raises :class:`StoreError`; ``CURRENT`` still names the previous snapshot. A snapshot file
+that cannot be read (truncated, corrupt) raises :class:`StoreError` naming the file and
+the earlier snapshots, which share nothing with it but unchanged files (hard links).
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -66,6 +71,7 @@ _CONTACT_FILES = ("contacts.parquet", "contact_quarantine.parquet")
 _FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
           *_CONTACT_FILES, *embedded_runs.FILES)
 _KEEP_SNAPSHOTS = 3
+_T = TypeVar("_T")
 
 
 class EmbeddedStore(Store):
@@ -103,12 +109,12 @@ class EmbeddedStore(Store):
         path = self._current_file("requests.parquet")
         if path is None:
             return empty_requests(self.layer_keys())
-        return gpd.read_parquet(path)
+        return self._read(path, gpd.read_parquet)
 
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row."""
         path = self._current_file("quarantine.parquet")
-        return pd.read_parquet(path) if path is not None else empty_quarantine()
+        return self._read(path, pd.read_parquet) if path is not None else empty_quarantine()
 
     def contacts(self) -> pd.DataFrame:
         """Every stored contact, ordered by ``contact_id``."""
@@ -127,7 +133,7 @@ class EmbeddedStore(Store):
         path = self._current_file("batches.parquet")
         if path is None:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in BATCH_COLUMNS})
-        return pd.read_parquet(path)
+        return self._read(path, pd.read_parquet)
 
     def generations(self) -> list[Generation]:
         """Every stored layer generation."""
@@ -136,7 +142,7 @@ class EmbeddedStore(Store):
     def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
         """Areas of a layer generation (the active one by default)."""
         gen = self._generation(key, generation)
-        return gpd.read_parquet(self._layer_path(gen))
+        return self._read(self._layer_path(gen), gpd.read_parquet)
 
     def request_reader(self) -> RequestReader:
         """A reader of the current snapshot's request columns (the Parquet file is held
@@ -148,19 +154,21 @@ class EmbeddedStore(Store):
         path = self._current_file("requests.parquet")
         if path is None:
             return RequestReader(lambda: empty_requests(self.layer_keys()))
-        return _ParquetRequests(path)
+        return self._read(path, _ParquetRequests)
 
     def _keys(self) -> pd.DataFrame:
         """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
         path = self._current_file("requests.parquet")
         if path is None:
             return pd.DataFrame(columns=["service_request_id", "updated_datetime", "row_hash"])
-        return pd.read_parquet(path, columns=["service_request_id", "updated_datetime", "row_hash"])
+        return self._read(path, lambda p: pd.read_parquet(
+            p, columns=["service_request_id", "updated_datetime", "row_hash"]))
 
     def count(self) -> int:
         """Number of stored requests, read from the Parquet footer only."""
         path = self._current_file("requests.parquet")
-        return 0 if path is None else pq.ParquetFile(path).metadata.num_rows
+        return 0 if path is None else self._read(
+            path, lambda p: pq.ParquetFile(p).metadata.num_rows)
 
     # --- writes -----------------------------------------------------------------
     def write_batch(
@@ -297,15 +305,20 @@ class EmbeddedStore(Store):
 
     def runs(self) -> pd.DataFrame:
         """Stored runs, oldest first (see :meth:`Store.runs`)."""
-        name = embedded_runs.RUNS_FILE
-        return embedded_runs.list_runs(embedded_runs.read(self._current_file(name), name))
+        return embedded_runs.list_runs(self._run_file(embedded_runs.RUNS_FILE))
 
     def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
         """Parameters, hotspots and members of a stored run (see :meth:`Store.load_run`)."""
         return embedded_runs.load_run(self._run_files(), run_id, crs=self.profile.crs)
 
     def _run_files(self) -> dict[str, pd.DataFrame]:
-        return {n: embedded_runs.read(self._current_file(n), n) for n in embedded_runs.FILES}
+        return {n: self._run_file(n) for n in embedded_runs.FILES}
+
+    def _run_file(self, name: str) -> pd.DataFrame:
+        path = self._current_file(name)
+        if path is None:
+            return embedded_runs.read(None, name)
+        return self._read(path, lambda p: embedded_runs.read(p, name))
 
     # --- internals --------------------------------------------------------------
     def _join(self, frame: gpd.GeoDataFrame, gens: dict[str, Generation]) -> gpd.GeoDataFrame:
@@ -360,6 +373,13 @@ class EmbeddedStore(Store):
             )
         return path
 
+    def _current_name(self) -> str | None:
+        """The snapshot ``CURRENT`` names, or ``None`` when it cannot be read."""
+        try:
+            return (self.root / "CURRENT").read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+
     def _current_file(self, name: str) -> Path | None:
         current = self._current_dir()
         if current is None:
@@ -371,17 +391,52 @@ class EmbeddedStore(Store):
         path = self._current_file("manifest.json")
         if path is None:
             return {}
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        return self._read(path, lambda p: dict(json.loads(p.read_text(encoding="utf-8"))))
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+b") as handle:
+        """The writers' lock; an OS error of the write inside becomes a StoreError."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".lock", "a+b")  # noqa: SIM115 - closed below
+        except OSError as err:
+            raise self._write_error(err) from err
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
+            except OSError as err:
+                raise self._write_error(err) from err
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _write_error(self, err: OSError) -> StoreError:
+        where = f" ({err.filename})" if err.filename else ""
+        return StoreError(
+            f"{self.describe()}: cannot write: {err.strerror or err}{where}; nothing was "
+            "changed, the previous state is current"
+        )
+
+    def _read(self, path: Path, reader: Callable[[Path], _T]) -> _T:
+        """``reader(path)``; a file that cannot be read raises a StoreError naming it."""
+        try:
+            return reader(path)
+        except (OSError, ValueError, pa.ArrowException) as err:
+            if isinstance(err, FileNotFoundError):
+                raise
+            snaps = self.root / "snapshots"
+            current = self._current_dir()
+            earlier = sorted(
+                (p.name for p in snaps.iterdir() if p.name.isdigit()
+                 and (current is None or p.name < current.name)), reverse=True,
+            ) if snaps.is_dir() else []
+            hint = (f"; earlier snapshots: {', '.join(earlier)} (to go back to one, write "
+                    f"its name into {self.root / 'CURRENT'})" if earlier else "")
+            raise StoreError(
+                f"{self.describe()}: {path.relative_to(self.root)} cannot be read "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+                f"{hint}"
+            ) from err
 
     def _commit(self, writes: dict[str, Any]) -> None:
         """Write a new snapshot with ``writes`` (others hard-linked) and make it current."""
@@ -394,16 +449,25 @@ class EmbeddedStore(Store):
         name = f"{max(numbers, default=0) + 1:06d}"
         tmp = snaps / f".tmp-{name}-{os.getpid()}"
         tmp.mkdir()
-        for file in _FILES:
-            target = tmp / file
-            if file in writes:
-                _write(target, writes[file])
-            elif current is not None and (current / file).exists():
-                os.link(current / file, target)
-        _fsync_dir(tmp)
-        os.rename(tmp, snaps / name)
-        _fsync_dir(snaps)
-        _atomic(self.root / "CURRENT", lambda p: p.write_text(name + "\n", encoding="utf-8"))
+        try:
+            for file in _FILES:
+                target = tmp / file
+                if file in writes:
+                    _write(target, writes[file])
+                elif current is not None and (current / file).exists():
+                    os.link(current / file, target)
+            _fsync_dir(tmp)
+            os.rename(tmp, snaps / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # CURRENT still names the previous one
+            raise
+        try:
+            _fsync_dir(snaps)
+            _atomic(self.root / "CURRENT", lambda p: p.write_text(name + "\n", encoding="utf-8"))
+        except BaseException:
+            if self._current_name() != name:  # never current: remove it
+                shutil.rmtree(snaps / name, ignore_errors=True)
+            raise
         for old in sorted((p for p in snaps.iterdir() if p.name.isdigit()), key=lambda p: p.name)[
             :-_KEEP_SNAPSHOTS
         ]:
@@ -496,10 +560,14 @@ def _write(path: Path, value: Any) -> None:
 def _atomic(path: Path, writer: Any) -> None:
     """Write ``path`` through a temporary file and an atomic rename."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    writer(tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        writer(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 

@@ -22,7 +22,8 @@ Text PostgreSQL cannot hold (U+0000) follows the rule in :mod:`geo.store.postgis
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ import pyarrow.csv as pa_csv
 import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.model import empty_requests
@@ -170,6 +171,31 @@ class PostGISStore(Store):
         """Close the connection pool."""
         self.pool.close()
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; database failures become :class:`StoreError`.
+
+        A server that stops or a connection that breaks mid-statement gives
+        :class:`StoreConnectionError`; an error the server reports (disk full, a read-only
+        database, no privilege) gives :class:`StoreError` with the server's message. Either
+        way the open transaction is rolled back: the store keeps its previous state.
+        """
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as err:
+            raise StoreConnectionError(
+                f"{self.describe()}: no connection to the server ({err})") from err
+        except psycopg.Error as err:
+            message = _first_line(err)
+            if err.sqlstate is None or err.sqlstate.startswith(("08", "57P")):
+                raise StoreConnectionError(
+                    f"{self.describe()}: the connection to the server was lost ({message}); "
+                    "the unfinished step was rolled back, the store is as it was") from err
+            raise StoreError(
+                f"{self.describe()}: the server refused the step ({message}); it was "
+                "rolled back, the store is as it was") from err
+
     def describe(self) -> str:
         """``PostGIS store user@host:port/dbname``."""
         return f"PostGIS store {self.label}"
@@ -192,7 +218,7 @@ class PostGISStore(Store):
         result = WriteResult(
             quarantined={str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
         )
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             if len(requests):
                 result.inserted, result.updated = upsert_requests(
                     conn, spatial_order(requests), self.srid
@@ -244,7 +270,7 @@ class PostGISStore(Store):
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""
         validate_layer_key(spec.key)
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
             existing = _generations(conn)
             gen = describe_generation(spec, areas, existing)
@@ -256,7 +282,7 @@ class PostGISStore(Store):
 
     def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
         """Re-join every request to the active generation of ``keys``."""
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             # as add_generation: the active set read here holds until commit
             conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
             active = self.active_of(_generations(conn))
@@ -310,7 +336,7 @@ class PostGISStore(Store):
             " TO STDOUT (FORMAT csv)"
         ).format(sql.SQL(", ").join(cols), source)
         sink = pa.BufferOutputStream()
-        with self.pool.connection() as conn, conn.cursor() as cur, cur.copy(stmt) as copy:
+        with self._connection() as conn, conn.cursor() as cur, cur.copy(stmt) as copy:
             for chunk in copy:
                 sink.write(chunk)
         return _request_frame(sink.getvalue(), keys)
@@ -323,7 +349,7 @@ class PostGISStore(Store):
             else sql.Identifier(c)
             for c in QUARANTINE_COLUMNS
         ]
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 sql.SQL("SELECT {} FROM quarantine ORDER BY seq").format(sql.SQL(", ").join(cols))
             ).fetchall()
@@ -337,7 +363,7 @@ class PostGISStore(Store):
     def batches(self) -> pd.DataFrame:
         """The ingest log, one row per batch."""
         names = [c for c in BATCH_COLUMNS if c != "ingested_at"]
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 sql.SQL("SELECT {}, ingested_at FROM batches ORDER BY seq").format(
                     sql.SQL(", ").join(map(sql.Identifier, names))
@@ -353,7 +379,7 @@ class PostGISStore(Store):
 
     def generations(self) -> list[Generation]:
         """Every stored generation, in the order stored."""
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return _generations(conn)
 
     def areas(self, key: str, generation: int | None = None) -> gpd.GeoDataFrame:
@@ -370,7 +396,7 @@ class PostGISStore(Store):
                 f"layer {key!r} has no generation {generation};"
                 f" it has {[g.generation for g in gens]}"
             )
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT code, name, ST_AsBinary(geom) FROM areas WHERE layer_key = %s"
                 ' AND generation = %s ORDER BY code COLLATE "C"',
@@ -385,7 +411,7 @@ class PostGISStore(Store):
 
     def count(self) -> int:
         """Number of stored requests."""
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT count(*) FROM requests").fetchone()
         return int(row[0]) if row else 0
 
@@ -393,24 +419,30 @@ class PostGISStore(Store):
     def save_run(self, result: RunResult, *, created_at: datetime | None = None) -> int:
         """Store a hotspot run in one transaction (see :meth:`Store.save_run`)."""
         packed = pack_run(result)
-        with self.pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             return postgis_runs.insert_run(
                 conn, packed, srid=self.srid, created_at=created_at or datetime.now(UTC)
             )
 
     def runs(self) -> pd.DataFrame:
         """Stored runs, oldest first (see :meth:`Store.runs`)."""
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return postgis_runs.list_runs(conn)
 
     def load_run(self, run_id: int) -> tuple[dict[str, Any], gpd.GeoDataFrame, pd.DataFrame]:
         """Parameters, hotspots and members of a stored run (see :meth:`Store.load_run`)."""
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             return postgis_runs.load_run(conn, run_id, crs=self.profile.crs)
 
     def active_of(self, gens: list[Generation]) -> dict[str, Generation]:
         """Layer key → active generation among ``gens`` (see ``active_generations``)."""
         return active_generations(gens)
+
+
+def _first_line(err: BaseException) -> str:
+    """The first non-empty line of an error's message (the server's words)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def _generations(conn: psycopg.Connection) -> list[Generation]:

@@ -99,6 +99,8 @@ def migrate(conn: psycopg.Connection) -> list[int]:
         The versions applied now (empty when the schema was current).
     """
     applied_now: list[int] = []
+    if _is_current(conn):  # reads only: a read-only database or role can open the store
+        return applied_now
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(
@@ -117,6 +119,27 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             )
             applied_now.append(migration.version)
     return applied_now
+
+
+def _check_bound(row: tuple[object, object], profile: CityProfile, srid: int) -> int:
+    """``srid`` when the bound city of ``row`` is ``profile``'s, else a StoreError."""
+    city, bound = row
+    if city != profile.name or bound != srid:
+        raise StoreError(
+            f"this database holds {city!r} requests (SRID {bound}); it cannot be opened "
+            f"with the {profile.name!r} profile (SRID {srid}); use another database"
+        )
+    return srid
+
+
+def _is_current(conn: psycopg.Connection) -> bool:
+    """Whether every shipped migration is recorded as applied (without writing)."""
+    with conn.transaction():
+        row = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if row is None or row[0] is None:
+            return False
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+    return all(m.version in done for m in migrations())
 
 
 def city_srid(profile: CityProfile) -> int:
@@ -162,17 +185,15 @@ def bind_city(conn: psycopg.Connection, profile: CityProfile) -> int:
         When the database holds another city, or the SRID is unknown to PostGIS.
     """
     srid = city_srid(profile)
+    with conn.transaction():  # bound already (the usual case): a read, no lock
+        row = conn.execute("SELECT city, city_srid FROM store_meta").fetchone()
+    if row is not None:
+        return _check_bound(row, profile, srid)
     with conn.transaction():
         conn.execute("LOCK TABLE store_meta IN EXCLUSIVE MODE")
         row = conn.execute("SELECT city, city_srid FROM store_meta").fetchone()
         if row is not None:
-            city, bound = row
-            if city != profile.name or bound != srid:
-                raise StoreError(
-                    f"this database holds {city!r} requests (SRID {bound}); it cannot be opened "
-                    f"with the {profile.name!r} profile (SRID {srid}); use another database"
-                )
-            return srid
+            return _check_bound(row, profile, srid)
         known = conn.execute("SELECT 1 FROM spatial_ref_sys WHERE srid = %s", (srid,)).fetchone()
         if known is None:
             raise StoreError(f"PostGIS does not know SRID {srid} (profile crs {profile.crs!r})")

@@ -28,6 +28,7 @@ import click
 import pandas as pd
 
 from geo.geocode.geocoder import Geocoder
+from geo.ingest.cells import to_csv
 from geo.ingest.model import row_hash
 from geo.ingest.readers import ROW_COLUMN
 from geo.ingest.validate import normalize_ids, validate
@@ -97,7 +98,7 @@ def _show(review: pd.DataFrame, output: str | None, top: int = 20) -> None:
         if len(review) > top:
             click.echo(f"… {len(review) - top:,} more (write them all with --output)")
     if output:
-        review.to_csv(output_path(output), index=False)
+        to_csv(review, output_path(output))
         click.echo(f"wrote {len(review):,} rows to {output}")
 
 
@@ -167,7 +168,7 @@ def geocode_file(path: str, column: str, output: str, geocoder_for: CityProfile)
         click.echo(f"note: columns {clash} of the input are replaced by the geocoder's")
     for c in added:
         frame[c] = res[c].to_numpy()
-    frame.to_csv(target, index=False)
+    to_csv(frame, target)
     counts = res["match_type"].value_counts()
     click.echo(f"geocoded {len(frame):,} rows of {src.name}: " + ", ".join(
         f"{k} {v:,}" for k, v in counts.items()))

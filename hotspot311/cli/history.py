@@ -14,6 +14,7 @@ import shapely
 
 from clustering.run import HotspotResult
 from clustering.selection import HotspotQuery
+from geo.ingest.cells import to_csv
 from geo.store.base import Store
 from hotspot311.cli.base import Context, handle_errors, output_path, pass_ctx
 from hotspot311.errors import InputError
@@ -242,6 +243,6 @@ def _write_frame(frame: gpd.GeoDataFrame, output: str) -> None:
         out.to_file(path, driver="GeoJSON")
     elif suffix == ".csv":
         plain = pd.DataFrame(frame).assign(geometry=frame.geometry.to_wkt())
-        plain.to_csv(path, index=False)
+        to_csv(plain, path)
     else:
         raise InputError(f"--output: got {output!r}; allowed suffixes: .geojson, .csv")

@@ -18,7 +18,8 @@ from hotspot311.cli import (
     report_contacts,
     requests,
 )
-from hotspot311.cli.base import Context
+from hotspot311.cli.base import Context, report_crash
+from hotspot311.settings import get_settings
 
 
 @click.group()
@@ -33,11 +34,16 @@ from hotspot311.cli.base import Context
     metavar="PROFILE",
     help="City profile name or TOML path (default: $HOTSPOT311_CITY or philadelphia).",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="On an unexpected error, print the traceback instead of writing it to a log file.",
+)
 @click.version_option(package_name="hotspot311")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, city: str | None) -> None:
+def cli(ctx: click.Context, store: str | None, city: str | None, debug: bool) -> None:
     """hotspot311: 311 requests into maps, hotspots and crew priorities."""
-    ctx.obj = Context(store, city)
+    ctx.obj = Context(store, city, debug=debug)
 
 
 for _command in (
@@ -64,9 +70,42 @@ for _report in (report_contacts.inquiries_cmd, report_contacts.calls_cmd,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``hotspot311`` script."""
+    """Entry point of the ``hotspot311`` script.
+
+    Commands turn unexpected errors into one line and a log file themselves
+    (:func:`hotspot311.cli.base.handle_errors`); this catches what fails outside them.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="hotspot311")
+        cli.main(args=args, prog_name="hotspot311")
     except KeyboardInterrupt:
         click.echo("interrupted; the store is unchanged by the unfinished step", err=True)
         sys.exit(130)
+    except Exception as err:
+        report_crash(_command_of(args), err, debug="--debug" in args or get_settings().debug,
+                     argv=["hotspot311", *args])
+
+
+def _command_of(args: Sequence[str]) -> str:
+    """``hotspot311`` and the command words of ``args`` (options and their values left out).
+
+    Examples
+    --------
+    >>> _command_of(["--store", "s", "export", "requests", "--format", "csv"])
+    'hotspot311 export requests'
+    """
+    words = ["hotspot311"]
+    group: click.Command = cli
+    rest = list(args)
+    while rest and isinstance(group, click.Group):
+        word = rest.pop(0)
+        if word.startswith("-"):
+            if "=" not in word and word not in ("--debug", "--help", "--version") and rest:
+                rest.pop(0)  # the option's value
+            continue
+        sub = group.commands.get(word)
+        if sub is None:
+            break
+        words.append(word)
+        group = sub
+    return " ".join(words)

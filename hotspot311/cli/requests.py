@@ -9,6 +9,7 @@ from functools import partial
 import click
 from tqdm import tqdm
 
+from geo.ingest.cells import to_csv
 from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
@@ -76,6 +77,8 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
             click.echo(f"    {reason:<26}{n:>9,}")
         for flag, n in sorted(report.flags.items()):
             click.echo(f"  flagged {flag:<24}{n:>9,}  (stored; see quality_flags)")
+        if report.hint:
+            click.echo(f"  note: {report.hint}")
         if not report.balanced:  # pragma: no cover - an invariant, checked by tests
             raise InputError(f"{path}: counts do not add up to the rows read")
         any_quarantined |= total_q > 0
@@ -172,5 +175,5 @@ def quarantine_cmd(ctx: Context, output: str | None, reason: str | None) -> None
         click.echo(f"{name:<26}{n:>9,}")
     click.echo(f"{'total':<26}{len(rows):>9,}")
     if output:
-        rows.to_csv(output_path(output), index=False)
+        to_csv(rows, output_path(output))
         click.echo(f"wrote {len(rows):,} rows to {output}")

@@ -8,6 +8,11 @@ set, a hotspot in focus, or the requests in view when zoomed in: see
 :mod:`hotspot311.web.mapview`) each request is a small circle with a popup, all in one
 GeoJSON layer.
 
+Folium's popups and tooltips, Leaflet's layer control and the legend show their text with
+``innerHTML``; every value shown there is escaped first (:func:`popup_features` for
+feature properties, :func:`~hotspot311.web.escaping.escape_html` for names and titles),
+so text typed by the public is shown, never run.
+
 The page takes the map in parts (:func:`page_map`): a base map (tiles, choropleth,
 hotspots) that the browser mounts once, and the request layer in its own feature group,
 which ``st_folium`` swaps in place as the view changes, without reloading the map.
@@ -16,6 +21,7 @@ which ``st_folium`` swaps in place as the view changes, without reloading the ma
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -30,6 +36,7 @@ from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap
 from jinja2 import Template
 
+from hotspot311.web.escaping import escape_html, escape_texts
 from hotspot311.web.mapdata import DECIMALS, feature_collection, grid_counts, heat_weights
 
 POINT_LIMIT: Final = 2_000
@@ -91,10 +98,10 @@ class Legend(MacroElement):
         self.html = (
             "<div style='background:#fff;padding:6px 8px;border-radius:4px;"
             "box-shadow:0 1px 4px rgba(0,0,0,.3);font:12px sans-serif'>"
-            f"<div style='margin-bottom:3px'>{caption}</div>"
+            f"<div style='margin-bottom:3px'>{escape_html(caption)}</div>"
             f"<div style='width:180px;height:10px;background:linear-gradient(to right,{ramp})'>"
-            f"</div><div style='display:flex;justify-content:space-between'><span>{low}</span>"
-            f"<span>{high}</span></div></div>")
+            "</div><div style='display:flex;justify-content:space-between'>"
+            f"<span>{escape_html(low)}</span><span>{escape_html(high)}</span></div></div>")
 
 
 def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
@@ -130,13 +137,13 @@ def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
         shown["value"] = shown[metric].astype(int).map("{:,}".format)
     colours = {code: scale(float(v)) for code, v in zip(shown["code"], shown[metric], strict=True)}
     layer = folium.GeoJson(
-        feature_collection(shown[["code", "name", "value", metric, "geometry"]]),
-        name=f"{title}: {METRICS[metric].lower()}",
+        popup_features(shown[["code", "name", "value", metric, "geometry"]], ["name", "value"]),
+        name=escape_html(f"{title}: {METRICS[metric].lower()}"),
         style_function=lambda f: {"fillColor": colours.get(f["properties"]["code"], "#ffffff"),
                                   "color": "#4a4a4a", "weight": 1, "fillOpacity": 0.45},
         highlight_function=lambda _: {"weight": 3, "color": "#000000"},
         tooltip=folium.GeoJsonTooltip(fields=["name", "value"],
-                                      aliases=[title, METRICS[metric]]),
+                                      aliases=[escape_html(title), METRICS[metric]]),
         smooth_factor=1.0,
     )
     return layer, legend
@@ -181,7 +188,7 @@ def hotspot_layer(hotspots: gpd.GeoDataFrame, *, selected: str | None = None) ->
     aliases = ["Rank", "Score", "Requests", "Open", "Overdue", "Oldest open (days)", "Areas",
                "Top address"]
     return folium.GeoJson(
-        feature_collection(hotspots[["hotspot_id", *fields, "geometry"]]),
+        popup_features(hotspots[["hotspot_id", *fields, "geometry"]], fields),
         name="Hotspots (by priority)",
         style_function=style,
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
@@ -202,12 +209,35 @@ def point_layer(requests: pd.DataFrame) -> folium.GeoJson:
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(
         requests["lon"].round(DECIMALS), requests["lat"].round(DECIMALS)), crs="EPSG:4326")
     return folium.GeoJson(
-        feature_collection(points), name="Requests",
+        popup_features(points, _POINT_FIELDS), name="Requests",
         marker=folium.CircleMarker(radius=4, weight=1, color="#08306b", fill=True,
                                    fill_color="#2171b5", fill_opacity=0.8),
         popup=folium.GeoJsonPopup(fields=list(_POINT_FIELDS),
                                   aliases=["Request", "Type", "Address", "Status", "Requested"]),
     )
+
+
+def popup_features(frame: gpd.GeoDataFrame, shown: Sequence[str]) -> dict:
+    """The GeoJSON of a layer whose ``shown`` fields go into popups or tooltips.
+
+    The one place where values become popup/tooltip properties: folium builds those with
+    ``innerHTML``, so every text value of a ``shown`` field is HTML-escaped
+    (:func:`~hotspot311.web.escaping.escape_texts`); numbers stay numbers. Other
+    properties (codes and ids the style functions key on) are never shown as HTML.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> frame = gpd.GeoDataFrame({"address": ["<b>1 Main</b>"], "n": [2]},
+    ...                          geometry=[shapely.Point(0, 0)])
+    >>> popup_features(frame, ["address", "n"])["features"][0]["properties"]
+    {'address': '&lt;b&gt;1 Main&lt;/b&gt;', 'n': 2}
+    """
+    out = frame.copy()
+    for name in shown:
+        if out[name].dtype.kind in "OSU" or isinstance(out[name].dtype, pd.StringDtype):
+            out[name] = escape_texts(out[name].astype(object))
+    return feature_collection(out)
 
 
 def heat_layer(requests: pd.DataFrame) -> HeatMap:
@@ -481,7 +511,7 @@ def naive_map(requests: pd.DataFrame, *, tiles: str | None = "streets") -> foliu
     fmap = base_map(_centre(requests, None), tiles=tiles)
     for lat, lon, name in zip(requests["lat"].astype(float), requests["lon"].astype(float),
                               requests["service_name"].astype(str), strict=True):
-        folium.CircleMarker(location=(lat, lon), radius=3, popup=name).add_to(fmap)
+        folium.CircleMarker(location=(lat, lon), radius=3, popup=escape_html(name)).add_to(fmap)
     return fmap
 
 
@@ -505,13 +535,14 @@ def hotspot_bounds(hotspots: gpd.GeoDataFrame, hotspot_id: str, *,
 
 
 def layer_names(fmap: folium.Map) -> list[str]:
-    """Names of the map's layers (tests and the layer control)."""
-    return [str(getattr(child, "layer_name", "")) for child in fmap._children.values()
+    """Names of the map's layers as shown in the layer control (unescaped)."""
+    return [html.unescape(str(getattr(child, "layer_name", "")))
+            for child in fmap._children.values()
             if getattr(child, "layer_name", None) and getattr(child, "control", True)]
 
 
 __all__: Sequence[str] = ("POINT_LIMIT", "HeatPlugin", "PageMap", "base_map", "choropleth_layer",
                           "city_map", "heat_layer", "hotspot_bounds", "hotspot_layer",
                           "layer_names", "map_html", "naive_map", "page_map", "point_layer",
-                          "priority_colour", "request_group", "request_layer",
+                          "popup_features", "priority_colour", "request_group", "request_layer",
                           "use_local_assets")

@@ -6,13 +6,15 @@ writes the same CSV/GeoJSON to files for the CLI.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
 import geopandas as gpd
 import pandas as pd
+
+from geo.ingest.cells import to_csv
+from hotspot311.web.escaping import escape_html
 
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: Hotspot table columns on the printed page.
@@ -29,8 +31,8 @@ def _texts(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def work_list_csv(work: pd.DataFrame) -> bytes:
-    """The work list as UTF-8 CSV (times as ISO UTC)."""
-    return work.to_csv(index=False, date_format=_TIME_FORMAT).encode("utf-8")
+    """The work list as UTF-8 CSV (times as ISO UTC, formula-like text neutralized)."""
+    return to_csv(work, date_format=_TIME_FORMAT).encode("utf-8")
 
 
 def work_list_geojson(work: pd.DataFrame) -> bytes:
@@ -63,7 +65,7 @@ def work_list_html(table: pd.DataFrame, work: pd.DataFrame, *, title: str,
     str
         A standalone HTML document (no scripts, no external resources).
     """
-    esc = html.escape
+    esc = escape_html
     head = ", ".join(f"{esc(str(k))} {esc(str(v))}" for k, v in params.items())
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
