@@ -15,7 +15,7 @@ from pathlib import Path
 
 from geo.ingest.mapping import ColumnMapping, apply_mapping
 from geo.ingest.readers import Format, read_requests
-from geo.ingest.sink import BatchSink, WriteResult
+from geo.ingest.sink import BatchSink, ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, validate
 
 
@@ -106,6 +106,7 @@ def ingest(
     fmt: Format | str = Format.AUTO,
     mapping: ColumnMapping | None = None,
     now: datetime | None = None,
+    problems: ProblemAssigner | None = None,
 ) -> IngestReport:
     """Ingest one request file into ``store``.
 
@@ -125,6 +126,10 @@ def ingest(
         Extra column mapping and constants.
     now
         Reference time for future-time checks.
+    problems
+        Keeps ``problem_id`` up to date in the same write
+        (:class:`clustering.problems.ProblemAssigner`); without one, the written
+        requests are left without a problem until the next write that has one.
 
     Returns
     -------
@@ -143,7 +148,7 @@ def ingest(
     """
     batch, info = prepare(path, store, fmt=fmt, mapping=mapping, now=now)
     store.ensure_profile_layers()
-    result = store.write_batch(batch, info=info)
+    result = store.write_batch(batch, info=info, problems=problems)
     return IngestReport(
         batch_id=str(info["batch_id"]),
         path=Path(path),

@@ -33,15 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from geo.ingest.model import empty_requests
-from geo.ingest.sink import WriteResult
+from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
 from geo.joins import AreaIndex, build_index, locate
-from geo.store import embedded_runs
+from geo.store import embedded_runs, problem_ids
 from geo.store.base import (
     BATCH_COLUMNS,
     RequestReader,
@@ -148,8 +149,13 @@ class EmbeddedStore(Store):
         *,
         info: dict[str, object],
         release: Sequence[str] = (),
+        problems: ProblemAssigner | None = None,
     ) -> WriteResult:
-        """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`)."""
+        """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`).
+
+        ``problem_id`` is brought up to date in the same snapshot
+        (:mod:`geo.store.problem_ids`).
+        """
         with self._lock():
             incoming = batch.requests
             decision = _decide(self._keys(), incoming)
@@ -164,8 +170,15 @@ class EmbeddedStore(Store):
                 fresh = self._join(fresh, self.active())
                 replaced = set(fresh["service_request_id"])
                 stored = self.requests()
-                kept = stored[~stored["service_request_id"].isin(replaced)]
-                merged = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
+                gone = stored["service_request_id"].isin(replaced)
+                old_ids = (stored.loc[gone, "problem_id"] if "problem_id" in stored
+                           else pd.Series([], dtype=object))
+                kept = stored[~gone]
+                fresh["problem_id"] = None
+                merged = (pd.concat([kept, fresh], ignore_index=True) if len(kept)
+                          else fresh.reset_index(drop=True))
+                changed = np.arange(len(merged)) >= len(kept)
+                merged = problem_ids.update_frame(merged, changed, old_ids, problems)
                 writes["requests.parquet"] = _align(merged, self.layer_keys())
 
             quarantine = self.quarantine()
@@ -197,6 +210,17 @@ class EmbeddedStore(Store):
             writes["manifest.json"] = manifest
             self._commit(writes)
         return result
+
+    def rebuild_problems(self, problems: ProblemAssigner) -> int:
+        """Recompute every ``problem_id`` (see :meth:`Store.rebuild_problems`)."""
+        with self._lock():
+            stored = self.requests()
+            if stored.empty:
+                return 0
+            rebuilt, n_changed = problem_ids.rebuild_frame(stored, problems)
+            if n_changed:
+                self._commit({"requests.parquet": _align(rebuilt, self.layer_keys())})
+        return n_changed
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""

@@ -1,0 +1,512 @@
+"""Problems, not tickets: repeat calls about one problem share a ``problem_id``.
+
+The rule
+--------
+Requests are grouped by their *problem key*: the service's problem group where the
+catalogue names one (``problem_group`` in ``<city>.services.toml``), else the service
+name. Each key has a distance ``d`` (metres, converted to the city CRS) and a time gap
+``g`` (:class:`ProblemRule`). Two requests ``s`` and ``r`` of one key with
+``t_s <= t_r`` (``t`` = ``requested_datetime``) are *linked* when
+
+1. the distance between them is at most ``d`` (``dx² + dy² <= d²`` in CRS units),
+2. ``t_r - t_s <= g``, and
+3. ``s`` is still open at ``t_r`` or was closed no more than ``g`` before it
+   (``closed_datetime`` of ``s`` is empty or ``t_r - closed_s <= g``).
+
+When ``t_s == t_r`` either may play ``s``: the pair is linked if the conditions hold
+one way round. A *problem* is a connected component of the links (single linkage): a
+chain A–B–C is one problem even when A and C are far apart. Both thresholds are
+inclusive. The rule looks at pairs of requests only, never at a problem's state, so the
+components, and therefore the problems, do not depend on the order of the rows.
+
+A problem's id is the ``service_request_id`` of its first request (earliest
+``requested_datetime``, ties by the smaller id in code-point order): a function of the
+component alone, so an incremental update gives the same ids as a recomputation.
+Requests without a position or a time are problems of their own.
+
+Finding the links is exact (no approximate neighbour search): per key, requests are put
+in square cells of side ``d`` sorted by time, and each request looks only at the 3x3
+cells around it and, in each, at the requests whose time lies in ``[t_r - g, t_r]``
+(two binary searches). Links are merged at once in a union-find, so memory is O(n)
+whatever the number of neighbours.
+
+Incremental updates
+-------------------
+The stores (``geo/store``) cannot import this package, so they are handed a
+:class:`ProblemAssigner` (it has the shape of :class:`geo.ingest.sink.ProblemAssigner`)
+by their caller — the ingest and geocode commands, the demo — and call it inside the
+write, in the same transaction (PostGIS) or the same snapshot (embedded) as the batch.
+The store gathers the *context*: the new and changed requests, every stored request
+within the widest reach (``d`` and ``g``) of one of them, and every request of the
+problems those belong to (and of the old problems of changed requests). No link leaves
+that context, so its components are exactly the city's components there; everything
+else keeps its ``problem_id``. :func:`assign_problems` on the whole city and the
+incremental path give equal ids, which the tests check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from hotspot311.errors import InputError, describe
+from hotspot311.schema import UNSPECIFIED_SERVICE
+from layers.profile import CityProfile
+from layers.services import ProblemDefaults, load_problem_defaults
+
+#: The columns the rule reads.
+PROBLEM_INPUT: Final = (
+    "service_request_id",
+    "service_name",
+    "x",
+    "y",
+    "requested_datetime",
+    "closed_datetime",
+)
+
+_NAT: Final = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class ProblemRule:
+    """Distance and time gap of one problem key.
+
+    Attributes
+    ----------
+    distance_m
+        Largest distance between two linked requests, in metres (> 0).
+    gap_days
+        Largest time between two linked requests, in days (> 0).
+    """
+
+    distance_m: float
+    gap_days: float
+
+    def validate(self, where: str = "problem rule") -> ProblemRule:
+        """Check both values.
+
+        Raises
+        ------
+        InputError
+            Naming each bad value and what is allowed.
+        """
+        problems = []
+        if not (isinstance(self.distance_m, int | float) and 0 < self.distance_m <= 10_000):
+            problems.append(f"{where}: distance got {describe(self.distance_m)} m; "
+                            "allowed: more than 0 and at most 10,000")
+        if not (isinstance(self.gap_days, int | float) and 0 < self.gap_days <= 3660):
+            problems.append(f"{where}: gap got {describe(self.gap_days)} days; "
+                            "allowed: more than 0 and at most 3,660")
+        if problems:
+            raise InputError(problems)
+        return self
+
+
+@dataclass(frozen=True)
+class ProblemRules:
+    """The rule of every problem key of a city.
+
+    Attributes
+    ----------
+    crs_unit_m
+        Metres per unit of the city CRS.
+    default
+        Rule of a key the catalogue does not name.
+    rules
+        Problem key → rule.
+    groups
+        Service name → problem key (a service absent here is its own key).
+    """
+
+    crs_unit_m: float
+    default: ProblemRule = ProblemRule(30.0, 14.0)
+    rules: Mapping[str, ProblemRule] = field(default_factory=dict)
+    groups: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_city(cls, profile: CityProfile, *, distance_m: float | None = None,
+                 gap_days: float | None = None) -> ProblemRules:
+        """The catalogue's rules, optionally overridden for every key (one run).
+
+        Parameters
+        ----------
+        profile
+            The city (catalogue and CRS unit).
+        distance_m, gap_days
+            Replace the distance / gap of every key when given.
+
+        Returns
+        -------
+        ProblemRules
+            Validated rules.
+        """
+        found: ProblemDefaults = load_problem_defaults(profile)
+        default = ProblemRule(found.distance_m, found.gap_days)
+        rules = {k: ProblemRule(d, g) for k, (d, g) in found.rules.items()}
+        if distance_m is not None or gap_days is not None:
+            def over(rule: ProblemRule) -> ProblemRule:
+                return ProblemRule(rule.distance_m if distance_m is None else distance_m,
+                                   rule.gap_days if gap_days is None else gap_days)
+            default = over(default)
+            rules = {k: over(v) for k, v in rules.items()}
+        out = cls(crs_unit_m=profile.crs_unit_m, default=default, rules=rules,
+                  groups=dict(found.groups))
+        return out.validate()
+
+    def validate(self) -> ProblemRules:
+        """Check every rule (see :meth:`ProblemRule.validate`)."""
+        self.default.validate("problem rule (default)")
+        for key, rule in self.rules.items():
+            rule.validate(f"problem rule {key!r}")
+        return self
+
+    def key_of(self, service: str) -> str:
+        """The problem key of a service name."""
+        return self.groups.get(service, service)
+
+    def rule_of(self, key: str) -> ProblemRule:
+        """The rule of a problem key (the default when the catalogue has none)."""
+        return self.rules.get(key, self.default)
+
+    def reach(self) -> tuple[float, pd.Timedelta]:
+        """The widest distance (CRS units) and gap of any key: a store's search reach."""
+        every = [self.default, *self.rules.values()]
+        d = max(r.distance_m for r in every) / self.crs_unit_m
+        g = max(r.gap_days for r in every)
+        return d, pd.Timedelta(days=g)
+
+
+def problem_labels(x: np.ndarray, y: np.ndarray, t: np.ndarray, closed: np.ndarray, *,
+                   distance: float, gap: int) -> np.ndarray:
+    """Components of the link graph of one problem key (see the module docstring).
+
+    Parameters
+    ----------
+    x, y
+        Positions in CRS units (finite).
+    t, closed
+        Request and closing times as int64 nanoseconds; ``closed`` holds
+        ``numpy.iinfo(int64).min`` where the request is open.
+    distance
+        Link distance in CRS units.
+    gap
+        Link gap in nanoseconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 label per request: the smallest index of its component.
+
+    Examples
+    --------
+    >>> t = np.array([0, 1, 2], dtype=np.int64) * 86_400 * 10**9
+    >>> closed = np.full(3, np.iinfo(np.int64).min)
+    >>> problem_labels(np.array([0.0, 20.0, 40.0]), np.zeros(3), t, closed,
+    ...                distance=25.0, gap=2 * 86_400 * 10**9).tolist()
+    [0, 0, 0]
+    """
+    n = len(x)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    cx = np.floor(x / distance).astype(np.int64)
+    cy = np.floor(y / distance).astype(np.int64)
+    cx -= cx.min() - 1
+    cy -= cy.min() - 1
+    width = int(cy.max()) + 2
+    cell = cx * width + cy
+    order = np.lexsort((t, cell))
+    return _link(cell[order], x[order], y[order], t[order], closed[order], order,
+                 float(distance) ** 2, np.int64(gap), np.int64(width))
+
+
+@njit(cache=True, nogil=True)
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _link(cell: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray, closed: np.ndarray,
+          order: np.ndarray, d2: float, gap: np.int64, width: np.int64) -> np.ndarray:
+    n = len(cell)
+    parent = np.arange(n)
+    # distinct cells and where each starts in the sorted arrays
+    starts = np.empty(n + 1, dtype=np.int64)
+    keys = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if i == 0 or cell[i] != cell[i - 1]:
+            keys[m] = cell[i]
+            starts[m] = i
+            m += 1
+    starts[m] = n
+    keys = keys[:m]
+    nat = np.iinfo(np.int64).min
+    for i in range(n):
+        ti = t[i]
+        for dx in range(-1, 2):
+            for dy in range(-1, 2):
+                k = cell[i] + dx * width + dy
+                c = np.searchsorted(keys, k)
+                if c >= m or keys[c] != k:
+                    continue
+                lo, hi = starts[c], starts[c + 1]
+                a = lo + np.searchsorted(t[lo:hi], ti - gap, side="left")
+                b = lo + np.searchsorted(t[lo:hi], ti, side="right")
+                for j in range(a, b):
+                    if j == i:
+                        continue
+                    if closed[j] != nat and ti - closed[j] > gap:
+                        continue
+                    ex = x[i] - x[j]
+                    ey = y[i] - y[j]
+                    if ex * ex + ey * ey <= d2:
+                        ri = _find(parent, i)
+                        rj = _find(parent, j)
+                        if ri != rj:
+                            if ri < rj:
+                                parent[rj] = ri
+                            else:
+                                parent[ri] = rj
+    # label: the smallest original index of the component
+    label = np.full(n, np.iinfo(np.int64).max)
+    for i in range(n):
+        r = _find(parent, i)
+        if order[i] < label[r]:
+            label[r] = order[i]
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[order[i]] = label[_find(parent, i)]
+    return out
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    """Times as int64 nanoseconds since the epoch, NaT as int64 min."""
+    times = pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns")
+    return np.asarray(times.asi8, dtype=np.int64)
+
+
+def problem_groups(requests: pd.DataFrame, rules: ProblemRules) -> np.ndarray:
+    """A component number per request (int64; equal numbers = one problem).
+
+    Parameters
+    ----------
+    requests
+        Needs the columns of :data:`PROBLEM_INPUT` (``x``/``y`` in the city CRS).
+    rules
+        The city's rules.
+
+    Returns
+    -------
+    numpy.ndarray
+        For each row, the position (0-based) of one row of its problem.
+    """
+    _check_columns(requests)
+    n = len(requests)
+    label = np.arange(n, dtype=np.int64)
+    if n == 0:
+        return label
+    service = requests["service_name"].astype(object).where(
+        requests["service_name"].notna(), UNSPECIFIED_SERVICE)
+    keys = service.map(lambda s: rules.key_of(str(s))).to_numpy(dtype=object)
+    x = requests["x"].to_numpy(dtype="float64")
+    y = requests["y"].to_numpy(dtype="float64")
+    t = _ns(requests["requested_datetime"])
+    closed = _ns(requests["closed_datetime"])
+    usable = np.isfinite(x) & np.isfinite(y) & (t != _NAT)
+    codes, uniques = pd.factorize(keys)
+    for k, key in enumerate(uniques):
+        rows = np.flatnonzero((codes == k) & usable)
+        if len(rows) < 2:
+            continue
+        rule = rules.rule_of(str(key))
+        sub = problem_labels(
+            x[rows], y[rows], t[rows], closed[rows],
+            distance=rule.distance_m / rules.crs_unit_m,
+            gap=int(round(rule.gap_days * 86_400 * 1e9)),
+        )
+        label[rows] = rows[sub]
+    return label
+
+
+def assign_problems(requests: pd.DataFrame, rules: ProblemRules) -> pd.Series:
+    """The ``problem_id`` of every request (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    requests
+        Needs the columns of :data:`PROBLEM_INPUT` (``x``/``y`` in the city CRS).
+    rules
+        The city's rules (:meth:`ProblemRules.for_city`).
+
+    Returns
+    -------
+    pandas.Series
+        Text, indexed like ``requests``: the id of each problem's first request.
+
+    Raises
+    ------
+    InputError
+        When a needed column is missing.
+    """
+    label = problem_groups(requests, rules)
+    if len(label) == 0:
+        return pd.Series([], index=requests.index, dtype=object, name="problem_id")
+    ids = requests["service_request_id"].astype(str).to_numpy(dtype=object)
+    t = _ns(requests["requested_datetime"])
+    # first request of each component: earliest time (NaT last), then smallest id
+    t_key = np.where(t == _NAT, np.iinfo(np.int64).max, t)
+    frame = pd.DataFrame({"label": label, "t": t_key, "id": ids})
+    frame = frame.sort_values(["t", "id"], kind="stable")
+    first = frame.drop_duplicates("label").set_index("label")["id"]
+    out = pd.Series(first.reindex(label).to_numpy(dtype=object), index=requests.index,
+                    name="problem_id", dtype=object)
+    return out
+
+
+@dataclass(frozen=True)
+class ProblemAssigner:
+    """What a store calls, inside a write, to keep ``problem_id`` up to date.
+
+    Has the shape of :class:`geo.ingest.sink.ProblemAssigner`.
+
+    Parameters
+    ----------
+    rules
+        The city's rules.
+    """
+
+    rules: ProblemRules
+
+    def reach(self) -> tuple[float, pd.Timedelta]:
+        """Widest link distance (CRS units) and gap."""
+        return self.rules.reach()
+
+    def near(self, stored: pd.DataFrame, changed: pd.DataFrame) -> np.ndarray:
+        """Which stored rows lie within the reach of a changed row (a superset of those
+        linked to one).
+
+        Parameters
+        ----------
+        stored, changed
+            ``x``, ``y``, ``requested_datetime``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean mask over ``stored``.
+        """
+        d, g = self.reach()
+        if stored.empty or changed.empty:
+            return np.zeros(len(stored), dtype=bool)
+        sx = stored["x"].to_numpy(dtype="float64")
+        sy = stored["y"].to_numpy(dtype="float64")
+        st = _ns(stored["requested_datetime"])
+        cx = changed["x"].to_numpy(dtype="float64")
+        cy = changed["y"].to_numpy(dtype="float64")
+        ct = _ns(changed["requested_datetime"])
+        ok = np.isfinite(cx) & np.isfinite(cy) & (ct != _NAT)
+        return _near(sx, sy, st, cx[ok], cy[ok], ct[ok], float(d), np.int64(g.value))
+
+    def assign(self, frame: pd.DataFrame) -> pd.Series:
+        """``problem_id`` of every row of a context (see :func:`assign_problems`)."""
+        return assign_problems(frame, self.rules)
+
+
+def _near(sx: np.ndarray, sy: np.ndarray, st: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+          ct: np.ndarray, d: float, gap: np.int64) -> np.ndarray:
+    """Stored rows within ``d`` and ``gap`` of a changed row (grid of side ``d``)."""
+    out = np.zeros(len(sx), dtype=bool)
+    if len(cx) == 0:
+        return out
+    gx = np.floor(cx / d).astype(np.int64)
+    gy = np.floor(cy / d).astype(np.int64)
+    ox, oy = int(gx.min()) - 2, int(gy.min()) - 2
+    width = int(gy.max()) - oy + 3
+    cell = (gx - ox) * width + (gy - oy)
+    order = np.lexsort((ct, cell))
+    with np.errstate(invalid="ignore"):
+        qx = np.floor(sx / d)
+        qy = np.floor(sy / d)
+    usable = np.isfinite(qx) & np.isfinite(qy) & (st != _NAT)
+    rows = np.flatnonzero(usable)
+    _near_kernel(qx[rows].astype(np.int64) - ox, qy[rows].astype(np.int64) - oy, sx[rows],
+                 sy[rows], st[rows], cell[order], cx[order], cy[order], ct[order], d * d, gap,
+                 np.int64(width), rows, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _near_kernel(qx: np.ndarray, qy: np.ndarray, sx: np.ndarray, sy: np.ndarray,
+                 st: np.ndarray, cell: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+                 ct: np.ndarray, d2: float, gap: np.int64, width: np.int64,
+                 rows: np.ndarray, out: np.ndarray) -> None:
+    n = len(cell)
+    for i in range(len(qx)):
+        if qy[i] < -1 or qy[i] > width:
+            continue
+        found = False
+        for dx in range(-1, 2):
+            if found:
+                break
+            for dy in range(-1, 2):
+                gy = qy[i] + dy
+                if gy < 0 or gy >= width:
+                    continue
+                k = (qx[i] + dx) * width + gy
+                a = np.searchsorted(cell, k, side="left")
+                b = np.searchsorted(cell, k, side="right")
+                if a == b:
+                    continue
+                lo = a + np.searchsorted(ct[a:b], st[i] - gap, side="left")
+                hi = a + np.searchsorted(ct[a:b], st[i] + gap, side="right")
+                for j in range(lo, hi):
+                    ex = sx[i] - cx[j]
+                    ey = sy[i] - cy[j]
+                    if ex * ex + ey * ey <= d2:
+                        found = True
+                        break
+                if found:
+                    break
+        if found:
+            out[rows[i]] = True
+
+
+def _check_columns(requests: pd.DataFrame) -> None:
+    missing = [c for c in PROBLEM_INPUT if c not in requests.columns]
+    if missing:
+        raise InputError(f"requests: missing columns {missing} for problems; "
+                         f"needed: {', '.join(PROBLEM_INPUT)}")
+
+
+def problem_summary(requests: pd.DataFrame) -> pd.DataFrame:
+    """Requests and problems per service type.
+
+    Parameters
+    ----------
+    requests
+        With ``service_name`` and ``problem_id``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``service_name``, ``requests``, ``problems``, ``calls_per_problem``, sorted by
+        requests (most first), then name.
+    """
+    if requests.empty:
+        return pd.DataFrame(columns=["service_name", "requests", "problems",
+                                     "calls_per_problem"])
+    by = requests.groupby(requests["service_name"].astype(object), dropna=False)
+    out = pd.DataFrame({"requests": by.size(), "problems": by["problem_id"].nunique()})
+    out["calls_per_problem"] = (out["requests"] / out["problems"].clip(lower=1)).round(2)
+    out = out.reset_index().sort_values(["requests", "service_name"],
+                                        ascending=[False, True], kind="stable")
+    return out.reset_index(drop=True)
+
