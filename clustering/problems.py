@@ -330,7 +330,7 @@ def problem_groups(requests: pd.DataFrame, rules: ProblemRules) -> np.ndarray:
         sub = problem_labels(
             x[rows], y[rows], t[rows], closed[rows],
             distance=rule.distance_m / rules.crs_unit_m,
-            gap=int(round(rule.gap_days * 86_400 * 1e9)),
+            gap=round(rule.gap_days * 86_400 * 1e9),
         )
         label[rows] = rows[sub]
     return label
@@ -448,7 +448,6 @@ def _near_kernel(qx: np.ndarray, qy: np.ndarray, sx: np.ndarray, sy: np.ndarray,
                  st: np.ndarray, cell: np.ndarray, cx: np.ndarray, cy: np.ndarray,
                  ct: np.ndarray, d2: float, gap: np.int64, width: np.int64,
                  rows: np.ndarray, out: np.ndarray) -> None:
-    n = len(cell)
     for i in range(len(qx)):
         if qy[i] < -1 or qy[i] > width:
             continue

@@ -39,9 +39,10 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
     if mapping_file:
         mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
     store = ctx.store()
+    problems = ctx.problems()
     any_quarantined = False
     for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2, file=sys.stderr):
-        report = ingest(path, store, fmt=fmt, mapping=mapping)
+        report = ingest(path, store, fmt=fmt, mapping=mapping, problems=problems)
         r = report.result
         click.echo(f"{path} ({report.format}, {report.encoding})")
         click.echo(f"  read         {report.rows_read:>9,}")

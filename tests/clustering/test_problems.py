@@ -196,7 +196,7 @@ def _brute_force(f: pd.DataFrame, metres: float, days: float, unit_m: float) -> 
     t = ns(f["requested_datetime"])
     c = ns(f["closed_datetime"])
     d = metres / unit_m
-    gap = int(round(days * 86_400e9))
+    gap = round(days * 86_400e9)
     dt = t[:, None] - t[None, :]  # t_r - t_s, r = row
     closed_ok = (c[None, :] == np.iinfo(np.int64).min) | (t[:, None] - c[None, :] <= gap)
     close = (x[:, None] - x[None, :]) ** 2 + (y[:, None] - y[None, :]) ** 2 <= d * d
