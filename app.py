@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from clustering.density import suggest_min_samples
-from clustering.priority import PARTS
+from clustering.priority import PROBLEM_PARTS
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
 from hotspot311.web.filters import STATUSES, Filters, choices, date_span
@@ -181,8 +181,9 @@ with list_col:
     else:
         area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
         shown = spots.table.set_index("hotspot_id")[
-            ["rank", "score", "count", "open", "overdue", "top_address", *area_cols,
-             *[f"score_{p}" for p in PARTS]]]
+            [c for c in ["rank", "score", "count", "calls", "open", "overdue", "top_address",
+                         *area_cols, *[f"score_{p}" for p in PROBLEM_PARTS]]
+             if c in spots.table.columns]]
         st.dataframe(
             shown, key="hotspot_table", on_select=table_selected, selection_mode="single-row",
             height=min(38 + 35 * len(shown), 760),
@@ -192,8 +193,12 @@ with list_col:
                 "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
                                                          format="%.1f"),
                 "top_address": st.column_config.TextColumn("top address"),
+                "count": st.column_config.NumberColumn("problems", help="Problems: repeat "
+                                                       "calls about one problem count once"),
+                "calls": st.column_config.NumberColumn("calls", help="Requests about these "
+                                                       "problems"),
                 **{f"score_{p}": st.column_config.NumberColumn(f"{p} part", format="%.1f")
-                   for p in PARTS},
+                   for p in PROBLEM_PARTS},
                 **{k: titles.get(k, k) for k in area_cols}},
         )
         if spots.table.empty:

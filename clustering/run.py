@@ -149,7 +149,8 @@ def _run_problem_ids(requests: pd.DataFrame, query: HotspotQuery,
     pool = requests[requests["service_name"].isin(query.services)] if query.services \
         else requests
     if "closed_datetime" not in pool.columns:
-        pool = pool.assign(closed_datetime=pd.NaT)
+        pool = pool.assign(closed_datetime=pd.Series(pd.NaT, index=pool.index,
+                                                     dtype="datetime64[ns, UTC]"))
     return assign_problems(pool, rules)
 
 
