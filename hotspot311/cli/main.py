@@ -7,7 +7,17 @@ from collections.abc import Sequence
 
 import click
 
-from hotspot311.cli import db, demo, geocode, history, hotspots, layers, report, requests
+from hotspot311.cli import (
+    db,
+    demo,
+    geocode,
+    history,
+    hotspots,
+    layers,
+    problems,
+    report,
+    requests,
+)
 from hotspot311.cli.base import Context
 
 
@@ -45,6 +55,8 @@ for _command in (
     report.report_group,
     report.request_cmd,
     db.db_group,
+    problems.problems_group,
+    problems.chronic_cmd,
 ):
     cli.add_command(_command)
 
