@@ -12,8 +12,11 @@ days. Problems use the catalogue's per-service rules (30 m / 30 days for lights,
   closing conditions on the returned pairs in numpy, and a union-find in numpy (pointer
   jumping). For the 1,000 new requests it has no incremental form: it recomputes all.
 
-Each implementation runs in its own subprocess, so its peak RSS (over the RSS with the
-data loaded) is its own; a time and memory cap turn a blow-up into ``timeout`` / ``OOM``.
+Each comparison runs twice: with the catalogue's distances and with every distance
+times 4 (``--scales``), which multiplies the neighbours of each request: the brute force
+holds them all, ours holds none. Each implementation runs in its own subprocess, so its
+peak RSS after the pass (over the RSS with the data loaded) is its own; a time and
+memory cap turn a blow-up into ``timeout`` / ``OOM``.
 Both must give the same partition; the run checks it.
 
 Usage::
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,14 +89,31 @@ def _peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def run_ours(path: Path) -> dict[str, object]:
-    from clustering.problems import ProblemAssigner, ProblemRules, assign_problems
-    from geo.store.problem_ids import update_frame
+def city_rules(scale: float) -> Any:
+    """The catalogue's rules, every distance times ``scale`` (more neighbours)."""
+    from dataclasses import replace
+
+    from clustering.problems import ProblemRule, ProblemRules
     from layers.profile import load_profile
+
+    rules = ProblemRules.for_city(load_profile("philadelphia"))
+    if scale == 1:
+        return rules
+
+    def bigger(r: ProblemRule) -> ProblemRule:
+        return ProblemRule(r.distance_m * scale, r.gap_days)
+
+    return replace(rules, default=bigger(rules.default),
+                   rules={k: bigger(v) for k, v in rules.rules.items()})
+
+
+def run_ours(path: Path, scale: float) -> dict[str, object]:
+    from clustering.problems import ProblemAssigner, assign_problems
+    from geo.store.problem_ids import update_frame
 
     frame = pd.read_parquet(path)
     stored, new = frame.iloc[:-1000].reset_index(drop=True), frame.iloc[-1000:]
-    rules = ProblemRules.for_city(load_profile("philadelphia"))
+    rules = city_rules(scale)
     small = stored.iloc[:2000].assign(problem_id=None)  # compile / load numba
     update_frame(small, np.arange(2000) >= 1900, pd.Series([], dtype=object),
                  ProblemAssigner(rules))
@@ -100,6 +121,7 @@ def run_ours(path: Path) -> dict[str, object]:
     start = time.perf_counter()
     ids = assign_problems(stored, rules)
     one_pass = time.perf_counter() - start
+    peak = _peak_gib()
     stored = stored.assign(problem_id=ids.to_numpy())
     merged = pd.concat([stored, new.assign(problem_id=None)], ignore_index=True)
     changed = np.arange(len(merged)) >= len(stored)
@@ -111,7 +133,7 @@ def run_ours(path: Path) -> dict[str, object]:
     same = bool((updated["problem_id"].to_numpy() == full.to_numpy()).all())
     return {"one_pass": one_pass, "incremental": incremental, "problems": int(ids.nunique()),
             "incremental_equals_full": same, "rss_before": before,
-            "peak": _peak_gib(), "ids_file": _save(ids)}
+            "peak": peak, "ids_file": _save(ids)}
 
 
 def _save(ids: pd.Series) -> str:
@@ -163,39 +185,39 @@ def _brute(frame: pd.DataFrame, rules) -> np.ndarray:
         parent = nxt
 
 
-def run_sklearn(path: Path) -> dict[str, object]:
-    from clustering.problems import ProblemRules
-    from layers.profile import load_profile
-
+def run_sklearn(path: Path, scale: float) -> dict[str, object]:
     frame = pd.read_parquet(path)
     stored = frame.iloc[:-1000].reset_index(drop=True)
-    rules = ProblemRules.for_city(load_profile("philadelphia"))
+    rules = city_rules(scale)
     _brute(stored.iloc[:2000], rules)  # imports, first calls
     before = _rss_gib()
     start = time.perf_counter()
     labels = _brute(stored, rules)
     one_pass = time.perf_counter() - start
+    peak = _peak_gib()
     start = time.perf_counter()
     _brute(frame, rules)
     again = time.perf_counter() - start
     out = Path(tempfile.mkdtemp()) / "labels.parquet"
     pd.DataFrame({"label": labels}).to_parquet(out)
     return {"one_pass": one_pass, "incremental": again, "problems": len(np.unique(labels)),
-            "rss_before": before, "peak": _peak_gib(), "ids_file": str(out)}
+            "rss_before": before, "peak": peak, "ids_file": str(out)}
 
 
-def child(impl: str, path: str) -> None:
-    result = run_ours(Path(path)) if impl == "ours" else run_sklearn(Path(path))
+def child(impl: str, path: str, scale: str) -> None:
+    run = run_ours if impl == "ours" else run_sklearn
+    result = run(Path(path), float(scale))
     print("RESULT " + json.dumps(result))
 
 
-def spawn(impl: str, path: Path, cap_seconds: float, cap_gib: float) -> dict[str, object]:
+def spawn(impl: str, path: Path, scale: float, cap_seconds: float,
+          cap_gib: float) -> dict[str, object]:
     def limit() -> None:
         cap = int(cap_gib * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
     try:
-        proc = subprocess.run([sys.executable, __file__, "--child", impl, str(path)],
+        proc = subprocess.run([sys.executable, __file__, "--child", impl, str(path), str(scale)],
                               capture_output=True, text=True, timeout=cap_seconds,
                               preexec_fn=limit, check=False,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -213,7 +235,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--cap-seconds", type=float, default=900)
     parser.add_argument("--cap-gib", type=float, default=8)
-    parser.add_argument("--child", nargs=2, metavar=("IMPL", "PATH"))
+    parser.add_argument("--scales", default="1,4", help="Distances times these factors "
+                        "(more neighbours per request), one comparison each.")
+    parser.add_argument("--child", nargs=3, metavar=("IMPL", "PATH", "SCALE"))
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -224,15 +248,23 @@ def main() -> None:
         make_data(args.size, path)
         print(f"{args.size:,} city-like requests with planted repeat calls (+1,000 new): "
               f"{time.perf_counter() - start:.1f} s to make", flush=True)
-        ours = spawn("ours", path, args.cap_seconds, args.cap_gib)
-        brute = spawn("sklearn", path, args.cap_seconds, args.cap_gib)
+        for scale in (float(v) for v in args.scales.split(",")):
+            print(f"\n== catalogue distances x{scale:g} ==", flush=True)
+            ours = spawn("ours", path, scale, args.cap_seconds, args.cap_gib)
+            brute = spawn("sklearn", path, scale, args.cap_seconds, args.cap_gib)
+            report(ours, brute)
+
+
+def report(ours: dict[str, object], brute: dict[str, object]) -> None:
+    """Print one comparison."""
     for name, r in (("ours", ours), ("sklearn KDTree + numpy union-find", brute)):
         if r["status"] != "ok":
             print(f"{name}: {r['status']} {r.get('error', '')}")
             continue
         print(f"{name}: one pass {r['one_pass']:.2f} s, 1,000 new on top "
-              f"{r['incremental']:.3f} s, {r['problems']:,} problems, peak RSS "
-              f"{r['peak']:.2f} GiB ({r['peak'] - r['rss_before']:.2f} GiB over the data)")
+              f"{r['incremental']:.3f} s, {r['problems']:,} problems, peak RSS after the "
+              f"pass {r['peak']:.2f} GiB ({float(r['peak']) - float(r['rss_before']):.2f} GiB "
+              "over the data)")
     if ours["status"] == "ok":
         print(f"ours: incremental equals recomputation: {ours['incremental_equals_full']}")
     if ours["status"] == "ok" and brute["status"] == "ok":

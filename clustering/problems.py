@@ -52,6 +52,7 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from numba import njit
 
 from hotspot311.errors import InputError, describe
@@ -219,7 +220,10 @@ def problem_labels(x: np.ndarray, y: np.ndarray, t: np.ndarray, closed: np.ndarr
     cy -= cy.min() - 1
     width = int(cy.max()) + 2
     cell = cx * width + cy
-    order = np.lexsort((t, cell))
+    # sort by (cell, t) through one int64 key: the cell, then the rank of t
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(t, kind="stable")] = np.arange(n, dtype=np.int64)
+    order = np.argsort(cell * n + rank, kind="stable")
     return _link(cell[order], x[order], y[order], t[order], closed[order], order,
                  float(distance) ** 2, np.int64(gap), np.int64(width))
 
@@ -249,32 +253,49 @@ def _link(cell: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray, closed:
     starts[m] = n
     keys = keys[:m]
     nat = np.iinfo(np.int64).min
-    for i in range(n):
-        ti = t[i]
-        for dx in range(-1, 2):
-            for dy in range(-1, 2):
-                k = cell[i] + dx * width + dy
-                c = np.searchsorted(keys, k)
-                if c >= m or keys[c] != k:
-                    continue
-                lo, hi = starts[c], starts[c + 1]
-                a = lo + np.searchsorted(t[lo:hi], ti - gap, side="left")
-                b = lo + np.searchsorted(t[lo:hi], ti, side="right")
-                for j in range(a, b):
+    lo = np.empty(9, dtype=np.int64)  # per neighbour cell: window start, window end, end
+    hi = np.empty(9, dtype=np.int64)
+    end = np.empty(9, dtype=np.int64)
+    for c in range(m):
+        # the 3x3 neighbour cells, found once per cell
+        for q in range(9):
+            k = keys[c] + (q // 3 - 1) * width + (q % 3 - 1)
+            p = np.searchsorted(keys, k)
+            if p < m and keys[p] == k:
+                lo[q] = starts[p]
+                hi[q] = starts[p]
+                end[q] = starts[p + 1]
+            else:
+                lo[q] = 0
+                hi[q] = 0
+                end[q] = 0
+        # points of the cell in time order: each window [t_i - gap, t_i] only moves on
+        for i in range(starts[c], starts[c + 1]):
+            ti = t[i]
+            ri = _find(parent, i)
+            for q in range(9):
+                while lo[q] < end[q] and t[lo[q]] < ti - gap:
+                    lo[q] += 1
+                if hi[q] < lo[q]:
+                    hi[q] = lo[q]
+                while hi[q] < end[q] and t[hi[q]] <= ti:
+                    hi[q] += 1
+                for j in range(lo[q], hi[q]):
                     if j == i:
-                        continue
-                    if closed[j] != nat and ti - closed[j] > gap:
                         continue
                     ex = x[i] - x[j]
                     ey = y[i] - y[j]
-                    if ex * ex + ey * ey <= d2:
-                        ri = _find(parent, i)
-                        rj = _find(parent, j)
-                        if ri != rj:
-                            if ri < rj:
-                                parent[rj] = ri
-                            else:
-                                parent[ri] = rj
+                    if ex * ex + ey * ey > d2:
+                        continue
+                    if closed[j] != nat and ti - closed[j] > gap:
+                        continue
+                    rj = _find(parent, j)
+                    if ri != rj:
+                        if ri < rj:
+                            parent[rj] = ri
+                        else:
+                            parent[ri] = rj
+                            ri = rj
     # label: the smallest original index of the component
     label = np.full(n, np.iinfo(np.int64).max)
     for i in range(n):
@@ -313,15 +334,15 @@ def problem_groups(requests: pd.DataFrame, rules: ProblemRules) -> np.ndarray:
     label = np.arange(n, dtype=np.int64)
     if n == 0:
         return label
-    service = requests["service_name"].astype(object).where(
-        requests["service_name"].notna(), UNSPECIFIED_SERVICE)
-    keys = service.map(lambda s: rules.key_of(str(s))).to_numpy(dtype=object)
+    service_codes, names = pd.factorize(requests["service_name"])
+    service_keys = [rules.key_of(str(s)) for s in names] + [rules.key_of(UNSPECIFIED_SERVICE)]
+    key_codes, uniques = pd.factorize(pd.Index(service_keys))
+    codes = np.asarray(key_codes, dtype=np.int64)[service_codes]  # missing (-1): the last
     x = requests["x"].to_numpy(dtype="float64")
     y = requests["y"].to_numpy(dtype="float64")
     t = _ns(requests["requested_datetime"])
     closed = _ns(requests["closed_datetime"])
     usable = np.isfinite(x) & np.isfinite(y) & (t != _NAT)
-    codes, uniques = pd.factorize(keys)
     for k, key in enumerate(uniques):
         rows = np.flatnonzero((codes == k) & usable)
         if len(rows) < 2:
@@ -363,12 +384,37 @@ def assign_problems(requests: pd.DataFrame, rules: ProblemRules) -> pd.Series:
     t = _ns(requests["requested_datetime"])
     # first request of each component: earliest time (NaT last), then smallest id
     t_key = np.where(t == _NAT, np.iinfo(np.int64).max, t)
-    frame = pd.DataFrame({"label": label, "t": t_key, "id": ids})
-    frame = frame.sort_values(["t", "id"], kind="stable")
-    first = frame.drop_duplicates("label").set_index("label")["id"]
-    out = pd.Series(first.reindex(label).to_numpy(dtype=object), index=requests.index,
-                    name="problem_id", dtype=object)
-    return out
+    first, tied = _earliest(label, t_key)
+    if tied.any():
+        # ties at the earliest time: the smallest id among the tied requests; Arrow
+        # sorts text by code point, as Python does, and much faster
+        rows = np.flatnonzero(tied[label] & (t_key == t_key[first[label]]))
+        table = pa.table({"g": label[rows], "id": pa.array(ids[rows], type=pa.string()),
+                          "row": rows}).sort_by([("g", "ascending"), ("id", "ascending"),
+                                                 ("row", "ascending")])
+        g_sorted = table.column("g").to_numpy()
+        lead = np.r_[True, g_sorted[1:] != g_sorted[:-1]]
+        first[g_sorted[lead]] = table.column("row").to_numpy()[lead]
+    return pd.Series(ids[first[label]], index=requests.index, name="problem_id",
+                     dtype=object)
+
+
+@njit(cache=True, nogil=True)
+def _earliest(label: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per label (a row position): the row with the earliest ``t`` (the first such row)
+    and whether another row of the label has that same time."""
+    n = len(label)
+    first = np.full(n, -1, dtype=np.int64)
+    tied = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        g = label[i]
+        f = first[g]
+        if f < 0 or t[i] < t[f]:
+            first[g] = i
+            tied[g] = False
+        elif t[i] == t[f]:
+            tied[g] = True
+    return first, tied
 
 
 @dataclass(frozen=True)
@@ -436,6 +482,14 @@ def _near(sx: np.ndarray, sy: np.ndarray, st: np.ndarray, cx: np.ndarray, cy: np
         qx = np.floor(sx / d)
         qy = np.floor(sy / d)
     usable = np.isfinite(qx) & np.isfinite(qy) & (st != _NAT)
+    usable &= (st >= ct.min() - gap) & (st <= ct.max() + gap)
+    # only stored rows in a cell next to a changed row's cell go to the exact test
+    near_cells = np.unique((cell[:, None] + (np.arange(-1, 2)[:, None] * width
+                                             + np.arange(-1, 2)).ravel()).ravel())
+    sx_cell = np.where(usable, (np.where(usable, qx, 0).astype(np.int64) - ox) * width
+                       + (np.where(usable, qy, 0).astype(np.int64) - oy), -1)
+    in_range = usable & (qy - oy >= 0) & (qy - oy < width)
+    usable = in_range & np.isin(sx_cell, near_cells)
     rows = np.flatnonzero(usable)
     _near_kernel(qx[rows].astype(np.int64) - ox, qy[rows].astype(np.int64) - oy, sx[rows],
                  sy[rows], st[rows], cell[order], cx[order], cy[order], ct[order], d * d, gap,

@@ -234,8 +234,8 @@ def volumes(requests: pd.DataFrame, filt: ReportFilter | None = None, *, timezon
     out["change_pct"] = (out["count"] - out["year_earlier"]) / out["year_earlier"].where(
         out["year_earlier"] > 0)
     if "problem_id" in requests.columns:
-        first = current[_problem_ids(current).eq(current["service_request_id"].astype(str))]
-        out["new_problems"] = _bucket(first, timezone, freq, keys).reindex(
+        firsts = current[_problem_ids(current).eq(current["service_request_id"].astype(str))]
+        out["new_problems"] = _bucket(firsts, timezone, freq, keys).reindex(
             index, fill_value=0).astype("int64").to_numpy()
     out["period"] = pd.to_datetime(out["period"]).dt.date
     return _with_period(out, filt)

@@ -59,13 +59,14 @@ def context_mask(frame: pd.DataFrame, changed: np.ndarray, old_ids: pd.Series,
     numpy.ndarray
         Boolean mask over ``frame``.
     """
-    ids = frame["problem_id"]
+    ids = frame["problem_id"].to_numpy(dtype=object)
     unchanged = ~changed
-    if ids[unchanged].isna().any() or 2 * int(changed.sum()) >= len(frame):
+    if pd.isna(ids[unchanged]).any() or 2 * int(changed.sum()) >= len(frame):
         return np.ones(len(frame), dtype=bool)
-    near = assigner.near(frame[unchanged], frame[changed])
-    affected = set(ids[unchanged][near].dropna()) | set(old_ids.dropna())
-    return np.asarray(changed | ids.isin(affected).to_numpy(), dtype=bool)
+    where = frame[["x", "y", "requested_datetime"]]  # only what the search reads
+    near = assigner.near(where[unchanged], where[changed])
+    affected = set(ids[unchanged][near]) | set(old_ids.dropna())
+    return np.asarray(changed | pd.Series(ids).isin(affected).to_numpy(), dtype=bool)
 
 
 def reassign(frame: pd.DataFrame, mask: np.ndarray, assigner: ProblemAssigner) -> pd.Series:
