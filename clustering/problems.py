@@ -222,8 +222,8 @@ def problem_labels(x: np.ndarray, y: np.ndarray, t: np.ndarray, closed: np.ndarr
     cell = cx * width + cy
     # sort by (cell, t) through one int64 key: the cell, then the rank of t
     rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(t, kind="stable")] = np.arange(n, dtype=np.int64)
-    order = np.argsort(cell * n + rank, kind="stable")
+    rank[np.argsort(t)] = np.arange(n, dtype=np.int64)  # equal times: any order will do
+    order = np.argsort(cell * n + rank)  # keys are distinct
     return _link(cell[order], x[order], y[order], t[order], closed[order], order,
                  float(distance) ** 2, np.int64(gap), np.int64(width))
 
@@ -380,7 +380,7 @@ def assign_problems(requests: pd.DataFrame, rules: ProblemRules) -> pd.Series:
     label = problem_groups(requests, rules)
     if len(label) == 0:
         return pd.Series([], index=requests.index, dtype=object, name="problem_id")
-    ids = requests["service_request_id"].astype(str).to_numpy(dtype=object)
+    ids = _id_array(requests["service_request_id"])
     t = _ns(requests["requested_datetime"])
     # first request of each component: earliest time (NaT last), then smallest id
     t_key = np.where(t == _NAT, np.iinfo(np.int64).max, t)
@@ -389,14 +389,21 @@ def assign_problems(requests: pd.DataFrame, rules: ProblemRules) -> pd.Series:
         # ties at the earliest time: the smallest id among the tied requests; Arrow
         # sorts text by code point, as Python does, and much faster
         rows = np.flatnonzero(tied[label] & (t_key == t_key[first[label]]))
-        table = pa.table({"g": label[rows], "id": pa.array(ids[rows], type=pa.string()),
+        table = pa.table({"g": label[rows], "id": ids.take(pa.array(rows)),
                           "row": rows}).sort_by([("g", "ascending"), ("id", "ascending"),
                                                  ("row", "ascending")])
         g_sorted = table.column("g").to_numpy()
         lead = np.r_[True, g_sorted[1:] != g_sorted[:-1]]
         first[g_sorted[lead]] = table.column("row").to_numpy()[lead]
-    return pd.Series(ids[first[label]], index=requests.index, name="problem_id",
-                     dtype=object)
+    return pd.Series(pd.array(ids.take(pa.array(first[label])), dtype="str"),
+                     index=requests.index, name="problem_id")
+
+
+def _id_array(values: pd.Series) -> pa.Array:
+    """Request ids as an Arrow text array (no Python string per row when they are one)."""
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        return pa.array(values)
+    return pa.array(values.astype(str).to_numpy(dtype=object), type=pa.large_string())
 
 
 @njit(cache=True, nogil=True)
