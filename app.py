@@ -280,6 +280,22 @@ suggestion.caption(f"Suggested min_samples for {len(view):,} requests over ~{are
                    f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
                    "whole range)")
 
+# --- did it work? ---------------------------------------------------------------------
+if st.checkbox("Did it work? (stored runs)", key="show_effect"):
+    st.subheader("New problems in each hotspot before and after its requests were closed")
+    runs = appdata.stored_runs(settings.store, settings.city, version)
+    if runs.empty:
+        st.caption("No stored runs yet: store one with `hotspot311 hotspots --save`.")
+    else:
+        effect_run = st.selectbox("Stored run", runs["run_id"].tolist()[::-1], key="effect_run")
+        effect_weeks = st.number_input("Weeks before and after", min_value=1, max_value=26,
+                                       value=4, key="effect_weeks")
+        st.dataframe(appdata.run_effect(settings.store, settings.city, version,
+                                        int(effect_run), int(effect_weeks)), hide_index=True)
+        st.caption("Against similar cells elsewhere in the city (as many new problems before);"
+                   " effect < 0: fewer new problems than expected. Method and limits: "
+                   "clustering/effect.py.")
+
 # --- trend -----------------------------------------------------------------------------
 if preset.trend or st.checkbox("Show requests over time", key="show_trend"):
     st.subheader("Requests per week")

@@ -264,6 +264,23 @@ def as_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def stored_runs(location: str, city: str, version: str) -> pd.DataFrame:
+    """The stored hotspot runs, oldest first."""
+    return get_store(location, city).runs()
+
+
+@st.cache_data(show_spinner="Measuring before and after…", max_entries=8)
+def run_effect(location: str, city: str, version: str, run_id: int, weeks: int) -> pd.DataFrame:
+    """Did it work? per hotspot of a stored run (:func:`clustering.effect.hotspot_effect`)."""
+    from clustering.effect import hotspot_effect
+
+    store = get_store(location, city)
+    params, hot, members = store.load_run(run_id)
+    return hotspot_effect(store.requests(), hot, members,
+                          services=tuple(params.get("services") or ()), weeks=weeks)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def quarantine(location: str, city: str, version: str) -> pd.DataFrame:
     """The quarantined rows."""
     return get_store(location, city).quarantine()
