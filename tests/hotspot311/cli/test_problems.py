@@ -82,6 +82,13 @@ def test_problems_through_the_command_line(tmp_path: Path) -> None:
 
     assert "0 requests got a new problem_id" in run("problems", "rebuild")
 
+    # did it work? two stored runs of the same parameters, compared with the effect
+    run(*args, "--save")
+    run(*args, "--save")
+    out = run("runs", "compare", "2", "--effect", "2")
+    assert "did it work? run 1" in out
+    assert "0 of 1 hotspots measured" in out and "not_closed" in out  # the lights are open
+
 
 def test_bad_values_are_named(tmp_path: Path) -> None:
     runner = CliRunner()
