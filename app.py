@@ -18,7 +18,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from clustering.density import suggest_min_samples
-from clustering.priority import PARTS
+from clustering.priority import PROBLEM_PARTS
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
 from hotspot311.web.escaping import escape_markdown
@@ -187,8 +187,9 @@ with list_col:
     else:
         area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
         shown = spots.table.set_index("hotspot_id")[
-            ["rank", "score", "count", "open", "overdue", "top_address", *area_cols,
-             *[f"score_{p}" for p in PARTS]]]
+            [c for c in ["rank", "score", "count", "calls", "open", "overdue", "top_address",
+                         *area_cols, *[f"score_{p}" for p in PROBLEM_PARTS]]
+             if c in spots.table.columns]]
         st.dataframe(
             shown, key="hotspot_table", on_select=table_selected, selection_mode="single-row",
             height=min(38 + 35 * len(shown), 760),
@@ -198,8 +199,12 @@ with list_col:
                 "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
                                                          format="%.1f"),
                 "top_address": st.column_config.TextColumn("top address"),
+                "count": st.column_config.NumberColumn("problems", help="Problems: repeat "
+                                                       "calls about one problem count once"),
+                "calls": st.column_config.NumberColumn("calls", help="Requests about these "
+                                                       "problems"),
                 **{f"score_{p}": st.column_config.NumberColumn(f"{p} part", format="%.1f")
-                   for p in PARTS},
+                   for p in PROBLEM_PARTS},
                 **{k: titles.get(k, k) for k in area_cols}},
         )
         if spots.table.empty:
@@ -281,6 +286,22 @@ area_km2 = appdata.city_area_km2(settings.store, settings.city)
 suggestion.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
                    f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
                    "whole range)")
+
+# --- did it work? ---------------------------------------------------------------------
+if st.checkbox("Did it work? (stored runs)", key="show_effect"):
+    st.subheader("New problems in each hotspot before and after its requests were closed")
+    runs = appdata.stored_runs(settings.store, settings.city, version)
+    if runs.empty:
+        st.caption("No stored runs yet: store one with `hotspot311 hotspots --save`.")
+    else:
+        effect_run = st.selectbox("Stored run", runs["run_id"].tolist()[::-1], key="effect_run")
+        effect_weeks = st.number_input("Weeks before and after", min_value=1, max_value=26,
+                                       value=4, key="effect_weeks")
+        st.dataframe(appdata.run_effect(settings.store, settings.city, version,
+                                        int(effect_run), int(effect_weeks)), hide_index=True)
+        st.caption("Against similar cells elsewhere in the city (as many new problems before);"
+                   " effect < 0: fewer new problems than expected. Method and limits: "
+                   "clustering/effect.py.")
 
 # --- trend -----------------------------------------------------------------------------
 if preset.trend or st.checkbox("Show requests over time", key="show_trend"):

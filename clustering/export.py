@@ -9,6 +9,7 @@ import geopandas as gpd
 import pandas as pd
 
 from clustering.priority import PARTS
+from clustering.problem_hotspots import work_list_by_problem
 from geo.ingest.cells import to_csv
 from geo.ingest.times import ISO_UTC, times_as_text
 from hotspot311.errors import InputError
@@ -17,8 +18,11 @@ LIST_COLUMNS = [
     "rank",
     "score",
     *[f"score_{p}" for p in PARTS],
+    "score_calls",
     "hotspot_id",
     "count",
+    "problems",
+    "calls",
     "open",
     "overdue",
     "oldest_open_id",
@@ -32,14 +36,18 @@ LIST_COLUMNS = [
 
 
 def hotspot_table(hotspots: gpd.GeoDataFrame, layer_keys: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The ranked list as a plain table (no geometry, no member lists)."""
+    """The ranked list as a plain table (no geometry, no member lists).
+
+    A run that counts problems adds ``score_calls``, ``problems`` (= ``count``) and
+    ``calls``; a ticket run's table is as it always was.
+    """
     cols = [c for c in LIST_COLUMNS if c in hotspots.columns]
     cols += [k for k in layer_keys if k in hotspots.columns]
     return pd.DataFrame(hotspots[cols])
 
 
-def work_list(members: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
-    """Crew work list: every request of every hotspot, in rank order, oldest first.
+def work_list(members: pd.DataFrame, *, now: datetime, count: str = "tickets") -> pd.DataFrame:
+    """Crew work list in rank order, oldest first.
 
     Parameters
     ----------
@@ -47,14 +55,19 @@ def work_list(members: pd.DataFrame, *, now: datetime) -> pd.DataFrame:
         ``HotspotResult.members`` (requests with ``hotspot_id`` and ``rank``).
     now
         Reference time for ages and overdue.
+    count
+        ``tickets``: one line per request; ``problems``: one line per problem with all
+        its request ids (:func:`clustering.problem_hotspots.work_list_by_problem`).
 
     Returns
     -------
     pandas.DataFrame
-        ``rank``, ``hotspot_id``, ``service_request_id``, ``service_name``, ``address``,
-        ``status``, ``requested_datetime``, ``age_days``, ``due_datetime``, ``overdue``,
-        ``lat``, ``lon``.
+        Per request: ``rank``, ``hotspot_id``, ``service_request_id``, ``service_name``,
+        ``address``, ``status``, ``requested_datetime``, ``age_days``, ``due_datetime``,
+        ``overdue``, ``lat``, ``lon``.
     """
+    if count == "problems":
+        return work_list_by_problem(members, now=pd.Timestamp(now))
     rows = members[members["hotspot_id"].notna()].copy()
     now_ts = pd.Timestamp(now)
     due = (

@@ -11,7 +11,15 @@ part           value (before the weight)
 ``age``        days since the oldest open request / the largest such age
 ``recency``    share of requests in the last 7 days of the window
 ``service``    mean service-type weight of the members (1 when not given)
+``calls``      problem counts only: repeat calls (calls - problems), as
+               log(1 + repeats) / log(1 + largest repeats); 0 when none
 =============  ==========================================================
+
+When a run counts problems (:mod:`clustering.problem_hotspots`), ``count``, ``open``,
+``overdue``, ``age``, ``recency`` and ``service`` are over problems (a problem is open
+while one of its requests is, overdue when an open one is, as old as its first request,
+recent when called about in the last 7 days), and ``calls`` is a part of its own, so
+twelve calls about one broken light weigh as one problem plus a calls part.
 
 The score is the sum of the parts, scaled so that the weights' total is 100. Ties are
 broken by overdue count, then count, then the hotspot id, so the order is deterministic.
@@ -30,6 +38,8 @@ import pandas as pd
 from hotspot311.errors import InputError, describe
 
 PARTS: Final = ("size", "open", "overdue", "age", "recency", "service")
+#: The parts of a run that counts problems.
+PROBLEM_PARTS: Final = (*PARTS, "calls")
 
 
 @dataclass(frozen=True)
@@ -38,8 +48,9 @@ class PriorityWeights:
 
     Attributes
     ----------
-    size, open, overdue, age, recency, service
-        Weight of each part (>= 0; at least one > 0).
+    size, open, overdue, age, recency, service, calls
+        Weight of each part (>= 0; at least one > 0); ``calls`` counts only when the
+        run counts problems.
     service_weights
         Service name → weight (default 1) for the ``service`` part.
     """
@@ -50,13 +61,14 @@ class PriorityWeights:
     age: float = 1.0
     recency: float = 1.0
     service: float = 0.0
+    calls: float = 1.0
     service_weights: Mapping[str, float] = field(default_factory=dict)
 
     def validate(self) -> PriorityWeights:
         """Check the weights, listing every problem."""
         problems = [
             f"weight {p}: got {describe(getattr(self, p))}; allowed: a number >= 0"
-            for p in PARTS
+            for p in PROBLEM_PARTS
             if not (isinstance(getattr(self, p), int | float) and getattr(self, p) >= 0)
         ]
         if not problems and sum(getattr(self, p) for p in PARTS) <= 0:
@@ -109,9 +121,10 @@ def preset(name: str) -> PriorityWeights:
 
 def with_weights(base: PriorityWeights, **weights: float) -> PriorityWeights:
     """A copy of ``base`` with some part weights replaced."""
-    unknown = sorted(set(weights) - set(PARTS))
+    unknown = sorted(set(weights) - set(PROBLEM_PARTS))
     if unknown:
-        raise InputError(f"weights: unknown parts {unknown}; allowed: {', '.join(PARTS)}")
+        raise InputError(
+            f"weights: unknown parts {unknown}; allowed: {', '.join(PROBLEM_PARTS)}")
     return replace(base, **weights).validate()  # type: ignore[arg-type]
 
 
@@ -121,6 +134,7 @@ def rank_hotspots(
     *,
     weights: PriorityWeights,
     window_end: datetime,
+    calls: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Score and rank hotspots.
 
@@ -134,6 +148,9 @@ def rank_hotspots(
         Part weights.
     window_end
         End of the run's window (for the recency part).
+    calls
+        Hotspot id → calls, when the run counts problems (``count`` is then the number
+        of problems): adds the ``calls`` part.
 
     Returns
     -------
@@ -142,9 +159,10 @@ def rank_hotspots(
         sorted by rank.
     """
     weights.validate()
+    parts = PARTS if calls is None else PROBLEM_PARTS
     out = hotspots.copy()
     if out.empty:
-        for p in PARTS:
+        for p in parts:
             out[f"score_{p}"] = []
         out["score"] = []
         out["rank"] = []
@@ -167,10 +185,16 @@ def rank_hotspots(
     sw = members["service_name"].map(lambda s: weights.service_weights.get(s, 1.0))
     svc = sw.groupby(members["hotspot_id"]).mean()
     values["service"] = out["hotspot_id"].map(svc).fillna(1.0) / max(svc.max(), 1.0)
-    total = sum(getattr(weights, p) for p in PARTS)
-    for p in PARTS:
+    if calls is not None:
+        repeats = (out["hotspot_id"].map(calls).astype(float) - count).clip(lower=0)
+        values["calls"] = (np.log1p(repeats) / np.log1p(repeats.max())
+                           if repeats.max() > 0 else 0 * count)
+    total = sum(getattr(weights, p) for p in parts)
+    if total <= 0:
+        raise InputError("weights: all parts of this run are 0; at least one must be above 0")
+    for p in parts:
         out[f"score_{p}"] = (100.0 * getattr(weights, p) / total * values[p]).round(2)
-    out["score"] = out[[f"score_{p}" for p in PARTS]].sum(axis=1).round(2)
+    out["score"] = out[[f"score_{p}" for p in parts]].sum(axis=1).round(2)
     out = out.sort_values(
         ["score", "overdue", "count", "hotspot_id"],
         ascending=[False, False, False, True],

@@ -15,6 +15,8 @@ import pandas as pd
 from clustering.hdbscan_method import hdbscan_labels
 from clustering.hotspots import label_requests, summarize
 from clustering.priority import PriorityWeights, rank_hotspots
+from clustering.problem_hotspots import collapse, problem_ids_of
+from clustering.problems import ProblemRules, assign_problems
 from clustering.selection import HotspotQuery, select_requests, window_end
 from layers.profile import CityProfile
 
@@ -31,7 +33,8 @@ class HotspotResult:
         Ranked hotspots (hull geometry in the city CRS), see
         :func:`clustering.priority.rank_hotspots`.
     members
-        The selected requests with ``hotspot_id`` (``None`` for noise) and ``rank``.
+        The selected requests with ``hotspot_id`` (``None`` for noise) and ``rank``
+        (and ``problem_id`` when the run counts problems).
     selected
         Number of requests the run looked at.
     window_end
@@ -79,24 +82,56 @@ def run_hotspots(
     -------
     HotspotResult
         Ranked hotspots and their members.
+
+    Notes
+    -----
+    With ``query.count == "problems"`` DBSCAN, summaries and priority work on one row
+    per problem (:mod:`clustering.problem_hotspots`); hotspots gain ``problems`` (=
+    ``count``), ``calls`` and the ``score_calls`` part, and ``member_ids`` lists every
+    request. With ``query.problem_distance_m`` / ``problem_gap_days`` the problems are
+    recomputed for this run on all requests of the selected services.
     """
     query.validate()
     now = now or datetime.now(UTC)
     chosen = select_requests(requests, query)
     end = window_end(requests, query)
     eps = profile.metres_to_crs(query.eps_m)
+    problems = query.count == "problems"
+    if problems and (query.problem_distance_m is not None
+                     or query.problem_gap_days is not None):
+        chosen = chosen.assign(problem_id=_run_problem_ids(requests, query, profile)
+                               .reindex(chosen.index).to_numpy())
+    points = collapse(chosen) if problems else chosen
     if query.method == "hdbscan":
-        labels = hdbscan_labels(chosen[["x", "y"]].to_numpy(dtype="float64"),
+        labels = hdbscan_labels(points[["x", "y"]].to_numpy(dtype="float64"),
                                 min_cluster_size=query.min_cluster_size or query.min_samples,
                                 min_samples=query.min_samples)
     else:
-        labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
-    hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
+        labels = label_requests(points, eps=eps, min_samples=query.min_samples)
+    hotspots = summarize(points, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
-    members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
-    ranked = rank_hotspots(
-        hotspots, members[members["hotspot_id"].notna()], weights=weights, window_end=end or now
-    )
+    calls = None
+    if problems:
+        points = points.assign(hotspot_id=pd.Series(labels, index=points.index).map(by_label))
+        of_problem = dict(zip(points["problem_id"], points["hotspot_id"], strict=True))
+        pid = problem_ids_of(chosen)
+        members = chosen.assign(problem_id=pid.to_numpy(),
+                                hotspot_id=pid.map(of_problem).to_numpy())
+        clustered = points[points["hotspot_id"].notna()]
+        calls = clustered.groupby("hotspot_id")["calls"].sum()
+        hotspots["problems"] = hotspots["count"]
+        hotspots["calls"] = hotspots["hotspot_id"].map(calls).astype(int)
+        ids = members[members["hotspot_id"].notna()].assign(
+            _id=lambda f: f["service_request_id"].astype(str))
+        hotspots["member_ids"] = hotspots["hotspot_id"].map(
+            ids.groupby("hotspot_id")["_id"].agg(lambda s: sorted(s)))
+        # recency counts a problem called about lately: its last call
+        for_rank = clustered.assign(requested_datetime=clustered["last_requested"])
+    else:
+        members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
+        for_rank = members[members["hotspot_id"].notna()]
+    ranked = rank_hotspots(hotspots, for_rank, weights=weights, window_end=end or now,
+                           calls=calls)
     rank_of = dict(zip(ranked["hotspot_id"], ranked["rank"], strict=True))
     members["rank"] = members["hotspot_id"].map(rank_of)
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
@@ -104,6 +139,19 @@ def run_hotspots(
         query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end,
         snapshot=data_snapshot(requests, n_selected=len(chosen)),
     )
+
+
+def _run_problem_ids(requests: pd.DataFrame, query: HotspotQuery,
+                     profile: CityProfile) -> pd.Series:
+    """Problem ids under the run's own rule, over every request of its services."""
+    rules = ProblemRules.for_city(profile, distance_m=query.problem_distance_m,
+                                  gap_days=query.problem_gap_days)
+    pool = requests[requests["service_name"].isin(query.services)] if query.services \
+        else requests
+    if "closed_datetime" not in pool.columns:
+        pool = pool.assign(closed_datetime=pd.Series(pd.NaT, index=pool.index,
+                                                     dtype="datetime64[ns, UTC]"))
+    return assign_problems(pool, rules)
 
 
 def data_snapshot(requests: pd.DataFrame, *, n_selected: int) -> dict[str, object]:

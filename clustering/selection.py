@@ -17,6 +17,9 @@ from hotspot311.errors import InputError, describe
 
 STATUS_FILTERS = ("open", "all")
 METHODS = ("dbscan", "hdbscan")
+#: What a run counts: ``problems`` (repeat calls about one problem count once; the
+#: front doors' default) or ``tickets`` (every request, as before problems existed).
+COUNTS = ("problems", "tickets")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,12 @@ class HotspotQuery:
         ``dbscan`` (default) or ``hdbscan`` (see :mod:`clustering.hdbscan_method`).
     min_cluster_size
         Smallest HDBSCAN cluster (``hdbscan`` only; ``min_samples`` when omitted).
+    count
+        ``tickets`` (every request is a point, the default of the library) or
+        ``problems`` (one point per problem, see :mod:`clustering.problem_hotspots`).
+    problem_distance_m, problem_gap_days
+        Replace the catalogue's problem rule for this run (``problems`` only): problems
+        are then recomputed on the requests given instead of read from ``problem_id``.
     """
 
     services: tuple[str, ...] = ()
@@ -54,6 +63,9 @@ class HotspotQuery:
     areas: dict[str, tuple[str, ...]] = field(default_factory=dict)
     method: str = "dbscan"
     min_cluster_size: int | None = None
+    count: str = "tickets"
+    problem_distance_m: float | None = None
+    problem_gap_days: float | None = None
 
     def validate(self) -> HotspotQuery:
         """Check every parameter, listing all problems at once.
@@ -87,6 +99,12 @@ class HotspotQuery:
                 f"min_cluster_size: got {describe(self.min_cluster_size)}; "
                 "allowed: a whole number >= 2"
             )
+        if self.count not in COUNTS:
+            problems.append(f"count: got {describe(self.count)}; allowed: {', '.join(COUNTS)}")
+        for name, value in (("problem_distance_m", self.problem_distance_m),
+                            ("problem_gap_days", self.problem_gap_days)):
+            if value is not None and not (isinstance(value, int | float) and value > 0):
+                problems.append(f"{name}: got {describe(value)}; allowed: a number > 0")
         if self.end is not None and self.end.tzinfo is None:
             problems.append("end: must be timezone-aware")
         if problems:
@@ -94,8 +112,12 @@ class HotspotQuery:
         return self
 
     def params(self) -> dict[str, object]:
-        """JSON-ready parameters, for stored runs and exports."""
-        return {
+        """JSON-ready parameters, for stored runs and exports.
+
+        ``count`` and the problem rule overrides appear only when they differ from the
+        ticket count, so a ticket run has the parameters runs had before problems.
+        """
+        out: dict[str, object] = {
             "services": list(self.services),
             "days": self.days,
             "end": self.end.isoformat() if self.end else None,
@@ -106,6 +128,13 @@ class HotspotQuery:
             "method": self.method,
             "min_cluster_size": self.min_cluster_size,
         }
+        if self.count != "tickets":
+            out["count"] = self.count
+        if self.problem_distance_m is not None:
+            out["problem_distance_m"] = self.problem_distance_m
+        if self.problem_gap_days is not None:
+            out["problem_gap_days"] = self.problem_gap_days
+        return out
 
     @classmethod
     def from_params(cls, params: dict[str, object]) -> HotspotQuery:
@@ -131,6 +160,9 @@ class HotspotQuery:
             areas={k: tuple(v) for k, v in (raw.get("areas") or {}).items()},
             method=raw.get("method", "dbscan"),
             min_cluster_size=raw.get("min_cluster_size"),
+            count=raw.get("count", "tickets"),
+            problem_distance_m=raw.get("problem_distance_m"),
+            problem_gap_days=raw.get("problem_gap_days"),
         ).validate()
 
 

@@ -56,6 +56,10 @@ DERIVED_FIELDS: Final = (
     "row_hash",  # fingerprint of the canonical content, for idempotent upserts
 )
 
+#: Columns a store keeps that no source gives: ``problem_id`` (the first request of the
+#: problem a request belongs to; set by :mod:`clustering.problems` through the store).
+STORE_FIELDS: Final = ("problem_id",)
+
 #: Canonical text columns (every canonical field that is not a time or a coordinate).
 TEXT_FIELDS: Final = tuple(
     f for f in CANONICAL_FIELDS if f not in TIME_FIELDS and f not in COORD_FIELDS
@@ -68,7 +72,10 @@ REQUIRED_FIELDS: Final = ("service_request_id", "requested_datetime")
 STATUSES: Final = ("open", "closed")
 
 #: Column names that a boundary layer key may not take.
-RESERVED_NAMES: Final = frozenset(CANONICAL_FIELDS) | frozenset(DERIVED_FIELDS) | {"geometry"}
+RESERVED_NAMES: Final = (
+    frozenset(CANONICAL_FIELDS) | frozenset(DERIVED_FIELDS) | frozenset(STORE_FIELDS)
+    | {"geometry"}
+)
 
 #: Placeholder service name when a source has none.
 UNSPECIFIED_SERVICE: Final = "(unspecified)"

@@ -18,6 +18,14 @@ Reports
   12 months earlier for months).
 - :func:`top_departments`: requests by the top departments.
 
+Problems beside requests: where the requests carry ``problem_id``
+(:mod:`clustering.problems`; a request without one is a problem of its own),
+:func:`top_requests` adds ``problems`` (distinct problems among the period's requests),
+:func:`volumes` adds ``new_problems`` (problems whose first request falls in the
+period) and :func:`sla_compliance` adds the SLA by problem: a problem is judged by its
+first request, on time when that request was closed within its SLA
+(``problems_judged``, ``problems_on_time``, ``problem_compliance``).
+
 Each result carries ``attrs["period"]`` (the resolved date range) for headers.
 """
 
@@ -85,6 +93,12 @@ def top_requests(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
     out["change_pct"] = out["change"] / out["previous_count"].where(out["previous_count"] > 0)
     cols = [*keys, "rank", "service_name", "count", "share", "previous_count", "change",
             "change_pct"]
+    if "problem_id" in requests.columns:
+        distinct = (current.assign(_p=_problem_ids(current))
+                    .groupby([*keys, "service_name"])["_p"].nunique().rename("problems"))
+        out = out.merge(distinct.reset_index(), on=[*keys, "service_name"], how="left")
+        out["problems"] = out["problems"].fillna(0).astype("int64")
+        cols.insert(cols.index("share"), "problems")
     return _with_period(out[cols].reset_index(drop=True), filt, previous=filt.previous())
 
 
@@ -146,7 +160,9 @@ def sla_compliance(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
         ``[by,] <per column>, requests, closed, judged`` (closed with a due time and a
         close time), ``on_time, closed_late, compliance`` (``on_time / judged``),
         ``open_overdue, no_sla, median_days_to_close, p90_days_to_close`` (over every
-        closed request with a close time, SLA or not), sorted by requests.
+        closed request with a close time, SLA or not), sorted by requests; with
+        ``problem_id``: ``problems, problems_judged, problems_on_time,
+        problem_compliance`` (each problem judged by its first request).
     """
     _check_common(requests, 1, by, sla=True)
     column = _PER.get(per, per)
@@ -158,11 +174,12 @@ def sla_compliance(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
     current = _prepare(filt.apply(requests, timezone=timezone), by)
     current[column] = _label(current[column], OUTSIDE if column not in _PER.values()
                              else UNSPECIFIED)
-    out = _compliance(current, [*keys, column])
+    by_problem = "problem_id" in requests.columns
+    out = _compliance(current, [*keys, column], by_problem=by_problem)
     out = out.sort_values([*keys, "requests", column], ascending=[*[True] * len(keys), False,
                                                                   True])
     if total and not keys and len(current):
-        whole = _compliance(current.assign(**{column: ALL}), [column])
+        whole = _compliance(current.assign(**{column: ALL}), [column], by_problem=by_problem)
         out = pd.concat([out, whole], ignore_index=True)
     return _with_period(out.reset_index(drop=True), filt)
 
@@ -187,7 +204,8 @@ def volumes(requests: pd.DataFrame, filt: ReportFilter | None = None, *, timezon
         ``[by,] period`` (first day, a date), ``count, year_earlier, change_pct``; every
         period of the range is listed, with 0 where nothing was requested. The first and
         last periods count only the days inside the date range, and so do their
-        year-earlier counterparts.
+        year-earlier counterparts. With ``problem_id``: ``new_problems``, the problems
+        whose first request is in the period.
     """
     _check_common(requests, 1, by)
     if freq not in FREQS:
@@ -215,6 +233,10 @@ def volumes(requests: pd.DataFrame, filt: ReportFilter | None = None, *, timezon
     out["year_earlier"] = out["year_earlier"].astype("int64")
     out["change_pct"] = (out["count"] - out["year_earlier"]) / out["year_earlier"].where(
         out["year_earlier"] > 0)
+    if "problem_id" in requests.columns:
+        firsts = current[_problem_ids(current).eq(current["service_request_id"].astype(str))]
+        out["new_problems"] = _bucket(firsts, timezone, freq, keys).reindex(
+            index, fill_value=0).astype("int64").to_numpy()
     out["period"] = pd.to_datetime(out["period"]).dt.date
     return _with_period(out, filt)
 
@@ -316,7 +338,45 @@ def _top(frame: pd.DataFrame, keys: list[str], n: int) -> pd.DataFrame:
     return ordered[ordered["rank"] <= n]
 
 
-def _compliance(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def _problem_ids(frame: pd.DataFrame) -> pd.Series:
+    """Each request's ``problem_id``, its own id where it has none."""
+    own = frame["service_request_id"].astype(str)
+    if "problem_id" not in frame.columns:
+        return own
+    pid = frame["problem_id"].astype(object)
+    return pid.where(pid.notna(), own).astype(str)
+
+
+def _compliance(frame: pd.DataFrame, keys: list[str], *,
+                by_problem: bool = False) -> pd.DataFrame:
+    """Counts per SLA state and days to close, per ``keys`` group (and per problem)."""
+    out = _request_compliance(frame, keys)
+    if not by_problem:
+        return out
+    pid = _problem_ids(frame)
+    first = frame[pid.eq(frame["service_request_id"].astype(str))]
+    per = pd.DataFrame({**{k: first[k] for k in keys},
+                        "on_time": first["sla_state"].eq("on_time"),
+                        "late": first["sla_state"].eq("closed_late")})
+    problems = frame.assign(_p=pid).groupby(keys)["_p"].nunique() if len(frame) else None
+    if per.empty or problems is None:
+        for c in ("problems", "problems_judged", "problems_on_time"):
+            out[c] = pd.Series(0, index=out.index, dtype="int64")
+        out["problem_compliance"] = np.nan
+        return out
+    grouped = per.groupby(keys)[["on_time", "late"]].sum()
+    index = pd.MultiIndex.from_frame(out[keys]) if len(keys) > 1 else pd.Index(out[keys[0]])
+    on_time = grouped["on_time"].reindex(index, fill_value=0).to_numpy().astype("int64")
+    late = grouped["late"].reindex(index, fill_value=0).to_numpy().astype("int64")
+    out["problems"] = problems.reindex(index, fill_value=0).to_numpy().astype("int64")
+    out["problems_judged"] = on_time + late
+    out["problems_on_time"] = on_time
+    out["problem_compliance"] = out["problems_on_time"] / out["problems_judged"].where(
+        out["problems_judged"] > 0)
+    return out
+
+
+def _request_compliance(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Counts per SLA state and days to close, per ``keys`` group."""
     state = frame["sla_state"]
     work = pd.DataFrame({

@@ -1,4 +1,8 @@
-"""One request's full record: status, due time and SLA state, areas, geocode, hotspot.
+"""One request's full record: status, due time and SLA state, areas, geocode, problem,
+hotspot.
+
+The problem is the stored ``problem_id`` (:mod:`clustering.problems`) with every request
+of that problem.
 
 The hotspot is found the way the ``hotspots`` command finds them: DBSCAN over the
 request's service type in the 30 days up to the newest request of that type, eps 100 m,
@@ -16,6 +20,7 @@ import pandas as pd
 
 from clustering.density import suggest_min_samples
 from clustering.priority import preset
+from clustering.problem_hotspots import problem_ids_of
 from clustering.run import run_hotspots
 from clustering.selection import HotspotQuery, select_requests
 from geo.store.base import Store
@@ -45,10 +50,14 @@ class RequestRecord:
         hotspot the request belongs to; ``None`` when it is in none (or has no point).
     hotspot_note
         Why there is no hotspot, when there is none.
+    problem
+        ``problem_id``, ``calls`` and ``request_ids`` (first call first) of the request's
+        problem; ``None`` when the store has not given it one yet.
     """
 
     fields: dict[str, object]
     areas: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    problem: dict[str, object] | None = None
     hotspot: dict[str, object] | None = None
     hotspot_note: str = ""
 
@@ -107,9 +116,20 @@ def request_record(store: Store, request_id: str, *, services: Sequence[ServiceT
         code = rec.get(key)
         code = None if code is None or pd.isna(code) else str(code)
         record.areas[key] = (code, _area_name(store, key, code))
+    record.problem = _problem(requests, rec)
     record.hotspot, record.hotspot_note = _hotspot(requests, rec, store.profile,
                                                    store.layer_keys(), now)
     return record
+
+
+def _problem(requests: pd.DataFrame, rec: pd.Series) -> dict[str, object] | None:
+    pid = rec.get("problem_id")
+    if pid is None or pd.isna(pid):
+        return None
+    same = requests[requests["problem_id"] == pid].sort_values(
+        ["requested_datetime", "service_request_id"])
+    return {"problem_id": str(pid), "calls": len(same),
+            "request_ids": [str(v) for v in same["service_request_id"]]}
 
 
 def _area_name(store: Store, key: str, code: str | None) -> str | None:
@@ -127,12 +147,13 @@ def _hotspot(requests: pd.DataFrame, rec: pd.Series, profile: CityProfile,
         return None, "no point to cluster (not geocoded)"
     same = requests[requests["service_name"] == rec["service_name"]]
     query = HotspotQuery(services=(str(rec["service_name"]),), days=HOTSPOT_DAYS,
-                         eps_m=HOTSPOT_EPS_M, min_samples=1)
+                         eps_m=HOTSPOT_EPS_M, min_samples=1, count="problems")
     chosen = select_requests(same, query)
     if not chosen["service_request_id"].eq(rec["service_request_id"]).any():
         return None, (f"outside the {HOTSPOT_DAYS}-day window up to the newest "
                       f"{rec['service_name']!r} request")
-    min_samples = suggest_min_samples(len(chosen), profile.area_km2, HOTSPOT_EPS_M)
+    n_problems = problem_ids_of(chosen).nunique()
+    min_samples = suggest_min_samples(n_problems, profile.area_km2, HOTSPOT_EPS_M)
     query = HotspotQuery(**{**query.__dict__, "min_samples": min_samples})
     result = run_hotspots(same, query, profile=profile, weights=preset("balanced"), now=now,
                           layer_keys=layer_keys)
@@ -143,6 +164,7 @@ def _hotspot(requests: pd.DataFrame, rec: pd.Series, profile: CityProfile,
                       f"{result.selected:,} requests in the window)")
     spot = result.hotspots[result.hotspots["hotspot_id"] == hid].iloc[0]
     return {"hotspot_id": hid, "rank": int(spot["rank"]), "count": int(spot["count"]),
+            "calls": int(spot["calls"]),
             "of": len(result.hotspots), "window_end": result.window_end,
             "min_samples": min_samples}, ""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from clustering.problems import ProblemAssigner, ProblemRules
 from geo.ingest.pipeline import ingest
 from geo.store.base import open_store
 from hotspot311.cli.demo import generate
@@ -26,5 +27,6 @@ def build_store(directory: Path, n: int = 2000, *, seed: int = 1) -> Path:
     csv = directory / "requests.csv"
     generate(n, seed=seed, end=END).to_csv(csv, index=False)
     store = open_store(store_dir, load_profile("philadelphia"))
-    ingest(csv, store, now=END)
+    ingest(csv, store, now=END,
+           problems=ProblemAssigner(ProblemRules.for_city(store.profile)))
     return store_dir

@@ -185,3 +185,16 @@ def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
     assert set(matches["match type"]) == set(stored["geocode_match_type"].fillna("(none)"))
     review = int((quarantine["reason"] == "needs_geocoding").sum()) if len(quarantine) else 0
     assert any(f"{review:,} requests need" in c.value for c in at.caption)
+
+
+def test_hotspot_table_counts_problems_and_did_it_work(monkeypatch: pytest.MonkeyPatch,
+                                                       store_dir: Path) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.slider(key="window").set_value(365).run()
+    at.slider(key="min_samples").set_value(3).run()
+    table = at.dataframe[0].value
+    assert {"count", "calls", "score_calls"} <= set(table.columns)
+    assert (table["calls"] >= table["count"]).all() and len(table) > 0
+    at.checkbox(key="show_effect").check().run()
+    assert not at.exception
+    assert any("No stored runs yet" in c.value for c in at.caption)

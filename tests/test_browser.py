@@ -79,8 +79,10 @@ def set_view(page: object, lat: float, lon: float, zoom: int) -> None:
         f".setView([{lat}, {lon}], {zoom}); }}")
 
 
-WORK_COLUMNS = ["rank", "hotspot_id", "service_request_id", "service_name", "address", "status",
-                "requested_datetime", "age_days", "due_datetime", "overdue", "lat", "lon"]
+#: The app's work list: one line per problem, with every request id of it.
+WORK_COLUMNS = ["rank", "hotspot_id", "problem_id", "calls", "request_ids", "service_name",
+                "address", "status", "first_requested", "last_requested", "age_days",
+                "due_datetime", "overdue", "lat", "lon"]
 
 
 def need_chromium() -> None:
@@ -222,8 +224,10 @@ def test_map_table_filter_download(server: str) -> None:
             with page.expect_download() as info:
                 page.get_by_role("button", name="Work list CSV").click()
             work = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()),
-                               dtype={"hotspot_id": str, "service_request_id": str})
+                               dtype={"hotspot_id": str, "problem_id": str, "request_ids": str})
             assert list(work.columns) == WORK_COLUMNS
+            assert work["problem_id"].is_unique
+            assert (work["request_ids"].str.count(";") + 1 == work["calls"]).all()
             assert len(work) > 0 and set(work["status"]) == {"open"}
             assert work["hotspot_id"].nunique() == n_hot
             assert set(work["rank"]) == set(range(1, n_hot + 1))

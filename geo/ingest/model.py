@@ -11,7 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, TIME_FIELDS
+from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS, TIME_FIELDS
 
 
 def empty_requests(layer_keys: tuple[str, ...] = (), crs: str = "EPSG:4326") -> gpd.GeoDataFrame:
@@ -30,7 +30,7 @@ def empty_requests(layer_keys: tuple[str, ...] = (), crs: str = "EPSG:4326") -> 
         No rows, typed columns.
     """
     data: dict[str, pd.Series] = {}
-    for name in CANONICAL_FIELDS + DERIVED_FIELDS + layer_keys:
+    for name in CANONICAL_FIELDS + DERIVED_FIELDS + STORE_FIELDS + layer_keys:
         if name in TIME_FIELDS:
             data[name] = pd.Series([], dtype="datetime64[ns, UTC]")
         elif name in {"lat", "lon", "x", "y", "geocode_score"}:

@@ -17,7 +17,7 @@ from geo.ingest.contacts import ContactBatch, validate_contacts
 from geo.ingest.contacts_mapping import ContactMapping, apply_contact_mapping
 from geo.ingest.mapping import ColumnMapping, apply_mapping
 from geo.ingest.readers import Format, read_requests
-from geo.ingest.sink import BatchSink, ContactSink, WriteResult
+from geo.ingest.sink import BatchSink, ContactSink, ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, foreign, validate
 
 
@@ -132,6 +132,7 @@ def ingest(
     fmt: Format | str = Format.AUTO,
     mapping: ColumnMapping | None = None,
     now: datetime | None = None,
+    problems: ProblemAssigner | None = None,
 ) -> IngestReport:
     """Ingest one request file into ``store``.
 
@@ -151,6 +152,10 @@ def ingest(
         Extra column mapping and constants.
     now
         Reference time for future-time checks.
+    problems
+        Keeps ``problem_id`` up to date in the same write
+        (:class:`clustering.problems.ProblemAssigner`); without one, the written
+        requests are left without a problem until the next write that has one.
 
     Returns
     -------
@@ -169,7 +174,7 @@ def ingest(
     """
     batch, info = prepare(path, store, fmt=fmt, mapping=mapping, now=now)
     store.ensure_profile_layers()
-    result = store.write_batch(batch, info=info)
+    result = store.write_batch(batch, info=info, problems=problems)
     return IngestReport(
         batch_id=str(info["batch_id"]),
         path=Path(path),

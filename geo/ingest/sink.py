@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+import pandas as pd
+
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.validate import ValidatedBatch
 from layers.profile import CityProfile
@@ -42,6 +45,26 @@ class WriteResult:
         return self.inserted + self.updated + self.unchanged + sum(self.quarantined.values())
 
 
+class ProblemAssigner(Protocol):
+    """What a store needs to keep ``problem_id`` up to date inside a write.
+
+    :class:`clustering.problems.ProblemAssigner` has this shape; the store is handed one
+    by its caller, since :mod:`geo` cannot import :mod:`clustering`.
+    """
+
+    def reach(self) -> tuple[float, pd.Timedelta]:
+        """Widest link distance (city CRS units) and time gap of any problem key."""
+        ...
+
+    def near(self, stored: pd.DataFrame, changed: pd.DataFrame) -> np.ndarray:
+        """Mask over ``stored``: rows within :meth:`reach` of a row of ``changed``."""
+        ...
+
+    def assign(self, frame: pd.DataFrame) -> pd.Series:
+        """``problem_id`` of every row of a frame closed under links."""
+        ...
+
+
 class BatchSink(Protocol):
     """A store as the ingest pipeline sees it."""
 
@@ -55,7 +78,8 @@ class BatchSink(Protocol):
         ...
 
     def write_batch(
-        self, batch: ValidatedBatch, *, info: dict[str, object], release: Sequence[str] = ()
+        self, batch: ValidatedBatch, *, info: dict[str, object], release: Sequence[str] = (),
+        problems: ProblemAssigner | None = None,
     ) -> WriteResult:
         """Upsert a validated batch and its quarantine rows, atomically."""
         ...

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from geo.ingest.contacts import ContactBatch
-from geo.ingest.sink import WriteResult
+from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
 from hotspot311.errors import StoreError
 from hotspot311.settings import is_postgres_url
@@ -61,6 +61,7 @@ class Store(ABC):
         *,
         info: dict[str, object],
         release: Sequence[str] = (),
+        problems: ProblemAssigner | None = None,
     ) -> WriteResult:
         """Upsert a validated batch and its quarantine rows, atomically.
 
@@ -72,11 +73,31 @@ class Store(ABC):
             Batch record fields (``batch_id``, ``source_file``, ``format``, …).
         release
             Quarantine ids to remove in the same transaction (rows now usable).
+        problems
+            The problem rule (:class:`clustering.problems.ProblemAssigner`): the
+            written requests join or start problems, and the problems they touch are
+            recomputed, in the same transaction (:mod:`geo.store.problem_ids`). Without
+            one the written requests are left without a ``problem_id``.
 
         Returns
         -------
         WriteResult
             Counts that add up to ``batch.rows_read``.
+        """
+
+    @abstractmethod
+    def rebuild_problems(self, problems: ProblemAssigner) -> int:
+        """Recompute the ``problem_id`` of every stored request, atomically.
+
+        Parameters
+        ----------
+        problems
+            The problem rule.
+
+        Returns
+        -------
+        int
+            Requests whose ``problem_id`` changed.
         """
 
     @abstractmethod

@@ -51,10 +51,10 @@ from geo.ingest.contacts import (
     typed_contacts,
 )
 from geo.ingest.model import empty_requests
-from geo.ingest.sink import WriteResult
+from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
 from geo.joins import AreaIndex, build_index, locate
-from geo.store import embedded_runs
+from geo.store import embedded_runs, problem_ids
 from geo.store.base import (
     BATCH_COLUMNS,
     RequestReader,
@@ -177,8 +177,13 @@ class EmbeddedStore(Store):
         *,
         info: dict[str, object],
         release: Sequence[str] = (),
+        problems: ProblemAssigner | None = None,
     ) -> WriteResult:
-        """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`)."""
+        """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`).
+
+        ``problem_id`` is brought up to date in the same snapshot
+        (:mod:`geo.store.problem_ids`).
+        """
         with self._lock():
             incoming = batch.requests
             decision = _decide(self._keys(), incoming)
@@ -193,8 +198,15 @@ class EmbeddedStore(Store):
                 fresh = self._join(fresh, self.active())
                 replaced = set(fresh["service_request_id"])
                 stored = self.requests()
-                kept = stored[~stored["service_request_id"].isin(replaced)]
-                merged = pd.concat([kept, fresh], ignore_index=True) if len(kept) else fresh
+                gone = stored["service_request_id"].isin(replaced)
+                old_ids = (stored.loc[gone, "problem_id"] if "problem_id" in stored
+                           else pd.Series([], dtype=object))
+                kept = stored[~gone]
+                fresh["problem_id"] = None
+                merged = (pd.concat([kept, fresh], ignore_index=True) if len(kept)
+                          else fresh.reset_index(drop=True))
+                changed = np.arange(len(merged)) >= len(kept)
+                merged = problem_ids.update_frame(merged, changed, old_ids, problems)
                 writes["requests.parquet"] = _align(merged, self.layer_keys())
 
             quarantine = self.quarantine()
@@ -259,6 +271,17 @@ class EmbeddedStore(Store):
         )
         return pd.concat([self.batches(), pd.DataFrame([record])], ignore_index=True).astype(
             dict.fromkeys(("batch_id", "source_file", "format", "encoding"), object))
+
+    def rebuild_problems(self, problems: ProblemAssigner) -> int:
+        """Recompute every ``problem_id`` (see :meth:`Store.rebuild_problems`)."""
+        with self._lock():
+            stored = self.requests()
+            if stored.empty:
+                return 0
+            rebuilt, n_changed = problem_ids.rebuild_frame(stored, problems)
+            if n_changed:
+                self._commit({"requests.parquet": _align(rebuilt, self.layer_keys())})
+        return n_changed
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""

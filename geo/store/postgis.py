@@ -40,9 +40,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.model import empty_requests
-from geo.ingest.sink import WriteResult
+from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
-from geo.store import postgis_contacts, postgis_runs
+from geo.store import postgis_contacts, postgis_problems, postgis_runs
 from geo.store.base import BATCH_COLUMNS, Store, describe_generation
 from geo.store.postgis_join import insert_generation, join_requests, set_active
 from geo.store.postgis_load import (
@@ -57,11 +57,14 @@ from geo.store.postgis_load import (
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.runs import RunResult, pack_run
 from hotspot311.errors import StoreConnectionError, StoreError
-from hotspot311.schema import TIME_FIELDS
+from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
 _CONNECT_TIMEOUT = 10
+
+#: Columns :meth:`PostGISStore.requests` reads: those the loader writes, and problem_id.
+_READ_COLUMNS = (*REQUEST_COLUMNS, *STORE_FIELDS)
 
 
 def conninfo_for(url: str) -> str:
@@ -207,8 +210,13 @@ class PostGISStore(Store):
         *,
         info: dict[str, object],
         release: Sequence[str] = (),
+        problems: ProblemAssigner | None = None,
     ) -> WriteResult:
-        """Upsert requests and quarantine rows in one transaction (see :class:`Store`)."""
+        """Upsert requests and quarantine rows in one transaction (see :class:`Store`).
+
+        ``problem_id`` is brought up to date in the same transaction
+        (:mod:`geo.store.postgis_problems`).
+        """
         requests, rejected = apply_nul_rule(batch.requests)
         quarantine = batch.quarantine
         if len(rejected):
@@ -228,6 +236,7 @@ class PostGISStore(Store):
                     join_requests(
                         conn, list(self.active_of(_generations(conn)).values()), only_changed=True
                     )
+                    postgis_problems.update_problems(conn, problems)
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
             record.update(
@@ -266,6 +275,11 @@ class PostGISStore(Store):
         """Every quarantined contact row, in the order quarantined."""
         with self.pool.connection() as conn:
             return postgis_contacts.read_contact_quarantine(conn)
+
+    def rebuild_problems(self, problems: ProblemAssigner) -> int:
+        """Recompute every ``problem_id`` in one transaction (see :class:`Store`)."""
+        with self.pool.connection() as conn, conn.transaction():
+            return postgis_problems.rebuild(conn, problems)
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
         """Store a layer generation and re-join that layer (see :class:`Store`)."""
@@ -309,7 +323,7 @@ class PostGISStore(Store):
         """
         keys = self.layer_keys()
         cols: list[sql.Composable] = []
-        for c in REQUEST_COLUMNS:
+        for c in _READ_COLUMNS:
             ident = sql.Identifier("r", c)
             if c in TIME_FIELDS:
                 cols.append(sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(ident))
@@ -463,7 +477,7 @@ def _times(values: pd.Series) -> pd.Series:
 
 def _read_types(keys: tuple[str, ...]) -> dict[str, pa.DataType]:
     types: dict[str, pa.DataType] = {}
-    for c in REQUEST_COLUMNS:
+    for c in _READ_COLUMNS:
         if c in TIME_FIELDS or c == "row_hash":
             types[c] = pa.int64()
         elif c in ("lat", "lon", "x", "y", "geocode_score"):
@@ -484,7 +498,7 @@ def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
     """
     if data.size == 0:
         return empty_requests(keys)
-    names = [*REQUEST_COLUMNS, *keys]
+    names = [*_READ_COLUMNS, *keys]
     convert = pa_csv.ConvertOptions(
         column_types=_read_types(keys),
         strings_can_be_null=True,

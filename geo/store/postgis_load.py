@@ -313,7 +313,7 @@ def upsert_requests(conn: psycopg.Connection, requests: pd.DataFrame, srid: int)
 _ROW_COLUMNS: Final = (*REQUEST_COLUMNS, "geom", "geom_city")
 
 
-#: Indexes of ``requests`` (from migration 0001) that a bulk load drops and builds again:
+#: Indexes of ``requests`` (migrations 0001 and 0004) that a bulk load drops and builds again:
 #: name → (drop, create), each formatted with the name.
 _BULK_INDEXES: Final = {
     "requests_pkey": (
@@ -327,6 +327,10 @@ _BULK_INDEXES: Final = {
     "requests_requested": (
         sql.SQL("DROP INDEX {}"),
         sql.SQL("CREATE INDEX {} ON requests (requested_datetime)"),
+    ),
+    "requests_problem": (  # migration 0004
+        sql.SQL("DROP INDEX {}"),
+        sql.SQL("CREATE INDEX {} ON requests (problem_id)"),
     ),
 }
 

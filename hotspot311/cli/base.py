@@ -25,6 +25,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from clustering.problems import ProblemAssigner, ProblemRules
 from geo.store.base import Store, open_store
 from hotspot311.errors import Hotspot311Error, InputError, StoreError
 from hotspot311.settings import get_settings
@@ -53,6 +54,10 @@ class Context:
         if self._store is None:
             self._store = open_store(self.store_location, load_profile(self.city))
         return self._store
+
+    def problems(self) -> ProblemAssigner:
+        """The city's problem rule, handed to every write so ``problem_id`` stays current."""
+        return ProblemAssigner(ProblemRules.for_city(self.store().profile))
 
 
 def handle_errors(func: F) -> F:

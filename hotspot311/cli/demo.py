@@ -27,6 +27,7 @@ import pyproj
 import shapely
 from sklearn.neighbors import KDTree
 
+from clustering.problems import ProblemAssigner, ProblemRules
 from hotspot311.cli.base import Context, handle_errors, pass_ctx
 from hotspot311.errors import InputError
 
@@ -300,8 +301,10 @@ def build_demo(
         (PHILA / "requests" / "parks-maintenance.csv", ColumnMapping()),
         (synthetic, ColumnMapping()),
     ]
+    problems = ProblemAssigner(ProblemRules.for_city(store.profile))  # type: ignore[attr-defined]
     reports: list[object] = [
-        ingest(path, store, mapping=mapping) for path, mapping in jobs  # type: ignore[arg-type]
+        ingest(path, store, mapping=mapping, problems=problems)  # type: ignore[arg-type]
+        for path, mapping in jobs
     ]
     if contact_weeks > 0:
         log = workdir / f"synthetic-contacts-seed{seed}.csv"

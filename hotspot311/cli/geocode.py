@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from clustering.problems import ProblemAssigner
 from geo.geocode.geocoder import Geocoder
 from geo.ingest.cells import to_csv
 from geo.ingest.model import row_hash
@@ -114,7 +115,8 @@ def _rebuild(rows: pd.DataFrame, res: pd.DataFrame) -> pd.DataFrame:
     return mapped.reset_index(drop=True)
 
 
-def geocode_store(store: Store, *, now: datetime | None = None) -> tuple[int, pd.DataFrame]:
+def geocode_store(store: Store, *, now: datetime | None = None,
+                  problems: ProblemAssigner | None = None) -> tuple[int, pd.DataFrame]:
     """Geocode the ``needs_geocoding`` quarantine and write the matched rows.
 
     Returns
@@ -147,7 +149,8 @@ def geocode_store(store: Store, *, now: datetime | None = None) -> tuple[int, pd
     info: dict[str, object] = {"batch_id": batch_id, "source_file": "hotspot311 geocode",
                                "format": "geocode", "encoding": "utf-8"}
     store.ensure_profile_layers()
-    result = store.write_batch(batch, info=info, release=list(rows["quarantine_id"]))
+    result = store.write_batch(batch, info=info, release=list(rows["quarantine_id"]),
+                               problems=problems)
     return int(result.released), review
 
 
@@ -218,7 +221,7 @@ def geocode_cmd(ctx: Context, input_path: str | None, address_column: str | None
                    f"{len(rows):,} cannot be placed:")
         _show(rows, output)
         return
-    released, rows = geocode_store(store)
+    released, rows = geocode_store(store, problems=ctx.problems())
     click.echo(f"geocoded and moved to requests {released:>9,}")
     click.echo(f"left in quarantine (unmatched) {len(rows):>9,}")
     _show(rows, output)

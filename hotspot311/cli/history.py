@@ -120,9 +120,14 @@ def runs_show_cmd(ctx: Context, run_id: int, top: int, output: str | None) -> No
 @click.argument("first", type=int)
 @click.argument("second", type=int, required=False)
 @click.option("--output", help="Write the classed hotspots (.geojson or .csv).")
+@click.option("--effect", "effect_weeks", type=int, metavar="WEEKS",
+              help="Also show, per hotspot of the earlier run, new problems inside it in the "
+              "WEEKS before and after its requests were closed, against similar cells "
+              "elsewhere (clustering/effect.py has the method and its limits).")
 @pass_ctx
 @handle_errors
-def runs_compare_cmd(ctx: Context, first: int, second: int | None, output: str | None) -> None:
+def runs_compare_cmd(ctx: Context, first: int, second: int | None, output: str | None,
+                     effect_weeks: int | None) -> None:
     """Compare run FIRST with SECOND (later), or with the previous run of the same parameters.
 
     Classes: new, growing, persistent, shrinking, merged, split; earlier hotspots gone.
@@ -156,6 +161,29 @@ def runs_compare_cmd(ctx: Context, first: int, second: int | None, output: str |
     if output:
         _write_frame(cmp.assign(earlier_ids=cmp["earlier_ids"].map(json.dumps)), output)
         click.echo(f"wrote {len(cmp)} rows to {output}")
+    if effect_weeks is not None:
+        print_effect(store, a, weeks=effect_weeks)
+
+
+def print_effect(store: Store, run_id: int, *, weeks: int) -> None:
+    """Print the did-it-work table of a stored run's hotspots."""
+    from clustering.effect import effect_summary, hotspot_effect
+
+    params, hotspots, members = store.load_run(run_id)
+    effect = hotspot_effect(store.requests(), hotspots, members,
+                            services=tuple(params.get("services") or ()), weeks=weeks)
+    total = effect_summary(effect)
+    click.echo(f"did it work? run {run_id}: new problems inside each hotspot {weeks} weeks "
+               f"before and after its requests were closed, against similar cells")
+    click.echo(f"  {total['measured']} of {total['hotspots']} hotspots measured: "
+               f"{total['before']} before, {total['after']} after, expected change "
+               f"{total['expected_change']:+.1f}, effect {total['effect']:+.1f}")
+    if len(effect):
+        shown = effect.assign(done=effect["done"].map(
+            lambda v: "" if pd.isna(v) else f"{pd.Timestamp(v):%Y-%m-%d}"),
+            ratio=effect["ratio"].round(2))
+        with pd.option_context("display.width", 250, "display.max_columns", 30):
+            click.echo(shown.to_string(index=False))
 
 
 # --- significance -------------------------------------------------------------------

@@ -33,6 +33,13 @@ from hotspot311.errors import InputError
               show_default=True, help="Clustering method.")
 @click.option("--min-cluster-size", type=int, help="HDBSCAN: smallest cluster "
               "(default: min_samples).")
+@click.option("--count", "count", type=click.Choice(["problems", "tickets"]), default="problems",
+              show_default=True, help="What a hotspot counts: problems (repeat calls about "
+              "one problem count once, their calls a score part of their own) or tickets.")
+@click.option("--problem-distance", "problem_distance_m", type=float, metavar="METRES",
+              help="This run's problem distance (default: the catalogue's, per service).")
+@click.option("--problem-gap", "problem_gap_days", type=float, metavar="DAYS",
+              help="This run's problem time gap (default: the catalogue's, per service).")
 @click.option("--save", is_flag=True, help="Store the run (see: runs list, runs compare).")
 @click.option("--significant", is_flag=True, help="Add a 'significant' column: the hotspot "
               "meets a Gi* hot cell (95%, FDR) of the --grid.")
@@ -47,13 +54,20 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                  status: str, eps_m: float, min_samples: int | None, preset: str,
                  areas: tuple[str, ...], top: int, output: str | None,
                  work_list_path: str | None, method: str, min_cluster_size: int | None,
+                 count: str, problem_distance_m: float | None, problem_gap_days: float | None,
                  save: bool, significant: bool, grid_m: float, weekly: int | None) -> None:
-    """Find hotspots with DBSCAN (or HDBSCAN) and print them ranked for crews."""
+    """Find hotspots with DBSCAN (or HDBSCAN) and print them ranked for crews.
+
+    By default a hotspot counts problems: repeat calls about one problem (the same
+    service near in space and time, see ``problems``) count once, and the calls per
+    problem are a score part of their own. ``--count tickets`` counts every request.
+    """
     from datetime import UTC, datetime
 
     from clustering.density import density, suggest_min_samples
     from clustering.export import hotspot_table, work_list, write_hotspots, write_work_list
     from clustering.priority import preset as get_preset
+    from clustering.problem_hotspots import problem_ids_of
     from clustering.run import run_hotspots
     from clustering.selection import HotspotQuery, resolve_services, select_requests
     from layers.services import load_groups
@@ -74,14 +88,22 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         raise InputError(f"--end: got {end!r}; expected YYYY-MM-DD") from err
     query = HotspotQuery(services=names, days=days, end=end_dt, status=status, eps_m=eps_m,
                          min_samples=min_samples or 1, areas=area_map, method=method,
-                         min_cluster_size=min_cluster_size).validate()
+                         min_cluster_size=min_cluster_size, count=count,
+                         problem_distance_m=problem_distance_m,
+                         problem_gap_days=problem_gap_days).validate()
+    if count == "tickets" and (problem_distance_m is not None or problem_gap_days is not None):
+        raise InputError("--problem-distance/--problem-gap: only with --count problems "
+                         "(got --count tickets)")
     if min_samples is None:
-        n_chosen = len(select_requests(requests, query))
+        selection = select_requests(requests, query)
+        n_chosen = (len(selection) if count == "tickets"
+                    else problem_ids_of(selection).nunique())
         area = store.profile.area_km2
         dens = density(n_chosen, area, eps_m)
         suggested = suggest_min_samples(n_chosen, area, eps_m)
         query = HotspotQuery(**{**query.__dict__, "min_samples": suggested})
-        click.echo(f"density: {n_chosen:,} requests over {area:,.0f} km² = "
+        unit = "requests" if count == "tickets" else "problems"
+        click.echo(f"density: {n_chosen:,} {unit} over {area:,.0f} km² = "
                    f"{dens.points_per_km2:,.1f}/km², {dens.expected_per_disc:.2f} expected within "
                    f"{eps_m:g} m of any point; min_samples {suggested} suggested (3x background)")
     if weekly is not None:
@@ -95,15 +117,25 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
             result, requests, profile=store.profile, grid_m=grid_m).to_numpy()
     n_hot = len(result.hotspots)
     clustered = int(result.members["hotspot_id"].notna().sum())
-    click.echo(f"{result.selected:,} requests selected; {n_hot} hotspots holding {clustered:,}"
-               f" (eps {eps_m:g} m, min_samples {query.min_samples}, preset {preset})")
+    if count == "problems":
+        n_problems = problem_ids_of(result.members).nunique()
+        in_hot = result.members[result.members["hotspot_id"].notna()]
+        click.echo(f"{result.selected:,} requests about {n_problems:,} problems selected; "
+                   f"{n_hot} hotspots holding {in_hot['problem_id'].nunique():,} problems "
+                   f"({clustered:,} calls) (eps {eps_m:g} m, min_samples "
+                   f"{query.min_samples} problems, preset {preset})")
+    else:
+        click.echo(f"{result.selected:,} requests selected; {n_hot} hotspots holding "
+                   f"{clustered:,} (eps {eps_m:g} m, min_samples {query.min_samples}, "
+                   f"preset {preset})")
     table = hotspot_table(result.hotspots, store.layer_keys())
     if n_hot:
         shown = table.head(top).copy()
         keys = [k for k in ("council_district", "police_district", "neighborhood")
                 if k in shown.columns]
         cols = ["rank", "score", *[c for c in shown.columns if c.startswith("score_")],
-                "count", "overdue", *keys, "top_address"]
+                "count", *[c for c in ("calls",) if c in shown.columns], "overdue", *keys,
+                "top_address"]
         if significant:
             shown["significant"] = result.hotspots["significant"].head(top).to_numpy()
             cols.insert(-1, "significant")
@@ -113,8 +145,12 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         write_hotspots(result.hotspots, output_path(output), layer_keys=store.layer_keys())
         click.echo(f"wrote {n_hot} hotspots to {output}")
     if work_list_path:
-        work = work_list(result.members, now=datetime.now(UTC))
+        work = work_list(result.members, now=datetime.now(UTC), count=count)
         write_work_list(work, output_path(work_list_path))
-        click.echo(f"wrote {len(work):,} requests to {work_list_path}")
+        if count == "problems":
+            click.echo(f"wrote {len(work):,} problems ({int(work['calls'].sum()):,} requests) "
+                       f"to {work_list_path}")
+        else:
+            click.echo(f"wrote {len(work):,} requests to {work_list_path}")
     if save:
         history.save_result(store, result)

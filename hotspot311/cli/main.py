@@ -14,6 +14,7 @@ from hotspot311.cli import (
     history,
     hotspots,
     layers,
+    problems,
     report,
     report_contacts,
     requests,
@@ -61,6 +62,8 @@ for _command in (
     report.report_group,
     report.request_cmd,
     db.db_group,
+    problems.problems_group,
+    problems.chronic_cmd,
 ):
     cli.add_command(_command)
 

@@ -260,12 +260,21 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
         shown = "outside every area" if code is None else (
             code if name in (None, code) else f"{code}  {name}")
         click.echo(f"  {key:<20}{shown}")
+    click.echo("problem")
+    if rec.problem is None:
+        click.echo("  none yet (written without the problem rule; see: problems rebuild)")
+    else:
+        p = rec.problem
+        ids = list(p["request_ids"])  # type: ignore[call-overload]
+        shown_ids = ", ".join(ids[:10]) + (f", … ({len(ids) - 10} more)" if len(ids) > 10 else "")
+        click.echo(f"  {p['problem_id']}  {p['calls']} call(s): {shown_ids}")
     click.echo("hotspot")
     if rec.hotspot is None:
         click.echo(f"  none: {rec.hotspot_note}")
     else:
         h = rec.hotspot
-        click.echo(f"  {h['hotspot_id']}  rank {h['rank']} of {h['of']}, {h['count']} requests "
+        click.echo(f"  {h['hotspot_id']}  rank {h['rank']} of {h['of']}, {h['calls']} calls about "
+                   f"{h['count']} problems "
                    f"(last 30 days to {show(pd.Timestamp(h['window_end']))}, eps 100 m, "  # type: ignore[arg-type]
                    f"min_samples {h['min_samples']})")
 

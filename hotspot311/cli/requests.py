@@ -47,13 +47,14 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
     up to the rows read. Re-running a file changes nothing.
     """
     run: Callable[[str], IngestReport]
+    store = ctx.store()
     if kind == "contacts":
         if fmt not in ("auto", "csv"):
             raise InputError(f"--format: got {fmt!r}; contact logs are read from csv")
         contact_mapping = ContactMapping.from_options(maps, sets, value_maps)
         if mapping_file:
             contact_mapping = ContactMapping.from_toml(mapping_file).merged(contact_mapping)
-        run = partial(ingest_contacts, store=ctx.store(), mapping=contact_mapping)
+        run = partial(ingest_contacts, store=store, mapping=contact_mapping)
     else:
         if value_maps:
             raise InputError("--value-map: only with --kind contacts (channel and outcome "
@@ -61,7 +62,7 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
         mapping = ColumnMapping.from_pairs(maps, sets)
         if mapping_file:
             mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
-        run = partial(ingest, store=ctx.store(), fmt=fmt, mapping=mapping)
+        run = partial(ingest, store=store, fmt=fmt, mapping=mapping, problems=ctx.problems())
     any_quarantined = False
     for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2, file=sys.stderr):
         report = run(path)

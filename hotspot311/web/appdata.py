@@ -233,7 +233,8 @@ class Hotspots:
 @st.cache_data(show_spinner="Finding hotspots…", max_entries=16)
 def hotspots(location: str, city: str, version: str, filters: Filters, *, days: int,
              eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
-    """Run DBSCAN on the filtered requests of the last ``days`` days of the date range."""
+    """Run DBSCAN on the problems of the filtered requests of the last ``days`` days of
+    the date range (one work list line per problem)."""
     from clustering.export import hotspot_table, work_list
     from clustering.priority import PRESETS as WEIGHTS
     from clustering.run import run_hotspots
@@ -242,18 +243,20 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     store = get_store(location, city)
     layers = [k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys()]
     view = with_columns(filtered(location, city, version, filters, now), location, city,
-                        version, ["service_request_id", "address", "x", "y", *layers])
+                        version, ["service_request_id", "address", "x", "y", "problem_id",
+                                  *layers])
     keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in view.columns)
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
-            "expected_datetime", "address", "x", "y", "lat", "lon", *keys]
+            "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
     query = HotspotQuery(days=days, end=filters.end_utc(store.profile.timezone), status="all",
-                         eps_m=eps_m, min_samples=min_samples)
+                         eps_m=eps_m, min_samples=min_samples, count="problems")
     result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
                           profile=store.profile, weights=WEIGHTS[weights], now=now,
                           layer_keys=keys)
     return Hotspots(table=hotspot_table(result.hotspots, keys),
                     web=web_hotspots(result.hotspots, layer_keys=keys),
-                    work=work_list(result.members, now=now), selected=result.selected)
+                    work=work_list(result.members, now=now, count="problems"),
+                    selected=result.selected)
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -296,6 +299,23 @@ def contact_report(location: str, city: str, version: str, name: str, *,
 
     return run(get_store(location, city), contacts(location, city, version), name,
                start=start, end=end, freq=freq)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def stored_runs(location: str, city: str, version: str) -> pd.DataFrame:
+    """The stored hotspot runs, oldest first."""
+    return get_store(location, city).runs()
+
+
+@st.cache_data(show_spinner="Measuring before and after…", max_entries=8)
+def run_effect(location: str, city: str, version: str, run_id: int, weeks: int) -> pd.DataFrame:
+    """Did it work? per hotspot of a stored run (:func:`clustering.effect.hotspot_effect`)."""
+    from clustering.effect import hotspot_effect
+
+    store = get_store(location, city)
+    params, hot, members = store.load_run(run_id)
+    return hotspot_effect(store.requests(), hot, members,
+                          services=tuple(params.get("services") or ()), weeks=weeks)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -28,8 +28,8 @@ _DENSE_CELLS: Final = 4_000_000
 #: Decimal places kept for WGS84 coordinates (~1 m).
 DECIMALS: Final = 5
 
-HOTSPOT_FIELDS: Final = ("rank", "score", "count", "open", "overdue", "oldest_open_days",
-                         "areas", "top_address")
+HOTSPOT_FIELDS: Final = ("rank", "score", "count", "calls", "open", "overdue",
+                         "oldest_open_days", "areas", "top_address")
 
 
 def overdue_mask(requests: pd.DataFrame, now: datetime) -> pd.Series:
@@ -209,7 +209,8 @@ def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
     Returns
     -------
     geopandas.GeoDataFrame
-        ``hotspot_id`` and :data:`HOTSPOT_FIELDS`; ``oldest_open`` as text.
+        ``hotspot_id`` and :data:`HOTSPOT_FIELDS`; ``oldest_open`` as text; ``calls`` is
+        ``count`` in a ticket run.
     """
     top = hotspots.sort_values("rank").head(limit)
     keys = [k for k in layer_keys if k in top.columns]
@@ -221,6 +222,7 @@ def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
         "rank": top["rank"].astype(int),
         "score": top["score"].astype(float).round(1),
         "count": top["count"].astype(int),
+        "calls": (top["calls"] if "calls" in top.columns else top["count"]).astype(int),
         "open": top["open"].astype(int),
         "overdue": top["overdue"].astype(int),
         "oldest_open_days": top["oldest_open_days"].astype(float).round(0).fillna(-1).astype(int)

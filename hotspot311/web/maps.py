@@ -183,17 +183,53 @@ def hotspot_layer(hotspots: gpd.GeoDataFrame, *, selected: str | None = None) ->
         return {"fillColor": colours.get(hid, PRIORITY_COLOURS[-1]), "color": "#000000",
                 "weight": 4 if hid == selected else 1, "fillOpacity": 0.7}
 
-    fields = ["rank", "score", "count", "open", "overdue", "oldest_open_days", "areas",
+    fields = ["rank", "score", "count", "calls", "open", "overdue", "oldest_open_days", "areas",
               "top_address"]
-    aliases = ["Rank", "Score", "Requests", "Open", "Overdue", "Oldest open (days)", "Areas",
-               "Top address"]
+    aliases = ["Rank", "Score", "Problems", "Calls", "Open", "Overdue", "Oldest open (days)",
+               "Areas", "Top address"]
     return folium.GeoJson(
         popup_features(hotspots[["hotspot_id", *fields, "geometry"]], fields),
         name="Hotspots (by priority)",
         style_function=style,
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases, max_width=320),
         tooltip=folium.GeoJsonTooltip(fields=["rank", "count"],
-                                      aliases=["Hotspot rank", "Requests"]),
+                                      aliases=["Hotspot rank", "Problems"]),
+    )
+
+
+def chronic_layer(locations: gpd.GeoDataFrame) -> folium.GeoJson:
+    """Chronic locations (:func:`clustering.chronic.chronic_locations`) as a map layer.
+
+    Parameters
+    ----------
+    locations
+        Chronic locations in any CRS (drawn in WGS84); repeats dark, near repeats light.
+
+    Returns
+    -------
+    folium.GeoJson
+        Named "Chronic locations", with a popup per location (text escaped by
+        :func:`popup_features`, as for every layer).
+    """
+    frame = gpd.GeoDataFrame({
+        "location_id": locations["location_id"].astype(str),
+        "service_name": locations["service_name"].astype(str),
+        "kind": locations["kind"].astype(str),
+        "problems": locations["problems"].astype(int),
+        "calls": locations["calls"].astype(int),
+        "top_address": locations["top_address"].fillna("").astype(str),
+    }, geometry=locations.geometry.to_numpy(), crs=locations.crs)
+    if len(frame) and frame.crs is not None:
+        frame = frame.to_crs("EPSG:4326")
+    fields = ["service_name", "kind", "problems", "calls", "top_address"]
+    return folium.GeoJson(
+        popup_features(frame, fields),
+        name="Chronic locations",
+        style_function=lambda f: {"color": "#4a1486", "weight": 1, "fillOpacity": 0.6,
+                                  "fillColor": "#4a1486" if f["properties"]["kind"] == "repeat"
+                                  else "#9e9ac8"},
+        popup=folium.GeoJsonPopup(fields=fields, aliases=["Service", "Kind", "Problems",
+                                                          "Calls", "Top address"]),
     )
 
 

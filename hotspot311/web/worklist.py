@@ -18,7 +18,7 @@ from hotspot311.web.escaping import escape_html
 
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: Hotspot table columns on the printed page.
-PRINT_COLUMNS: Final = ("rank", "score", "count", "open", "overdue", "top_address")
+PRINT_COLUMNS: Final = ("rank", "score", "count", "calls", "open", "overdue", "top_address")
 
 
 def _texts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -45,7 +45,8 @@ def work_list_geojson(work: pd.DataFrame) -> bytes:
 
 def work_list_html(table: pd.DataFrame, work: pd.DataFrame, *, title: str,
                    params: Mapping[str, object], generated: datetime) -> str:
-    """A print-friendly page: the hotspots in rank order, each with its open requests.
+    """A print-friendly page: the hotspots in rank order, each with its open requests (or
+    open problems, each with all its request ids, for a work list by problem).
 
     Parameters
     ----------
@@ -80,13 +81,17 @@ def work_list_html(table: pd.DataFrame, work: pd.DataFrame, *, title: str,
     ]
     cols = [c for c in PRINT_COLUMNS if c in table.columns]
     parts.append(table[cols].to_html(index=False, escape=True, border=0))
-    shown = ["service_request_id", "service_name", "address", "status", "requested_datetime",
-             "age_days", "overdue"]
+    by_problem = "problem_id" in work.columns
+    shown = (["problem_id", "calls", "request_ids", "service_name", "address", "status",
+              "first_requested", "age_days", "overdue"] if by_problem else
+             ["service_request_id", "service_name", "address", "status", "requested_datetime",
+              "age_days", "overdue"])
+    unit = "problems" if by_problem else "requests"
     for rank, rows in work.groupby("rank", sort=True):
         todo = rows[rows["status"] == "open"]
         address = table.loc[table["rank"] == rank, "top_address"]
         where = esc(str(address.iloc[0])) if len(address) else ""
-        parts.append(f"<section><h2>#{rank} — {where} ({len(rows)} requests, "
+        parts.append(f"<section><h2>#{rank} — {where} ({len(rows)} {unit}, "
                      f"{len(todo)} open)</h2>")
         if len(todo):
             parts.append(_texts(todo[[c for c in shown if c in todo.columns]])

@@ -187,3 +187,24 @@ def test_feature_collection_is_geopandas_geojson_without_ids(ranked: gpd.GeoData
             assert_allclose(np.asarray(mine["geometry"]["coordinates"], dtype=float),
                             np.asarray(geopandas_own["geometry"]["coordinates"], dtype=float))
         json.dumps(ours)  # plain Python values only
+
+
+def test_chronic_layer_escapes_and_colours_by_kind() -> None:
+    import geopandas as gpd
+    import shapely
+
+    locations = gpd.GeoDataFrame({
+        "location_id": ["CA", "CB"], "service_name": ["Illegal Dumping"] * 2,
+        "kind": ["repeat", "near_repeat"], "problems": [4, 3], "calls": [9, 3],
+        "top_address": ["<b>1 Main</b>", None],
+    }, geometry=[shapely.Point(2_690_000, 235_000).buffer(40),
+                 shapely.Point(2_700_000, 240_000).buffer(40)], crs="EPSG:2272")
+    layer = maps.chronic_layer(locations)
+    assert layer.layer_name == "Chronic locations"
+    features = layer.data["features"]
+    assert [f["properties"]["problems"] for f in features] == [4, 3]
+    lon, lat = features[0]["geometry"]["coordinates"][0][0]
+    assert -76 < lon < -74 and 39 < lat < 41
+    # folium's popup sets the values as HTML: residents' text arrives escaped
+    assert features[0]["properties"]["top_address"] == "&lt;b&gt;1 Main&lt;/b&gt;"
+    assert features[1]["properties"]["top_address"] == ""

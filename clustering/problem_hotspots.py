@@ -1,0 +1,125 @@
+"""Hotspots that count problems: one point per problem, the calls as their own part.
+
+A run with ``count="problems"`` (:class:`clustering.selection.HotspotQuery`) first
+selects requests as a ticket run does (services, window, status, areas), then collapses
+them by ``problem_id`` (:mod:`clustering.problems`) into one row per problem:
+
+- position, address, service and area codes of the problem's first selected request;
+- ``status`` open while one of its selected requests is open;
+- ``expected_datetime`` the earliest due time of its open requests (so the problem is
+  overdue when one of them is);
+- ``requested_datetime`` its first call (the age), ``last_requested`` its last call
+  (recency), ``calls`` the selected requests.
+
+DBSCAN, the summaries and the priority then work on these rows, so ``count`` is the
+number of problems and a hotspot's ``calls`` sum the calls. Requests without a
+``problem_id`` (stored before problems, or written without the rule) count as problems
+of their own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Columns added to a problem row besides the request columns.
+PROBLEM_EXTRA = ("problem_id", "calls", "last_requested", "request_ids")
+
+
+def problem_ids_of(requests: pd.DataFrame) -> pd.Series:
+    """Each request's ``problem_id``, its own id where it has none."""
+    own = requests["service_request_id"].astype(str)
+    if "problem_id" not in requests.columns:
+        return own.rename("problem_id")
+    pid = requests["problem_id"].astype(object)
+    return pid.where(pid.notna(), own).astype(str).rename("problem_id")
+
+
+def collapse(requests: pd.DataFrame) -> pd.DataFrame:
+    """One row per problem of ``requests`` (see the module docstring).
+
+    Parameters
+    ----------
+    requests
+        Selected requests (``service_request_id``, ``status``, ``requested_datetime``,
+        ``x``/``y`` and any others; ``problem_id`` when stored).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The request columns of each problem's first selected request, with ``status``
+        and ``expected_datetime`` as above, plus ``problem_id``, ``calls``,
+        ``last_requested`` and ``request_ids`` (a list, sorted). ``service_request_id``
+        holds the problem id.
+    """
+    frame = pd.DataFrame(requests).reset_index(drop=True)
+    frame["problem_id"] = problem_ids_of(frame).to_numpy()
+    if frame.empty:
+        for c in PROBLEM_EXTRA[1:]:
+            frame[c] = pd.Series([], dtype=object)
+        return frame
+    order = frame.assign(_id=frame["service_request_id"].astype(str)).sort_values(
+        ["problem_id", "requested_datetime", "_id"], kind="stable")
+    first = order.drop_duplicates("problem_id").drop(columns="_id").set_index("problem_id")
+    by = frame.groupby("problem_id", sort=True)
+    is_open = frame["status"].eq("open")
+    out = first.reindex(by.size().index)
+    out["status"] = np.where(is_open.groupby(frame["problem_id"]).any().reindex(out.index),
+                             "open", "closed")
+    if "expected_datetime" in frame.columns:
+        due = frame["expected_datetime"].where(is_open)
+        out["expected_datetime"] = due.groupby(frame["problem_id"]).min().reindex(out.index)
+    out["calls"] = by.size()
+    out["last_requested"] = by["requested_datetime"].max()
+    ids = order.groupby("problem_id")["_id"].agg(lambda s: sorted(s))
+    out["request_ids"] = ids.reindex(out.index)
+    out = out.reset_index()
+    out["service_request_id"] = out["problem_id"]
+    return out
+
+
+def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.DataFrame:
+    """Crew work list with one line per problem, all its request ids on the line.
+
+    Parameters
+    ----------
+    members
+        ``HotspotResult.members`` of a problem run (requests with ``hotspot_id``,
+        ``rank`` and ``problem_id``).
+    now
+        Reference time for ages and overdue.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rank``, ``hotspot_id``, ``problem_id``, ``calls``, ``request_ids`` (joined by
+        ``;``), ``service_name``, ``address``, ``status``, ``first_requested``,
+        ``last_requested``, ``age_days``, ``due_datetime``, ``overdue``, ``lat``, ``lon``;
+        in rank order, oldest problem first. Closing the line's job closes every
+        request listed on it.
+    """
+    rows = members[members["hotspot_id"].notna()]
+    problems = collapse(rows.drop(columns=["problem_id"], errors="ignore").assign(
+        problem_id=problem_ids_of(rows).to_numpy()))
+    now_ts = pd.Timestamp(now)
+    due = (problems["expected_datetime"] if "expected_datetime" in problems
+           else pd.Series(pd.NaT, index=problems.index))
+    out = pd.DataFrame({
+        "rank": problems["rank"].astype(int),
+        "hotspot_id": problems["hotspot_id"],
+        "problem_id": problems["problem_id"],
+        "calls": problems["calls"].astype(int),
+        "request_ids": problems["request_ids"].map("; ".join),
+        "service_name": problems["service_name"],
+        "address": problems["address"],
+        "status": problems["status"],
+        "first_requested": problems["requested_datetime"],
+        "last_requested": problems["last_requested"],
+        "age_days": ((now_ts - problems["requested_datetime"]).dt.total_seconds()
+                     / 86400).round(1),
+        "due_datetime": due,
+        "overdue": problems["status"].eq("open") & (due < now_ts),
+        "lat": problems["lat"],
+        "lon": problems["lon"],
+    })
+    return out.sort_values(["rank", "first_requested", "problem_id"]).reset_index(drop=True)

@@ -1,0 +1,154 @@
+"""``problem_id`` in the PostGIS store: the incremental update inside a write.
+
+The context (see :mod:`geo.store.problem_ids`) is found in SQL: the requests listed in
+the write's temporary table ``changed`` (written by
+:func:`geo.store.postgis_load.upsert_requests`), the stored requests within the
+assigner's reach of one of them (``ST_DWithin`` on the indexed ``geom_city`` and the
+time window), and every request of the problems those belong to, the old problems of
+updated requests included (the loader leaves ``problem_id`` as it was when it updates
+a row). Only the context is read and recomputed; rows whose id changes are written
+back through a temporary table and one ``UPDATE``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from psycopg import sql
+
+from geo.ingest.sink import ProblemAssigner
+from geo.store.pgcopy import copy_arrow
+from geo.store.problem_ids import reassign
+
+
+def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) -> int:
+    """Bring ``problem_id`` up to date after an upsert that filled ``changed``.
+
+    Parameters
+    ----------
+    conn
+        Connection inside the write's transaction.
+    problems
+        The problem rule; without one the written rows lose their ``problem_id``.
+
+    Returns
+    -------
+    int
+        Rows whose ``problem_id`` was written.
+    """
+    if problems is None:
+        cur = conn.execute(
+            "UPDATE requests SET problem_id = NULL WHERE problem_id IS NOT NULL"
+            " AND service_request_id IN (SELECT service_request_id FROM changed)"
+        )
+        return cur.rowcount
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM changed), (SELECT count(*) FROM requests),"
+        " EXISTS (SELECT 1 FROM requests r WHERE r.problem_id IS NULL AND NOT EXISTS"
+        "  (SELECT 1 FROM changed c WHERE c.service_request_id = r.service_request_id))"
+    ).fetchone()
+    n_changed, n_stored, orphans = (int(row[0]), int(row[1]), bool(row[2])) if row else (0, 0, 0)
+    if n_changed == 0:
+        return 0
+    if orphans or 2 * n_changed >= n_stored:
+        where = sql.SQL("TRUE")
+        params: dict[str, object] = {}
+    else:
+        distance, gap = problems.reach()
+        conn.execute(
+            "CREATE TEMP TABLE touched ON COMMIT DROP AS"
+            " SELECT DISTINCT r.problem_id FROM changed c"
+            " JOIN requests q ON q.service_request_id = c.service_request_id"
+            " JOIN requests r ON ST_DWithin(r.geom_city, q.geom_city, %(d)s)"
+            "  AND r.requested_datetime BETWEEN q.requested_datetime - %(g)s"
+            "  AND q.requested_datetime + %(g)s"
+            " WHERE r.problem_id IS NOT NULL"
+            " UNION SELECT q.problem_id FROM changed c"
+            " JOIN requests q ON q.service_request_id = c.service_request_id"
+            " WHERE q.problem_id IS NOT NULL",
+            {"d": float(distance), "g": gap.to_pytimedelta()},
+        )
+        where = sql.SQL(
+            "problem_id IN (SELECT problem_id FROM touched)"
+            " OR service_request_id IN (SELECT service_request_id FROM changed)"
+        )
+        params = {}
+    frame = read_context(conn, where, params)
+    return write_ids(conn, reassign(frame, np.ones(len(frame), dtype=bool), problems),
+                     frame)
+
+
+def rebuild(conn: psycopg.Connection, problems: ProblemAssigner) -> int:
+    """Recompute every ``problem_id``; the number of rows whose id changed."""
+    conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+    frame = read_context(conn, sql.SQL("TRUE"), {})
+    if frame.empty:
+        return 0
+    return write_ids(conn, reassign(frame, np.ones(len(frame), dtype=bool), problems), frame)
+
+
+_COLUMNS = ("service_request_id", "service_name", "x", "y", "requested_datetime",
+            "closed_datetime", "problem_id")
+
+
+def read_context(conn: psycopg.Connection, where: sql.Composable,
+                 params: dict[str, object]) -> pd.DataFrame:
+    """The rule's columns of the requests matching ``where`` (COPY as CSV, read by Arrow)."""
+    cols = [
+        sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(sql.Identifier(c))
+        if c.endswith("_datetime") else sql.Identifier(c)
+        for c in _COLUMNS
+    ]
+    stmt = sql.SQL("COPY (SELECT {} FROM requests WHERE {}) TO STDOUT (FORMAT csv)").format(
+        sql.SQL(", ").join(cols), where)
+    sink = pa.BufferOutputStream()
+    with conn.cursor() as cur, cur.copy(stmt, params or None) as copy:
+        for chunk in copy:
+            sink.write(chunk)
+    data = sink.getvalue()
+    types = {"service_request_id": pa.string(), "service_name": pa.string(),
+             "x": pa.float64(), "y": pa.float64(), "requested_datetime": pa.int64(),
+             "closed_datetime": pa.int64(), "problem_id": pa.string()}
+    if data.size == 0:
+        table = pa.table({c: pa.array([], type=t) for c, t in types.items()})
+    else:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=list(_COLUMNS)),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(column_types=types,
+                                                  strings_can_be_null=True,
+                                                  quoted_strings_can_be_null=False),
+        )
+    out: dict[str, object] = {}
+    for c in _COLUMNS:
+        col = table.column(c)
+        if c.endswith("_datetime"):
+            micros = pd.array(col.to_pylist(), dtype="Int64")
+            out[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+        elif c in ("x", "y"):
+            out[c] = col.to_numpy(zero_copy_only=False).astype("float64")
+        else:
+            out[c] = col.to_numpy(zero_copy_only=False).astype(object)
+    return pd.DataFrame(out)
+
+
+def write_ids(conn: psycopg.Connection, fresh: pd.Series, frame: pd.DataFrame) -> int:
+    """Write ``fresh`` (new ids of rows of ``frame``) with one ``UPDATE``."""
+    if fresh.empty:
+        return 0
+    conn.execute("CREATE TEMP TABLE new_problem_ids (service_request_id text,"
+                 " problem_id text) ON COMMIT DROP")
+    copy_arrow(conn, "new_problem_ids", pa.table({
+        "service_request_id": pa.array(frame.loc[fresh.index, "service_request_id"]
+                                       .astype(str).tolist(), type=pa.string()),
+        "problem_id": pa.array(fresh.astype(str).tolist(), type=pa.string()),
+    }))
+    cur = conn.execute(
+        "UPDATE requests r SET problem_id = n.problem_id FROM new_problem_ids n"
+        " WHERE r.service_request_id = n.service_request_id"
+    )
+    return cur.rowcount

@@ -1,0 +1,122 @@
+"""Hotspots on problems: twelve calls about one light are one problem with a calls part;
+``count="tickets"`` gives what a run gave before problems."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from clustering.export import LIST_COLUMNS, hotspot_table, work_list
+from clustering.priority import PriorityWeights
+from clustering.problems import ProblemRules, assign_problems
+from clustering.run import run_hotspots
+from clustering.selection import HotspotQuery
+from hotspot311.errors import InputError
+from tests.geo.store.stores import TESTVILLE
+
+NOW = datetime(2024, 5, 20, tzinfo=UTC)
+T0 = pd.Timestamp("2024-05-01 09:00", tz="UTC")
+
+
+def _requests() -> pd.DataFrame:
+    rows = []
+    for i in range(12):  # one light, twelve neighbours, within 10 ft over 12 days
+        rows.append((f"S{i:02d}", 1000 + (i % 3) * 3, 1000 + (i % 4) * 2, i, "open"))
+    for k, (dx, dy) in enumerate([(150, 0), (-150, 0), (0, 150), (0, -150)]):
+        rows.append((f"P{k}", 1000 + dx, 1000 + dy, 2 + k, "open" if k % 2 else "closed"))
+    rows.append(("F0", 9000, 9000, 3, "open"))
+    frame = pd.DataFrame({
+        "service_request_id": [r[0] for r in rows],
+        "service_name": "Street Light Outage",
+        "status": [r[4] for r in rows],
+        "requested_datetime": [T0 + pd.Timedelta(days=r[3]) for r in rows],
+        "expected_datetime": [T0 + pd.Timedelta(days=r[3] + 5) for r in rows],
+        "closed_datetime": [T0 + pd.Timedelta(days=r[3] + 1) if r[4] == "closed" else pd.NaT
+                            for r in rows],
+        "address": [f"{r[0]} Main St" for r in rows],
+        "x": [float(r[1]) for r in rows], "y": [float(r[2]) for r in rows],
+        "lat": 39.95, "lon": -75.15,
+    })
+    frame["closed_datetime"] = pd.to_datetime(frame["closed_datetime"], utc=True)
+    frame["problem_id"] = assign_problems(frame, ProblemRules.for_city(TESTVILLE))
+    return frame
+
+
+def _run(frame: pd.DataFrame, **query: object):
+    q = HotspotQuery(**{"days": 60, "eps_m": 100.0, "min_samples": 3, **query})  # type: ignore[arg-type]
+    return run_hotspots(frame, q, profile=TESTVILLE, weights=PriorityWeights(), now=NOW)
+
+
+def test_the_fixture_has_one_problem_of_twelve_calls() -> None:
+    pid = _requests()["problem_id"]
+    assert pid.value_counts().tolist() == [12, 1, 1, 1, 1, 1]
+
+
+def test_a_hotspot_counts_problems_and_shows_the_calls() -> None:
+    result = _run(_requests(), count="problems")
+    assert len(result.hotspots) == 1
+    spot = result.hotspots.iloc[0]
+    assert (spot["count"], spot["problems"], spot["calls"]) == (5, 5, 16)
+    assert spot["open"] == 3  # S (open) and P1, P3; P0 and P2 are closed
+    assert spot["score_calls"] > 0
+    assert len(spot["member_ids"]) == 16
+    table = hotspot_table(result.hotspots)
+    assert {"problems", "calls", "score_calls"} <= set(table.columns)
+
+
+def test_repeat_callers_alone_no_longer_make_a_hotspot() -> None:
+    frame = _requests()
+    assert len(_run(frame, count="tickets", min_samples=6).hotspots) == 1
+    assert len(_run(frame, count="problems", min_samples=6).hotspots) == 0
+
+
+def test_work_list_has_one_line_per_problem_with_every_request() -> None:
+    result = _run(_requests(), count="problems")
+    work = work_list(result.members, now=NOW, count="problems")
+    assert len(work) == 5
+    light = work[work["problem_id"] == "S00"].iloc[0]
+    assert light["calls"] == 12
+    assert light["request_ids"].split("; ") == [f"S{i:02d}" for i in range(12)]
+    assert light["first_requested"] == T0
+    assert light["last_requested"] == T0 + pd.Timedelta(days=11)
+    assert set(work["status"]) == {"open", "closed"}
+
+
+def test_ticket_count_is_the_run_without_problems() -> None:
+    frame = _requests()
+    with_ids = _run(frame, count="tickets")
+    without = _run(frame.drop(columns="problem_id"))
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(with_ids.hotspots.drop(columns="geometry")),
+        pd.DataFrame(without.hotspots.drop(columns="geometry")))
+    assert list(hotspot_table(with_ids.hotspots).columns) == [
+        c for c in LIST_COLUMNS if c not in ("score_calls", "problems", "calls")]
+    pd.testing.assert_frame_equal(work_list(with_ids.members, now=NOW),
+                                  work_list(without.members, now=NOW))
+    assert with_ids.hotspots.iloc[0]["count"] == 16
+    assert "count" not in with_ids.query.params()
+
+
+def test_a_run_may_use_its_own_problem_rule() -> None:
+    frame = _requests()
+    # 50 m joins the four neighbours to the light: one problem, no hotspot of 3
+    assert len(_run(frame, count="problems", problem_distance_m=50).hotspots) == 0
+    assert len(_run(frame, count="problems", problem_gap_days=0.5).hotspots) == 1
+    params = HotspotQuery(count="problems", problem_gap_days=2).params()
+    assert params["count"] == "problems" and params["problem_gap_days"] == 2
+    assert HotspotQuery.from_params(params).problem_gap_days == 2
+    with pytest.raises(InputError, match="count: got 'calls'"):
+        HotspotQuery(count="calls").validate()
+    with pytest.raises(InputError, match="problem_distance_m: got -1"):
+        HotspotQuery(problem_distance_m=-1).validate()
+
+
+def test_requests_without_a_problem_id_are_problems_of_their_own() -> None:
+    frame = _requests()
+    frame["problem_id"] = None
+    result = _run(frame, count="problems")
+    assert result.hotspots.iloc[0]["count"] == 16
+    assert result.hotspots.iloc[0]["calls"] == 16
+    assert result.hotspots.iloc[0]["score_calls"] == 0
