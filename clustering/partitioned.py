@@ -1,0 +1,606 @@
+"""Exact DBSCAN on a Dask cluster: square tiles with halos, merged into the single-machine answer.
+
+:func:`dbscan_partitioned` returns the labels of :func:`clustering.dbscan.dbscan` — the same
+numbers, not only the same partition — for any tiling. How:
+
+1. **Plan.** A pass over the input blocks finds the extent and a density histogram; the
+   tile side is the largest whose tiles, halo included, hold at most the points the memory
+   budget allows (``memory_per_tile``), never less than four ``eps``.
+2. **Split.** Each input block sends every point to the tile that owns it (square tiles of
+   side ``T`` from the lower-left corner of the extent) and, as a halo copy, to each tile
+   whose box is within ``2·eps`` of it (Chebyshev distance, with a rounding margin).
+3. **Tiles, pass 1** (one Dask task per non-empty tile). The tile's own points and its
+   ``eps``-halo have every ``eps``-neighbour inside the ``2·eps`` halo, so the existing
+   numba DBSCAN on the tile gives their exact core flags. The core points among them are
+   joined into local components (DBSCAN with ``min_samples=1`` on the core points): every
+   edge between two core points with one end in the tile is seen there.
+4. **Merge** (on the client, over small arrays). A core point in a tile's ``eps``-halo is
+   owned by another tile; a union-find over (tile, component) nodes joins the two
+   components that share it. That gives the global clusters; each is numbered by the
+   smallest input index of its core points, as :func:`~clustering.dbscan.dbscan` does.
+5. **Tiles, pass 2.** Core points take their cluster's number; every other point of the
+   tile takes the smallest number among the core points within ``eps`` (all of them are in
+   the tile or its ``eps``-halo), the single-machine border rule, or -1.
+
+Memory per worker is the tile's points with their halo (about ``_BYTES_PER_POINT`` bytes
+each while a tile is worked on) plus the input blocks the worker holds; the client holds
+the halo and rim points' component ids and, at the end, the labels. A tile cannot be
+smaller than ``4·eps``: where more than the budget's points lie within such a square (for
+example many identical points) that tile exceeds the budget.
+
+A worker lost mid-run is recomputed by Dask from the task lineage (input blocks, splits,
+tiles); the answer does not change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse
+from scipy.sparse.csgraph import connected_components
+
+from clustering import _grid
+from clustering.dbscan import _grid_spec, _validate, dbscan, dbscan_core
+from hotspot311.errors import InputError, describe
+
+if TYPE_CHECKING:
+    import dask.array as da
+    from distributed import Client, Future
+
+__all__ = ["TilePlan", "dbscan_partitioned", "plan_tiles"]
+
+#: Bytes a point costs while its tile is clustered (input, halo copies, two DBSCAN runs).
+_BYTES_PER_POINT: Final = 200
+#: Default memory budget for one tile (its points and halo).
+DEFAULT_MEMORY_PER_TILE: Final = 256 * 2**20
+#: Rows per input block when a NumPy array is given.
+DEFAULT_BLOCK_ROWS: Final = 1_000_000
+#: Histogram bins along the longer side of the extent (for the tile plan).
+_HIST_BINS: Final = 1024
+#: Point roles inside a tile.
+_INNER: Final = 0  # owned by the tile
+_INNER_SHARED: Final = 1  # owned, and in another tile's eps-halo
+_HALO: Final = 2  # within eps of the tile box (exact core flag here)
+_OUTER: Final = 3  # within 2 eps only (needed for the halo's core flags)
+_NO_INDEX: Final = np.iinfo(np.int64).max
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Square tiles over the extent of the points.
+
+    Attributes
+    ----------
+    origin_x, origin_y
+        Lower-left corner of tile (0, 0).
+    side
+        Tile side, in the units of the points.
+    nx, ny
+        Tiles along x and y.
+    eps_halo
+        Chebyshev distance from a tile box within which a point's core flag is needed
+        (``eps`` plus a rounding margin).
+    halo
+        Chebyshev distance from a tile box within which points are copied to the tile
+        (``2·eps`` plus rounding margins).
+    largest_tile
+        Estimated points in the fullest tile, halo included (from the histogram; 0 when
+        the side was given).
+    """
+
+    origin_x: float
+    origin_y: float
+    side: float
+    nx: int
+    ny: int
+    eps_halo: float
+    halo: float
+    largest_tile: int = 0
+
+    @property
+    def n_tiles(self) -> int:
+        """Number of tiles in the grid (empty ones included)."""
+        return self.nx * self.ny
+
+
+def plan_tiles(
+    bounds: Sequence[float],
+    *,
+    eps: float,
+    histogram: npt.NDArray[np.int64] | None = None,
+    bin_side: float | None = None,
+    memory_per_tile: int = DEFAULT_MEMORY_PER_TILE,
+    tile_size: float | None = None,
+    max_abs: float | None = None,
+) -> TilePlan:
+    """Choose the tile grid from the data's extent, density and a memory budget.
+
+    Parameters
+    ----------
+    bounds
+        ``(xmin, ymin, xmax, ymax)`` of the points.
+    eps
+        The DBSCAN radius.
+    histogram
+        Point counts on square bins of side ``bin_side`` from ``(xmin, ymin)``, shape
+        ``(bins_x, bins_y)``. Needed unless ``tile_size`` is given.
+    bin_side
+        Side of the histogram bins.
+    memory_per_tile
+        Bytes one tile may use while it is clustered; the tile side is the largest whose
+        fullest tile (halo included) fits, but at least ``4·eps``.
+    tile_size
+        Use this tile side instead of choosing one.
+    max_abs
+        Largest absolute coordinate (for the rounding margin; from ``bounds`` if omitted).
+
+    Returns
+    -------
+    TilePlan
+        The grid.
+
+    Raises
+    ------
+    InputError
+        If ``tile_size`` is not a positive finite number or ``memory_per_tile`` is not a
+        positive integer.
+    """
+    problems = []
+    if tile_size is not None and not (
+        isinstance(tile_size, int | float) and math.isfinite(tile_size) and tile_size > 0
+    ):
+        problems.append(f"tile_size must be a finite number > 0; got {describe(tile_size)}")
+    if not isinstance(memory_per_tile, int) or isinstance(memory_per_tile, bool) or (
+        memory_per_tile <= 0
+    ):
+        problems.append(
+            f"memory_per_tile must be a whole number of bytes > 0; got {describe(memory_per_tile)}"
+        )
+    if problems:
+        raise InputError(problems)
+    xmin, ymin, xmax, ymax = (float(v) for v in bounds)
+    scale = max_abs if max_abs is not None else max(abs(xmin), abs(ymin), abs(xmax), abs(ymax))
+    margin = 1e-9 * (scale + eps)
+    eps_halo = eps + margin
+    halo = eps_halo + eps + margin
+    largest = 0
+    if tile_size is not None:
+        side = float(tile_size)
+    else:
+        if histogram is None or bin_side is None:
+            raise InputError("plan_tiles needs histogram and bin_side when tile_size is None")
+        budget = max(memory_per_tile // _BYTES_PER_POINT, 1)
+        side, largest = _side_for_budget(histogram, bin_side, halo, budget)
+        side = max(side, 4.0 * eps)
+    nx = max(1, math.ceil((xmax - xmin) / side))
+    ny = max(1, math.ceil((ymax - ymin) / side))
+    return TilePlan(xmin, ymin, side, nx, ny, eps_halo, halo, largest)
+
+
+def _side_for_budget(
+    hist: npt.NDArray[np.int64], h: float, halo: float, budget: int
+) -> tuple[float, int]:
+    """Largest side (a whole number of bins) whose fullest tile with halo fits the budget."""
+    bx, by = hist.shape
+    cs = np.zeros((bx + 1, by + 1), dtype=np.int64)
+    np.cumsum(np.cumsum(hist, axis=0), axis=1, out=cs[1:, 1:])
+    hb = math.ceil(halo / h)
+    k = max(bx, by)
+    while True:
+        lo_x = np.clip(np.arange(0, bx, k) - hb, 0, bx)
+        hi_x = np.clip(np.arange(0, bx, k) + k + hb, 0, bx)
+        lo_y = np.clip(np.arange(0, by, k) - hb, 0, by)
+        hi_y = np.clip(np.arange(0, by, k) + k + hb, 0, by)
+        sums = (
+            cs[hi_x][:, hi_y] - cs[lo_x][:, hi_y] - cs[hi_x][:, lo_y] + cs[lo_x][:, lo_y]
+        )
+        largest = int(sums.max()) if sums.size else 0
+        if largest <= budget or k == 1:
+            return k * h, largest
+        k = max(1, int(k * 0.7))
+
+
+# --------------------------------------------------------------------------- block tasks
+
+
+def _block_bounds(block: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``xmin, ymin, xmax, ymax, n, max|coord|`` of a block (NaNs when empty)."""
+    if block.shape[0] == 0:
+        return np.array([np.nan] * 4 + [0.0, 0.0])
+    xy = block[:, :2]
+    lo = xy.min(axis=0)
+    hi = xy.max(axis=0)
+    return np.array([lo[0], lo[1], hi[0], hi[1], block.shape[0], np.abs(xy).max()])
+
+
+def _block_histogram(
+    block: npt.NDArray[np.float64], origin: tuple[float, float], h: float, shape: tuple[int, int]
+) -> npt.NDArray[np.int64]:
+    """Point counts of a block on the planning bins."""
+    ix = np.clip(((block[:, 0] - origin[0]) // h).astype(np.int64), 0, shape[0] - 1)
+    iy = np.clip(((block[:, 1] - origin[1]) // h).astype(np.int64), 0, shape[1] - 1)
+    counts = np.bincount(ix * shape[1] + iy, minlength=shape[0] * shape[1])
+    return counts.reshape(shape).astype(np.int64)
+
+
+def _block_split(
+    block: npt.NDArray[np.float64], offset: int, plan: TilePlan
+) -> dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int8]]]:
+    """Send a block's points to their tiles: ``{tile: (x y w rows, input indices, roles)}``."""
+    n = block.shape[0]
+    if n == 0:
+        return {}
+    x = block[:, 0]
+    y = block[:, 1]
+    side = plan.side
+    ix = np.clip(((x - plan.origin_x) // side).astype(np.int64), 0, plan.nx - 1)
+    iy = np.clip(((y - plan.origin_y) // side).astype(np.int64), 0, plan.ny - 1)
+    reach = math.ceil(plan.halo / side)
+    tiles: list[npt.NDArray[np.int64]] = [ix * plan.ny + iy]
+    rows: list[npt.NDArray[np.int64]] = [np.arange(n)]
+    roles: list[npt.NDArray[np.int8]] = []
+    shared = np.zeros(n, dtype=bool)
+    for di in range(-reach, reach + 1):
+        for dj in range(-reach, reach + 1):
+            if di == 0 and dj == 0:
+                continue
+            tx = ix + di
+            ty = iy + dj
+            x0 = plan.origin_x + tx * side
+            y0 = plan.origin_y + ty * side
+            gap = np.maximum(
+                np.maximum(np.maximum(x0 - x, x - (x0 + side)), 0.0),
+                np.maximum(np.maximum(y0 - y, y - (y0 + side)), 0.0),
+            )
+            keep = (tx >= 0) & (tx < plan.nx) & (ty >= 0) & (ty < plan.ny) & (gap <= plan.halo)
+            near = keep & (gap <= plan.eps_halo)
+            shared |= near
+            idx = np.flatnonzero(keep)
+            tiles.append(tx[idx] * plan.ny + ty[idx])
+            rows.append(idx)
+            roles.append(np.where(near[idx], _HALO, _OUTER).astype(np.int8))
+    roles.insert(0, np.where(shared, _INNER_SHARED, _INNER).astype(np.int8))
+    tile_all = np.concatenate(tiles)
+    row_all = np.concatenate(rows)
+    role_all = np.concatenate(roles)
+    order = np.argsort(tile_all, kind="stable")
+    tile_all = tile_all[order]
+    row_all = row_all[order]
+    role_all = role_all[order]
+    cuts = np.flatnonzero(np.diff(tile_all)) + 1
+    out = {}
+    for t_rows, t_roles, start in zip(
+        np.split(row_all, cuts), np.split(role_all, cuts), np.r_[0, cuts], strict=True
+    ):
+        out[int(tile_all[start])] = (block[t_rows], t_rows.astype(np.int64) + offset, t_roles)
+    return out
+
+
+def _split_tiles(split: dict[int, Any]) -> npt.NDArray[np.int64]:
+    return np.fromiter(split.keys(), dtype=np.int64, count=len(split))
+
+
+def _take(split: dict[int, Any], tile: int) -> Any:
+    return split[tile]
+
+
+# --------------------------------------------------------------------------- tile tasks
+
+
+def _one_numba_thread() -> None:
+    """Run this task's numba kernels on one thread: Dask already runs tiles in parallel, and
+    waking a thread pool for every small tile costs more than the tile (setting is per thread).
+    """
+    import numba
+
+    numba.set_num_threads(1)
+
+
+@dataclass
+class _TileState:
+    """What pass 1 keeps of a tile on its worker for pass 2."""
+
+    xy: npt.NDArray[np.float64]  # points of roles inner, inner-shared and halo
+    index: npt.NDArray[np.int64]  # their input indices
+    role: npt.NDArray[np.int8]
+    core: npt.NDArray[np.bool_]
+    comp: npt.NDArray[np.int64]  # local component of core points, -1 otherwise
+    n_comp: int
+
+
+def _tile_pass1(eps: float, min_samples: int, *pieces: Any) -> _TileState:
+    """Exact core flags of the tile and its eps-halo; local components of those cores."""
+    _one_numba_thread()
+    block = np.concatenate([p[0] for p in pieces])
+    index = np.concatenate([p[1] for p in pieces])
+    role = np.concatenate([p[2] for p in pieces])
+    _, core_all = dbscan_core(
+        block[:, :2], eps=eps, min_samples=min_samples, sample_weight=block[:, 2]
+    )
+    keep = role <= _HALO
+    xy = np.ascontiguousarray(block[keep, :2])
+    core = core_all[keep]
+    comp = np.full(xy.shape[0], -1, dtype=np.int64)
+    if core.any():
+        comp[core] = dbscan(xy[core], eps=eps, min_samples=1)
+    n_comp = int(comp.max()) + 1 if comp.size else 0
+    return _TileState(xy, index[keep], role[keep], core, comp, n_comp)
+
+
+def _tile_summary(state: _TileState) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                               npt.NDArray[np.int64], npt.NDArray[np.int64],
+                                               npt.NDArray[np.int64]]:
+    """Components, their smallest owned core index, and the shared core points' components."""
+    owned_core = state.core & (state.role <= _INNER_SHARED)
+    smallest = np.full(state.n_comp, _NO_INDEX, dtype=np.int64)
+    np.minimum.at(smallest, state.comp[owned_core], state.index[owned_core])
+    shared = state.core & (state.role == _INNER_SHARED)
+    halo = state.core & (state.role == _HALO)
+    return (
+        state.n_comp,
+        smallest,
+        state.index[shared],
+        state.comp[shared],
+        state.index[halo],
+        state.comp[halo],
+    )
+
+
+def _tile_pass2(
+    state: _TileState, comp_labels: npt.NDArray[np.int64], eps: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Input indices and final labels of the tile's own points."""
+    _one_numba_thread()
+    owned = state.role <= _INNER_SHARED
+    core_lab = np.full(state.xy.shape[0], -1, dtype=np.int64)
+    core_lab[state.core] = comp_labels[state.comp[state.core]]
+    labels = core_lab[owned]
+    todo = owned & ~state.core
+    if todo.any() and state.core.any():
+        labels[~state.core[owned]] = _border(
+            state.xy[todo], state.xy[state.core], core_lab[state.core], eps
+        )
+    return state.index[owned], labels
+
+
+def _border(
+    points: npt.NDArray[np.float64],
+    core_xy: npt.NDArray[np.float64],
+    core_labels: npt.NDArray[np.int64],
+    eps: float,
+) -> npt.NDArray[np.int64]:
+    """Smallest label among the core points within eps of each point, or -1."""
+    allxy = np.concatenate([core_xy, points])
+    nc = core_xy.shape[0]
+    is_core = np.zeros(allxy.shape[0], dtype=np.bool_)
+    is_core[:nc] = True
+    eps2 = eps * eps
+    side, reach = _grid_spec(allxy, eps)
+    lo = allxy.min(axis=0)
+    ix = np.floor((allxy[:, 0] - lo[0]) / side).astype(np.int64)
+    iy = np.floor((allxy[:, 1] - lo[1]) / side).astype(np.int64)
+    nx = int(ix.max()) + 1
+    ny = int(iy.max()) + 1
+    order, sorted_keys = _grid.argsort_keys(ix * ny + iy)
+    keys, starts = _grid.cell_bounds(sorted_keys)
+    xs, ys, ws = _grid.gather(allxy, np.zeros(allxy.shape[0]), order)
+    bbox, _, tight = _grid.cell_stats(xs, ys, ws, starts, eps2)
+    core = is_core[order]
+    corepos = np.flatnonzero(core)
+    cstarts = np.zeros(keys.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.add.reduceat(core.astype(np.int64), starts[:-1]), out=cstarts[1:])
+    clabels = core_labels[order[corepos]]
+    sorted_labels = _grid.border_labels(
+        xs, ys, core, starts, xs[corepos], ys[corepos], clabels, cstarts, keys, bbox, tight,
+        nx, ny, reach, eps2,
+    )
+    labels = np.empty(allxy.shape[0], dtype=np.int64)
+    labels[order] = sorted_labels
+    return labels[nc:]
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+def _merge(summaries: list[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Global label of every (tile, component) node; returns labels and node offsets."""
+    sizes = np.array([s[0] for s in summaries], dtype=np.int64)
+    offsets = np.zeros(len(summaries) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    n_nodes = int(offsets[-1])
+    if n_nodes == 0:
+        return np.empty(0, dtype=np.int64), offsets
+    smallest = np.concatenate([s[1] for s in summaries])
+    own_index = np.concatenate([s[2] for s in summaries])
+    own_node = np.concatenate([s[3] + offsets[t] for t, s in enumerate(summaries)])
+    halo_index = np.concatenate([s[4] for s in summaries])
+    halo_node = np.concatenate([s[5] + offsets[t] for t, s in enumerate(summaries)])
+    order = np.argsort(own_index)
+    pos = np.searchsorted(own_index[order], halo_index)
+    if halo_index.size and (
+        (pos >= own_index.size).any() or (own_index[order][np.minimum(pos, own_index.size - 1)]
+                                           != halo_index).any()
+    ):
+        raise RuntimeError("a halo core point has no owning tile (tile split is inconsistent)")
+    partner = own_node[order][pos]
+    graph = scipy.sparse.coo_matrix(
+        (np.ones(halo_node.size, dtype=np.int8), (halo_node, partner)), shape=(n_nodes, n_nodes)
+    )
+    n_clusters, component = connected_components(graph, directed=False)
+    first = np.full(n_clusters, _NO_INDEX, dtype=np.int64)
+    np.minimum.at(first, component, smallest)
+    rank = np.empty(n_clusters, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(n_clusters)
+    return rank[component], offsets
+
+
+def dbscan_partitioned(
+    xy: npt.ArrayLike | da.Array,
+    *,
+    eps: float,
+    min_samples: int,
+    client: Client,
+    sample_weight: npt.ArrayLike | None = None,
+    tile_size: float | None = None,
+    memory_per_tile: int = DEFAULT_MEMORY_PER_TILE,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    progress: bool = False,
+    on_stage: Stage | None = None,
+) -> npt.NDArray[np.int64]:
+    """Cluster 2-D points with DBSCAN, tile by tile, on a Dask cluster.
+
+    Parameters
+    ----------
+    xy
+        Points, shape ``(n, 2)``: a NumPy array (cut into blocks of ``block_rows``) or a
+        ``dask.array`` whose blocks are made on the workers; a third column, if present
+        in a Dask array, is the weight.
+    eps, min_samples
+        As for :func:`clustering.dbscan.dbscan`.
+    client
+        A ``distributed.Client`` (a ``LocalCluster`` or a remote scheduler).
+    sample_weight
+        Weight of each point (NumPy input only; default 1).
+    tile_size
+        Tile side in the units of ``xy``; default: chosen from the density and
+        ``memory_per_tile``.
+    memory_per_tile
+        Bytes one tile may use while it is clustered.
+    block_rows
+        Rows per input block for NumPy input.
+    progress
+        Show a progress bar for each pass over the tiles.
+    on_stage
+        Called with ``"planned"``, ``"split"``, ``"cores"``, ``"merged"`` and ``"labelled"``
+        as the run reaches each stage (progress reporting).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64`` labels equal to ``clustering.dbscan.dbscan(xy, ...)``.
+
+    Raises
+    ------
+    InputError
+        As for :func:`clustering.dbscan.dbscan`, and for a bad ``tile_size``,
+        ``memory_per_tile`` or ``block_rows``.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster
+    >>> with LocalCluster(n_workers=1, processes=False) as cluster, Client(cluster) as c:
+    ...     dbscan_partitioned([[0, 0], [0, 1], [0, 2], [10, 10]], eps=1, min_samples=2,
+    ...                        client=c, tile_size=1.5).tolist()
+    [0, 0, 0, -1]
+    """
+    import dask.array as dsa
+
+    stage = on_stage or (lambda _name: None)
+    if not isinstance(block_rows, int) or isinstance(block_rows, bool) or block_rows < 1:
+        raise InputError(f"block_rows must be an integer >= 1; got {describe(block_rows)}")
+    if isinstance(xy, dsa.Array):
+        if xy.ndim != 2 or xy.shape[1] not in (2, 3):
+            raise InputError(f"xy must have shape (n, 2) or (n, 3); got shape {xy.shape}")
+        _validate(np.zeros((0, 2)), eps, min_samples, None)
+        arr = xy
+        if arr.shape[1] == 2:
+            ones = dsa.ones((arr.shape[0], 1), chunks=(arr.chunks[0], 1))
+            arr = dsa.concatenate([arr, ones], axis=1)
+        blocks = client.compute(list(arr.rechunk({1: 3}).to_delayed().ravel()))
+    else:
+        points, weights, _, _ = _validate(xy, eps, min_samples, sample_weight)
+        if points.shape[0] == 0:
+            return np.empty(0, dtype=np.int64)
+        stacked = np.column_stack([points, weights])
+        arr = dsa.from_array(stacked, chunks=(block_rows, 3))
+        blocks = client.compute(list(arr.to_delayed().ravel()))
+    return _run(blocks, float(eps), int(min_samples), client, tile_size, memory_per_tile,
+                progress, stage)
+
+
+def _run(
+    blocks: list[Future],
+    eps: float,
+    min_samples: int,
+    client: Client,
+    tile_size: float | None,
+    memory_per_tile: int,
+    progress: bool,
+    stage: Stage,
+) -> npt.NDArray[np.int64]:
+    """Plan, split, pass 1, merge, pass 2, assemble."""
+    stats = np.array(client.gather(client.map(_block_bounds, blocks, pure=False)))
+    sizes = stats[:, 4].astype(np.int64)
+    n = int(sizes.sum())
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    bad = ~np.isfinite(stats[sizes > 0, :4]).all()
+    if bad:
+        raise InputError("xy must hold finite coordinates; some blocks hold NaN or infinity")
+    xmin, ymin = np.nanmin(stats[:, 0]), np.nanmin(stats[:, 1])
+    xmax, ymax = np.nanmax(stats[:, 2]), np.nanmax(stats[:, 3])
+    max_abs = float(stats[:, 5].max())
+    if tile_size is None:
+        span = max(xmax - xmin, ymax - ymin)
+        h = max(span / _HIST_BINS, eps)
+        shape = (int((xmax - xmin) // h) + 1, int((ymax - ymin) // h) + 1)
+        hists = client.map(_block_histogram, blocks, origin=(xmin, ymin), h=h, shape=shape,
+                           pure=False)
+        hist = np.sum(client.gather(hists), axis=0)
+        del hists
+        plan = plan_tiles((xmin, ymin, xmax, ymax), eps=eps, histogram=hist, bin_side=h,
+                          memory_per_tile=memory_per_tile, max_abs=max_abs)
+    else:
+        plan = plan_tiles((xmin, ymin, xmax, ymax), eps=eps, tile_size=tile_size,
+                          memory_per_tile=memory_per_tile, max_abs=max_abs)
+    stage("planned")
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+    splits = [client.submit(_block_split, b, int(o), plan, pure=False)
+              for b, o in zip(blocks, offsets, strict=True)]
+    touched = client.gather(client.map(_split_tiles, splits, pure=False))
+    by_tile: dict[int, list[int]] = {}
+    for b, tiles in enumerate(touched):
+        for t in tiles.tolist():
+            by_tile.setdefault(t, []).append(b)
+    stage("split")
+    states = []
+    for t in sorted(by_tile):
+        pieces = [client.submit(_take, splits[b], t, pure=False) for b in by_tile[t]]
+        states.append(client.submit(_tile_pass1, eps, min_samples, *pieces, pure=False))
+    del pieces, splits, blocks
+    if progress:
+        from distributed import progress as show
+
+        show(states)
+    summaries = client.gather(client.map(_tile_summary, states, pure=False))
+    stage("cores")
+    node_labels, node_offsets = _merge(summaries)
+    del summaries
+    stage("merged")
+    results = [
+        client.submit(_tile_pass2, state, node_labels[node_offsets[i]:node_offsets[i + 1]], eps,
+                      pure=False)
+        for i, state in enumerate(states)
+    ]
+    del states
+    if progress:
+        from distributed import progress as show
+
+        show(results)
+    labels = np.full(n, -1, dtype=np.int64)
+    seen = 0
+    for fut in results:
+        index, tile_labels = fut.result()
+        labels[index] = tile_labels
+        seen += index.size
+    if seen != n:
+        raise RuntimeError(f"tiles labelled {seen} points of {n} (tile split is inconsistent)")
+    stage("labelled")
+    return labels
