@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -17,6 +18,9 @@ from clustering.hotspots import label_requests, summarize
 from clustering.priority import PriorityWeights, rank_hotspots
 from clustering.selection import HotspotQuery, select_requests, window_end
 from layers.profile import CityProfile
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @dataclass
@@ -57,6 +61,7 @@ def run_hotspots(
     weights: PriorityWeights,
     now: datetime | None = None,
     layer_keys: tuple[str, ...] = (),
+    client: Client | None = None,
 ) -> HotspotResult:
     """Find and rank hotspots.
 
@@ -74,6 +79,9 @@ def run_hotspots(
         Reference time for overdue and ages (UTC now when omitted).
     layer_keys
         Layers to report each hotspot's area in.
+    client
+        A ``distributed.Client``: run the DBSCAN by tiles on that Dask cluster (the same
+        labels). HDBSCAN always runs here.
 
     Returns
     -------
@@ -90,7 +98,7 @@ def run_hotspots(
                                 min_cluster_size=query.min_cluster_size or query.min_samples,
                                 min_samples=query.min_samples)
     else:
-        labels = label_requests(chosen, eps=eps, min_samples=query.min_samples)
+        labels = label_requests(chosen, eps=eps, min_samples=query.min_samples, client=client)
     hotspots = summarize(chosen, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
     members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
