@@ -313,6 +313,7 @@ class _TileState:
     core: npt.NDArray[np.bool_]
     comp: npt.NDArray[np.int64]  # local component of core points, -1 otherwise
     n_comp: int
+    n_input: int  # points the tile received, halos included
 
 
 def _tile_pass1(eps: float, min_samples: int, *pieces: Any) -> _TileState:
@@ -331,12 +332,10 @@ def _tile_pass1(eps: float, min_samples: int, *pieces: Any) -> _TileState:
     if core.any():
         comp[core] = dbscan(xy[core], eps=eps, min_samples=1)
     n_comp = int(comp.max()) + 1 if comp.size else 0
-    return _TileState(xy, index[keep], role[keep], core, comp, n_comp)
+    return _TileState(xy, index[keep], role[keep], core, comp, n_comp, block.shape[0])
 
 
-def _tile_summary(state: _TileState) -> tuple[int, npt.NDArray[np.int64], npt.NDArray[np.int64],
-                                               npt.NDArray[np.int64], npt.NDArray[np.int64],
-                                               npt.NDArray[np.int64]]:
+def _tile_summary(state: _TileState) -> tuple[Any, ...]:
     """Components, their smallest owned core index, and the shared core points' components."""
     owned_core = state.core & (state.role <= _INNER_SHARED)
     smallest = np.full(state.n_comp, _NO_INDEX, dtype=np.int64)
@@ -350,6 +349,7 @@ def _tile_summary(state: _TileState) -> tuple[int, npt.NDArray[np.int64], npt.ND
         state.comp[shared],
         state.index[halo],
         state.comp[halo],
+        state.n_input,
     )
 
 
@@ -453,6 +453,7 @@ def dbscan_partitioned(
     block_rows: int = DEFAULT_BLOCK_ROWS,
     progress: bool = False,
     on_stage: Stage | None = None,
+    info: dict[str, Any] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Cluster 2-D points with DBSCAN, tile by tile, on a Dask cluster.
 
@@ -480,6 +481,10 @@ def dbscan_partitioned(
     on_stage
         Called with ``"planned"``, ``"split"``, ``"cores"``, ``"merged"`` and ``"labelled"``
         as the run reaches each stage (progress reporting).
+    info
+        If given, filled with what the run did: ``plan`` (:class:`TilePlan`), ``tiles``
+        (non-empty tiles), ``points_in_tiles`` (halo copies included), ``largest_tile``,
+        ``halo_core_points`` (merged on the client) and ``seconds`` per stage.
 
     Returns
     -------
@@ -502,7 +507,19 @@ def dbscan_partitioned(
     """
     import dask.array as dsa
 
-    stage = on_stage or (lambda _name: None)
+    import time
+
+    info = {} if info is None else info
+    info["seconds"] = {}
+    started = [time.perf_counter()]
+
+    def stage(name: str) -> None:
+        now = time.perf_counter()
+        info["seconds"][name] = now - started[0]
+        started[0] = now
+        if on_stage is not None:
+            on_stage(name)
+
     if not isinstance(block_rows, int) or isinstance(block_rows, bool) or block_rows < 1:
         raise InputError(f"block_rows must be an integer >= 1; got {describe(block_rows)}")
     if isinstance(xy, dsa.Array):
@@ -522,7 +539,7 @@ def dbscan_partitioned(
         arr = dsa.from_array(stacked, chunks=(block_rows, 3))
         blocks = client.compute(list(arr.to_delayed().ravel()))
     return _run(blocks, float(eps), int(min_samples), client, tile_size, memory_per_tile,
-                progress, stage)
+                progress, stage, info)
 
 
 def _run(
@@ -534,6 +551,7 @@ def _run(
     memory_per_tile: int,
     progress: bool,
     stage: Stage,
+    info: dict[str, Any],
 ) -> npt.NDArray[np.int64]:
     """Plan, split, pass 1, merge, pass 2, assemble."""
     stats = np.array(client.gather(client.map(_block_bounds, blocks, pure=False)))
@@ -581,6 +599,9 @@ def _run(
         show(states)
     summaries = client.gather(client.map(_tile_summary, states, pure=False))
     stage("cores")
+    received = [int(s[6]) for s in summaries]
+    info.update(plan=plan, tiles=len(received), points_in_tiles=sum(received),
+                largest_tile=max(received), halo_core_points=sum(s[4].size for s in summaries))
     node_labels, node_offsets = _merge(summaries)
     del summaries
     stage("merged")
