@@ -82,7 +82,7 @@ def run_size(n: int, memory_per_tile: int) -> dict:
           flush=True)
     out: dict = {"n": n}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, memory_limit="10GiB") as cluster, \
+                      dashboard_address=":0", memory_limit="10GiB") as cluster, \
             Client(cluster) as client:
         parts = [da.from_delayed(dask.delayed(city_block)(m, n, 0, b), shape=(m, 2),
                                  dtype=np.float64) for b, m in enumerate(sizes)]

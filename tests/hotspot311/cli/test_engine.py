@@ -20,7 +20,7 @@ BASE = ("hotspots", "--days", "120", "--end", "2024-09-01", "--min-samples", "8"
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
