@@ -505,9 +505,9 @@ def dbscan_partitioned(
     ...                        client=c, tile_size=1.5).tolist()
     [0, 0, 0, -1]
     """
-    import dask.array as dsa
-
     import time
+
+    import dask.array as dsa
 
     info = {} if info is None else info
     info["seconds"] = {}

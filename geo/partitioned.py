@@ -171,7 +171,7 @@ def _with_points(part: pd.DataFrame, crs: Any) -> gpd.GeoDataFrame:
         y = np.where(np.isfinite(y), y, np.nan)
         out = pd.DataFrame(part)
     out = out.assign(x=x, y=y)
-    points = shapely.points(x, y)
+    points = np.asarray(shapely.points(x, y), dtype=object)
     points[~(np.isfinite(x) & np.isfinite(y))] = None
     return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(points, index=out.index, crs=crs))
 
@@ -207,7 +207,14 @@ def _join_partition(part: gpd.GeoDataFrame, indexes: dict[str, AreaIndex],
     return part.assign(**{k: locate(x, y, indexes[k]) for k in keys})
 
 
-def write_by_month(frame: dask_geopandas.GeoDataFrame, directory: str | Path) -> Path:
+def write_by_month(
+    frame: dask_geopandas.GeoDataFrame,
+    directory: str | Path,
+    *,
+    count: Sequence[str] = (),
+    client: Any = None,
+    progress: bool = False,
+) -> tuple[Path, int, dict[str, int]]:
     """Write GeoParquet partitioned by year and month of ``requested_datetime``.
 
     Parameters
@@ -217,11 +224,18 @@ def write_by_month(frame: dask_geopandas.GeoDataFrame, directory: str | Path) ->
         ``year=0/month=0``).
     directory
         Output directory; must not exist yet (nothing is overwritten).
+    count
+        Columns whose non-null values to count in the same pass (layer keys).
+    client
+        A ``distributed.Client`` to run on (default: Dask's current scheduler).
+    progress
+        Show a progress bar (with ``client``).
 
     Returns
     -------
-    pathlib.Path
-        The directory, holding ``year=YYYY/month=M/part.N.parquet``.
+    tuple
+        The directory (holding ``year=YYYY/month=M/part.N.parquet``), the rows written
+        and the non-null count of each ``count`` column.
 
     Raises
     ------
@@ -233,9 +247,23 @@ def write_by_month(frame: dask_geopandas.GeoDataFrame, directory: str | Path) ->
         raise InputError(f"output: {out} exists; give a new directory")
     if "requested_datetime" not in frame.columns:
         raise InputError("requested_datetime: column missing; needed for year/month partitions")
+    import dask
+
     dated = frame.map_partitions(_year_month, meta=_year_month(frame._meta))
-    dated.to_parquet(str(out), partition_on=["year", "month"], write_index=False)
-    return out
+    write = dated.to_parquet(str(out), partition_on=["year", "month"], write_index=False,
+                             compute=False)
+    counts = [frame[c].count() for c in count]
+    todo = [write, frame.shape[0], *counts]
+    if client is None:
+        _, rows, *found = dask.compute(*todo)
+    else:
+        futures = client.compute(todo)
+        if progress:
+            from distributed import progress as show
+
+            show(futures)
+        _, rows, *found = client.gather(futures)
+    return out, int(rows), {c: int(n) for c, n in zip(count, found, strict=True)}
 
 
 def _year_month(part: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
