@@ -146,8 +146,16 @@ def estimate(measured: dict, memory_per_tile: int, n: int = 500_000_000,
           f"{dup:.3f} tile copies per point, merge {secs.get('merged', 0.0):.2f} s on the "
           "client")
     print(f"  tiles ≈ {tiles:,} of ≤ {tile_points:,} points (as many per tile as measured)")
-    print(f"  memory per worker ≈ tile budget {memory_per_tile / 2**30:.2f} GiB + its input "
-          f"share {input_gib:.2f} GiB + split pieces ≈ {input_gib * dup:.2f} GiB")
+    held = max(measured["worker_peak_gib"])
+    per_point_held = held * 2**30 / (m / 2)
+    print(f"  memory per worker: the input blocks and their split pieces stay on the workers "
+          f"for the whole run, so a worker holds its input share as well as the tile it works "
+          f"on; measured here {held:.2f} GiB at the busiest worker for {m / 2 / 1e6:.0f}M "
+          f"points a worker ({per_point_held:.0f} bytes a point held, all included)")
+    print(f"  ≈ tile budget {memory_per_tile / 2**30:.2f} GiB + input share {input_gib:.2f} "
+          f"GiB + split pieces {input_gib * dup:.2f} GiB; at the measured rate "
+          f"{per_point_held * n / workers / 2**30:.2f} GiB for {n / workers / 1e6:.0f}M points "
+          "a worker")
     print(f"  shuffle ≈ {shuffle / 2**30:.1f} GiB in all ({shuffle / workers / 2**30:.2f} GiB "
           f"a worker, {net_s:.1f} s at {NET_BYTES_PER_S / 1e6:.0f} MB/s)")
     print(f"  expected time ≈ compute {compute_s:.0f} s + shuffle {net_s:.0f} s + client "
