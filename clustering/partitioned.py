@@ -583,6 +583,9 @@ def _run(
     splits = [client.submit(_block_split, b, int(o), plan, pure=False)
               for b, o in zip(blocks, offsets, strict=True)]
     touched = client.gather(client.map(_split_tiles, splits, pure=False))
+    # The splits hold every point now: let the workers drop the input blocks (the caller's
+    # list too). Dask keeps their recipe and recomputes them if a lost split needs them.
+    blocks.clear()
     by_tile: dict[int, list[int]] = {}
     for b, tiles in enumerate(touched):
         for t in tiles.tolist():
@@ -592,7 +595,7 @@ def _run(
     for t in sorted(by_tile):
         pieces = [client.submit(_take, splits[b], t, pure=False) for b in by_tile[t]]
         states.append(client.submit(_tile_pass1, eps, min_samples, *pieces, pure=False))
-    del pieces, splits, blocks
+    del pieces, splits
     if progress:
         from distributed import progress as show
 
@@ -617,8 +620,9 @@ def _run(
         show(results)
     labels = np.full(n, -1, dtype=np.int64)
     seen = 0
-    for fut in results:
-        index, tile_labels = fut.result()
+    results.reverse()
+    while results:  # release each tile's labels on its worker once they are here
+        index, tile_labels = results.pop().result()
         labels[index] = tile_labels
         seen += index.size
     if seen != n:
