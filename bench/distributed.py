@@ -148,9 +148,9 @@ def estimate(measured: dict, memory_per_tile: int, n: int = 500_000_000,
     print(f"  tiles ≈ {tiles:,} of ≤ {tile_points:,} points (as many per tile as measured)")
     held = max(measured["worker_peak_gib"])
     per_point_held = held * 2**30 / (m / 2)
-    print(f"  memory per worker: the input blocks and their split pieces stay on the workers "
-          f"for the whole run, so a worker holds its input share as well as the tile it works "
-          f"on; measured here {held:.2f} GiB at the busiest worker for {m / 2 / 1e6:.0f}M "
+    print(f"  memory per worker: a worker holds the split pieces of its input share until "
+          f"pass 1 has used them, as well as the tile it works on; measured here {held:.2f} "
+          f"GiB at the busiest worker for {m / 2 / 1e6:.0f}M "
           f"points a worker ({per_point_held:.0f} bytes a point held, all included)")
     print(f"  ≈ tile budget {memory_per_tile / 2**30:.2f} GiB + input share {input_gib:.2f} "
           f"GiB + split pieces {input_gib * dup:.2f} GiB; at the measured rate "

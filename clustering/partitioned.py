@@ -23,8 +23,10 @@ numbers, not only the same partition — for any tiling. How:
    the tile or its ``eps``-halo), the single-machine border rule, or -1.
 
 Memory per worker is the tile's points with their halo (about ``_BYTES_PER_POINT`` bytes
-each while a tile is worked on) plus the input blocks the worker holds; the client holds
-the halo and rim points' component ids and, at the end, the labels. A tile cannot be
+each while a tile is worked on) plus its share of the input: the blocks until they are
+split, then the split pieces until pass 1 has used them (measured by
+``bench/distributed.py``). The client holds the halo and rim points' component ids and, at
+the end, the labels (8 bytes a point). A tile cannot be
 smaller than ``4·eps``: where more than the budget's points lie within such a square (for
 example many identical points) that tile exceeds the budget.
 
@@ -44,8 +46,8 @@ import numpy.typing as npt
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from clustering import _grid
-from clustering.dbscan import _grid_spec, _validate, dbscan, dbscan_core
+from clustering import _tiles
+from clustering.dbscan import _validate
 from hotspot311.errors import InputError, describe
 
 if TYPE_CHECKING:
@@ -62,12 +64,6 @@ DEFAULT_MEMORY_PER_TILE: Final = 256 * 2**20
 DEFAULT_BLOCK_ROWS: Final = 1_000_000
 #: Histogram bins along the longer side of the extent (for the tile plan).
 _HIST_BINS: Final = 1024
-#: Point roles inside a tile.
-_INNER: Final = 0  # owned by the tile
-_INNER_SHARED: Final = 1  # owned, and in another tile's eps-halo
-_HALO: Final = 2  # within eps of the tile box (exact core flag here)
-_OUTER: Final = 3  # within 2 eps only (needed for the halo's core flags)
-_NO_INDEX: Final = np.iinfo(np.int64).max
 
 Stage = Callable[[str], None]
 
@@ -207,205 +203,6 @@ def _side_for_budget(
         k = max(1, int(k * 0.7))
 
 
-# --------------------------------------------------------------------------- block tasks
-
-
-def _block_bounds(block: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """``xmin, ymin, xmax, ymax, n, max|coord|`` of a block (NaNs when empty)."""
-    if block.shape[0] == 0:
-        return np.array([np.nan] * 4 + [0.0, 0.0])
-    xy = block[:, :2]
-    lo = xy.min(axis=0)
-    hi = xy.max(axis=0)
-    return np.array([lo[0], lo[1], hi[0], hi[1], block.shape[0], np.abs(xy).max()])
-
-
-def _block_histogram(
-    block: npt.NDArray[np.float64], origin: tuple[float, float], h: float, shape: tuple[int, int]
-) -> npt.NDArray[np.int64]:
-    """Point counts of a block on the planning bins."""
-    ix = np.clip(((block[:, 0] - origin[0]) // h).astype(np.int64), 0, shape[0] - 1)
-    iy = np.clip(((block[:, 1] - origin[1]) // h).astype(np.int64), 0, shape[1] - 1)
-    counts = np.bincount(ix * shape[1] + iy, minlength=shape[0] * shape[1])
-    return counts.reshape(shape).astype(np.int64)
-
-
-def _block_split(
-    block: npt.NDArray[np.float64], offset: int, plan: TilePlan
-) -> dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int8]]]:
-    """Send a block's points to their tiles: ``{tile: (x y w rows, input indices, roles)}``."""
-    n = block.shape[0]
-    if n == 0:
-        return {}
-    x = block[:, 0]
-    y = block[:, 1]
-    side = plan.side
-    ix = np.clip(((x - plan.origin_x) // side).astype(np.int64), 0, plan.nx - 1)
-    iy = np.clip(((y - plan.origin_y) // side).astype(np.int64), 0, plan.ny - 1)
-    reach = math.ceil(plan.halo / side)
-    tiles: list[npt.NDArray[np.int64]] = [ix * plan.ny + iy]
-    rows: list[npt.NDArray[np.int64]] = [np.arange(n)]
-    roles: list[npt.NDArray[np.int8]] = []
-    shared = np.zeros(n, dtype=bool)
-    for di in range(-reach, reach + 1):
-        for dj in range(-reach, reach + 1):
-            if di == 0 and dj == 0:
-                continue
-            tx = ix + di
-            ty = iy + dj
-            x0 = plan.origin_x + tx * side
-            y0 = plan.origin_y + ty * side
-            gap = np.maximum(
-                np.maximum(np.maximum(x0 - x, x - (x0 + side)), 0.0),
-                np.maximum(np.maximum(y0 - y, y - (y0 + side)), 0.0),
-            )
-            keep = (tx >= 0) & (tx < plan.nx) & (ty >= 0) & (ty < plan.ny) & (gap <= plan.halo)
-            near = keep & (gap <= plan.eps_halo)
-            shared |= near
-            idx = np.flatnonzero(keep)
-            tiles.append(tx[idx] * plan.ny + ty[idx])
-            rows.append(idx)
-            roles.append(np.where(near[idx], _HALO, _OUTER).astype(np.int8))
-    roles.insert(0, np.where(shared, _INNER_SHARED, _INNER).astype(np.int8))
-    tile_all = np.concatenate(tiles)
-    row_all = np.concatenate(rows)
-    role_all = np.concatenate(roles)
-    order = np.argsort(tile_all, kind="stable")
-    tile_all = tile_all[order]
-    row_all = row_all[order]
-    role_all = role_all[order]
-    cuts = np.flatnonzero(np.diff(tile_all)) + 1
-    out = {}
-    for t_rows, t_roles, start in zip(
-        np.split(row_all, cuts), np.split(role_all, cuts), np.r_[0, cuts], strict=True
-    ):
-        out[int(tile_all[start])] = (block[t_rows], t_rows.astype(np.int64) + offset, t_roles)
-    return out
-
-
-def _split_tiles(split: dict[int, Any]) -> npt.NDArray[np.int64]:
-    return np.fromiter(split.keys(), dtype=np.int64, count=len(split))
-
-
-def _take(split: dict[int, Any], tile: int) -> Any:
-    return split[tile]
-
-
-# --------------------------------------------------------------------------- tile tasks
-
-
-def _one_numba_thread() -> None:
-    """Run this task's numba kernels on one thread: Dask already runs tiles in parallel, and
-    waking a thread pool for every small tile costs more than the tile (setting is per thread).
-    """
-    import numba
-
-    numba.set_num_threads(1)
-
-
-@dataclass
-class _TileState:
-    """What pass 1 keeps of a tile on its worker for pass 2."""
-
-    xy: npt.NDArray[np.float64]  # points of roles inner, inner-shared and halo
-    index: npt.NDArray[np.int64]  # their input indices
-    role: npt.NDArray[np.int8]
-    core: npt.NDArray[np.bool_]
-    comp: npt.NDArray[np.int64]  # local component of core points, -1 otherwise
-    n_comp: int
-    n_input: int  # points the tile received, halos included
-
-
-def _tile_pass1(eps: float, min_samples: int, *pieces: Any) -> _TileState:
-    """Exact core flags of the tile and its eps-halo; local components of those cores."""
-    _one_numba_thread()
-    block = np.concatenate([p[0] for p in pieces])
-    index = np.concatenate([p[1] for p in pieces])
-    role = np.concatenate([p[2] for p in pieces])
-    _, core_all = dbscan_core(
-        block[:, :2], eps=eps, min_samples=min_samples, sample_weight=block[:, 2]
-    )
-    keep = role <= _HALO
-    xy = np.ascontiguousarray(block[keep, :2])
-    core = core_all[keep]
-    comp = np.full(xy.shape[0], -1, dtype=np.int64)
-    if core.any():
-        comp[core] = dbscan(xy[core], eps=eps, min_samples=1)
-    n_comp = int(comp.max()) + 1 if comp.size else 0
-    return _TileState(xy, index[keep], role[keep], core, comp, n_comp, block.shape[0])
-
-
-def _tile_summary(state: _TileState) -> tuple[Any, ...]:
-    """Components, their smallest owned core index, and the shared core points' components."""
-    owned_core = state.core & (state.role <= _INNER_SHARED)
-    smallest = np.full(state.n_comp, _NO_INDEX, dtype=np.int64)
-    np.minimum.at(smallest, state.comp[owned_core], state.index[owned_core])
-    shared = state.core & (state.role == _INNER_SHARED)
-    halo = state.core & (state.role == _HALO)
-    return (
-        state.n_comp,
-        smallest,
-        state.index[shared],
-        state.comp[shared],
-        state.index[halo],
-        state.comp[halo],
-        state.n_input,
-    )
-
-
-def _tile_pass2(
-    state: _TileState, comp_labels: npt.NDArray[np.int64], eps: float
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Input indices and final labels of the tile's own points."""
-    _one_numba_thread()
-    owned = state.role <= _INNER_SHARED
-    core_lab = np.full(state.xy.shape[0], -1, dtype=np.int64)
-    core_lab[state.core] = comp_labels[state.comp[state.core]]
-    labels = core_lab[owned]
-    todo = owned & ~state.core
-    if todo.any() and state.core.any():
-        labels[~state.core[owned]] = _border(
-            state.xy[todo], state.xy[state.core], core_lab[state.core], eps
-        )
-    return state.index[owned], labels
-
-
-def _border(
-    points: npt.NDArray[np.float64],
-    core_xy: npt.NDArray[np.float64],
-    core_labels: npt.NDArray[np.int64],
-    eps: float,
-) -> npt.NDArray[np.int64]:
-    """Smallest label among the core points within eps of each point, or -1."""
-    allxy = np.concatenate([core_xy, points])
-    nc = core_xy.shape[0]
-    is_core = np.zeros(allxy.shape[0], dtype=np.bool_)
-    is_core[:nc] = True
-    eps2 = eps * eps
-    side, reach = _grid_spec(allxy, eps)
-    lo = allxy.min(axis=0)
-    ix = np.floor((allxy[:, 0] - lo[0]) / side).astype(np.int64)
-    iy = np.floor((allxy[:, 1] - lo[1]) / side).astype(np.int64)
-    nx = int(ix.max()) + 1
-    ny = int(iy.max()) + 1
-    order, sorted_keys = _grid.argsort_keys(ix * ny + iy)
-    keys, starts = _grid.cell_bounds(sorted_keys)
-    xs, ys, ws = _grid.gather(allxy, np.zeros(allxy.shape[0]), order)
-    bbox, _, tight = _grid.cell_stats(xs, ys, ws, starts, eps2)
-    core = is_core[order]
-    corepos = np.flatnonzero(core)
-    cstarts = np.zeros(keys.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.add.reduceat(core.astype(np.int64), starts[:-1]), out=cstarts[1:])
-    clabels = core_labels[order[corepos]]
-    sorted_labels = _grid.border_labels(
-        xs, ys, core, starts, xs[corepos], ys[corepos], clabels, cstarts, keys, bbox, tight,
-        nx, ny, reach, eps2,
-    )
-    labels = np.empty(allxy.shape[0], dtype=np.int64)
-    labels[order] = sorted_labels
-    return labels[nc:]
-
-
 # --------------------------------------------------------------------------- the driver
 
 
@@ -434,7 +231,7 @@ def _merge(summaries: list[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.
         (np.ones(halo_node.size, dtype=np.int8), (halo_node, partner)), shape=(n_nodes, n_nodes)
     )
     n_clusters, component = connected_components(graph, directed=False)
-    first = np.full(n_clusters, _NO_INDEX, dtype=np.int64)
+    first = np.full(n_clusters, _tiles.NO_INDEX, dtype=np.int64)
     np.minimum.at(first, component, smallest)
     rank = np.empty(n_clusters, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(n_clusters)
@@ -554,7 +351,7 @@ def _run(
     info: dict[str, Any],
 ) -> npt.NDArray[np.int64]:
     """Plan, split, pass 1, merge, pass 2, assemble."""
-    stats = np.array(client.gather(client.map(_block_bounds, blocks, pure=False)))
+    stats = np.array(client.gather(client.map(_tiles.block_bounds, blocks, pure=False)))
     sizes = stats[:, 4].astype(np.int64)
     n = int(sizes.sum())
     if n == 0:
@@ -569,8 +366,8 @@ def _run(
         span = max(xmax - xmin, ymax - ymin)
         h = max(span / _HIST_BINS, eps)
         shape = (int((xmax - xmin) // h) + 1, int((ymax - ymin) // h) + 1)
-        hists = client.map(_block_histogram, blocks, origin=(xmin, ymin), h=h, shape=shape,
-                           pure=False)
+        hists = client.map(_tiles.block_histogram, blocks, origin=(xmin, ymin), h=h,
+                           shape=shape, pure=False)
         hist = np.sum(client.gather(hists), axis=0)
         del hists
         plan = plan_tiles((xmin, ymin, xmax, ymax), eps=eps, histogram=hist, bin_side=h,
@@ -580,9 +377,9 @@ def _run(
                           memory_per_tile=memory_per_tile, max_abs=max_abs)
     stage("planned")
     offsets = np.r_[0, np.cumsum(sizes)[:-1]]
-    splits = [client.submit(_block_split, b, int(o), plan, pure=False)
+    splits = [client.submit(_tiles.block_split, b, int(o), plan, pure=False)
               for b, o in zip(blocks, offsets, strict=True)]
-    touched = client.gather(client.map(_split_tiles, splits, pure=False))
+    touched = client.gather(client.map(_tiles.split_tiles, splits, pure=False))
     # The splits hold every point now: let the workers drop the input blocks (the caller's
     # list too). Dask keeps their recipe and recomputes them if a lost split needs them.
     blocks.clear()
@@ -593,14 +390,14 @@ def _run(
     stage("split")
     states = []
     for t in sorted(by_tile):
-        pieces = [client.submit(_take, splits[b], t, pure=False) for b in by_tile[t]]
-        states.append(client.submit(_tile_pass1, eps, min_samples, *pieces, pure=False))
+        pieces = [client.submit(_tiles.take, splits[b], t, pure=False) for b in by_tile[t]]
+        states.append(client.submit(_tiles.tile_pass1, eps, min_samples, *pieces, pure=False))
     del pieces, splits
     if progress:
         from distributed import progress as show
 
         show(states)
-    summaries = client.gather(client.map(_tile_summary, states, pure=False))
+    summaries = client.gather(client.map(_tiles.tile_summary, states, pure=False))
     stage("cores")
     received = [int(s[6]) for s in summaries]
     info.update(plan=plan, tiles=len(received), points_in_tiles=sum(received),
@@ -609,8 +406,8 @@ def _run(
     del summaries
     stage("merged")
     results = [
-        client.submit(_tile_pass2, state, node_labels[node_offsets[i]:node_offsets[i + 1]], eps,
-                      pure=False)
+        client.submit(_tiles.tile_pass2, state,
+                      node_labels[node_offsets[i]:node_offsets[i + 1]], eps, pure=False)
         for i, state in enumerate(states)
     ]
     del states
