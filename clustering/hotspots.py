@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +23,10 @@ import pandas as pd
 import shapely
 
 from clustering.dbscan import dbscan
+from clustering.partitioned import dbscan_partitioned
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 CONCAVE_RATIO: Final = 0.5
 TOP_ADDRESSES: Final = 3
@@ -42,7 +46,9 @@ PALETTE: Final = (
 )
 
 
-def label_requests(requests: pd.DataFrame, *, eps: float, min_samples: int) -> np.ndarray:
+def label_requests(
+    requests: pd.DataFrame, *, eps: float, min_samples: int, client: Client | None = None
+) -> np.ndarray:
     """DBSCAN labels for requests, using their city-CRS ``x``/``y``.
 
     Requests at the same point are clustered once with a weight (many requests at one
@@ -56,6 +62,9 @@ def label_requests(requests: pd.DataFrame, *, eps: float, min_samples: int) -> n
         Search distance in CRS units.
     min_samples
         Requests within ``eps`` that make a core point.
+    client
+        A ``distributed.Client``: cluster by tiles on that Dask cluster
+        (:func:`clustering.partitioned.dbscan_partitioned`, the same labels).
 
     Returns
     -------
@@ -66,7 +75,11 @@ def label_requests(requests: pd.DataFrame, *, eps: float, min_samples: int) -> n
         return np.empty(0, dtype=np.int64)
     xy = requests[["x", "y"]].to_numpy(dtype="float64")
     unique, inverse, counts = np.unique(xy, axis=0, return_inverse=True, return_counts=True)
-    labels = dbscan(unique, eps=eps, min_samples=min_samples, sample_weight=counts)
+    if client is None:
+        labels = dbscan(unique, eps=eps, min_samples=min_samples, sample_weight=counts)
+    else:
+        labels = dbscan_partitioned(unique, eps=eps, min_samples=min_samples, client=client,
+                                    sample_weight=counts, progress=True)
     return np.asarray(labels[inverse.ravel()], dtype=np.int64)
 
 

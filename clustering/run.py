@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import pandas as pd
@@ -19,6 +20,9 @@ from clustering.problem_hotspots import collapse, problem_ids_of
 from clustering.problems import ProblemRules, assign_problems
 from clustering.selection import HotspotQuery, select_requests, window_end
 from layers.profile import CityProfile
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @dataclass
@@ -60,6 +64,7 @@ def run_hotspots(
     weights: PriorityWeights,
     now: datetime | None = None,
     layer_keys: tuple[str, ...] = (),
+    client: Client | None = None,
 ) -> HotspotResult:
     """Find and rank hotspots.
 
@@ -77,6 +82,9 @@ def run_hotspots(
         Reference time for overdue and ages (UTC now when omitted).
     layer_keys
         Layers to report each hotspot's area in.
+    client
+        A ``distributed.Client``: run the DBSCAN by tiles on that Dask cluster (the same
+        labels). HDBSCAN always runs here.
 
     Returns
     -------
@@ -107,7 +115,7 @@ def run_hotspots(
                                 min_cluster_size=query.min_cluster_size or query.min_samples,
                                 min_samples=query.min_samples)
     else:
-        labels = label_requests(points, eps=eps, min_samples=query.min_samples)
+        labels = label_requests(points, eps=eps, min_samples=query.min_samples, client=client)
     hotspots = summarize(points, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
     calls = None

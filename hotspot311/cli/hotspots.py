@@ -8,6 +8,7 @@ import pandas as pd
 
 from hotspot311.cli import history
 from hotspot311.cli.base import Context, handle_errors, output_path, pass_ctx
+from hotspot311.cli.engine import dask_client, engine_options
 from hotspot311.errors import InputError
 
 
@@ -48,6 +49,7 @@ from hotspot311.errors import InputError
 @click.option("--weekly", type=int, metavar="N", help="Run N weekly windows and class each "
               "grid cell (new, consecutive, intensifying, persistent, diminishing, "
               "sporadic, historical); --output writes the cells.")
+@engine_options
 @pass_ctx
 @handle_errors
 def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | None,
@@ -55,12 +57,14 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                  areas: tuple[str, ...], top: int, output: str | None,
                  work_list_path: str | None, method: str, min_cluster_size: int | None,
                  count: str, problem_distance_m: float | None, problem_gap_days: float | None,
-                 save: bool, significant: bool, grid_m: float, weekly: int | None) -> None:
+                 save: bool, significant: bool, grid_m: float, weekly: int | None,
+                 engine: str, scheduler: str | None) -> None:
     """Find hotspots with DBSCAN (or HDBSCAN) and print them ranked for crews.
 
     By default a hotspot counts problems: repeat calls about one problem (the same
     service near in space and time, see ``problems``) count once, and the calls per
     problem are a score part of their own. ``--count tickets`` counts every request.
+    With ``--engine dask`` the DBSCAN runs by tiles on a Dask cluster (the same hotspots).
     """
     from datetime import UTC, datetime
 
@@ -72,6 +76,10 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
     from clustering.selection import HotspotQuery, resolve_services, select_requests
     from layers.services import load_groups
 
+    if engine == "dask" and (method != "dbscan" or weekly is not None):
+        raise InputError(f"--engine dask: runs the DBSCAN only; got --method {method}"
+                         + (" with --weekly" if weekly is not None else "")
+                         + "; use --engine local")
     store = ctx.store()
     requests = store.requests()
     names = resolve_services(services, load_groups(store.profile),
@@ -110,8 +118,10 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         history.print_weekly(store, requests, query, weeks=weekly, grid_m=grid_m,
                                  preset=preset, output=output)
         return
-    result = run_hotspots(requests, query, profile=store.profile,
-                          weights=get_preset(preset), layer_keys=store.layer_keys())
+    with dask_client(engine, scheduler) as client:
+        result = run_hotspots(requests, query, profile=store.profile,
+                              weights=get_preset(preset), layer_keys=store.layer_keys(),
+                              client=client)
     if significant:
         result.hotspots["significant"] = history.significance_column(
             result, requests, profile=store.profile, grid_m=grid_m).to_numpy()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 import click
@@ -15,7 +15,9 @@ from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
 from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
+from geo.store.base import Store
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
+from hotspot311.cli.engine import dask_client, engine_options
 from hotspot311.errors import InputError
 
 
@@ -36,15 +38,17 @@ from hotspot311.errors import InputError
 @click.option("--value-map", "value_maps", multiple=True, metavar="FIELD=CODE:VALUE,…",
               help="contacts: the city's codes for channel or outcome, e.g. "
                    "outcome=INFO:information,XFER:referral (repeatable).")
+@engine_options
 @pass_ctx
 @handle_errors
 def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, ...],
                sets: tuple[str, ...], mapping_file: str | None, strict: bool, kind: str,
-               value_maps: tuple[str, ...]) -> None:
+               value_maps: tuple[str, ...], engine: str, scheduler: str | None) -> None:
     """Ingest request files (CSV, Open311 JSON, GeoJSON) or contact logs into the store.
 
     Prints rows read, inserted, updated, unchanged and quarantined by reason; they add
-    up to the rows read. Re-running a file changes nothing.
+    up to the rows read. Re-running a file changes nothing. With ``--engine dask`` the
+    files are read and validated in parallel on a Dask cluster, then stored in order.
     """
     run: Callable[[str], IngestReport]
     store = ctx.store()
@@ -64,27 +68,47 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
             mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
         run = partial(ingest, store=store, fmt=fmt, mapping=mapping, problems=ctx.problems())
     any_quarantined = False
-    for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2, file=sys.stderr):
-        report = run(path)
-        r = report.result
-        click.echo(f"{path} ({report.format}, {report.encoding})")
-        click.echo(f"  read         {report.rows_read:>9,}")
-        click.echo(f"  inserted     {r.inserted:>9,}")
-        click.echo(f"  updated      {r.updated:>9,}")
-        click.echo(f"  unchanged    {r.unchanged:>9,}")
-        total_q = sum(r.quarantined.values())
-        click.echo(f"  quarantined  {total_q:>9,}")
-        for reason, n in sorted(r.quarantined.items(), key=lambda kv: (-kv[1], kv[0])):
-            click.echo(f"    {reason:<26}{n:>9,}")
-        for flag, n in sorted(report.flags.items()):
-            click.echo(f"  flagged {flag:<24}{n:>9,}  (stored; see quality_flags)")
-        if report.hint:
-            click.echo(f"  note: {report.hint}")
-        if not report.balanced:  # pragma: no cover - an invariant, checked by tests
-            raise InputError(f"{path}: counts do not add up to the rows read")
-        any_quarantined |= total_q > 0
+    if kind == "contacts" and engine != "local":
+        raise InputError(f"--engine: got {engine!r}; contact logs are ingested with --engine "
+                         "local")
+    with dask_client(engine, scheduler) as client:
+        if client is None:
+            for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2,
+                             file=sys.stderr):
+                any_quarantined |= _print_report(run(path))
+        else:
+            from geo.ingest.partitioned import ingest_partitioned
+
+            reports: Iterator[IngestReport] = ingest_partitioned(
+                paths, store, client=client, fmt=fmt, mapping=mapping,
+                problems=ctx.problems())
+            for report in tqdm(reports, desc="ingest", unit="file", total=len(paths),
+                               disable=len(paths) < 2, file=sys.stderr):
+                any_quarantined |= _print_report(report)
     if strict and any_quarantined:
         sys.exit(EXIT_STRICT)
+
+
+def _print_report(report: IngestReport) -> bool:
+    """Print one file's counts; return whether any row was quarantined."""
+    path = report.path
+    r = report.result
+    click.echo(f"{path} ({report.format}, {report.encoding})")
+    click.echo(f"  read         {report.rows_read:>9,}")
+    click.echo(f"  inserted     {r.inserted:>9,}")
+    click.echo(f"  updated      {r.updated:>9,}")
+    click.echo(f"  unchanged    {r.unchanged:>9,}")
+    total_q = sum(r.quarantined.values())
+    click.echo(f"  quarantined  {total_q:>9,}")
+    for reason, n in sorted(r.quarantined.items(), key=lambda kv: (-kv[1], kv[0])):
+        click.echo(f"    {reason:<26}{n:>9,}")
+    for flag, n in sorted(report.flags.items()):
+        click.echo(f"  flagged {flag:<24}{n:>9,}  (stored; see quality_flags)")
+    if report.hint:
+        click.echo(f"  note: {report.hint}")
+    if not report.balanced:  # pragma: no cover - an invariant, checked by tests
+        raise InputError(f"{path}: counts do not add up to the rows read")
+    return total_q > 0
 
 
 @click.command("status")
@@ -127,20 +151,58 @@ def status_cmd(ctx: Context) -> None:
 
 @click.command("join")
 @click.option("--layer", "layers", multiple=True, metavar="KEY", help="Only these layers.")
+@click.option("--input", "source", metavar="DIR|GLOB",
+              help="--engine dask: request files (CSV or Parquet with lon/lat, or GeoParquet) "
+                   "to join instead of the store's requests.")
+@click.option("--output", "output", metavar="DIR",
+              help="--engine dask: new directory for the joined requests, GeoParquet "
+                   "partitioned by year and month.")
+@engine_options
 @pass_ctx
 @handle_errors
-def join_cmd(ctx: Context, layers: tuple[str, ...]) -> None:
-    """Join every stored request to the boundary layers (loading missing profile layers)."""
+def join_cmd(ctx: Context, layers: tuple[str, ...], source: str | None, output: str | None,
+             engine: str, scheduler: str | None) -> None:
+    """Join every stored request to the boundary layers (loading missing profile layers).
+
+    With ``--engine dask --input FILES --output DIR`` request files are joined per
+    partition on a Dask cluster instead, and written as GeoParquet by year and month.
+    """
+    if engine == "dask" and not (source and output):
+        raise InputError("--engine dask joins request files: give --input DIR|GLOB and "
+                         "--output DIR (the store's own re-join runs in the store)")
+    if engine == "local" and (source or output):
+        raise InputError("--input/--output need --engine dask")
     store = ctx.store()
     store.ensure_profile_layers()
     known = set(store.layer_keys())
     unknown = [k for k in layers if k not in known]
     if unknown:
         raise InputError(f"--layer: {unknown} not in the store; layers: {sorted(known)}")
+    if source and output:
+        _join_files(store, list(layers) or sorted(known), source, output, engine, scheduler)
+        return
     outside = store.rejoin(list(layers) or None)
     total = len(store.requests())
     for key, n in outside.items():
         click.echo(f"{key:<22} joined {total - n:>9,}  outside every area {n:>8,}")
+
+
+def _join_files(store: Store, keys: list[str], source: str, output: str, engine: str,
+                scheduler: str | None) -> None:
+    """Join request files to ``keys`` on a Dask cluster; write GeoParquet by year/month."""
+    from geo.joins import build_index
+    from geo.partitioned import join_partitioned, read_partitioned, write_by_month
+
+    out = output_path(output)
+    indexes = {k: build_index(store.areas(k)) for k in keys}
+    with dask_client(engine, scheduler) as client:
+        frame = read_partitioned(source, crs=store.profile.crs)
+        joined = join_partitioned(frame, indexes)
+        _, rows, found = write_by_month(joined, out, count=keys, client=client, progress=True)
+    click.echo(f"read {rows:,} requests in {frame.npartitions} partitions")
+    for key in keys:
+        click.echo(f"{key:<22} joined {found[key]:>9,}  outside every area {rows - found[key]:>8,}")
+    click.echo(f"wrote {out}/year=YYYY/month=M/ (GeoParquet)")
 
 
 @click.group("export")

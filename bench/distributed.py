@@ -1,0 +1,181 @@
+"""Partitioned DBSCAN on a Dask LocalCluster against the single-machine DBSCAN, same run.
+
+    python bench/distributed.py                       # 5M and 20M city-like points
+    python bench/distributed.py --sizes 5e6 20e6 50e6 # 50M needs ~12 GB free
+
+For each size: the points are made block by block (the same blocks on the workers and,
+concatenated, in this process), clustered by :func:`clustering.dbscan.dbscan` here and by
+:func:`clustering.partitioned.dbscan_partitioned` on ``LocalCluster(2 workers, 1 thread
+each)``; prints wall times, their ratio, peak memory per worker and of this process, and
+whether the labels are identical. Then, from the per-point costs and shuffle volume measured
+at the largest size, an *estimate* for 500M points on 50 workers.
+
+Eps 100 m (328 ft) and min_samples 10, as in ``bench/dbscan.py``; one fresh cluster per
+size so that worker peaks belong to that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# Run as a script, this file's folder comes first on sys.path and its name would hide the
+# ``distributed`` package: drop the folder, put the repository root instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from bench.dbscan import EPS_FT, EXTENT, MIN_SAMPLES  # noqa: E402
+from clustering.dbscan import dbscan  # noqa: E402
+from clustering.partitioned import DEFAULT_MEMORY_PER_TILE, dbscan_partitioned  # noqa: E402
+
+BLOCK = 1_000_000
+#: Assumed network rate per worker for the 500M estimate (10 GbE, half used), bytes/s.
+NET_BYTES_PER_S = 600e6
+#: Bytes a point occupies in a block or a tile piece (x, y, weight; index; role).
+POINT_BYTES = 24 + 8 + 1
+
+
+def city_block(n: int, total: int, seed: int, block: int) -> np.ndarray:
+    """One block of city-like points: background, tight clusters, duplicate addresses.
+
+    Cluster centres and addresses depend only on ``total`` and ``seed``, so every block
+    draws from the same city; the rest depends on the block number.
+    """
+    lo, hi = EXTENT
+    shared = np.random.default_rng(seed)
+    centres = shared.uniform(lo, hi, (max(total // 2_000, 1), 2))
+    addresses = shared.uniform(lo, hi, (max(total // 50, 1), 2)).round(1)
+    rng = np.random.default_rng([seed, block])
+    n_bg = int(n * 0.4)
+    n_cl = int(n * 0.3)
+    bg = rng.uniform(lo, hi, (n_bg, 2))
+    cl = centres[rng.integers(0, len(centres), n_cl)] + rng.normal(0.0, 150.0, (n_cl, 2))
+    dup = addresses[rng.integers(0, len(addresses), n - n_bg - n_cl)]
+    xy = np.concatenate([bg, cl, dup])
+    return xy[rng.permutation(n)]
+
+
+def _sizes(n: int) -> list[int]:
+    return [min(BLOCK, n - s) for s in range(0, n, BLOCK)]
+
+
+def _worker_peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_size(n: int, memory_per_tile: int) -> dict:
+    """Both runs at one size; return the measurements."""
+    import dask
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    sizes = _sizes(n)
+    print(f"\n{n:,} city-like points (eps {EPS_FT:.1f} ft, min_samples {MIN_SAMPLES})",
+          flush=True)
+    out: dict = {"n": n}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", memory_limit="10GiB") as cluster, \
+            Client(cluster) as client:
+        parts = [da.from_delayed(dask.delayed(city_block)(m, n, 0, b), shape=(m, 2),
+                                 dtype=np.float64) for b, m in enumerate(sizes)]
+        xy_dask = da.concatenate(parts)
+        client.run(gc.collect)
+        info: dict = {}
+        start = time.perf_counter()
+        labels_d = dbscan_partitioned(xy_dask, eps=EPS_FT, min_samples=MIN_SAMPLES,
+                                      client=client, memory_per_tile=memory_per_tile, info=info)
+        out["dask_s"] = time.perf_counter() - start
+        peaks = client.run(_worker_peak_gib)
+        out["worker_peak_gib"] = sorted(peaks.values())
+        out["info"] = info
+    del parts, xy_dask
+    xy = np.concatenate([city_block(m, n, 0, b) for b, m in enumerate(sizes)])
+    start = time.perf_counter()
+    labels_s = dbscan(xy, eps=EPS_FT, min_samples=MIN_SAMPLES)
+    out["single_s"] = time.perf_counter() - start
+    out["identical"] = bool(np.array_equal(labels_s, labels_d))
+    out["clusters"] = int(labels_s.max()) + 1
+    out["driver_peak_gib"] = _worker_peak_gib()
+    del xy, labels_s, labels_d
+    gc.collect()
+    info = out["info"]
+    plan = info["plan"]
+    secs = info["seconds"]
+    print(f"  single machine dbscan        {out['single_s']:8.2f} s", flush=True)
+    print(f"  LocalCluster(2) partitioned  {out['dask_s']:8.2f} s   ratio "
+          f"{out['dask_s'] / out['single_s']:.2f}x the single-machine time", flush=True)
+    print("  stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in secs.items()), flush=True)
+    print(f"  tiles {info['tiles']} of side {plan.side:,.0f} ft; points in tiles "
+          f"{info['points_in_tiles']:,} ({info['points_in_tiles'] / n:.3f} per point); "
+          f"largest tile {info['largest_tile']:,}; halo core points merged "
+          f"{info['halo_core_points']:,}", flush=True)
+    print(f"  peak memory per worker {', '.join(f'{g:.2f}' for g in out['worker_peak_gib'])}"
+          f" GiB; this process {out['driver_peak_gib']:.2f} GiB (holds the single-machine "
+          f"run too)", flush=True)
+    print(f"  labels identical: {out['identical']} ({out['clusters']:,} clusters)", flush=True)
+    return out
+
+
+def estimate(measured: dict, memory_per_tile: int, n: int = 500_000_000,
+             workers: int = 50) -> None:
+    """Print the 500M-point plan from the costs measured at the largest size."""
+    m = measured["n"]
+    info = measured["info"]
+    secs = info["seconds"]
+    worker_s = sum(v for k, v in secs.items() if k in ("split", "cores", "labelled")) * 2
+    per_point = worker_s / m  # worker-seconds per point (2 workers were busy)
+    dup = info["points_in_tiles"] / m
+    tile_points = max(info["largest_tile"], 1)
+    tiles = max(int(np.ceil(n * dup / tile_points)), workers)
+    shuffle = n * dup * POINT_BYTES
+    compute_s = per_point * n / workers
+    net_s = shuffle / workers / NET_BYTES_PER_S
+    merge_s = secs.get("merged", 0.0) * n / m
+    input_gib = n * 24 / workers / 2**30
+    print(f"\nESTIMATE (not measured): {n / 1e6:.0f}M points on {workers} workers, tile budget "
+          f"{memory_per_tile / 2**20:.0f} MiB")
+    print(f"  from {m / 1e6:.0f}M measured: {per_point * 1e6:.2f} worker-µs per point, "
+          f"{dup:.3f} tile copies per point, merge {secs.get('merged', 0.0):.2f} s on the "
+          "client")
+    print(f"  tiles ≈ {tiles:,} of ≤ {tile_points:,} points (as many per tile as measured)")
+    held = max(measured["worker_peak_gib"])
+    per_point_held = held * 2**30 / (m / 2)
+    print(f"  memory per worker: a worker holds the split pieces of its input share until "
+          f"pass 1 has used them, as well as the tile it works on; measured here {held:.2f} "
+          f"GiB at the busiest worker for {m / 2 / 1e6:.0f}M "
+          f"points a worker ({per_point_held:.0f} bytes a point held, all included)")
+    print(f"  ≈ tile budget {memory_per_tile / 2**30:.2f} GiB + input share {input_gib:.2f} "
+          f"GiB + split pieces {input_gib * dup:.2f} GiB; at the measured rate "
+          f"{per_point_held * n / workers / 2**30:.2f} GiB for {n / workers / 1e6:.0f}M points "
+          "a worker")
+    print(f"  shuffle ≈ {shuffle / 2**30:.1f} GiB in all ({shuffle / workers / 2**30:.2f} GiB "
+          f"a worker, {net_s:.1f} s at {NET_BYTES_PER_S / 1e6:.0f} MB/s)")
+    print(f"  expected time ≈ compute {compute_s:.0f} s + shuffle {net_s:.0f} s + client "
+          f"merge {merge_s:.0f} s ≈ {compute_s + net_s + merge_s:.0f} s; the client holds "
+          f"{n * 8 / 2**30:.1f} GiB of labels")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=float, default=[5e6, 20e6])
+    parser.add_argument("--memory-per-tile", type=int, default=DEFAULT_MEMORY_PER_TILE)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    print(f"bench/distributed.py: {os.cpu_count()} cores; tile budget "
+          f"{args.memory_per_tile / 2**20:.0f} MiB")
+    results = [run_size(int(n), args.memory_per_tile) for n in args.sizes]
+    estimate(results[-1], args.memory_per_tile)
+    if not all(r["identical"] for r in results):
+        raise SystemExit("labels differ")
+
+
+if __name__ == "__main__":
+    main()

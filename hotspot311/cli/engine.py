@@ -1,0 +1,106 @@
+"""``--engine dask [--scheduler tcp://HOST:8786]``: where the heavy commands run.
+
+``--engine local`` (the default) runs in this process. ``--engine dask`` connects a
+``distributed.Client`` to the scheduler named by ``--scheduler`` (or
+``$HOTSPOT311_SCHEDULER``), or starts a ``LocalCluster`` of worker processes on this
+machine when none is named, prints the dashboard link (when the dashboard can run) and
+closes the client (and the local cluster) when the command ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from hotspot311.errors import InputError, StoreConnectionError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENGINES = ("local", "dask")
+
+
+def engine_options(func: F) -> F:
+    """Add ``--engine`` and ``--scheduler`` to a command."""
+    func = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="Dask scheduler, e.g. tcp://HOST:8786 (default: $HOTSPOT311_SCHEDULER, else a "
+             "LocalCluster on this machine). Needs --engine dask.")(func)
+    func = click.option(
+        "--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+        help="local: this process; dask: a Dask cluster (see --scheduler).")(func)
+    return func
+
+
+@contextmanager
+def dask_client(engine: str, scheduler: str | None) -> Iterator[Client | None]:
+    """Yield a connected ``distributed.Client`` for ``--engine dask``, else ``None``.
+
+    Parameters
+    ----------
+    engine
+        ``local`` or ``dask``.
+    scheduler
+        Scheduler address; ``None`` reads ``$HOTSPOT311_SCHEDULER`` and, if that is unset
+        too, starts a ``LocalCluster`` (one single-threaded worker process per core).
+
+    Yields
+    ------
+    distributed.Client or None
+        The client, closed (with its local cluster) on exit.
+
+    Raises
+    ------
+    InputError
+        If ``--scheduler`` is given without ``--engine dask``.
+    StoreConnectionError
+        If the scheduler cannot be reached; the message names it.
+    """
+    if engine != "dask":
+        if scheduler:
+            raise InputError(f"--scheduler {scheduler!r} needs --engine dask; got --engine "
+                             f"{engine}")
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    address = scheduler or os.environ.get("HOTSPOT311_SCHEDULER") or None
+    if address:
+        try:
+            client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as err:
+            raise StoreConnectionError(
+                f"--scheduler: cannot reach the Dask scheduler at {address!r} ({err})"
+            ) from err
+        try:
+            _announce(client, f"Dask scheduler {address}")
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1,
+                           processes=True, dashboard_address=":0")
+    client = Client(cluster)
+    try:
+        _announce(client, f"Dask LocalCluster, {len(cluster.workers)} workers")
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _announce(client: Client, what: str) -> None:
+    """Print where the work runs and where to watch it."""
+    try:
+        import bokeh  # noqa: F401
+
+        link = client.dashboard_link
+    except ImportError:
+        link = "none (install bokeh for the Dask dashboard)"
+    click.echo(f"engine: {what}; dashboard: {link}", err=True)

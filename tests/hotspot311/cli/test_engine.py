@@ -1,0 +1,172 @@
+"""``--engine dask [--scheduler]``: the same hotspots as the local run, through the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from geo.joins import build_index
+from geo.store.embedded import EmbeddedStore
+from hotspot311.cli.main import cli
+from layers.profile import CityProfile
+from tests.geo.test_partitioned import requests, single_machine, write_parts  # noqa: F401
+from tests.hotspot311.cli.test_history import dumping_store  # noqa: F401 (fixture)
+
+distributed = pytest.importorskip("distributed")
+
+BASE = ("hotspots", "--days", "120", "--end", "2024-09-01", "--min-samples", "8",
+        "--eps", "100", "--top", "200")
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+def ranked(store: Path, *args: str) -> list[str]:
+    result = CliRunner().invoke(cli, ["--store", str(store), *BASE, *args],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "requests selected" in ln)
+    return lines[start:]
+
+
+def test_hotspots_on_a_dask_scheduler_equal_local(
+    dumping_store: Path, scheduler: str  # noqa: F811
+) -> None:
+    local = ranked(dumping_store)
+    assert len(local) > 10, "the window should hold many hotspots"
+    assert ranked(dumping_store, "--engine", "dask", "--scheduler", scheduler) == local
+    # the same through $HOTSPOT311_SCHEDULER
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOTSPOT311_SCHEDULER", scheduler)
+        result = CliRunner().invoke(cli, ["--store", str(dumping_store), *BASE, "--engine",
+                                          "dask"], catch_exceptions=False)
+    assert result.exit_code == 0 and f"Dask scheduler {scheduler}" in result.stderr
+
+
+def test_hotspots_on_a_local_cluster_equal_local(dumping_store: Path) -> None:  # noqa: F811
+    assert ranked(dumping_store, "--engine", "dask") == ranked(dumping_store)
+
+
+def test_scheduler_needs_engine_dask(dumping_store: Path) -> None:  # noqa: F811
+    result = CliRunner().invoke(cli, ["--store", str(dumping_store), *BASE, "--scheduler",
+                                      "tcp://127.0.0.1:8786"])
+    assert result.exit_code == 2
+    assert "--scheduler 'tcp://127.0.0.1:8786' needs --engine dask" in result.stderr
+    result = CliRunner().invoke(cli, ["--store", str(dumping_store), *BASE, "--engine", "dask",
+                                      "--weekly", "4"])
+    assert result.exit_code == 2 and "--engine dask: runs the DBSCAN only" in result.stderr
+
+
+def test_join_files_on_a_dask_scheduler_equal_single_machine(
+    tmp_path: Path, scheduler: str, requests: pd.DataFrame, phila: CityProfile  # noqa: F811
+) -> None:
+    source = write_parts(requests, tmp_path / "in", "geoparquet")
+    store = tmp_path / "store"
+    result = CliRunner().invoke(cli, ["--store", str(store), "join", "--engine", "dask",
+                                      "--scheduler", scheduler, "--input", str(source),
+                                      "--output", str(tmp_path / "out")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"read {len(requests):,} requests in 3 partitions" in result.stdout
+    embedded = EmbeddedStore(store, phila)
+    indexes = {k: build_index(embedded.areas(k)) for k in embedded.layer_keys()}
+    expected = single_machine(requests, phila.crs, indexes)
+    back = pd.concat([gpd.read_parquet(p) for p in sorted((tmp_path / "out").glob("*/*"))])
+    back = back.set_index("service_request_id").loc[expected.index]
+    for key in indexes:
+        n = int(expected[key].notna().sum())
+        assert f"{key:<22} joined {n:>9,}  outside every area {len(requests) - n:>8,}" \
+            in result.stdout
+        assert plain(back[key]) == plain(expected[key]), key
+
+
+def plain(values: pd.Series) -> list[object]:
+    return [None if pd.isna(v) else str(v) for v in values]
+
+
+def test_join_engine_options_are_checked(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "join", "--engine",
+                                      "dask"])
+    assert result.exit_code == 2 and "give --input DIR|GLOB and --output DIR" in result.stderr
+    result = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "join", "--input", "x"])
+    assert result.exit_code == 2 and "--input/--output need --engine dask" in result.stderr
+
+
+PARKS = Path(__file__).resolve().parents[3] / "data/philadelphia/requests/parks-maintenance.csv"
+
+
+def parks_files(directory: Path) -> list[str]:
+    """The real parks file in three parts and a fourth with two bad rows and three repeats."""
+    directory.mkdir()
+    raw = pd.read_csv(PARKS, dtype=str)
+    paths = []
+    for i, chunk in enumerate(np.array_split(np.arange(len(raw)), 3)):
+        paths.append(directory / f"parks-{i}.csv")
+        raw.iloc[chunk].to_csv(paths[-1], index=False)
+    extra = raw.iloc[:5].copy()
+    extra.loc[extra.index[0], "request_id"] = ""  # missing_id
+    extra.loc[extra.index[1], "start_time"] = "not a time"  # unparseable_time
+    paths.append(directory / "parks-extra.csv")
+    extra.to_csv(paths[-1], index=False)
+    return [str(p) for p in paths]
+
+
+def counts(stdout: str) -> dict[str, int]:
+    """Sum of each count line (read, inserted, …) over the files printed."""
+    total: dict[str, int] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("read", "inserted", "updated", "unchanged",
+                                            "quarantined"):
+            total[parts[0]] = total.get(parts[0], 0) + int(parts[1].replace(",", ""))
+    return total
+
+
+def test_ingest_on_dask_equals_local_and_is_idempotent(
+    tmp_path: Path, scheduler: str, phila: CityProfile
+) -> None:
+    files = parks_files(tmp_path / "in")
+    local = CliRunner().invoke(cli, ["--store", str(tmp_path / "local"), "ingest", *files],
+                               catch_exceptions=False)
+    dask_run = CliRunner().invoke(cli, ["--store", str(tmp_path / "dask"), "ingest", *files,
+                                        "--engine", "dask", "--scheduler", scheduler],
+                                  catch_exceptions=False)
+    assert local.exit_code == 0 and dask_run.exit_code == 0, dask_run.output
+    first = counts(dask_run.stdout)
+    assert first == counts(local.stdout)
+    assert first["read"] == 284 + 5
+    assert first["inserted"] + first["updated"] + first["unchanged"] + first["quarantined"] \
+        == first["read"]
+    assert first["unchanged"] >= 3 and first["quarantined"] >= 2
+    a, b = EmbeddedStore(tmp_path / "local", phila), EmbeddedStore(tmp_path / "dask", phila)
+    cols = ["service_request_id", "status", "requested_datetime", "closed_datetime",
+            *phila.layer_keys]
+
+    def table(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(frame[columns]).sort_values(columns).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(table(a.requests(), cols), table(b.requests(), cols))
+    q_cols = ["reason", "source_row"] if "source_row" in a.quarantine() else ["reason"]
+    pd.testing.assert_frame_equal(table(a.quarantine(), q_cols), table(b.quarantine(), q_cols))
+
+    # the same files again: nothing changes
+    before = b.requests()
+    again = CliRunner().invoke(cli, ["--store", str(tmp_path / "dask"), "ingest", *files,
+                                     "--engine", "dask", "--scheduler", scheduler],
+                               catch_exceptions=False)
+    second = counts(again.stdout)
+    assert second["read"] == first["read"] and second["inserted"] == second["updated"] == 0
+    assert second["unchanged"] + second["quarantined"] == second["read"]
+    pd.testing.assert_frame_equal(table(b.requests(), cols), table(before, cols))
+    assert len(b.quarantine()) == len(a.quarantine())
