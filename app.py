@@ -144,6 +144,12 @@ with side.expander("Hotspot settings (DBSCAN)", expanded=False):
                            index=["balanced", "streets", "police", "neighborhood"]
                            .index(preset.weights), key=f"weights_{preset.key}")
 
+show_chronic = side.checkbox(
+    "Chronic locations", key="show_chronic",
+    help="Spots where problems of one type keep coming back: at least 3 problems within "
+         "25 m in the 12 months before the range's end (repeat calls about one problem "
+         "count once).")
+
 run: dict[str, Any] = {"days": int(window), "eps_m": float(eps_m), "min_samples": int(min_samples),
        "weights": weights, "now": now}
 # A run not done yet in this session is computed after the map is drawn (then the page
@@ -241,7 +247,8 @@ previous = st.session_state.get("map_mount")
 mount = next_mount(previous, focus=focus_id, view=parse_view(st.session_state.get("map")),
                    key=(tiles, layer, metric, drawn,
                         (filters, now) if layer != NONE else None,
-                        run_key if spots else None))
+                        run_key if spots else None,
+                        (filters, now) if show_chronic else None))
 if mount is not previous:
     st.session_state["map_mount"] = mount
     if previous is not None and previous.focus != focus_id:
@@ -252,10 +259,12 @@ areas = appdata.area_layer(settings.store, settings.city, version, filters, laye
                            drawn) if layer != NONE else None
 points = None if choice.points is None else appdata.with_columns(
     choice.points, settings.store, settings.city, version, ["service_request_id", "address"])
+chronic = appdata.chronic(settings.store, settings.city, version, filters, now) \
+    if show_chronic else None
 parts = page_map(view, points=points, areas=areas, area_title=titles.get(layer, layer),
                  metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
                  center=appdata.city_centre(settings.store, settings.city, version),
-                 bounds=focus_box, tiles=tiles, assets=appdata.asset_base())
+                 bounds=focus_box, tiles=tiles, assets=appdata.asset_base(), chronic=chronic)
 with map_col:
     st_folium(parts.base, key="map", height=620, use_container_width=True,
               returned_objects=VIEW_OBJECTS, feature_group_to_add=parts.requests,

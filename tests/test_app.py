@@ -198,3 +198,29 @@ def test_hotspot_table_counts_problems_and_did_it_work(monkeypatch: pytest.Monke
     at.checkbox(key="show_effect").check().run()
     assert not at.exception
     assert any("No stored runs yet" in c.value for c in at.caption)
+
+
+def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+                                 stored: pd.DataFrame) -> None:
+    from clustering.chronic import ChronicQuery, chronic_locations
+
+    drawn: list[object] = []
+    real = maps.page_map
+
+    def recording(*args: object, **kwargs: object) -> maps.PageMap:
+        drawn.append(kwargs.get("chronic"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(maps, "page_map", recording)
+    at = run_app(monkeypatch, store_dir)
+    assert drawn and drawn[-1] is None  # off by default
+    at.checkbox(key="show_chronic").check().run()
+    assert not at.exception
+    layer = drawn[-1]
+    expected = chronic_locations(stored[stored["problem_id"].notna()], ChronicQuery(),
+                                 profile=load_profile("philadelphia"))
+    assert len(expected) > 0
+    assert layer is not None
+    assert sorted(layer["location_id"]) == sorted(expected["location_id"])  # type: ignore[index]
+    fmap = real(stored.head(10), chronic=layer, tiles=None)  # type: ignore[arg-type]
+    assert "Chronic locations" in maps.layer_names(fmap.base)

@@ -365,3 +365,21 @@ def first_run(store: Store) -> None:
         "Set `HOTSPOT311_STORE` to a directory (embedded store) or a `postgresql://` URL "
         "(PostGIS) to choose the store, then reload this page."
     )
+
+
+@st.cache_data(show_spinner="Finding chronic locations…", max_entries=8)
+def chronic(location: str, city: str, version: str, filters: Filters, now: datetime, *,
+            radius_m: float = 25.0, months: int = 12, min_problems: int = 3
+            ) -> gpd.GeoDataFrame:
+    """Chronic locations among the filtered requests (:mod:`clustering.chronic`): at least
+    ``min_problems`` problems of a type within ``radius_m`` over the ``months`` before the
+    newest filtered request."""
+    from clustering.chronic import ChronicQuery, chronic_locations
+
+    store = get_store(location, city)
+    view = with_columns(filtered(location, city, version, filters, now), location, city,
+                        version, ["service_request_id", "address", "x", "y", "problem_id"])
+    if "problem_id" not in view.columns or view["problem_id"].isna().all():
+        return gpd.GeoDataFrame(geometry=[], crs=store.profile.crs)
+    query = ChronicQuery(radius_m=radius_m, months=months, min_problems=min_problems)
+    return chronic_locations(view[view["problem_id"].notna()], query, profile=store.profile)

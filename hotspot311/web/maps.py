@@ -381,6 +381,7 @@ def page_map(
     bounds: tuple[float, float, float, float] | None = None,
     tiles: str | None = "streets",
     assets: str | None = None,
+    chronic: gpd.GeoDataFrame | None = None,
 ) -> PageMap:
     """The home map in parts: base map, request group and layer control.
 
@@ -410,6 +411,9 @@ def page_map(
         Background, a key of :data:`TILES`.
     assets
         Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
+    chronic
+        Chronic locations (:func:`clustering.chronic.chronic_locations`) to draw as a layer
+        of their own (:func:`chronic_layer`), or ``None``.
 
     Returns
     -------
@@ -425,6 +429,8 @@ def page_map(
         legend.add_to(base)
     if hotspots is not None and len(hotspots):
         hotspot_layer(hotspots, selected=selected).add_to(base)
+    if chronic is not None and len(chronic):
+        chronic_layer(chronic).add_to(base)
     if assets is not None:
         use_local_assets(base, assets)
     return PageMap(base=base, requests=request_group(requests, points=points, assets=assets),
