@@ -36,7 +36,7 @@ def ranked(store: Path, *args: str) -> list[str]:
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    start = next(i for i, ln in enumerate(lines) if "requests selected" in ln)
+    start = next(i for i, ln in enumerate(lines) if " selected; " in ln)
     return lines[start:]
 
 
