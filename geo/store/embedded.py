@@ -62,6 +62,7 @@ from geo.store.base import (
     as_categories,
     describe_generation,
 )
+from geo.store.embedded_contacts import merge_contacts
 from geo.store.runs import RunResult, pack_run
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
@@ -233,29 +234,7 @@ class EmbeddedStore(Store):
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
         """Upsert contacts and their quarantine rows in one snapshot (see :class:`Store`)."""
         with self._lock():
-            stored = self.contacts()
-            incoming = batch.contacts
-            at = pd.Index(stored["contact_id"]).get_indexer(incoming["contact_id"])
-            new = at < 0
-            hashes = stored["row_hash"].to_numpy(dtype="uint64")
-            before = hashes[np.where(new, 0, at)] if len(hashes) else np.zeros(len(at), "uint64")
-            changed = ~new & (before != incoming["row_hash"].to_numpy(dtype="uint64"))
-            result = WriteResult(inserted=int(new.sum()), updated=int(changed.sum()),
-                                 unchanged=int(len(incoming) - new.sum() - changed.sum()))
-            writes: dict[str, Any] = {}
-            if result.inserted or result.updated:
-                fresh = incoming[new | changed]
-                kept = stored[~stored["contact_id"].isin(set(fresh["contact_id"]))]
-                merged = pd.concat([f for f in (kept, fresh) if len(f)], ignore_index=True)
-                merged = merged.sort_values("contact_id", kind="stable").reset_index(drop=True)
-                writes["contacts.parquet"] = merged.astype(empty_contacts().dtypes.to_dict())
-            quarantine = self.contact_quarantine()
-            q_new = batch.quarantine
-            result.quarantined = {str(k): int(v) for k, v in q_new["reason"].value_counts().items()}
-            fresh_q = q_new[~q_new["quarantine_id"].isin(set(quarantine["quarantine_id"]))]
-            if len(fresh_q):
-                writes["contact_quarantine.parquet"] = pd.concat(
-                    [f for f in (quarantine, fresh_q) if len(f)], ignore_index=True)
+            writes, result = merge_contacts(self.contacts(), self.contact_quarantine(), batch)
             writes["batches.parquet"] = self._logged(batch.rows_read, result, info)
             self._commit(writes)
         return result
