@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from geo.ingest.mapping import choose_columns, mapped_frame
 from geo.ingest.readers import ROW_COLUMN
 from hotspot311.errors import MappingError, describe
 
@@ -229,24 +230,8 @@ def apply_contact_mapping(raw: pd.DataFrame, mapping: ContactMapping) -> pd.Data
         file's columns.
     """
     columns = [c for c in raw.columns if c != ROW_COLUMN]
-    lower = {c.lower(): c for c in columns}
-    problems: list[str] = []
-    chosen: dict[str, str] = {}
-    for name, col in mapping.columns.items():
-        if col not in raw.columns:
-            problems.append(f"--map {name}={col}: column {col!r} is not in the file")
-        else:
-            chosen[name] = col
-    used = set(chosen.values())
-    for name in CONTACT_FIELDS:
-        if name in chosen or name in mapping.constants:
-            continue
-        for alias in CONTACT_ALIASES.get(name, ()):
-            found = lower.get(alias)
-            if found is not None and found not in used:
-                chosen[name] = found
-                used.add(found)
-                break
+    chosen, problems = choose_columns(columns, raw.columns, mapping.columns, mapping.constants,
+                                      fields=CONTACT_FIELDS, aliases=CONTACT_ALIASES)
     missing = [f for f in CONTACT_REQUIRED if f not in chosen and f not in mapping.constants]
     if missing:
         shown = ", ".join(describe(c, 40) for c in columns[:40])
@@ -255,12 +240,4 @@ def apply_contact_mapping(raw: pd.DataFrame, mapping: ContactMapping) -> pd.Data
                         "value with --set FIELD=VALUE")
     if problems:
         raise MappingError(problems)
-    out = pd.DataFrame({ROW_COLUMN: raw[ROW_COLUMN]}, index=raw.index)
-    for name, col in chosen.items():
-        out[name] = raw[col]
-    for name, value in mapping.constants.items():
-        out[name] = value
-    for col in columns:
-        if col not in used:
-            out[f"src:{col}"] = raw[col]
-    return out
+    return mapped_frame(raw, chosen, mapping.constants, columns)

@@ -19,7 +19,7 @@ Source columns that feed no field are kept (as ``extra``), never dropped.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -159,26 +159,9 @@ def apply_mapping(raw: pd.DataFrame, mapping: ColumnMapping, *, fmt: Format) -> 
     columns = [c for c in raw.columns if c not in (ROW_COLUMN, GEOMETRY_ERROR_COLUMN)]
     if raw.empty and not columns:  # a JSON list / FeatureCollection with no records
         return pd.DataFrame({ROW_COLUMN: raw.get(ROW_COLUMN, pd.Series([], dtype="int64"))})
-    lower = {c.lower(): c for c in columns}
-    problems: list[str] = []
-    chosen: dict[str, str] = {}
-    for name, col in mapping.columns.items():
-        if col not in raw.columns:
-            problems.append(f"--map {name}={col}: column {col!r} is not in the file")
-        else:
-            chosen[name] = col
-    used = set(chosen.values())
-    for name in CANONICAL_FIELDS:
-        if name in chosen or name in mapping.constants:
-            continue
-        for alias in ALIASES.get(name, ()):
-            if fmt is Format.CSV and alias in _GENERIC:
-                continue
-            found = lower.get(alias)
-            if found is not None and found not in used:
-                chosen[name] = found
-                used.add(found)
-                break
+    chosen, problems = choose_columns(
+        columns, raw.columns, mapping.columns, mapping.constants, fields=CANONICAL_FIELDS,
+        aliases=ALIASES, skip=_GENERIC if fmt is Format.CSV else frozenset())
     missing = [f for f in REQUIRED_FIELDS if f not in chosen and f not in mapping.constants]
     has_xy = "lat" in chosen and "lon" in chosen
     if not has_xy and "address" not in chosen:
@@ -192,13 +175,80 @@ def apply_mapping(raw: pd.DataFrame, mapping: ColumnMapping, *, fmt: Format) -> 
         )
     if problems:
         raise MappingError(problems)
+    kept = (GEOMETRY_ERROR_COLUMN,) if GEOMETRY_ERROR_COLUMN in raw.columns else ()
+    return mapped_frame(raw, chosen, mapping.constants, columns, kept=kept)
+
+
+def choose_columns(
+    columns: Sequence[str],
+    present: Iterable[object],
+    explicit: Mapping[str, str],
+    constants: Mapping[str, str],
+    *,
+    fields: Sequence[str],
+    aliases: Mapping[str, Sequence[str]],
+    skip: Collection[str] = frozenset(),
+) -> tuple[dict[str, str], list[str]]:
+    """Pick the source column of each field: the user's ``--map`` first, then aliases.
+
+    Parameters
+    ----------
+    columns
+        The source's data columns, in order (aliases match them case-insensitively).
+    present
+        Every column of the source (a ``--map`` must name one of them).
+    explicit
+        Field → column from ``--map`` or a mapping file.
+    constants
+        Fields given one value (``--set``); they take no column.
+    fields
+        The fields to look for, in order (earlier fields take an alias first).
+    aliases
+        Field → lower-case column names it is recognised by.
+    skip
+        Aliases not to use (too generic for this source).
+
+    Returns
+    -------
+    tuple
+        Field → column, and the problems found (a ``--map`` naming a missing column).
+    """
+    lower = {c.lower(): c for c in columns}
+    names = set(present)
+    problems: list[str] = []
+    chosen: dict[str, str] = {}
+    for name, col in explicit.items():
+        if col not in names:
+            problems.append(f"--map {name}={col}: column {col!r} is not in the file")
+        else:
+            chosen[name] = col
+    used = set(chosen.values())
+    for name in fields:
+        if name in chosen or name in constants:
+            continue
+        for alias in aliases.get(name, ()):
+            if alias in skip:
+                continue
+            found = lower.get(alias)
+            if found is not None and found not in used:
+                chosen[name] = found
+                used.add(found)
+                break
+    return chosen, problems
+
+
+def mapped_frame(raw: pd.DataFrame, chosen: Mapping[str, str], constants: Mapping[str, str],
+                 columns: Sequence[str], *, kept: Sequence[str] = ()) -> pd.DataFrame:
+    """The mapped frame: the row number, each chosen field, each constant, the ``kept``
+    columns as they are, and every unused source column prefixed ``src:``."""
     out = pd.DataFrame({ROW_COLUMN: raw[ROW_COLUMN]}, index=raw.index)
     for name, col in chosen.items():
         out[name] = raw[col]
-    for name, value in mapping.constants.items():
+    for name, value in constants.items():
         out[name] = value
-    if GEOMETRY_ERROR_COLUMN in raw.columns:
-        out[GEOMETRY_ERROR_COLUMN] = raw[GEOMETRY_ERROR_COLUMN]
+    for col in kept:
+        out[col] = raw[col]
+    used = set(chosen.values())
     for col in columns:
         if col not in used:
             out[f"src:{col}"] = raw[col]
