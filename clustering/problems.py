@@ -55,20 +55,11 @@ import pandas as pd
 import pyarrow as pa
 from numba import njit
 
+from geo.ingest.sink import PROBLEM_INPUT
 from hotspot311.errors import InputError, describe
 from hotspot311.schema import UNSPECIFIED_SERVICE
 from layers.profile import CityProfile
 from layers.services import ProblemDefaults, load_problem_defaults
-
-#: The columns the rule reads.
-PROBLEM_INPUT: Final = (
-    "service_request_id",
-    "service_name",
-    "x",
-    "y",
-    "requested_datetime",
-    "closed_datetime",
-)
 
 _NAT: Final = np.iinfo(np.int64).min
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,17 @@ class WriteResult:
     def total(self) -> int:
         """Rows accounted for: requests written or unchanged plus quarantined."""
         return self.inserted + self.updated + self.unchanged + sum(self.quarantined.values())
+
+
+#: The request columns a :class:`ProblemAssigner` reads (``x``/``y`` in the city CRS).
+PROBLEM_INPUT: Final = (
+    "service_request_id",
+    "service_name",
+    "x",
+    "y",
+    "requested_datetime",
+    "closed_datetime",
+)
 
 
 class ProblemAssigner(Protocol):

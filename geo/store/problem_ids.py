@@ -24,18 +24,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from geo.ingest.sink import ProblemAssigner
+from geo.ingest.sink import PROBLEM_INPUT, ProblemAssigner
 
 #: Columns an assigner reads, and the stored id.
-PROBLEM_COLUMNS: Final = (
-    "service_request_id",
-    "service_name",
-    "x",
-    "y",
-    "requested_datetime",
-    "closed_datetime",
-    "problem_id",
-)
+PROBLEM_COLUMNS: Final = (*PROBLEM_INPUT, "problem_id")
 
 
 def context_mask(frame: pd.DataFrame, changed: np.ndarray, old_ids: pd.Series,
