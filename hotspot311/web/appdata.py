@@ -314,7 +314,9 @@ def run_effect(location: str, city: str, version: str, run_id: int, weeks: int) 
 
     store = get_store(location, city)
     params, hot, members = store.load_run(run_id)
-    return hotspot_effect(store.requests(), hot, members,
+    needed = ["service_request_id", "service_name", "x", "y", "requested_datetime",
+              "closed_datetime", "problem_id"]
+    return hotspot_effect(store.request_columns(needed), hot, members,
                           services=tuple(params.get("services") or ()), weeks=weeks)
 
 
