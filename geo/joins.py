@@ -13,12 +13,15 @@ vertices. Pieces of one area share only that area's code, so cutting changes no 
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass, field
 from typing import Final
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from hotspot311.errors import CRSMismatchError
@@ -295,3 +298,62 @@ def join_layers(points: gpd.GeoDataFrame, indexes: dict[str, AreaIndex]) -> pd.D
             )
         out[key] = locate(x, y, index)
     return pd.DataFrame(out, index=points.index)
+
+
+#: Changes whenever the index format or the parameters that shape it change, so that a
+#: stored index made by other code is never used.
+INDEX_FORMAT: Final = f"areaindex-1-v{MAX_VERTICES}-g{GRID_CELLS}-c{COARSE}"
+
+
+def index_to_bytes(index: AreaIndex) -> bytes:
+    """An :class:`AreaIndex` as bytes (NumPy ``.npz``, no pickle), for a store to keep.
+
+    The pieces are kept as WKB; the STRtree is rebuilt from them on load (cheap: the
+    costly parts, subdividing and classifying the grid, are what is kept).
+    """
+    pieces = shapely.to_wkb(np.asarray(index.tree.geometries), output_dimension=2)
+    lengths = np.fromiter((len(w) for w in pieces), dtype=np.int64, count=len(pieces))
+    crs = "" if index.crs is None else pyproj.CRS.from_user_input(index.crs).to_wkt()
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        format=np.array(INDEX_FORMAT),
+        codes=np.array([str(c) for c in index.codes], dtype=np.str_),
+        piece_rank=index.piece_rank,
+        piece_wkb=np.frombuffer(b"".join(pieces), dtype=np.uint8),
+        piece_len=lengths,
+        crs=np.array(crs),
+        origin=np.array(index.origin, dtype=np.float64),
+        cell=np.array(index.cell, dtype=np.float64),
+        cells=index.cells,
+    )
+    return buffer.getvalue()
+
+
+def index_from_bytes(data: bytes) -> AreaIndex | None:
+    """The :class:`AreaIndex` kept by :func:`index_to_bytes`; ``None`` when the bytes are
+    of another format (made by another version) or cannot be read."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if str(z["format"]) != INDEX_FORMAT:
+                return None
+            wkb = z["piece_wkb"].tobytes()
+            ends = np.cumsum(z["piece_len"])
+            starts = ends - z["piece_len"]
+            geoms = shapely.from_wkb([wkb[s:e] for s, e in zip(starts, ends, strict=True)])
+            crs_text = str(z["crs"])
+            codes = np.asarray(z["codes"].tolist(), dtype=object)
+            index = AreaIndex(
+                codes=codes if len(codes) else np.zeros(0, dtype=object),
+                piece_rank=z["piece_rank"].astype(np.int64),
+                tree=shapely.STRtree(geoms, node_capacity=8),
+                crs=pyproj.CRS.from_wkt(crs_text) if crs_text else None,
+                origin=(float(z["origin"][0]), float(z["origin"][1])),
+                cell=float(z["cell"]),
+                cells=z["cells"].astype(np.int32),
+            )
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile,
+            shapely.errors.GEOSException):
+        return None
+    shapely.prepare(np.asarray(index.tree.geometries))
+    return index
