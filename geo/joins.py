@@ -21,6 +21,7 @@ from typing import Final
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyproj
 import shapely
 
@@ -232,8 +233,27 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     numpy.ndarray
         Object array of codes (``None`` where no area covers the point).
     """
+    rank = locate_ranks(x, y, index)
+    result = np.full(len(rank), None, dtype=object)
+    found = rank >= 0
+    result[found] = index.codes[rank[found]]
+    return result
+
+
+def locate_text(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> pa.Array:
+    """:func:`locate` as an Arrow string array (null where no area covers the point),
+    built from the code ranks without a Python object per point."""
+    rank = locate_ranks(x, y, index)
+    codes = pa.array([str(c) for c in index.codes], type=pa.string())
+    ranks = pa.array(rank, mask=rank < 0, type=pa.int32())
+    return pa.DictionaryArray.from_arrays(ranks, codes).cast(pa.string())
+
+
+def locate_ranks(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
+    """Position in ``index.codes`` of the area covering each point, ``-1`` for none
+    (the shared-edge rule: the lowest code covering the point)."""
     n = len(x)
-    result = np.full(n, None, dtype=object)
+    result = np.full(n, -1, dtype=np.int32)
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any() or len(index.codes) == 0:
         return result
@@ -245,7 +265,7 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     state = np.full(n, _NONE, dtype=np.int32)
     state[in_grid] = index.cells[gy[in_grid].astype(np.intp), gx[in_grid].astype(np.intp)]
     resolved = state >= 0
-    result[resolved] = index.codes[state[resolved]]
+    result[resolved] = state[resolved]
     where = np.flatnonzero(state == _EXACT)
     if len(where) == 0:
         return result
@@ -259,7 +279,7 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     pt_sorted = pt_idx[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = pt_sorted[1:] != pt_sorted[:-1]
-    result[where[pt_sorted[first]]] = index.codes[rank[order][first]]
+    result[where[pt_sorted[first]]] = rank[order][first]
     return result
 
 

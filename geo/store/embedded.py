@@ -54,7 +54,7 @@ from geo.ingest.contacts import (
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
-from geo.joins import AreaIndex, build_index, index_from_bytes, index_to_bytes, locate
+from geo.joins import AreaIndex, build_index, index_from_bytes, index_to_bytes, locate_text
 from geo.store import embedded_runs, problem_ids
 from geo.store.base import (
     BATCH_COLUMNS,
@@ -73,6 +73,8 @@ _CONTACT_FILES = ("contacts.parquet", "contact_quarantine.parquet")
 _FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
           *_CONTACT_FILES, *embedded_runs.FILES)
 _KEEP_SNAPSHOTS = 3
+#: Area codes as Arrow-backed text (what the Parquet file reads back as).
+_TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
@@ -198,9 +200,9 @@ class EmbeddedStore(Store):
             if result.inserted or result.updated:
                 fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
                 fresh = self._join(fresh, self.active())
-                replaced = set(fresh["service_request_id"])
                 stored = self.requests()
-                gone = stored["service_request_id"].isin(replaced)
+                gone = (stored["service_request_id"].isin(fresh["service_request_id"])
+                        if result.updated else pd.Series(False, index=stored.index))
                 old_ids = (stored.loc[gone, "problem_id"] if "problem_id" in stored
                            else pd.Series([], dtype=object))
                 kept = stored[~gone]
@@ -330,7 +332,9 @@ class EmbeddedStore(Store):
         x = out["x"].to_numpy(dtype="float64")
         y = out["y"].to_numpy(dtype="float64")
         for key, gen in gens.items():
-            out[key] = locate(x, y, self._index(gen))
+            codes = locate_text(x, y, self._index(gen))
+            out[key] = pd.Series(codes.to_pandas(types_mapper={pa.string(): _TEXT}.get).array,
+                                 index=out.index)
         return out
 
     def _index(self, gen: Generation) -> AreaIndex:
