@@ -26,7 +26,14 @@ import pyarrow as pa
 import shapely
 from psycopg import sql
 
-from geo.joins import INDEX_FORMAT, AreaIndex, build_index, index_from_bytes, index_to_bytes, locate
+from geo.joins import (
+    INDEX_FORMAT,
+    AreaIndex,
+    build_index,
+    index_from_bytes,
+    index_to_bytes,
+    locate_ranks,
+)
 from geo.store.pgcopy import copy_arrow
 from geo.store.postgis_join import swap_partition
 from layers.registry import Generation
@@ -121,16 +128,19 @@ def area_indexes(conn: psycopg.Connection, gens: Sequence[Generation],
 def area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
               indexes: dict[str, AreaIndex]) -> dict[str, pa.Table]:
     """Rows of ``request_areas`` (id, layer key, code) per layer, for the points given;
-    a point outside every area of a layer has no row for it."""
+    a point outside every area of a layer has no row for it (the rule of
+    :func:`geo.joins.locate`, codes built in Arrow from their ranks)."""
     out: dict[str, pa.Table] = {}
     for key, index in indexes.items():
-        codes = locate(x, y, index)
-        inside = np.flatnonzero(np.asarray([c is not None for c in codes], dtype=bool))
+        rank = locate_ranks(x, y, index)
+        inside = np.flatnonzero(rank >= 0)
         taken = pa.array(inside, type=pa.int64())
+        names = pa.array([str(c) for c in index.codes], type=pa.string())
+        codes = pa.DictionaryArray.from_arrays(pa.array(rank[inside], type=pa.int32()), names)
         out[key] = pa.table({
             "service_request_id": ids.take(taken),
             "layer_key": pa.array(np.full(len(inside), key, dtype=object), type=pa.string()),
-            "code": pa.array(codes[inside], type=pa.string()),
+            "code": codes.cast(pa.string()),
         })
     return out
 
