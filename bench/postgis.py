@@ -11,15 +11,19 @@ intersections (:func:`bench.common.city_requests`, seeded), written as a CSV. St
 1. floor: the raw CSV copied by PostgreSQL into an UNLOGGED table of text columns with
    no index (no validation, no types, no WAL) — what no loader can beat on this machine;
 2. load: CSV → validated batch (``geo.ingest.pipeline.prepare``, timed apart, shared with the
-   embedded store) → ``write_batch`` into an empty store (binary COPY, upsert, GiST
-   build), against psycopg ``executemany`` of the same rows (run on
-   ``--executemany-rows`` and extrapolated); then the same file again (all unchanged);
+   embedded store) → ``write_batch`` into a store holding the seven layers (binary COPY,
+   upsert, index builds, area codes located in Python and COPYed), beside the floors
+   (pyarrow ``read_csv``, the raw COPY, locate alone) and against psycopg
+   ``executemany`` of the same rows (run on ``--executemany-rows`` and extrapolated);
+   then the same file again (all unchanged);
 3. join to all seven Philadelphia layers: ``rejoin()`` (subdivided pieces, lowest-code
    rule, a fresh partition per layer) against two hand-written indexed ``ST_Covers``
    queries on the whole polygons — the bare join (every match into an unindexed
    temporary table: no tie rule, no key, no WAL) and one giving the store's result
    (lowest code per request and layer into a keyed temporary table) — and against the
-   embedded store's ``rejoin()``.
+   embedded store's ``rejoin()``;
+4. read back: ``requests()`` (ADBC, Arrow) against PostgreSQL's binary COPY of the table
+   out, drained without parsing.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd
 import psycopg
+import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from bench.common import city_requests, write_csv
 from geo.ingest.pipeline import prepare
+from geo.joins import build_index, locate
 from geo.store.embedded import EmbeddedStore
 from geo.store.postgis import PostGISStore
 from geo.store.postgis_load import FLOAT_COLUMNS, REQUEST_COLUMNS
@@ -149,7 +155,7 @@ def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--executemany-rows", type=int, default=100_000)
+    parser.add_argument("--executemany-rows", type=int, default=20_000)
     parser.add_argument("--url", help="a migrated (or empty) database; default: start a server")
     args = parser.parse_args()
     profile = load_profile("philadelphia")
@@ -171,7 +177,14 @@ def main() -> None:
             f"floor: PostgreSQL COPY of the raw CSV into an UNLOGGED text table, no index:"
             f" {floor:.2f} s ({args.rows / floor:,.0f} rows/s)"
         )
+        t = time.perf_counter()
+        pa_csv.read_csv(csv)
+        read_floor = time.perf_counter() - t
+        print(f"floor: pyarrow read_csv of the CSV: {read_floor:.2f} s")
+        layers = {s.key: load_layer(s, crs=profile.crs) for s in profile.layers}
         store = PostGISStore.open(url, profile)
+        for spec in profile.layers:  # an empty store with the seven layers (and their indexes)
+            store.add_generation(spec, layers[spec.key])
         t = time.perf_counter()
         batch, info = prepare(csv, store)
         prep = time.perf_counter() - t
@@ -179,17 +192,25 @@ def main() -> None:
         print(
             f"read+validate (shared by both stores): {prep:.1f} s ({args.rows / prep:,.0f} rows/s)"
         )
-
         t = time.perf_counter()
         result = store.write_batch(batch, info=info)
         load = time.perf_counter() - t
         nq = len(batch.quarantine)
         print(
-            f"PostGIS write_batch (COPY + upsert, no layers): {n:,} requests + {nq:,} quarantine"
-            f" rows in {load:.2f} s = {n / load:,.0f} requests/s, {(n + nq) / load:,.0f} rows/s"
+            f"PostGIS write_batch (COPY + upsert + locate 7 layers + COPY codes): {n:,} requests"
+            f" + {nq:,} quarantine rows in {load:.2f} s = {n / load:,.0f} requests/s"
             f" ({result.inserted:,} inserted)"
         )
-        print(f"ingest end to end (read+validate+write): {args.rows / (prep + load):,.0f} rows/s")
+        end_to_end = prep + load
+        print(f"PostGIS ingest end to end (read+validate+write+join): {end_to_end:.2f} s"
+              f" ({args.rows / end_to_end:,.0f} rows/s)")
+        x, y = batch.requests["x"].to_numpy(), batch.requests["y"].to_numpy()
+        indexes = {k: build_index(a) for k, a in layers.items()}
+        t = time.perf_counter()
+        for index in indexes.values():
+            locate(x, y, index)
+        locate_floor = time.perf_counter() - t
+        print(f"floor: hotspot311 locate only, 7 layers (indexes built): {locate_floor:.2f} s")
         t = time.perf_counter()
         again = store.write_batch(batch, info=info)
         reload = time.perf_counter() - t
@@ -205,9 +226,6 @@ def main() -> None:
             f"COPY path is {n / load / rate:.1f}x faster"
         )
 
-        layers = {s.key: load_layer(s, crs=profile.crs) for s in profile.layers}
-        for spec in profile.layers:
-            store.add_generation(spec, layers[spec.key])  # each re-joins its own layer
         t = time.perf_counter()
         outside = store.rejoin()
         pg_join = time.perf_counter() - t
@@ -229,6 +247,15 @@ def main() -> None:
             f"PostGIS requests() read: {len(frame):,} rows x {frame.shape[1]} columns"
             f" in {read:.2f} s"
         )
+        del frame
+        with psycopg.connect(url) as conn, conn.cursor() as cur:
+            t = time.perf_counter()
+            with cur.copy("COPY requests TO STDOUT (FORMAT binary)") as copy:
+                for _ in copy:
+                    pass
+            read_floor_pg = time.perf_counter() - t
+        print(f"floor: PostgreSQL binary COPY of the requests table out, drained:"
+              f" {read_floor_pg:.2f} s")
 
         emb = EmbeddedStore(work / "embedded", profile)
         for spec in profile.layers:
@@ -243,6 +270,11 @@ def main() -> None:
             f"embedded write_batch (join + GeoParquet): {emb_load:.2f} s;"
             f" embedded rejoin: {emb_join:.2f} s"
         )
+        print("each step against its floor (same run; <1 means slower than the floor):")
+        print(f"  ingest end to end / (read_csv + raw COPY + locate) floors  ="
+              f" {(read_floor + floor + locate_floor) / end_to_end:.2f}")
+        print(f"  requests() / binary COPY out of the table                 ="
+              f" {read_floor_pg / read:.2f}")
         print("ratios (>1 means the PostGIS store is faster):")
         print(f"  load   PostGIS COPY / executemany      = {n / load / rate:.2f}")
         print(f"  load   PostGIS write_batch / floor     = {floor / load:.2f}")

@@ -13,12 +13,16 @@ vertices. Pieces of one area share only that area's code, so cutting changes no 
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass, field
 from typing import Final
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyproj
 import shapely
 
 from hotspot311.errors import CRSMismatchError
@@ -229,8 +233,27 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     numpy.ndarray
         Object array of codes (``None`` where no area covers the point).
     """
+    rank = locate_ranks(x, y, index)
+    result = np.full(len(rank), None, dtype=object)
+    found = rank >= 0
+    result[found] = index.codes[rank[found]]
+    return result
+
+
+def locate_text(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> pa.Array:
+    """:func:`locate` as an Arrow string array (null where no area covers the point),
+    built from the code ranks without a Python object per point."""
+    rank = locate_ranks(x, y, index)
+    codes = pa.array([str(c) for c in index.codes], type=pa.string())
+    ranks = pa.array(rank, mask=rank < 0, type=pa.int32())
+    return pa.DictionaryArray.from_arrays(ranks, codes).cast(pa.string())
+
+
+def locate_ranks(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
+    """Position in ``index.codes`` of the area covering each point, ``-1`` for none
+    (the shared-edge rule: the lowest code covering the point)."""
     n = len(x)
-    result = np.full(n, None, dtype=object)
+    result = np.full(n, -1, dtype=np.int32)
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any() or len(index.codes) == 0:
         return result
@@ -242,7 +265,7 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     state = np.full(n, _NONE, dtype=np.int32)
     state[in_grid] = index.cells[gy[in_grid].astype(np.intp), gx[in_grid].astype(np.intp)]
     resolved = state >= 0
-    result[resolved] = index.codes[state[resolved]]
+    result[resolved] = state[resolved]
     where = np.flatnonzero(state == _EXACT)
     if len(where) == 0:
         return result
@@ -256,7 +279,7 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     pt_sorted = pt_idx[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = pt_sorted[1:] != pt_sorted[:-1]
-    result[where[pt_sorted[first]]] = index.codes[rank[order][first]]
+    result[where[pt_sorted[first]]] = rank[order][first]
     return result
 
 
@@ -295,3 +318,62 @@ def join_layers(points: gpd.GeoDataFrame, indexes: dict[str, AreaIndex]) -> pd.D
             )
         out[key] = locate(x, y, index)
     return pd.DataFrame(out, index=points.index)
+
+
+#: Changes whenever the index format or the parameters that shape it change, so that a
+#: stored index made by other code is never used.
+INDEX_FORMAT: Final = f"areaindex-1-v{MAX_VERTICES}-g{GRID_CELLS}-c{COARSE}"
+
+
+def index_to_bytes(index: AreaIndex) -> bytes:
+    """An :class:`AreaIndex` as bytes (NumPy ``.npz``, no pickle), for a store to keep.
+
+    The pieces are kept as WKB; the STRtree is rebuilt from them on load (cheap: the
+    costly parts, subdividing and classifying the grid, are what is kept).
+    """
+    pieces = shapely.to_wkb(np.asarray(index.tree.geometries), output_dimension=2)
+    lengths = np.fromiter((len(w) for w in pieces), dtype=np.int64, count=len(pieces))
+    crs = "" if index.crs is None else pyproj.CRS.from_user_input(index.crs).to_wkt()
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        format=np.array(INDEX_FORMAT),
+        codes=np.array([str(c) for c in index.codes], dtype=np.str_),
+        piece_rank=index.piece_rank,
+        piece_wkb=np.frombuffer(b"".join(pieces), dtype=np.uint8),
+        piece_len=lengths,
+        crs=np.array(crs),
+        origin=np.array(index.origin, dtype=np.float64),
+        cell=np.array(index.cell, dtype=np.float64),
+        cells=index.cells,
+    )
+    return buffer.getvalue()
+
+
+def index_from_bytes(data: bytes) -> AreaIndex | None:
+    """The :class:`AreaIndex` kept by :func:`index_to_bytes`; ``None`` when the bytes are
+    of another format (made by another version) or cannot be read."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if str(z["format"]) != INDEX_FORMAT:
+                return None
+            wkb = z["piece_wkb"].tobytes()
+            ends = np.cumsum(z["piece_len"])
+            starts = ends - z["piece_len"]
+            geoms = shapely.from_wkb([wkb[s:e] for s, e in zip(starts, ends, strict=True)])
+            crs_text = str(z["crs"])
+            codes = np.asarray(z["codes"].tolist(), dtype=object)
+            index = AreaIndex(
+                codes=codes if len(codes) else np.zeros(0, dtype=object),
+                piece_rank=z["piece_rank"].astype(np.int64),
+                tree=shapely.STRtree(geoms, node_capacity=8),
+                crs=pyproj.CRS.from_wkt(crs_text) if crs_text else None,
+                origin=(float(z["origin"][0]), float(z["origin"][1])),
+                cell=float(z["cell"]),
+                cells=z["cells"].astype(np.int32),
+            )
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile,
+            shapely.errors.GEOSException):
+        return None
+    shapely.prepare(np.asarray(index.tree.geometries))
+    return index

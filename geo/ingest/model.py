@@ -11,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geo.ingest.hashing import hash_columns
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS, TIME_FIELDS
 
 
@@ -56,7 +57,8 @@ def row_hash(frame: pd.DataFrame) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        One ``uint64`` per row; equal rows give equal hashes.
+        One ``uint64`` per row; equal rows give equal hashes, in every process
+        (:func:`geo.ingest.hashing.hash_columns`: whole columns, no Python per row).
     """
     cols = [c for c in (*CANONICAL_FIELDS, "extra", "quality_flags") if c in frame.columns]
-    return pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
+    return hash_columns(frame, cols)

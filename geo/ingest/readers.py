@@ -30,7 +30,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from hotspot311.errors import InputError, describe
 
@@ -115,7 +118,8 @@ def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBa
     if fmt in (Format.OPEN311, Format.GEOJSON) or (fmt is Format.PHILA and head in "[{"):
         frame = _read_json(text, path, fmt)
     else:
-        frame = _read_csv(text, path)
+        utf8 = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+        frame = _read_csv(text, path, utf8 if encoding == "utf-8-sig" else None)
     reserved = [c for c in frame.columns if c == ROW_COLUMN
                 or (c == GEOMETRY_ERROR_COLUMN and fmt is not Format.GEOJSON)]
     if reserved:
@@ -163,15 +167,40 @@ def _detect(text: str, path: Path) -> Format:
     return Format.PHILA
 
 
-def _read_csv(text: str, path: Path) -> pd.DataFrame:
+def _arrow_csv(data: bytes) -> pd.DataFrame:
+    """UTF-8 CSV bytes read by Arrow's multi-threaded parser, every column as text
+    (Arrow-backed ``str``), empty cells missing: what ``pandas.read_csv`` with the
+    pyarrow engine gives, without a detour through a Python string."""
+    options = pa_csv.ReadOptions(block_size=16 << 20)
+    cut = data.rfind(b"\n", 0, 1 << 20) + 1 or len(data)  # whole lines of the first MiB
+    with pa_csv.open_csv(pa.py_buffer(data[:cut]),
+                         read_options=pa_csv.ReadOptions(block_size=1 << 21)) as head:
+        names = head.schema.names  # the header row, parsed as CSV
+    table = pa_csv.read_csv(
+        pa.py_buffer(data), read_options=options,
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
+            null_values=[""], quoted_strings_can_be_null=True),
+    )
+    if not all(pa.types.is_string(t) for t in table.schema.types):
+        raise ValueError("a column was not read as text")  # the general path reads it
+    text = pd.StringDtype(storage="pyarrow", na_value=np.nan)
+    frame = table.rename_columns([str(i) for i in range(table.num_columns)]).to_pandas(
+        types_mapper={pa.string(): text}.get)
+    frame.columns = pd.Index(table.column_names, dtype=object)
+    return frame
+
+
+def _read_csv(text: str, path: Path, utf8: bytes | None = None) -> pd.DataFrame:
     """Read CSV text with every value as text; empty cells become missing.
 
-    The multi-threaded pyarrow parser is tried first; text it refuses (ragged rows,
-    a field larger than its block) is read by pandas' C parser, which explains errors.
+    The multi-threaded pyarrow parser is tried first (on the file's own bytes when they
+    are UTF-8); text it refuses (ragged rows, a field larger than its block) is read by
+    pandas' C parser, which explains errors.
     """
     options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
     try:
-        frame = pd.read_csv(io.StringIO(text), engine="pyarrow", **options)
+        frame = _arrow_csv(utf8 if utf8 is not None else text.encode("utf-8", "surrogatepass"))
     except Exception:
         try:
             frame = pd.read_csv(io.StringIO(text), engine="c", skip_blank_lines=True, **options)

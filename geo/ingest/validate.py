@@ -38,6 +38,8 @@ from typing import Final
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyproj
 import shapely
 
@@ -193,7 +195,7 @@ def validate(
             template if values is None else [template.format(value=str(v)[:80]) for v in values[m]]
         )
 
-    ids = normalize_ids(text("service_request_id"))
+    ids = _id_text(text("service_request_id"))
     mark(ids.isna(), "missing_id", REASONS["missing_id"])
 
     tz = profile.timezone
@@ -262,7 +264,7 @@ def validate(
         if name in TIME_FIELDS:
             req[name] = times[name][keep]
         elif name in TEXT_FIELDS:
-            req[name] = _objects(text(name)[keep])
+            req[name] = text(name)[keep]
     req["service_request_id"] = ids[keep]
     req["status"] = status[keep]
     req["zipcode"] = zipcode[keep]
@@ -279,6 +281,9 @@ def validate(
     req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
     req["batch_id"] = batch_id
     req["row_hash"] = row_hash(req)
+    for name in (*TEXT_FIELDS, "service_request_id", "status", "zipcode"):
+        if name in req.columns:
+            req[name] = _text_column(req[name])
     requests = gpd.GeoDataFrame(
         req.reset_index(drop=True),
         geometry=gpd.GeoSeries(
@@ -291,9 +296,25 @@ def validate(
                           located=located, outside=outside)
 
 
-def _objects(values: pd.Series) -> pd.Series:
-    """Text as Python ``str`` objects with ``None`` for missing (one form for every store)."""
-    return values.astype(object).where(values.notna(), None)
+#: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file
+#: of the embedded store reads back as), so no Python string is made per value.
+TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
+
+
+def _text_column(values: pd.Series) -> pd.Series:
+    """A text column of the request frame as :data:`TEXT`."""
+    if values.dtype == TEXT:
+        return values
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.astype(TEXT)
+    return values.astype(object).where(values.notna(), None).astype(TEXT)
+
+
+def _id_text(ids: pd.Series) -> pd.Series:
+    """:func:`normalize_ids` as Arrow-backed text (``<NA>`` for missing)."""
+    s = ids.astype("string").str.strip()
+    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    return s.mask(s == "")
 
 
 def normalize_ids(ids: pd.Series) -> pd.Series:
@@ -304,9 +325,8 @@ def normalize_ids(ids: pd.Series) -> pd.Series:
     >>> normalize_ids(pd.Series(["8992784.0", " A-1 ", None])).tolist()
     ['8992784', 'A-1', None]
     """
-    s = ids.astype("string").str.strip()
-    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
-    return s.mask(s == "").astype(object).where(s.notna(), None)
+    s = _id_text(ids)
+    return s.astype(object).where(s.notna(), None)
 
 
 def normalize_status(status: pd.Series, closed: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -325,8 +345,8 @@ def normalize_status(status: pd.Series, closed: pd.Series) -> tuple[pd.Series, p
     is_closed = low.str.contains(_CLOSED_WORDS, regex=True).fillna(False).astype(bool)
     known_open = low.isin(list(_OPEN_WORDS)).fillna(False).astype(bool)
     missing = low.isna()
-    out = pd.Series("open", index=status.index, dtype=object)
-    out[is_closed | (missing & closed.notna())] = "closed"
+    shut = (is_closed | (missing & closed.notna())).to_numpy(dtype=bool)
+    out = pd.Series(np.where(shut, "closed", "open"), index=status.index, dtype=object)
     unknown = ~missing & ~is_closed & ~known_open
     return out, unknown
 
@@ -358,8 +378,8 @@ def _check_coordinates(
     Returns lat, lon (usable ones), reason, detail, the swapped mask, and the numbers of
     rows with finite coordinates and of those outside the extent.
     """
-    lat = pd.to_numeric(rlat, errors="coerce").astype("float64")
-    lon = pd.to_numeric(rlon, errors="coerce").astype("float64")
+    lat = numbers(rlat)
+    lon = numbers(rlon)
     finite = np.isfinite(lat) & np.isfinite(lon)
     inside = in_extent(lon.to_numpy(), lat.to_numpy(), profile) & finite
     swapped = finite & ~inside & in_extent(lat.to_numpy(), lon.to_numpy(), profile)
@@ -412,6 +432,36 @@ def _check_coordinates(
     located = int(finite.sum())
     outside = int((finite & ~usable & ~zero & geometry_error.isna()).sum())
     return lat2.where(usable), lon2.where(usable), reason, detail, swapped, located, outside
+
+
+#: Plain decimal numbers: when every value of a column is one, Arrow's parser reads it.
+_DECIMAL: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+def numbers(values: pd.Series) -> pd.Series:
+    """Text as ``float64``; ``NaN`` where missing or not a number.
+
+    A column of plain decimal numbers (the usual coordinates) is parsed by Arrow in one
+    call; any other column goes through ``pandas.to_numeric``, which reads ``NaN``,
+    ``inf`` and the like.
+
+    Examples
+    --------
+    >>> numbers(pd.Series(["39.95", None, "-75.1"], dtype="string")).tolist()
+    [39.95, nan, -75.1]
+    """
+    arrow = getattr(values.array, "_pa_array", None)
+    if arrow is not None and len(values):
+        present = arrow.drop_null()
+        if pc.all(pc.match_substring_regex(present, _DECIMAL)).as_py() is not False:
+            try:
+                parsed = pc.cast(arrow, pa.float64())
+            except pa.ArrowInvalid:
+                parsed = None
+            if parsed is not None:
+                return pd.Series(parsed.to_numpy(zero_copy_only=False), index=values.index,
+                                 dtype="float64")
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def in_extent(lon: np.ndarray, lat: np.ndarray, profile: CityProfile) -> np.ndarray:

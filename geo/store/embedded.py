@@ -10,6 +10,7 @@ Layout::
         batches.parquet
         manifest.json              city name and layer generations
       layers/<key>/g<N>.parquet    areas of one generation (city CRS), never rewritten
+      cache/joins/<sha256>.npz     the join index of a layer file, by its content
       .lock                        writers take an exclusive lock on it
 
 A write builds a complete new snapshot in a temporary directory (unchanged files are
@@ -53,7 +54,7 @@ from geo.ingest.contacts import (
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
-from geo.joins import AreaIndex, build_index, locate
+from geo.joins import AreaIndex, build_index, index_from_bytes, index_to_bytes, locate_text
 from geo.store import embedded_runs, problem_ids
 from geo.store.base import (
     BATCH_COLUMNS,
@@ -72,6 +73,8 @@ _CONTACT_FILES = ("contacts.parquet", "contact_quarantine.parquet")
 _FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
           *_CONTACT_FILES, *embedded_runs.FILES)
 _KEEP_SNAPSHOTS = 3
+#: Area codes as Arrow-backed text (what the Parquet file reads back as).
+_TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
@@ -197,9 +200,9 @@ class EmbeddedStore(Store):
             if result.inserted or result.updated:
                 fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
                 fresh = self._join(fresh, self.active())
-                replaced = set(fresh["service_request_id"])
                 stored = self.requests()
-                gone = stored["service_request_id"].isin(replaced)
+                gone = (stored["service_request_id"].isin(fresh["service_request_id"])
+                        if result.updated else pd.Series(False, index=stored.index))
                 old_ids = (stored.loc[gone, "problem_id"] if "problem_id" in stored
                            else pd.Series([], dtype=object))
                 kept = stored[~gone]
@@ -329,13 +332,16 @@ class EmbeddedStore(Store):
         x = out["x"].to_numpy(dtype="float64")
         y = out["y"].to_numpy(dtype="float64")
         for key, gen in gens.items():
-            out[key] = locate(x, y, self._index(gen))
+            codes = locate_text(x, y, self._index(gen))
+            out[key] = pd.Series(codes.to_pandas(types_mapper={pa.string(): _TEXT}.get).array,
+                                 index=out.index)
         return out
 
     def _index(self, gen: Generation) -> AreaIndex:
         cache_key = (gen.key, gen.generation)
         if cache_key not in self._index_cache:
-            self._index_cache[cache_key] = _index_for_file(self._layer_path(gen))
+            self._index_cache[cache_key] = _index_for_file(self._layer_path(gen),
+                                                          self.root / "cache" / "joins")
         return self._index_cache[cache_key]
 
     def _generation(self, key: str, generation: int | None) -> Generation:
@@ -496,14 +502,30 @@ class _ParquetRequests(RequestReader):
 
 
 @lru_cache(maxsize=64)
-def _index_by_digest(digest: str, path: str) -> AreaIndex:
-    """Index of a layer file, shared by every store in the process holding the same bytes."""
-    return build_index(gpd.read_parquet(path))
+def _index_by_digest(digest: str, path: str, cache: str) -> AreaIndex:
+    """Index of a layer file, shared by every store in the process holding the same bytes.
+
+    Kept in the store under ``cache/joins/<digest>.npz`` (:func:`geo.joins.index_to_bytes`),
+    so that a new process loads it instead of building it again; a kept index of another
+    format is built again and replaced. A cache that cannot be written is skipped.
+    """
+    kept = Path(cache) / f"{digest}.npz"
+    if kept.is_file():
+        index = index_from_bytes(kept.read_bytes())
+        if index is not None:
+            return index
+    index = build_index(gpd.read_parquet(path))
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        _atomic(kept, lambda p: p.write_bytes(index_to_bytes(index)))
+    except OSError:
+        pass  # a read-only store: the next process builds it again
+    return index
 
 
-def _index_for_file(path: Path) -> AreaIndex:
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()
-    return _index_by_digest(digest, str(path))
+def _index_for_file(path: Path, cache: Path) -> AreaIndex:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _index_by_digest(digest, str(path), str(cache))
 
 
 def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:

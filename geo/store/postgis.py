@@ -32,7 +32,6 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -42,29 +41,35 @@ from geo.ingest.contacts import ContactBatch
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
-from geo.store import postgis_contacts, postgis_problems, postgis_runs
-from geo.store.base import BATCH_COLUMNS, Store, describe_generation
+from geo.store import (
+    postgis_areas,
+    postgis_contacts,
+    postgis_load,
+    postgis_problems,
+    postgis_read,
+    postgis_runs,
+)
+from geo.store.base import BATCH_COLUMNS, RequestReader, Store, as_categories, describe_generation
 from geo.store.postgis_join import insert_generation, join_requests, set_active
 from geo.store.postgis_load import (
-    REQUEST_COLUMNS,
     apply_nul_rule,
+    arrow_column,
     nul_id_quarantine,
     record_batch,
     spatial_order,
-    upsert_requests,
+    upsert_request_rows,
     write_quarantine,
 )
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.runs import RunResult, pack_run
 from hotspot311.errors import StoreConnectionError, StoreError
-from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
+from hotspot311.schema import TIME_FIELDS
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
 _CONNECT_TIMEOUT = 10
 
-#: Columns :meth:`PostGISStore.requests` reads: those the loader writes, and problem_id.
-_READ_COLUMNS = (*REQUEST_COLUMNS, *STORE_FIELDS)
+_READ_COLUMNS = postgis_read.READ_COLUMNS
 
 
 def conninfo_for(url: str) -> str:
@@ -228,14 +233,13 @@ class PostGISStore(Store):
         )
         with self._connection() as conn, conn.transaction():
             if len(requests):
-                result.inserted, result.updated = upsert_requests(
-                    conn, spatial_order(requests), self.srid
-                )
+                ordered = spatial_order(requests)
+                stored = _stored_estimate(conn)
+                new, newer = upsert_request_rows(conn, ordered, self.srid)
+                result.inserted, result.updated = len(new), len(newer)
                 result.unchanged = len(requests) - result.inserted - result.updated
                 if result.inserted or result.updated:
-                    join_requests(
-                        conn, list(self.active_of(_generations(conn)).values()), only_changed=True
-                    )
+                    self._load_areas(conn, ordered, np.concatenate([new, newer]), stored)
                     postgis_problems.update_problems(conn, problems)
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
@@ -248,6 +252,22 @@ class PostGISStore(Store):
             )
             record_batch(conn, record)
         return result
+
+    def _load_areas(self, conn: psycopg.Connection, requests: pd.DataFrame,
+                    written: np.ndarray, stored: int) -> None:
+        """Locate the written requests in every active layer (the embedded store's index
+        and rule) and load their codes into ``request_areas`` by binary COPY."""
+        gens = list(self.active_of(_generations(conn)).values())
+        if not gens:
+            return
+        indexes = postgis_areas.area_indexes(conn, gens, self.profile.crs)
+        rows = requests.iloc[np.sort(written)]
+        ids = arrow_column(rows, "service_request_id")
+        located = postgis_areas.area_rows(
+            ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"),
+            indexes)
+        bulk = len(written) >= postgis_load.BULK_ROWS and len(written) >= stored
+        postgis_areas.load_area_rows(conn, located, bulk=bulk)
 
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
         """Upsert contacts and their quarantine rows in one transaction (see :class:`Store`)."""
@@ -289,6 +309,7 @@ class PostGISStore(Store):
             existing = _generations(conn)
             gen = describe_generation(spec, areas, existing)
             insert_generation(conn, gen, areas, self.srid)
+            postgis_areas.keep_index(conn, gen, areas)
             active = self.active_of([*existing, gen])
             set_active(conn, active)
             join_requests(conn, [active[spec.key]], only_changed=False)
@@ -318,10 +339,86 @@ class PostGISStore(Store):
 
         One statement: ``request_areas`` is pivoted with ``max(code) FILTER (WHERE
         layer_key = …)`` per layer (one row per request and layer, so ``max`` is that
-        row's code) and left-joined to ``requests``; the result streams out through
-        ``COPY … TO STDOUT (FORMAT csv)`` and is parsed column-wise by Arrow.
+        row's code) and left-joined to ``requests``; the rows come back as Arrow through
+        ADBC (:mod:`geo.store.postgis_read`), no Python object per row.
         """
         keys = self.layer_keys()
+        frame = self._read_columns([*_READ_COLUMNS, *keys], keys)
+        if frame is None:
+            return self._requests_by_copy(keys)
+        if frame.empty:
+            return empty_requests(keys)
+        return postgis_read.with_points(frame)
+
+    def request_columns(self, columns: Sequence[str], *,
+                        categories: Sequence[str] = ()) -> pd.DataFrame:
+        """Some columns of every stored request (see :meth:`Store.request_columns`),
+        read alone by one statement, as Arrow."""
+        keys = self.layer_keys()
+        frame = self._read_columns(columns, keys)
+        if frame is None:
+            return super().request_columns(columns, categories=categories)
+        return as_categories(frame, categories)
+
+    def request_reader(self) -> RequestReader:
+        """A reader holding every request column but the geometry, read once on first
+        use by one statement (so all its reads come from one state of the store)."""
+        def load() -> pd.DataFrame:
+            keys = self.layer_keys()
+            frame = self._read_columns([*_READ_COLUMNS, *keys], keys)
+            return frame if frame is not None else self._requests_by_copy(keys)
+
+        return RequestReader(load)
+
+    def _read_columns(self, columns: Sequence[str],
+                      keys: tuple[str, ...]) -> pd.DataFrame | None:
+        """The named request columns (those that exist; layer keys give area codes), in
+        ``service_request_id`` order, through ADBC; ``None`` when ADBC cannot connect
+        with this store's connection string."""
+        conninfo = self.pool.conninfo
+        uri = postgis_read.adbc_uri(conninfo) if isinstance(conninfo, str) else None
+        if uri is None:
+            return None
+        known = [c for c in dict.fromkeys(columns) if c in _READ_COLUMNS or c in keys]
+        wanted_keys = [k for k in keys if k in known]
+        cols: list[sql.Composable] = []
+        for c in known:
+            if c in keys:
+                cols.append(sql.SQL("a.{} AS {}").format(
+                    sql.Identifier(f"k{keys.index(c)}"), sql.Identifier(c)))
+            elif c == "extra":
+                cols.append(sql.SQL("r.extra::text AS extra"))
+            else:
+                cols.append(sql.Identifier("r", c))
+        if not cols:
+            cols = [sql.SQL("NULL")]
+        source: sql.Composable = sql.SQL("requests r")
+        if wanted_keys:
+            pivot = sql.SQL(", ").join(
+                sql.SQL("max(code) FILTER (WHERE layer_key = {}) AS {}").format(
+                    sql.Literal(k), sql.Identifier(f"k{keys.index(k)}"))
+                for k in wanted_keys)
+            source = sql.SQL(
+                "requests r LEFT JOIN (SELECT service_request_id, {} FROM request_areas"
+                " WHERE layer_key = ANY({}) GROUP BY service_request_id) a"
+                " USING (service_request_id)"
+            ).format(pivot, sql.Literal(wanted_keys))
+        stmt = sql.SQL('SELECT {} FROM {} ORDER BY r.service_request_id COLLATE "C"').format(
+            sql.SQL(", ").join(cols), source)
+        with self._connection() as conn:
+            text = postgis_read.render(stmt, conn)
+        try:
+            table = postgis_read.fetch_arrow(uri, text)
+        except Exception as err:  # the ADBC driver's own error types
+            raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
+        if not known:
+            return pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+        texts = [c for c in known if c in keys or postgis_read.read_types(()).get(c) == pa.string()]
+        return postgis_read.frame_from_arrow(table, text_columns=texts)
+
+    def _requests_by_copy(self, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+        """:meth:`requests` read as CSV through ``COPY … TO STDOUT`` and parsed by Arrow
+        (for a connection string ADBC cannot take)."""
         cols: list[sql.Composable] = []
         for c in _READ_COLUMNS:
             ident = sql.Identifier("r", c)
@@ -353,7 +450,7 @@ class PostGISStore(Store):
         with self._connection() as conn, conn.cursor() as cur, cur.copy(stmt) as copy:
             for chunk in copy:
                 sink.write(chunk)
-        return _request_frame(sink.getvalue(), keys)
+        return postgis_read.request_frame(sink.getvalue(), keys)
 
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row, in the order quarantined."""
@@ -459,6 +556,14 @@ def _first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+def _stored_estimate(conn: psycopg.Connection) -> int:
+    """The planner's count of stored requests (what the load's bulk rule compares with)."""
+    row = conn.execute(
+        "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = 'requests'::regclass"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _generations(conn: psycopg.Connection) -> list[Generation]:
     rows = conn.execute(
         "SELECT layer_key, generation, title, valid_from, source, id_field, name_field, n_areas"
@@ -472,82 +577,4 @@ def _times(values: pd.Series) -> pd.Series:
     micros = pd.array(values.to_numpy(dtype=object), dtype="Int64")
     return pd.Series(pd.to_datetime(micros, unit="us", utc=True), index=values.index).astype(
         "datetime64[ns, UTC]"
-    )
-
-
-def _read_types(keys: tuple[str, ...]) -> dict[str, pa.DataType]:
-    types: dict[str, pa.DataType] = {}
-    for c in _READ_COLUMNS:
-        if c in TIME_FIELDS or c == "row_hash":
-            types[c] = pa.int64()
-        elif c in ("lat", "lon", "x", "y", "geocode_score"):
-            types[c] = pa.float64()
-        elif c == "synthetic":
-            types[c] = pa.bool_()
-        else:
-            types[c] = pa.string()
-    types.update({k: pa.string() for k in keys})
-    return types
-
-
-def _request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
-    """CSV of the :meth:`PostGISStore.requests` query → the embedded store's frame shape.
-
-    PostgreSQL's CSV leaves NULL empty and unquoted and quotes an empty string, which
-    Arrow reads back as null and ``""``.
-    """
-    if data.size == 0:
-        return empty_requests(keys)
-    names = [*_READ_COLUMNS, *keys]
-    convert = pa_csv.ConvertOptions(
-        column_types=_read_types(keys),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        true_values=["t"],
-        false_values=["f"],
-    )
-    parse = pa_csv.ParseOptions(newlines_in_values=True)
-    try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(column_names=names, block_size=16 << 20),
-            parse_options=parse,
-            convert_options=convert,
-        )
-    except pa.ArrowInvalid:  # a row longer than a block: read the whole text as one block
-        table = pa_csv.read_csv(
-            pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=min(data.size + 1, 2**31 - 1)
-            ),
-            parse_options=parse,
-            convert_options=convert,
-        )
-    columns: dict[str, Any] = {}
-    for c in names:
-        col = table.column(c)
-        if c in TIME_FIELDS:
-            micros = (
-                pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64")
-                if col.null_count
-                else col.to_numpy()
-            )
-            if col.null_count:
-                micros[np.asarray(col.is_null())] = pd.NA
-            columns[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
-        elif c == "row_hash":
-            columns[c] = col.to_numpy().astype("int64").view("uint64")
-        elif c in ("lat", "lon", "x", "y", "geocode_score"):
-            columns[c] = col.to_numpy(zero_copy_only=False).astype("float64")
-        elif c == "synthetic":
-            columns[c] = col.to_numpy(zero_copy_only=False).astype(bool)
-        else:
-            columns[c] = col.to_numpy(zero_copy_only=False).astype(object)
-    frame = pd.DataFrame(columns)
-    for c in names:
-        if c not in TIME_FIELDS and columns[c].dtype == object:
-            frame[c] = frame[c].astype(object)
-    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(
-        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
     )

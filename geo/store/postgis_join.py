@@ -191,7 +191,6 @@ def replace_layer(conn: psycopg.Connection, gen: Generation) -> int:
     int
         Requests inside the layer (rows of the new partition).
     """
-    name = sql.Identifier(partition_name(gen.key))
     fresh = sql.Identifier(f"ra_fresh_{gen.key}")
     # let the planner use parallel workers for the pieces: few rows, but each one is
     # a scan of the requests' index and thousands of ST_Covers tests
@@ -204,29 +203,40 @@ def replace_layer(conn: psycopg.Connection, gen: Generation) -> int:
         {"key": gen.key, "gen": gen.generation},
     )
     inside = made.rowcount
+    swap_partition(conn, gen.key)
+    return inside
+
+
+def swap_partition(conn: psycopg.Connection, key: str) -> None:
+    """Make the table ``ra_fresh_<key>`` layer ``key``'s partition of ``request_areas``.
+
+    The old partition (or the layer's rows in ``ra_default``) is dropped; the fresh
+    table gets its primary key in one sorted build and is attached.
+    """
+    name = sql.Identifier(partition_name(key))
+    fresh = sql.Identifier(f"ra_fresh_{key}")
     exists = conn.execute(
         "SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = 'request_areas'::regclass AND c.relname = %s",
-        (partition_name(gen.key),),
+        (partition_name(key),),
     ).fetchone()
     if exists:
         conn.execute(sql.SQL("ALTER TABLE request_areas DETACH PARTITION {}").format(name))
         conn.execute(sql.SQL("DROP TABLE {}").format(name))
-    conn.execute("DELETE FROM ra_default WHERE layer_key = %s", (gen.key,))
+    conn.execute("DELETE FROM ra_default WHERE layer_key = %s", (key,))
     conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(fresh, name))
     conn.execute(
         sql.SQL(
             "ALTER TABLE {} ALTER service_request_id SET NOT NULL, ALTER layer_key SET NOT NULL,"
             " ALTER code SET NOT NULL,"
             " ADD CONSTRAINT {} PRIMARY KEY (service_request_id, layer_key)"
-        ).format(name, sql.Identifier(f"ra_pkey_{gen.key}"))
+        ).format(name, sql.Identifier(f"ra_pkey_{key}"))
     )
     conn.execute(
         sql.SQL("ALTER TABLE request_areas ATTACH PARTITION {} FOR VALUES IN ({})").format(
-            name, sql.Literal(gen.key)
+            name, sql.Literal(key)
         )
     )
-    return inside
 
 
 def _pieces_query(*, only_changed: bool) -> sql.Composed:

@@ -209,6 +209,19 @@ BULK_ROWS: Final = 50_000
 
 
 def upsert_requests(conn: psycopg.Connection, requests: pd.DataFrame, srid: int) -> tuple[int, int]:
+    """Upsert ``requests`` (see :func:`upsert_request_rows`).
+
+    Returns
+    -------
+    tuple of int
+        Rows inserted and rows updated (the rest are unchanged).
+    """
+    new, newer = upsert_request_rows(conn, requests, srid)
+    return len(new), len(newer)
+
+
+def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
+                        srid: int) -> tuple[np.ndarray, np.ndarray]:
     """Upsert ``requests`` into the table ``requests``; list the written ids in ``changed``.
 
     The upsert rule of :mod:`geo.store.base`: an existing row is replaced when the incoming
@@ -244,8 +257,9 @@ def upsert_requests(conn: psycopg.Connection, requests: pd.DataFrame, srid: int)
 
     Returns
     -------
-    tuple of int
-        Rows inserted and rows updated (the rest are unchanged).
+    tuple of numpy.ndarray
+        Positions in ``requests`` of the rows inserted and of the rows updated (the
+        rest are unchanged).
     """
     conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
     conn.execute(
@@ -278,7 +292,7 @@ def upsert_requests(conn: psycopg.Connection, requests: pd.DataFrame, srid: int)
     ).fetchone()
     n_new, n_written, stored = (int(v) for v in row) if row else (0, 0, 0)
     if n_written == 0:
-        return 0, 0
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     if n_new == len(requests):  # a first load: every row is new
         new, newer = np.arange(len(requests)), np.zeros(0, dtype="int64")
     else:
@@ -306,7 +320,7 @@ def upsert_requests(conn: psycopg.Connection, requests: pd.DataFrame, srid: int)
     for name in rebuild:
         _, create = _BULK_INDEXES[name]
         conn.execute(create.format(sql.Identifier(name)))
-    return len(new), len(newer)
+    return new, newer
 
 
 #: Columns of a ``requests`` row as :func:`request_rows` makes it (the key first).

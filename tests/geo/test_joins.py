@@ -8,7 +8,16 @@ import pandas as pd
 import pytest
 import shapely
 
-from geo.joins import build_index, join_layers, locate, subdivide
+from geo import joins
+from geo.joins import (
+    INDEX_FORMAT,
+    build_index,
+    index_from_bytes,
+    index_to_bytes,
+    join_layers,
+    locate,
+    subdivide,
+)
 from hotspot311.errors import CRSMismatchError
 from layers.profile import CityProfile
 from layers.registry import load_layer
@@ -89,3 +98,27 @@ def test_loney_street_matches_the_citys_answer(phila: CityProfile) -> None:
     assert got["census_tract"] == record["census_tract_2010"] == "034000"
     assert got["neighborhood"] == "Fox Chase"
     assert got["li_district"].upper() == record["li_district"] == "EAST"
+
+
+def test_index_kept_as_bytes_gives_the_same_answers(phila: CityProfile) -> None:
+    spec = next(s for s in phila.layers if s.key == "census_tract")
+    areas = load_layer(spec, crs=phila.crs)
+    index = build_index(areas)
+    kept = index_from_bytes(index_to_bytes(index))
+    assert kept is not None
+    rng = np.random.default_rng(19)
+    x0, y0, x1, y1 = areas.total_bounds
+    x, y = rng.uniform(x0, x1, 100_000), rng.uniform(y0, y1, 100_000)
+    assert (locate(x, y, kept) == locate(x, y, index)).all()
+    assert kept.crs == index.crs
+    assert (kept.cells == index.cells).all() and kept.origin == index.origin
+
+
+def test_index_of_another_format_or_garbage_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = index_to_bytes(build_index(squares()))
+    assert index_from_bytes(data) is not None
+    monkeypatch.setattr(joins, "INDEX_FORMAT", INDEX_FORMAT + "-next")
+    assert index_from_bytes(data) is None
+    monkeypatch.undo()
+    assert index_from_bytes(b"not an index") is None
+    assert index_from_bytes(data[: len(data) // 2]) is None

@@ -55,3 +55,19 @@ def test_mixed_column_keeps_index_and_dtype() -> None:
 
 def test_empty() -> None:
     assert parse_times(pd.Series([], dtype=object), tz=TZ).empty
+
+
+@pytest.mark.parametrize("values", [
+    ["2024-05-01T10:00:00Z", "2024-11-03 05:30:00+00:00", None, "2024-05-01T10:00:00.123456-04:00",
+     "2262-04-10T00:00:00Z"],
+    ["2024-05-01 10:00", "2024-11-03 01:30", "2024-03-10T02:30:00", None, "2024-05-01T10:00:00.5",
+     "2024-02-30 10:00"],
+    ["9999-12-31T00:00:00Z", "2024-05-01T10:00:00Z"],
+])
+def test_plain_iso_columns_parse_as_on_the_general_path(values: list[str | None]) -> None:
+    """A column of plain ISO times takes Arrow's parser; one odd value sends the column
+    down the general path: the common values come out the same either way."""
+    fast = parse_times(pd.Series(values), tz="America/New_York")
+    general = parse_times(pd.Series([*values, "5/1/2024 10:00"]), tz="America/New_York")
+    pd.testing.assert_series_equal(fast, general.iloc[:-1])
+    assert general.iloc[-1] == pd.Timestamp("2024-05-01 14:00", tz="UTC")

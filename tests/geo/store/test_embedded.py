@@ -15,7 +15,7 @@ import pytest
 import shapely
 
 from geo.ingest.pipeline import ingest
-from geo.store.embedded import EmbeddedStore
+from geo.store.embedded import EmbeddedStore, _index_by_digest
 from hotspot311.cli.demo import generate
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, load_profile
@@ -101,6 +101,21 @@ def test_requests_are_joined_on_write(embedded: EmbeddedStore) -> None:
         assert joined >= len(frame) - 3, key
 
 
+def test_join_indexes_are_kept_in_the_store(embedded: EmbeddedStore) -> None:
+    """Each active layer's join index is kept under cache/joins by its file's content; a
+    new process loads it (here: the process memo cleared); a damaged one is built again."""
+    ingest(REQUESTS / "parks-maintenance.csv", embedded)
+    kept = sorted((embedded.root / "cache" / "joins").glob("*.npz"))
+    assert len(kept) == len(embedded.active())
+    before = embedded.requests()
+    kept[0].write_bytes(b"damaged")
+    _index_by_digest.cache_clear()
+    again = EmbeddedStore(embedded.root, embedded.profile)
+    again.rejoin()
+    pd.testing.assert_frame_equal(before, again.requests())
+    assert kept[0].read_bytes()[:2] == b"PK"  # rebuilt and kept again (an .npz is a zip)
+
+
 def test_other_city_profile_is_refused(tmp_path: Path, phila: CityProfile) -> None:
     store = EmbeddedStore(tmp_path / "s", phila)
     ingest(REQUESTS / "parks-maintenance.csv", store)
@@ -161,7 +176,7 @@ def test_two_generations_rejoin_only_that_layer(tmp_path: Path) -> None:
 
 _KILL_SCRIPT = """
 import sys
-from geo.store.embedded import EmbeddedStore
+from geo.store.embedded import EmbeddedStore, _index_by_digest
 from geo.ingest.pipeline import ingest
 from layers.profile import load_profile
 store = EmbeddedStore(sys.argv[1], load_profile("philadelphia"))

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 import geo.store.postgis
+import geo.store.postgis_areas
 from geo.ingest.pipeline import ingest
 from geo.store.postgis import PostGISStore, server_label
 from geo.store.postgis_schema import migrate, migrations
@@ -76,7 +77,7 @@ def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) ->
         conn.execute(
             "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
             " areas, generations, layers, quarantine, requests, batches, store_meta,"
-            " contacts, contact_quarantine"
+            " contacts, contact_quarantine, join_indexes"
         )
     store = PostGISStore.open(postgis_url, TESTVILLE)
     store.close()
@@ -115,7 +116,8 @@ def test_failure_half_way_leaves_database_as_it_was(
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr(geo.store.postgis, "join_requests", boom)
+        monkeypatch.setattr(geo.store.postgis_areas, "load_area_rows", boom)  # ingest
+        monkeypatch.setattr(geo.store.postgis, "join_requests", boom)  # a new generation
         bad = write_csv(
             tmp_path / "b.csv", [_row("1", desc="changed"), _row("2"), {"service_request_id": "q"}]
         )
@@ -215,7 +217,7 @@ def test_bulk_load_rebuilds_indexes_atomically(
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr(geo.store.postgis, "join_requests", boom)
+        monkeypatch.setattr(geo.store.postgis_areas, "load_area_rows", boom)
         rows = [_row(str(i)) for i in range(3, 10)]
         with pytest.raises(RuntimeError, match="disk on fire"):
             ingest(write_csv(tmp_path / "b.csv", rows), store, now=NOW)

@@ -1,0 +1,203 @@
+"""Reading requests out of PostGIS as Arrow, without a Python object per row.
+
+The query runs through ADBC's PostgreSQL driver (``adbc-driver-postgresql``), which
+reads PostgreSQL's binary COPY output straight into Arrow arrays: times arrive as
+``timestamp[us, UTC]``, numbers as numbers, text as Arrow strings. The frame built from
+them has the embedded store's shape and types (text as Arrow-backed ``str``, missing as
+NaN, which is what a Parquet file of the embedded store reads back as), so both stores
+hand the same frame to every caller.
+
+The statement is composed with :mod:`psycopg.sql` (identifiers and literals quoted by
+psycopg) and rendered with a psycopg connection before ADBC runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import adbc_driver_postgresql.dbapi as adbc
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import shapely
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from geo.ingest.model import empty_requests
+from geo.store.postgis_load import REQUEST_COLUMNS
+from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
+
+#: Columns :meth:`PostGISStore.requests` reads: those the loader writes, and problem_id.
+READ_COLUMNS: Final = (*REQUEST_COLUMNS, *STORE_FIELDS)
+
+#: Text columns come out as this dtype (see the module docstring).
+TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
+
+
+def adbc_uri(conninfo: str) -> str | None:
+    """The URI ADBC connects with, for a libpq connection string.
+
+    A ``postgresql://`` URL is used as it is; an empty string (libpq defaults and the
+    ``PG*`` variables) becomes ``postgresql://``. A ``key=value`` string is turned into a
+    URI only when it holds nothing but host, port, database, user and password; else
+    ``None`` (the caller reads another way).
+
+    Examples
+    --------
+    >>> adbc_uri(""), adbc_uri("postgresql://u@h:5/d")
+    ('postgresql://', 'postgresql://u@h:5/d')
+    >>> adbc_uri("host=h port=5 dbname=d user=u")
+    'postgresql://u@h:5/d'
+    """
+    text = conninfo.strip()
+    if text == "":
+        return "postgresql://"
+    if text.startswith(("postgresql://", "postgres://")):
+        return text
+    try:
+        params = conninfo_to_dict(text)
+    except psycopg.ProgrammingError:
+        return None
+    if set(params) - {"host", "port", "dbname", "user", "password"}:
+        return None
+    if any(any(c in str(v) for c in "@/:?#% ") for v in params.values()):
+        return None
+    user = str(params.get("user", ""))
+    password = f":{params['password']}" if "password" in params else ""
+    host = str(params.get("host", ""))
+    port = f":{params['port']}" if "port" in params else ""
+    auth = f"{user}{password}@" if user or password else ""
+    return f"postgresql://{auth}{host}{port}/{params.get('dbname', '')}"
+
+
+def fetch_arrow(uri: str, statement: str) -> pa.Table:
+    """Run one ``SELECT`` through ADBC and return its rows as an Arrow table."""
+    with adbc.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute(statement)
+        return cur.fetch_arrow_table()
+
+
+def frame_from_arrow(table: pa.Table, *, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """An Arrow table of request columns as the request frame's types.
+
+    Times become ``datetime64[ns, UTC]``, ``row_hash`` (PostgreSQL ``int8``) its ``uint64``
+    bit pattern, text :data:`TEXT`; ``text_columns`` are text even when every value is
+    missing (PostgreSQL may then type them otherwise).
+    """
+    columns: dict[str, object] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if isinstance(col.type, pa.ExtensionType):
+            col = col.cast(col.type.storage_type)
+        if name in TIME_FIELDS or pa.types.is_timestamp(col.type):
+            times = col.cast(pa.timestamp("ns", "UTC")) if len(col) else col
+            columns[name] = pd.array(
+                times.to_pandas() if len(col) else [], dtype="datetime64[ns, UTC]")
+        elif name == "row_hash":
+            columns[name] = col.to_numpy().astype("int64").view("uint64")
+        elif (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+              or name in text_columns):
+            arrow = col if pa.types.is_string(col.type) else col.cast(pa.string())
+            columns[name] = arrow.to_pandas(types_mapper={pa.string(): TEXT}.get).array
+        elif pa.types.is_floating(col.type):
+            columns[name] = col.to_numpy().astype("float64")
+        elif pa.types.is_boolean(col.type):
+            columns[name] = col.fill_null(False).to_numpy().astype(bool)
+        else:
+            columns[name] = col.to_pandas()
+    return pd.DataFrame(columns)
+
+
+def with_points(frame: pd.DataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with WGS84 point geometries made from ``lon``/``lat``."""
+    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
+    )
+
+
+def render(statement: sql.Composable, conn: object) -> str:
+    """A composed statement as the SQL text ADBC runs (quoted by psycopg)."""
+    return statement.as_string(conn)  # type: ignore[arg-type]
+
+
+def read_types(keys: tuple[str, ...]) -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {}
+    for c in READ_COLUMNS:
+        if c in TIME_FIELDS or c == "row_hash":
+            types[c] = pa.int64()
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            types[c] = pa.float64()
+        elif c == "synthetic":
+            types[c] = pa.bool_()
+        else:
+            types[c] = pa.string()
+    types.update({k: pa.string() for k in keys})
+    return types
+
+
+def request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
+    """CSV of the :meth:`PostGISStore.requests` query → the embedded store's frame shape.
+
+    PostgreSQL's CSV leaves NULL empty and unquoted and quotes an empty string, which
+    Arrow reads back as null and ``""``.
+    """
+    if data.size == 0:
+        return empty_requests(keys)
+    names = [*READ_COLUMNS, *keys]
+    convert = pa_csv.ConvertOptions(
+        column_types=read_types(keys),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+    parse = pa_csv.ParseOptions(newlines_in_values=True)
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid:  # a row longer than a block: read the whole text as one block
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=min(data.size + 1, 2**31 - 1)
+            ),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    columns: dict[str, Any] = {}
+    for c in names:
+        col = table.column(c)
+        if c in TIME_FIELDS:
+            micros = (
+                pd.array(col.to_numpy(zero_copy_only=False), dtype="Int64")
+                if col.null_count
+                else col.to_numpy()
+            )
+            if col.null_count:
+                micros[np.asarray(col.is_null())] = pd.NA
+            columns[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+        elif c == "row_hash":
+            columns[c] = col.to_numpy().astype("int64").view("uint64")
+        elif c in ("lat", "lon", "x", "y", "geocode_score"):
+            columns[c] = col.to_numpy(zero_copy_only=False).astype("float64")
+        elif c == "synthetic":
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(bool)
+        else:
+            columns[c] = col.to_numpy(zero_copy_only=False).astype(object)
+    frame = pd.DataFrame(columns)
+    for c in names:
+        if c not in TIME_FIELDS and columns[c].dtype == object:
+            frame[c] = frame[c].astype(object)
+    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    return gpd.GeoDataFrame(
+        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
+    )

@@ -1,0 +1,177 @@
+"""The write path of both stores: the same requests and area codes after the same ingests,
+updates included, and a SIGKILL mid-ingest leaves the previous state (issue 19).
+
+PostGIS locates a write's requests in Python with the embedded store's index and loads
+the codes by binary COPY, so the codes agree by construction; these tests check it on
+Philadelphia's seven layers with the messy corpus file (every time, coordinate, ZIP and
+status form) and an update file that moves requests across areas, both through the small
+path (delete and COPY through the indexes) and the bulk one (fresh partitions swapped in).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+
+import geo.store.postgis_load
+from geo.ingest.pipeline import ingest
+from geo.store.base import Store
+from hotspot311.cli.demo import generate
+from layers.profile import CityProfile
+from tests.geo.ingest.quarantine_corpus import INPUTS
+from tests.geo.store.stores import NOW, normalized, open_test_store
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _updates(path: Path, base: Path) -> Path:
+    """Rows of ``base`` changed: a newer time and a new place (other areas), a new
+    description at the same time (a tie that differs), and new ids."""
+    frame = pd.read_csv(base, dtype=str, keep_default_na=False).iloc[:400].copy()
+    moved = frame.index[::2]
+    frame.loc[moved, "updated_datetime"] = "2026-06-01T10:00:00Z"
+    rng = np.random.default_rng(19)
+    frame.loc[moved, "lat"] = [f"{v:.6f}" for v in rng.uniform(39.90, 40.08, len(moved))]
+    frame.loc[moved, "lon"] = [f"{v:.6f}" for v in rng.uniform(-75.25, -75.02, len(moved))]
+    frame.loc[frame.index[1::2], "description"] = "changed at the same time"
+    extra = frame.iloc[:50].copy()
+    extra["request_id"] = [f"NEW-{i}" for i in range(len(extra))]  # the parks file's id
+    pd.concat([frame, extra]).to_csv(path, index=False)
+    return path
+
+
+def _ingests(store: Store, tmp_path: Path, philly_layers: dict) -> list[tuple[int, int, int]]:
+    for spec in store.profile.layers:
+        store.add_generation(spec, philly_layers[spec.key])
+    messy = INPUTS / "messy.csv"
+    parks = ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv"
+    counts = []
+    for path in (parks, messy, _updates(tmp_path / "updates.csv", parks), messy):
+        r = ingest(path, store, now=NOW).result
+        counts.append((r.inserted, r.updated, r.unchanged))
+    return counts
+
+
+@pytest.mark.postgis
+@pytest.mark.parametrize("bulk_rows", [1, 50_000], ids=["bulk-partitions", "delete-and-copy"])
+def test_both_stores_hold_the_same_requests_and_codes(
+    request: pytest.FixtureRequest, tmp_path: Path, philly_profile: CityProfile,
+    philly_layers: dict, monkeypatch: pytest.MonkeyPatch, bulk_rows: int,
+) -> None:
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", bulk_rows)
+    frames, counts, quarantines = [], [], []
+    for kind in ("embedded", "postgis"):
+        (tmp_path / kind).mkdir()
+        s = open_test_store(kind, tmp_path / kind, request, philly_profile)
+        try:
+            counts.append(_ingests(s, tmp_path / kind, philly_layers))
+            frames.append(normalized(s.requests()))
+            q = s.quarantine().drop(columns="source_file").astype(
+                {"detail": object, "service_request_id": object, "address": object})
+            quarantines.append(q.where(q.notna(), None).sort_values("quarantine_id")
+                               .reset_index(drop=True))
+        finally:
+            s.close()
+    assert counts[0] == counts[1]
+    inserted, updated, _ = counts[0][2]
+    # (82 parks rows lie after NOW: quarantined as time_in_future in every file)
+    assert inserted >= 45 and updated >= 150  # new ids; moved (newer) and tie-but-changed rows
+    assert counts[0][3][:2] == (0, 0)  # the messy file again changes nothing
+    emb, pg = frames
+    keys = list(philly_profile.layer_keys)
+    pd.testing.assert_frame_equal(emb[["service_request_id", *keys]],
+                                  pg[["service_request_id", *keys]])
+    pd.testing.assert_frame_equal(emb, pg, check_dtype=False)
+    moved = emb[emb["updated_datetime"] == pd.Timestamp("2026-06-01T10:00:00Z")]
+    assert len(moved) > 80 and moved["council_district"].nunique() > 3
+    pd.testing.assert_frame_equal(quarantines[0], quarantines[1], check_dtype=False)
+
+
+_KILL_SCRIPT = """
+import sys
+from geo.store.postgis import PostGISStore
+from geo.ingest.pipeline import ingest
+from layers.profile import load_profile
+store = PostGISStore.open(sys.argv[1], load_profile("philadelphia"))
+print("open", flush=True)
+ingest(sys.argv[2], store)
+"""
+
+
+def _in_transaction(url: str) -> bool:
+    """Whether another session of this database has a transaction open (the ingest's)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.postgis
+@pytest.mark.slow
+def test_killed_postgis_ingest_leaves_previous_state(
+    postgis_url: str, tmp_path: Path, philly_profile: CityProfile, philly_layers: dict,
+) -> None:
+    """A real ``SIGKILL`` of the ingesting process, at several moments of the write: the
+    server rolls the open transaction back, and the store is as it was."""
+    from geo.store.postgis import PostGISStore
+
+    store = PostGISStore.open(postgis_url, philly_profile)
+    try:
+        for spec in philly_profile.layers:
+            store.add_generation(spec, philly_layers[spec.key])
+        ingest(ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv", store)
+        before = normalized(store.requests())
+        batches = len(store.batches())
+    finally:
+        store.close()
+    big = tmp_path / "big.csv"
+    generate(120_000, seed=5).to_csv(big, index=False)
+    killed_in_transaction = 0
+    for after in (0.0, 0.4, 1.5, 4.0):  # seconds after its write transaction began
+        proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, postgis_url, str(big)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        with proc.stdout:
+            assert proc.stdout.readline().strip() == b"open"
+        deadline = time.monotonic() + 300
+        while not _in_transaction(postgis_url) and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(after)
+        inside = _in_transaction(postgis_url)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc.returncode != -signal.SIGKILL:
+            continue  # it finished first
+        killed_in_transaction += int(inside)
+        store = PostGISStore.open(postgis_url, philly_profile)
+        try:
+            deadline = time.monotonic() + 30  # the server notices the dead client
+            while True:
+                try:
+                    pd.testing.assert_frame_equal(normalized(store.requests()), before)
+                    break
+                except AssertionError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.5)
+            assert len(store.batches()) == batches
+        finally:
+            store.close()
+    assert killed_in_transaction >= 1
+    store = PostGISStore.open(postgis_url, philly_profile)
+    try:  # the next writer works
+        report = ingest(ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv",
+                        store)
+        assert report.result.unchanged == 284
+    finally:
+        store.close()
