@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from geo.ingest.mapping import ColumnMapping
 from geo.ingest.pipeline import IngestReport, prepare
 from geo.ingest.readers import Format
-from geo.ingest.sink import BatchSink, ProblemAssigner
+from geo.ingest.sink import BatchSink, ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
 from layers.profile import CityProfile
 
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 
     from distributed import Client
 
-__all__ = ["ingest_partitioned"]
+__all__ = ["ProfileOnly", "ingest_partitioned"]
 
 
 @dataclass(frozen=True)
-class _ProfileOnly:
+class ProfileOnly:
     """What :func:`prepare` needs of a store, small enough to ship to the workers."""
 
     profile: CityProfile
@@ -45,7 +45,8 @@ class _ProfileOnly:
         raise NotImplementedError
 
     def write_batch(self, batch: ValidatedBatch, *, info: dict[str, object],
-                    release: Sequence[str] = ()) -> Any:  # pragma: no cover - never called
+                    release: Sequence[str] = (), problems: ProblemAssigner | None = None
+                    ) -> WriteResult:  # pragma: no cover - never called
         raise NotImplementedError
 
 
@@ -85,7 +86,7 @@ def ingest_partitioned(
         and the files after it are not.
     """
     started = now or datetime.now(UTC)
-    shipped = _ProfileOnly(store.profile)
+    shipped = ProfileOnly(store.profile)
     futures = [
         client.submit(prepare, Path(p), shipped, fmt=fmt, mapping=mapping, now=started,
                       pure=False)

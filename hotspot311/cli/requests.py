@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
@@ -15,10 +16,14 @@ from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
 from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
+from geo.ingest.sink import ProblemAssigner
 from geo.store.base import Store
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
-from hotspot311.cli.engine import dask_client, engine_options
+from hotspot311.cli.engine import dask_client, engine_options, progress_bar
 from hotspot311.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @click.command("ingest")
@@ -77,16 +82,31 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
                              file=sys.stderr):
                 any_quarantined |= _print_report(run(path))
         else:
-            from geo.ingest.partitioned import ingest_partitioned
-
-            reports: Iterator[IngestReport] = ingest_partitioned(
-                paths, store, client=client, fmt=fmt, mapping=mapping,
-                problems=ctx.problems())
+            reports: Iterator[IngestReport] = _ingest_on_dask(
+                paths, store, client, fmt=fmt, mapping=mapping, problems=ctx.problems())
             for report in tqdm(reports, desc="ingest", unit="file", total=len(paths),
                                disable=len(paths) < 2, file=sys.stderr):
                 any_quarantined |= _print_report(report)
     if strict and any_quarantined:
         sys.exit(EXIT_STRICT)
+
+
+def _ingest_on_dask(paths: tuple[str, ...], store: Store, client: Client, *, fmt: str,
+                    mapping: ColumnMapping, problems: ProblemAssigner | None
+                    ) -> Iterator[IngestReport]:
+    """PostGIS: files staged by the workers by parallel COPY, applied in one transaction.
+    Embedded: files prepared by the workers, written in order (one snapshot each)."""
+    from geo.store.postgis import PostGISStore
+
+    if isinstance(store, PostGISStore):
+        from geo.store.postgis_parallel import ingest_parallel
+
+        return iter(ingest_parallel(paths, store, client=client, fmt=fmt, mapping=mapping,
+                                    problems=problems, watch=progress_bar("stage")))
+    from geo.ingest.partitioned import ingest_partitioned
+
+    return ingest_partitioned(paths, store, client=client, fmt=fmt, mapping=mapping,
+                              problems=problems)
 
 
 def _print_report(report: IngestReport) -> bool:
