@@ -14,6 +14,7 @@ from geo.ingest.cells import to_csv
 from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
+from geo.ingest.parts import expand_paths
 from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
 from geo.ingest.sink import ProblemAssigner
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 
 @click.command("ingest")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="auto",
               show_default=True, help="Source format.")
 @click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
@@ -49,14 +50,18 @@ if TYPE_CHECKING:
 def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, ...],
                sets: tuple[str, ...], mapping_file: str | None, strict: bool, kind: str,
                value_maps: tuple[str, ...], engine: str, scheduler: str | None) -> None:
-    """Ingest request files (CSV, Open311 JSON, GeoJSON) or contact logs into the store.
+    """Ingest request files (CSV, Open311 JSON, GeoJSON, Parquet parts) or contact logs.
 
     Prints rows read, inserted, updated, unchanged and quarantined by reason; they add
-    up to the rows read. Re-running a file changes nothing. With ``--engine dask`` the
-    files are read and validated in parallel on a Dask cluster, then stored in order.
+    up to the rows read. Re-running a file changes nothing. A directory stands for its
+    Parquet parts in year/month order (the output of ``join --engine dask``). With
+    ``--engine dask`` the files are read and validated in parallel on a Dask cluster:
+    into PostGIS each worker COPYs its files into staging tables and one transaction
+    applies them; into the embedded store the files are written in order.
     """
     run: Callable[[str], IngestReport]
     store = ctx.store()
+    paths = tuple(str(p) for p in expand_paths(paths))
     if kind == "contacts":
         if fmt not in ("auto", "csv"):
             raise InputError(f"--format: got {fmt!r}; contact logs are read from csv")
