@@ -20,6 +20,7 @@ size so that worker peaks belong to that size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import resource
@@ -71,8 +72,25 @@ def _sizes(n: int) -> list[int]:
     return [min(BLOCK, n - s) for s in range(0, n, BLOCK)]
 
 
-def _worker_peak_gib() -> float:
+def _proc_status_gib(field: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process, GiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2**20  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _worker_peak_gib() -> float:
+    """Peak resident memory of this process since its start or the last reset (VmHWM;
+    not ru_maxrss, which a process inherits from the one that forked it)."""
+    return _proc_status_gib("VmHWM")
+
+
+def _reset_peak() -> float:
+    """Start the peak again from the present resident memory; return that, GiB."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _proc_status_gib("VmRSS")
 
 
 def _partitioned(n: int, sizes: list[int], memory_per_tile: int, spill: Path | None) -> dict:
@@ -88,7 +106,7 @@ def _partitioned(n: int, sizes: list[int], memory_per_tile: int, spill: Path | N
                                  dtype=np.float64) for b, m in enumerate(sizes)]
         xy_dask = da.concatenate(parts)
         client.run(gc.collect)
-        base = sorted(client.run(_worker_peak_gib).values())
+        base = sorted(client.run(_reset_peak).values())
         info: dict = {}
         start = time.perf_counter()
         labels = dbscan_partitioned(xy_dask, eps=EPS_FT, min_samples=MIN_SAMPLES,
@@ -128,7 +146,7 @@ def run_size(n: int, memory_per_tile: int, spill_root: Path) -> dict:
               f"{r['s'] / out['single_s']:.2f}x the single-machine time", flush=True)
         print("    stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in secs.items()), flush=True)
         print(f"    peak memory per worker {', '.join(f'{g:.2f}' for g in r['peaks'])} GiB "
-              f"(idle worker before the run {', '.join(f'{g:.2f}' for g in r['base'])} GiB)",
+              f"(resident before the run {', '.join(f'{g:.2f}' for g in r['base'])} GiB)",
               flush=True)
     info = out["info"]
     plan = info["plan"]
