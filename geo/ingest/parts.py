@@ -97,7 +97,8 @@ def read_part(path: str | Path, *, drop: Collection[str] = ()) -> RawBatch:
     -------
     RawBatch
         One text column per source column (times in ISO 8601 with their offset), with
-        the columns held in ``extra`` unpacked; format ``csv``, encoding ``parquet``.
+        the columns held in ``extra`` unpacked, and ``lon``/``lat`` from the point
+        geometry when the part has no such columns; format ``csv``, encoding ``parquet``.
 
     Raises
     ------
@@ -115,8 +116,29 @@ def read_part(path: str | Path, *, drop: Collection[str] = ()) -> RawBatch:
     if "extra" in frame.columns:
         unpacked = _unpack(frame.pop("extra"), set(frame.columns))
         frame = pd.concat([frame, unpacked], axis=1)
+    if not {"lon", "lat"} & set(frame.columns) and b"geo" in (table.schema.metadata or {}):
+        frame["lon"], frame["lat"] = _lonlat(path)
     frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
     return RawBatch(frame=frame, format=Format.CSV, encoding="parquet", path=path)
+
+
+def _lonlat(path: Path) -> tuple[list[str | None], list[str | None]]:
+    """``lon``/``lat`` (WGS84, as text) of a GeoParquet part's point geometry (parts of
+    GeoParquet input to ``join`` carry no lon/lat columns)."""
+    import geopandas as gpd
+    import shapely
+
+    geoms = gpd.read_parquet(path, columns=["geometry"]).geometry
+    if geoms.crs is not None:
+        geoms = geoms.to_crs("EPSG:4326")
+    values = geoms.to_numpy()
+    usable = ~(shapely.is_missing(values) | shapely.is_empty(values))
+    lon = np.full(len(values), np.nan)
+    lat = np.full(len(values), np.nan)
+    lon[usable] = shapely.get_x(values[usable])
+    lat[usable] = shapely.get_y(values[usable])
+    return ([None if not np.isfinite(v) else repr(float(v)) for v in lon],
+            [None if not np.isfinite(v) else repr(float(v)) for v in lat])
 
 
 def _text(column: pa.ChunkedArray) -> list[str | None]:

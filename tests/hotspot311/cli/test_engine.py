@@ -212,3 +212,28 @@ def test_local_cluster_prints_the_dashboard_link() -> None:
     link = result.stderr.split("dashboard: ", 1)[1].split()[0]
     assert link.startswith("http://127.0.0.1:") and link.endswith("/status")
     assert pages == [200]  # the dashboard answered while the command ran
+
+
+def test_ingest_takes_the_year_month_parts_of_join(
+    tmp_path: Path, scheduler: str, requests: pd.DataFrame  # noqa: F811
+) -> None:
+    requests = requests[requests["requested_datetime"] < "2024-03"]  # two months: 6 parts
+    source = write_parts(requests, tmp_path / "in", "geoparquet")
+    joined = CliRunner().invoke(cli, ["--store", str(tmp_path / "s1"), "join", "--engine",
+                                      "dask", "--scheduler", scheduler, "--input", str(source),
+                                      "--output", str(tmp_path / "out")],
+                                catch_exceptions=False)
+    assert joined.exit_code == 0, joined.output
+    for engine in (["--engine", "dask", "--scheduler", scheduler], []):
+        store = str(tmp_path / f"s{len(engine)}")
+        first = CliRunner().invoke(cli, ["--store", store, "ingest", str(tmp_path / "out"),
+                                         *engine], catch_exceptions=False)
+        assert first.exit_code == 0, first.output
+        total = counts(first.stdout)
+        assert total["read"] == len(requests)
+        assert total["inserted"] + total["quarantined"] == len(requests)
+        assert first.stdout.count("year=") > 1  # one report per part
+        again = counts(CliRunner().invoke(cli, ["--store", store, "ingest",
+                                                str(tmp_path / "out"), *engine]).stdout)
+        assert again["unchanged"] + again["quarantined"] == len(requests)
+        assert again["inserted"] == again["updated"] == 0
