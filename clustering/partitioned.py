@@ -23,10 +23,12 @@ numbers, not only the same partition — for any tiling. How:
    the tile or its ``eps``-halo), the single-machine border rule, or -1.
 
 Memory per worker is the tile's points with their halo (about ``_BYTES_PER_POINT`` bytes
-each while a tile is worked on) plus its share of the input: the blocks until they are
-split, then the split pieces until pass 1 has used them (measured by
-``bench/distributed.py``). The client holds the halo and rim points' component ids and, at
-the end, the labels (8 bytes a point). A tile cannot be
+each while a tile is worked on) plus, without ``spill_dir``, its share of the input: the
+blocks until they are split, the split pieces until pass 1 has used them, the tile states
+until pass 2. With ``spill_dir`` those go to files (:mod:`clustering._spill`) and a worker
+holds one block (at most ``block_rows`` points) or one tile at a time, whatever the number
+of points (both measured by ``bench/distributed.py``). The client holds the halo and rim
+points' component ids and, at the end, the labels (8 bytes a point). A tile cannot be
 smaller than ``4·eps``: where more than the budget's points lie within such a square (for
 example many identical points) that tile exceeds the budget.
 

@@ -8,8 +8,9 @@ store's own atomic, idempotent upsert with its quarantine — exactly what
 counts are the same, and ingesting the same files again changes nothing.
 
 The files must be readable by the workers at the same paths (a shared file system on a
-remote cluster). The load itself is not split: the embedded store writes one snapshot,
-and the PostGIS store loads each batch by binary COPY in one transaction.
+remote cluster). The load itself is not split: the embedded store writes one snapshot per
+file. (Into PostGIS, :mod:`geo.store.postgis_parallel` splits the load too: the workers
+COPY the files into staging tables and one transaction applies them.)
 """
 
 from __future__ import annotations

@@ -318,6 +318,8 @@ def apply_staging(
     """
     stg = sql.Identifier(staging.requests)
     conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+    for name in staging.tables:  # the workers' rows: statistics for the plans below
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
     conn.execute("SELECT set_config('jit', 'off', true)")
     conn.execute(
         "CREATE TEMP TABLE decided (service_request_id text, file_no int4, outcome text,"
