@@ -6,9 +6,12 @@
 For each size: the points are made block by block (the same blocks on the workers and,
 concatenated, in this process), clustered by :func:`clustering.dbscan.dbscan` here and by
 :func:`clustering.partitioned.dbscan_partitioned` on ``LocalCluster(2 workers, 1 thread
-each)``; prints wall times, their ratio, peak memory per worker and of this process, and
-whether the labels are identical. Then, from the per-point costs and shuffle volume measured
-at the largest size, an *estimate* for 500M points on 50 workers.
+each)``, once with everything in the workers' memory and once with ``spill_dir`` (blocks,
+tile pieces and tile states in files); prints wall times, their ratio, peak memory per
+worker (a fresh cluster per run) and of this process, and whether the labels are
+identical. With ``spill_dir`` the peak per worker should stay the same from one size to
+the next: one block or one tile at a time. Then, from the per-point costs and shuffle
+volume measured at the largest size, an *estimate* for 500M points on 50 workers.
 
 Eps 100 m (328 ft) and min_samples 10, as in ``bench/dbscan.py``; one fresh cluster per
 size so that worker peaks belong to that size.
@@ -17,10 +20,12 @@ size so that worker peaks belong to that size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,20 +72,33 @@ def _sizes(n: int) -> list[int]:
     return [min(BLOCK, n - s) for s in range(0, n, BLOCK)]
 
 
-def _worker_peak_gib() -> float:
+def _proc_status_gib(field: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (now) of this process, GiB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2**20  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def run_size(n: int, memory_per_tile: int) -> dict:
-    """Both runs at one size; return the measurements."""
+def _worker_peak_gib() -> float:
+    """Peak resident memory of this process since its start or the last reset (VmHWM;
+    not ru_maxrss, which a process inherits from the one that forked it)."""
+    return _proc_status_gib("VmHWM")
+
+
+def _reset_peak() -> float:
+    """Start the peak again from the present resident memory; return that, GiB."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _proc_status_gib("VmRSS")
+
+
+def _partitioned(n: int, sizes: list[int], memory_per_tile: int, spill: Path | None) -> dict:
+    """One partitioned run on a fresh LocalCluster(2); labels, time, worker peaks, info."""
     import dask
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    sizes = _sizes(n)
-    print(f"\n{n:,} city-like points (eps {EPS_FT:.1f} ft, min_samples {MIN_SAMPLES})",
-          flush=True)
-    out: dict = {"n": n}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=":0", memory_limit="10GiB") as cluster, \
             Client(cluster) as client:
@@ -88,39 +106,58 @@ def run_size(n: int, memory_per_tile: int) -> dict:
                                  dtype=np.float64) for b, m in enumerate(sizes)]
         xy_dask = da.concatenate(parts)
         client.run(gc.collect)
+        base = sorted(client.run(_reset_peak).values())
         info: dict = {}
         start = time.perf_counter()
-        labels_d = dbscan_partitioned(xy_dask, eps=EPS_FT, min_samples=MIN_SAMPLES,
-                                      client=client, memory_per_tile=memory_per_tile, info=info)
-        out["dask_s"] = time.perf_counter() - start
-        peaks = client.run(_worker_peak_gib)
-        out["worker_peak_gib"] = sorted(peaks.values())
-        out["info"] = info
-    del parts, xy_dask
+        labels = dbscan_partitioned(xy_dask, eps=EPS_FT, min_samples=MIN_SAMPLES,
+                                    client=client, memory_per_tile=memory_per_tile, info=info,
+                                    spill_dir=spill)
+        seconds = time.perf_counter() - start
+        peaks = sorted(client.run(_worker_peak_gib).values())
+    return {"labels": labels, "s": seconds, "peaks": peaks, "base": base, "info": info}
+
+
+def run_size(n: int, memory_per_tile: int, spill_root: Path) -> dict:
+    """Single machine, partitioned in memory, partitioned spilling; the measurements."""
+    sizes = _sizes(n)
+    print(f"\n{n:,} city-like points (eps {EPS_FT:.1f} ft, min_samples {MIN_SAMPLES})",
+          flush=True)
+    out: dict = {"n": n}
+    runs = {"memory": _partitioned(n, sizes, memory_per_tile, None),
+            "spill": _partitioned(n, sizes, memory_per_tile, spill_root)}
     xy = np.concatenate([city_block(m, n, 0, b) for b, m in enumerate(sizes)])
     start = time.perf_counter()
     labels_s = dbscan(xy, eps=EPS_FT, min_samples=MIN_SAMPLES)
     out["single_s"] = time.perf_counter() - start
-    out["identical"] = bool(np.array_equal(labels_s, labels_d))
+    out["identical"] = all(bool(np.array_equal(labels_s, r.pop("labels"))) for r in runs.values())
     out["clusters"] = int(labels_s.max()) + 1
     out["driver_peak_gib"] = _worker_peak_gib()
-    del xy, labels_s, labels_d
+    del xy, labels_s
     gc.collect()
+    out["runs"] = runs
+    out["info"] = runs["spill"]["info"]
+    out["dask_s"] = runs["spill"]["s"]
+    out["worker_peak_gib"] = runs["spill"]["peaks"]
+    print(f"  single machine dbscan              {out['single_s']:8.2f} s", flush=True)
+    for name, r in runs.items():
+        info = r["info"]
+        secs = info["seconds"]
+        print(f"  LocalCluster(2), {name:<6}          {r['s']:8.2f} s   ratio "
+              f"{r['s'] / out['single_s']:.2f}x the single-machine time", flush=True)
+        print("    stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in secs.items()), flush=True)
+        print(f"    peak memory per worker {', '.join(f'{g:.2f}' for g in r['peaks'])} GiB "
+              f"(resident before the run {', '.join(f'{g:.2f}' for g in r['base'])} GiB)",
+              flush=True)
     info = out["info"]
     plan = info["plan"]
-    secs = info["seconds"]
-    print(f"  single machine dbscan        {out['single_s']:8.2f} s", flush=True)
-    print(f"  LocalCluster(2) partitioned  {out['dask_s']:8.2f} s   ratio "
-          f"{out['dask_s'] / out['single_s']:.2f}x the single-machine time", flush=True)
-    print("  stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in secs.items()), flush=True)
     print(f"  tiles {info['tiles']} of side {plan.side:,.0f} ft; points in tiles "
           f"{info['points_in_tiles']:,} ({info['points_in_tiles'] / n:.3f} per point); "
           f"largest tile {info['largest_tile']:,}; halo core points merged "
           f"{info['halo_core_points']:,}", flush=True)
-    print(f"  peak memory per worker {', '.join(f'{g:.2f}' for g in out['worker_peak_gib'])}"
-          f" GiB; this process {out['driver_peak_gib']:.2f} GiB (holds the single-machine "
-          f"run too)", flush=True)
-    print(f"  labels identical: {out['identical']} ({out['clusters']:,} clusters)", flush=True)
+    print(f"  this process {out['driver_peak_gib']:.2f} GiB (holds the single-machine run too)",
+          flush=True)
+    print(f"  labels identical (both runs): {out['identical']} ({out['clusters']:,} clusters)",
+          flush=True)
     return out
 
 
@@ -147,15 +184,12 @@ def estimate(measured: dict, memory_per_tile: int, n: int = 500_000_000,
           "client")
     print(f"  tiles ≈ {tiles:,} of ≤ {tile_points:,} points (as many per tile as measured)")
     held = max(measured["worker_peak_gib"])
-    per_point_held = held * 2**30 / (m / 2)
-    print(f"  memory per worker: a worker holds the split pieces of its input share until "
-          f"pass 1 has used them, as well as the tile it works on; measured here {held:.2f} "
-          f"GiB at the busiest worker for {m / 2 / 1e6:.0f}M "
-          f"points a worker ({per_point_held:.0f} bytes a point held, all included)")
-    print(f"  ≈ tile budget {memory_per_tile / 2**30:.2f} GiB + input share {input_gib:.2f} "
-          f"GiB + split pieces {input_gib * dup:.2f} GiB; at the measured rate "
-          f"{per_point_held * n / workers / 2**30:.2f} GiB for {n / workers / 1e6:.0f}M points "
-          "a worker")
+    files_gib = n / workers * (24 + 2 * dup * POINT_BYTES) / 2**30
+    print(f"  memory per worker (with spill_dir): one block or one tile at a time; measured "
+          f"here {held:.2f} GiB at the busiest worker for {m / 2 / 1e6:.0f}M points a worker; "
+          f"where the by-size line shows it flat, ≈ {held:.2f} GiB at "
+          f"{n / workers / 1e6:.0f}M points a worker too (input share {input_gib:.2f} GiB, "
+          f"spill files ≈ {files_gib:.2f} GiB a worker on the shared disk)")
     print(f"  shuffle ≈ {shuffle / 2**30:.1f} GiB in all ({shuffle / workers / 2**30:.2f} GiB "
           f"a worker, {net_s:.1f} s at {NET_BYTES_PER_S / 1e6:.0f} MB/s)")
     print(f"  expected time ≈ compute {compute_s:.0f} s + shuffle {net_s:.0f} s + client "
@@ -171,7 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     print(f"bench/distributed.py: {os.cpu_count()} cores; tile budget "
           f"{args.memory_per_tile / 2**20:.0f} MiB")
-    results = [run_size(int(n), args.memory_per_tile) for n in args.sizes]
+    with tempfile.TemporaryDirectory(prefix="hotspot311-spill-") as spill:
+        results = [run_size(int(n), args.memory_per_tile, Path(spill)) for n in args.sizes]
+    peaks = [max(r["worker_peak_gib"]) for r in results]
+    print("\npeak memory per worker with spill_dir, by size: " + ", ".join(
+        f"{r['n'] / 1e6:.0f}M {p:.2f} GiB" for r, p in zip(results, peaks, strict=True))
+        + f"; largest / smallest {max(peaks) / min(peaks):.2f}")
     estimate(results[-1], args.memory_per_tile)
     if not all(r["identical"] for r in results):
         raise SystemExit("labels differ")

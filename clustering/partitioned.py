@@ -23,10 +23,12 @@ numbers, not only the same partition — for any tiling. How:
    the tile or its ``eps``-halo), the single-machine border rule, or -1.
 
 Memory per worker is the tile's points with their halo (about ``_BYTES_PER_POINT`` bytes
-each while a tile is worked on) plus its share of the input: the blocks until they are
-split, then the split pieces until pass 1 has used them (measured by
-``bench/distributed.py``). The client holds the halo and rim points' component ids and, at
-the end, the labels (8 bytes a point). A tile cannot be
+each while a tile is worked on) plus, without ``spill_dir``, its share of the input: the
+blocks until they are split, the split pieces until pass 1 has used them, the tile states
+until pass 2. With ``spill_dir`` those go to files (:mod:`clustering._spill`) and a worker
+holds one block (at most ``block_rows`` points) or one tile at a time, whatever the number
+of points (both measured by ``bench/distributed.py``). The client holds the halo and rim
+points' component ids and, at the end, the labels (8 bytes a point). A tile cannot be
 smaller than ``4·eps``: where more than the budget's points lie within such a square (for
 example many identical points) that tile exceeds the budget.
 
@@ -37,8 +39,11 @@ tiles); the answer does not change.
 from __future__ import annotations
 
 import math
+import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -46,7 +51,7 @@ import numpy.typing as npt
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from clustering import _tiles
+from clustering import _spill, _tiles
 from clustering.dbscan import _validate
 from hotspot311.errors import InputError, describe
 
@@ -248,6 +253,7 @@ def dbscan_partitioned(
     tile_size: float | None = None,
     memory_per_tile: int = DEFAULT_MEMORY_PER_TILE,
     block_rows: int = DEFAULT_BLOCK_ROWS,
+    spill_dir: str | Path | None = None,
     progress: bool = False,
     on_stage: Stage | None = None,
     info: dict[str, Any] | None = None,
@@ -272,7 +278,14 @@ def dbscan_partitioned(
     memory_per_tile
         Bytes one tile may use while it is clustered.
     block_rows
-        Rows per input block for NumPy input.
+        Rows per input block (Dask input with longer blocks is cut to this length).
+    spill_dir
+        A directory every worker can write and read at this path (local disk for a
+        ``LocalCluster``, a shared file system otherwise). Given, the input blocks, the
+        points sent to each tile and the tile states between the two passes go to files
+        in a subdirectory removed at the end, so a worker holds only one block or one tile
+        (with its halo) at a time, whatever the number of points. Without it they stay
+        in the workers' memory (Dask's own spilling applies).
     progress
         Show a progress bar for each pass over the tiles.
     on_stage
@@ -327,16 +340,53 @@ def dbscan_partitioned(
         if arr.shape[1] == 2:
             ones = dsa.ones((arr.shape[0], 1), chunks=(arr.chunks[0], 1))
             arr = dsa.concatenate([arr, ones], axis=1)
-        blocks = client.compute(list(arr.rechunk({1: 3}).to_delayed().ravel()))
+        if max(arr.chunks[0], default=0) > block_rows:
+            arr = arr.rechunk({0: block_rows})
+        delayed = list(arr.rechunk({1: 3}).to_delayed().ravel())
     else:
         points, weights, _, _ = _validate(xy, eps, min_samples, sample_weight)
         if points.shape[0] == 0:
             return np.empty(0, dtype=np.int64)
         stacked = np.column_stack([points, weights])
         arr = dsa.from_array(stacked, chunks=(block_rows, 3))
-        blocks = client.compute(list(arr.to_delayed().ravel()))
+        delayed = list(arr.to_delayed().ravel())
+    if spill_dir is not None:
+        run_dir = Path(spill_dir) / f"dbscan-{uuid.uuid4().hex}"
+        run_dir.mkdir(parents=True)
+        try:
+            return _run_spilled(delayed, str(run_dir), float(eps), int(min_samples), client,
+                                tile_size, memory_per_tile, progress, stage, info)
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    blocks = client.compute(delayed)
     return _run(blocks, float(eps), int(min_samples), client, tile_size, memory_per_tile,
                 progress, stage, info)
+
+
+def _plan(
+    stats: npt.NDArray[np.float64],
+    eps: float,
+    tile_size: float | None,
+    memory_per_tile: int,
+    histogram: Callable[[tuple[float, float], float, tuple[int, int]], Any],
+) -> TilePlan:
+    """The tile plan from the blocks' statistics (and their histogram, when needed)."""
+    sizes = stats[:, 4].astype(np.int64)
+    bad = ~np.isfinite(stats[sizes > 0, :4]).all()
+    if bad:
+        raise InputError("xy must hold finite coordinates; some blocks hold NaN or infinity")
+    xmin, ymin = np.nanmin(stats[:, 0]), np.nanmin(stats[:, 1])
+    xmax, ymax = np.nanmax(stats[:, 2]), np.nanmax(stats[:, 3])
+    max_abs = float(stats[:, 5].max())
+    if tile_size is not None:
+        return plan_tiles((xmin, ymin, xmax, ymax), eps=eps, tile_size=tile_size,
+                          memory_per_tile=memory_per_tile, max_abs=max_abs)
+    span = max(xmax - xmin, ymax - ymin)
+    h = max(span / _HIST_BINS, eps)
+    shape = (int((xmax - xmin) // h) + 1, int((ymax - ymin) // h) + 1)
+    hist = histogram((xmin, ymin), h, shape)
+    return plan_tiles((xmin, ymin, xmax, ymax), eps=eps, histogram=hist, bin_side=h,
+                      memory_per_tile=memory_per_tile, max_abs=max_abs)
 
 
 def _run(
@@ -356,25 +406,13 @@ def _run(
     n = int(sizes.sum())
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    bad = ~np.isfinite(stats[sizes > 0, :4]).all()
-    if bad:
-        raise InputError("xy must hold finite coordinates; some blocks hold NaN or infinity")
-    xmin, ymin = np.nanmin(stats[:, 0]), np.nanmin(stats[:, 1])
-    xmax, ymax = np.nanmax(stats[:, 2]), np.nanmax(stats[:, 3])
-    max_abs = float(stats[:, 5].max())
-    if tile_size is None:
-        span = max(xmax - xmin, ymax - ymin)
-        h = max(span / _HIST_BINS, eps)
-        shape = (int((xmax - xmin) // h) + 1, int((ymax - ymin) // h) + 1)
-        hists = client.map(_tiles.block_histogram, blocks, origin=(xmin, ymin), h=h,
-                           shape=shape, pure=False)
-        hist = np.sum(client.gather(hists), axis=0)
-        del hists
-        plan = plan_tiles((xmin, ymin, xmax, ymax), eps=eps, histogram=hist, bin_side=h,
-                          memory_per_tile=memory_per_tile, max_abs=max_abs)
-    else:
-        plan = plan_tiles((xmin, ymin, xmax, ymax), eps=eps, tile_size=tile_size,
-                          memory_per_tile=memory_per_tile, max_abs=max_abs)
+
+    def histogram(origin: tuple[float, float], h: float, shape: tuple[int, int]) -> Any:
+        hists = client.map(_tiles.block_histogram, blocks, origin=origin, h=h, shape=shape,
+                           pure=False)
+        return np.sum(client.gather(hists), axis=0)
+
+    plan = _plan(stats, eps, tile_size, memory_per_tile, histogram)
     stage("planned")
     offsets = np.r_[0, np.cumsum(sizes)[:-1]]
     splits = [client.submit(_tiles.block_split, b, int(o), plan, pure=False)
@@ -415,6 +453,13 @@ def _run(
         from distributed import progress as show
 
         show(results)
+    labels = _assemble(results, n)
+    stage("labelled")
+    return labels
+
+
+def _assemble(results: list[Future], n: int) -> npt.NDArray[np.int64]:
+    """The labels of all points from the tiles' pass-2 results (taken in order)."""
     labels = np.full(n, -1, dtype=np.int64)
     seen = 0
     results.reverse()
@@ -424,5 +469,82 @@ def _run(
         seen += index.size
     if seen != n:
         raise RuntimeError(f"tiles labelled {seen} points of {n} (tile split is inconsistent)")
+    return labels
+
+
+def _run_spilled(
+    delayed: list[Any],
+    directory: str,
+    eps: float,
+    min_samples: int,
+    client: Client,
+    tile_size: float | None,
+    memory_per_tile: int,
+    progress: bool,
+    stage: Stage,
+    info: dict[str, Any],
+) -> npt.NDArray[np.int64]:
+    """:func:`_run` with the blocks, tile pieces and tile states in files (see :mod:`_spill`).
+
+    The blocks are made, saved and forgotten by one task each; later tasks read what they
+    need of the files, and the futures between the tasks hold only small results.
+    """
+    import dask
+
+    saved = client.compute([dask.delayed(_spill.save_block)(d, directory, b)
+                            for b, d in enumerate(delayed)])
+    stats = np.array(client.gather(saved))
+    del saved
+    sizes = stats[:, 4].astype(np.int64)
+    n = int(sizes.sum())
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    numbers = list(range(len(sizes)))
+
+    def histogram(origin: tuple[float, float], h: float, shape: tuple[int, int]) -> Any:
+        hists = client.map(_spill.block_histogram, [directory] * len(numbers), numbers,
+                           origin=origin, h=h, shape=shape, pure=False)
+        return np.sum(client.gather(hists), axis=0)
+
+    plan = _plan(stats, eps, tile_size, memory_per_tile, histogram)
+    stage("planned")
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+    splits = client.gather([client.submit(_spill.split_block, directory, b, int(offsets[b]),
+                                          plan, pure=False) for b in numbers])
+    for b in numbers:  # the blocks are split: their files are not needed again
+        (Path(directory) / f"b{b}.npy").unlink(missing_ok=True)
+    parts: dict[int, list[tuple[int, int, int]]] = {}
+    for b, (tiles, starts) in enumerate(splits):
+        for k, t in enumerate(tiles.tolist()):
+            parts.setdefault(t, []).append((b, int(starts[k]), int(starts[k + 1])))
+    del splits
+    stage("split")
+    order = sorted(parts)
+    firsts = [client.submit(_spill.tile_pass1, eps, min_samples, directory, t, parts[t],
+                            pure=False) for t in order]
+    if progress:
+        from distributed import progress as show
+
+        show(firsts)
+    summaries = client.gather(firsts)
+    stage("cores")
+    received = [int(s[6]) for s in summaries]
+    info.update(plan=plan, tiles=len(received), points_in_tiles=sum(received),
+                largest_tile=max(received), halo_core_points=sum(s[4].size for s in summaries))
+    node_labels, node_offsets = _merge(summaries)
+    del summaries
+    stage("merged")
+    results = [
+        client.submit(_spill.tile_pass2, directory, t,
+                      node_labels[node_offsets[i]:node_offsets[i + 1]], eps, first,
+                      pure=False)
+        for i, (t, first) in enumerate(zip(order, firsts, strict=True))
+    ]
+    del firsts
+    if progress:
+        from distributed import progress as show
+
+        show(results)
+    labels = _assemble(results, n)
     stage("labelled")
     return labels

@@ -8,8 +8,9 @@ store's own atomic, idempotent upsert with its quarantine — exactly what
 counts are the same, and ingesting the same files again changes nothing.
 
 The files must be readable by the workers at the same paths (a shared file system on a
-remote cluster). The load itself is not split: the embedded store writes one snapshot,
-and the PostGIS store loads each batch by binary COPY in one transaction.
+remote cluster). The load itself is not split: the embedded store writes one snapshot per
+file. (Into PostGIS, :mod:`geo.store.postgis_parallel` splits the load too: the workers
+COPY the files into staging tables and one transaction applies them.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from geo.ingest.mapping import ColumnMapping
 from geo.ingest.pipeline import IngestReport, prepare
 from geo.ingest.readers import Format
-from geo.ingest.sink import BatchSink, ProblemAssigner
+from geo.ingest.sink import BatchSink, ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
 from layers.profile import CityProfile
 
@@ -32,11 +33,11 @@ if TYPE_CHECKING:
 
     from distributed import Client
 
-__all__ = ["ingest_partitioned"]
+__all__ = ["ProfileOnly", "ingest_partitioned"]
 
 
 @dataclass(frozen=True)
-class _ProfileOnly:
+class ProfileOnly:
     """What :func:`prepare` needs of a store, small enough to ship to the workers."""
 
     profile: CityProfile
@@ -45,7 +46,8 @@ class _ProfileOnly:
         raise NotImplementedError
 
     def write_batch(self, batch: ValidatedBatch, *, info: dict[str, object],
-                    release: Sequence[str] = ()) -> Any:  # pragma: no cover - never called
+                    release: Sequence[str] = (), problems: ProblemAssigner | None = None
+                    ) -> WriteResult:  # pragma: no cover - never called
         raise NotImplementedError
 
 
@@ -85,7 +87,7 @@ def ingest_partitioned(
         and the files after it are not.
     """
     started = now or datetime.now(UTC)
-    shipped = _ProfileOnly(store.profile)
+    shipped = ProfileOnly(store.profile)
     futures = [
         client.submit(prepare, Path(p), shipped, fmt=fmt, mapping=mapping, now=started,
                       pure=False)

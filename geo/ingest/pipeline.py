@@ -16,6 +16,7 @@ from pathlib import Path
 from geo.ingest.contacts import ContactBatch, validate_contacts
 from geo.ingest.contacts_mapping import ContactMapping, apply_contact_mapping
 from geo.ingest.mapping import ColumnMapping, apply_mapping
+from geo.ingest.parts import is_part, prepare_part
 from geo.ingest.readers import Format, read_requests
 from geo.ingest.sink import BatchSink, ContactSink, ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, foreign, validate
@@ -109,6 +110,8 @@ def prepare(
         The validated batch and the batch record fields.
     """
     path = Path(path)
+    if is_part(path):  # a Parquet part (join --engine dask --output, export)
+        return prepare_part(path, store, mapping=mapping, now=now)
     raw = read_requests(path, fmt=fmt)
     mapped = apply_mapping(raw.frame, mapping or ColumnMapping(), fmt=raw.format)
     started = now or datetime.now(UTC)

@@ -10,11 +10,13 @@ closes the client (and the local cluster) when the command ends.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from tqdm import tqdm
 
 from hotspot311.errors import InputError, StoreConnectionError
 
@@ -96,11 +98,35 @@ def dask_client(engine: str, scheduler: str | None) -> Iterator[Client | None]:
 
 
 def _announce(client: Client, what: str) -> None:
-    """Print where the work runs and where to watch it."""
-    try:
-        import bokeh  # noqa: F401
-
-        link = client.dashboard_link
-    except ImportError:
-        link = "none (install bokeh for the Dask dashboard)"
+    """Print where the work runs and where to watch it (the Dask dashboard, served by the
+    scheduler when bokeh is installed there; bokeh is one of our dependencies)."""
+    info = client.scheduler_info()
+    link = client.dashboard_link if info.get("services", {}).get("dashboard") else (
+        "none (the scheduler serves no dashboard: install bokeh where it runs)")
     click.echo(f"engine: {what}; dashboard: {link}", err=True)
+
+
+def progress_bar(desc: str) -> Callable[[list[Any]], None]:
+    """A watcher that draws a progress bar (on stderr) until the futures given are done.
+
+    Parameters
+    ----------
+    desc
+        What the bar counts, e.g. ``"stage"``.
+
+    Returns
+    -------
+    callable
+        Takes a list of ``distributed`` futures and returns when all have finished
+        (with a result or an error: their errors are raised by whoever gathers them).
+    """
+
+    def watch(futures: list[Any]) -> None:
+        from distributed import as_completed
+
+        with tqdm(total=len(futures), desc=desc, unit="file", file=sys.stderr,
+                  disable=len(futures) < 2) as bar:
+            for _ in as_completed(futures):
+                bar.update(1)
+
+    return watch

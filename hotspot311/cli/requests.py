@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
@@ -13,16 +14,21 @@ from geo.ingest.cells import to_csv
 from geo.ingest.contacts_mapping import ContactMapping
 from geo.ingest.export import export_requests
 from geo.ingest.mapping import ColumnMapping
+from geo.ingest.parts import expand_paths
 from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
+from geo.ingest.sink import ProblemAssigner
 from geo.store.base import Store
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
-from hotspot311.cli.engine import dask_client, engine_options
+from hotspot311.cli.engine import dask_client, engine_options, progress_bar
 from hotspot311.errors import InputError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 @click.command("ingest")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="auto",
               show_default=True, help="Source format.")
 @click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
@@ -44,14 +50,18 @@ from hotspot311.errors import InputError
 def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, ...],
                sets: tuple[str, ...], mapping_file: str | None, strict: bool, kind: str,
                value_maps: tuple[str, ...], engine: str, scheduler: str | None) -> None:
-    """Ingest request files (CSV, Open311 JSON, GeoJSON) or contact logs into the store.
+    """Ingest request files (CSV, Open311 JSON, GeoJSON, Parquet parts) or contact logs.
 
     Prints rows read, inserted, updated, unchanged and quarantined by reason; they add
-    up to the rows read. Re-running a file changes nothing. With ``--engine dask`` the
-    files are read and validated in parallel on a Dask cluster, then stored in order.
+    up to the rows read. Re-running a file changes nothing. A directory stands for its
+    Parquet parts in year/month order (the output of ``join --engine dask``). With
+    ``--engine dask`` the files are read and validated in parallel on a Dask cluster:
+    into PostGIS each worker COPYs its files into staging tables and one transaction
+    applies them; into the embedded store the files are written in order.
     """
     run: Callable[[str], IngestReport]
     store = ctx.store()
+    paths = tuple(str(p) for p in expand_paths(paths))
     if kind == "contacts":
         if fmt not in ("auto", "csv"):
             raise InputError(f"--format: got {fmt!r}; contact logs are read from csv")
@@ -77,16 +87,31 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
                              file=sys.stderr):
                 any_quarantined |= _print_report(run(path))
         else:
-            from geo.ingest.partitioned import ingest_partitioned
-
-            reports: Iterator[IngestReport] = ingest_partitioned(
-                paths, store, client=client, fmt=fmt, mapping=mapping,
-                problems=ctx.problems())
+            reports: Iterator[IngestReport] = _ingest_on_dask(
+                paths, store, client, fmt=fmt, mapping=mapping, problems=ctx.problems())
             for report in tqdm(reports, desc="ingest", unit="file", total=len(paths),
                                disable=len(paths) < 2, file=sys.stderr):
                 any_quarantined |= _print_report(report)
     if strict and any_quarantined:
         sys.exit(EXIT_STRICT)
+
+
+def _ingest_on_dask(paths: tuple[str, ...], store: Store, client: Client, *, fmt: str,
+                    mapping: ColumnMapping, problems: ProblemAssigner | None
+                    ) -> Iterator[IngestReport]:
+    """PostGIS: files staged by the workers by parallel COPY, applied in one transaction.
+    Embedded: files prepared by the workers, written in order (one snapshot each)."""
+    from geo.store.postgis import PostGISStore
+
+    if isinstance(store, PostGISStore):
+        from geo.store.postgis_parallel import ingest_parallel
+
+        return iter(ingest_parallel(paths, store, client=client, fmt=fmt, mapping=mapping,
+                                    problems=problems, watch=progress_bar("stage")))
+    from geo.ingest.partitioned import ingest_partitioned
+
+    return ingest_partitioned(paths, store, client=client, fmt=fmt, mapping=mapping,
+                              problems=problems)
 
 
 def _print_report(report: IngestReport) -> bool:

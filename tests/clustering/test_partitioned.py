@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +207,36 @@ def test_plan_respects_the_budget() -> None:
     assert roomy.side > plan.side and roomy.n_tiles == 1
 
 
+# ---------------------------------------------------------------- spilling to a directory
+
+
+def test_spilled_run_equals_single_machine_and_leaves_no_files(
+    dumping_feet: np.ndarray, client: distributed.Client, tmp_path: Path
+) -> None:
+    stages: list[str] = []
+    info: dict = {}
+    labels = assert_same(dumping_feet, 100 * FEET_PER_METRE, 10, client,
+                         memory_per_tile=800_000, block_rows=5_000, spill_dir=tmp_path,
+                         on_stage=stages.append, info=info)
+    assert stages == ["planned", "split", "cores", "merged", "labelled"]
+    assert info["tiles"] > 4 and labels.max() >= 10
+    assert list(tmp_path.iterdir()) == []  # the run's files are removed
+
+
+def test_spilled_dask_input_with_long_blocks_is_cut(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    import dask.array as da
+
+    xy = city_like(20_000, 11)
+    lazy = da.from_array(xy, chunks=(20_000, 2))  # one long block
+    info: dict = {}
+    ours = dbscan_partitioned(lazy, eps=150.0, min_samples=8, client=client, tile_size=9_000.0,
+                              block_rows=3_000, spill_dir=tmp_path, info=info)
+    np.testing.assert_array_equal(ours, dbscan(xy, eps=150.0, min_samples=8))
+    assert info["tiles"] > 1
+
+
 # ------------------------------------------------------------------ a worker killed mid-run
 
 
@@ -228,3 +259,26 @@ def test_worker_killed_mid_run_gives_the_same_answer(client: distributed.Client)
     assert killed and labels.max() >= 5
     client.wait_for_workers(2, timeout=60)
     assert killed[0] not in client.run(os.getpid).values()
+
+
+def test_worker_killed_mid_spilled_run_gives_the_same_answer(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    client.wait_for_workers(2, timeout=60)
+    xy = city_like(20_000, 13)
+    killed: list[int] = []
+
+    def kill_one(stage: str) -> None:
+        if stage != "merged":
+            return
+        # pass 1's results (its tile states are in files) are held by the workers
+        has_what = client.has_what()
+        address = max(has_what, key=lambda a: len(has_what[a]))
+        pid = client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    labels = assert_same(xy, 150.0, 8, client, tile_size=30_000.0, spill_dir=tmp_path,
+                         on_stage=kill_one)
+    assert killed and labels.max() >= 5
+    client.wait_for_workers(2, timeout=60)

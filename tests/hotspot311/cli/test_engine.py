@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -170,3 +172,68 @@ def test_ingest_on_dask_equals_local_and_is_idempotent(
     assert second["unchanged"] + second["quarantined"] == second["read"]
     pd.testing.assert_frame_equal(table(b.requests(), cols), table(before, cols))
     assert len(b.quarantine()) == len(a.quarantine())
+
+
+@pytest.mark.postgis
+def test_ingest_on_dask_into_postgis_by_parallel_copy(
+    tmp_path: Path, scheduler: str, postgis_url: str, phila: CityProfile
+) -> None:
+    files = parks_files(tmp_path / "in")
+    local = CliRunner().invoke(cli, ["--store", str(tmp_path / "local"), "ingest", *files],
+                               catch_exceptions=False)
+    args = ["--store", postgis_url, "ingest", *files, "--engine", "dask", "--scheduler",
+            scheduler]
+    first = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert counts(first.stdout) == counts(local.stdout)
+    assert "dashboard: http://" in first.stderr and "stage" in first.stderr
+    again = CliRunner().invoke(cli, args, catch_exceptions=False)
+    second = counts(again.stdout)
+    assert second["read"] == 284 + 5 and second["inserted"] == second["updated"] == 0
+    assert second["unchanged"] + second["quarantined"] == second["read"]
+
+
+def test_local_cluster_prints_the_dashboard_link() -> None:
+    from hotspot311.cli.engine import dask_client
+
+    runner = CliRunner()
+
+    pages: list[int] = []
+
+    @click.command()
+    def probe() -> None:
+        with dask_client("dask", None) as client:
+            assert client is not None
+            with urllib.request.urlopen(client.dashboard_link, timeout=30) as page:
+                pages.append(page.status)
+
+    result = runner.invoke(probe, catch_exceptions=False)
+    assert result.exit_code == 0
+    link = result.stderr.split("dashboard: ", 1)[1].split()[0]
+    assert link.startswith("http://127.0.0.1:") and link.endswith("/status")
+    assert pages == [200]  # the dashboard answered while the command ran
+
+
+def test_ingest_takes_the_year_month_parts_of_join(
+    tmp_path: Path, scheduler: str, requests: pd.DataFrame  # noqa: F811
+) -> None:
+    requests = requests[requests["requested_datetime"] < "2024-03"]  # two months: 6 parts
+    source = write_parts(requests, tmp_path / "in", "geoparquet")
+    joined = CliRunner().invoke(cli, ["--store", str(tmp_path / "s1"), "join", "--engine",
+                                      "dask", "--scheduler", scheduler, "--input", str(source),
+                                      "--output", str(tmp_path / "out")],
+                                catch_exceptions=False)
+    assert joined.exit_code == 0, joined.output
+    for engine in (["--engine", "dask", "--scheduler", scheduler], []):
+        store = str(tmp_path / f"s{len(engine)}")
+        first = CliRunner().invoke(cli, ["--store", store, "ingest", str(tmp_path / "out"),
+                                         *engine], catch_exceptions=False)
+        assert first.exit_code == 0, first.output
+        total = counts(first.stdout)
+        assert total["read"] == len(requests)
+        assert total["inserted"] + total["quarantined"] == len(requests)
+        assert first.stdout.count("year=") > 1  # one report per part
+        again = counts(CliRunner().invoke(cli, ["--store", store, "ingest",
+                                                str(tmp_path / "out"), *engine]).stdout)
+        assert again["unchanged"] + again["quarantined"] == len(requests)
+        assert again["inserted"] == again["updated"] == 0

@@ -1,0 +1,230 @@
+"""geo.store.postgis_parallel on a LocalCluster of 2 worker processes and a real PostGIS:
+files staged by the workers' own COPY, applied in one transaction, give what ingesting
+the files one after another through the store gives; twice changes nothing; a failure
+half-way (a bad file, the server refusing the final step) leaves the store as it was; a
+worker killed after staging a file does not stage it twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geo.ingest.pipeline import IngestReport, ingest
+from geo.store.postgis import PostGISStore
+from geo.store.postgis_parallel import ingest_parallel, staging_tables
+from hotspot311.errors import InputError, StoreError
+from layers.profile import CityProfile
+from tests.geo.ingest import test_partitioned as cases
+from tests.geo.store.stores import NOW, TESTVILLE, normalized
+from tests.postgis_server import PostgresServer
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.postgis
+
+PARKS = Path(__file__).resolve().parents[3] / "data/philadelphia/requests/parks-maintenance.csv"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[distributed.Client]:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=":0") as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture
+def open_store(postgis_server: PostgresServer) -> Iterator:
+    """Open stores on fresh databases; all closed and dropped after the test."""
+    opened: list[tuple[PostGISStore, str]] = []
+
+    def make(profile: CityProfile) -> PostGISStore:
+        url = postgis_server.clone("par")
+        store = PostGISStore.open(url, profile)
+        opened.append((store, url))
+        return store
+
+    yield make
+    for store, url in opened:
+        store.close()
+        postgis_server.drop(url)
+
+
+def parks_files(directory: Path, parts: int = 4, *, changed: bool = False) -> list[Path]:
+    """The real parks file in parts, and one more with two bad rows, three repeats and,
+    with ``changed``, another version of one request with the same (missing) updated
+    time: the later file wins (and wins again over the earlier one on a re-run)."""
+    directory.mkdir()
+    raw = pd.read_csv(PARKS, dtype=str)
+    paths = []
+    for i, chunk in enumerate(np.array_split(np.arange(len(raw)), parts)):
+        paths.append(directory / f"parks-{i}.csv")
+        raw.iloc[chunk].to_csv(paths[-1], index=False)
+    extra = raw.iloc[:6].copy()
+    extra.loc[extra.index[0], "request_id"] = ""  # missing_id
+    extra.loc[extra.index[1], "start_time"] = "not a time"  # unparseable_time
+    if changed:
+        extra.loc[extra.index[5], "status"] = "New" if raw.iloc[5]["status"] != "New" else "Closed"
+    paths.append(directory / "parks-extra.csv")
+    extra.to_csv(paths[-1], index=False)
+    return paths
+
+
+def areas(store: PostGISStore) -> list[tuple[str, str, str]]:
+    with store.pool.connection() as conn:
+        rows = conn.execute("SELECT service_request_id, layer_key, code FROM request_areas"
+                            " ORDER BY 1, 2").fetchall()
+    return [tuple(r) for r in rows]
+
+
+def counts(reports: list[IngestReport]) -> list[tuple[int, int, int, int, int]]:
+    return [(r.rows_read, r.result.inserted, r.result.updated, r.result.unchanged,
+             sum(r.result.quarantined.values())) for r in reports]
+
+
+def snapshot(store: PostGISStore) -> tuple[pd.DataFrame, list, pd.DataFrame, int]:
+    q = store.quarantine().drop(columns=["seq", "quarantined_at"], errors="ignore")
+    q = q.sort_values("quarantine_id").reset_index(drop=True)
+    return normalized(store.requests()), areas(store), q, len(store.batches())
+
+
+def assert_same_store(a: PostGISStore, b: PostGISStore) -> None:
+    ra, aa, qa, _ = snapshot(a)
+    rb, ab, qb, _ = snapshot(b)
+    pd.testing.assert_frame_equal(ra.drop(columns=["problem_id"], errors="ignore"),
+                                  rb.drop(columns=["problem_id"], errors="ignore"))
+    assert aa == ab
+    pd.testing.assert_frame_equal(qa, qb)
+
+
+def no_staging_left(store: PostGISStore) -> bool:
+    with store.pool.connection() as conn:
+        return staging_tables(conn) == []
+
+
+def test_parallel_copy_equals_file_by_file_and_twice_changes_nothing(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    paths = parks_files(tmp_path / "in")
+    reference = open_store(phila)
+    expected = [ingest(p, reference, now=NOW) for p in paths]
+    store = open_store(phila)
+    got = ingest_parallel(paths, store, client=client, now=NOW)
+    assert [r.path for r in got] == paths
+    assert counts(got) == counts(expected)
+    assert all(r.balanced for r in got)
+    assert sum(r.result.unchanged for r in got) >= 3
+    assert_same_store(store, reference)
+    assert len(areas(store)) > len(store.requests())  # codes of several layers per request
+    assert list(store.batches()["source_file"]) == [str(p) for p in paths]
+    assert no_staging_left(store)
+
+    before = snapshot(store)
+    again = ingest_parallel(paths, store, client=client, now=NOW)
+    t = cases.totals(again)
+    assert t["inserted"] == t["updated"] == 0
+    assert t["unchanged"] + t["quarantined"] == t["read"] == sum(r.rows_read for r in got)
+    after = snapshot(store)
+    pd.testing.assert_frame_equal(after[0], before[0])
+    assert after[1] == before[1]
+    pd.testing.assert_frame_equal(after[2], before[2])
+    assert after[3] == before[3] + len(paths)  # one batch record per file, nothing else
+
+
+def test_repeats_across_files_decide_as_in_order(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    paths = cases.files(tmp_path)
+    reference = open_store(TESTVILLE)
+    expected = [ingest(p, reference, now=NOW) for p in paths]
+    store = open_store(TESTVILLE)
+    got = ingest_parallel(paths, store, client=client, now=NOW)
+    assert counts(got) == counts(expected)
+    assert cases.totals(got) == {"read": 10, "inserted": 6, "updated": 1, "unchanged": 1,
+                                 "quarantined": 2}
+    assert_same_store(store, reference)
+    assert store.requests().set_index("service_request_id").loc["r2", "status"] == "closed"
+    # the same time and another row: the later file wins, run after run, as in order
+    parks = parks_files(tmp_path / "parks", parts=2, changed=True)
+    reference, store = open_store(phila), open_store(phila)
+    for _ in range(2):
+        expected = [ingest(p, reference, now=NOW) for p in parks]
+        got = ingest_parallel(parks, store, client=client, now=NOW)
+        assert counts(got) == counts(expected)
+        assert sum(r.result.updated for r in got) >= 1
+        assert_same_store(store, reference)
+
+
+def test_a_bad_file_stores_nothing(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    paths = parks_files(tmp_path / "in", parts=2)
+    store = open_store(phila)
+    ingest_parallel(paths[:1], store, client=client, now=NOW)
+    before = snapshot(store)
+    bad = tmp_path / "in" / "binary.csv"
+    bad.write_bytes(b"\x00\x01\x02\xff" * 100)
+    with pytest.raises(InputError):
+        ingest_parallel([paths[1], bad, paths[2]], store, client=client, now=NOW)
+    after = snapshot(store)
+    pd.testing.assert_frame_equal(after[0], before[0])
+    assert after[1] == before[1]
+    pd.testing.assert_frame_equal(after[2], before[2])
+    assert after[3] == before[3]
+    assert no_staging_left(store)
+
+
+def test_server_refusing_the_final_step_leaves_the_store_as_it_was(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    paths = parks_files(tmp_path / "in", parts=2)
+    store = open_store(phila)
+    ingest_parallel(paths[:1], store, client=client, now=NOW)
+    before = snapshot(store)
+    # a real refusal from the server at the last statement of the transaction, after the
+    # requests, codes and quarantine rows were written
+    with store.pool.connection() as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'no room for the batch record'; END $$")
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON batches"
+                     " FOR EACH ROW EXECUTE FUNCTION refuse()")
+    with pytest.raises(StoreError, match="no room for the batch record"):
+        ingest_parallel(paths[1:], store, client=client, now=NOW)
+    after = snapshot(store)
+    pd.testing.assert_frame_equal(after[0], before[0])
+    assert after[1] == before[1]
+    pd.testing.assert_frame_equal(after[2], before[2])
+    assert after[3] == before[3]
+    assert no_staging_left(store)
+
+
+def test_worker_killed_after_staging_a_file_gives_the_same_answer(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    paths = parks_files(tmp_path / "in", parts=6)
+    reference = open_store(phila)
+    expected = [ingest(p, reference, now=NOW) for p in paths]
+    store = open_store(phila)
+    killed: list[int] = []
+
+    def kill_after_first(futures: list) -> None:
+        first = next(iter(distributed.as_completed(futures)))
+        holder = next(iter(client.who_has(first)[first.key]))
+        pid = client.run(os.getpid, workers=[holder])[holder]
+        os.kill(pid, signal.SIGKILL)  # its staged file's result is lost: Dask runs it again
+        killed.append(pid)
+
+    got = ingest_parallel(paths, store, client=client, now=NOW, watch=kill_after_first)
+    assert killed
+    assert counts(got) == counts(expected)
+    assert_same_store(store, reference)
+    assert no_staging_left(store)
+    client.wait_for_workers(2, timeout=60)
