@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -196,8 +197,8 @@ def retry_after(value: str | None, *, now: datetime | None = None) -> float | No
 
 
 def _shown(url: str, params: Mapping[str, Any] | None) -> str:
-    """The URL with its query, for messages."""
-    return str(httpx.URL(url, params=dict(params or {})))
+    """The URL with its query, decoded for reading, for messages."""
+    return unquote_plus(str(httpx.URL(url, params=dict(params or {}))))
 
 
 def _snippet(text: str, limit: int = 120) -> str:

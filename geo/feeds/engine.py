@@ -165,6 +165,7 @@ def sync(
     report = SyncReport(source=name, watermark=watermark)
     protocol = PROTOCOLS[config.kind]
     bar = tqdm(desc=name, unit=" rows", disable=not progress, leave=False)
+    store.ensure_profile_layers()
     try:
         with client_for(config, **(client_options or {})) as client:
             if hasattr(protocol, "services"):
