@@ -212,9 +212,7 @@ def _write(store: Store, config: SourceConfig, group: list[Page], state: SourceS
     frame, repeated = _combined(group)
     report.repeated += repeated
     new_state = state.advanced(last.watermark, len(frame))
-    if frame.empty:
-        if last.watermark != state.watermark:
-            store.save_source_state(new_state)
+    if frame.empty:  # nothing to lose: the watermark goes with the next write
         report.watermark = new_state.watermark
         return new_state
     try:
