@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Final
 
-from geo.feeds.client import FeedClient
+from geo.feeds.client import FeedClient, readable
 from geo.feeds.records import Page, iso_z, parse_time, records_frame
 from geo.ingest.readers import Format
 from geo.store.sources import SourceConfig
@@ -104,14 +104,14 @@ def pages(config: SourceConfig, client: FeedClient, *, watermark: dict[str, str]
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise FeedError(f"expected an object with 'rows' (a list of objects); got "
                             f"{describe(doc, 120)}", source=config.name,
-                            url=str(response.url), page=number)
+                            url=readable(response.url), page=number)
         fields = list(doc.get("fields") or {})
         null_phase = not wm or wm.get("phase") == "null"
         if rows:
             last = rows[-1]
             if last.get("cartodb_id") is None:
                 raise FeedError("rows lack cartodb_id", source=config.name,
-                                url=str(response.url), page=number)
+                                url=readable(response.url), page=number)
             if null_phase:
                 wm = {"phase": "null", "id": str(int(last["cartodb_id"]))}
             else:
@@ -121,6 +121,6 @@ def pages(config: SourceConfig, client: FeedClient, *, watermark: dict[str, str]
         if null_phase and not full:
             wm = {"updated": "1970-01-01T00:00:00Z"}  # the rows with a time come next
         yield Page(records_frame(rows, columns=fields), Format.PHILA, dict(wm),
-                   str(response.url), number)
+                   readable(response.url), number)
         if not full and not null_phase:
             return

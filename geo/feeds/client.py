@@ -196,6 +196,17 @@ def retry_after(value: str | None, *, now: datetime | None = None) -> float | No
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def readable(url: str | httpx.URL) -> str:
+    """A URL with its query decoded, for messages and batch records.
+
+    Examples
+    --------
+    >>> readable("http://h/r.json?%24limit=5&q=a+b")
+    'http://h/r.json?$limit=5&q=a b'
+    """
+    return unquote_plus(str(url))
+
+
 def _shown(url: str, params: Mapping[str, Any] | None) -> str:
     """The URL with its query, decoded for reading, for messages."""
     return unquote_plus(str(httpx.URL(url, params=dict(params or {}))))

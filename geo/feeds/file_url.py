@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 from urllib.parse import urlparse
 
-from geo.feeds.client import FeedClient
+from geo.feeds.client import FeedClient, readable
 from geo.feeds.records import Page
 from geo.ingest.readers import read_requests
 from geo.store.sources import SourceConfig
@@ -60,4 +60,4 @@ def pages(config: SourceConfig, client: FeedClient, *, watermark: dict[str, str]
         except InputError as err:
             message = str(err).replace(str(path), "the file")
             raise FeedError(message, source=config.name, url=config.url, page=1) from err
-    yield Page(raw.frame, raw.format, mark, str(response.url), 1)
+    yield Page(raw.frame, raw.format, mark, readable(response.url), 1)

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from geo.feeds.client import FeedClient
+from geo.feeds.client import FeedClient, readable
 from geo.feeds.records import Page, iso_z, parse_time, records_frame
 from geo.ingest.readers import Format
 from geo.store.sources import SourceConfig
@@ -59,7 +59,7 @@ def services(config: SourceConfig, client: FeedClient) -> list[dict[str, Any]]:
     doc, response = client.get_json(url, params=_params(config))
     if not isinstance(doc, list) or not all(isinstance(s, dict) for s in doc):
         raise FeedError(f"services.json: expected a JSON list of services; got "
-                        f"{describe(doc, 120)}", source=config.name, url=str(response.url))
+                        f"{describe(doc, 120)}", source=config.name, url=readable(response.url))
     return doc
 
 
@@ -109,8 +109,8 @@ class _Walker:
             doc = doc.get("service_requests", doc.get("requests", doc))
         if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
             raise FeedError(f"expected a JSON list of requests; got {describe(doc, 120)}",
-                            source=self.config.name, url=str(response.url), page=self.number)
-        return doc, str(response.url)
+                            source=self.config.name, url=readable(response.url), page=self.number)
+        return doc, readable(response.url)
 
     def window(self, start: datetime, end: datetime) -> Iterator[Page]:
         limit = self.config.page_size

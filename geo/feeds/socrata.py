@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Final
 
-from geo.feeds.client import FeedClient
+from geo.feeds.client import FeedClient, readable
 from geo.feeds.records import Page, iso_z, parse_time, records_frame
 from geo.ingest.readers import Format
 from geo.store.sources import SourceConfig
@@ -91,17 +91,17 @@ def pages(config: SourceConfig, client: FeedClient, *, watermark: dict[str, str]
         doc, response = client.get_json(url, params=params, page=number)
         if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
             raise FeedError("expected a JSON list of row objects", source=config.name,
-                            url=str(response.url), page=number)
+                            url=readable(response.url), page=number)
         if doc:
             last = doc[-1]
             if not last.get(":updated_at") or not last.get(":id"):
                 raise FeedError("rows lack the system fields :updated_at and :id (is "
                                 "$select=:*, * honoured?)", source=config.name,
-                                url=str(response.url), page=number)
+                                url=readable(response.url), page=number)
             watermark = {"updated": str(last[":updated_at"]), "id": str(last[":id"])}
         fields = _fields(response.headers.get("X-SODA2-Fields"))
         yield Page(records_frame(doc, columns=fields), Format.CSV, watermark,
-                   str(response.url), number)
+                   readable(response.url), number)
         if len(doc) < config.page_size:
             return
 

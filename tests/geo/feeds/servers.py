@@ -144,6 +144,7 @@ class FeedServer:
     pages_served: int = 0
     token: str | None = None
     stall_seconds: float = 3.0
+    drop: set[str] = field(default_factory=set)
 
     def fault(self, *names: str) -> None:
         """Queue faults for the next requests: ``429``, ``500``, ``stall``, ``truncate``,
@@ -282,8 +283,11 @@ def socrata_route(dataset: str) -> Callable[..., tuple[int, dict[str, str], byte
         with state.table.lock:
             chosen = [state.table.rows[k[2]] for k in keys[start:start + limit]]
             state.table.served.update(r.id for r in chosen)
-        fields = [":id", ":created_at", ":updated_at", *NYC_FIELDS]
-        body = json.dumps([nyc_record(r) for r in chosen]).encode("utf-8")
+        fields = [f for f in (":id", ":created_at", ":updated_at", *NYC_FIELDS)
+                  if f not in state.drop]
+        records = [{k: v for k, v in nyc_record(r).items() if k not in state.drop}
+                   for r in chosen]
+        body = json.dumps(records).encode("utf-8")
         return 200, {"X-SODA2-Fields": json.dumps(fields)}, body
 
     return route

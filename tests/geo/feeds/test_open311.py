@@ -70,7 +70,7 @@ def test_one_second_fuller_than_the_limit(embedded_store: Store, rows: list[Row]
         r.requested = same
     with serve(open311_route(limit=3), Table(rows)) as server:
         add_open311(embedded_store, server.url, limit=3)
-        with pytest.raises(FeedError, match="within one second.*paging=yes"):
+        with pytest.raises(FeedError, match=r"within one second.*paging=yes"):
             sync(embedded_store, "city", since=SINCE, now=NOW, client_options=FAST)
     state = embedded_store.source("city").state
     assert state.last_outcome == "error" and "within one second" in (state.last_error or "")
