@@ -109,3 +109,17 @@ def sources_table(sources: list[Source]) -> pd.DataFrame:
         "watermark": " ".join(f"{k}={v}" for k, v in (s.state.watermark or {}).items()),
         "last_error": (s.state.last_error or "")[:120],
     } for s in sources])
+
+
+def source_lines(sources: list[Source]) -> list[str]:
+    """Lines of ``status`` about the sources: last sync, outcome, rows, watermark, error."""
+    lines = [f"sources      {len(sources):>9,}"] if sources else []
+    for s in sources:
+        st = s.state
+        when = st.last_sync.isoformat(timespec="seconds") if st.last_sync else "never synced"
+        mark = " ".join(f"{k}={v}" for k, v in (st.watermark or {}).items()) or "none"
+        lines.append(f"    {s.config.name:<20} {s.config.kind:<8} {when} "
+                     f"{st.last_outcome or ''} {st.rows:,} rows; watermark {mark}")
+        if st.last_error:
+            lines.append(f"      last error: {st.last_error[:300]}")
+    return lines
