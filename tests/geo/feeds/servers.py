@@ -167,8 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.faults.pop(0) if state.faults else None
         if fault == "429":
             return self._send(429, {"Retry-After": "1"}, b'{"error": "slow down"}')
-        if fault == "500":
-            return self._send(500, {}, b'{"error": "internal"}')
+        if fault is not None and fault.isdigit():  # 500, 502, 503, 404 …
+            return self._send(int(fault), {}, b'{"error": "failed"}')
         if fault == "html":
             return self._send(200, {"Content-Type": "text/html"},
                               b"<html><body><h1>Down for maintenance</h1></body></html>")
