@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
+import pandas as pd
+
 #: The feed protocols a source may use.
 KINDS: Final = ("open311", "socrata", "carto", "file_url")
 
@@ -132,3 +134,55 @@ def state_from_json(data: dict[str, Any]) -> SourceState:
     if values.get("last_sync"):
         values["last_sync"] = datetime.fromisoformat(values["last_sync"])
     return SourceState(**values)
+
+
+def sources_frame(sources: list[Source]) -> pd.DataFrame:
+    """One row per source: name, kind, last sync, outcome, rows, watermark, last error.
+
+    Examples
+    --------
+    >>> cfg = SourceConfig(name="nyc", kind="socrata", url="https://data.example")
+    >>> sources_frame([Source(cfg, SourceState("nyc"))])[["name", "last_sync", "rows"]]
+      name last_sync  rows
+    0  nyc     never     0
+    """
+    columns = ["name", "kind", "last_sync", "outcome", "rows", "watermark", "last_error"]
+    return pd.DataFrame([{
+        "name": s.config.name, "kind": s.config.kind,
+        "last_sync": s.state.last_sync.isoformat(timespec="seconds") if s.state.last_sync
+        else "never",
+        "outcome": s.state.last_outcome or "", "rows": s.state.rows,
+        "watermark": watermark_text(s.state.watermark),
+        "last_error": (s.state.last_error or "")[:300],
+    } for s in sources], columns=columns)
+
+
+def data_as_of(sources: list[Source], batches_ingested: pd.Series) -> datetime | None:
+    """When the stored data were last known current.
+
+    With sources: the start of the newest sync that ended well (what the feeds had
+    then is stored); without: the time of the newest ingest batch.
+
+    Examples
+    --------
+    >>> data_as_of([], pd.Series(["2024-05-01T08:00:00+00:00"])).isoformat()
+    '2024-05-01T08:00:00+00:00'
+    """
+    synced = [s.state.last_sync for s in sources
+              if s.state.last_sync is not None and s.state.last_outcome == "ok"]
+    if synced:
+        return max(synced)
+    times = pd.to_datetime(batches_ingested.dropna(), utc=True, format="ISO8601")
+    return None if times.empty else times.max().to_pydatetime()
+
+
+def watermark_text(watermark: dict[str, str] | None) -> str:
+    """A watermark on one line, its time first (empty when there is none).
+
+    Examples
+    --------
+    >>> watermark_text({"id": "row-1", "updated": "2024-05-01T08:00:00.000Z"})
+    'updated=2024-05-01T08:00:00.000Z id=row-1'
+    """
+    items = sorted((watermark or {}).items(), key=lambda kv: (kv[0] != "updated", kv[0]))
+    return " ".join(f"{k}={v}" for k, v in items)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import click
-import pandas as pd
 
 from geo.feeds.config import make_config
-from geo.store.sources import KINDS, Source
+from geo.store.sources import KINDS, Source, sources_frame, watermark_text
 from hotspot311.cli.base import Context, handle_errors, pass_ctx
 from hotspot311.errors import InputError
 
@@ -62,7 +61,7 @@ def sources_list_cmd(ctx: Context) -> None:
     if not sources:
         click.echo("no sources; add one with: hotspot311 sources add NAME --kind … --url …")
         return
-    click.echo(sources_table(sources).to_string(index=False))
+    click.echo(sources_frame(sources).to_string(index=False))
 
 
 @sources_group.command("show")
@@ -99,25 +98,13 @@ def sources_remove_cmd(ctx: Context, name: str) -> None:
     click.echo(f"source {name!r} removed; its requests stay in the store")
 
 
-def sources_table(sources: list[Source]) -> pd.DataFrame:
-    """One row per source: name, kind, last sync, outcome, rows, watermark, last error."""
-    return pd.DataFrame([{
-        "name": s.config.name, "kind": s.config.kind,
-        "last_sync": s.state.last_sync.isoformat(timespec="seconds") if s.state.last_sync
-        else "never",
-        "outcome": s.state.last_outcome or "", "rows": s.state.rows,
-        "watermark": " ".join(f"{k}={v}" for k, v in (s.state.watermark or {}).items()),
-        "last_error": (s.state.last_error or "")[:120],
-    } for s in sources])
-
-
 def source_lines(sources: list[Source]) -> list[str]:
     """Lines of ``status`` about the sources: last sync, outcome, rows, watermark, error."""
     lines = [f"sources      {len(sources):>9,}"] if sources else []
     for s in sources:
         st = s.state
         when = st.last_sync.isoformat(timespec="seconds") if st.last_sync else "never synced"
-        mark = " ".join(f"{k}={v}" for k, v in (st.watermark or {}).items()) or "none"
+        mark = watermark_text(st.watermark) or "none"
         lines.append(f"    {s.config.name:<20} {s.config.kind:<8} {when} "
                      f"{st.last_outcome or ''} {st.rows:,} rows; watermark {mark}")
         if st.last_error:

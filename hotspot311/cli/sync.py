@@ -15,6 +15,7 @@ from types import FrameType
 import click
 
 from geo.feeds.engine import SyncReport, sync
+from geo.store.sources import watermark_text
 from hotspot311.cli.base import Context, handle_errors, pass_ctx
 from hotspot311.errors import FeedError, InputError, describe
 
@@ -100,7 +101,7 @@ def describe_report(report: SyncReport) -> str:
     """One line about one source's sync."""
     r = report.result
     quarantined = sum(r.quarantined.values())
-    mark = " ".join(f"{k}={v}" for k, v in (report.watermark or {}).items()) or "none"
+    mark = watermark_text(report.watermark) or "none"
     end = " (stopped on request)" if report.stopped else ""
     return (f"{report.source}: {report.rows:,} rows in {report.pages} pages: "
             f"{r.inserted:,} new, {r.updated:,} updated, {r.unchanged:,} unchanged, "

@@ -69,7 +69,7 @@ def test_sources_and_sync_scenario(tmp_path: Path, phila: CityProfile) -> None:
         shown.stdout
     status = run("--store", store, "status")
     assert "sources              1" in status.stdout
-    assert "nyc" in status.stdout and "528 rows; watermark id=row-" in status.stdout
+    assert "nyc" in status.stdout and "528 rows; watermark updated=" in status.stdout
     # the same store as the library's sync
     mine = open_store(tmp_path / "s", phila).requests()
     assert sorted(mine["service_request_id"]) == sorted(lib.requests()["service_request_id"])
