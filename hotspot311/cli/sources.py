@@ -7,6 +7,7 @@ import json
 import click
 
 from geo.feeds.config import make_config
+from geo.ingest.mapping import ColumnMapping
 from geo.store.sources import KINDS, Source, sources_frame, watermark_text
 from hotspot311.cli.base import Context, handle_errors, pass_ctx
 from hotspot311.errors import InputError
@@ -29,6 +30,8 @@ def sources_group() -> None:
               help="Canonical field from a feed column (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
               help="Canonical field given one value for every row (repeatable).")
+@click.option("--mapping", "mapping_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="TOML file with [columns] and [constants] (--map/--set win over it).")
 @click.option("--page-size", type=int, default=1000, show_default=True,
               help="Rows per request.")
 @click.option("--rate-limit", type=float, default=5.0, show_default=True,
@@ -42,9 +45,14 @@ def sources_group() -> None:
 @handle_errors
 def sources_add_cmd(ctx: Context, name: str, kind: str, url: str, dataset: str | None,
                     table: str | None, jurisdiction: str | None, maps: tuple[str, ...],
-                    sets: tuple[str, ...], page_size: int, rate_limit: float,
-                    token_env: str | None, options: tuple[str, ...], replace: bool) -> None:
+                    sets: tuple[str, ...], mapping_file: str | None, page_size: int,
+                    rate_limit: float, token_env: str | None, options: tuple[str, ...],
+                    replace: bool) -> None:
     """Register a feed source NAME."""
+    if mapping_file:
+        base = ColumnMapping.from_toml(mapping_file)
+        maps = (*(f"{k}={v}" for k, v in base.columns.items()), *maps)
+        sets = (*(f"{k}={v}" for k, v in base.constants.items()), *sets)
     config = make_config(name, kind=kind, url=url, dataset=dataset, table=table,
                          jurisdiction=jurisdiction, maps=maps, sets=sets, page_size=page_size,
                          rate_limit=rate_limit, token_env=token_env, options=options)
