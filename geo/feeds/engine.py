@@ -171,8 +171,10 @@ def sync(
             if hasattr(protocol, "services"):
                 store.save_source_services(name, protocol.services(config, client))
             pages = protocol.pages(config, client, watermark=watermark, now=started)
+            repeats = getattr(protocol, "REPEATS", False)
             for group in _groups(pages, batch_rows or 1):
-                state = _write(store, config, group, state, report, problems, started)
+                state = _write(store, config, group, state, report, problems, started,
+                               repeats=repeats)
                 bar.update(sum(len(p.frame) for p in group))
                 bar.set_postfix(pages=report.pages, refresh=False)
                 if stop is not None and stop():
@@ -204,12 +206,12 @@ def _groups(pages: Iterator[Page], rows: int) -> Iterator[list[Page]]:
 
 
 def _write(store: Store, config: SourceConfig, group: list[Page], state: SourceState,
-           report: SyncReport, problems: ProblemAssigner | None, started: datetime
-           ) -> SourceState:
+           report: SyncReport, problems: ProblemAssigner | None, started: datetime, *,
+           repeats: bool) -> SourceState:
     """Map, validate and write one group of pages with the watermark of its last page."""
     last = group[-1]
     report.pages += len(group)
-    frame, repeated = _combined(group)
+    frame, repeated = _combined(group, repeats=repeats)
     report.repeated += repeated
     new_state = state.advanced(last.watermark, len(frame))
     if frame.empty:  # nothing to lose: the watermark goes with the next write
@@ -238,18 +240,19 @@ def _write(store: Store, config: SourceConfig, group: list[Page], state: SourceS
     return new_state
 
 
-def _combined(group: list[Page]) -> tuple[pd.DataFrame, int]:
-    """The group's rows in one frame, row numbers running on, exact repeats dropped."""
+def _combined(group: list[Page], *, repeats: bool) -> tuple[pd.DataFrame, int]:
+    """The group's rows in one frame, row numbers running on; with ``repeats`` (a
+    protocol whose pages may overlap), rows served twice alike are dropped."""
     frames = [p.frame for p in group if len(p.frame)]
     if not frames:
         return group[-1].frame, 0
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    data = frame.drop(columns=[ROW_COLUMN])
-    repeats = data.astype(str).duplicated() if len(frames) > 1 else None
     dropped = 0
-    if repeats is not None and repeats.any():
-        dropped = int(repeats.sum())
-        frame = frame[~repeats.to_numpy()].reset_index(drop=True)
+    if repeats and len(frames) > 1:
+        twice = frame.drop(columns=[ROW_COLUMN]).astype(str).duplicated()
+        dropped = int(twice.sum())
+        if dropped:
+            frame = frame[~twice.to_numpy()].reset_index(drop=True)
     frame = frame.copy()
     frame[ROW_COLUMN] = range(1, len(frame) + 1)
     return frame, dropped

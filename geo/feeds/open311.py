@@ -33,6 +33,8 @@ from geo.store.sources import SourceConfig
 from hotspot311.errors import FeedError, describe
 
 DEFAULT_COLUMNS: Final[dict[str, str]] = {}
+#: Window ends are inclusive: a row on a boundary comes twice (see the engine).
+REPEATS: Final = True
 #: Where a first sync without ``--since`` starts: the spec's default window.
 FIRST_WINDOW: Final = timedelta(days=90)
 _SMALLEST: Final = timedelta(seconds=1)

@@ -47,7 +47,12 @@ def records_frame(records: Sequence[dict[str, Any]], *,
             names.setdefault(str(key), None)
     for key in columns:
         names.setdefault(str(key), None)
-    data = {name: [_text(r.get(name)) for r in records] for name in names}
+    data = {}
+    for name in names:
+        values = [r.get(name) for r in records]
+        if not all(v is None or type(v) is str for v in values):
+            values = [_text(v) for v in values]
+        data[name] = values
     frame = pd.DataFrame(data, columns=list(names), dtype=object)
     for reserved in (ROW_COLUMN, GEOMETRY_ERROR_COLUMN):
         if reserved in frame.columns:
