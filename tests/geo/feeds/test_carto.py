@@ -23,11 +23,11 @@ def add_carto(store: Store, url: str, *, page_size: int = 7) -> None:
 
 
 def test_sync_with_ties_in_time(feed_store: Store, rows: list[Row]) -> None:
-    """Pages of 7 over rows that share update minutes (16 rows in one): the id breaks
+    """Pages of 12 over rows that share update minutes (16 rows in one): the id breaks
     the ties, so no row is skipped or read twice."""
     table = Table(rows)
     with serve(carto_route(), table) as server:
-        add_carto(feed_store, server.url, page_size=7)
+        add_carto(feed_store, server.url, page_size=12)
         report = sync(feed_store, "phl", now=NOW, client_options=FAST)
         assert report.rows == 528 and report.repeated == 0
         assert set(feed_store.requests()["service_request_id"]) | set(

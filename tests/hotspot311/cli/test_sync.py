@@ -110,7 +110,7 @@ def _store_arg(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
 
 
 @pytest.mark.parametrize("kind", ["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
-@pytest.mark.parametrize("kill_after", [6])
+@pytest.mark.parametrize("kill_after", [4])
 def test_sigkill_mid_sync_then_sync_again(kind: str, kill_after: int, tmp_path: Path,
                                           request: pytest.FixtureRequest,
                                           phila: CityProfile) -> None:
@@ -125,19 +125,19 @@ def test_sigkill_mid_sync_then_sync_again(kind: str, kill_after: int, tmp_path: 
             killed.set()
 
     with serve(socrata_route("erm2-nwe9"), Table(rows), after_page=kill) as server:
-        assert run("--store", location, *add_args(server.url, 25)).returncode == 0
+        assert run("--store", location, *add_args(server.url, 50)).returncode == 0
         proc.append(cli("--store", location, "sync", "nyc"))
         proc[0].communicate(timeout=300)
         assert killed.is_set() and proc[0].returncode == -signal.SIGKILL
         store = open_store(location, phila)
         partial = store.source("nyc").state
-        assert partial.rows < 528 and partial.rows % 25 == 0
+        assert partial.rows < 528 and partial.rows % 50 == 0
         assert len(store.requests()) + len(store.quarantine()) == partial.rows
         server.after_page = None
         resumed = run("--store", location, "sync", "nyc")
         assert resumed.returncode == 0, resumed.stderr
         clean = open_store(tmp_path / "clean", phila)
-        add_socrata(clean, server.url, page_size=25)
+        add_socrata(clean, server.url, page_size=50)
         sync(clean, "nyc", now=NOW, client_options=FAST)
     assert_same(open_store(location, phila), clean)
 
