@@ -47,6 +47,9 @@ version = appdata.data_version(store)
 requests = appdata.load_requests(settings.store, settings.city, version)
 
 st.title(f"hotspot311 — {profile.name}")
+as_of = appdata.data_as_of(store)
+if as_of:
+    st.caption(f"Data as of {as_of}")
 if requests.empty:
     appdata.first_run(store)
     st.stop()

@@ -46,6 +46,23 @@ class CRSMismatchError(InputError):
     """Two frames that must share a coordinate reference system do not."""
 
 
+class FeedError(Hotspot311Error):
+    """A city feed cannot be read; the message names the source, the URL and the page.
+
+    Parameters
+    ----------
+    message
+        What went wrong.
+    source, url, page
+        The source's name, the URL asked for (never a token) and the page number.
+    """
+
+    def __init__(self, message: str, *, source: str, url: str, page: int | None = None) -> None:
+        self.source, self.url, self.page = source, url, page
+        where = f" page {page}" if page is not None else ""
+        super().__init__(f"source {source!r}{where} ({url}): {message}")
+
+
 class StoreError(Hotspot311Error):
     """A store cannot be opened, read or written (not the caller's input)."""
 

@@ -55,6 +55,15 @@ if len(review):
                        to_csv(review[cols]).encode("utf-8"),
                        file_name="geocode-review.csv", mime="text/csv", key="dl_review")
 
+st.subheader("Feeds")
+feeds = appdata.feed_sources(store)
+if feeds.empty:
+    st.caption("No city feeds registered (`hotspot311 sources add`); data come from files.")
+else:
+    st.caption("Each source's last sync, rows synced, watermark (where the next sync "
+               "starts) and last error.")
+    st.dataframe(feeds, hide_index=True, key="feeds")
+
 if len(quarantine):
     reason = st.selectbox("Quarantined rows of reason", sorted(quarantine["reason"].unique()),
                           key="reason")

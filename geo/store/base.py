@@ -26,7 +26,8 @@ import pandas as pd
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
-from hotspot311.errors import StoreError
+from geo.store.sources import Source, SourceConfig, SourceState
+from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import is_postgres_url
 from layers.profile import CityProfile, LayerSpec
 from layers.registry import Generation, active_generations, generation_for, load_layer
@@ -62,6 +63,7 @@ class Store(ABC):
         info: dict[str, object],
         release: Sequence[str] = (),
         problems: ProblemAssigner | None = None,
+        source_state: SourceState | None = None,
     ) -> WriteResult:
         """Upsert a validated batch and its quarantine rows, atomically.
 
@@ -78,6 +80,10 @@ class Store(ABC):
             written requests join or start problems, and the problems they touch are
             recomputed, in the same transaction (:mod:`geo.store.problem_ids`). Without
             one the written requests are left without a ``problem_id``.
+        source_state
+            A feed source's new state (watermark, rows), written in the same
+            transaction as the batch (:mod:`geo.feeds`): a sync killed at any moment
+            resumes at the last page written.
 
         Returns
         -------
@@ -147,6 +153,51 @@ class Store(ABC):
         WriteResult
             Counts that add up to ``batch.rows_read``.
         """
+
+    # --- feed sources (geo.store.sources) ----------------------------------------
+    @abstractmethod
+    def sources(self) -> list[Source]:
+        """Every registered feed source with its state, ordered by name."""
+
+    @abstractmethod
+    def save_source(self, config: SourceConfig, *, replace: bool = False) -> None:
+        """Register a feed source (a new one starts with an empty state).
+
+        Raises
+        ------
+        InputError
+            When a source of that name exists and ``replace`` is false.
+        """
+
+    @abstractmethod
+    def remove_source(self, name: str) -> bool:
+        """Forget a source and its service list (its requests stay); whether it existed."""
+
+    @abstractmethod
+    def save_source_state(self, state: SourceState) -> None:
+        """Replace a source's state alone (a run's start, outcome or error)."""
+
+    @abstractmethod
+    def save_source_services(self, name: str, services: list[dict[str, Any]]) -> None:
+        """Replace the service list (Open311 ``services.json`` records) of a source."""
+
+    @abstractmethod
+    def source_services(self, name: str) -> list[dict[str, Any]]:
+        """The stored service list of a source (empty when none)."""
+
+    def source(self, name: str) -> Source:
+        """One registered source.
+
+        Raises
+        ------
+        InputError
+            When no source has ``name``; the message lists the registered ones.
+        """
+        found = {s.config.name: s for s in self.sources()}
+        if name not in found:
+            known = ", ".join(found) or "none"
+            raise InputError(f"source: no source named {name!r}; registered: {known}")
+        return found[name]
 
     # --- reads ------------------------------------------------------------------
     @abstractmethod

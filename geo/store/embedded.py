@@ -64,21 +64,23 @@ from geo.store.base import (
     describe_generation,
 )
 from geo.store.embedded_contacts import merge_contacts
+from geo.store.embedded_sources import EmbeddedSources, with_state
 from geo.store.runs import RunResult, pack_run
+from geo.store.sources import SourceState
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
 _CONTACT_FILES = ("contacts.parquet", "contact_quarantine.parquet")
 _FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
-          *_CONTACT_FILES, *embedded_runs.FILES)
+          *_CONTACT_FILES, *embedded_runs.FILES, "sources.json")
 _KEEP_SNAPSHOTS = 3
 #: Area codes as Arrow-backed text (what the Parquet file reads back as).
 _TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedSources, Store):
     """GeoParquet store in a directory.
 
     Parameters
@@ -182,6 +184,7 @@ class EmbeddedStore(Store):
         info: dict[str, object],
         release: Sequence[str] = (),
         problems: ProblemAssigner | None = None,
+        source_state: SourceState | None = None,
     ) -> WriteResult:
         """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`).
 
@@ -228,6 +231,8 @@ class EmbeddedStore(Store):
                 )
 
             writes["batches.parquet"] = self._logged(batch.rows_read, result, info)
+            if source_state is not None:
+                writes["sources.json"] = with_state(self._sources_doc(), source_state)
             manifest = self._manifest()
             manifest["city"] = self.profile.name
             writes["manifest.json"] = manifest

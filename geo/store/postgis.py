@@ -61,7 +61,9 @@ from geo.store.postgis_load import (
     write_quarantine,
 )
 from geo.store.postgis_schema import bind_city, migrate
+from geo.store.postgis_sources import PostGISSources, write_state
 from geo.store.runs import RunResult, pack_run
+from geo.store.sources import SourceState
 from hotspot311.errors import StoreConnectionError, StoreError
 from hotspot311.schema import TIME_FIELDS
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
@@ -99,7 +101,7 @@ def server_label(conninfo: str) -> str:
     return f"{user}@{host}:{port}/{dbname}"
 
 
-class PostGISStore(Store):
+class PostGISStore(PostGISSources, Store):
     """A store in a PostGIS database (see the module docstring).
 
     Use :meth:`open`; the constructor only stores its arguments.
@@ -216,6 +218,7 @@ class PostGISStore(Store):
         info: dict[str, object],
         release: Sequence[str] = (),
         problems: ProblemAssigner | None = None,
+        source_state: SourceState | None = None,
     ) -> WriteResult:
         """Upsert requests and quarantine rows in one transaction (see :class:`Store`).
 
@@ -251,6 +254,8 @@ class PostGISStore(Store):
                 quarantined=sum(result.quarantined.values()),
             )
             record_batch(conn, record)
+            if source_state is not None:
+                write_state(conn, source_state)
         return result
 
     def _load_areas(self, conn: psycopg.Connection, requests: pd.DataFrame,

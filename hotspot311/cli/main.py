@@ -18,6 +18,8 @@ from hotspot311.cli import (
     report,
     report_contacts,
     requests,
+    sources,
+    sync,
 )
 from hotspot311.cli.base import Context, report_crash
 from hotspot311.settings import get_settings
@@ -64,6 +66,8 @@ for _command in (
     db.db_group,
     problems.problems_group,
     problems.chronic_cmd,
+    sources.sources_group,
+    sync.sync_cmd,
 ):
     cli.add_command(_command)
 

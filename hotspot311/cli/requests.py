@@ -21,6 +21,7 @@ from geo.ingest.sink import ProblemAssigner
 from geo.store.base import Store
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
 from hotspot311.cli.engine import dask_client, engine_options, progress_bar
+from hotspot311.cli.sources import source_lines
 from hotspot311.errors import InputError
 
 if TYPE_CHECKING:
@@ -172,6 +173,8 @@ def status_cmd(ctx: Context) -> None:
     for reason, n in contact_q["reason"].value_counts().items():
         click.echo(f"    {reason:<34}{n:>9,}")
     click.echo(f"batches      {len(store.batches()):>9,}")
+    for line in source_lines(store.sources()):
+        click.echo(line)
 
 
 @click.command("join")

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -29,6 +30,8 @@ import pandas as pd
 import streamlit as st
 
 from geo.store.base import RequestReader, Store, open_store
+from geo.store.sources import data_as_of as stored_as_of
+from geo.store.sources import sources_frame
 from hotspot311.web.filters import (
     CATEGORIES,
     COLUMNS,
@@ -385,3 +388,18 @@ def chronic(location: str, city: str, version: str, filters: Filters, now: datet
         return gpd.GeoDataFrame(geometry=[], crs=store.profile.crs)
     query = ChronicQuery(radius_m=radius_m, months=months, min_problems=min_problems)
     return chronic_locations(view[view["problem_id"].notna()], query, profile=store.profile)
+
+
+def feed_sources(store: Store) -> pd.DataFrame:
+    """The feed sources with their last sync, rows, watermark and last error (read on
+    every run: a sync that found nothing new changes no data version)."""
+    return sources_frame(store.sources())
+
+
+def data_as_of(store: Store) -> str | None:
+    """"Data as of …" for the map: the newest good sync, else the newest ingest, in the
+    city's time zone; ``None`` for an empty store."""
+    when = stored_as_of(store.sources(), store.batches()["ingested_at"])
+    if when is None:
+        return None
+    return f"{when.astimezone(ZoneInfo(store.profile.timezone)):%Y-%m-%d %H:%M %Z}"

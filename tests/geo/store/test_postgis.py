@@ -77,7 +77,7 @@ def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) ->
         conn.execute(
             "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
             " areas, generations, layers, quarantine, requests, batches, store_meta,"
-            " contacts, contact_quarantine, join_indexes"
+            " contacts, contact_quarantine, join_indexes, source_services, sources"
         )
     store = PostGISStore.open(postgis_url, TESTVILLE)
     store.close()
