@@ -241,7 +241,9 @@ def records(frame: pd.DataFrame, *, catalogue: Catalogue, calendar: CalendarConf
     stored = pd.to_datetime(frame["expected_datetime"], utc=True)
     expected = stored.where(stored.notna(), due)
     out = []
-    rows: list[dict[str, Any]] = frame.to_dict("records")
+    names = [str(c) for c in frame.columns]
+    rows = [dict(zip(names, values, strict=True))
+            for values in frame.itertuples(index=False, name=None)]
     for i, r in enumerate(rows):
         code = _plain(r.get("service_code")) or catalogue.code_of(r.get("service_name"))
         rec: dict[str, Any] = {

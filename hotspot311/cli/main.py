@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from hotspot311.cli import (
+    api,
     db,
     demo,
     geocode,
@@ -64,6 +65,8 @@ for _command in (
     db.db_group,
     problems.problems_group,
     problems.chronic_cmd,
+    api.serve_group,
+    api.api_keys_group,
 ):
     cli.add_command(_command)
 
