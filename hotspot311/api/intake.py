@@ -126,12 +126,13 @@ class Intake:
         self._geocoder_factory = geocoder
         self._geocoder: Geocoder | None = None
         self._problems = ProblemAssigner(ProblemRules.for_city(store.profile))
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one write at a time (check, then write)
+        self._geocoder_lock = threading.Lock()  # the geocoder's cache is not thread-safe
 
     def geocode(self, address: str) -> dict[str, Any]:
         """The offline geocoder's answer for one address (``lat``, ``lon``,
         ``match_type``, ``score``, ``reason``)."""
-        with self._lock:
+        with self._geocoder_lock:
             if self._geocoder is None:
                 self._geocoder = self._geocoder_factory()
             res = self._geocoder.geocode(pd.Series([address], dtype=object))
@@ -244,10 +245,13 @@ class Intake:
             "expected_datetime": None if pd.isna(due.iloc[0]) else due.iloc[0].isoformat(),
             "address": sub.address_string, "lat": sub.lat, "lon": sub.long,
             "media_url": media, "source": f"{sub.channel}:{sub.account.role}",
-            "src:account": sub.account.name,
-            "src:attributes": json.dumps(attrs, ensure_ascii=False) if attrs else None,
-            "src:device_id": sub.device_id, ROW_COLUMN: 1,
+            "src:account": sub.account.name, ROW_COLUMN: 1,
         }
+        if sub.device_id:
+            row["src:device_id"] = sub.device_id
+        for code, value in attrs.items():
+            row[f"src:attribute_{code}"] = (value if isinstance(value, str)
+                                            else json.dumps(value, ensure_ascii=False))
         mapped = pd.DataFrame([row], dtype=object)
         mapped[ROW_COLUMN] = mapped[ROW_COLUMN].astype("int64")
         return mapped

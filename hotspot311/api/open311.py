@@ -116,25 +116,26 @@ async def post_request(request: Request, fmt: Fmt) -> Response:
     ``expected_datetime`` and ``service_notice`` (200 for a replay)."""
     st = state_of(request)
     st.limits.check("write_address", client_of(request))
-    form = await request.form(max_files=1, max_fields=200,
-                              max_part_size=st.settings.max_body_bytes)
-    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    account = authenticate(st.store, fields.get("api_key") or request.headers.get("x-api-key"))
-    st.limits.check("write_key", account.name)
-    photo = form.get("media")
-    data = await photo.read() if isinstance(photo, UploadFile) else None
-    attributes: dict[str, list[str]] = {}
-    for key, value in form.multi_items():
-        if key.startswith("attribute[") and key.endswith("]") and isinstance(value, str):
-            attributes.setdefault(key[10:].split("]")[0], []).append(value)
-    sub = Submission(account=account, service_code=fields.get("service_code", ""),
-                     lat=fields.get("lat") or None, long=fields.get("long") or None,
-                     address_string=fields.get("address_string") or None,
-                     address_id=fields.get("address_id") or None,
-                     description=fields.get("description") or None, attributes=attributes,
-                     media_url=fields.get("media_url") or None, photo=data or None,
-                     device_id=fields.get("device_id") or None,
-                     idempotency_key=request.headers.get("idempotency-key"))
+    async with request.form(max_files=1, max_fields=200,
+                            max_part_size=st.settings.max_body_bytes) as form:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        given = fields.get("api_key") or request.headers.get("x-api-key")
+        account = await run_in_threadpool(authenticate, st.store, given)
+        st.limits.check("write_key", account.name)
+        photo = form.get("media")
+        data = await photo.read() if isinstance(photo, UploadFile) else None
+        attributes: dict[str, list[str]] = {}
+        for key, value in form.multi_items():
+            if key.startswith("attribute[") and key.endswith("]") and isinstance(value, str):
+                attributes.setdefault(key[10:].split("]")[0], []).append(value)
+        sub = Submission(account=account, service_code=fields.get("service_code", ""),
+                         lat=fields.get("lat") or None, long=fields.get("long") or None,
+                         address_string=fields.get("address_string") or None,
+                         address_id=fields.get("address_id") or None,
+                         description=fields.get("description") or None, attributes=attributes,
+                         media_url=fields.get("media_url") or None, photo=data or None,
+                         device_id=fields.get("device_id") or None,
+                         idempotency_key=request.headers.get("idempotency-key"))
     base = str(request.base_url).rstrip("/") + "/media/"
     receipt = await run_in_threadpool(st.intake.submit, sub, media_base=base)
     body = [{"service_request_id": receipt.service_request_id,

@@ -130,10 +130,11 @@ def login_form(request: Request) -> HTMLResponse:
 async def login(request: Request) -> Response:
     """Check the key; set the signed session cookie."""
     st = state_of(request)
-    form = await request.form(max_files=0, max_fields=5)
+    async with request.form(max_files=0, max_fields=5) as form:
+        given = str(form.get("api_key") or "")
     try:
         st.limits.check("write_address", client_of(request))
-        account = authenticate(st.store, str(form.get("api_key") or ""))
+        account = authenticate(st.store, given)
         if account.role not in FORM_ROLES:
             raise Open311Error(403, f"account {account.name!r} is a {account.role}; the form "
                                     f"is for {' and '.join(FORM_ROLES)}")
@@ -205,18 +206,18 @@ async def liaison_post(request: Request) -> Response:
     account = _account(request)
     if account is None:
         return RedirectResponse("/liaison/login", status_code=303)
-    form = await request.form(max_files=1, max_fields=200,
-                              max_part_size=st.settings.max_body_bytes)
-    fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    if not hmac.compare_digest(fields.get("csrf", ""), _csrf(st, account)):
-        return _form_page(request, account, status=403,
-                          errors=["the form is out of date; reload it and send again"])
-    attributes: dict[str, list[str]] = {}
-    for key, value in form.multi_items():
-        if key.startswith("attribute[") and isinstance(value, str):
-            attributes.setdefault(key[10:].split("]")[0], []).append(value)
-    photo = form.get("media")
-    data = await photo.read() if isinstance(photo, UploadFile) else None
+    async with request.form(max_files=1, max_fields=200,
+                            max_part_size=st.settings.max_body_bytes) as form:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        if not hmac.compare_digest(fields.get("csrf", ""), _csrf(st, account)):
+            return _form_page(request, account, status=403,
+                              errors=["the form is out of date; reload it and send again"])
+        attributes: dict[str, list[str]] = {}
+        for key, value in form.multi_items():
+            if key.startswith("attribute[") and isinstance(value, str):
+                attributes.setdefault(key[10:].split("]")[0], []).append(value)
+        photo = form.get("media")
+        data = await photo.read() if isinstance(photo, UploadFile) else None
     sub = Submission(account=account, service_code=fields.get("service_code", ""),
                      lat=fields.get("lat") or None, long=fields.get("long") or None,
                      address_string=fields.get("address_string") or None,
