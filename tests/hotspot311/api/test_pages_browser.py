@@ -8,7 +8,6 @@ a failure. Every wait is for an element, never a fixed sleep.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
