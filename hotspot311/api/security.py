@@ -5,8 +5,8 @@
 - The liaison form's session is a cookie holding the account name and an expiry, signed
   with HMAC-SHA256 (:func:`sign`, :func:`unsign`); the account is checked again (not
   revoked) on every use.
-- Rate limits: a moving window per client address (reads, tracking page) and per API key
-  (writes), with the ``limits`` library.
+- Rate limits: a sliding window (two counters, constant cost) per client address
+  (reads, tracking page, posts) and per API key (posts), with the ``limits`` library.
 - :class:`BodyLimit` refuses a body over the limit with 413 before the app reads it.
 - :class:`AccessLog` writes one JSON line per request to the ``hotspot311.api.access``
   logger: method, path, query with ``api_key`` values replaced by ``***``, status,
@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from limits import parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from geo.store.api_keys import ApiKey, hash_key
 from geo.store.base import Store
@@ -94,10 +94,10 @@ def unsign(secret: str, token: str | None, *, now: float | None = None) -> str |
 
 
 class RateLimits:
-    """Moving-window limits, each keyed by a client address or an account."""
+    """Sliding-window limits, each keyed by a client address or an account."""
 
     def __init__(self, **rates: str) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._rates = {name: parse(rate) for name, rate in rates.items()}
 
     def check(self, name: str, who: str) -> None:
