@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from geo.store.query import RequestQuery
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Submission
-from hotspot311.api.reads import build_query, encode_cursor, records
+from hotspot311.api.reads import build_query, encode_cursor, records, snap_public
 from hotspot311.api.render import respond
 from hotspot311.api.security import authenticate
 from hotspot311.api.state import client_of, state_of
@@ -73,13 +73,16 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
     """Filters: ``service_request_id``, ``service_code``, ``start_date``, ``end_date``,
     ``status``, ``updated_after``, ``updated_before``, ``bbox``, ``lat``/``long``/
     ``radius``, ``page``, ``page_size``, ``after`` (the next-page cursor of the ``Link``
-    header)."""
+    header). Without a key, ``bbox`` and the circle are answered as boxes on the grid of
+    the rounded coordinates."""
     st = state_of(request)
     st.limits.check("read", client_of(request))
     privacy = _reader_privacy(request)
     params = {k: v for k, v in request.query_params.items() if k != "api_key"}
     query = build_query(params, catalogue=st.catalogue, tz=st.calendar.timezone,
                         now=datetime.now(UTC))
+    if privacy is not None:  # no finer position filter than the rounded coordinates
+        query = snap_public(query, privacy.coordinate_decimals)
     rows = st.store.query_requests(query)
     body = records(rows, catalogue=st.catalogue, calendar=st.calendar, privacy=privacy)
     headers = {}

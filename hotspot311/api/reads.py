@@ -14,7 +14,9 @@ other filters are then ignored), ``service_code`` (comma-separated), ``start_dat
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -195,6 +197,43 @@ def build_query(params: Mapping[str, str], *, catalogue: Catalogue, tz: str,
                         after=after, limit=size, offset=offset)
 
 
+def snap_public(query: RequestQuery, decimals: int) -> RequestQuery:
+    """The query a public reader may ask: ``bbox`` and ``lat``/``long``/``radius`` as
+    boxes on the grid of the rounded coordinates.
+
+    Exact positions must not be recoverable by moving a tiny box or circle around: a
+    box is widened outward to multiples of ``10**-decimals`` degrees, and a circle
+    becomes the grid-aligned box around it, so a filter tells no more than the rounded
+    coordinates do.
+
+    Examples
+    --------
+    >>> q = snap_public(RequestQuery(bbox=(-75.16512, 39.95201, -75.16508, 39.95204)), 3)
+    >>> q.bbox
+    (-75.166, 39.952, -75.165, 39.953)
+    """
+    if decimals < 0 or (query.bbox is None and query.near is None):
+        return query
+    step = 10.0 ** -decimals
+    boxes = [query.bbox] if query.bbox is not None else []
+    if query.near is not None:
+        lat, lon, radius = query.near
+        dlat = radius / 111_320.0
+        dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+        boxes.append((lon - dlon, lat - dlat, lon + dlon, lat + dlat))
+    w = max(b[0] for b in boxes)
+    s_ = max(b[1] for b in boxes)
+    e = min(b[2] for b in boxes)
+    n = min(b[3] for b in boxes)
+    snapped = (round(math.floor(round(w / step, 6)) * step, decimals),
+               round(math.floor(round(s_ / step, 6)) * step, decimals),
+               round(math.ceil(round(e / step, 6)) * step, decimals),
+               round(math.ceil(round(n / step, 6)) * step, decimals))
+    if not (snapped[0] < snapped[2] and snapped[1] < snapped[3]):
+        snapped = (snapped[0], snapped[1], snapped[0] + step, snapped[1] + step)
+    return replace(query, bbox=snapped, near=None)
+
+
 def _iso(value: Any, tz: str) -> str | None:
     if value is None or pd.isna(value):
         return None
@@ -289,4 +328,4 @@ def _public(rec: dict[str, Any], privacy: PrivacyRules) -> None:
 
 
 __all__ = ["DEFAULT_DAYS", "MAX_OFFSET", "build_query", "decode_cursor", "encode_cursor",
-           "parse_time", "records"]
+           "parse_time", "records", "snap_public"]

@@ -110,7 +110,8 @@ def test_each_filter_matches_the_same_filter_in_pandas(served: Served, case: str
         params["bbox"] = "-75.20,39.93,-75.12,39.98"
         want = want[want["lon"].between(-75.20, -75.12) & want["lat"].between(39.93, 39.98)]
     if case == "radius":
-        params.update(lat=39.9526, long=-75.1652, radius=800)
+        params.update(lat=39.9526, long=-75.1652, radius=800,
+                      api_key=served.keys["partner"])  # exact circles need a key
         t = pyproj.Transformer.from_crs("EPSG:4326", profile.crs, always_xy=True)
         x0, y0 = t.transform(-75.1652, 39.9526)
         d = np.hypot(want["x"] - x0, want["y"] - y0) * profile.crs_unit_m
@@ -218,6 +219,28 @@ def test_public_reads_follow_the_privacy_rules_and_keys_see_everything(served: S
     assert full2["description"] == withheld["description"]
     wrong = get(served, f"requests/{shown['service_request_id']}.json", api_key="h311_wrong")
     assert wrong.status_code == 403
+
+
+def test_public_position_filters_are_no_finer_than_the_rounded_coordinates(
+        served: Served) -> None:
+    """A tiny box or circle around one request answers, without a key, as the grid cell
+    box of the rounded coordinates: exact positions cannot be found by probing."""
+    frame = stored(served)
+    row = frame.iloc[5]
+    lat, lon = float(row["lat"]), float(row["lon"])
+    tiny = f"{lon - 1e-6},{lat - 1e-6},{lon + 1e-6},{lat + 1e-6}"
+    cell = (np.floor(lon * 1000 + 1e-6) / 1000, np.floor(lat * 1000 + 1e-6) / 1000)
+    box = (cell[0], cell[1], cell[0] + 0.001, cell[1] + 0.001)
+    want = frame[frame["lon"].between(box[0], box[2]) & frame["lat"].between(box[1], box[3])]
+    public = get(served, "requests.json", **ALL_TIME, bbox=tiny).json()
+    assert ids_of(public) == list(want["service_request_id"][:1000])
+    exact = get(served, "requests.json", **ALL_TIME, bbox=tiny,
+                api_key=served.keys["partner"]).json()
+    assert row["service_request_id"] in ids_of(exact)
+    assert set(ids_of(exact)) <= set(ids_of(public))
+    circle = get(served, "requests.json", **ALL_TIME, lat=lat, long=lon, radius=1).json()
+    assert row["service_request_id"] in ids_of(circle)
+    assert len(circle) >= len(exact)
 
 
 def test_keyset_pages_skip_and_repeat_nothing_while_requests_are_written(
