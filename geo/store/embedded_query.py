@@ -62,12 +62,13 @@ def query_file(path: Path | None, query: RequestQuery, *, crs: str,
     dataset = ds.dataset(str(path), format="parquet")
     schema = dataset.schema
     if query.ids and query.near is None:  # few rows: one pass, sorted here
-        page = dataset.to_table(columns=[c for c in columns if c in schema.names],
-                                filter=_expression(query, schema, crs))
+        wanted = [c for c in columns if c in schema.names]
+        read = list(dict.fromkeys([*wanted, "requested_datetime", "service_request_id"]))
+        page = dataset.to_table(columns=read, filter=_expression(query, schema, crs))
         order = pc.sort_indices(page, sort_keys=[("requested_datetime", "descending"),
                                                  ("service_request_id", "descending")])
         page = page.take(order.slice(query.offset, query.limit))
-        return page.to_pandas()
+        return page.select(wanted).to_pandas()
     keys = ["requested_datetime", "service_request_id"]
     extra = ["lat", "lon", "x", "y"] if query.near is not None else []
     table = dataset.to_table(columns=keys + extra, filter=_expression(query, schema, crs))

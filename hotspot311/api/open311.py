@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from geo.store.query import RequestQuery
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Submission
-from hotspot311.api.reads import build_query, encode_cursor, records, snap_public
+from hotspot311.api.reads import build_query, encode_cursor, iso_times, records, snap_public
 from hotspot311.api.render import respond
 from hotspot311.api.security import authenticate
 from hotspot311.api.state import client_of, state_of
@@ -143,8 +143,8 @@ async def post_request(request: Request, fmt: Fmt) -> Response:
     receipt = await run_in_threadpool(st.intake.submit, sub, media_base=base)
     body = [{"service_request_id": receipt.service_request_id,
              "service_notice": receipt.service_notice, "account_id": None,
-             "expected_datetime": None if receipt.expected_datetime is None else
-             receipt.expected_datetime.tz_convert(st.calendar.timezone).isoformat()}]
+             "expected_datetime": iso_times([receipt.expected_datetime],
+                                            st.calendar.timezone)[0]}]
     headers = {"Idempotent-Replayed": "true"} if receipt.replayed else {}
     return respond(fmt, "requests", body, status=200 if receipt.replayed else 201,
                    headers=headers)

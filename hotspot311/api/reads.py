@@ -234,23 +234,28 @@ def snap_public(query: RequestQuery, decimals: int) -> RequestQuery:
     return replace(query, bbox=snapped, near=None)
 
 
-def _iso(value: Any, tz: str) -> str | None:
-    if value is None or pd.isna(value):
-        return None
-    return str(pd.Timestamp(value).tz_convert(tz).isoformat())
+def iso_times(values: Any, tz: str) -> list[str | None]:
+    """ISO 8601 text of times in the city's zone, to the second (``None`` for missing).
+
+    Examples
+    --------
+    >>> iso_times(pd.Series(["2026-01-02T03:04:05.6Z", None]), "America/New_York")
+    ['2026-01-01T22:04:05-05:00', None]
+    """
+    t = pd.Series(pd.to_datetime(values, utc=True)).dt.tz_convert(tz)
+    off = t.dt.strftime("%z")
+    text = t.dt.strftime("%Y-%m-%dT%H:%M:%S") + off.str[:3] + ":" + off.str[3:]
+    return [None if pd.isna(v) else str(v) for v in text.where(t.notna(), None)]
 
 
-def _plain(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, float | np.floating):
-        return None if not np.isfinite(value) else float(value)
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return value.item() if isinstance(value, np.generic) else value
+def _column(frame: pd.DataFrame, name: str) -> list[Any]:
+    if name not in frame.columns:
+        return [None] * len(frame)
+    values = frame[name]
+    if pd.api.types.is_float_dtype(values.dtype):
+        return [None if not np.isfinite(v) else float(v) for v in values.to_numpy(float)]
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
+            for v in values.astype(object).tolist()]
 
 
 def records(frame: pd.DataFrame, *, catalogue: Catalogue, calendar: CalendarConfig,
@@ -271,38 +276,43 @@ def records(frame: pd.DataFrame, *, catalogue: Catalogue, calendar: CalendarConf
     Returns
     -------
     list of dict
-        In the frame's order.
+        In the frame's order; times in the city's zone, to the second.
     """
     if frame.empty:
         return []
     tz = calendar.timezone
-    due = sla_due_times(frame, services=catalogue.services, calendar=calendar)
     stored = pd.to_datetime(frame["expected_datetime"], utc=True)
-    expected = stored.where(stored.notna(), due)
+    expected = stored
+    if stored.isna().any():
+        due = sla_due_times(frame, services=catalogue.services, calendar=calendar)
+        expected = stored.where(stored.notna(), due)
+    cols = {c: _column(frame, c) for c in (
+        "service_request_id", "status", "status_notes", "service_name", "service_code",
+        "description", "agency_responsible", "address", "zipcode", "lat", "lon", "media_url")}
+    times = {c: iso_times(frame[c], tz) for c in ("requested_datetime", "updated_datetime")}
+    due_text = iso_times(expected, tz)
+    codes = {name: catalogue.code_of(name) for name in set(cols["service_name"])}
     out = []
-    names = [str(c) for c in frame.columns]
-    rows = [dict(zip(names, values, strict=True))
-            for values in frame.itertuples(index=False, name=None)]
-    for i, r in enumerate(rows):
-        code = _plain(r.get("service_code")) or catalogue.code_of(r.get("service_name"))
+    for i in range(len(frame)):
+        name = cols["service_name"][i]
         rec: dict[str, Any] = {
-            "service_request_id": _plain(r["service_request_id"]),
-            "status": _plain(r.get("status")),
-            "status_notes": _plain(r.get("status_notes")),
-            "service_name": _plain(r.get("service_name")),
-            "service_code": code,
-            "description": _plain(r.get("description")),
-            "agency_responsible": _plain(r.get("agency_responsible")),
+            "service_request_id": cols["service_request_id"][i],
+            "status": cols["status"][i],
+            "status_notes": cols["status_notes"][i],
+            "service_name": name,
+            "service_code": cols["service_code"][i] or codes.get(name),
+            "description": cols["description"][i],
+            "agency_responsible": cols["agency_responsible"][i],
             "service_notice": None,
-            "requested_datetime": _iso(r.get("requested_datetime"), tz),
-            "updated_datetime": _iso(r.get("updated_datetime"), tz),
-            "expected_datetime": _iso(expected.iloc[i], tz),
-            "address": _plain(r.get("address")),
+            "requested_datetime": times["requested_datetime"][i],
+            "updated_datetime": times["updated_datetime"][i],
+            "expected_datetime": due_text[i],
+            "address": cols["address"][i],
             "address_id": None,
-            "zipcode": _plain(r.get("zipcode")),
-            "lat": _plain(r.get("lat")),
-            "long": _plain(r.get("lon")),
-            "media_url": _plain(r.get("media_url")),
+            "zipcode": cols["zipcode"][i],
+            "lat": cols["lat"][i],
+            "long": cols["lon"][i],
+            "media_url": cols["media_url"][i],
         }
         if privacy is not None:
             _public(rec, privacy)
@@ -328,4 +338,4 @@ def _public(rec: dict[str, Any], privacy: PrivacyRules) -> None:
 
 
 __all__ = ["DEFAULT_DAYS", "MAX_OFFSET", "build_query", "decode_cursor", "encode_cursor",
-           "parse_time", "records", "snap_public"]
+           "iso_times", "parse_time", "records", "snap_public"]
