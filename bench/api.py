@@ -58,11 +58,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def fill(store: Store, csv: Path) -> int:
-    """Load the CSV with the profile's layers; return the stored count."""
+    """Load the CSV with the profile's layers and problem ids (as ``ingest`` does, so a
+    later one-row write recomputes only its neighbourhood); return the stored count."""
+    from clustering.problems import ProblemAssigner, ProblemRules
+
     t = time.perf_counter()
     store.ensure_profile_layers()
     batch, info = prepare(csv, store)
-    store.write_batch(batch, info=info)
+    store.write_batch(batch, info=info,
+                      problems=ProblemAssigner(ProblemRules.for_city(store.profile)))
     n = len(store.request_columns(["service_request_id"]))
     print(f"  loaded {n:,} requests with layers in {time.perf_counter() - t:.1f} s", flush=True)
     return n
@@ -122,7 +126,7 @@ def serve(location: str, port: int, workers: int, media: Path) -> subprocess.Pop
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
          "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env,
         stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/open311/v2/services.json").status_code == 200:
@@ -201,7 +205,10 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
                   f" | p95 API/store {p95 / f95:5.1f}x", flush=True)
     finally:
         server.terminate()
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def post_floor(store: Store, lats: np.ndarray, lons: np.ndarray) -> Callable[[int], Any]:
