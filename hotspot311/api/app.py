@@ -9,6 +9,7 @@ when origins are configured, and the spec's error bodies for every error.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -33,11 +34,13 @@ from hotspot311.api.render import error_response
 from hotspot311.api.security import AccessLog, BodyLimit, RateLimits
 from hotspot311.api.settings import ApiSettings
 from hotspot311.api.state import AppState, templates
+from hotspot311.errors import StoreError
 from layers.privacy import load_privacy
 from reports.calendar import load_calendar
 
 VENDOR: Final = Path(__file__).resolve().parents[2] / "static" / "vendor"
 OWN_STATIC: Final = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("hotspot311.api")
 _MEDIA_NAME = re.compile(r"^[0-9a-f]{32}\.jpg$")
 
 
@@ -111,6 +114,12 @@ def create_app(store: Store, *, settings: ApiSettings,
     @app.exception_handler(Open311Error)
     async def open311_error(request: Request, err: Open311Error) -> Response:
         return error_response(_fmt(request), err.status, err.descriptions)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, err: StoreError) -> Response:
+        log.error("store error on %s %s: %s", request.method, request.url.path, err)
+        return error_response(_fmt(request), 503, ["the store is unavailable; nothing was "
+                                                   "changed; try again later"])
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> Response:

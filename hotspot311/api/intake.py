@@ -41,6 +41,7 @@ from geo.store.query import RequestQuery
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.photos import clean_photo, save_photo
+from hotspot311.errors import InputError
 from reports.calendar import CalendarConfig
 from reports.sla import sla_due_times
 
@@ -134,7 +135,11 @@ class Intake:
         ``match_type``, ``score``, ``reason``)."""
         with self._geocoder_lock:
             if self._geocoder is None:
-                self._geocoder = self._geocoder_factory()
+                try:
+                    self._geocoder = self._geocoder_factory()
+                except InputError as err:
+                    raise Open311Error(400, f"address_string: cannot be placed here ({err}); "
+                                            "give lat and long") from err
             res = self._geocoder.geocode(pd.Series([address], dtype=object))
         return {c: res[c].iloc[0] for c in res.columns}
 

@@ -189,7 +189,10 @@ def liaison_form(request: Request, service: str | None = None, find: str = "") -
     lat = lon = found = ""
     find = find.strip()[:200]
     if find:
-        hit = st.intake.geocode(find)
+        try:
+            hit = st.intake.geocode(find)
+        except Open311Error as err:
+            hit = {"match_type": "unmatched", "reason": "; ".join(err.descriptions)}
         if hit["match_type"] == "unmatched":
             found = f"Not found: {find} ({hit.get('reason')}). Tap the map instead."
         else:

@@ -110,3 +110,13 @@ def test_docs_and_security_headers(small) -> None:
     assert "<script" not in page.text  # the tracking page needs no JavaScript
     r = httpx.get(f"{url}/open311/v2/services.json")
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_store_fault_is_a_503_in_the_spec_format_without_details(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store", load_profile("philadelphia"))
+    with live_server(create_app(store, settings=ApiSettings(media_dir=tmp_path))) as url:
+        (tmp_path / "store").mkdir()
+        (tmp_path / "store" / "CURRENT").write_text("000999")  # names a missing snapshot
+        r = httpx.get(f"{url}/open311/v2/requests.xml")
+        assert r.status_code == 503 and "<code>503</code>" in r.text
+        assert "unavailable" in r.text and str(tmp_path) not in r.text
