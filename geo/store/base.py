@@ -26,6 +26,7 @@ import pandas as pd
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
+from geo.store.query import QUERY_COLUMNS, RequestQuery
 from geo.store.sources import Source, SourceConfig, SourceState
 from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import is_postgres_url
@@ -33,6 +34,7 @@ from layers.profile import CityProfile, LayerSpec
 from layers.registry import Generation, active_generations, generation_for, load_layer
 
 if TYPE_CHECKING:
+    from geo.store.api_keys import ApiKey
     from geo.store.runs import RunResult
 
 BATCH_COLUMNS = (
@@ -291,6 +293,54 @@ class Store(ABC):
         InputError
             When no stored run has ``run_id``.
         """
+
+    # --- the Open311 server ------------------------------------------------------
+    @abstractmethod
+    def query_requests(self, query: RequestQuery, *,
+                       columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
+        """One page of stored requests matching an Open311 query, newest first.
+
+        Parameters
+        ----------
+        query
+            Filters, keyset position and size (:class:`geo.store.query.RequestQuery`).
+        columns
+            Columns to return (default :data:`geo.store.query.QUERY_COLUMNS`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            At most ``query.limit`` rows, ordered by ``requested_datetime`` then
+            ``service_request_id`` (code-point order), both descending.
+        """
+
+    @abstractmethod
+    def api_keys(self) -> list[ApiKey]:
+        """Every account's key record (hash, role, revoked), by name."""
+
+    @abstractmethod
+    def add_api_key(self, name: str, role: str, key_hash: str) -> ApiKey:
+        """Store a new account with the hash of its key.
+
+        Raises
+        ------
+        InputError
+            When the name is taken, or the name or role is not allowed.
+        """
+
+    @abstractmethod
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Revoke an account's key (its record stays).
+
+        Raises
+        ------
+        InputError
+            When there is no such account.
+        """
+
+    @abstractmethod
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key record with this hash (revoked or not), or ``None``."""
 
     # --- shared helpers ---------------------------------------------------------
     def active(self) -> dict[str, Generation]:

@@ -64,6 +64,7 @@ from geo.store.base import (
     describe_generation,
 )
 from geo.store.embedded_contacts import merge_contacts
+from geo.store.embedded_query import EmbeddedApiMixin
 from geo.store.embedded_sources import EmbeddedSources, with_state
 from geo.store.runs import RunResult, pack_run
 from geo.store.sources import SourceState
@@ -80,7 +81,7 @@ _TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
-class EmbeddedStore(EmbeddedSources, Store):
+class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, Store):
     """GeoParquet store in a directory.
 
     Parameters

@@ -60,6 +60,7 @@ from geo.store.postgis_load import (
     upsert_request_rows,
     write_quarantine,
 )
+from geo.store.postgis_query import PostGISApiMixin
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.postgis_sources import PostGISSources, write_state
 from geo.store.runs import RunResult, pack_run
@@ -101,7 +102,7 @@ def server_label(conninfo: str) -> str:
     return f"{user}@{host}:{port}/{dbname}"
 
 
-class PostGISStore(PostGISSources, Store):
+class PostGISStore(PostGISSources, PostGISApiMixin, Store):
     """A store in a PostGIS database (see the module docstring).
 
     Use :meth:`open`; the constructor only stores its arguments.

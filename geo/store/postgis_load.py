@@ -327,7 +327,7 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
 _ROW_COLUMNS: Final = (*REQUEST_COLUMNS, "geom", "geom_city")
 
 
-#: Indexes of ``requests`` (migrations 0001 and 0004) that a bulk load drops and builds again:
+#: Indexes of ``requests`` (migrations 0001, 0004, 0007) that a bulk load drops and builds again:
 #: name → (drop, create), each formatted with the name.
 _BULK_INDEXES: Final = {
     "requests_pkey": (
@@ -345,6 +345,14 @@ _BULK_INDEXES: Final = {
     "requests_problem": (  # migration 0004
         sql.SQL("DROP INDEX {}"),
         sql.SQL("CREATE INDEX {} ON requests (problem_id)"),
+    ),
+    "requests_open311_order": (  # migration 0007
+        sql.SQL("DROP INDEX {}"),
+        sql.SQL('CREATE INDEX {} ON requests (requested_datetime, service_request_id COLLATE "C")'),
+    ),
+    "requests_updated": (  # migration 0007
+        sql.SQL("DROP INDEX {}"),
+        sql.SQL("CREATE INDEX {} ON requests (updated_datetime)"),
     ),
 }
 

@@ -13,9 +13,7 @@ Three uses:
   standalone CSV; every input row is kept, in order, with ``lat``, ``lon``,
   ``match_type``, ``score`` and ``reason`` added.
 
-The street data of a profile is looked up at ``data/<profile file stem>/streets/``
-(only ``data/philadelphia/streets`` is bundled); the positioned index is cached under
-``.cache/geocoder`` in the repository, keyed by the content of the street files.
+The street data of a profile is found by :func:`geo.geocode.city.streets_dir`.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import click
 import pandas as pd
 
 from clustering.problems import ProblemAssigner
-from geo.geocode.geocoder import Geocoder
+from geo.geocode.city import load_geocoder, streets_dir
 from geo.ingest.cells import to_csv
 from geo.ingest.model import row_hash
 from geo.ingest.readers import ROW_COLUMN
@@ -39,37 +37,9 @@ from hotspot311.errors import InputError
 from hotspot311.schema import CANONICAL_FIELDS
 from layers.profile import CityProfile
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = REPO_ROOT / "data"
-CACHE_DIR = REPO_ROOT / ".cache" / "geocoder"
 REVIEW_COLUMNS = ["quarantine_id", "service_request_id", "address", "source_file",
                   "source_row", "geocode_reason", "normalized"]
 _NEEDS = "needs_geocoding"
-
-
-def streets_dir(profile: CityProfile) -> Path:
-    """Folder of the profile's street data: ``data/<profile file stem>/streets``."""
-    stem = profile.path.stem if profile.path is not None else profile.name.lower()
-    return DATA_DIR / stem / "streets"
-
-
-def load_geocoder(profile: CityProfile) -> Geocoder:
-    """The offline geocoder for ``profile``.
-
-    Raises
-    ------
-    InputError
-        When the profile has no street data.
-    """
-    folder = streets_dir(profile)
-    if not (folder / "centerline-address-ranges.csv").is_file():
-        bundled = sorted(p.parent.name for p in DATA_DIR.glob("*/streets") if p.is_dir())
-        raise InputError(
-            f"profile {profile.name!r} has no street data for the geocoder: expected "
-            f"{folder} with centerline-address-ranges.csv, intersections*.csv and "
-            f"street-names.csv (street data is bundled for: {bundled})")
-    return Geocoder.from_city_streets(folder, crs=str(profile.crs), city=profile.name,
-                                      cache_dir=CACHE_DIR)
 
 
 def _attempt(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:

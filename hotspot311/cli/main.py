@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from hotspot311.cli import (
+    api,
     db,
     demo,
     geocode,
@@ -68,6 +69,8 @@ for _command in (
     problems.chronic_cmd,
     sources.sources_group,
     sync.sync_cmd,
+    api.serve_group,
+    api.api_keys_group,
 ):
     cli.add_command(_command)
 

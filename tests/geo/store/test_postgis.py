@@ -77,7 +77,7 @@ def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) ->
         conn.execute(
             "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
             " areas, generations, layers, quarantine, requests, batches, store_meta,"
-            " contacts, contact_quarantine, join_indexes, source_services, sources"
+            " contacts, contact_quarantine, join_indexes, source_services, sources, api_keys"
         )
     store = PostGISStore.open(postgis_url, TESTVILLE)
     store.close()
@@ -207,8 +207,8 @@ def test_bulk_load_rebuilds_indexes_atomically(
     store = PostGISStore.open(postgis_url, TESTVILLE)
     try:
         indexes = _indexes(store)
-        assert indexes == ["requests_geom_city_gist", "requests_pkey", "requests_problem",
-                           "requests_requested"]
+        assert indexes == ["requests_geom_city_gist", "requests_open311_order", "requests_pkey",
+                           "requests_problem", "requests_requested", "requests_updated"]
         store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
         ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2", lon=-75.0)]), store, now=NOW)
         assert _indexes(store) == indexes

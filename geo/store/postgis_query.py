@@ -1,0 +1,181 @@
+"""The PostGIS store's Open311 reads and API keys: one parameterized statement each.
+
+A query is composed with :mod:`psycopg.sql` (identifiers from a fixed list, every value
+a parameter) and ordered by ``(requested_datetime, service_request_id COLLATE "C")``
+descending, the order of the ``requests_open311_order`` index (migration 0007); deep
+pages use the keyset condition on that pair, never ``OFFSET``. ``near`` is
+``ST_DWithin`` on ``geom_city`` (GiST); ``bbox`` is the envelope in the city CRS on
+``geom_city`` and then the exact test on ``lat``/``lon``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pyproj
+from psycopg import sql
+
+from geo.store.api_keys import ApiKey, check_account
+from geo.store.embedded_query import empty_result
+from geo.store.query import QUERY_COLUMNS, RequestQuery
+from hotspot311.errors import InputError
+from hotspot311.schema import TIME_FIELDS
+
+_C = sql.SQL('COLLATE "C"')
+
+
+def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
+              columns: Sequence[str]) -> tuple[sql.Composed, list[Any]]:
+    """The statement and parameters answering ``query``.
+
+    Parameters
+    ----------
+    query
+        Filters, order position and size.
+    srid
+        The city SRID of ``geom_city``.
+    unit_m
+        Metres per unit of the city CRS (``near`` radius conversion).
+    columns
+        Columns to return.
+
+    Returns
+    -------
+    tuple
+        The composed statement and its parameters.
+    """
+    where: list[sql.Composable] = []
+    params: list[Any] = []
+    rid, req = sql.Identifier("service_request_id"), sql.Identifier("requested_datetime")
+    if query.ids:
+        where.append(sql.SQL("{} = ANY(%s)").format(rid))
+        params.append(list(query.ids))
+    if query.service_names is not None:
+        where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier("service_name")))
+        params.append(list(query.service_names))
+    if query.status is not None:
+        where.append(sql.SQL("{} = %s").format(sql.Identifier("status")))
+        params.append(query.status)
+    for value, col, op in ((query.start, "requested_datetime", ">="),
+                           (query.end, "requested_datetime", "<"),
+                           (query.updated_after, "updated_datetime", ">"),
+                           (query.updated_before, "updated_datetime", "<")):
+        if value is not None:
+            where.append(sql.SQL("{} {} %s").format(sql.Identifier(col), sql.SQL(op)))
+            params.append(value)
+    if query.bbox is not None:
+        w, s, e, n = query.bbox
+        where.append(sql.SQL(
+            "geom_city && ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, 4326), %s) "
+            "AND lon BETWEEN %s AND %s AND lat BETWEEN %s AND %s"))
+        params += [w, s, e, n, srid, w, e, s, n]
+    if query.near is not None:
+        lat, lon, radius = query.near
+        where.append(sql.SQL(
+            "ST_DWithin(geom_city, ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s), "
+            "%s)"))
+        params += [lon, lat, srid, radius / unit_m]
+    if query.after is not None:
+        t, last = query.after
+        where.append(sql.SQL("({}, {} {}) < (%s, %s {})").format(req, rid, _C, _C))
+        params += [t, last]
+    cond = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
+    stmt = sql.SQL(
+        "SELECT {cols} FROM requests WHERE {cond} "
+        "ORDER BY {req} DESC, {rid} {c} DESC LIMIT %s OFFSET %s").format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), cond=cond, req=req,
+        rid=rid, c=_C)
+    params += [query.limit, query.offset]
+    return stmt, params
+
+
+def run_query(conn: psycopg.Connection, query: RequestQuery, *, srid: int, unit_m: float,
+              columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
+    """Answer ``query`` on an open connection (see :func:`query_sql`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The page, newest first; times as UTC timestamps.
+    """
+    if query.empty:
+        return empty_result(columns)
+    stmt, params = query_sql(query, srid=srid, unit_m=unit_m, columns=columns)
+    rows = conn.execute(stmt, params).fetchall()
+    frame = pd.DataFrame(rows, columns=list(columns), dtype=object)
+    for col in columns:
+        if col in TIME_FIELDS:
+            frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def _key(row: Sequence[Any]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], row[3], row[4])
+
+
+_KEY_COLUMNS = sql.SQL("name, role, key_hash, created_at, revoked_at")
+
+
+class PostGISApiMixin:
+    """Open311 reads and API keys for :class:`geo.store.postgis.PostGISStore`."""
+
+    srid: int
+
+    def _connection(self) -> AbstractContextManager[psycopg.Connection]:  # the store's
+        raise NotImplementedError
+
+    def query_requests(self, query: RequestQuery, *,
+                       columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
+        """Answer an Open311 query (see :func:`run_query`)."""
+        crs = pyproj.CRS(str(self.profile.crs))  # type: ignore[attr-defined]
+        unit = crs.axis_info[0].unit_conversion_factor or 1.0
+        with self._connection() as conn:
+            return run_query(conn, query, srid=self.srid, unit_m=unit, columns=columns)
+
+    def api_keys(self) -> list[ApiKey]:
+        """Every account's key record, by name."""
+        with self._connection() as conn:
+            rows = conn.execute(sql.SQL("SELECT {} FROM api_keys ORDER BY name").format(
+                _KEY_COLUMNS)).fetchall()
+        return [_key(r) for r in rows]
+
+    def add_api_key(self, name: str, role: str, key_hash: str) -> ApiKey:
+        """Store a new account's key hash."""
+        check_account(name, role)
+        with self._connection() as conn:
+            row = conn.execute(sql.SQL(
+                "INSERT INTO api_keys (name, role, key_hash) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO NOTHING RETURNING {}").format(_KEY_COLUMNS),
+                [name, role, key_hash]).fetchone()
+            conn.commit()
+        if row is None:
+            raise InputError(f"NAME: account {name!r} already has a key; revoke it or "
+                             "choose another name")
+        return _key(row)
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Mark an account's key revoked (a revoked key stays revoked)."""
+        with self._connection() as conn:
+            row = conn.execute(sql.SQL(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE name = %s "
+                "RETURNING {}").format(_KEY_COLUMNS), [datetime.now(UTC), name]).fetchone()
+            conn.commit()
+            if row is None:
+                names = [r[0] for r in conn.execute("SELECT name FROM api_keys ORDER BY name")]
+                raise InputError(f"NAME: no account {name!r}; accounts: {names}")
+        return _key(row)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The record whose hash is ``key_hash`` (revoked or not), or ``None``."""
+        with self._connection() as conn:
+            row = conn.execute(sql.SQL("SELECT {} FROM api_keys WHERE key_hash = %s").format(
+                _KEY_COLUMNS), [key_hash]).fetchone()
+        return None if row is None else _key(row)
+
+
+__all__ = ["PostGISApiMixin", "query_sql", "run_query"]

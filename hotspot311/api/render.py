@@ -1,0 +1,82 @@
+"""Open311 bodies as JSON or XML (GeoReport v2 element names), errors included.
+
+Values are data in both: JSON is written by :mod:`json`, XML by
+:mod:`xml.etree.ElementTree` (which escapes markup); characters XML 1.0 cannot hold
+(control characters a resident may have pasted) become U+FFFD in XML only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any, Final
+
+from fastapi.responses import Response
+
+#: Root and item element of each list body.
+ROOTS: Final = {"services": ("services", "service"),
+                "requests": ("service_requests", "request"),
+                "errors": ("errors", "error")}
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_HEADERS: Final = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
+def _element(tag: str, value: Any) -> ET.Element:
+    el = ET.Element(tag)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            el.append(_element(k, v))
+    elif isinstance(value, list):
+        child = {"attributes": "attribute", "values": "value"}.get(tag, "item")
+        for v in value:
+            el.append(_element(child, v))
+    elif value is not None:
+        el.text = _text(value)
+    return el
+
+
+def to_xml(kind: str, items: Sequence[dict[str, Any]] | dict[str, Any]) -> bytes:
+    """An XML document: a list body (``kind`` in :data:`ROOTS`) or one element.
+
+    Examples
+    --------
+    >>> to_xml("errors", [{"code": 404, "description": "<b>"}]).splitlines()[1]
+    b'<errors><error><code>404</code><description>&lt;b&gt;</description></error></errors>'
+    """
+    if isinstance(items, dict):
+        root = _element(kind, items)
+    else:
+        outer, inner = ROOTS[kind]
+        root = ET.Element(outer)
+        for item in items:
+            root.append(_element(inner, item))
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any], *,
+            status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """The response in ``fmt`` (``json`` or ``xml``)."""
+    extra = {**_HEADERS, **(headers or {})}
+    if fmt == "xml":
+        return Response(to_xml(kind, body), status_code=status,
+                        media_type="text/xml; charset=utf-8", headers=extra)
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return Response(text.encode("utf-8"), status_code=status,
+                    media_type="application/json; charset=utf-8", headers=extra)
+
+
+def error_response(fmt: str, status: int, descriptions: Sequence[str]) -> Response:
+    """The spec's error body: one ``{"code", "description"}`` per problem."""
+    return respond(fmt, "errors", [{"code": status, "description": d} for d in descriptions],
+                   status=status)
+
+
+__all__ = ["ROOTS", "error_response", "respond", "to_xml"]

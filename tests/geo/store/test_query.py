@@ -1,0 +1,126 @@
+"""Open311 reads pushed into both stores (``Store.query_requests``) and API keys, on the
+hand-drawn Testville: each filter, ties in time broken by id, keyset pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geo.ingest.readers import ROW_COLUMN
+from geo.ingest.validate import validate
+from geo.store.api_keys import hash_key, new_key
+from geo.store.base import Store
+from geo.store.query import RequestQuery
+from hotspot311.errors import InputError
+from tests.geo.store.stores import NOW, to_xy
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _fill(store: Store, n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    lon = rng.uniform(-75.25, -75.00, n)
+    lat = rng.uniform(39.90, 40.10, n)
+    # every third request shares its time with the one before: ties broken by id
+    minutes = np.repeat(np.arange(0, n, 3), 3)[:n] * 7
+    rows = pd.DataFrame({
+        "service_request_id": [f"R{i:04d}" for i in rng.permutation(n)],
+        "requested_datetime": [(T0 + timedelta(minutes=int(m))).isoformat() for m in minutes],
+        "updated_datetime": [(T0 + timedelta(days=int(d))).isoformat()
+                             for d in rng.integers(0, 20, n)],
+        "status": rng.choice(["open", "closed"], n),
+        "service_name": rng.choice(["Pothole", "Graffiti", "Light"], n),
+        "lat": [repr(float(v)) for v in lat], "lon": [repr(float(v)) for v in lon],
+        ROW_COLUMN: np.arange(1, n + 1)}, dtype=object)
+    rows[ROW_COLUMN] = rows[ROW_COLUMN].astype("int64")
+    batch = validate(rows, profile=store.profile, batch_id="q", source_file="q.csv", now=NOW)
+    store.write_batch(batch, info={"batch_id": "q", "source_file": "q.csv"})
+    frame = pd.DataFrame(store.requests().drop(columns="geometry"))
+    frame["requested_datetime"] = pd.to_datetime(frame["requested_datetime"], utc=True)
+    frame["updated_datetime"] = pd.to_datetime(frame["updated_datetime"], utc=True)
+    return frame.sort_values(["requested_datetime", "service_request_id"],
+                             ascending=False).reset_index(drop=True)
+
+
+def _ids(frame: pd.DataFrame) -> list[str]:
+    return list(frame["service_request_id"])
+
+
+def test_each_filter_equals_pandas(store: Store) -> None:
+    ref = _fill(store)
+    cases = {
+        RequestQuery(service_names=("Pothole",)): ref["service_name"] == "Pothole",
+        RequestQuery(status="closed"): ref["status"] == "closed",
+        RequestQuery(start=T0 + timedelta(hours=3), end=T0 + timedelta(hours=9)):
+            ref["requested_datetime"].between(T0 + timedelta(hours=3),
+                                              T0 + timedelta(hours=9), inclusive="left"),
+        RequestQuery(updated_after=T0 + timedelta(days=5), updated_before=T0 + timedelta(days=9)):
+            (ref["updated_datetime"] > T0 + timedelta(days=5))
+            & (ref["updated_datetime"] < T0 + timedelta(days=9)),
+        RequestQuery(bbox=(-75.2, 39.95, -75.1, 40.05)):
+            ref["lon"].between(-75.2, -75.1) & ref["lat"].between(39.95, 40.05),
+        RequestQuery(ids=("R0001", "R0002", "nope")): ref["service_request_id"].isin(
+            ["R0001", "R0002"]),
+        RequestQuery(service_names=()): ref["status"] == "never",
+    }
+    x0, y0 = to_xy(-75.12, 40.0)
+    feet = np.hypot(ref["x"] - x0, ref["y"] - y0)
+    cases[RequestQuery(near=(40.0, -75.12, 2000.0))] = feet * 0.3048006096 <= 2000.0
+    for query, mask in cases.items():
+        got = store.query_requests(query)
+        assert _ids(got) == _ids(ref[mask]), query
+    assert 0 < int(cases[RequestQuery(near=(40.0, -75.12, 2000.0))].sum()) < len(ref)
+
+
+def test_keyset_pages_cover_everything_once_in_order(store: Store) -> None:
+    ref = _fill(store)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = store.query_requests(RequestQuery(after=after, limit=37))
+        if page.empty:
+            break
+        seen += _ids(page)
+        last = page.iloc[-1]
+        after = (pd.Timestamp(last["requested_datetime"]).to_pydatetime(),
+                 str(last["service_request_id"]))
+    assert seen == _ids(ref)
+    shallow = store.query_requests(RequestQuery(limit=10, offset=20))
+    assert _ids(shallow) == _ids(ref)[20:30]
+    times = pd.to_datetime(store.query_requests(RequestQuery(limit=5))["requested_datetime"],
+                           utc=True)
+    assert times.is_monotonic_decreasing
+
+
+def test_query_refuses_what_it_cannot_answer() -> None:
+    with pytest.raises(InputError, match="limit: 5000"):
+        RequestQuery(limit=5000)
+    with pytest.raises(InputError, match="no time zone"):
+        RequestQuery(start=datetime(2024, 1, 1))
+    with pytest.raises(InputError, match="status: 'pending'"):
+        RequestQuery(status="pending")
+
+
+def test_api_keys_are_stored_hashed_revoked_and_listed(store: Store) -> None:
+    key = new_key()
+    added = store.add_api_key("ann", "liaison", hash_key(key))
+    assert added.active and added.role == "liaison"
+    store.add_api_key("bot", "partner", hash_key(new_key()))
+    assert [k.name for k in store.api_keys()] == ["ann", "bot"]
+    found = store.api_key_by_hash(hash_key(key))
+    assert found is not None and found.name == "ann"
+    assert store.api_key_by_hash(hash_key("h311_other")) is None
+    with pytest.raises(InputError, match="already has a key"):
+        store.add_api_key("ann", "liaison", hash_key(new_key()))
+    with pytest.raises(InputError, match="mayor"):
+        store.add_api_key("carl", "mayor", hash_key(new_key()))
+    revoked = store.revoke_api_key("ann")
+    assert not revoked.active
+    again = store.api_key_by_hash(hash_key(key))
+    assert again is not None and not again.active
+    assert store.revoke_api_key("ann").revoked_at == revoked.revoked_at
+    with pytest.raises(InputError, match="no account 'zed'"):
+        store.revoke_api_key("zed")
