@@ -26,6 +26,7 @@ import pandas as pd
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
+from geo.store.reads import RequestFilter, RequestSummary
 from hotspot311.errors import StoreError
 from hotspot311.settings import is_postgres_url
 from layers.profile import CityProfile, LayerSpec
@@ -188,6 +189,77 @@ class Store(ABC):
         read columns alone (the embedded store) override this.
         """
         return RequestReader(self.requests)
+
+    # --- reads that ask only for what they show (geo.store.reads) ----------------
+    @abstractmethod
+    def request_summary(self, filt: RequestFilter, *, now: datetime | None = None
+                        ) -> RequestSummary:
+        """Count, open, overdue (at ``now``), synthetic, first and last request time of
+        the requests passing ``filt``, counted by the store."""
+
+    @abstractmethod
+    def group_counts(self, filt: RequestFilter, column: str, *, now: datetime | None = None
+                     ) -> pd.DataFrame:
+        """Requests, open and overdue per value of one column, counted by the store.
+
+        Parameters
+        ----------
+        filt
+            Which requests.
+        column
+            A layer key (the area code; ``None`` for requests outside every area) or one
+            of :data:`geo.store.reads.GROUPABLE`.
+        now
+            Reference time for ``overdue`` (0 everywhere when ``None``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by value (``None`` for missing), columns ``requests``, ``open``,
+            ``overdue``; most requests first, ties by value.
+        """
+
+    @abstractmethod
+    def grid_cells(self, filt: RequestFilter, *, grid_deg: float) -> pd.DataFrame:
+        """Requests per latitude/longitude grid cell, counted by the store.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``row`` = floor(lat / grid_deg), ``col`` = floor(lon / grid_deg), ``n``; one row
+            per non-empty cell, ordered by row and column.
+        """
+
+    @abstractmethod
+    def select_requests(self, filt: RequestFilter, columns: Sequence[str] | None = None, *,
+                        limit: int | None = None) -> pd.DataFrame:
+        """Some columns of the requests passing ``filt`` (never the geometry).
+
+        Parameters
+        ----------
+        filt
+            Which requests: a box, ids, a hotspot window… The store reads only those.
+        columns
+            Column names (layer keys give area codes); names the store does not have are
+            left out. ``None``: every stored column.
+        limit
+            At most this many rows (which ones is up to the store).
+        """
+
+    @abstractmethod
+    def request_centre(self) -> tuple[float, float] | None:
+        """Median (lat, lon) of the stored requests; ``None`` when there are none."""
+
+    @abstractmethod
+    def record_export(self, *, user: str, role: str, department: str | None, what: str,
+                      filters: dict[str, Any], rows: int) -> None:
+        """Record one export in the audit log (who, role, department, what, filters, rows;
+        the store adds the time)."""
+
+    @abstractmethod
+    def exports(self) -> pd.DataFrame:
+        """The audit log of exports, oldest first: ``exported_at`` (ISO text, UTC),
+        ``user_name``, ``role``, ``department``, ``what``, ``filters``, ``rows``."""
 
     @abstractmethod
     def quarantine(self) -> pd.DataFrame:

@@ -63,6 +63,7 @@ from geo.store.base import (
     describe_generation,
 )
 from geo.store.embedded_contacts import merge_contacts
+from geo.store.embedded_reads import EmbeddedReads
 from geo.store.runs import RunResult, pack_run
 from hotspot311.errors import StoreError
 from layers.profile import CityProfile, LayerSpec, validate_layer_key
@@ -75,7 +76,7 @@ _KEEP_SNAPSHOTS = 3
 _T = TypeVar("_T")
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedReads, Store):
     """GeoParquet store in a directory.
 
     Parameters

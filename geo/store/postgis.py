@@ -54,6 +54,7 @@ from geo.store.postgis_load import (
     upsert_requests,
     write_quarantine,
 )
+from geo.store.postgis_reads import PostGISReads
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.runs import RunResult, pack_run
 from hotspot311.errors import StoreConnectionError, StoreError
@@ -94,7 +95,7 @@ def server_label(conninfo: str) -> str:
     return f"{user}@{host}:{port}/{dbname}"
 
 
-class PostGISStore(Store):
+class PostGISStore(PostGISReads, Store):
     """A store in a PostGIS database (see the module docstring).
 
     Use :meth:`open`; the constructor only stores its arguments.
