@@ -20,14 +20,12 @@ from streamlit_folium import st_folium
 from clustering.density import suggest_min_samples
 from clustering.priority import PROBLEM_PARTS
 from hotspot311.settings import from_environment
-from hotspot311.web import appdata
+from hotspot311.web import appdata, maps
 from hotspot311.web.escaping import escape_markdown
-from hotspot311.web.filters import STATUSES, Filters, choices, date_span
-from hotspot311.web.mapdata import overdue_mask
-from hotspot311.web.maps import METRICS, POINT_LIMIT, TILES, hotspot_bounds, page_map
-from hotspot311.web.mapview import DETAIL_ZOOM, choose_points, next_mount, parse_view
+from hotspot311.web.filters import STATUSES, Filters
+from hotspot311.web.maps import METRICS, TILES, hotspot_bounds
+from hotspot311.web.mapview import DETAIL_ZOOM, next_mount, parse_view
 from hotspot311.web.presets import PRESETS, preset_services
-from hotspot311.web.trends import weekly_counts
 from hotspot311.web.worklist import work_list_csv, work_list_geojson, work_list_html
 from layers.services import load_groups
 from reports.sla import SLA_STATES
@@ -39,30 +37,30 @@ CITY_VIEW = "(whole city)"
 #: What the map reports back: its view. A change reruns the page (st_folium's
 #: returned_objects; clicks and popups do not).
 VIEW_OBJECTS = ["zoom", "bounds", "center"]
+#: Most requests drawn one by one (read here, so that a test may lower it).
+POINT_LIMIT = maps.POINT_LIMIT
 
 settings = from_environment()
 store = appdata.get_store(settings.store, settings.city)
 profile = store.profile
 version = appdata.data_version(store)
-requests = appdata.load_requests(settings.store, settings.city, version)
+offered = appdata.choices(settings.store, settings.city, version)
 
 st.title(f"hotspot311 — {profile.name}")
-if requests.empty:
+if offered.count == 0:
     appdata.first_run(store)
     st.stop()
 
 keys = list(store.layer_keys())
 titles = {spec.key: spec.title for spec in profile.layers}
-services = choices(requests, "service_name")
+services = offered.services
 groups = load_groups(profile)
-first_day, last_day = date_span(requests, timezone=profile.timezone)
+first_day, last_day = offered.first_day, offered.last_day
 
 
 def busiest_area(key: str) -> list[str]:
     """The area of ``key`` with the most requests (the neighborhood preset's default)."""
-    codes = appdata.with_columns(requests, settings.store, settings.city, version, [key])
-    counts = codes[key].value_counts()
-    return [str(counts.index[0])] if len(counts) else []
+    return appdata.busiest_area(settings.store, settings.city, version, key)
 
 
 def apply_preset() -> None:
@@ -91,7 +89,7 @@ side.selectbox("Preset", list(PRESETS), key="preset", on_change=apply_preset,
 preset = PRESETS[st.session_state["preset"]]
 chosen_services = side.multiselect("Service type", services, key="services",
                                    placeholder="All types")
-chosen_agencies = side.multiselect("Department", choices(requests, "agency_responsible"),
+chosen_agencies = side.multiselect("Department", offered.agencies,
                                    key="agencies", placeholder="All departments")
 dates = side.date_input("Requested between", value=(first_day, last_day), min_value=first_day,
                         max_value=last_day, key="dates")
@@ -131,7 +129,7 @@ filters = Filters(
     areas=((area_layer, tuple(area_codes)),) if area_layer != NONE and area_codes else (),
 )
 now = appdata.now_hour()
-view = appdata.filtered(settings.store, settings.city, version, filters, now)
+numbers = appdata.summary(settings.store, settings.city, version, filters, now)
 
 # --- hotspot parameters ----------------------------------------------------------------
 with side.expander("Hotspot settings (DBSCAN)", expanded=False):
@@ -160,11 +158,10 @@ spots = appdata.hotspots(settings.store, settings.city, version, filters, **run)
     if run_key in done else None
 
 # --- headline numbers ------------------------------------------------------------------
-n_open = int((view["status"] == "open").sum())
 cols = st.columns(4)
-cols[0].metric("Requests shown", f"{len(view):,}")
-cols[1].metric("Open", f"{n_open:,}")
-cols[2].metric("Overdue", f"{int(overdue_mask(view, now).sum()):,}")
+cols[0].metric("Requests shown", f"{numbers.count:,}")
+cols[1].metric("Open", f"{numbers.open:,}")
+cols[2].metric("Overdue", f"{numbers.overdue:,}")
 cols[3].metric("Hotspots", f"{len(spots.table):,}" if spots else "…",
                help=f"DBSCAN over {spots.selected:,} requests of the last {window} days"
                if spots else "Finding hotspots…")
@@ -254,17 +251,23 @@ if mount is not previous:
     if previous is not None and previous.focus != focus_id:
         st.session_state.pop("map", None)  # the map opens afresh; its own report follows
 reported = parse_view(st.session_state.get("map"))
-choice = choose_points(view, view=reported, focus=focus_box, limit=POINT_LIMIT)
+choice = appdata.point_choice(
+    settings.store, settings.city, version, filters, now, view=reported, focus=focus_box,
+    limit=POINT_LIMIT, columns=["service_request_id", "service_name", "address", "status",
+                                "requested_datetime"])
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now,
                            drawn) if layer != NONE else None
-points = None if choice.points is None else appdata.with_columns(
-    choice.points, settings.store, settings.city, version, ["service_request_id", "address"])
+points = choice.points
+cells = appdata.heat_cells(settings.store, settings.city, version, filters, now) \
+    if points is None else None
 chronic = appdata.chronic(settings.store, settings.city, version, filters, now) \
     if show_chronic else None
-parts = page_map(view, points=points, areas=areas, area_title=titles.get(layer, layer),
-                 metric=metric, hotspots=spots.web if spots else None, selected=focus_id,
-                 center=appdata.city_centre(settings.store, settings.city, version),
-                 bounds=focus_box, tiles=tiles, assets=appdata.asset_base(), chronic=chronic)
+parts = maps.page_map(None, cells=cells, points=points, areas=areas,
+                      area_title=titles.get(layer, layer), metric=metric,
+                      hotspots=spots.web if spots else None, selected=focus_id,
+                      center=appdata.city_centre(settings.store, settings.city, version),
+                      bounds=focus_box, tiles=tiles, assets=appdata.asset_base(),
+                      chronic=chronic)
 with map_col:
     st_folium(parts.base, key="map", height=620, use_container_width=True,
               returned_objects=VIEW_OBJECTS, feature_group_to_add=parts.requests,
@@ -272,7 +275,7 @@ with map_col:
               center=mount.view.center if mount.view else None,
               zoom=round(mount.view.zoom) if mount.view else None)
     shown_n = 0 if choice.points is None else len(choice.points)
-    if view.empty:
+    if numbers.count == 0:
         st.caption("No requests match these filters.")
     elif choice.reason == "hotspot":
         st.caption(f"Zoomed to {escape_markdown(focus)}: {shown_n:,} requests shown one by one; "
@@ -287,13 +290,14 @@ with map_col:
         st.caption(f"{choice.in_box:,} requests {where}: more than {POINT_LIMIT:,} to draw one "
                    "by one (density map); zoom in further or narrow the filters.")
     else:
-        st.caption(f"{len(view):,} requests drawn as a density map (grid counts); zoom in to "
+        st.caption(f"{numbers.count:,} requests drawn as a density map (grid counts); zoom in to "
                    f"street level (zoom {DETAIL_ZOOM}+) where at most {POINT_LIMIT:,} are in "
                    "view, narrow the filters, or pick a hotspot, to see each one.")
 
 area_km2 = appdata.city_area_km2(settings.store, settings.city)
-suggestion.caption(f"Suggested min_samples for {len(view):,} requests over ~{area_km2:.0f} km²: "
-                   f"{suggest_min_samples(len(view), area_km2, float(eps_m))} (3x background, "
+suggestion.caption(f"Suggested min_samples for {numbers.count:,} requests over "
+                   f"~{area_km2:.0f} km²: "
+                   f"{suggest_min_samples(numbers.count, area_km2, float(eps_m))} (3x background, "
                    "whole range)")
 
 # --- did it work? ---------------------------------------------------------------------
@@ -315,7 +319,7 @@ if st.checkbox("Did it work? (stored runs)", key="show_effect"):
 # --- trend -----------------------------------------------------------------------------
 if preset.trend or st.checkbox("Show requests over time", key="show_trend"):
     st.subheader("Requests per week")
-    st.line_chart(weekly_counts(view, timezone=profile.timezone))
+    st.line_chart(appdata.weekly(settings.store, settings.city, version, filters, now))
 
 if spots is None:
     appdata.hotspots(settings.store, settings.city, version, filters, **run)

@@ -15,13 +15,13 @@ st.set_page_config(page_title="hotspot311 reports", layout="wide")
 settings = from_environment()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
-requests = appdata.load_requests(settings.store, settings.city, version)
+offered = appdata.choices(settings.store, settings.city, version)
 contacts = appdata.contacts(settings.store, settings.city, version)
 profile = store.profile
 titles = {spec.key: spec.title for spec in profile.layers}
 
 st.title("Reports")
-if requests.empty and contacts.empty:
+if offered.count == 0 and contacts.empty:
     appdata.first_run(store)
     st.stop()
 
@@ -35,7 +35,7 @@ if start is not None and end is not None and start > end:
     st.stop()
 
 st.header("Service requests")
-if requests.empty:
+if offered.count == 0:
     st.info("The store holds no service requests.")
 else:
     left, mid, right = st.columns(3)

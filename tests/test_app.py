@@ -1,4 +1,5 @@
-"""The map page and the data quality page through Streamlit's AppTest (no browser)."""
+"""The map page and the data quality page through Streamlit's AppTest (no browser), on
+both stores (the same generated requests in a directory and in a PostGIS database)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,24 @@ TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def store_dir(app_store: Path) -> Path:
-    return app_store
+def store_dir(app_location: str) -> str:
+    return app_location
 
 
 @pytest.fixture(scope="module")
-def stored(store_dir: Path) -> pd.DataFrame:
-    return open_store(store_dir, load_profile("philadelphia")).requests()
+def stored(store_dir: str) -> pd.DataFrame:
+    store = open_store(store_dir, load_profile("philadelphia"))
+    try:
+        return pd.DataFrame(store.requests())
+    finally:
+        store.close()
 
 
-def run_app(monkeypatch: pytest.MonkeyPatch, store: Path, script: str = "app.py") -> AppTest:
+def run_app(monkeypatch: pytest.MonkeyPatch, store: Path | str, script: str = "app.py"
+            ) -> AppTest:
     monkeypatch.setenv("HOTSPOT311_STORE", str(store))
     monkeypatch.setenv("HOTSPOT311_TILES", "plain")
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")  # the test server's superuser
     at = AppTest.from_file(str(ROOT / script), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, [e.message for e in at.exception]
@@ -44,7 +51,7 @@ def shown(at: AppTest) -> int:
 
 
 def test_map_page_shows_every_request_then_filters_narrow(
-        monkeypatch: pytest.MonkeyPatch, store_dir: Path, stored: pd.DataFrame) -> None:
+        monkeypatch: pytest.MonkeyPatch, store_dir: str, stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir)
     assert shown(at) == len(stored)
     at.radio(key="status").set_value("open").run()
@@ -62,7 +69,7 @@ def test_map_page_shows_every_request_then_filters_narrow(
 
 
 def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.MonkeyPatch,
-                                                      store_dir: Path) -> None:
+                                                      store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.multiselect(key="services").set_value(["Street Defect"]).run()
     at.multiselect(key="agencies").set_value(["Police Department"]).run()
@@ -71,7 +78,7 @@ def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.Monkey
     assert any("No requests match" in c.value for c in at.caption)
 
 
-def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                                     stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir)
     at.selectbox(key="area_layer").set_value("council_district").run()
@@ -86,7 +93,7 @@ def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: 
 
 
 @pytest.mark.parametrize("key", ["streets", "police", "neighborhood", "custom"])
-def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                                             stored: pd.DataFrame, key: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.selectbox(key="preset").set_value(key).run()
@@ -113,7 +120,7 @@ def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, sto
             else len(stored)
 
 
-def test_hotspot_settings_and_zoom(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
+def test_hotspot_settings_and_zoom(monkeypatch: pytest.MonkeyPatch, store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.slider(key="window").set_value(365).run()
     at.slider(key="min_samples").set_value(3).run()
@@ -138,7 +145,7 @@ def map_caption(at: AppTest) -> str:
 
 
 def test_the_reported_view_switches_between_aggregate_and_points(
-        monkeypatch: pytest.MonkeyPatch, store_dir: Path, stored: pd.DataFrame) -> None:
+        monkeypatch: pytest.MonkeyPatch, store_dir: str, stored: pd.DataFrame) -> None:
     limit = 300  # below the test store's size, so that the city view is aggregated
     monkeypatch.setattr(maps, "POINT_LIMIT", limit)
     at = run_app(monkeypatch, store_dir)
@@ -174,7 +181,7 @@ def test_empty_store_shows_first_run_page(monkeypatch: pytest.MonkeyPatch,
     assert "no requests yet" in at.header[0].value.lower()
 
 
-def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                            stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir, "pages/1_Data_quality.py")
     quarantine = open_store(store_dir, load_profile("philadelphia")).quarantine()
@@ -188,7 +195,7 @@ def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
 
 
 def test_hotspot_table_counts_problems_and_did_it_work(monkeypatch: pytest.MonkeyPatch,
-                                                       store_dir: Path) -> None:
+                                                       store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.slider(key="window").set_value(365).run()
     at.slider(key="min_samples").set_value(3).run()
@@ -200,7 +207,7 @@ def test_hotspot_table_counts_problems_and_did_it_work(monkeypatch: pytest.Monke
     assert any("No stored runs yet" in c.value for c in at.caption)
 
 
-def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                                  stored: pd.DataFrame) -> None:
     from clustering.chronic import ChronicQuery, chronic_locations
 

@@ -251,6 +251,10 @@ class Store(ABC):
         """Median (lat, lon) of the stored requests; ``None`` when there are none."""
 
     @abstractmethod
+    def contact_counts(self, request_id: str) -> tuple[int, int]:
+        """Stored contacts that named ``request_id``, and how many of them were calls."""
+
+    @abstractmethod
     def record_export(self, *, user: str, role: str, department: str | None, what: str,
                       filters: dict[str, Any], rows: int) -> None:
         """Record one export in the audit log (who, role, department, what, filters, rows;
@@ -344,6 +348,11 @@ class Store(ABC):
     def add_layer_file(self, spec: LayerSpec) -> Generation:
         """Read a layer file (see :func:`layers.registry.load_layer`) and store it."""
         return self.add_generation(spec, load_layer(spec, crs=self.profile.crs))
+
+    def write_privileges(self) -> list[str]:
+        """Tables of requests and layers this connection may change (the app wants none);
+        the embedded store's files are guarded by the file system, so it names none."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (connections); the embedded store holds none."""
@@ -439,7 +448,8 @@ def describe_generation(
     return generation_for(spec, areas, generation=next_generation_number(existing, spec.key))
 
 
-def open_store(location: str | Path, profile: CityProfile) -> Store:
+def open_store(location: str | Path, profile: CityProfile, *,
+               pool_size: int | None = None) -> Store:
     """Open the store named by ``location``.
 
     Parameters
@@ -449,6 +459,8 @@ def open_store(location: str | Path, profile: CityProfile) -> Store:
         (PostGIS store; ``postgresql:`` alone uses the libpq ``PG*`` variables).
     profile
         The city profile the store serves.
+    pool_size
+        PostGIS: the most pooled connections (the store's default when ``None``).
 
     Returns
     -------
@@ -466,6 +478,8 @@ def open_store(location: str | Path, profile: CityProfile) -> Store:
             from geo.store.postgis import PostGISStore
         except ImportError as err:
             raise StoreError(f"the PostGIS store is not available in this build ({err})") from err
+        if pool_size is not None:
+            return PostGISStore.open(text, profile, max_size=pool_size)
         return PostGISStore.open(text, profile)
     from geo.store.embedded import EmbeddedStore
 

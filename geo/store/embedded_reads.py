@@ -113,6 +113,16 @@ class EmbeddedReads:
             return None
         return float(np.nanmedian(lat)), float(np.nanmedian(lon))
 
+    def contact_counts(self, request_id: str) -> tuple[int, int]:
+        """Contacts, and phone calls among them, that named ``request_id``."""
+        path = self._current_file("contacts.parquet")
+        if path is None:
+            return 0, 0
+        table = ds.dataset(str(path), format="parquet").to_table(
+            columns=["channel"], filter=pc.field("service_request_id") == str(request_id))
+        channels = table.column("channel").to_pylist()
+        return len(channels), sum(1 for c in channels if c == "phone")
+
     # --- the export log ---------------------------------------------------------------
     def record_export(self, *, user: str, role: str, department: str | None, what: str,
                       filters: dict[str, Any], rows: int) -> None:

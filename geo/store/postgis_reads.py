@@ -32,6 +32,10 @@ from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS
 #: Stored request columns (besides layer codes) a select may return.
 REQUEST_TABLE_COLUMNS = tuple(c for c in (*CANONICAL_FIELDS, *DERIVED_FIELDS, *STORE_FIELDS)
                               if c != "row_hash")
+#: Tables the app's role must not change (``write_privileges``).
+GUARDED_TABLES = ("requests", "request_areas", "quarantine", "batches", "layers",
+                  "generations", "areas", "area_pieces", "hotspot_runs", "hotspots",
+                  "hotspot_members", "contacts", "store_meta")
 #: Widest box (degrees) for which the GiST index on geom_city is used.
 _INDEXED_BOX_DEG = 5.0
 
@@ -149,6 +153,27 @@ class PostGISReads:
         if row is None or row[0] is None:
             return None
         return float(row[0]), float(row[1])
+
+    def contact_counts(self, request_id: str) -> tuple[int, int]:
+        """Contacts, and phone calls among them, that named ``request_id``."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE channel = 'phone') FROM contacts"
+                " WHERE service_request_id = %s", (str(request_id),)).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def write_privileges(self) -> list[str]:
+        """Tables of requests and layers this role may insert into, change or empty
+        (superusers may change every one); ``export_audit`` is not counted."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+                " AND c.relname = ANY(%s) AND (has_table_privilege(c.oid,"
+                " 'INSERT, UPDATE, DELETE, TRUNCATE')"
+                " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user))"
+                " ORDER BY c.relname", (list(GUARDED_TABLES),)).fetchall()
+        return [str(r[0]) for r in rows]
 
     # --- the export log ---------------------------------------------------------------
     def record_export(self, *, user: str, role: str, department: str | None, what: str,
