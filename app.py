@@ -19,6 +19,7 @@ from streamlit_folium import st_folium
 
 from clustering.density import suggest_min_samples
 from clustering.priority import PROBLEM_PARTS
+from hotspot311.errors import StoreError
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata, maps
 from hotspot311.web.escaping import escape_markdown
@@ -41,7 +42,12 @@ VIEW_OBJECTS = ["zoom", "bounds", "center"]
 POINT_LIMIT = maps.POINT_LIMIT
 
 settings = from_environment()
-store = appdata.get_store(settings.store, settings.city)
+access = appdata.require_access()
+try:
+    store = appdata.get_store(settings.store, settings.city)
+except StoreError as err:
+    st.error(str(err))
+    st.stop()
 profile = store.profile
 version = appdata.data_version(store)
 offered = appdata.choices(settings.store, settings.city, version)
@@ -81,6 +87,15 @@ def reset_area_codes() -> None:
     """A new area layer starts with no areas chosen."""
     st.session_state["area_codes"] = []
 
+
+# A department user starts on their department's preset and filter (once per session).
+if "started" not in st.session_state:
+    st.session_state["started"] = True
+    if access.department is not None and access.department.preset in PRESETS:
+        st.session_state["preset"] = access.department.preset
+        apply_preset()
+        st.session_state["agencies"] = [a for a in access.department.agencies
+                                        if a in offered.agencies]
 
 # --- sidebar --------------------------------------------------------------------------
 side = st.sidebar
@@ -168,6 +183,8 @@ cols[3].metric("Hotspots", f"{len(spots.table):,}" if spots else "…",
 
 # --- focus: a hotspot chosen in the table or the selectbox ----------------------------
 table = spots.table if spots else pd.DataFrame(columns=["rank", "top_address", "hotspot_id"])
+if not access.sees_personal:  # viewers: no residents' addresses anywhere on the page
+    table = table.assign(top_address=None)
 labels = [CITY_VIEW, *[f"#{int(r)} {a or ''}".strip() for r, a in
                        zip(table["rank"], table["top_address"], strict=True)]]
 ids = dict(zip(labels[1:], table["hotspot_id"], strict=True))
@@ -189,8 +206,9 @@ with list_col:
         st.info("Finding hotspots…", icon="spinner")
     else:
         area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
-        shown = spots.table.set_index("hotspot_id")[
-            [c for c in ["rank", "score", "count", "calls", "open", "overdue", "top_address",
+        shown = table.set_index("hotspot_id")[
+            [c for c in ["rank", "score", "count", "calls", "open", "overdue",
+                         *(["top_address"] if access.sees_personal else []),
                          *area_cols, *[f"score_{p}" for p in PROBLEM_PARTS]]
              if c in spots.table.columns]]
         st.dataframe(
@@ -210,7 +228,7 @@ with list_col:
                    for p in PROBLEM_PARTS},
                 **{k: titles.get(k, k) for k in area_cols}},
         )
-        if spots.table.empty:
+        if table.empty:
             st.info("No hotspots for these filters and settings: widen the window or the "
                     "filters, or lower min_samples.")
         # the files are made when a button is clicked (a callable), not on every rerun:
@@ -220,19 +238,36 @@ with list_col:
         params = {"window days": window, "eps m": eps_m, "min_samples": min_samples,
                   "weights": weights, "types": ", ".join(chosen_services) or "all",
                   "status": status}
-        dl = st.columns(3)
-        dl[0].download_button("Work list CSV", lambda: work_list_csv(work),
-                              file_name=f"work-list-{stamp}.csv", mime="text/csv", key="dl_csv",
-                              on_click="ignore")
-        dl[1].download_button("GeoJSON", lambda: work_list_geojson(work),
-                              file_name=f"work-list-{stamp}.geojson",
-                              mime="application/geo+json", key="dl_geojson", on_click="ignore")
-        dl[2].download_button(
-            "Printable", lambda: work_list_html(ranked, work,
-                                                title=f"Crew work list — {profile.name}",
-                                                params=params, generated=datetime.now(UTC)),
-            file_name=f"work-list-{stamp}.html", mime="text/html", key="dl_print",
-            on_click="ignore", help="A print-friendly page: open it and print (Ctrl+P).")
+        logged = {"services": list(chosen_services), "departments": list(chosen_agencies),
+                  "start": str(filters.start or ""), "end": str(filters.end or ""),
+                  "status": status, "areas": {k: list(v) for k, v in filters.areas},
+                  "window_days": int(window), "eps_m": float(eps_m),
+                  "min_samples": int(min_samples)}
+
+        def export(what: str, make: Any) -> Any:
+            """The button's file, made on click and recorded in the export log."""
+            return appdata.exporter(access, settings.store, settings.city, what=what,
+                                    filters=logged, make=lambda: (make(), len(work)))
+
+        if access.may_export:
+            dl = st.columns(3)
+            dl[0].download_button("Work list CSV", export("work list CSV",
+                                                          lambda: work_list_csv(work)),
+                                  file_name=f"work-list-{stamp}.csv", mime="text/csv",
+                                  key="dl_csv", on_click="ignore")
+            dl[1].download_button("GeoJSON", export("work list GeoJSON",
+                                                    lambda: work_list_geojson(work)),
+                                  file_name=f"work-list-{stamp}.geojson",
+                                  mime="application/geo+json", key="dl_geojson",
+                                  on_click="ignore")
+            dl[2].download_button(
+                "Printable", export("work list printable", lambda: work_list_html(
+                    ranked, work, title=f"Crew work list — {profile.name}", params=params,
+                    generated=datetime.now(UTC))),
+                file_name=f"work-list-{stamp}.html", mime="text/html", key="dl_print",
+                on_click="ignore", help="A print-friendly page: open it and print (Ctrl+P).")
+        else:
+            st.caption("Work list downloads are for department leads.")
 
 # --- the map -------------------------------------------------------------------------
 # The base map (tiles, choropleth, hotspots) is mounted in the browser once and rebuilt
@@ -253,8 +288,9 @@ if mount is not previous:
 reported = parse_view(st.session_state.get("map"))
 choice = appdata.point_choice(
     settings.store, settings.city, version, filters, now, view=reported, focus=focus_box,
-    limit=POINT_LIMIT, columns=["service_request_id", "service_name", "address", "status",
-                                "requested_datetime"])
+    limit=POINT_LIMIT, columns=["service_request_id", "service_name", "status",
+                                "requested_datetime",
+                                *(["address"] if access.sees_personal else [])])
 areas = appdata.area_layer(settings.store, settings.city, version, filters, layer, now,
                            drawn) if layer != NONE else None
 points = choice.points
@@ -262,9 +298,12 @@ cells = appdata.heat_cells(settings.store, settings.city, version, filters, now)
     if points is None else None
 chronic = appdata.chronic(settings.store, settings.city, version, filters, now) \
     if show_chronic else None
+if chronic is not None and not access.sees_personal:
+    chronic = chronic.assign(top_address=None)
 parts = maps.page_map(None, cells=cells, points=points, areas=areas,
                       area_title=titles.get(layer, layer), metric=metric,
-                      hotspots=spots.web if spots else None, selected=focus_id,
+                      hotspots=(spots.web if access.sees_personal else spots.web.assign(
+                          top_address="")) if spots else None, selected=focus_id,
                       center=appdata.city_centre(settings.store, settings.city, version),
                       bounds=focus_box, tiles=tiles, assets=appdata.asset_base(),
                       chronic=chronic)

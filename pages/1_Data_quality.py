@@ -11,6 +11,10 @@ from hotspot311.web import appdata
 st.set_page_config(page_title="hotspot311 data quality", layout="wide")
 
 settings = from_environment()
+access = appdata.require_access()
+if not access.sees_data_quality:
+    st.error("The data quality page is for administrators.")
+    st.stop()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
 matches = appdata.match_types(settings.store, settings.city, version)
@@ -49,9 +53,10 @@ if len(review):
     cols = [c for c in ("service_request_id", "address", "detail", "source_file", "source_row",
                         "batch_id") if c in review.columns]
     st.dataframe(review[cols], hide_index=True, key="review")
-    st.download_button("Review list CSV",
-                       to_csv(review[cols]).encode("utf-8"),
-                       file_name="geocode-review.csv", mime="text/csv", key="dl_review")
+    st.download_button("Review list CSV", appdata.exporter(
+        access, settings.store, settings.city, what="geocode review list", filters={},
+        make=lambda: (to_csv(review[cols]).encode("utf-8"), len(review))),
+        file_name="geocode-review.csv", mime="text/csv", key="dl_review", on_click="ignore")
 
 if len(quarantine):
     reason = st.selectbox("Quarantined rows of reason", sorted(quarantine["reason"].unique()),

@@ -13,6 +13,7 @@ from hotspot311.web.reportpage import CONTACT_REPORT_TITLES, REQUEST_REPORTS
 st.set_page_config(page_title="hotspot311 reports", layout="wide")
 
 settings = from_environment()
+access = appdata.require_access()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
 offered = appdata.choices(settings.store, settings.city, version)
@@ -56,8 +57,13 @@ else:
         end=end, by=None if by == "(none)" else by, as_drawn=drawn)
     st.caption(f"{REQUEST_REPORTS[name]}; {note}")
     st.dataframe(table, hide_index=True, key="request_table")
-    st.download_button("CSV", to_csv(table).encode("utf-8"),
-                       file_name=f"{name}.csv", mime="text/csv", key="dl_request")
+    if access.may_export:
+        st.download_button("CSV", appdata.exporter(
+            access, settings.store, settings.city, what=f"report {name} CSV",
+            filters={"start": str(start or ""), "end": str(end or ""), "by": by,
+                     "as_drawn": drawn},
+            make=lambda: (to_csv(table).encode("utf-8"), len(table))),
+            file_name=f"{name}.csv", mime="text/csv", key="dl_request", on_click="ignore")
 
 st.header("Contacts")
 if contacts.empty:

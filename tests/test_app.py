@@ -231,3 +231,38 @@ def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: str
     assert sorted(layer["location_id"]) == sorted(expected["location_id"])  # type: ignore[index]
     fmap = real(stored.head(10), chronic=layer, tiles=None)  # type: ignore[arg-type]
     assert "Chronic locations" in maps.layer_names(fmap.base)
+
+
+@pytest.mark.postgis
+def test_the_app_refuses_a_database_role_that_can_write(monkeypatch: pytest.MonkeyPatch,
+                                                         app_postgis_store: str) -> None:
+    monkeypatch.setenv("HOTSPOT311_STORE", app_postgis_store)
+    monkeypatch.delenv("HOTSPOT311_ALLOW_WRITE_ROLE", raising=False)
+    from hotspot311.web import appdata
+
+    appdata.get_store.clear()  # a store opened by another test with the check waived
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert any("may write to" in e.value and "grant-readonly" in e.value for e in at.error)
+    assert not at.metric  # nothing of the store is shown
+
+
+def test_the_demo_refuses_to_serve_beyond_this_computer(monkeypatch: pytest.MonkeyPatch,
+                                                       store_dir: str) -> None:
+    from streamlit import config
+
+    monkeypatch.setenv("HOTSPOT311_STORE", store_dir)
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+        at.run()
+        assert any("serves 127.0.0.1 only" in e.value for e in at.error)
+        assert not at.metric
+        monkeypatch.setenv("HOTSPOT311_ALLOW_OPEN", "1")
+        monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")
+        at.run()
+        assert not at.error and at.metric
+    finally:
+        config.set_option("server.address", before)

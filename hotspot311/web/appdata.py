@@ -20,7 +20,7 @@ session (``st.cache_resource``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,7 +31,16 @@ import streamlit as st
 
 from geo.store.base import Store, open_store
 from geo.store.reads import Box, RequestFilter, RequestSummary
-from hotspot311.errors import StoreError
+from hotspot311.errors import InputError, StoreError
+from hotspot311.web.access import (
+    LOCAL_USER,
+    Access,
+    RolesFile,
+    auth_mode,
+    load_roles,
+    open_bind_problem,
+)
+from hotspot311.web.escaping import escape_markdown
 from hotspot311.web.filters import HOTSPOT_AREA_KEYS, Filters
 from hotspot311.web.mapdata import (
     GRID_DEG,
@@ -477,3 +486,83 @@ def chronic(location: str, city: str, version: str, filters: Filters, now: datet
         return gpd.GeoDataFrame(geometry=[], crs=store.profile.crs)
     query = ChronicQuery(radius_m=radius_m, months=months, min_problems=min_problems)
     return chronic_locations(view[view["problem_id"].notna()], query, profile=store.profile)
+
+
+# --- logins, roles and the export log ------------------------------------------------------
+@st.cache_data(show_spinner=False, ttl=60)
+def _roles(path: str) -> RolesFile:
+    """The roles file (read again at most once a minute)."""
+    return load_roles(path)
+
+
+def require_access() -> Access:
+    """The signed-in user's rights; draws the sign-in page (and stops) when there is none.
+
+    ``HOTSPOT311_AUTH=oidc``: Streamlit's OpenID Connect login (``st.login``; the
+    provider in ``.streamlit/secrets.toml``), roles from the file ``HOTSPOT311_ROLES``.
+    Login off (the local demo): the local admin, and the page refuses to serve beyond
+    this computer (see :func:`hotspot311.web.access.open_bind_problem`).
+    """
+    try:
+        mode = auth_mode(os.environ)
+    except InputError as err:
+        st.error(str(err))
+        st.stop()
+    if mode == "off":
+        problem = open_bind_problem(st.get_option("server.address"), os.environ)
+        if problem:
+            st.error(problem)
+            st.stop()
+        st.sidebar.caption("Local demo: no login. The app is served on this computer only "
+                           "(127.0.0.1).")
+        return Access(user=LOCAL_USER, role="admin")
+    if not st.user.is_logged_in:
+        st.title("hotspot311")
+        st.subheader("Sign in")
+        st.write("This app shows residents' service requests. Sign in with your city account.")
+        st.button("Log in", key="login", type="primary", on_click=st.login)
+        st.stop()
+    email = st.user.get("email")
+    claim: Any = st.user.get("groups") or []
+    groups = [str(g) for g in claim] if isinstance(claim, list) else [str(claim)]
+    try:
+        access = _roles(os.environ.get("HOTSPOT311_ROLES", "roles.toml")).resolve(
+            str(email) if email else None, groups)
+    except InputError as err:
+        st.error(str(err))
+        st.stop()
+    if access is None:
+        st.error(f"{email or 'This account'} has no role in this app; ask the app's "
+                 "administrator to add you to the roles file.")
+        st.button("Log out", key="logout", on_click=st.logout)
+        st.stop()
+    dept = f", {access.department.key}" if access.department else ""
+    st.sidebar.caption(f"Signed in as {escape_markdown(access.user)} ({access.role}{dept})")
+    st.sidebar.button("Log out", key="logout", on_click=st.logout)
+    return access
+
+
+def exporter(access: Access, location: str, city: str, *, what: str,
+             filters: dict[str, Any], make: Callable[[], tuple[Any, int]]
+             ) -> Callable[[], Any]:
+    """The data callable of a download button: checks the role, makes the file, records
+    the export in the store's audit log (who, role, department, what, filters, rows), then
+    returns the file.
+
+    Raises
+    ------
+    PermissionError
+        When ``access`` may not export (the page shows no button then; this refuses a
+        forged request).
+    """
+    def run() -> Any:
+        if not access.may_export:
+            raise PermissionError(f"{access.user} ({access.role}) may not export {what}")
+        data, rows = make()
+        get_store(location, city).record_export(
+            user=access.user, role=access.role,
+            department=access.department.key if access.department else None,
+            what=what, filters=filters, rows=rows)
+        return data
+
+    return run

@@ -234,22 +234,30 @@ def chronic_layer(locations: gpd.GeoDataFrame) -> folium.GeoJson:
 
 
 def point_layer(requests: pd.DataFrame) -> folium.GeoJson:
-    """One small circle per request with a popup (only for small sets)."""
-    frame = pd.DataFrame({
+    """One small circle per request with a popup (only for small sets).
+
+    The popup shows the address only when ``requests`` has an ``address`` column (the
+    page leaves it out for roles that may not see addresses).
+    """
+    columns = {
         "service_request_id": requests["service_request_id"].astype(str),
         "service_name": requests["service_name"].astype(str),
-        "address": requests["address"].fillna("").astype(str),
         "status": requests["status"].astype(str),
         "requested": requests["requested_datetime"].dt.strftime("%Y-%m-%d"),
-    })
+    }
+    if "address" in requests.columns:
+        columns["address"] = requests["address"].fillna("").astype(str)
+    fields = [f for f in _POINT_FIELDS if f in columns]
+    aliases = dict(zip(_POINT_FIELDS, ["Request", "Type", "Address", "Status", "Requested"],
+                       strict=True))
+    frame = pd.DataFrame({f: columns[f] for f in fields})
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(
         requests["lon"].round(DECIMALS), requests["lat"].round(DECIMALS)), crs="EPSG:4326")
     return folium.GeoJson(
-        popup_features(points, _POINT_FIELDS), name="Requests",
+        popup_features(points, fields), name="Requests",
         marker=folium.CircleMarker(radius=4, weight=1, color="#08306b", fill=True,
                                    fill_color="#2171b5", fill_opacity=0.8),
-        popup=folium.GeoJsonPopup(fields=list(_POINT_FIELDS),
-                                  aliases=["Request", "Type", "Address", "Status", "Requested"]),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=[aliases[f] for f in fields]),
     )
 
 
