@@ -122,9 +122,9 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
 
 @contextmanager
 def streamlit_server(store: Path | str, log_dir: Path, *, extra_env: dict[str, str] | None = None,
-                     args: tuple[str, ...] = ()) -> Iterator[str]:
+                     args: tuple[str, ...] = (), port: int | None = None) -> Iterator[str]:
     """Run the app against ``store`` on a free port; yield its URL, stop it afterwards."""
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "HOTSPOT311_STORE": str(store), "HOTSPOT311_TILES": "plain",
            "PYTHONPATH": str(ROOT), "HOTSPOT311_ALLOW_WRITE_ROLE": "1", **(extra_env or {})}
     log = log_dir / "streamlit.log"

@@ -63,3 +63,35 @@ def test_the_demo_without_login_serves_this_computer_only() -> None:
     assert open_bind_problem("0.0.0.0", {"HOTSPOT311_AUTH": "oidc"}) is None
     with pytest.raises(InputError, match="HOTSPOT311_AUTH: got 'saml'"):
         auth_mode({"HOTSPOT311_AUTH": "saml"})
+
+
+def test_an_export_is_refused_to_a_viewer_and_audited_for_a_lead(app_store: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    from geo.store.base import open_store
+    from hotspot311.web import appdata
+    from hotspot311.web.access import Access
+    from layers.profile import load_profile
+
+    made: list[str] = []
+
+    def make() -> tuple[str, int]:
+        made.append("file")
+        return "a,b\r\n1,2\r\n", 1
+
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")
+    store = open_store(app_store, load_profile("philadelphia"))
+    before = len(store.exports())
+    viewer = appdata.exporter(Access(user="v@city.gov", role="viewer"), str(app_store),
+                              "philadelphia", what="work list CSV", filters={}, make=make)
+    with pytest.raises(PermissionError, match=r"v@city\.gov \(viewer\) may not export"):
+        viewer()  # a forged click: the page never drew the button for this role
+    assert made == [] and len(store.exports()) == before
+    lead = appdata.exporter(Access(user="l@city.gov", role="lead"), str(app_store),
+                            "philadelphia", what="work list CSV", filters={"status": "open"},
+                            make=make)
+    assert lead() == "a,b\r\n1,2\r\n"
+    log = store.exports()
+    assert len(log) == before + 1
+    assert log.iloc[-1][["user_name", "role", "what", "rows"]].tolist() == [
+        "l@city.gov", "lead", "work list CSV", 1]
