@@ -25,8 +25,9 @@ from hotspot311.web import appdata, maps
 from hotspot311.web.escaping import escape_markdown
 from hotspot311.web.filters import STATUSES, Filters
 from hotspot311.web.maps import METRICS, TILES, hotspot_bounds
-from hotspot311.web.mapview import DETAIL_ZOOM, next_mount, parse_view
+from hotspot311.web.mapview import DETAIL_ZOOM, MapView, next_mount, parse_view
 from hotspot311.web.presets import PRESETS, preset_services
+from hotspot311.web.sharelink import from_params, to_params, view_box
 from hotspot311.web.worklist import work_list_csv, work_list_geojson, work_list_html
 from layers.services import load_groups
 from reports.sla import SLA_STATES
@@ -89,13 +90,58 @@ def reset_area_codes() -> None:
 
 
 # A department user starts on their department's preset and filter (once per session).
+def _default(key: str, value: Any) -> Any:
+    """A widget's default, or ``None`` when a share link has set its value already (a
+    widget given both warns)."""
+    set_by_link: set[str] = st.session_state.setdefault("set_by_link", set())
+    if key in set_by_link:
+        set_by_link.discard(key)  # the widget owns the value from now on
+        return None
+    return value
+
+
+def link_offers(key: str) -> list[Any]:
+    """What a widget offers, for a share link's values (others are dropped)."""
+    if key == "area_codes":
+        chosen = (st.query_params.get_all("area_layer") or [NONE])[-1]
+        return list(appdata.area_names(settings.store, settings.city, version, chosen)) \
+            if chosen in keys else []
+    return {"preset": list(PRESETS), "status": list(STATUSES), "services": services,
+            "agencies": offered.agencies, "sla_states": list(SLA_STATES),
+            "area_layer": [NONE, *keys], "layer": [NONE, *keys]}.get(key, [])
+
+
 if "started" not in st.session_state:
+    # A new session starts on its share link's view, else on the user's department's
+    # preset and filter, else on the defaults.
     st.session_state["started"] = True
-    if access.department is not None and access.department.preset in PRESETS:
+    link = from_params({k: st.query_params.get_all(k) for k in st.query_params},
+                       offered=link_offers, full_span=(first_day, last_day))
+    if link:
+        if "preset" in link:
+            st.session_state["preset"] = link["preset"]
+            apply_preset()
+        for key in ("services", "agencies", "status", "sla_states", "area_layer",
+                    "area_codes", "layer", "window", "eps", "min_samples"):
+            if key in link:
+                st.session_state[key] = link[key]
+        if "dates" in link:
+            st.session_state["dates"] = link["dates"]
+        st.session_state["set_by_link"] = {k for k in ("dates", "window", "eps",
+                                                      "min_samples") if k in link}
+        if "view" in link:
+            lat, lon, zoom = link["view"]
+            south, west, north, east = view_box(lat, lon, zoom)
+            st.session_state["restored_view"] = MapView(zoom=zoom, center=(lat, lon),
+                                                        box=(south, west, north, east))
+        if "hotspot" in link:
+            st.session_state["pending_focus"] = link["hotspot"]
+    elif access.department is not None and access.department.preset in PRESETS:
         st.session_state["preset"] = access.department.preset
         apply_preset()
         st.session_state["agencies"] = [a for a in access.department.agencies
                                         if a in offered.agencies]
+restored: MapView | None = st.session_state.get("restored_view")
 
 # --- sidebar --------------------------------------------------------------------------
 side = st.sidebar
@@ -106,8 +152,8 @@ chosen_services = side.multiselect("Service type", services, key="services",
                                    placeholder="All types")
 chosen_agencies = side.multiselect("Department", offered.agencies,
                                    key="agencies", placeholder="All departments")
-dates = side.date_input("Requested between", value=(first_day, last_day), min_value=first_day,
-                        max_value=last_day, key="dates")
+dates = side.date_input("Requested between", value=_default("dates", (first_day, last_day)),
+                        min_value=first_day, max_value=last_day, key="dates")
 status = side.radio("Status", STATUSES, horizontal=True, key="status")
 chosen_sla = side.multiselect("SLA state", list(SLA_STATES), key="sla_states",
                               placeholder="All SLA states",
@@ -148,10 +194,12 @@ numbers = appdata.summary(settings.store, settings.city, version, filters, now)
 
 # --- hotspot parameters ----------------------------------------------------------------
 with side.expander("Hotspot settings (DBSCAN)", expanded=False):
-    window = st.slider("Window (days, ending at the range's end)", 7, 365, 30, step=1,
-                       key="window")
-    eps_m = st.slider("Search distance eps (m)", 25, 500, 100, step=25, key="eps")
-    min_samples = st.slider("min_samples (requests within eps)", 2, 50, 5, key="min_samples")
+    window = st.slider("Window (days, ending at the range's end)", 7, 365,
+                       _default("window", 30), step=1, key="window")
+    eps_m = st.slider("Search distance eps (m)", 25, 500, _default("eps", 100), step=25,
+                      key="eps")
+    min_samples = st.slider("min_samples (requests within eps)", 2, 50,
+                            _default("min_samples", 5), key="min_samples")
     suggestion = st.empty()  # filled after the map: the city's area reads its extent
     weights = st.selectbox("Priority weights", ["balanced", "streets", "police", "neighborhood"],
                            index=["balanced", "streets", "police", "neighborhood"]
@@ -188,6 +236,10 @@ if not access.sees_personal:  # viewers: no residents' addresses anywhere on the
 labels = [CITY_VIEW, *[f"#{int(r)} {a or ''}".strip() for r, a in
                        zip(table["rank"], table["top_address"], strict=True)]]
 ids = dict(zip(labels[1:], table["hotspot_id"], strict=True))
+pending = st.session_state.get("pending_focus")
+if spots and pending:  # a share link's hotspot, once the run is there
+    st.session_state.pop("pending_focus")
+    st.session_state["focus"] = next((lab for lab, i in ids.items() if i == pending), CITY_VIEW)
 if spots and st.session_state.get("focus") not in labels:
     st.session_state["focus"] = CITY_VIEW
 
@@ -276,7 +328,8 @@ with list_col:
 focus_id = ids.get(focus)
 focus_box = hotspot_bounds(spots.web, focus_id) if spots and focus_id else None
 previous = st.session_state.get("map_mount")
-mount = next_mount(previous, focus=focus_id, view=parse_view(st.session_state.get("map")),
+mount = next_mount(previous, focus=focus_id,
+                   view=parse_view(st.session_state.get("map")) or restored,
                    key=(tiles, layer, metric, drawn,
                         (filters, now) if layer != NONE else None,
                         run_key if spots else None,
@@ -285,7 +338,7 @@ if mount is not previous:
     st.session_state["map_mount"] = mount
     if previous is not None and previous.focus != focus_id:
         st.session_state.pop("map", None)  # the map opens afresh; its own report follows
-reported = parse_view(st.session_state.get("map"))
+reported = parse_view(st.session_state.get("map")) or restored
 choice = appdata.point_choice(
     settings.store, settings.city, version, filters, now, view=reported, focus=focus_box,
     limit=POINT_LIMIT, columns=["service_request_id", "service_name", "status",
@@ -338,6 +391,14 @@ suggestion.caption(f"Suggested min_samples for {numbers.count:,} requests over "
                    f"~{area_km2:.0f} km²: "
                    f"{suggest_min_samples(numbers.count, area_km2, float(eps_m))} (3x background, "
                    "whole range)")
+
+# --- the share link: the address bar holds this view ---------------------------------
+st.query_params.from_dict(to_params(
+    st.session_state.to_dict(), dates=(start, end), full_span=(first_day, last_day),
+    view=(reported.center[0], reported.center[1], reported.zoom) if reported else None,
+    hotspot=focus_id).items())
+st.caption("Share this view: the address bar holds the preset, filters, map and picked "
+           "hotspot; whoever opens it (and may see them) gets the same view.")
 
 # --- did it work? ---------------------------------------------------------------------
 if st.checkbox("Did it work? (stored runs)", key="show_effect"):

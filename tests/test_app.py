@@ -266,3 +266,59 @@ def test_the_demo_refuses_to_serve_beyond_this_computer(monkeypatch: pytest.Monk
         assert not at.error and at.metric
     finally:
         config.set_option("server.address", before)
+
+
+def test_a_share_link_restores_the_view(monkeypatch: pytest.MonkeyPatch, store_dir: str,
+                                        stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.radio(key="status").set_value("open").run()
+    at.multiselect(key="services").set_value(["Street Defect", "Graffiti Removal"]).run()
+    at.slider(key="window").set_value(365).run()
+    at.slider(key="min_samples").set_value(3).run()
+    lat, lon = float(stored["lat"].median()), float(stored["lon"].median())
+    at.session_state["map"] = reported_view(DETAIL_ZOOM + 1, (lat - 0.002, lon - 0.003,
+                                                              lat + 0.002, lon + 0.003))
+    at.run()
+    zoomed = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
+    assert zoomed["zoom"] == [str(DETAIL_ZOOM + 1)]
+    assert float(zoomed["lat"][0]) == pytest.approx(lat, abs=1e-4)
+    focus = at.selectbox(key="focus")
+    assert len(focus.options) > 1
+    focus.set_value(focus.options[1]).run()
+    params = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
+    assert params["status"] == ["open"]
+    assert sorted(params["service"]) == ["Graffiti Removal", "Street Defect"]
+    assert params["window"] == ["365"] and params["min_samples"] == ["3"]
+    assert params["hotspot"]
+    picked = at.selectbox(key="focus").value
+    expected = shown(at)
+
+    # a new session opened on the link: same filters, same numbers, same hotspot
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for key, values in params.items():
+        fresh.query_params[key] = values
+    fresh.run()
+    assert not fresh.exception, [e.message for e in fresh.exception]
+    assert fresh.radio(key="status").value == "open"
+    assert sorted(fresh.multiselect(key="services").value) == [
+        "Graffiti Removal", "Street Defect"]
+    assert fresh.slider(key="window").value == 365
+    assert shown(fresh) == expected
+    assert fresh.selectbox(key="focus").value == picked
+    # the zoomed-in link opens zoomed in, its requests one by one
+    there = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for key, values in zoomed.items():
+        there.query_params[key] = values
+    there.run()
+    mount = there.session_state["map_mount"]  # what st_folium is told to open on
+    assert mount.view is not None and mount.view.zoom == DETAIL_ZOOM + 1
+    assert mount.view.center == pytest.approx((lat, lon), abs=1e-4)
+    # a link cannot select what the page does not offer
+    odd = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    odd.query_params["service"] = ["<script>alert(1)</script>"]
+    odd.query_params["status"] = ["everything"]
+    odd.query_params["window"] = ["100000"]
+    odd.run()
+    assert not odd.exception
+    assert odd.multiselect(key="services").value == [] and odd.radio(key="status").value == "all"
+    assert odd.slider(key="window").value == 30
