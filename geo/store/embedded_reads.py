@@ -58,40 +58,76 @@ class EmbeddedReads:
         table = dataset.to_table(columns=wanted, filter=expr)
         return table.to_pandas()
 
+    def _table(self, filt: RequestFilter, columns: Sequence[str]) -> pa.Table | None:
+        """Columns ``columns`` (those stored) of the rows passing ``filt``, as Arrow (no
+        Python object per row); ``None`` when the store holds no requests."""
+        filt.check(self.layer_keys())
+        path = self._current_file("requests.parquet")
+        if path is None:
+            return None
+        dataset = ds.dataset(str(path), format="parquet")
+        names = set(dataset.schema.names)
+        wanted = [c for c in dict.fromkeys(columns) if c in names and c != "geometry"]
+        expr = _expression(filt, names)
+        if expr is False:
+            return dataset.to_table(columns=wanted).slice(0, 0)
+        return dataset.to_table(columns=wanted, filter=expr)
+
     def request_summary(self, filt: RequestFilter, *, now: datetime | None = None
                         ) -> RequestSummary:
         """Headline numbers (see :meth:`geo.store.base.Store.request_summary`)."""
-        frame = self._filtered(filt, ["status", "expected_datetime", "synthetic",
-                                      "requested_datetime"])
-        if frame.empty:
+        table = self._table(filt, ["status", "expected_datetime", "synthetic",
+                                   "requested_datetime"])
+        if table is None or table.num_rows == 0:
             return RequestSummary()
-        is_open = frame["status"].eq("open").to_numpy(dtype=bool)
-        when = frame["requested_datetime"].dropna()
+        is_open, overdue = _flags(table, now)
+        when = pc.min_max(table.column("requested_datetime"))
+        first, last = when["min"].as_py(), when["max"].as_py()
+        synthetic = pc.sum(table.column("synthetic")).as_py() \
+            if "synthetic" in table.column_names else 0
         return RequestSummary(
-            count=len(frame), open=int(is_open.sum()),
-            overdue=int(_overdue(frame, now).sum()),
-            synthetic=int(frame["synthetic"].fillna(False).astype(bool).sum())
-            if "synthetic" in frame else 0,
-            first=when.min() if len(when) else None, last=when.max() if len(when) else None)
+            count=table.num_rows, open=int(pc.sum(is_open).as_py() or 0),
+            overdue=int(pc.sum(overdue).as_py() or 0), synthetic=int(synthetic or 0),
+            first=None if first is None else pd.Timestamp(first).tz_convert("UTC"),
+            last=None if last is None else pd.Timestamp(last).tz_convert("UTC"))
 
     def group_counts(self, filt: RequestFilter, column: str, *, now: datetime | None = None
                      ) -> pd.DataFrame:
         """Requests, open and overdue per value (see :meth:`geo.store.base.Store.group_counts`)."""
-        frame = self._filtered(filt, [column, "status", "expected_datetime"])
-        if column not in frame.columns:
-            frame[column] = None
-        return counts_by(frame, column, now)
+        table = self._table(filt, [column, "status", "expected_datetime"])
+        empty = pd.DataFrame({"requests": [], "open": [], "overdue": []})
+        if table is None or table.num_rows == 0:
+            return order_counts(empty)
+        if column not in table.column_names:
+            table = table.append_column(column, pa.nulls(table.num_rows, pa.string()))
+        is_open, overdue = _flags(table, now)
+        parts = pa.table({"value": table.column(column),
+                          "open": pc.cast(is_open, pa.int64()),
+                          "overdue": pc.cast(overdue, pa.int64())})
+        grouped = parts.group_by("value").aggregate(
+            [("open", "count"), ("open", "sum"), ("overdue", "sum")]).to_pandas()
+        out = pd.DataFrame({"requests": grouped["open_count"].to_numpy(),
+                            "open": grouped["open_sum"].to_numpy(),
+                            "overdue": grouped["overdue_sum"].to_numpy()},
+                           index=pd.Index(grouped["value"].astype(object), dtype=object))
+        return order_counts(out)
 
     def grid_cells(self, filt: RequestFilter, *, grid_deg: float) -> pd.DataFrame:
         """Requests per grid cell (see :meth:`geo.store.base.Store.grid_cells`)."""
-        frame = self._filtered(filt, ["lat", "lon"])
-        lat = frame["lat"].to_numpy(dtype=float)
-        lon = frame["lon"].to_numpy(dtype=float)
+        table = self._table(filt, ["lat", "lon"])
+        if table is None:
+            return pd.DataFrame({"row": [], "col": [], "n": []}, dtype="int64")
+        lat = table.column("lat").to_numpy(zero_copy_only=False).astype(float)
+        lon = table.column("lon").to_numpy(zero_copy_only=False).astype(float)
         ok = np.isfinite(lat) & np.isfinite(lon)
-        cells = pd.DataFrame({"row": grid_index(lat[ok], grid_deg),
-                              "col": grid_index(lon[ok], grid_deg)})
-        out = cells.groupby(["row", "col"], sort=True).size().rename("n").reset_index()
-        return out.astype({"row": "int64", "col": "int64", "n": "int64"})
+        row, col = grid_index(lat[ok], grid_deg), grid_index(lon[ok], grid_deg)
+        if not len(row):
+            return pd.DataFrame({"row": [], "col": [], "n": []}, dtype="int64")
+        r0, c0 = int(row.min()), int(col.min())
+        width = int(col.max()) - c0 + 1
+        keys, n = np.unique((row - r0) * width + (col - c0), return_counts=True)
+        return pd.DataFrame({"row": keys // width + r0, "col": keys % width + c0,
+                             "n": n}).astype("int64")
 
     def select_requests(self, filt: RequestFilter, columns: Sequence[str] | None = None, *,
                         limit: int | None = None) -> pd.DataFrame:
@@ -107,8 +143,11 @@ class EmbeddedReads:
 
     def request_centre(self) -> tuple[float, float] | None:
         """Median (lat, lon) of the stored requests, ``None`` when there are none."""
-        frame = self._filtered(RequestFilter(), ["lat", "lon"])
-        lat, lon = frame["lat"].to_numpy(dtype=float), frame["lon"].to_numpy(dtype=float)
+        table = self._table(RequestFilter(), ["lat", "lon"])
+        if table is None:
+            return None
+        lat = table.column("lat").to_numpy(zero_copy_only=False).astype(float)
+        lon = table.column("lon").to_numpy(zero_copy_only=False).astype(float)
         if not np.isfinite(lat).any():
             return None
         return float(np.nanmedian(lat)), float(np.nanmedian(lon))
@@ -155,18 +194,6 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def counts_by(frame: pd.DataFrame, column: str, now: datetime | None) -> pd.DataFrame:
-    """``requests``, ``open``, ``overdue`` per value of ``column`` (missing values as
-    ``None``), most requests first, ties by value."""
-    key = frame[column].astype(object).where(frame[column].notna(), None)
-    is_open = frame["status"].eq("open").to_numpy(dtype=bool)
-    parts = pd.DataFrame({"value": key.to_numpy(dtype=object), "requests": 1,
-                          "open": is_open.astype("int64"),
-                          "overdue": _overdue(frame, now).astype("int64")})
-    out = parts.groupby("value", dropna=False, sort=False)[["requests", "open", "overdue"]].sum()
-    return order_counts(out)
-
-
 def order_counts(out: pd.DataFrame) -> pd.DataFrame:
     """Counts indexed by value, most requests first, then by value (missing last)."""
     out = out.astype("int64")
@@ -178,12 +205,15 @@ def order_counts(out: pd.DataFrame) -> pd.DataFrame:
     return out.iloc[order]
 
 
-def _overdue(frame: pd.DataFrame, now: datetime | None) -> np.ndarray:
-    if now is None or "expected_datetime" not in frame:
-        return np.zeros(len(frame), dtype=bool)
-    due = frame["expected_datetime"]
-    return (frame["status"].eq("open") & due.notna() & (due < pd.Timestamp(now))).to_numpy(
-        dtype=bool)
+def _flags(table: pa.Table, now: datetime | None) -> tuple[pa.Array, pa.Array]:
+    """Open, and open past ``expected_datetime`` at ``now``, per row (nulls as false)."""
+    is_open = pc.fill_null(pc.equal(table.column("status"), "open"), False)
+    if now is None or "expected_datetime" not in table.column_names:
+        return is_open, pc.and_(is_open, pa.scalar(False))
+    due = table.column("expected_datetime")
+    limit = pa.scalar(pd.Timestamp(now).tz_convert("UTC"), type=pa.timestamp("ns", tz="UTC"))
+    late = pc.fill_null(pc.less(due, pc.cast(limit, due.type)), False)
+    return is_open, pc.and_(is_open, late)
 
 
 def _expression(filt: RequestFilter, names: set[str]) -> ds.Expression | bool | None:
