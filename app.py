@@ -19,7 +19,7 @@ from streamlit_folium import st_folium
 
 from clustering.density import suggest_min_samples
 from clustering.priority import PROBLEM_PARTS
-from hotspot311.errors import StoreError
+from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata, maps
 from hotspot311.web.escaping import escape_markdown
@@ -249,6 +249,42 @@ def table_selected() -> None:
     rows = st.session_state["hotspot_table"]["selection"]["rows"]
     st.session_state["focus"] = labels[rows[0] + 1] if rows else CITY_VIEW
 
+
+with st.expander("Find a request by its tracking number", expanded=bool(
+        st.session_state.get("track"))):
+    tracking = st.text_input("Tracking number (service request id)", key="track",
+                             max_chars=200, placeholder="e.g. SYN-311-0059990")
+    if tracking.strip():
+        try:
+            found = appdata.track(settings.store, settings.city, version, tracking, now)
+        except InputError as err:
+            st.warning(str(err))
+        else:
+            f = found["fields"]
+            zone = profile.timezone
+
+            def when(value: Any) -> str:
+                return "—" if value is None or pd.isna(value) else \
+                    f"{pd.Timestamp(value).tz_convert(zone):%Y-%m-%d %H:%M}"
+
+            rows = {"request": f["service_request_id"], "type": f.get("service_name"),
+                    "department": f.get("agency_responsible"), "status": f.get("status"),
+                    "SLA state": f.get("sla_state"), "due": when(f.get("due_datetime")),
+                    "requested": when(f.get("requested_datetime")),
+                    "closed": when(f.get("closed_datetime"))}
+            if access.sees_personal:
+                rows["address"] = f.get("address")
+                rows["description"] = f.get("description")
+            for key, (code, name) in found["areas"].items():
+                if code is not None:
+                    rows[titles.get(key, key)] = name or code
+            spot = found["hotspot"]
+            rows["hotspot"] = (f"{spot['hotspot_id']}: rank {spot['rank']} of {spot['of']}, "
+                               f"{spot['calls']} calls about {spot['count']} problems (its "
+                               "type, last 30 days)") if spot else f"none: {found['note']}"
+            st.dataframe(pd.DataFrame({"": list(rows), "value": [
+                "—" if v is None else str(v) for v in rows.values()]}), hide_index=True,
+                key="track_table")
 
 map_col, list_col = st.columns([3, 2], gap="medium")
 with list_col:

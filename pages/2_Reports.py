@@ -65,6 +65,20 @@ else:
             make=lambda: (to_csv(table).encode("utf-8"), len(table))),
             file_name=f"{name}.csv", mime="text/csv", key="dl_request", on_click="ignore")
 
+if access.may_export and offered.count:
+    from hotspot311.web.reportpage import meeting_workbook
+
+    st.download_button(
+        "Meeting workbook (Excel)", appdata.exporter(
+            access, settings.store, settings.city, what="meeting workbook",
+            filters={"start": str(start or ""), "end": str(end or "")},
+            make=lambda: meeting_workbook(store, now=appdata.now_hour(), start=start,
+                                          end=end)),
+        file_name="meeting.xlsx", key="dl_meeting", on_click="ignore",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        help="One sheet per standard report (and the contact reports): the performance "
+             "meeting's pack, as `hotspot311 report meeting` writes it.")
+
 st.header("Contacts")
 if contacts.empty:
     st.info("The store holds no contact log. Ingest one with "

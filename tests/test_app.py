@@ -322,3 +322,19 @@ def test_a_share_link_restores_the_view(monkeypatch: pytest.MonkeyPatch, store_d
     assert not odd.exception
     assert odd.multiselect(key="services").value == [] and odd.radio(key="status").value == "all"
     assert odd.slider(key="window").value == 30
+
+
+def test_tracking_number_search(monkeypatch: pytest.MonkeyPatch, store_dir: str,
+                                stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir)
+    row = stored.sort_values("service_request_id").iloc[10]
+    at.text_input(key="track").set_value(str(row["service_request_id"])).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "value" in d.value.columns)
+    found = dict(zip(table.iloc[:, 0], table["value"], strict=True))
+    assert found["request"] == row["service_request_id"]
+    assert found["type"] == row["service_name"] and found["status"] == row["status"]
+    assert found["SLA state"] != "—" and "hotspot" in found
+    assert found["address"] == str(row["address"])  # the local demo user is an admin
+    at.text_input(key="track").set_value("NO-SUCH-ID").run()
+    assert any("id 'NO-SUCH-ID' is not in the store" in w.value for w in at.warning)

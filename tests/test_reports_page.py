@@ -122,3 +122,23 @@ def test_map_choropleth_as_drawn_on_the_request_date(monkeypatch: pytest.MonkeyP
     assert {c: n for c, n in shaded["request-date"].items() if n} == {
         c: n for c, n in drawn.items() if c not in ("(outside)", "(all)")}
     assert shaded["request-date"]["1"] != shaded["today"]["1"]
+
+
+def test_the_meeting_workbook_download(monkeypatch: pytest.MonkeyPatch, store_dir: str) -> None:
+    import io
+
+    import openpyxl
+
+    from hotspot311.web.reportpage import meeting_workbook
+
+    at = run_app(monkeypatch, store_dir, "pages/2_Reports.py")
+    buttons = [b for b in at.get("download_button") if "Meeting workbook" in str(b.proto)]
+    assert len(buttons) == 1  # the local demo's user is an admin: may export
+    store = open_store(store_dir, load_profile("philadelphia"))
+    try:
+        data, rows = meeting_workbook(store, now=END)
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        assert len(book.worksheets) >= 5  # one sheet per standard report, then contacts
+        assert rows == len(pd.DataFrame(store.requests()))
+    finally:
+        store.close()

@@ -566,3 +566,25 @@ def exporter(access: Access, location: str, city: str, *, what: str,
         return data
 
     return run
+
+
+@st.cache_data(show_spinner="Looking up the request…", max_entries=32)
+def track(location: str, city: str, version: str, request_id: str, now: datetime
+          ) -> dict[str, Any]:
+    """One request's status, SLA state and hotspot (:func:`reports.tracking.request_record`,
+    which reads that request, its problem and its type's hotspot window only).
+
+    Raises
+    ------
+    InputError
+        When no request has that id.
+    """
+    from layers.services import load_services
+    from reports.calendar import load_calendar
+    from reports.tracking import request_record
+
+    store = get_store(location, city)
+    rec = request_record(store, request_id.strip(), services=load_services(store.profile),
+                         calendar=load_calendar(store.profile), now=now)
+    return {"fields": rec.fields, "areas": rec.areas, "hotspot": rec.hotspot,
+            "note": rec.hotspot_note, "problem": rec.problem}
