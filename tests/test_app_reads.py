@@ -69,7 +69,10 @@ def stored_size(location: str) -> tuple[int, pd.DataFrame]:
 
 def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_location: str,
                                           reads: list[tuple[str, int]]) -> None:
+    import streamlit as st
+
     total, frame = stored_size(app_location)
+    st.cache_data.clear()  # answers cached by other tests would hide reads
     reads.clear()
     monkeypatch.setattr(maps, "POINT_LIMIT", 300)  # the city view is aggregated
     monkeypatch.setenv("HOTSPOT311_STORE", app_location)

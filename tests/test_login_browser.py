@@ -48,7 +48,10 @@ USERS = {"vera@city.gov": [], "ana@city.gov": ["311-analysts"], "lee@city.gov": 
          "nobody@city.gov": []}
 #: The properties of the first request point drawn on the map (what its popup shows).
 POINT_PROPS = """() => {
-  const win = document.querySelector("iframe[title='streamlit_folium.st_folium']").contentWindow;
+  const frames = document.querySelectorAll("iframe[title='streamlit_folium.st_folium']");
+  if (frames.length !== 1) { return null; }
+  const win = frames[0].contentWindow;
+  if (!win.map || !win.L) { return null; }
   let props = null;
   win.map.eachLayer((layer) => {
     if (props === null && layer instanceof win.L.GeoJSON) {
@@ -120,7 +123,7 @@ def test_each_role_sees_what_it_may(login_server: tuple[str, str], app_location:
             expect(page.get_by_text("Signed in as ana@city.gov (analyst)")).to_be_visible()
             hotspots_ready(page)
             wait_drawn(page, "d.points > 0")
-            props = page.evaluate(POINT_PROPS)  # type: ignore[attr-defined]
+            props = page.wait_for_function(POINT_PROPS).json_value()  # type: ignore[attr-defined]
             assert "address" in props and "service_request_id" in props
             expect(page.get_by_role("button", name="Work list CSV")).to_have_count(0)
             page.goto(f"{url}/Data_quality")  # type: ignore[attr-defined]
@@ -131,7 +134,7 @@ def test_each_role_sees_what_it_may(login_server: tuple[str, str], app_location:
             expect(page.get_by_text("Signed in as vera@city.gov (viewer)")).to_be_visible()
             hotspots_ready(page)
             wait_drawn(page, "d.points > 0")
-            props = page.evaluate(POINT_PROPS)  # type: ignore[attr-defined]
+            props = page.wait_for_function(POINT_PROPS).json_value()  # type: ignore[attr-defined]
             assert "address" not in props and "service_request_id" in props
             grid = page.locator("[data-testid='stDataFrame']")  # type: ignore[attr-defined]
             expect(grid.locator("[role='columnheader']", has_text="top address")).to_have_count(0)

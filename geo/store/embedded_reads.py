@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from geo.store.reads import RequestFilter, RequestSummary, grid_index, lon_ranges
 
+_T = TypeVar("_T")
 AUDIT_FILE = Path("audit") / "exports.jsonl"
 AUDIT_COLUMNS = ("exported_at", "user_name", "role", "department", "what", "filters", "rows")
 
@@ -41,6 +42,7 @@ class EmbeddedReads:
         def layer_keys(self) -> tuple[str, ...]: ...
         def _current_file(self, name: str) -> Path | None: ...
         def _lock(self) -> AbstractContextManager[None]: ...
+        def _read(self, path: Path, reader: Callable[[Path], _T]) -> _T: ...
 
     def _filtered(self, filt: RequestFilter, columns: Sequence[str]) -> pd.DataFrame:
         """Columns ``columns`` (those stored) of the rows passing ``filt``."""
@@ -48,15 +50,7 @@ class EmbeddedReads:
         path = self._current_file("requests.parquet")
         if path is None:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-        dataset = ds.dataset(str(path), format="parquet")
-        names = set(dataset.schema.names)
-        expr = _expression(filt, names)
-        if expr is False:
-            wanted = [c for c in columns if c in names and c != "geometry"]
-            return dataset.to_table(columns=wanted).slice(0, 0).to_pandas()
-        wanted = [c for c in dict.fromkeys(columns) if c in names and c != "geometry"]
-        table = dataset.to_table(columns=wanted, filter=expr)
-        return table.to_pandas()
+        return self._read(path, lambda p: _read_table(p, filt, columns).to_pandas())
 
     def _table(self, filt: RequestFilter, columns: Sequence[str]) -> pa.Table | None:
         """Columns ``columns`` (those stored) of the rows passing ``filt``, as Arrow (no
@@ -65,13 +59,7 @@ class EmbeddedReads:
         path = self._current_file("requests.parquet")
         if path is None:
             return None
-        dataset = ds.dataset(str(path), format="parquet")
-        names = set(dataset.schema.names)
-        wanted = [c for c in dict.fromkeys(columns) if c in names and c != "geometry"]
-        expr = _expression(filt, names)
-        if expr is False:
-            return dataset.to_table(columns=wanted).slice(0, 0)
-        return dataset.to_table(columns=wanted, filter=expr)
+        return self._read(path, lambda p: _read_table(p, filt, columns))
 
     def request_summary(self, filt: RequestFilter, *, now: datetime | None = None
                         ) -> RequestSummary:
@@ -185,6 +173,17 @@ class EmbeddedReads:
         frame = pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))
         frame["rows"] = frame["rows"].astype("int64")
         return frame
+
+
+def _read_table(path: Path, filt: RequestFilter, columns: Sequence[str]) -> pa.Table:
+    """Columns ``columns`` (those stored) of the rows of a requests file passing ``filt``."""
+    dataset = ds.dataset(str(path), format="parquet")
+    names = set(dataset.schema.names)
+    wanted = [c for c in dict.fromkeys(columns) if c in names and c != "geometry"]
+    expr = _expression(filt, names)
+    if expr is False:
+        return dataset.to_table(columns=wanted).slice(0, 0)
+    return dataset.to_table(columns=wanted, filter=expr)
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:
