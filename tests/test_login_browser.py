@@ -13,6 +13,7 @@ import io
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -110,6 +111,26 @@ def sign_in(browser: object, url: str, issuer: str, email: str) -> object:
     return page
 
 
+def download(page: Any, name: str, tries: int = 3) -> bytes:
+    """Click a download button until the file comes. A rerun between drawing the button and
+    the click (the map reporting its view) retires the button's file: Streamlit logs
+    "Deferred file … not found" and nothing downloads, so the click is made again, as a
+    user would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    for attempt in range(tries):
+        expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0)
+        try:
+            with page.expect_download(timeout=40_000) as info:
+                page.get_by_role("button", name=name).click()
+            return Path(info.value.path()).read_bytes()
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_each_role_sees_what_it_may(login_server: tuple[str, str], app_location: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -156,9 +177,7 @@ def test_each_role_sees_what_it_may(login_server: tuple[str, str], app_location:
             department = page.locator("[data-testid='stMultiSelect']", has_text="Department")
             expect(department).to_contain_text("Streets Department")
             hotspots_ready(page)
-            with page.expect_download() as info:  # type: ignore[attr-defined]
-                page.get_by_role("button", name="Work list CSV").click()
-            work = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()))
+            work = pd.read_csv(io.BytesIO(download(page, "Work list CSV")))
         finally:
             browser.close()
     store = open_store(app_location, load_profile("philadelphia"))
