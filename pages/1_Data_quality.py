@@ -11,14 +11,17 @@ from hotspot311.web import appdata
 st.set_page_config(page_title="hotspot311 data quality", layout="wide")
 
 settings = from_environment()
+access = appdata.require_access()
+if not access.sees_data_quality:
+    st.error("The data quality page is for administrators.")
+    st.stop()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
-requests = appdata.with_columns(appdata.load_requests(settings.store, settings.city, version),
-                                settings.store, settings.city, version, ["geocode_match_type"])
+matches = appdata.match_types(settings.store, settings.city, version)
 quarantine = appdata.quarantine(settings.store, settings.city, version)
 
 st.title("Data quality")
-if requests.empty and quarantine.empty:
+if matches.empty and quarantine.empty:
     appdata.first_run(store)
     st.stop()
 
@@ -36,9 +39,8 @@ with left:
 with right:
     st.subheader("Geocode match types")
     st.caption("How each stored request got its position.")
-    matches = (requests["geocode_match_type"].astype("str").fillna("(none)").value_counts()
-               .rename_axis("match type").reset_index(name="requests"))
-    matches["share"] = (matches["requests"] / max(len(requests), 1) * 100).round(1)
+    matches["share"] = (matches["requests"] / max(int(matches["requests"].sum()), 1)
+                        * 100).round(1)
     st.dataframe(matches, hide_index=True, key="matches",
                  column_config={"share": st.column_config.NumberColumn("share %",
                                                                        format="%.1f")})
@@ -51,9 +53,10 @@ if len(review):
     cols = [c for c in ("service_request_id", "address", "detail", "source_file", "source_row",
                         "batch_id") if c in review.columns]
     st.dataframe(review[cols], hide_index=True, key="review")
-    st.download_button("Review list CSV",
-                       to_csv(review[cols]).encode("utf-8"),
-                       file_name="geocode-review.csv", mime="text/csv", key="dl_review")
+    st.download_button("Review list CSV", appdata.exporter(
+        access, settings.store, settings.city, what="geocode review list", filters={},
+        make=lambda: (to_csv(review[cols]).encode("utf-8"), len(review))),
+        file_name="geocode-review.csv", mime="text/csv", key="dl_review", on_click="ignore")
 
 st.subheader("Feeds")
 feeds = appdata.feed_sources(store)

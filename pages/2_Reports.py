@@ -13,15 +13,16 @@ from hotspot311.web.reportpage import CONTACT_REPORT_TITLES, REQUEST_REPORTS
 st.set_page_config(page_title="hotspot311 reports", layout="wide")
 
 settings = from_environment()
+access = appdata.require_access()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
-requests = appdata.load_requests(settings.store, settings.city, version)
+offered = appdata.choices(settings.store, settings.city, version)
 contacts = appdata.contacts(settings.store, settings.city, version)
 profile = store.profile
 titles = {spec.key: spec.title for spec in profile.layers}
 
 st.title("Reports")
-if requests.empty and contacts.empty:
+if offered.count == 0 and contacts.empty:
     appdata.first_run(store)
     st.stop()
 
@@ -35,7 +36,7 @@ if start is not None and end is not None and start > end:
     st.stop()
 
 st.header("Service requests")
-if requests.empty:
+if offered.count == 0:
     st.info("The store holds no service requests.")
 else:
     left, mid, right = st.columns(3)
@@ -56,8 +57,27 @@ else:
         end=end, by=None if by == "(none)" else by, as_drawn=drawn)
     st.caption(f"{REQUEST_REPORTS[name]}; {note}")
     st.dataframe(table, hide_index=True, key="request_table")
-    st.download_button("CSV", to_csv(table).encode("utf-8"),
-                       file_name=f"{name}.csv", mime="text/csv", key="dl_request")
+    if access.may_export:
+        st.download_button("CSV", appdata.exporter(
+            access, settings.store, settings.city, what=f"report {name} CSV",
+            filters={"start": str(start or ""), "end": str(end or ""), "by": by,
+                     "as_drawn": drawn},
+            make=lambda: (to_csv(table).encode("utf-8"), len(table))),
+            file_name=f"{name}.csv", mime="text/csv", key="dl_request", on_click="ignore")
+
+if access.may_export and offered.count:
+    from hotspot311.web.reportpage import meeting_workbook
+
+    st.download_button(
+        "Meeting workbook (Excel)", appdata.exporter(
+            access, settings.store, settings.city, what="meeting workbook",
+            filters={"start": str(start or ""), "end": str(end or "")},
+            make=lambda: meeting_workbook(store, now=appdata.now_hour(), start=start,
+                                          end=end)),
+        file_name="meeting.xlsx", key="dl_meeting", on_click="ignore",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        help="One sheet per standard report (and the contact reports): the performance "
+             "meeting's pack, as `hotspot311 report meeting` writes it.")
 
 st.header("Contacts")
 if contacts.empty:

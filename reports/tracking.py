@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import pandas as pd
@@ -24,8 +24,8 @@ from clustering.problem_hotspots import problem_ids_of
 from clustering.run import run_hotspots
 from clustering.selection import HotspotQuery, select_requests
 from geo.store.base import Store
+from geo.store.reads import RequestFilter
 from hotspot311.errors import InputError, describe
-from layers.profile import CityProfile
 from layers.services import ServiceType
 from reports.calendar import CalendarConfig
 from reports.sla import add_due_and_state
@@ -105,8 +105,12 @@ def request_record(store: Store, request_id: str, *, services: Sequence[ServiceT
     InputError
         When the id is unknown.
     """
-    requests = pd.DataFrame(store.requests())
-    row = find_request(requests, request_id)
+    row = store.select_requests(RequestFilter(ids=(str(request_id),)))
+    if row.empty:
+        total = store.request_summary(RequestFilter()).count
+        raise InputError(f"request: id {describe(request_id)} is not in the store "
+                         f"({total:,} requests); give a service_request_id")
+    row = row.iloc[:1]
     row = add_due_and_state(row, services=services, calendar=calendar,
                             now=now, due_soon_hours=due_soon_hours)
     rec = row.iloc[0]
@@ -116,17 +120,17 @@ def request_record(store: Store, request_id: str, *, services: Sequence[ServiceT
         code = rec.get(key)
         code = None if code is None or pd.isna(code) else str(code)
         record.areas[key] = (code, _area_name(store, key, code))
-    record.problem = _problem(requests, rec)
-    record.hotspot, record.hotspot_note = _hotspot(requests, rec, store.profile,
-                                                   store.layer_keys(), now)
+    record.problem = _problem(store, rec)
+    record.hotspot, record.hotspot_note = _hotspot(store, rec, now)
     return record
 
 
-def _problem(requests: pd.DataFrame, rec: pd.Series) -> dict[str, object] | None:
+def _problem(store: Store, rec: pd.Series) -> dict[str, object] | None:
     pid = rec.get("problem_id")
     if pid is None or pd.isna(pid):
         return None
-    same = requests[requests["problem_id"] == pid].sort_values(
+    same = store.select_requests(RequestFilter(problems=(str(pid),)),
+                                 ["service_request_id", "requested_datetime"]).sort_values(
         ["requested_datetime", "service_request_id"])
     return {"problem_id": str(pid), "calls": len(same),
             "request_ids": [str(v) for v in same["service_request_id"]]}
@@ -140,13 +144,21 @@ def _area_name(store: Store, key: str, code: str | None) -> str | None:
     return None if hit.empty else str(hit["name"].iloc[0])
 
 
-def _hotspot(requests: pd.DataFrame, rec: pd.Series, profile: CityProfile,
-             layer_keys: tuple[str, ...], now: datetime
+def _hotspot(store: Store, rec: pd.Series, now: datetime
              ) -> tuple[dict[str, object] | None, str]:
+    """The request's hotspot among its type's requests of the window (only those read)."""
     if pd.isna(rec.get("x")) or pd.isna(rec.get("y")):
         return None, "no point to cluster (not geocoded)"
-    same = requests[requests["service_name"] == rec["service_name"]]
-    query = HotspotQuery(services=(str(rec["service_name"]),), days=HOTSPOT_DAYS,
+    profile, layer_keys = store.profile, store.layer_keys()
+    service = str(rec["service_name"])
+    end = store.request_summary(RequestFilter(services=(service,))).last
+    if end is None:
+        return None, f"no {service!r} request has a request time"
+    end_time = end.to_pydatetime()
+    same = store.select_requests(RequestFilter(
+        services=(service,), after=end_time - timedelta(days=HOTSPOT_DAYS), until=end_time,
+        located=True))
+    query = HotspotQuery(services=(service,), days=HOTSPOT_DAYS, end=end_time,
                          eps_m=HOTSPOT_EPS_M, min_samples=1, count="problems")
     chosen = select_requests(same, query)
     if not chosen["service_request_id"].eq(rec["service_request_id"]).any():

@@ -1,4 +1,5 @@
-"""A small demo store for the app tests: generated Philadelphia requests, ingested."""
+"""A small demo store for the app tests: generated Philadelphia requests, ingested into
+either store (the same rows, so the app shows the same numbers on both)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,25 @@ from layers.profile import load_profile
 END = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
 
+def fill_store(location: str | Path, csv: Path, n: int, *, seed: int = 1) -> str:
+    """Ingest ``n`` generated requests (written to ``csv``) into the store at ``location``.
+
+    Returns
+    -------
+    str
+        The store location (a directory or a ``postgresql://`` URL).
+    """
+    if not csv.exists():
+        generate(n, seed=seed, end=END).to_csv(csv, index=False)
+    store = open_store(location, load_profile("philadelphia"))
+    try:
+        ingest(csv, store, now=END,
+               problems=ProblemAssigner(ProblemRules.for_city(store.profile)))
+    finally:
+        store.close()
+    return str(location)
+
+
 def build_store(directory: Path, n: int = 2000, *, seed: int = 1) -> Path:
     """Ingest ``n`` generated requests into an embedded store at ``directory / "store"``.
 
@@ -24,9 +44,5 @@ def build_store(directory: Path, n: int = 2000, *, seed: int = 1) -> Path:
         The store directory.
     """
     store_dir = directory / "store"
-    csv = directory / "requests.csv"
-    generate(n, seed=seed, end=END).to_csv(csv, index=False)
-    store = open_store(store_dir, load_profile("philadelphia"))
-    ingest(csv, store, now=END,
-           problems=ProblemAssigner(ProblemRules.for_city(store.profile)))
+    fill_store(store_dir, directory / "requests.csv", n, seed=seed)
     return store_dir

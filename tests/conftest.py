@@ -113,3 +113,21 @@ def app_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.appstore import build_store
 
     return build_store(tmp_path_factory.mktemp("appstore"))
+
+
+@pytest.fixture(scope="session")
+def app_postgis_store(tmp_path_factory: pytest.TempPathFactory, postgis_server: object) -> str:
+    """The same requests as :func:`app_store`, in a PostGIS database (session scope)."""
+    from tests.appstore import fill_store
+
+    url = postgis_server.clone("app")  # type: ignore[attr-defined]
+    return fill_store(url, tmp_path_factory.mktemp("appstore-pg") / "requests.csv", 2000)
+
+
+@pytest.fixture(scope="session", params=["embedded", pytest.param("postgis",
+                                                                  marks=pytest.mark.postgis)])
+def app_location(request: pytest.FixtureRequest) -> str:
+    """The app test store, each store in turn: a directory or a ``postgresql://`` URL."""
+    if request.param == "embedded":
+        return str(request.getfixturevalue("app_store"))
+    return str(request.getfixturevalue("app_postgis_store"))

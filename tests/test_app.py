@@ -1,4 +1,5 @@
-"""The map page and the data quality page through Streamlit's AppTest (no browser)."""
+"""The map page and the data quality page through Streamlit's AppTest (no browser), on
+both stores (the same generated requests in a directory and in a PostGIS database)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,24 @@ TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def store_dir(app_store: Path) -> Path:
-    return app_store
+def store_dir(app_location: str) -> str:
+    return app_location
 
 
 @pytest.fixture(scope="module")
-def stored(store_dir: Path) -> pd.DataFrame:
-    return open_store(store_dir, load_profile("philadelphia")).requests()
+def stored(store_dir: str) -> pd.DataFrame:
+    store = open_store(store_dir, load_profile("philadelphia"))
+    try:
+        return pd.DataFrame(store.requests())
+    finally:
+        store.close()
 
 
-def run_app(monkeypatch: pytest.MonkeyPatch, store: Path, script: str = "app.py") -> AppTest:
+def run_app(monkeypatch: pytest.MonkeyPatch, store: Path | str, script: str = "app.py"
+            ) -> AppTest:
     monkeypatch.setenv("HOTSPOT311_STORE", str(store))
     monkeypatch.setenv("HOTSPOT311_TILES", "plain")
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")  # the test server's superuser
     at = AppTest.from_file(str(ROOT / script), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, [e.message for e in at.exception]
@@ -44,7 +51,7 @@ def shown(at: AppTest) -> int:
 
 
 def test_map_page_shows_every_request_then_filters_narrow(
-        monkeypatch: pytest.MonkeyPatch, store_dir: Path, stored: pd.DataFrame) -> None:
+        monkeypatch: pytest.MonkeyPatch, store_dir: str, stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir)
     assert shown(at) == len(stored)
     at.radio(key="status").set_value("open").run()
@@ -62,7 +69,7 @@ def test_map_page_shows_every_request_then_filters_narrow(
 
 
 def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.MonkeyPatch,
-                                                      store_dir: Path) -> None:
+                                                      store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.multiselect(key="services").set_value(["Street Defect"]).run()
     at.multiselect(key="agencies").set_value(["Police Department"]).run()
@@ -71,7 +78,7 @@ def test_filters_matching_nothing_still_draw_the_page(monkeypatch: pytest.Monkey
     assert any("No requests match" in c.value for c in at.caption)
 
 
-def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                                     stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir)
     at.selectbox(key="area_layer").set_value("council_district").run()
@@ -86,7 +93,7 @@ def test_area_filter_and_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: 
 
 
 @pytest.mark.parametrize("key", ["streets", "police", "neighborhood", "custom"])
-def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                                             stored: pd.DataFrame, key: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.selectbox(key="preset").set_value(key).run()
@@ -113,7 +120,7 @@ def test_presets_select_their_service_types(monkeypatch: pytest.MonkeyPatch, sto
             else len(stored)
 
 
-def test_hotspot_settings_and_zoom(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
+def test_hotspot_settings_and_zoom(monkeypatch: pytest.MonkeyPatch, store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.slider(key="window").set_value(365).run()
     at.slider(key="min_samples").set_value(3).run()
@@ -138,7 +145,7 @@ def map_caption(at: AppTest) -> str:
 
 
 def test_the_reported_view_switches_between_aggregate_and_points(
-        monkeypatch: pytest.MonkeyPatch, store_dir: Path, stored: pd.DataFrame) -> None:
+        monkeypatch: pytest.MonkeyPatch, store_dir: str, stored: pd.DataFrame) -> None:
     limit = 300  # below the test store's size, so that the city view is aggregated
     monkeypatch.setattr(maps, "POINT_LIMIT", limit)
     at = run_app(monkeypatch, store_dir)
@@ -174,7 +181,7 @@ def test_empty_store_shows_first_run_page(monkeypatch: pytest.MonkeyPatch,
     assert "no requests yet" in at.header[0].value.lower()
 
 
-def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                            stored: pd.DataFrame) -> None:
     at = run_app(monkeypatch, store_dir, "pages/1_Data_quality.py")
     quarantine = open_store(store_dir, load_profile("philadelphia")).quarantine()
@@ -188,7 +195,7 @@ def test_data_quality_page(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
 
 
 def test_hotspot_table_counts_problems_and_did_it_work(monkeypatch: pytest.MonkeyPatch,
-                                                       store_dir: Path) -> None:
+                                                       store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir)
     at.slider(key="window").set_value(365).run()
     at.slider(key="min_samples").set_value(3).run()
@@ -200,7 +207,7 @@ def test_hotspot_table_counts_problems_and_did_it_work(monkeypatch: pytest.Monke
     assert any("No stored runs yet" in c.value for c in at.caption)
 
 
-def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: Path,
+def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: str,
                                  stored: pd.DataFrame) -> None:
     from clustering.chronic import ChronicQuery, chronic_locations
 
@@ -224,3 +231,110 @@ def test_chronic_locations_layer(monkeypatch: pytest.MonkeyPatch, store_dir: Pat
     assert sorted(layer["location_id"]) == sorted(expected["location_id"])  # type: ignore[index]
     fmap = real(stored.head(10), chronic=layer, tiles=None)  # type: ignore[arg-type]
     assert "Chronic locations" in maps.layer_names(fmap.base)
+
+
+@pytest.mark.postgis
+def test_the_app_refuses_a_database_role_that_can_write(monkeypatch: pytest.MonkeyPatch,
+                                                         app_postgis_store: str) -> None:
+    monkeypatch.setenv("HOTSPOT311_STORE", app_postgis_store)
+    monkeypatch.delenv("HOTSPOT311_ALLOW_WRITE_ROLE", raising=False)
+    from hotspot311.web import appdata
+
+    appdata.get_store.clear()  # a store opened by another test with the check waived
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert any("may write to" in e.value and "grant-readonly" in e.value for e in at.error)
+    assert not at.metric  # nothing of the store is shown
+
+
+def test_the_demo_refuses_to_serve_beyond_this_computer(monkeypatch: pytest.MonkeyPatch,
+                                                       store_dir: str) -> None:
+    from streamlit import config
+
+    monkeypatch.setenv("HOTSPOT311_STORE", store_dir)
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+        at.run()
+        assert any("serves 127.0.0.1 only" in e.value for e in at.error)
+        assert not at.metric
+        monkeypatch.setenv("HOTSPOT311_ALLOW_OPEN", "1")
+        monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")
+        at.run()
+        assert not at.error and at.metric
+    finally:
+        config.set_option("server.address", before)
+
+
+def test_a_share_link_restores_the_view(monkeypatch: pytest.MonkeyPatch, store_dir: str,
+                                        stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir)
+    at.radio(key="status").set_value("open").run()
+    at.multiselect(key="services").set_value(["Street Defect", "Graffiti Removal"]).run()
+    at.slider(key="window").set_value(365).run()
+    at.slider(key="min_samples").set_value(3).run()
+    lat, lon = float(stored["lat"].median()), float(stored["lon"].median())
+    at.session_state["map"] = reported_view(DETAIL_ZOOM + 1, (lat - 0.002, lon - 0.003,
+                                                              lat + 0.002, lon + 0.003))
+    at.run()
+    zoomed = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
+    assert zoomed["zoom"] == [str(DETAIL_ZOOM + 1)]
+    assert float(zoomed["lat"][0]) == pytest.approx(lat, abs=1e-4)
+    focus = at.selectbox(key="focus")
+    assert len(focus.options) > 1
+    focus.set_value(focus.options[1]).run()
+    params = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
+    assert params["status"] == ["open"]
+    assert sorted(params["service"]) == ["Graffiti Removal", "Street Defect"]
+    assert params["window"] == ["365"] and params["min_samples"] == ["3"]
+    assert params["hotspot"]
+    picked = at.selectbox(key="focus").value
+    expected = shown(at)
+
+    # a new session opened on the link: same filters, same numbers, same hotspot
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for key, values in params.items():
+        fresh.query_params[key] = values
+    fresh.run()
+    assert not fresh.exception, [e.message for e in fresh.exception]
+    assert fresh.radio(key="status").value == "open"
+    assert sorted(fresh.multiselect(key="services").value) == [
+        "Graffiti Removal", "Street Defect"]
+    assert fresh.slider(key="window").value == 365
+    assert shown(fresh) == expected
+    assert fresh.selectbox(key="focus").value == picked
+    # the zoomed-in link opens zoomed in, its requests one by one
+    there = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for key, values in zoomed.items():
+        there.query_params[key] = values
+    there.run()
+    mount = there.session_state["map_mount"]  # what st_folium is told to open on
+    assert mount.view is not None and mount.view.zoom == DETAIL_ZOOM + 1
+    assert mount.view.center == pytest.approx((lat, lon), abs=1e-4)
+    # a link cannot select what the page does not offer
+    odd = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    odd.query_params["service"] = ["<script>alert(1)</script>"]
+    odd.query_params["status"] = ["everything"]
+    odd.query_params["window"] = ["100000"]
+    odd.run()
+    assert not odd.exception
+    assert odd.multiselect(key="services").value == [] and odd.radio(key="status").value == "all"
+    assert odd.slider(key="window").value == 30
+
+
+def test_tracking_number_search(monkeypatch: pytest.MonkeyPatch, store_dir: str,
+                                stored: pd.DataFrame) -> None:
+    at = run_app(monkeypatch, store_dir)
+    row = stored.sort_values("service_request_id").iloc[10]
+    at.text_input(key="track").set_value(str(row["service_request_id"])).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "value" in d.value.columns)
+    found = dict(zip(table.iloc[:, 0], table["value"], strict=True))
+    assert found["request"] == row["service_request_id"]
+    assert found["type"] == row["service_name"] and found["status"] == row["status"]
+    assert found["SLA state"] != "—" and "hotspot" in found
+    assert found["address"] == str(row["address"])  # the local demo user is an admin
+    at.text_input(key="track").set_value("NO-SUCH-ID").run()
+    assert any("id 'NO-SUCH-ID' is not in the store" in w.value for w in at.warning)

@@ -121,17 +121,19 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> Non
 
 
 @contextmanager
-def streamlit_server(store: Path, log_dir: Path) -> Iterator[str]:
+def streamlit_server(store: Path | str, log_dir: Path, *, extra_env: dict[str, str] | None = None,
+                     args: tuple[str, ...] = (), port: int | None = None) -> Iterator[str]:
     """Run the app against ``store`` on a free port; yield its URL, stop it afterwards."""
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "HOTSPOT311_STORE": str(store), "HOTSPOT311_TILES": "plain",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "HOTSPOT311_ALLOW_WRITE_ROLE": "1", **(extra_env or {})}
     log = log_dir / "streamlit.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--server.enableStaticServing", "true", "--browser.gatherUsageStats", "false"],
+             "--server.enableStaticServing", "true", "--browser.gatherUsageStats", "false",
+             *args],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -146,22 +148,27 @@ def streamlit_server(store: Path, log_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, app_store: Path) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, app_location: str) -> Iterator[str]:
     need_chromium()
-    with streamlit_server(app_store, tmp_path_factory.mktemp("streamlit")) as url:
+    with streamlit_server(app_location, tmp_path_factory.mktemp("streamlit")) as url:
         yield url
 
 
+@pytest.fixture(scope="module", params=["embedded", pytest.param("postgis",
+                                                                 marks=pytest.mark.postgis)])
+def dense_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """More requests than the map draws one by one at city scale: it opens aggregated
+    (each store in turn)."""
+    from tests.appstore import fill_store
+
+    directory = tmp_path_factory.mktemp("densestore")
+    location = str(directory / "store") if request.param == "embedded" else \
+        request.getfixturevalue("postgis_server").clone("dense")
+    return fill_store(location, directory / "requests.csv", 3 * POINT_LIMIT)
+
+
 @pytest.fixture(scope="module")
-def dense_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """More requests than the map draws one by one at city scale: it opens aggregated."""
-    from tests.appstore import build_store
-
-    return build_store(tmp_path_factory.mktemp("densestore"), n=3 * POINT_LIMIT)
-
-
-@pytest.fixture(scope="module")
-def dense_server(tmp_path_factory: pytest.TempPathFactory, dense_store: Path) -> Iterator[str]:
+def dense_server(tmp_path_factory: pytest.TempPathFactory, dense_store: str) -> Iterator[str]:
     need_chromium()
     with streamlit_server(dense_store, tmp_path_factory.mktemp("streamlit-dense")) as url:
         yield url
@@ -238,7 +245,7 @@ def test_map_table_filter_download(server: str) -> None:
             browser.close()
 
 
-def dense_spot(store: Path) -> tuple[float, float]:
+def dense_spot(store: Path | str) -> tuple[float, float]:
     """Centre of the ~200 m cell holding the most stored requests."""
     frame = open_store(store, load_profile("philadelphia")).request_columns(["lat", "lon"])
     cells = (frame[["lat", "lon"]] / 0.002).round().value_counts()
@@ -247,7 +254,7 @@ def dense_spot(store: Path) -> tuple[float, float]:
 
 
 def test_zoom_in_draws_points_with_popups_zoom_out_the_aggregate(dense_server: str,
-                                                                 dense_store: Path) -> None:
+                                                                 dense_store: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     stored = open_store(dense_store, load_profile("philadelphia")).request_columns(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -31,11 +30,15 @@ def table(at: AppTest, column: str) -> pd.DataFrame:
     return found[0]
 
 
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["embedded", pytest.param("postgis",
+                                                                 marks=pytest.mark.postgis)])
+def store_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The page's store, each store in turn (a directory or a ``postgresql://`` URL)."""
     root = tmp_path_factory.mktemp("reports_page")
     profile = load_profile("philadelphia")
-    store = open_store(root / "store", profile)
+    location = str(root / "store") if request.param == "embedded" else \
+        request.getfixturevalue("postgis_server").clone("reports")
+    store = open_store(location, profile)
     requests = generate(1500, seed=3, end=END)
     requests.to_csv(root / "requests.csv", index=False)
     ingest(root / "requests.csv", store, now=END)
@@ -46,11 +49,12 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     areas = store.areas("council_district").copy()
     areas["code"] = areas["code"].replace({"1": "2", "2": "1"})  # a test map, not a real one
     store.add_generation(replace(council, valid_from=date(2026, 3, 1)), areas)
-    return root / "store"
+    store.close()
+    return location
 
 
 def test_request_reports_with_the_as_drawn_choice(monkeypatch: pytest.MonkeyPatch,
-                                                  store_dir: Path) -> None:
+                                                  store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir, "pages/2_Reports.py")
     at.selectbox(key="request_report").set_value("sla").run()
     at.selectbox(key="by").set_value("council_district").run()
@@ -71,7 +75,7 @@ def test_request_reports_with_the_as_drawn_choice(monkeypatch: pytest.MonkeyPatc
     assert sum(counts.values()) == sum(before.values())
 
 
-def test_contact_reports(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
+def test_contact_reports(monkeypatch: pytest.MonkeyPatch, store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir, "pages/2_Reports.py")
     assert any("synthetic" in w.value for w in at.warning)
     inquiries = table(at, "outcome")
@@ -88,7 +92,7 @@ def test_contact_reports(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> No
     assert len(departments) == 10 and departments["rank"].tolist() == list(range(1, 11))
 
 
-def test_empty_period_error(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
+def test_empty_period_error(monkeypatch: pytest.MonkeyPatch, store_dir: str) -> None:
     at = run_app(monkeypatch, store_dir, "pages/2_Reports.py")
     at.date_input(key="start").set_value(date(2026, 6, 1)).run()
     at.date_input(key="end").set_value(date(2026, 5, 1)).run()
@@ -96,7 +100,7 @@ def test_empty_period_error(monkeypatch: pytest.MonkeyPatch, store_dir: Path) ->
 
 
 def test_map_choropleth_as_drawn_on_the_request_date(monkeypatch: pytest.MonkeyPatch,
-                                                     store_dir: Path) -> None:
+                                                     store_dir: str) -> None:
     from hotspot311.web import appdata
     from hotspot311.web.filters import Filters
 
@@ -118,3 +122,23 @@ def test_map_choropleth_as_drawn_on_the_request_date(monkeypatch: pytest.MonkeyP
     assert {c: n for c, n in shaded["request-date"].items() if n} == {
         c: n for c, n in drawn.items() if c not in ("(outside)", "(all)")}
     assert shaded["request-date"]["1"] != shaded["today"]["1"]
+
+
+def test_the_meeting_workbook_download(monkeypatch: pytest.MonkeyPatch, store_dir: str) -> None:
+    import io
+
+    import openpyxl
+
+    from hotspot311.web.reportpage import meeting_workbook
+
+    at = run_app(monkeypatch, store_dir, "pages/2_Reports.py")
+    buttons = [b for b in at.get("download_button") if "Meeting workbook" in str(b.proto)]
+    assert len(buttons) == 1  # the local demo's user is an admin: may export
+    store = open_store(store_dir, load_profile("philadelphia"))
+    try:
+        data, rows = meeting_workbook(store, now=END)
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        assert len(book.worksheets) >= 5  # one sheet per standard report, then contacts
+        assert rows == len(pd.DataFrame(store.requests()))
+    finally:
+        store.close()

@@ -27,6 +27,7 @@ from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
 from geo.store.query import QUERY_COLUMNS, RequestQuery
+from geo.store.reads import RequestFilter, RequestSummary
 from geo.store.sources import Source, SourceConfig, SourceState
 from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import is_postgres_url
@@ -242,6 +243,81 @@ class Store(ABC):
         """
         return RequestReader(self.requests)
 
+    # --- reads that ask only for what they show (geo.store.reads) ----------------
+    @abstractmethod
+    def request_summary(self, filt: RequestFilter, *, now: datetime | None = None
+                        ) -> RequestSummary:
+        """Count, open, overdue (at ``now``), synthetic, first and last request time of
+        the requests passing ``filt``, counted by the store."""
+
+    @abstractmethod
+    def group_counts(self, filt: RequestFilter, column: str, *, now: datetime | None = None
+                     ) -> pd.DataFrame:
+        """Requests, open and overdue per value of one column, counted by the store.
+
+        Parameters
+        ----------
+        filt
+            Which requests.
+        column
+            A layer key (the area code; ``None`` for requests outside every area) or one
+            of :data:`geo.store.reads.GROUPABLE`.
+        now
+            Reference time for ``overdue`` (0 everywhere when ``None``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by value (``None`` for missing), columns ``requests``, ``open``,
+            ``overdue``; most requests first, ties by value.
+        """
+
+    @abstractmethod
+    def grid_cells(self, filt: RequestFilter, *, grid_deg: float) -> pd.DataFrame:
+        """Requests per latitude/longitude grid cell, counted by the store.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``row`` = floor(lat / grid_deg), ``col`` = floor(lon / grid_deg), ``n``; one row
+            per non-empty cell, ordered by row and column.
+        """
+
+    @abstractmethod
+    def select_requests(self, filt: RequestFilter, columns: Sequence[str] | None = None, *,
+                        limit: int | None = None) -> pd.DataFrame:
+        """Some columns of the requests passing ``filt`` (never the geometry).
+
+        Parameters
+        ----------
+        filt
+            Which requests: a box, ids, a hotspot window… The store reads only those.
+        columns
+            Column names (layer keys give area codes); names the store does not have are
+            left out. ``None``: every stored column.
+        limit
+            At most this many rows (which ones is up to the store).
+        """
+
+    @abstractmethod
+    def request_centre(self) -> tuple[float, float] | None:
+        """Median (lat, lon) of the stored requests; ``None`` when there are none."""
+
+    @abstractmethod
+    def contact_counts(self, request_id: str) -> tuple[int, int]:
+        """Stored contacts that named ``request_id``, and how many of them were calls."""
+
+    @abstractmethod
+    def record_export(self, *, user: str, role: str, department: str | None, what: str,
+                      filters: dict[str, Any], rows: int) -> None:
+        """Record one export in the audit log (who, role, department, what, filters, rows;
+        the store adds the time)."""
+
+    @abstractmethod
+    def exports(self) -> pd.DataFrame:
+        """The audit log of exports, oldest first: ``exported_at`` (ISO text, UTC),
+        ``user_name``, ``role``, ``department``, ``what``, ``filters``, ``rows``."""
+
     @abstractmethod
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row (see :data:`geo.ingest.validate.QUARANTINE_COLUMNS`)."""
@@ -374,6 +450,11 @@ class Store(ABC):
         """Read a layer file (see :func:`layers.registry.load_layer`) and store it."""
         return self.add_generation(spec, load_layer(spec, crs=self.profile.crs))
 
+    def write_privileges(self) -> list[str]:
+        """Tables of requests and layers this connection may change (the app wants none);
+        the embedded store's files are guarded by the file system, so it names none."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (connections); the embedded store holds none."""
 
@@ -468,7 +549,8 @@ def describe_generation(
     return generation_for(spec, areas, generation=next_generation_number(existing, spec.key))
 
 
-def open_store(location: str | Path, profile: CityProfile) -> Store:
+def open_store(location: str | Path, profile: CityProfile, *,
+               pool_size: int | None = None) -> Store:
     """Open the store named by ``location``.
 
     Parameters
@@ -478,6 +560,8 @@ def open_store(location: str | Path, profile: CityProfile) -> Store:
         (PostGIS store; ``postgresql:`` alone uses the libpq ``PG*`` variables).
     profile
         The city profile the store serves.
+    pool_size
+        PostGIS: the most pooled connections (the store's default when ``None``).
 
     Returns
     -------
@@ -495,6 +579,8 @@ def open_store(location: str | Path, profile: CityProfile) -> Store:
             from geo.store.postgis import PostGISStore
         except ImportError as err:
             raise StoreError(f"the PostGIS store is not available in this build ({err})") from err
+        if pool_size is not None:
+            return PostGISStore.open(text, profile, max_size=pool_size)
         return PostGISStore.open(text, profile)
     from geo.store.embedded import EmbeddedStore
 

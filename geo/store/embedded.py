@@ -65,6 +65,7 @@ from geo.store.base import (
 )
 from geo.store.embedded_contacts import merge_contacts
 from geo.store.embedded_query import EmbeddedApiMixin
+from geo.store.embedded_reads import EmbeddedReads
 from geo.store.embedded_sources import EmbeddedSources, with_state
 from geo.store.runs import RunResult, pack_run
 from geo.store.sources import SourceState
@@ -81,7 +82,7 @@ _TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
-class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, Store):
+class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
     """GeoParquet store in a directory.
 
     Parameters

@@ -61,6 +61,7 @@ from geo.store.postgis_load import (
     write_quarantine,
 )
 from geo.store.postgis_query import PostGISApiMixin
+from geo.store.postgis_reads import PostGISReads
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.postgis_sources import PostGISSources, write_state
 from geo.store.runs import RunResult, pack_run
@@ -102,7 +103,7 @@ def server_label(conninfo: str) -> str:
     return f"{user}@{host}:{port}/{dbname}"
 
 
-class PostGISStore(PostGISSources, PostGISApiMixin, Store):
+class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
     """A store in a PostGIS database (see the module docstring).
 
     Use :meth:`open`; the constructor only stores its arguments.

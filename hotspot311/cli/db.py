@@ -3,6 +3,9 @@
 ``hotspot311 --store postgresql://… db migrate`` applies the schema migrations the
 database has not had yet (:func:`geo.store.postgis_schema.migrate`) and prints them; running it
 again applies nothing. It needs a PostGIS store: with a store directory it exits 2.
+
+``hotspot311 db grant-readonly ROLE`` makes the app's database role: it may read the
+store and write the export log, nothing else (:mod:`geo.store.postgis_roles`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,51 @@ from hotspot311.settings import is_postgres_url
 @click.group("db")
 def db_group() -> None:
     """Maintain the PostGIS store's database (schema migrations)."""
+
+
+def _need_postgis(ctx: Context, command: str) -> str:
+    location = str(ctx.store_location)
+    if not is_postgres_url(location):
+        raise InputError(
+            f"db {command} needs a PostGIS store (--store postgresql://user@host:port/dbname "
+            f"or postgresql: for the PG* variables); the store is {location!r}, a store "
+            "directory")
+    return location
+
+
+@db_group.command("grant-readonly")
+@click.argument("role")
+@click.option("--password-env", metavar="VAR",
+              help="Set the role's password from this environment variable (never on the "
+                   "command line).")
+@pass_ctx
+@handle_errors
+def grant_readonly_cmd(ctx: Context, role: str, password_env: str | None) -> None:
+    """Create ROLE (or narrow it): read the store, write only the export log. Give it to
+    the app (HOTSPOT311_STORE=postgresql://ROLE@host/db)."""
+    import os
+
+    import psycopg
+
+    from geo.store.postgis import conninfo_for, server_label
+    from geo.store.postgis_roles import grant_readonly
+
+    location = _need_postgis(ctx, "grant-readonly")
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise InputError(f"--password-env: {password_env} is not set or empty")
+    ctx.store()  # opening migrates: export_audit exists before the grant
+    conninfo = conninfo_for(location)
+    label = server_label(conninfo)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            created = grant_readonly(conn, role, password=password)
+    except psycopg.Error as err:
+        raise StoreError(f"cannot grant {role!r} at {label}: {err}") from None
+    click.echo(f"{label}: role {role} {'created' if created else 'narrowed'}: reads the "
+               "store, writes only the export log")
 
 
 @db_group.command("migrate")

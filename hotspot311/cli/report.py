@@ -248,11 +248,8 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
         ("geocode match", f.get("geocode_match_type")), ("geocode score", f.get("geocode_score")),
         ("source", f.get("source")), ("quality flags", f.get("quality_flags") or None),
     ]
-    contacts = store.contacts()
-    about = contacts[contacts["service_request_id"].eq(str(f["service_request_id"])).to_numpy(
-        dtype=bool)]
-    rows.append(("contacts", f"{len(about):,} ({int(about['channel'].eq('phone').sum()):,} "
-                             "calls) made or asked about it"))
+    n_contacts, n_calls = store.contact_counts(str(f["service_request_id"]))
+    rows.append(("contacts", f"{n_contacts:,} ({n_calls:,} calls) made or asked about it"))
     for label, value in rows:
         click.echo(f"  {label:<16}{show(value)}")
     click.echo("areas")

@@ -19,6 +19,7 @@ from geo.ingest.pipeline import IngestReport, ingest, ingest_contacts
 from geo.ingest.readers import Format
 from geo.ingest.sink import ProblemAssigner
 from geo.store.base import Store
+from geo.store.reads import RequestFilter
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
 from hotspot311.cli.engine import dask_client, engine_options, progress_bar
 from hotspot311.cli.sources import source_lines
@@ -143,24 +144,27 @@ def _print_report(report: IngestReport) -> bool:
 def status_cmd(ctx: Context) -> None:
     """Summarize the store: requests, quarantine, layers and batches."""
     store = ctx.store()
-    requests = store.requests()
+    every = RequestFilter()
+    counts = store.request_summary(every)  # counted by the store: no request is read
     click.echo(f"{store.describe()} — {store.profile.name}")
-    click.echo(f"requests     {len(requests):>9,}")
-    if len(requests):
-        click.echo(f"  open       {int((requests['status'] == 'open').sum()):>9,}")
-        click.echo(f"  synthetic  {int(requests['synthetic'].sum()):>9,}")
-        first, last = requests["requested_datetime"].min(), requests["requested_datetime"].max()
-        click.echo(f"  requested  {first:%Y-%m-%d} … {last:%Y-%m-%d}")
-        top = requests["service_name"].value_counts().head(8)
+    click.echo(f"requests     {counts.count:>9,}")
+    if counts.count:
+        click.echo(f"  open       {counts.open:>9,}")
+        click.echo(f"  synthetic  {counts.synthetic:>9,}")
+        if counts.first is not None and counts.last is not None:
+            click.echo(f"  requested  {counts.first:%Y-%m-%d} … {counts.last:%Y-%m-%d}")
+        top = store.group_counts(every, "service_name")["requests"].head(8)
         for name, n in top.items():
-            click.echo(f"    {name:<34}{n:>9,}")
+            click.echo(f"    {name!s:<34}{n:>9,}")
     quarantine = store.quarantine()
     click.echo(f"quarantine   {len(quarantine):>9,}")
     for reason, n in quarantine["reason"].value_counts().items():
         click.echo(f"    {reason:<34}{n:>9,}")
     click.echo("layers (active generation: areas, requests outside every area)")
     for key, gen in store.active().items():
-        outside = int(requests[key].isna().sum()) if key in requests else 0
+        by_area = store.group_counts(every, key)["requests"] if counts.count else None
+        outside = int(by_area.get(None, 0)) if by_area is not None and None in by_area.index \
+            else 0
         click.echo(f"    {key:<22} g{gen.generation} {gen.n_areas:>5} areas {outside:>8,} outside")
     contacts = store.contacts()
     click.echo(f"contacts     {len(contacts):>9,}")
@@ -210,7 +214,7 @@ def join_cmd(ctx: Context, layers: tuple[str, ...], source: str | None, output: 
         _join_files(store, list(layers) or sorted(known), source, output, engine, scheduler)
         return
     outside = store.rejoin(list(layers) or None)
-    total = len(store.requests())
+    total = store.request_summary(RequestFilter()).count
     for key, n in outside.items():
         click.echo(f"{key:<22} joined {total - n:>9,}  outside every area {n:>8,}")
 

@@ -4,55 +4,89 @@ Every cached call is keyed on plain values: the store location, the city, a data
 version (changes when a batch is ingested or a layer added) and the page's
 :class:`~hotspot311.web.filters.Filters`, so reruns with the same widgets reuse the work.
 
-The request frame itself is held with ``st.cache_resource`` (shared, never copied):
-``st.cache_data`` would pickle a copy of a million rows on every rerun. Callers treat
-it as read-only. Smaller derived frames use ``st.cache_data``.
+The pages never hold the request table. They ask the store for what they show
+(:mod:`geo.store.reads`): the headline numbers, the sidebar's choices, the heat map's grid
+counts and the choropleth's counts per area are counted by the store (in SQL on PostGIS);
+the requests drawn one by one are those in the map's box, read only when there are few
+enough to draw; a hotspot run reads the located requests of its window only. The one
+exception is the SLA-state filter: the SLA state comes from the city's service catalogue
+and calendar, so with that filter on, the rows passing the other filters are read (their
+SLA columns) and the state worked out here.
 
-The first map waits only for what it draws: the page columns are read with the
-few-valued text columns dictionary-encoded (:data:`hotspot311.web.filters.CATEGORIES`); layer
-codes, ids, addresses, projected positions and close times are read from the same
-snapshot when first needed (:class:`StoredRequests`); SLA states are worked out when the
-SLA filter first asks for them (:func:`sla_states`); and the clustering modules are
-imported when the first hotspot run starts.
+One store (one connection pool on PostGIS) is opened per process and shared by every
+session (``st.cache_resource``).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from geo.store.base import RequestReader, Store, open_store
+from geo.store.base import Store, open_store
+from geo.store.reads import Box, RequestFilter, RequestSummary
 from geo.store.sources import data_as_of as stored_as_of
 from geo.store.sources import sources_frame
-from hotspot311.web.filters import (
-    CATEGORIES,
-    COLUMNS,
-    DETAILS,
-    HOTSPOT_AREA_KEYS,
-    Filters,
-    apply_filters,
+from hotspot311.errors import InputError, StoreError
+from hotspot311.web.access import (
+    LOCAL_USER,
+    Access,
+    RolesFile,
+    auth_mode,
+    load_roles,
+    open_bind_problem,
 )
-from hotspot311.web.mapdata import area_stats, web_areas, web_hotspots
+from hotspot311.web.escaping import escape_markdown
+from hotspot311.web.filters import HOTSPOT_AREA_KEYS, Filters
+from hotspot311.web.mapdata import (
+    GRID_DEG,
+    area_stats,
+    coarsen_cells,
+    grid_counts,
+    web_areas,
+    web_hotspots,
+)
+from hotspot311.web.mapview import MapView, PointChoice, choose_points_with
 from layers.profile import CityProfile, load_profile
 from reports.sla import SLA_STATES
 
 #: Columns the SLA state is worked out from (:func:`reports.sla.add_due_and_state`).
 SLA_COLUMNS = ("service_name", "status", "requested_datetime", "expected_datetime",
                "closed_datetime")
+#: Largest connection pool of the app's process (``HOTSPOT311_POOL_SIZE``).
+POOL_SIZE = 8
 
 
 @st.cache_resource(show_spinner=False)
 def get_store(location: str, city: str) -> Store:
-    """Open the store once per process."""
-    return open_store(location, load_profile(city))
+    """Open the store once per process (on PostGIS: one pool shared by every session).
+
+    Raises
+    ------
+    StoreError
+        On PostGIS, when the app's database role may change requests and
+        ``HOTSPOT311_ALLOW_WRITE_ROLE`` is not ``1`` (the app's role should be read-only:
+        ``hotspot311 db grant-readonly ROLE``).
+    """
+    size = int(os.environ.get("HOTSPOT311_POOL_SIZE", "") or POOL_SIZE)
+    store = open_store(location, load_profile(city), pool_size=size)
+    writes = store.write_privileges()
+    allowed = os.environ.get("HOTSPOT311_ALLOW_WRITE_ROLE", "").strip().lower() in (
+        "1", "true", "yes")
+    if writes and not allowed:
+        store.close()
+        raise StoreError(
+            f"{store.describe()}: the app's database role may write to {', '.join(writes)}; "
+            "give the app a read-only role (hotspot311 db grant-readonly ROLE) or set "
+            "HOTSPOT311_ALLOW_WRITE_ROLE=1 to run it anyway")
+    return store
 
 
 def data_version(store: Store) -> str:
@@ -62,80 +96,63 @@ def data_version(store: Store) -> str:
     return f"{len(batches)}:{last}:{len(store.generations())}"
 
 
-class StoredRequests:
-    """The stored requests as the pages hold them, all from one snapshot of the store.
+@dataclass(frozen=True)
+class Choices:
+    """What the sidebar offers: service types, departments, the first and last request
+    day (local) and how many requests the store holds."""
 
-    ``frame`` has the page columns (:data:`hotspot311.web.filters.COLUMNS`), read at once;
-    :meth:`columns` reads any other column on first use (layer codes, ids, addresses,
-    ...: :data:`hotspot311.web.filters.DETAILS`), from the same snapshot, so that its rows
-    line up with ``frame``'s (same index), and keeps it.
-
-    Parameters
-    ----------
-    reader
-        The store's reader (:meth:`geo.store.base.Store.request_reader`).
-    layer_keys
-        The store's layers; their codes are read as categoricals, like
-        :data:`hotspot311.web.filters.CATEGORIES`.
-    """
-
-    def __init__(self, reader: RequestReader, layer_keys: tuple[str, ...]) -> None:
-        self._reader = reader
-        self._categories = (*CATEGORIES, *layer_keys)
-        self.frame = reader.read(COLUMNS, categories=self._categories)
-        self._more: dict[str, pd.Series] = {}
-        self._absent: set[str] = set()
-        self._lock = threading.Lock()
-
-    def columns(self, names: Sequence[str]) -> pd.DataFrame:
-        """Columns ``names`` of every request, aligned with ``frame`` (names the store
-        does not have are left out)."""
-        with self._lock:
-            todo = [c for c in names if c not in self.frame.columns and c not in self._more
-                    and c not in self._absent]
-            if todo:
-                read = self._reader.read(todo, categories=self._categories)
-                self._more.update({c: read[c] for c in read.columns})
-                self._absent.update(c for c in todo if c not in read.columns)
-            more = dict(self._more)
-        return pd.DataFrame({c: self.frame[c] if c in self.frame.columns else more[c]
-                             for c in dict.fromkeys(names) if c in self.frame.columns
-                             or c in more}, index=self.frame.index)
+    services: list[str]
+    agencies: list[str]
+    first_day: date
+    last_day: date
+    count: int
 
 
-@st.cache_resource(show_spinner="Reading requests…", max_entries=2)
-def stored_requests(location: str, city: str, version: str) -> StoredRequests:
-    """The stored requests of this data version (shared; do not modify)."""
+@st.cache_data(show_spinner=False, max_entries=4)
+def choices(location: str, city: str, version: str) -> Choices:
+    """The sidebar's choices, counted by the store."""
     store = get_store(location, city)
-    return StoredRequests(store.request_reader(), store.layer_keys())
+    every = RequestFilter()
+    whole = store.request_summary(every)
+    zone = store.profile.timezone
+    today = datetime.now(UTC).astimezone(_zone(zone)).date()
+
+    def names(column: str) -> list[str]:
+        values = store.group_counts(every, column).index
+        return sorted(str(v) for v in values if v is not None and str(v))
+
+    return Choices(
+        services=names("service_name"), agencies=names("agency_responsible"),
+        first_day=whole.first.tz_convert(zone).date() if whole.first is not None else today,
+        last_day=whole.last.tz_convert(zone).date() if whole.last is not None else today,
+        count=whole.count)
 
 
-def load_requests(location: str, city: str, version: str) -> pd.DataFrame:
-    """The stored requests, page columns only, few-valued text as categoricals (shared;
-    do not modify)."""
-    return stored_requests(location, city, version).frame
+def _zone(name: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
-def with_columns(frame: pd.DataFrame, location: str, city: str, version: str,
-                 columns: Sequence[str] = DETAILS) -> pd.DataFrame:
-    """``frame`` (rows of :func:`load_requests`) with ``columns`` it lacks added, by row.
+def store_filter(store: Store, filters: Filters, **extra: Any) -> RequestFilter:
+    """The store filter for the page's filters, with ``extra`` fields (box, window…)."""
+    return replace(filters.request_filter(store.profile.timezone), **extra)
 
-    A column's first use reads it for every stored request (kept with the data).
+
+def rows(store: Store, filters: Filters, now: datetime, columns: Sequence[str], *,
+         limit: int | None = None, **extra: Any) -> pd.DataFrame:
+    """Columns of the requests passing ``filters`` (and ``extra`` store filter fields).
+
+    With SLA states chosen, the SLA columns are read too and the rows whose state at
+    ``now`` is not chosen are dropped here (the store cannot work SLA states out).
     """
-    todo = [c for c in columns if c not in frame.columns]
-    if not todo:
-        return frame
-    more = stored_requests(location, city, version).columns(todo)
-    return frame.assign(**{c: more[c] for c in more.columns})
-
-
-@st.cache_resource(show_spinner="Working out SLA states…", max_entries=2)
-def sla_states(location: str, city: str, version: str, now: datetime) -> pd.Series:
-    """The SLA state of every stored request at ``now`` (shared; do not modify)."""
-    store = get_store(location, city)
-    frame = with_columns(load_requests(location, city, version), location, city, version,
-                         ["closed_datetime"])
-    return sla_state(frame, store.profile, now=now)
+    filt = store_filter(store, filters, **extra)
+    if not filters.sla_states:
+        return store.select_requests(filt, columns, limit=limit)
+    frame = store.select_requests(filt, list(dict.fromkeys([*columns, *SLA_COLUMNS])))
+    frame = frame.assign(sla_state=sla_state(frame, store.profile, now=now))
+    kept = frame[frame["sla_state"].isin(filters.sla_states)]
+    return kept.head(limit) if limit is not None else kept
 
 
 def sla_state(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd.Series:
@@ -167,19 +184,64 @@ def sla_state(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd
     return out["sla_state"].astype(states)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
-def filtered(location: str, city: str, version: str, filters: Filters,
-             now: datetime) -> pd.DataFrame:
-    """The requests passing ``filters`` (shared; do not modify).
-
-    ``now`` dates the SLA states, worked out only when ``filters`` select some.
-    """
+@st.cache_data(show_spinner=False, max_entries=64)
+def summary(location: str, city: str, version: str, filters: Filters,
+            now: datetime) -> RequestSummary:
+    """Requests, open, overdue, first and last request of the filtered requests."""
     store = get_store(location, city)
-    frame = with_columns(load_requests(location, city, version), location, city, version,
-                         list(filters.area_map()))
+    if not filters.sla_states:
+        return store.request_summary(store_filter(store, filters), now=now)
+    frame = rows(store, filters, now, ["status", "expected_datetime", "requested_datetime"])
+    due = frame["expected_datetime"]
+    is_open = frame["status"] == "open"
+    when = frame["requested_datetime"].dropna()
+    return RequestSummary(count=len(frame), open=int(is_open.sum()),
+                          overdue=int((is_open & due.notna() & (due < pd.Timestamp(now))).sum()),
+                          first=when.min() if len(when) else None,
+                          last=when.max() if len(when) else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def heat_cells(location: str, city: str, version: str, filters: Filters,
+               now: datetime) -> pd.DataFrame:
+    """Grid counts of the filtered requests for the heat map (counted by the store)."""
+    store = get_store(location, city)
     if filters.sla_states:
-        frame = frame.assign(sla_state=sla_states(location, city, version, now))
-    return apply_filters(frame, filters, timezone=store.profile.timezone)
+        return grid_counts(rows(store, filters, now, ["lat", "lon"]))
+    cells = store.grid_cells(store_filter(store, filters), grid_deg=GRID_DEG)
+    return coarsen_cells(cells, grid_deg=GRID_DEG)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def count_in(location: str, city: str, version: str, filters: Filters, now: datetime,
+             box: Box | None) -> int:
+    """Filtered requests in ``box`` (all when ``None``)."""
+    if box is None:
+        return summary(location, city, version, filters, now).count
+    store = get_store(location, city)
+    if filters.sla_states:
+        return len(rows(store, filters, now, ["service_request_id"], box=box))
+    return store.request_summary(store_filter(store, filters, box=box)).count
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def requests_in(location: str, city: str, version: str, filters: Filters, now: datetime,
+                box: Box | None, columns: tuple[str, ...]) -> pd.DataFrame:
+    """``columns`` of the filtered requests in ``box`` (all when ``None``)."""
+    store = get_store(location, city)
+    return rows(store, filters, now, columns, box=box)
+
+
+def point_choice(location: str, city: str, version: str, filters: Filters, now: datetime, *,
+                 view: MapView | None, focus: Box | None, limit: int,
+                 columns: Sequence[str]) -> PointChoice:
+    """Which requests the map draws one by one (:func:`hotspot311.web.mapview.choose_points_with`),
+    asking the store for counts first and for rows only when they will be drawn."""
+    cols = tuple(dict.fromkeys(["lat", "lon", *columns]))
+    return choose_points_with(
+        lambda box: count_in(location, city, version, filters, now, box),
+        lambda box: requests_in(location, city, version, filters, now, box, cols),
+        view=view, focus=focus, limit=limit)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -187,21 +249,27 @@ def area_layer(location: str, city: str, version: str, filters: Filters, key: st
                now: datetime, as_drawn: str = "today") -> gpd.GeoDataFrame:
     """Web-ready areas of layer ``key`` with request counts and overdue share.
 
-    ``as_drawn`` is ``today`` (each request in its area of today's map) or
-    ``request-date`` (in its area of the map in force on its request date, see
-    :mod:`reports.asdrawn`); either way the counts are drawn on today's areas.
+    ``as_drawn`` is ``today`` (each request in its area of today's map: counted by the
+    store) or ``request-date`` (in its area of the map in force on its request date, see
+    :mod:`reports.asdrawn`: the filtered requests' positions and dates are read); either
+    way the counts are drawn on today's areas.
     """
     from reports.asdrawn import as_drawn as redraw
 
     store = get_store(location, city)
-    view = with_columns(filtered(location, city, version, filters, now), location, city,
-                        version, [key])
-    if as_drawn != "today":
-        view = with_columns(view, location, city, version, ["x", "y"])
-        view = redraw(as_text(view), store, mode=as_drawn, timezone=store.profile.timezone,
-                      keys=[key])
-    return web_areas(store.areas(key), area_stats(view, key, now=now),
-                     simplify=store.profile.metres_to_crs(8.0))
+    if as_drawn == "today" and not filters.sla_states:
+        counts = store.group_counts(store_filter(store, filters), key, now=now)
+        counts = counts[[v is not None for v in counts.index]]
+        stats = counts.rename_axis("code").assign(
+            overdue_share=lambda f: (f["overdue"] / f["open"].where(f["open"] > 0)).fillna(0.0))
+    else:
+        view = rows(store, filters, now, [key, "x", "y", "status", "expected_datetime",
+                                          "requested_datetime", "service_request_id"])
+        if as_drawn != "today":
+            view = redraw(as_text(view), store, mode=as_drawn, timezone=store.profile.timezone,
+                          keys=[key])
+        stats = area_stats(view, key, now=now)
+    return web_areas(store.areas(key), stats, simplify=store.profile.metres_to_crs(8.0))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -209,6 +277,35 @@ def area_names(location: str, city: str, version: str, key: str) -> dict[str, st
     """Code → name of the areas of one layer."""
     areas = get_store(location, city).areas(key)
     return dict(zip(areas["code"].astype(str), areas["name"].astype(str), strict=True))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def busiest_area(location: str, city: str, version: str, key: str) -> list[str]:
+    """The area of ``key`` with the most requests (the neighborhood preset's default)."""
+    counts = get_store(location, city).group_counts(RequestFilter(), key)
+    found = [str(v) for v in counts.index if v is not None]
+    return found[:1]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def weekly(location: str, city: str, version: str, filters: Filters,
+           now: datetime) -> pd.DataFrame:
+    """Requests per week for the top service types (:func:`hotspot311.web.trends.weekly_counts`),
+    from the filtered requests' type and time only."""
+    from hotspot311.web.trends import weekly_counts
+
+    store = get_store(location, city)
+    frame = rows(store, filters, now, ["service_name", "requested_datetime"])
+    return weekly_counts(frame, timezone=store.profile.timezone)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def match_types(location: str, city: str, version: str) -> pd.DataFrame:
+    """Stored requests per geocode match type (counted by the store)."""
+    counts = get_store(location, city).group_counts(RequestFilter(), "geocode_match_type")
+    return pd.DataFrame({"match type": ["(none)" if v is None else str(v)
+                                        for v in counts.index],
+                         "requests": counts["requests"].to_numpy()})
 
 
 @dataclass
@@ -244,14 +341,17 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     from clustering.selection import HotspotQuery
 
     store = get_store(location, city)
-    layers = [k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys()]
-    view = with_columns(filtered(location, city, version, filters, now), location, city,
-                        version, ["service_request_id", "address", "x", "y", "problem_id",
-                                  *layers])
-    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in view.columns)
+    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
             "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
-    query = HotspotQuery(days=days, end=filters.end_utc(store.profile.timezone), status="all",
+    end = filters.end_utc(store.profile.timezone) or summary(
+        location, city, version, filters, now).last
+    if end is not None:
+        end = pd.Timestamp(end).to_pydatetime()
+    window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
+        if end is not None else {}
+    view = rows(store, filters, now, cols, located=True, **window)
+    query = HotspotQuery(days=days, end=end, status="all",
                          eps_m=eps_m, min_samples=min_samples, count="problems")
     result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
                           profile=store.profile, weights=WEIGHTS[weights], now=now,
@@ -341,9 +441,8 @@ def asset_base() -> str | None:
 @st.cache_data(show_spinner=False, max_entries=4)
 def city_centre(location: str, city: str, version: str) -> tuple[float, float]:
     """Median (lat, lon) of the stored requests: where the map opens, whatever the filters."""
-    frame = load_requests(location, city, version)
-    lat, lon = frame["lat"].to_numpy(dtype=float), frame["lon"].to_numpy(dtype=float)
-    return float(np.nanmedian(lat)), float(np.nanmedian(lon))
+    centre = get_store(location, city).request_centre()
+    return centre if centre is not None else (0.0, 0.0)
 
 
 @st.cache_data(show_spinner=False)
@@ -382,8 +481,10 @@ def chronic(location: str, city: str, version: str, filters: Filters, now: datet
     from clustering.chronic import ChronicQuery, chronic_locations
 
     store = get_store(location, city)
-    view = with_columns(filtered(location, city, version, filters, now), location, city,
-                        version, ["service_request_id", "address", "x", "y", "problem_id"])
+    view = rows(store, filters, now, ["service_request_id", "service_name", "status",
+                                      "requested_datetime", "expected_datetime",
+                                      "closed_datetime", "address", "x", "y", "problem_id"],
+                located=True)
     if "problem_id" not in view.columns or view["problem_id"].isna().all():
         return gpd.GeoDataFrame(geometry=[], crs=store.profile.crs)
     query = ChronicQuery(radius_m=radius_m, months=months, min_problems=min_problems)
@@ -403,3 +504,105 @@ def data_as_of(store: Store) -> str | None:
     if when is None:
         return None
     return f"{when.astimezone(ZoneInfo(store.profile.timezone)):%Y-%m-%d %H:%M %Z}"
+
+
+# --- logins, roles and the export log ------------------------------------------------------
+@st.cache_data(show_spinner=False, ttl=60)
+def _roles(path: str) -> RolesFile:
+    """The roles file (read again at most once a minute)."""
+    return load_roles(path)
+
+
+def require_access() -> Access:
+    """The signed-in user's rights; draws the sign-in page (and stops) when there is none.
+
+    ``HOTSPOT311_AUTH=oidc``: Streamlit's OpenID Connect login (``st.login``; the
+    provider in ``.streamlit/secrets.toml``), roles from the file ``HOTSPOT311_ROLES``.
+    Login off (the local demo): the local admin, and the page refuses to serve beyond
+    this computer (see :func:`hotspot311.web.access.open_bind_problem`).
+    """
+    try:
+        mode = auth_mode(os.environ)
+    except InputError as err:
+        st.error(str(err))
+        st.stop()
+    if mode == "off":
+        problem = open_bind_problem(st.get_option("server.address"), os.environ)
+        if problem:
+            st.error(problem)
+            st.stop()
+        st.sidebar.caption("Local demo: no login. The app is served on this computer only "
+                           "(127.0.0.1).")
+        return Access(user=LOCAL_USER, role="admin")
+    if not st.user.is_logged_in:
+        st.title("hotspot311")
+        st.subheader("Sign in")
+        st.write("This app shows residents' service requests. Sign in with your city account.")
+        st.button("Log in", key="login", type="primary", on_click=st.login)
+        st.stop()
+    email = st.user.get("email")
+    claim: Any = st.user.get("groups") or []
+    groups = [str(g) for g in claim] if isinstance(claim, list) else [str(claim)]
+    try:
+        access = _roles(os.environ.get("HOTSPOT311_ROLES", "roles.toml")).resolve(
+            str(email) if email else None, groups)
+    except InputError as err:
+        st.error(str(err))
+        st.stop()
+    if access is None:
+        st.error(f"{email or 'This account'} has no role in this app; ask the app's "
+                 "administrator to add you to the roles file.")
+        st.button("Log out", key="logout", on_click=st.logout)
+        st.stop()
+    dept = f", {access.department.key}" if access.department else ""
+    st.sidebar.caption(f"Signed in as {escape_markdown(access.user)} ({access.role}{dept})")
+    st.sidebar.button("Log out", key="logout", on_click=st.logout)
+    return access
+
+
+def exporter(access: Access, location: str, city: str, *, what: str,
+             filters: dict[str, Any], make: Callable[[], tuple[Any, int]]
+             ) -> Callable[[], Any]:
+    """The data callable of a download button: checks the role, makes the file, records
+    the export in the store's audit log (who, role, department, what, filters, rows), then
+    returns the file.
+
+    Raises
+    ------
+    PermissionError
+        When ``access`` may not export (the page shows no button then; this refuses a
+        forged request).
+    """
+    def run() -> Any:
+        if not access.may_export:
+            raise PermissionError(f"{access.user} ({access.role}) may not export {what}")
+        data, rows = make()
+        get_store(location, city).record_export(
+            user=access.user, role=access.role,
+            department=access.department.key if access.department else None,
+            what=what, filters=filters, rows=rows)
+        return data
+
+    return run
+
+
+@st.cache_data(show_spinner="Looking up the request…", max_entries=32)
+def track(location: str, city: str, version: str, request_id: str, now: datetime
+          ) -> dict[str, Any]:
+    """One request's status, SLA state and hotspot (:func:`reports.tracking.request_record`,
+    which reads that request, its problem and its type's hotspot window only).
+
+    Raises
+    ------
+    InputError
+        When no request has that id.
+    """
+    from layers.services import load_services
+    from reports.calendar import load_calendar
+    from reports.tracking import request_record
+
+    store = get_store(location, city)
+    rec = request_record(store, request_id.strip(), services=load_services(store.profile),
+                         calendar=load_calendar(store.profile), now=now)
+    return {"fields": rec.fields, "areas": rec.areas, "hotspot": rec.hotspot,
+            "note": rec.hotspot_note, "problem": rec.problem}

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from geo.store.reads import RequestFilter
+
 STATUSES: Final = ("all", "open", "closed")
 #: Request columns the pages read first: what the sidebar, the headline numbers and an
 #: aggregated map use. The rest of the stored row stays in the store until needed.
@@ -61,6 +63,26 @@ class Filters:
     def area_map(self) -> dict[str, tuple[str, ...]]:
         """The area filter as a dict (layer key → codes), empty code lists dropped."""
         return {key: codes for key, codes in self.areas if codes}
+
+    def start_utc(self, timezone: str) -> datetime | None:
+        """The start of the ``start`` day in UTC (``None`` when open-ended)."""
+        if self.start is None:
+            return None
+        return datetime.combine(self.start, time(0), ZoneInfo(timezone)).astimezone(UTC)
+
+    def request_filter(self, timezone: str) -> RequestFilter:
+        """The store filter for these filters (the SLA states aside: the page works them
+        out; see :func:`hotspot311.web.appdata.sla_view`).
+
+        Examples
+        --------
+        >>> Filters(status="open", start=date(2024, 1, 1)).request_filter("UTC").start
+        datetime.datetime(2024, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+        """
+        return RequestFilter(services=self.services, agencies=self.agencies,
+                             start=self.start_utc(timezone), end=self.end_utc(timezone),
+                             status=self.status, areas=tuple(
+                                 (k, tuple(v)) for k, v in self.area_map().items()))
 
     def end_utc(self, timezone: str) -> datetime | None:
         """The end of the ``end`` day in UTC (``None`` when open-ended)."""

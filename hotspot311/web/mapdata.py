@@ -70,19 +70,56 @@ def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
     ok = np.isfinite(lat) & np.isfinite(lon)
     lat, lon = lat[ok], lon[ok]
     size = grid_deg
-    if len(lat) == 0:
-        row = col = counts = np.empty(0, dtype=np.int64)
-    else:
-        # one pass over the points into a dense grid; coarser grids add up 2x2 blocks
+    if len(lat):
+        # a dense grid of the finest size that fits; coarser grids add up 2x2 blocks
         while ((np.floor(lat.max() / size) - np.floor(lat.min() / size) + 1)
                * (np.floor(lon.max() / size) - np.floor(lon.min() / size) + 1)) > _DENSE_CELLS:
             size *= 2
-        row = np.floor(lat / size).astype(np.int64)
-        col = np.floor(lon / size).astype(np.int64)
+    cells = pd.DataFrame({"row": np.floor(lat / size).astype(np.int64),
+                          "col": np.floor(lon / size).astype(np.int64)})
+    cells = cells.groupby(["row", "col"]).size().rename("n").reset_index()
+    return coarsen_cells(cells, grid_deg=size, max_cells=max_cells)
+
+
+def coarsen_cells(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG,
+                  max_cells: int = MAX_CELLS) -> pd.DataFrame:
+    """Counts on a grid (as a store counts them) coarsened until at most ``max_cells``.
+
+    Parameters
+    ----------
+    cells
+        ``row`` = floor(lat / grid_deg), ``col`` = floor(lon / grid_deg), ``n`` requests
+        (:meth:`geo.store.base.Store.grid_cells`).
+    grid_deg
+        The cell size of ``cells``.
+    max_cells
+        Largest number of non-empty cells returned.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`grid_counts`: ``lat``, ``lon`` (cell centres), ``n``, most first;
+        ``.attrs["grid_deg"]`` the cell size used.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": [0, 1], "col": [0, 1], "n": [2, 3]})
+    >>> out = coarsen_cells(cells, grid_deg=1.0, max_cells=1)
+    >>> out["n"].tolist(), out.attrs["grid_deg"]
+    ([5], 2.0)
+    """
+    size = grid_deg
+    row = cells["row"].to_numpy(dtype=np.int64)
+    col = cells["col"].to_numpy(dtype=np.int64)
+    counts = cells["n"].to_numpy(dtype=np.int64)
+    if len(row):
+        while (int(row.max()) - int(row.min()) + 1) * (int(col.max()) - int(col.min()) + 1) \
+                > _DENSE_CELLS:  # too wide for a dense grid: coarsen the sparse cells first
+            row, col, size = row // 2, col // 2, size * 2
         r0, c0 = int(row.min()), int(col.min())
         height, width = int(row.max()) - r0 + 1, int(col.max()) - c0 + 1
-        dense = np.bincount((row - r0) * width + (col - c0),
-                            minlength=height * width).reshape(height, width)
+        dense = np.bincount((row - r0) * width + (col - c0), weights=counts,
+                            minlength=height * width).astype(np.int64).reshape(height, width)
         while np.count_nonzero(dense) > max_cells:
             dense, r0, c0 = _halve(dense, r0, c0)
             size *= 2

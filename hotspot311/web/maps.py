@@ -234,22 +234,30 @@ def chronic_layer(locations: gpd.GeoDataFrame) -> folium.GeoJson:
 
 
 def point_layer(requests: pd.DataFrame) -> folium.GeoJson:
-    """One small circle per request with a popup (only for small sets)."""
-    frame = pd.DataFrame({
+    """One small circle per request with a popup (only for small sets).
+
+    The popup shows the address only when ``requests`` has an ``address`` column (the
+    page leaves it out for roles that may not see addresses).
+    """
+    columns = {
         "service_request_id": requests["service_request_id"].astype(str),
         "service_name": requests["service_name"].astype(str),
-        "address": requests["address"].fillna("").astype(str),
         "status": requests["status"].astype(str),
         "requested": requests["requested_datetime"].dt.strftime("%Y-%m-%d"),
-    })
+    }
+    if "address" in requests.columns:
+        columns["address"] = requests["address"].fillna("").astype(str)
+    fields = [f for f in _POINT_FIELDS if f in columns]
+    aliases = dict(zip(_POINT_FIELDS, ["Request", "Type", "Address", "Status", "Requested"],
+                       strict=True))
+    frame = pd.DataFrame({f: columns[f] for f in fields})
     points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(
         requests["lon"].round(DECIMALS), requests["lat"].round(DECIMALS)), crs="EPSG:4326")
     return folium.GeoJson(
-        popup_features(points, _POINT_FIELDS), name="Requests",
+        popup_features(points, fields), name="Requests",
         marker=folium.CircleMarker(radius=4, weight=1, color="#08306b", fill=True,
                                    fill_color="#2171b5", fill_opacity=0.8),
-        popup=folium.GeoJsonPopup(fields=list(_POINT_FIELDS),
-                                  aliases=["Request", "Type", "Address", "Status", "Requested"]),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=[aliases[f] for f in fields]),
     )
 
 
@@ -276,9 +284,12 @@ def popup_features(frame: gpd.GeoDataFrame, shown: Sequence[str]) -> dict:
     return feature_collection(out)
 
 
-def heat_layer(requests: pd.DataFrame) -> HeatMap:
-    """Requests as a heat map of grid counts (never one entry per request)."""
-    cells = grid_counts(requests)
+def heat_layer(requests: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> HeatMap:
+    """Requests as a heat map of grid counts (never one entry per request); ``cells``
+    (:func:`~hotspot311.web.mapdata.coarsen_cells` of a store's counts) instead of
+    ``requests`` when given."""
+    if cells is None:
+        cells = grid_counts(requests)
     data = np.column_stack([cells["lat"], cells["lon"], heat_weights(cells["n"])]).tolist()
     return HeatMap(data, name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
                    max_zoom=14)
@@ -332,8 +343,9 @@ class PageMap:
         return self.base
 
 
-def request_group(requests: pd.DataFrame, *, points: pd.DataFrame | None = None,
-                  assets: str | None = None) -> folium.FeatureGroup:
+def request_group(requests: pd.DataFrame | None, *, points: pd.DataFrame | None = None,
+                  assets: str | None = None, cells: pd.DataFrame | None = None
+                  ) -> folium.FeatureGroup:
     """The request layer in a feature group: ``points`` one by one, else a heat map.
 
     Parameters
@@ -344,6 +356,9 @@ def request_group(requests: pd.DataFrame, *, points: pd.DataFrame | None = None,
         Requests to draw one by one with popups (:func:`point_layer`), or ``None``.
     assets
         Base URL of local copies of Leaflet (:func:`use_local_assets`); CDN when ``None``.
+    cells
+        Grid counts to draw as the heat map instead of aggregating ``requests``
+        (:func:`~hotspot311.web.mapdata.coarsen_cells`).
 
     Returns
     -------
@@ -359,7 +374,11 @@ def request_group(requests: pd.DataFrame, *, points: pd.DataFrame | None = None,
             layer.add_to(group)
     else:
         group = folium.FeatureGroup(name="Requests (density)")
-        if len(requests):
+        if cells is not None and len(cells):
+            layer = heat_layer(pd.DataFrame(), cells=cells)
+            layer.control = False
+            layer.add_to(group)
+        elif cells is None and requests is not None and len(requests):
             layer = heat_layer(requests)
             layer.control = False
             layer.add_to(group)
@@ -369,8 +388,9 @@ def request_group(requests: pd.DataFrame, *, points: pd.DataFrame | None = None,
 
 
 def page_map(
-    requests: pd.DataFrame,
+    requests: pd.DataFrame | None,
     *,
+    cells: pd.DataFrame | None = None,
     points: pd.DataFrame | None = None,
     areas: gpd.GeoDataFrame | None = None,
     area_title: str = "Areas",
@@ -388,7 +408,11 @@ def page_map(
     Parameters
     ----------
     requests
-        Filtered requests (``lat``, ``lon``), drawn as a heat map unless ``points``.
+        Filtered requests (``lat``, ``lon``), drawn as a heat map unless ``points``;
+        ``None`` with ``cells``.
+    cells
+        The filtered requests' grid counts (:func:`~hotspot311.web.mapdata.coarsen_cells`),
+        drawn as the heat map instead of ``requests``.
     points
         Requests to draw one by one with popups instead (:func:`choose_points`
         in :mod:`hotspot311.web.mapview` picks them), or ``None``.
@@ -420,7 +444,8 @@ def page_map(
     PageMap
     """
     if center is None:
-        center = _centre(requests, areas)
+        center = _centre(requests if requests is not None else pd.DataFrame(
+            {"lat": [], "lon": []}), areas)
     base = base_map(center, tiles=tiles, bounds=bounds)
     HeatPlugin().add_to(base)
     if areas is not None and len(areas):
@@ -433,7 +458,8 @@ def page_map(
         chronic_layer(chronic).add_to(base)
     if assets is not None:
         use_local_assets(base, assets)
-    return PageMap(base=base, requests=request_group(requests, points=points, assets=assets),
+    return PageMap(base=base, requests=request_group(requests, points=points, assets=assets,
+                                                     cells=cells),
                    control=folium.LayerControl(collapsed=True))
 
 

@@ -25,7 +25,7 @@ a box, and one across the antimeridian (``east`` above 180), select what is draw
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -224,23 +224,56 @@ def choose_points(requests: pd.DataFrame, *, view: MapView | None = None,
     >>> choose_points(frame, view=far, limit=2).points is None
     True
     """
+    return choose_points_with(
+        lambda box: len(requests) if box is None else len(within_box(requests, box)),
+        lambda box: requests if box is None else within_box(requests, box),
+        view=view, focus=focus, limit=limit, min_zoom=min_zoom)
+
+
+def choose_points_with(count: Callable[[Box | None], int],
+                       select: Callable[[Box | None], pd.DataFrame], *,
+                       view: MapView | None = None, focus: Box | None = None,
+                       limit: int = 2_000, min_zoom: float = DETAIL_ZOOM) -> PointChoice:
+    """:func:`choose_points` over a store: the rule asks ``count`` how many filtered
+    requests a box holds (``None``: all of them) and ``select`` for them only when they
+    will be drawn (at most ``limit``), so a page never reads more than it draws.
+
+    Parameters
+    ----------
+    count
+        Box (or ``None``) → number of filtered requests in it.
+    select
+        Box (or ``None``) → those requests (``lat``, ``lon`` and the popup columns).
+    view, focus, limit, min_zoom
+        As :func:`choose_points`.
+
+    Returns
+    -------
+    PointChoice
+
+    Raises
+    ------
+    InputError
+        When ``limit`` is negative.
+    """
     if limit < 0:
         raise InputError(f"limit: got {limit}; allowed: 0 or more")
     zoomed = view is not None and view.zoom >= min_zoom
+
+    def from_box(box: Box, reason: Reason) -> PointChoice:
+        inside = count(box)
+        if inside <= limit:
+            return PointChoice(points=select(box), reason=reason, box=box, in_box=inside)
+        return PointChoice(points=None, reason="aggregate", box=box, in_box=inside)
+
     if focus is not None and not zoomed:
-        return _from_box(requests, focus, "hotspot", limit)
-    if len(requests) <= limit:
-        return PointChoice(points=requests, reason="few", box=None, in_box=len(requests))
+        return from_box(focus, "hotspot")
+    total = count(None)
+    if total <= limit:
+        return PointChoice(points=select(None), reason="few", box=None, in_box=total)
     if zoomed and view is not None:
-        return _from_box(requests, view.box, "zoomed", limit)
-    return PointChoice(points=None, reason="aggregate", box=None, in_box=len(requests))
-
-
-def _from_box(requests: pd.DataFrame, box: Box, reason: Reason, limit: int) -> PointChoice:
-    inside = within_box(requests, box)
-    if len(inside) <= limit:
-        return PointChoice(points=inside, reason=reason, box=box, in_box=len(inside))
-    return PointChoice(points=None, reason="aggregate", box=box, in_box=len(inside))
+        return from_box(view.box, "zoomed")
+    return PointChoice(points=None, reason="aggregate", box=None, in_box=total)
 
 
 @dataclass(frozen=True)

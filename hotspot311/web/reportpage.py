@@ -99,3 +99,32 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     out.attrs = {}
     return out
+
+
+def meeting_workbook(store: Store, *, now: datetime, start: date | None = None,
+                     end: date | None = None) -> tuple[bytes, int]:
+    """The performance-meeting workbook (as ``hotspot311 report meeting`` writes it).
+
+    An explicit export: it reads the stored requests (and the contact log) whole.
+
+    Returns
+    -------
+    tuple
+        The ``.xlsx`` file's bytes and the number of request rows it summarizes.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from reports.calendar import load_calendar
+    from reports.export import write_workbook
+    from reports.meeting import meeting_sheets, prepared_requests
+
+    requests = prepared_requests(store, now=now, as_drawn="today")
+    filt = ReportFilter(start=start, end=end).validate()
+    profile = store.profile
+    sheets = meeting_sheets(requests, filt, timezone=profile.timezone, now=now,
+                            contacts=store.contacts(), calendar=load_calendar(profile),
+                            fiscal_year_start=profile.fiscal_year_start)
+    with tempfile.TemporaryDirectory(prefix="hotspot311-meeting-") as tmp:
+        path = write_workbook(sheets, Path(tmp) / "meeting.xlsx")
+        return path.read_bytes(), len(requests)

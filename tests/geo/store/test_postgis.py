@@ -77,7 +77,8 @@ def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) ->
         conn.execute(
             "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
             " areas, generations, layers, quarantine, requests, batches, store_meta,"
-            " contacts, contact_quarantine, join_indexes, source_services, sources, api_keys"
+            " contacts, contact_quarantine, join_indexes, source_services, sources, api_keys,"
+            " export_audit"
         )
     store = PostGISStore.open(postgis_url, TESTVILLE)
     store.close()

@@ -105,3 +105,42 @@ def test_migration_0003_keeps_area_codes_of_an_existing_database(postgis_server)
                 conn.execute("INSERT INTO request_areas VALUES ('r1', 'ward', 'C')")
     finally:
         postgis_server.drop(fresh)
+
+
+def test_grant_readonly_makes_a_role_that_reads_and_logs_exports_only(
+        postgis_url: str) -> None:
+    from geo.store.base import open_store
+    from geo.store.reads import RequestFilter
+    from layers.profile import load_profile
+
+    code, _, err = _invoke("--store", postgis_url, "ingest",
+                           str(REQUESTS / "parks-maintenance.csv"))
+    assert code == 0, err
+    role = f"app_ro_{abs(hash(postgis_url)) % 10**6}"
+    code, out, err = _invoke("--store", postgis_url, "db", "grant-readonly", role)
+    assert code == 0, err
+    assert f"role {role} created" in out
+    code, out, err = _invoke("--store", postgis_url, "db", "grant-readonly", role)
+    assert code == 0 and f"role {role} narrowed" in out, err
+    profile = load_profile("philadelphia")
+    owner = open_store(postgis_url, profile)
+    readonly_url = postgis_url.replace("postgres@", f"{role}@")
+    reader = open_store(readonly_url, profile)
+    try:
+        assert "requests" in owner.write_privileges()  # the test server's superuser
+        assert reader.write_privileges() == []
+        assert reader.request_summary(RequestFilter()).count == \
+            owner.request_summary(RequestFilter()).count > 0
+        reader.record_export(user="viewer@city.gov", role="lead", department=None,
+                             what="work list CSV", filters={}, rows=3)
+        assert owner.exports()["user_name"].tolist()[-1] == "viewer@city.gov"
+    finally:
+        owner.close()
+        reader.close()
+    with psycopg.connect(readonly_url) as conn, pytest.raises(
+            psycopg.errors.InsufficientPrivilege):
+        conn.execute("DELETE FROM requests")
+    code, _, err = _invoke("--store", postgis_url, "db", "grant-readonly", "Robert'); DROP")
+    assert code == 2 and "role: got" in err and "lower-case letters" in err
+    code, _, err = _invoke("--store", postgis_url, "db", "grant-readonly", "postgres")
+    assert code == 2 and "is a superuser" in err

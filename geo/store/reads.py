@@ -1,0 +1,178 @@
+"""Reads that ask a store only for what a page or a command shows.
+
+A :class:`RequestFilter` says which requests (service types, departments, a time range,
+status, areas, a latitude/longitude box, ids, problems); the store answers with counts
+(:meth:`geo.store.base.Store.request_summary`, :meth:`~geo.store.base.Store.group_counts`,
+:meth:`~geo.store.base.Store.grid_cells`) or with the few columns of the matching rows
+(:meth:`~geo.store.base.Store.select_requests`). The PostGIS store answers in SQL
+(:mod:`geo.store.postgis_reads`), the embedded store by reading only the columns it needs
+(:mod:`geo.store.embedded_reads`); both give the same answers (tested).
+
+Store-independent here: the filter, the summary record and the box arithmetic both
+implementations share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from hotspot311.errors import InputError, describe
+
+#: ``(south, west, north, east)`` in degrees; see :func:`lon_ranges`.
+Box = tuple[float, float, float, float]
+STATUS_CHOICES: Final = ("all", "open", "closed")
+#: Columns :meth:`~geo.store.base.Store.group_counts` may group by besides layer keys.
+GROUPABLE: Final = ("service_name", "agency_responsible", "status", "geocode_match_type",
+                    "source", "synthetic")
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """Which stored requests a read is about (every field narrows; empty means all).
+
+    Attributes
+    ----------
+    services, agencies
+        ``service_name`` / ``agency_responsible`` values to keep.
+    start, end
+        ``requested_datetime`` at or after ``start`` and before ``end`` (aware datetimes).
+    after
+        ``requested_datetime`` strictly after this time (a hotspot window's start).
+    until
+        ``requested_datetime`` at or before this time (a hotspot window's end).
+    status
+        ``all``, ``open`` or ``closed``.
+    areas
+        ``(layer key, codes)`` pairs: a request must be in one of the codes of each layer.
+    box
+        ``(south, west, north, east)`` in degrees (see :func:`lon_ranges`), or ``None``.
+    ids
+        ``service_request_id`` values to keep.
+    problems
+        ``problem_id`` values to keep.
+    located
+        Only requests with a point in the city CRS (``x`` and ``y``).
+    """
+
+    services: tuple[str, ...] = ()
+    agencies: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    after: datetime | None = None
+    until: datetime | None = None
+    status: str = "all"
+    areas: tuple[tuple[str, tuple[str, ...]], ...] = field(default_factory=tuple)
+    box: Box | None = None
+    ids: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    located: bool = False
+
+    def check(self, layer_keys: Sequence[str]) -> RequestFilter:
+        """Raise :class:`InputError` listing every unusable field; else ``self``."""
+        problems = []
+        if self.status not in STATUS_CHOICES:
+            problems.append(f"status: got {describe(self.status)}; allowed: "
+                            f"{', '.join(STATUS_CHOICES)}")
+        for name in ("start", "end", "after", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                problems.append(f"{name}: got {describe(value)}; allowed: an aware datetime")
+        for key, _codes in self.areas:
+            if key not in layer_keys:
+                problems.append(f"area: layer {describe(key)} is not in the store; layers: "
+                                f"{', '.join(layer_keys)}")
+        if self.box is not None:
+            try:
+                lon_ranges(self.box)
+            except InputError as err:
+                problems.extend(err.problems)
+        if problems:
+            raise InputError(problems)
+        return self
+
+    def area_map(self) -> dict[str, tuple[str, ...]]:
+        """Layer key → codes, pairs without codes left out."""
+        return {k: tuple(v) for k, v in self.areas if v}
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """Headline numbers of the requests a filter selects.
+
+    Attributes
+    ----------
+    count, open, overdue, synthetic
+        Requests; open ones; open ones past ``expected_datetime`` at the reference time;
+        generated demo rows.
+    first, last
+        Earliest and latest ``requested_datetime`` (``None`` when there are none).
+    """
+
+    count: int = 0
+    open: int = 0
+    overdue: int = 0
+    synthetic: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+
+
+def lon_ranges(box: Box) -> list[tuple[float, float]]:
+    """The longitude ranges (in -180..180) that a box covers.
+
+    Leaflet reports the longitudes of world copies unwrapped (``west`` near -435 one world
+    to the west) and boxes across the antimeridian with ``east`` above 180.
+
+    Parameters
+    ----------
+    box
+        ``(south, west, north, east)`` in degrees.
+
+    Returns
+    -------
+    list of (float, float)
+        One range, two across the antimeridian, or ``[(-180, 180)]`` for a box 360 degrees
+        wide or wider.
+
+    Raises
+    ------
+    InputError
+        When ``south`` is above ``north`` or ``west`` east of ``east`` (or not finite).
+
+    Examples
+    --------
+    >>> lon_ranges((39.9, -435.2, 40.0, -435.1))
+    [(-75.2, -75.1)]
+    >>> lon_ranges((0, 170, 1, 190))
+    [(170.0, 180.0), (-180.0, -170.0)]
+    """
+    south, west, north, east = (float(v) for v in box)
+    problems = []
+    if not np.isfinite([south, west, north, east]).all():
+        problems.append(f"box: got {describe(box)}; allowed: four finite numbers")
+    elif not south <= north:
+        problems.append(f"box: south {describe(south)} must be at or below north "
+                        f"{describe(north)}")
+    elif not west <= east:
+        problems.append(f"box: west {describe(west)} must be at or west of east "
+                        f"{describe(east)}")
+    if problems:
+        raise InputError(problems)
+    width = east - west
+    if width >= 360:
+        return [(-180.0, 180.0)]
+    lo = round(((west + 180.0) % 360.0) - 180.0, 9)
+    hi = round(lo + width, 9)
+    if hi <= 180.0:
+        return [(lo, hi)]
+    return [(lo, 180.0), (-180.0, round(hi - 360.0, 9))]
+
+
+def grid_index(values: np.ndarray, size: float) -> np.ndarray:
+    """The grid row (or column) of each coordinate: ``floor(value / size)``."""
+    return np.floor(values / size).astype(np.int64)

@@ -1,0 +1,161 @@
+"""Pushed-down reads (geo.store.reads) on both stores, against pandas on the full frame."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geo.store.base import Store, open_store
+from geo.store.reads import RequestFilter, lon_ranges
+from hotspot311.errors import InputError
+from layers.profile import load_profile
+from tests.appstore import END, fill_store
+
+NOW = END + timedelta(days=3)
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("postgis",
+                                                                 marks=pytest.mark.postgis)])
+def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[tuple[Store, pd.DataFrame]]:
+    directory = tmp_path_factory.mktemp("reads")
+    if request.param == "embedded":
+        location = str(directory / "store")
+    else:
+        location = request.getfixturevalue("postgis_server").clone("reads")
+    fill_store(location, directory / "requests.csv", 900, seed=7)
+    store = open_store(location, load_profile("philadelphia"))
+    frame = pd.DataFrame(store.requests()).drop(columns="geometry")
+    try:
+        yield store, frame
+    finally:
+        store.close()
+
+
+def expected_mask(frame: pd.DataFrame, filt: RequestFilter) -> np.ndarray:
+    keep = np.ones(len(frame), dtype=bool)
+    if filt.services:
+        keep &= frame["service_name"].isin(filt.services).to_numpy()
+    if filt.status != "all":
+        keep &= (frame["status"] == filt.status).to_numpy()
+    if filt.start is not None:
+        keep &= (frame["requested_datetime"] >= filt.start).to_numpy()
+    if filt.end is not None:
+        keep &= (frame["requested_datetime"] < filt.end).to_numpy()
+    for key, codes in filt.area_map().items():
+        keep &= frame[key].isin(codes).to_numpy()
+    if filt.box is not None:
+        s, w, n, e = filt.box
+        keep &= ((frame["lat"] >= s) & (frame["lat"] <= n) & (frame["lon"] >= w)
+                 & (frame["lon"] <= e)).to_numpy()
+    return keep
+
+
+def filters(frame: pd.DataFrame) -> list[RequestFilter]:
+    top = frame["service_name"].value_counts().index[:2].tolist()
+    mid = frame["requested_datetime"].quantile(0.5)
+    lat, lon = float(frame["lat"].median()), float(frame["lon"].median())
+    code = frame["council_district"].dropna().value_counts().index[0]
+    return [RequestFilter(), RequestFilter(services=tuple(top)),
+            RequestFilter(status="open", start=mid.to_pydatetime()),
+            RequestFilter(end=mid.to_pydatetime(), areas=(("council_district", (code,)),)),
+            RequestFilter(box=(lat - 0.01, lon - 0.01, lat + 0.01, lon + 0.01))]
+
+
+def test_summary_and_group_counts_equal_pandas(filled: tuple[Store, pd.DataFrame]) -> None:
+    store, frame = filled
+    for filt in filters(frame):
+        rows = frame[expected_mask(frame, filt)]
+        summary = store.request_summary(filt, now=NOW)
+        is_open = rows["status"] == "open"
+        overdue = is_open & (rows["expected_datetime"] < pd.Timestamp(NOW))
+        assert (summary.count, summary.open, summary.overdue) == (
+            len(rows), int(is_open.sum()), int(overdue.sum())), filt
+        if len(rows):
+            assert summary.first == rows["requested_datetime"].min()
+            assert summary.last == rows["requested_datetime"].max()
+        for column in ("service_name", "council_district"):
+            got = store.group_counts(filt, column, now=NOW)
+            want = rows[column].astype(object).where(rows[column].notna(), None) \
+                .value_counts(dropna=False)
+            assert dict(zip(got.index, got["requests"], strict=True)) == {
+                k: int(v) for k, v in want.items()}
+            opened = rows[is_open][column].astype(object).value_counts()
+            assert {k: int(v) for k, v in got["open"].items() if v} == {
+                k: int(v) for k, v in opened.items()}
+
+
+def test_grid_cells_equal_numpy(filled: tuple[Store, pd.DataFrame]) -> None:
+    store, frame = filled
+    for filt in filters(frame)[:3]:
+        rows = frame[expected_mask(frame, filt)]
+        got = store.grid_cells(filt, grid_deg=0.0003)
+        want = pd.DataFrame({"row": np.floor(rows["lat"] / 0.0003).astype("int64"),
+                             "col": np.floor(rows["lon"] / 0.0003).astype("int64")}) \
+            .value_counts().sort_index()
+        assert got.set_index(["row", "col"])["n"].to_dict() == want.to_dict()
+        assert int(got["n"].sum()) == len(rows)
+
+
+def test_select_by_box_id_and_problem(filled: tuple[Store, pd.DataFrame]) -> None:
+    store, frame = filled
+    box_filter = filters(frame)[-1]
+    inside = frame[expected_mask(frame, box_filter)]
+    assert 0 < len(inside) < len(frame)
+    got = store.select_requests(box_filter, ["service_request_id", "address",
+                                             "council_district"])
+    assert sorted(got["service_request_id"]) == sorted(inside["service_request_id"])
+    assert list(got.columns) == ["service_request_id", "address", "council_district"]
+    assert len(store.select_requests(box_filter, ["service_request_id"], limit=3)) == 3
+    one = frame.iloc[17]
+    row = store.select_requests(RequestFilter(ids=(one["service_request_id"],)))
+    assert len(row) == 1 and row["address"].iloc[0] == one["address"]
+    assert row["requested_datetime"].iloc[0] == one["requested_datetime"]
+    assert row["council_district"].iloc[0] == one["council_district"]
+    pid = frame["problem_id"].value_counts().index[0]
+    same = store.select_requests(RequestFilter(problems=(pid,)), ["service_request_id"])
+    assert sorted(same["service_request_id"]) == sorted(
+        frame.loc[frame["problem_id"] == pid, "service_request_id"])
+    assert store.select_requests(RequestFilter(ids=("no-such-id",))).empty
+    centre = store.request_centre()
+    assert centre == pytest.approx((frame["lat"].median(), frame["lon"].median()))
+
+
+def test_a_world_copy_box_selects_the_same_requests(filled: tuple[Store, pd.DataFrame]
+                                                    ) -> None:
+    store, frame = filled
+    s, w, n, e = filters(frame)[-1].box  # type: ignore[misc]
+    here = store.request_summary(RequestFilter(box=(s, w, n, e))).count
+    west_copy = store.request_summary(RequestFilter(box=(s, w - 360, n, e - 360))).count
+    assert here == west_copy > 0
+    assert lon_ranges((0, 170, 1, 190)) == [(170.0, 180.0), (-180.0, -170.0)]
+
+
+def test_bad_filters_are_named(filled: tuple[Store, pd.DataFrame]) -> None:
+    store, _ = filled
+    with pytest.raises(InputError, match="status: got 'maybe'"):
+        store.request_summary(RequestFilter(status="maybe"))
+    with pytest.raises(InputError, match="layer 'wards' is not in the store"):
+        store.group_counts(RequestFilter(areas=(("wards", ("1",)),)), "status")
+    with pytest.raises(InputError, match=r"south 2\.0 must be at or below north 1\.0"):
+        store.select_requests(RequestFilter(box=(2.0, 0.0, 1.0, 1.0)))
+    with pytest.raises(InputError, match="start: got"):
+        store.request_summary(RequestFilter(start=datetime(2026, 1, 1)))
+
+
+def test_the_export_log(filled: tuple[Store, pd.DataFrame]) -> None:
+    store, _ = filled
+    before = len(store.exports())
+    store.record_export(user="ana@city.gov", role="lead", department="Streets",
+                        what="work list CSV", filters={"services": ["Street Defect"]}, rows=12)
+    log = store.exports()
+    assert len(log) == before + 1
+    last = log.iloc[-1]
+    assert (last["user_name"], last["role"], last["department"], last["what"], last["rows"]) \
+        == ("ana@city.gov", "lead", "Streets", "work list CSV", 12)
+    assert last["filters"] == {"services": ["Street Defect"]}
+    assert datetime.fromisoformat(last["exported_at"]) > datetime.now(UTC) - timedelta(hours=1)

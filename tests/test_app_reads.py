@@ -1,0 +1,125 @@
+"""No page of the app, and neither ``status`` nor ``request ID``, reads every request.
+
+Every read method of both store classes is wrapped to record how many rows it returns;
+the whole-table reads (``requests``, ``request_columns``, ``request_reader``) record the
+store's size. The app is driven through its first map, a filter change, a choropleth, a
+zoom to street level and a hotspot; then the two commands run. Each read must return
+fewer rows than the store holds (counts come back as one row per value or cell).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from streamlit.testing.v1 import AppTest
+
+from geo.store.base import Store, open_store
+from geo.store.embedded import EmbeddedStore
+from geo.store.postgis import PostGISStore
+from hotspot311.cli.main import cli
+from hotspot311.web import maps
+from hotspot311.web.mapview import DETAIL_ZOOM
+from layers.profile import load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+WHOLE = ("requests", "request_columns", "request_reader")
+COUNTED = ("select_requests", "group_counts", "grid_cells", "request_summary", "areas",
+           "quarantine", "contacts")
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """(method, rows returned) of every store read while the test runs."""
+    log: list[tuple[str, int]] = []
+
+    def wrap(cls: type, name: str) -> None:
+        real: Callable[..., Any] = getattr(cls, name)
+
+        def recorded(self: Store, *args: Any, **kwargs: Any) -> Any:
+            out = real(self, *args, **kwargs)
+            if name in WHOLE:
+                log.append((name, -1))  # a whole-table read, whatever it returns
+            elif isinstance(out, pd.DataFrame):
+                log.append((name, len(out)))
+            else:
+                log.append((name, 1))
+            return out
+
+        monkeypatch.setattr(cls, name, recorded)
+
+    for cls in (EmbeddedStore, PostGISStore):
+        for name in (*WHOLE, *COUNTED):
+            wrap(cls, name)
+    yield log
+
+
+def stored_size(location: str) -> tuple[int, pd.DataFrame]:
+    store = open_store(location, load_profile("philadelphia"))
+    try:
+        frame = pd.DataFrame(store.requests())
+    finally:
+        store.close()
+    return len(frame), frame
+
+
+def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_location: str,
+                                          reads: list[tuple[str, int]]) -> None:
+    import streamlit as st
+
+    total, frame = stored_size(app_location)
+    st.cache_data.clear()  # answers cached by other tests would hide reads
+    reads.clear()
+    monkeypatch.setattr(maps, "POINT_LIMIT", 300)  # the city view is aggregated
+    monkeypatch.setenv("HOTSPOT311_STORE", app_location)
+    monkeypatch.setenv("HOTSPOT311_TILES", "plain")
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.selectbox(key="layer").set_value("council_district").run()
+    lat, lon = float(frame["lat"].median()), float(frame["lon"].median())
+    at.session_state["map"] = {"zoom": DETAIL_ZOOM + 1, "bounds": {
+        "_southWest": {"lat": lat - 0.003, "lng": lon - 0.004},
+        "_northEast": {"lat": lat + 0.003, "lng": lon + 0.004}}}
+    at.run()
+    captions = [c.value for c in at.caption]
+    assert any("in view shown one by one" in c for c in captions), captions
+    at.radio(key="status").set_value("open").run()
+    focus = at.selectbox(key="focus")
+    if len(focus.options) > 1:
+        focus.set_value(focus.options[1]).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert reads, "the app read nothing through the store"
+    names = {n for n, _ in reads}
+    assert not names & set(WHOLE), reads
+    assert {"request_summary", "grid_cells", "group_counts", "select_requests"} <= names
+    # grid cells are counts (one row per non-empty ~30 m cell, fewer than the requests);
+    # every other read returns far fewer rows than the store holds
+    assert max(n for name, n in reads if name == "grid_cells") < total
+    biggest = max((r for r in reads if r[0] != "grid_cells"), key=lambda r: r[1])
+    assert biggest[1] < total / 2, (biggest, total)
+
+
+def test_status_and_request_read_counts_and_one_row(app_location: str,
+                                                    reads: list[tuple[str, int]]) -> None:
+    total, frame = stored_size(app_location)
+    reads.clear()
+    runner = CliRunner()
+    status = runner.invoke(cli, ["--store", app_location, "status"])
+    assert status.exit_code == 0, status.output
+    assert f"requests     {total:>9,}" in status.output
+    assert f"  open       {int((frame['status'] == 'open').sum()):>9,}" in status.output
+    rid = str(frame.sort_values("service_request_id")["service_request_id"].iloc[5])
+    one = runner.invoke(cli, ["--store", app_location, "request", rid])
+    assert one.exit_code == 0, one.output
+    assert f"request {rid}" in one.output
+    names = {n for n, _ in reads}
+    assert not names & set(WHOLE), reads
+    rows = [n for name, n in reads if name == "select_requests"]
+    assert rows and rows[0] == 1  # the request itself: one row
+    assert max(n for _, n in reads) < total / 2, reads
