@@ -228,3 +228,31 @@ def test_worker_killed_after_staging_a_file_gives_the_same_answer(
     assert_same_store(store, reference)
     assert no_staging_left(store)
     client.wait_for_workers(2, timeout=60)
+
+
+def test_clean_staging_keeps_a_running_ingests_tables(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    from geo.store.postgis_staging import clean_staging
+
+    paths = parks_files(tmp_path / "in", parts=2)
+    store = open_store(phila)
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def clean_meanwhile(futures: list) -> None:  # the staging tables exist, the run is live
+        distributed.wait(futures)
+        with store.pool.connection() as conn:
+            report = clean_staging(conn)
+            seen.append((report.dropped, sorted(report.in_use)))
+            conn.commit()
+
+    reports = ingest_parallel(paths, store, client=client, now=NOW, watch=clean_meanwhile)
+    [(dropped, in_use)] = seen
+    assert dropped == [] and len(in_use) == 3 and all(n.startswith("ingest_staging_")
+                                                      for n in in_use)
+    inserted = sum(r.result.inserted for r in reports)  # the run went on and finished
+    assert inserted == len(store.requests()) > 150
+    assert no_staging_left(store)
+    with store.pool.connection() as conn:  # the run's lock went with it
+        assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                            ).fetchone() == (0,)
