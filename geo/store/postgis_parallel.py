@@ -59,6 +59,7 @@ from geo.store import postgis_load as _LOAD
 from geo.store import postgis_problems
 from geo.store.base import BATCH_COLUMNS
 from geo.store.pgcopy import copy_arrow
+from geo.store.postgis_join import swap_partition
 from geo.store.postgis_staging import (
     STAGING_PREFIX,
     Staging,
@@ -362,7 +363,9 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
     """Insert or update each written id's last winning row; replace its area codes.
 
     Fills ``changed`` (id, ord, inserted) as the loader does, for the problem update.
-    Returns the rows written.
+    A bulk write (:func:`geo.store.postgis_load.is_bulk`) takes the loader's bulk path:
+    the indexes of ``requests`` are dropped and rebuilt, and each layer's codes go into a
+    fresh partition swapped in. Returns the rows written.
     """
     cols = sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS))
     conn.execute(
@@ -374,6 +377,8 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
     n = int(row[0]) if row else 0
     if n == 0:
         return 0
+    bulk = _LOAD.is_bulk(n, _LOAD.stored_estimate(conn))
+    rebuild = _LOAD.drop_bulk_indexes(conn) if bulk else []
     conn.execute(sql.SQL(
         "INSERT INTO requests ({cols}) SELECT {scols} FROM {stg} s"
         " JOIN winners w USING (service_request_id, file_no) WHERE NOT w.existed"
@@ -386,6 +391,10 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
         " JOIN winners w USING (service_request_id, file_no)"
         " WHERE w.existed AND r.service_request_id = s.service_request_id"
     ).format(targets=targets, values=values, stg=stg))
+    _LOAD.rebuild_bulk_indexes(conn, rebuild)
+    if bulk:
+        _swap_area_partitions(conn, areas, layer_keys)
+        return n
     conn.execute(
         "DELETE FROM request_areas ra USING winners w"
         " WHERE w.existed AND ra.service_request_id = w.service_request_id"
@@ -396,6 +405,26 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
         " JOIN winners w USING (service_request_id, file_no)"
     ).format(areas))
     return n
+
+
+def _swap_area_partitions(conn: psycopg.Connection, areas: sql.Identifier,
+                          layer_keys: Sequence[str]) -> None:
+    """A bulk load's area codes: per layer, a fresh partition holding the kept codes and
+    the winners' staged ones, swapped in (as the single-process loader's bulk path,
+    :func:`geo.store.postgis_areas.load_area_rows`)."""
+    for key in layer_keys:
+        fresh = sql.Identifier(f"ra_fresh_{key}")
+        conn.execute(sql.SQL(
+            "CREATE TABLE {} AS SELECT ra.service_request_id, ra.layer_key, ra.code"
+            " FROM request_areas ra WHERE ra.layer_key = %s AND NOT EXISTS ("
+            " SELECT 1 FROM changed c WHERE c.service_request_id = ra.service_request_id)"
+        ).format(fresh), (key,))
+        conn.execute(sql.SQL(
+            "INSERT INTO {} (service_request_id, layer_key, code)"
+            " SELECT a.service_request_id, a.layer_key, a.code FROM {} a"
+            " JOIN winners w USING (service_request_id, file_no) WHERE a.layer_key = %s"
+        ).format(fresh, areas), (key,))
+        swap_partition(conn, key)
 
 
 # --------------------------------------------------------------------------- the driver
