@@ -294,6 +294,18 @@ def test_a_big_first_load_takes_the_loaders_bulk_path(
     assert counts(got) == counts(expected)
     assert_same_store(store, reference)
     assert no_staging_left(store)
+    with store.pool.connection() as conn:  # the swapped-in partitions have statistics
+        stats = conn.execute(
+            "SELECT c.relname, c.reltuples::int8,"
+            " EXISTS (SELECT 1 FROM pg_stats s WHERE s.tablename = c.relname"
+            "         AND s.attname = 'service_request_id')"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'request_areas'::regclass AND c.relname <> 'ra_default'"
+        ).fetchall()
+        rows = dict(conn.execute("SELECT 'ra_layer_' || layer_key, count(*) FROM request_areas"
+                                 " GROUP BY layer_key").fetchall())
+    assert len(stats) == len(phila.layer_keys)
+    assert all(analyzed and tuples == rows.get(name, 0) for name, tuples, analyzed in stats)
     # a small load on top: through the indexes, which stay as they are
     monkeypatch.setattr(postgis_load, "BULK_ROWS", 50_000)
     extra = paths[-1].with_name("again.csv")
