@@ -15,6 +15,16 @@ volume measured at the largest size, an *estimate* for 500M points on 50 workers
 
 Eps 100 m (328 ft) and min_samples 10, as in ``bench/dbscan.py``; one fresh cluster per
 size so that worker peaks belong to that size.
+
+    python bench/distributed.py --ingest 1e6 [--files 8]
+
+instead loads the same N city-like requests into PostGIS twice, on one throwaway server
+(:mod:`tests.postgis_server`), each into a fresh database holding the seven layers:
+the single-process ``ingest`` of one CSV file, and the parallel load of ``ingest --engine
+dask`` (:func:`geo.store.postgis_parallel.ingest_parallel`: the same rows cut into
+``--files`` CSV files, staged by ``LocalCluster(2 workers)``, applied in one
+transaction); prints both wall times and their ratio, and checks both stores hold the
+same number of requests and area codes.
 """
 
 from __future__ import annotations
@@ -197,12 +207,75 @@ def estimate(measured: dict, memory_per_tile: int, n: int = 500_000_000,
           f"{n * 8 / 2**30:.1f} GiB of labels")
 
 
+def ingest_comparison(n: int, files: int) -> None:
+    """Single-process ingest against the parallel PostGIS load of the same rows."""
+    import pandas as pd
+    from distributed import Client, LocalCluster
+
+    from bench.common import city_requests, write_csv
+    from geo.ingest.pipeline import ingest
+    from geo.store.postgis import PostGISStore
+    from geo.store.postgis_parallel import ingest_parallel
+    from layers.profile import load_profile
+    from tests.postgis_server import start_server
+
+    profile = load_profile("philadelphia")
+    print(f"bench/distributed.py --ingest: {n:,} requests into PostGIS, {os.cpu_count()} "
+          "cores (shared machine: compare the ratio, not the seconds)", flush=True)
+    server = start_server()
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        rows = city_requests(n, seed=17)
+        whole = write_csv(rows, Path(tmp) / "requests.csv")
+        parts = [write_csv(pd.DataFrame(rows.iloc[chunk]), Path(tmp) / f"part-{i}.csv")
+                 for i, chunk in enumerate(np.array_split(np.arange(n), files))]
+        del rows
+        stores = {}
+        try:
+            for name in ("single", "parallel"):
+                stores[name] = PostGISStore.open(server.clone(f"ingest_{name}"), profile)
+                stores[name].ensure_profile_layers()
+            start = time.perf_counter()
+            single = ingest(whole, stores["single"])
+            single_s = time.perf_counter() - start
+            print(f"  single process, 1 file:           {single_s:8.2f} s "
+                  f"({single.result.inserted:,} inserted)", flush=True)
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=":0") as cluster, Client(cluster) as client:
+                start = time.perf_counter()
+                reports = ingest_parallel(parts, stores["parallel"], client=client)
+                parallel_s = time.perf_counter() - start
+            inserted = sum(r.result.inserted for r in reports)
+            print(f"  --engine dask, {files} files, 2 workers: {parallel_s:8.2f} s "
+                  f"({inserted:,} inserted)", flush=True)
+            same: list[tuple[int, int]] = []
+            for store in stores.values():
+                with store.pool.connection() as conn:
+                    row = conn.execute("SELECT (SELECT count(*) FROM requests),"
+                                       " (SELECT count(*) FROM request_areas)").fetchone()
+                    same.append((int(row[0]), int(row[1])) if row else (0, 0))
+            print(f"  stores hold the same requests and area codes: {same[0] == same[1]} "
+                  f"({same[0][0]:,} requests, {same[0][1]:,} codes)")
+            print(f"  ratio parallel / single process = {parallel_s / single_s:.2f} "
+                  "(below 1: the parallel load is faster)")
+        finally:
+            for store in stores.values():
+                store.close()
+            server.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[5e6, 20e6])
     parser.add_argument("--memory-per-tile", type=int, default=DEFAULT_MEMORY_PER_TILE)
+    parser.add_argument("--ingest", type=float, metavar="N",
+                        help="compare the PostGIS loads of N requests instead (see above)")
+    parser.add_argument("--files", type=int, default=8, help="--ingest: files for the "
+                        "parallel load")
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    if args.ingest:
+        ingest_comparison(int(args.ingest), args.files)
+        return
     print(f"bench/distributed.py: {os.cpu_count()} cores; tile budget "
           f"{args.memory_per_tile / 2**20:.0f} MiB")
     with tempfile.TemporaryDirectory(prefix="hotspot311-spill-") as spill:

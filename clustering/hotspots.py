@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
 import geopandas as gpd
@@ -23,7 +24,7 @@ import pandas as pd
 import shapely
 
 from clustering.dbscan import dbscan
-from clustering.partitioned import dbscan_partitioned
+from clustering.partitioned import Watch, dbscan_partitioned
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -47,7 +48,13 @@ PALETTE: Final = (
 
 
 def label_requests(
-    requests: pd.DataFrame, *, eps: float, min_samples: int, client: Client | None = None
+    requests: pd.DataFrame,
+    *,
+    eps: float,
+    min_samples: int,
+    client: Client | None = None,
+    spill_dir: str | Path | None = None,
+    watch: Watch | None = None,
 ) -> np.ndarray:
     """DBSCAN labels for requests, using their city-CRS ``x``/``y``.
 
@@ -65,6 +72,9 @@ def label_requests(
     client
         A ``distributed.Client``: cluster by tiles on that Dask cluster
         (:func:`clustering.partitioned.dbscan_partitioned`, the same labels).
+    spill_dir, watch
+        With ``client``: passed to :func:`~clustering.partitioned.dbscan_partitioned`
+        (a directory the workers spill to; a progress watcher).
 
     Returns
     -------
@@ -79,7 +89,7 @@ def label_requests(
         labels = dbscan(unique, eps=eps, min_samples=min_samples, sample_weight=counts)
     else:
         labels = dbscan_partitioned(unique, eps=eps, min_samples=min_samples, client=client,
-                                    sample_weight=counts, progress=True)
+                                    sample_weight=counts, spill_dir=spill_dir, watch=watch)
     return np.asarray(labels[inverse.ravel()], dtype=np.int64)
 
 

@@ -71,6 +71,8 @@ DEFAULT_BLOCK_ROWS: Final = 1_000_000
 _HIST_BINS: Final = 1024
 
 Stage = Callable[[str], None]
+#: Called with a pass's futures; returns when they are done (e.g. draws a progress bar).
+Watch = Callable[[list[Any]], None]
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,7 @@ def dbscan_partitioned(
     memory_per_tile: int = DEFAULT_MEMORY_PER_TILE,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     spill_dir: str | Path | None = None,
-    progress: bool = False,
+    watch: Watch | None = None,
     on_stage: Stage | None = None,
     info: dict[str, Any] | None = None,
 ) -> npt.NDArray[np.int64]:
@@ -286,8 +288,10 @@ def dbscan_partitioned(
         in a subdirectory removed at the end, so a worker holds only one block or one tile
         (with its halo) at a time, whatever the number of points. Without it they stay
         in the workers' memory (Dask's own spilling applies).
-    progress
-        Show a progress bar for each pass over the tiles.
+    watch
+        Called with the futures of each pass over the tiles (``"cores"``, then
+        ``"labelled"``), before they are gathered; it should return when they are done
+        (a progress bar: ``hotspot311.cli.engine.task_progress`` draws one on stderr).
     on_stage
         Called with ``"planned"``, ``"split"``, ``"cores"``, ``"merged"`` and ``"labelled"``
         as the run reaches each stage (progress reporting).
@@ -355,12 +359,12 @@ def dbscan_partitioned(
         run_dir.mkdir(parents=True)
         try:
             return _run_spilled(delayed, str(run_dir), float(eps), int(min_samples), client,
-                                tile_size, memory_per_tile, progress, stage, info)
+                                tile_size, memory_per_tile, watch, stage, info)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
     blocks = client.compute(delayed)
     return _run(blocks, float(eps), int(min_samples), client, tile_size, memory_per_tile,
-                progress, stage, info)
+                watch, stage, info)
 
 
 def _plan(
@@ -396,7 +400,7 @@ def _run(
     client: Client,
     tile_size: float | None,
     memory_per_tile: int,
-    progress: bool,
+    watch: Watch | None,
     stage: Stage,
     info: dict[str, Any],
 ) -> npt.NDArray[np.int64]:
@@ -431,10 +435,8 @@ def _run(
         pieces = [client.submit(_tiles.take, splits[b], t, pure=False) for b in by_tile[t]]
         states.append(client.submit(_tiles.tile_pass1, eps, min_samples, *pieces, pure=False))
     del pieces, splits
-    if progress:
-        from distributed import progress as show
-
-        show(states)
+    if watch is not None:
+        watch(states)
     summaries = client.gather(client.map(_tiles.tile_summary, states, pure=False))
     stage("cores")
     received = [int(s[6]) for s in summaries]
@@ -449,10 +451,8 @@ def _run(
         for i, state in enumerate(states)
     ]
     del states
-    if progress:
-        from distributed import progress as show
-
-        show(results)
+    if watch is not None:
+        watch(results)
     labels = _assemble(results, n)
     stage("labelled")
     return labels
@@ -480,7 +480,7 @@ def _run_spilled(
     client: Client,
     tile_size: float | None,
     memory_per_tile: int,
-    progress: bool,
+    watch: Watch | None,
     stage: Stage,
     info: dict[str, Any],
 ) -> npt.NDArray[np.int64]:
@@ -522,10 +522,8 @@ def _run_spilled(
     order = sorted(parts)
     firsts = [client.submit(_spill.tile_pass1, eps, min_samples, directory, t, parts[t],
                             pure=False) for t in order]
-    if progress:
-        from distributed import progress as show
-
-        show(firsts)
+    if watch is not None:
+        watch(firsts)
     summaries = client.gather(firsts)
     stage("cores")
     received = [int(s[6]) for s in summaries]
@@ -541,10 +539,8 @@ def _run_spilled(
         for i, (t, first) in enumerate(zip(order, firsts, strict=True))
     ]
     del firsts
-    if progress:
-        from distributed import progress as show
-
-        show(results)
+    if watch is not None:
+        watch(results)
     labels = _assemble(results, n)
     stage("labelled")
     return labels

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import geopandas as gpd
@@ -15,6 +16,7 @@ import pandas as pd
 
 from clustering.hdbscan_method import hdbscan_labels
 from clustering.hotspots import label_requests, summarize
+from clustering.partitioned import Watch
 from clustering.priority import PriorityWeights, rank_hotspots
 from clustering.problem_hotspots import collapse, problem_ids_of
 from clustering.problems import ProblemRules, assign_problems
@@ -65,6 +67,8 @@ def run_hotspots(
     now: datetime | None = None,
     layer_keys: tuple[str, ...] = (),
     client: Client | None = None,
+    spill_dir: str | Path | None = None,
+    watch: Watch | None = None,
 ) -> HotspotResult:
     """Find and rank hotspots.
 
@@ -85,6 +89,13 @@ def run_hotspots(
     client
         A ``distributed.Client``: run the DBSCAN by tiles on that Dask cluster (the same
         labels). HDBSCAN always runs here.
+    spill_dir
+        With ``client``: a directory every worker reads and writes at this path; the
+        DBSCAN's blocks, tile pieces and tile states go there, so a worker's memory does
+        not grow with the number of points (see
+        :func:`~clustering.partitioned.dbscan_partitioned`). ``None``: in memory.
+    watch
+        With ``client``: called with each pass's futures (a progress bar).
 
     Returns
     -------
@@ -115,7 +126,8 @@ def run_hotspots(
                                 min_cluster_size=query.min_cluster_size or query.min_samples,
                                 min_samples=query.min_samples)
     else:
-        labels = label_requests(points, eps=eps, min_samples=query.min_samples, client=client)
+        labels = label_requests(points, eps=eps, min_samples=query.min_samples, client=client,
+                                spill_dir=spill_dir, watch=watch)
     hotspots = summarize(points, labels, eps=eps, now=now, layer_keys=layer_keys, crs=profile.crs)
     by_label = dict(zip(hotspots["label"], hotspots["hotspot_id"], strict=True))
     calls = None

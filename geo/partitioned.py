@@ -21,7 +21,7 @@ worker gets them again from the graph.
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -213,7 +213,7 @@ def write_by_month(
     *,
     count: Sequence[str] = (),
     client: Any = None,
-    progress: bool = False,
+    watch: Callable[[list[Any]], None] | None = None,
 ) -> tuple[Path, int, dict[str, int]]:
     """Write GeoParquet partitioned by year and month of ``requested_datetime``.
 
@@ -228,8 +228,9 @@ def write_by_month(
         Columns whose non-null values to count in the same pass (layer keys).
     client
         A ``distributed.Client`` to run on (default: Dask's current scheduler).
-    progress
-        Show a progress bar (with ``client``).
+    watch
+        With ``client``: called with the futures of the write before they are gathered;
+        returns when they are done (a progress bar).
 
     Returns
     -------
@@ -258,10 +259,8 @@ def write_by_month(
         _, rows, *found = dask.compute(*todo)
     else:
         futures = client.compute(todo)
-        if progress:
-            from distributed import progress as show
-
-            show(futures)
+        if watch is not None:
+            watch(futures)
         _, rows, *found = client.gather(futures)
     return out, int(rows), {c: int(n) for c, n in zip(count, found, strict=True)}
 

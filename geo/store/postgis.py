@@ -239,7 +239,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         with self._connection() as conn, conn.transaction():
             if len(requests):
                 ordered = spatial_order(requests)
-                stored = _stored_estimate(conn)
+                stored = postgis_load.stored_estimate(conn)
                 new, newer = upsert_request_rows(conn, ordered, self.srid)
                 result.inserted, result.updated = len(new), len(newer)
                 result.unchanged = len(requests) - result.inserted - result.updated
@@ -273,7 +273,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         located = postgis_areas.area_rows(
             ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"),
             indexes)
-        bulk = len(written) >= postgis_load.BULK_ROWS and len(written) >= stored
+        bulk = postgis_load.is_bulk(len(written), stored)
         postgis_areas.load_area_rows(conn, located, bulk=bulk)
 
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
@@ -561,14 +561,6 @@ def _first_line(err: BaseException) -> str:
     """The first non-empty line of an error's message (the server's words)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
-
-
-def _stored_estimate(conn: psycopg.Connection) -> int:
-    """The planner's count of stored requests (what the load's bulk rule compares with)."""
-    row = conn.execute(
-        "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = 'requests'::regclass"
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _generations(conn: psycopg.Connection) -> list[Generation]:

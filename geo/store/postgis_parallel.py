@@ -19,6 +19,10 @@
    batch record per file is written.
 4. The staging tables are dropped, whether the run succeeded or not.
 
+The staging tables and the run's liveness lock are :mod:`geo.store.postgis_staging`'s:
+a client that dies mid-run leaves its tables, which ``hotspot311 db clean-staging``
+drops once no live run holds them.
+
 A failure anywhere (a file that cannot be used, a worker error, the server refusing the
 final transaction) leaves the store as it was: nothing outside the staging tables is
 written before step 3, and step 3 is one transaction. Re-running the same files changes
@@ -32,7 +36,6 @@ batch record) is imported in one place, :data:`_LOAD`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +59,14 @@ from geo.store import postgis_load as _LOAD
 from geo.store import postgis_problems
 from geo.store.base import BATCH_COLUMNS
 from geo.store.pgcopy import copy_arrow
+from geo.store.postgis_join import swap_partition
+from geo.store.postgis_staging import (
+    STAGING_PREFIX,
+    Staging,
+    close_staging,
+    open_staging,
+    staging_tables,
+)
 from geo.store.postgis_text import scrub
 from layers.profile import CityProfile
 
@@ -64,48 +75,14 @@ if TYPE_CHECKING:
 
     from geo.store.postgis import PostGISStore
 
-__all__ = ["STAGING_PREFIX", "Staging", "apply_staging", "ingest_parallel", "stage_file"]
+__all__ = ["STAGING_PREFIX", "Staging", "apply_staging", "ingest_parallel", "stage_file",
+           "staging_tables"]
 
-#: Every staging table's name starts with this (``<prefix><run>_requests`` …).
-STAGING_PREFIX: Final = "ingest_staging_"
 #: Columns of a staged request row, as the loader encodes them, then ``file_no``.
 _ROW_COLUMNS: Final = (*_LOAD.REQUEST_COLUMNS, "geom", "geom_city")
 #: Quarantine text columns scrubbed of what PostgreSQL cannot store (as the loader does).
 _Q_TEXT: Final = ("quarantine_id", "batch_id", "source_file", "reason", "detail",
                   "service_request_id", "address", "raw")
-
-
-@dataclass(frozen=True)
-class Staging:
-    """The names of one run's staging tables."""
-
-    run: str
-
-    @classmethod
-    def new(cls) -> Staging:
-        """Names for a new run (a random run id)."""
-        return cls(uuid.uuid4().hex[:16])
-
-    @property
-    def requests(self) -> str:
-        return f"{STAGING_PREFIX}{self.run}_requests"
-
-    @property
-    def areas(self) -> str:
-        return f"{STAGING_PREFIX}{self.run}_areas"
-
-    @property
-    def quarantine(self) -> str:
-        return f"{STAGING_PREFIX}{self.run}_quarantine"
-
-    @property
-    def tables(self) -> tuple[str, str, str]:
-        return (self.requests, self.areas, self.quarantine)
-
-    @property
-    def lock_key(self) -> int:
-        """First key of the advisory lock that serializes re-runs of one file's task."""
-        return int(self.run[:7], 16)
 
 
 @dataclass(frozen=True)
@@ -133,42 +110,6 @@ class StagedFile:
     flags: dict[str, int] = field(default_factory=dict)
     located: int = 0
     outside: int = 0
-
-
-# --------------------------------------------------------------------------- staging tables
-
-
-def create_staging(conn: psycopg.Connection, staging: Staging) -> None:
-    """Create the run's staging tables (committed: the workers' connections see them)."""
-    q_cols = sql.SQL(", ").join(map(sql.Identifier, QUARANTINE_COLUMNS))
-    with conn.transaction():
-        conn.execute(sql.SQL(
-            "CREATE UNLOGGED TABLE {} (LIKE requests, file_no int4 NOT NULL)"
-        ).format(sql.Identifier(staging.requests)))
-        conn.execute(sql.SQL(
-            "CREATE UNLOGGED TABLE {} (service_request_id text NOT NULL, file_no int4 NOT NULL,"
-            " layer_key text NOT NULL, code text NOT NULL)"
-        ).format(sql.Identifier(staging.areas)))
-        conn.execute(sql.SQL(
-            "CREATE UNLOGGED TABLE {} AS SELECT {}, 0::int4 AS file_no, 0::int8 AS ord"
-            " FROM quarantine WITH NO DATA"
-        ).format(sql.Identifier(staging.quarantine), q_cols))
-
-
-def drop_staging(conn: psycopg.Connection, staging: Staging) -> None:
-    """Drop the run's staging tables (those that exist)."""
-    with conn.transaction():
-        for name in staging.tables:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
-
-
-def staging_tables(conn: psycopg.Connection) -> list[str]:
-    """Names of every staging table in the database (left by a client that died)."""
-    rows = conn.execute(
-        "SELECT tablename FROM pg_tables WHERE starts_with(tablename, %s) ORDER BY 1",
-        (STAGING_PREFIX,),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
 
 
 # --------------------------------------------------------------------------- worker task
@@ -422,7 +363,9 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
     """Insert or update each written id's last winning row; replace its area codes.
 
     Fills ``changed`` (id, ord, inserted) as the loader does, for the problem update.
-    Returns the rows written.
+    A bulk write (:func:`geo.store.postgis_load.is_bulk`) takes the loader's bulk path:
+    the indexes of ``requests`` are dropped and rebuilt, and each layer's codes go into a
+    fresh partition swapped in. Returns the rows written.
     """
     cols = sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS))
     conn.execute(
@@ -434,6 +377,8 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
     n = int(row[0]) if row else 0
     if n == 0:
         return 0
+    bulk = _LOAD.is_bulk(n, _LOAD.stored_estimate(conn))
+    rebuild = _LOAD.drop_bulk_indexes(conn) if bulk else []
     conn.execute(sql.SQL(
         "INSERT INTO requests ({cols}) SELECT {scols} FROM {stg} s"
         " JOIN winners w USING (service_request_id, file_no) WHERE NOT w.existed"
@@ -446,6 +391,10 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
         " JOIN winners w USING (service_request_id, file_no)"
         " WHERE w.existed AND r.service_request_id = s.service_request_id"
     ).format(targets=targets, values=values, stg=stg))
+    _LOAD.rebuild_bulk_indexes(conn, rebuild)
+    if bulk:
+        _swap_area_partitions(conn, areas, layer_keys)
+        return n
     conn.execute(
         "DELETE FROM request_areas ra USING winners w"
         " WHERE w.existed AND ra.service_request_id = w.service_request_id"
@@ -456,6 +405,26 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
         " JOIN winners w USING (service_request_id, file_no)"
     ).format(areas))
     return n
+
+
+def _swap_area_partitions(conn: psycopg.Connection, areas: sql.Identifier,
+                          layer_keys: Sequence[str]) -> None:
+    """A bulk load's area codes: per layer, a fresh partition holding the kept codes and
+    the winners' staged ones, swapped in (as the single-process loader's bulk path,
+    :func:`geo.store.postgis_areas.load_area_rows`)."""
+    for key in layer_keys:
+        fresh = sql.Identifier(f"ra_fresh_{key}")
+        conn.execute(sql.SQL(
+            "CREATE TABLE {} AS SELECT ra.service_request_id, ra.layer_key, ra.code"
+            " FROM request_areas ra WHERE ra.layer_key = %s AND NOT EXISTS ("
+            " SELECT 1 FROM changed c WHERE c.service_request_id = ra.service_request_id)"
+        ).format(fresh), (key,))
+        conn.execute(sql.SQL(
+            "INSERT INTO {} (service_request_id, layer_key, code)"
+            " SELECT a.service_request_id, a.layer_key, a.code FROM {} a"
+            " JOIN winners w USING (service_request_id, file_no) WHERE a.layer_key = %s"
+        ).format(fresh, areas), (key,))
+        swap_partition(conn, key)
 
 
 # --------------------------------------------------------------------------- the driver
@@ -510,22 +479,21 @@ def ingest_parallel(
               profile=store.profile, srid=store.srid, fmt=str(Format(fmt).value),
               mapping=mapping, now=started)
     futures: list[Any] = []
-    with store._connection() as conn:
-        create_staging(conn, staging)
-    try:
-        [shipped] = client.scatter([indexes], broadcast=True, hash=False)
-        futures = [client.submit(stage_file, job, shipped, i, str(p), pure=False)
-                   for i, p in enumerate(paths)]
-        if watch is not None:
-            watch(futures)
-        staged: list[StagedFile] = client.gather(futures)
-        with store._connection() as conn, conn.transaction():
-            results = apply_staging(conn, staging, staged, problems=problems,
-                                    layer_keys=list(active))
-    finally:
-        client.cancel(futures)
-        with store._connection() as conn:
-            drop_staging(conn, staging)
+    with store._connection() as guard:  # holds the run's liveness lock until the end
+        open_staging(guard, staging)
+        try:
+            [shipped] = client.scatter([indexes], broadcast=True, hash=False)
+            futures = [client.submit(stage_file, job, shipped, i, str(p), pure=False)
+                       for i, p in enumerate(paths)]
+            if watch is not None:
+                watch(futures)
+            staged: list[StagedFile] = client.gather(futures)
+            with store._connection() as conn, conn.transaction():
+                results = apply_staging(conn, staging, staged, problems=problems,
+                                        layer_keys=list(active))
+        finally:
+            client.cancel(futures)
+            close_staging(guard, staging)
     return [
         IngestReport(
             batch_id=str(item.info["batch_id"]), path=Path(path),

@@ -6,6 +6,11 @@ again applies nothing. It needs a PostGIS store: with a store directory it exits
 
 ``hotspot311 db grant-readonly ROLE`` makes the app's database role: it may read the
 store and write the export log, nothing else (:mod:`geo.store.postgis_roles`).
+
+``hotspot311 db clean-staging [--dry-run]`` drops the staging tables
+(``ingest_staging_*``) that an ``ingest --engine dask`` whose client died left behind,
+and lists those of runs still going, which it leaves alone
+(:func:`geo.store.postgis_staging.clean_staging`).
 """
 
 from __future__ import annotations
@@ -103,3 +108,40 @@ def migrate_cmd(ctx: Context) -> None:
         click.echo(f"{label}: schema is current (version {schema_version}); nothing to apply")
     else:
         click.echo(f"{label}: schema now at version {schema_version}")
+
+
+@db_group.command("clean-staging")
+@click.option("--dry-run", is_flag=True, help="List what would be dropped; drop nothing.")
+@pass_ctx
+@handle_errors
+def clean_staging_cmd(ctx: Context, dry_run: bool) -> None:
+    """Drop the staging tables left by parallel ingests whose client died.
+
+    A running ``ingest --engine dask`` holds a lock for as long as its client is
+    connected; its tables are listed as in use and kept.
+    """
+    import psycopg
+
+    from geo.store.postgis import conninfo_for, server_label
+    from geo.store.postgis_staging import clean_staging
+
+    location = _need_postgis(ctx, "clean-staging")
+    conninfo = conninfo_for(location)
+    label = server_label(conninfo)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as conn:
+            report = clean_staging(conn, dry_run=dry_run)
+    except psycopg.OperationalError as err:
+        raise StoreConnectionError(f"cannot connect to PostgreSQL at {label}: {err}") from None
+    except psycopg.Error as err:
+        raise StoreError(f"cannot clean the staging tables at {label}: {err}") from None
+    verb = "would drop" if dry_run else "dropped"
+    for name in report.dropped:
+        click.echo(f"{verb:<11} {name}  (its run is gone)")
+    for name in report.in_use:
+        click.echo(f"{'kept':<11} {name}  (in use by a running ingest)")
+    for name in report.unknown:
+        click.echo(f"{'left alone':<11} {name}  (not a staging table's name)")
+    click.echo(f"{label}: {len(report.dropped)} staging tables "
+               f"{'to drop (dry run)' if dry_run else 'dropped'}, "
+               f"{len(report.in_use)} in use")

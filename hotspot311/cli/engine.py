@@ -5,14 +5,21 @@
 ``$HOTSPOT311_SCHEDULER``), or starts a ``LocalCluster`` of worker processes on this
 machine when none is named, prints the dashboard link (when the dashboard can run) and
 closes the client (and the local cluster) when the command ends.
+
+What a command reports while it runs goes to stderr (stdout carries its results):
+the engine and dashboard line, progress bars (:func:`task_progress` for Dask graphs,
+:func:`progress_bar` for a count of files) and where the DBSCAN spills
+(:func:`spill_directory`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -130,3 +137,81 @@ def progress_bar(desc: str) -> Callable[[list[Any]], None]:
                 bar.update(1)
 
     return watch
+
+
+def task_progress(desc: str) -> Callable[[list[Any]], None]:
+    """A watcher that shows Dask's progress bar on stderr until the futures are done.
+
+    The bar is ``distributed.progress``: it counts every task of the futures' graphs
+    (reads, splits, tiles …) as the scheduler reports them. ``distributed`` draws it on
+    standard output, which carries a command's results, so it is drawn on stderr here.
+
+    Parameters
+    ----------
+    desc
+        What runs, printed before the bar (e.g. ``"DBSCAN tiles, pass 1"``).
+
+    Returns
+    -------
+    callable
+        Takes a list of ``distributed`` futures and returns when all have finished
+        (their errors are raised by whoever gathers them).
+    """
+
+    def watch(futures: list[Any]) -> None:
+        from distributed import progress
+
+        click.echo(f"{desc}:", err=True)
+        with redirect_stdout(sys.stderr):
+            progress(futures, notebook=False)  # the bar's line is cleared when done
+
+    return watch
+
+
+@contextmanager
+def spill_directory(client: Client | None, given: str | None) -> Iterator[str | None]:
+    """Where the partitioned DBSCAN spills (``--spill-dir``), announced on stderr.
+
+    Parameters
+    ----------
+    client
+        The command's Dask client (``None``: the local engine).
+    given
+        ``--spill-dir``: a directory every worker reads and writes at this path (made
+        if missing; the run's own subdirectory is removed at the end, the directory
+        stays).
+
+    Yields
+    ------
+    str or None
+        ``given`` (absolute); else, on a ``LocalCluster`` this process started, a new
+        temporary directory, removed on exit; else (a remote scheduler, whose workers may
+        not share this machine's disk) ``None``: the workers hold the points in memory.
+
+    Raises
+    ------
+    InputError
+        If ``--spill-dir`` is given without ``--engine dask``, or cannot be made.
+    """
+    if client is None:
+        if given:
+            raise InputError(f"--spill-dir {given!r} needs --engine dask")
+        yield None
+        return
+    if given:
+        path = Path(given).absolute()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"--spill-dir: cannot make {given!r} ({err})") from err
+        click.echo(f"spill: {path}", err=True)
+        yield str(path)
+        return
+    if client.cluster is not None:  # a LocalCluster: its workers share this disk
+        with tempfile.TemporaryDirectory(prefix="hotspot311-spill-") as tmp:
+            click.echo(f"spill: {tmp} (temporary, removed at the end)", err=True)
+            yield tmp
+        return
+    click.echo("spill: none (the workers hold the points in memory; give --spill-dir DIR, "
+               "a directory every worker reads and writes, to bound their memory)", err=True)
+    yield None

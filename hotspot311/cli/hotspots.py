@@ -3,12 +3,15 @@ and significance through :mod:`hotspot311.cli.history`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 import pandas as pd
 
 from hotspot311.cli import history
 from hotspot311.cli.base import Context, handle_errors, output_path, pass_ctx
-from hotspot311.cli.engine import dask_client, engine_options
+from hotspot311.cli.engine import dask_client, engine_options, spill_directory, task_progress
 from hotspot311.errors import InputError
 
 
@@ -49,6 +52,11 @@ from hotspot311.errors import InputError
 @click.option("--weekly", type=int, metavar="N", help="Run N weekly windows and class each "
               "grid cell (new, consecutive, intensifying, persistent, diminishing, "
               "sporadic, historical); --output writes the cells.")
+@click.option("--spill-dir", "spill_dir", metavar="DIR",
+              help="--engine dask: directory (read and written by every worker at this path) "
+                   "where the tiled DBSCAN keeps its blocks and tiles, so a worker's memory "
+                   "does not grow with the points. Default: a temporary directory on a "
+                   "LocalCluster; none (in memory) with --scheduler.")
 @engine_options
 @pass_ctx
 @handle_errors
@@ -58,13 +66,15 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                  work_list_path: str | None, method: str, min_cluster_size: int | None,
                  count: str, problem_distance_m: float | None, problem_gap_days: float | None,
                  save: bool, significant: bool, grid_m: float, weekly: int | None,
-                 engine: str, scheduler: str | None) -> None:
+                 spill_dir: str | None, engine: str, scheduler: str | None) -> None:
     """Find hotspots with DBSCAN (or HDBSCAN) and print them ranked for crews.
 
     By default a hotspot counts problems: repeat calls about one problem (the same
     service near in space and time, see ``problems``) count once, and the calls per
     problem are a score part of their own. ``--count tickets`` counts every request.
-    With ``--engine dask`` the DBSCAN runs by tiles on a Dask cluster (the same hotspots).
+    With ``--engine dask`` the DBSCAN runs by tiles on a Dask cluster (the same hotspots),
+    spilling to ``--spill-dir`` (by default a temporary directory on a LocalCluster);
+    its progress goes to stderr.
     """
     from datetime import UTC, datetime
 
@@ -80,6 +90,8 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         raise InputError(f"--engine dask: runs the DBSCAN only; got --method {method}"
                          + (" with --weekly" if weekly is not None else "")
                          + "; use --engine local")
+    if spill_dir and engine != "dask":
+        raise InputError(f"--spill-dir {spill_dir!r} needs --engine dask")
     store = ctx.store()
     requests = store.requests()
     names = resolve_services(services, load_groups(store.profile),
@@ -118,10 +130,11 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         history.print_weekly(store, requests, query, weeks=weekly, grid_m=grid_m,
                                  preset=preset, output=output)
         return
-    with dask_client(engine, scheduler) as client:
+    with dask_client(engine, scheduler) as client, spill_directory(client, spill_dir) as spill:
         result = run_hotspots(requests, query, profile=store.profile,
                               weights=get_preset(preset), layer_keys=store.layer_keys(),
-                              client=client)
+                              client=client, spill_dir=spill,
+                              watch=_tile_progress() if client is not None else None)
     if significant:
         result.hotspots["significant"] = history.significance_column(
             result, requests, profile=store.profile, grid_m=grid_m).to_numpy()
@@ -164,3 +177,13 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
             click.echo(f"wrote {len(work):,} requests to {work_list_path}")
     if save:
         history.save_result(store, result)
+
+
+def _tile_progress() -> Callable[[list[Any]], None]:
+    """Progress of the tiled DBSCAN on stderr: its first pass, then its second."""
+    passes = iter(("DBSCAN tiles, pass 1 (core points)", "DBSCAN tiles, pass 2 (labels)"))
+
+    def watch(futures: list[Any]) -> None:
+        task_progress(next(passes, "DBSCAN tiles"))(futures)
+
+    return watch

@@ -21,7 +21,7 @@ from geo.ingest.sink import ProblemAssigner
 from geo.store.base import Store
 from geo.store.reads import RequestFilter
 from hotspot311.cli.base import EXIT_STRICT, Context, handle_errors, output_path, pass_ctx
-from hotspot311.cli.engine import dask_client, engine_options, progress_bar
+from hotspot311.cli.engine import dask_client, engine_options, progress_bar, task_progress
 from hotspot311.cli.sources import source_lines
 from hotspot311.errors import InputError
 
@@ -230,7 +230,8 @@ def _join_files(store: Store, keys: list[str], source: str, output: str, engine:
     with dask_client(engine, scheduler) as client:
         frame = read_partitioned(source, crs=store.profile.crs)
         joined = join_partitioned(frame, indexes)
-        _, rows, found = write_by_month(joined, out, count=keys, client=client, progress=True)
+        _, rows, found = write_by_month(joined, out, count=keys, client=client,
+                                          watch=task_progress("join and write"))
     click.echo(f"read {rows:,} requests in {frame.npartitions} partitions")
     for key in keys:
         click.echo(f"{key:<22} joined {found[key]:>9,}  outside every area {rows - found[key]:>8,}")

@@ -228,3 +228,92 @@ def test_worker_killed_after_staging_a_file_gives_the_same_answer(
     assert_same_store(store, reference)
     assert no_staging_left(store)
     client.wait_for_workers(2, timeout=60)
+
+
+def test_clean_staging_keeps_a_running_ingests_tables(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile
+) -> None:
+    from geo.store.postgis_staging import clean_staging
+
+    paths = parks_files(tmp_path / "in", parts=2)
+    store = open_store(phila)
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def clean_meanwhile(futures: list) -> None:  # the staging tables exist, the run is live
+        distributed.wait(futures)
+        with store.pool.connection() as conn:
+            report = clean_staging(conn)
+            seen.append((report.dropped, sorted(report.in_use)))
+            conn.commit()
+
+    reports = ingest_parallel(paths, store, client=client, now=NOW, watch=clean_meanwhile)
+    [(dropped, in_use)] = seen
+    assert dropped == [] and len(in_use) == 3 and all(n.startswith("ingest_staging_")
+                                                      for n in in_use)
+    inserted = sum(r.result.inserted for r in reports)  # the run went on and finished
+    assert inserted == len(store.requests()) > 150
+    assert no_staging_left(store)
+    with store.pool.connection() as conn:  # the run's lock went with it
+        assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                            ).fetchone() == (0,)
+
+
+def index_oids(store: PostGISStore) -> dict[str, int]:
+    """Indexes of ``requests`` and the ``request_areas`` partitions, by name: a rebuilt
+    one gets a new oid."""
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT c.relname, c.oid::int8 FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+            " WHERE x.indrelid = 'requests'::regclass"
+            " UNION ALL SELECT c.relname, c.oid::int8 FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'request_areas'::regclass").fetchall()
+    return {str(name): int(oid) for name, oid in rows}
+
+
+def test_a_big_first_load_takes_the_loaders_bulk_path(
+    tmp_path: Path, client: distributed.Client, open_store, phila: CityProfile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from geo.store import postgis_load
+
+    paths = parks_files(tmp_path / "in", changed=True)
+    reference = open_store(phila)
+    expected = [ingest(p, reference, now=NOW) for p in paths]
+    store = open_store(phila)
+    store.ensure_profile_layers()
+    before = index_oids(store)
+    assert {"requests_pkey", "requests_geom_city_gist"} <= set(before)
+    assert sum(n.startswith("ra_layer_") for n in before) == len(phila.layer_keys)
+    monkeypatch.setattr(postgis_load, "BULK_ROWS", 100)  # these files are a big load
+    got = ingest_parallel(paths, store, client=client, now=NOW)
+    after = index_oids(store)
+    assert set(after) == set(before)  # the same indexes and partitions
+    kept = sorted(name for name in before if after[name] == before[name])
+    assert kept == ["ra_default"]  # the default partition; the rest rebuilt or swapped in
+    assert counts(got) == counts(expected)
+    assert_same_store(store, reference)
+    assert no_staging_left(store)
+    with store.pool.connection() as conn:  # the swapped-in partitions have statistics
+        stats = conn.execute(
+            "SELECT c.relname, c.reltuples::int8,"
+            " EXISTS (SELECT 1 FROM pg_stats s WHERE s.tablename = c.relname"
+            "         AND s.attname = 'service_request_id')"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'request_areas'::regclass AND c.relname <> 'ra_default'"
+        ).fetchall()
+        rows = dict(conn.execute("SELECT 'ra_layer_' || layer_key, count(*) FROM request_areas"
+                                 " GROUP BY layer_key").fetchall())
+    assert len(stats) == len(phila.layer_keys)
+    assert all(analyzed and tuples == rows.get(name, 0) for name, tuples, analyzed in stats)
+    # a small load on top: through the indexes, which stay as they are
+    monkeypatch.setattr(postgis_load, "BULK_ROWS", 50_000)
+    extra = paths[-1].with_name("again.csv")
+    raw = pd.read_csv(paths[-1], dtype=str)
+    raw.loc[raw.index[2], "status"] = "Closed" if raw.iloc[2]["status"] != "Closed" else "New"
+    raw.to_csv(extra, index=False)
+    got = ingest_parallel([extra], store, client=client, now=NOW)
+    assert [ingest(extra, reference, now=NOW).result.updated] == [
+        r.result.updated for r in got] == [1]
+    assert index_oids(store) == after
+    assert_same_store(store, reference)

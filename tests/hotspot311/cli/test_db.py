@@ -144,3 +144,27 @@ def test_grant_readonly_makes_a_role_that_reads_and_logs_exports_only(
     assert code == 2 and "role: got" in err and "lower-case letters" in err
     code, _, err = _invoke("--store", postgis_url, "db", "grant-readonly", "postgres")
     assert code == 2 and "is a superuser" in err
+
+
+def test_db_clean_staging_drops_what_a_killed_ingest_left(postgis_url: str,
+                                                          tmp_path: Path) -> None:
+    from tests.geo.store.test_postgis_staging import running
+
+    with running(postgis_url) as dead, running(postgis_url) as live:
+        dead.kill(postgis_url)
+        code, out, err = _invoke("--store", postgis_url, "db", "clean-staging", "--dry-run")
+        assert code == 0, err
+        for name in dead.staging.tables:
+            assert f"would drop  {name}  (its run is gone)" in out
+        for name in live.staging.tables:
+            assert f"kept        {name}  (in use by a running ingest)" in out
+        assert "3 staging tables to drop (dry run), 3 in use" in out
+        code, out, err = _invoke("--store", postgis_url, "db", "clean-staging")
+        assert code == 0, err
+        assert "3 staging tables dropped, 3 in use" in out
+        with psycopg.connect(postgis_url) as conn:
+            left = {r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'ingest_staging%'")}
+        assert left == set(live.staging.tables)
+    code, out, err = _invoke("--store", str(tmp_path / "store"), "db", "clean-staging")
+    assert code == 2 and "db clean-staging needs a PostGIS store" in err

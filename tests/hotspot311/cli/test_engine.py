@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import geopandas as gpd
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import clustering.partitioned
 from geo.joins import build_index
 from geo.store.embedded import EmbeddedStore
 from hotspot311.cli.main import cli
@@ -91,6 +94,9 @@ def test_join_files_on_a_dask_scheduler_equal_single_machine(
         assert f"{key:<22} joined {n:>9,}  outside every area {len(requests) - n:>8,}" \
             in result.stdout
         assert plain(back[key]) == plain(expected[key]), key
+    # progress on stderr, results alone on stdout
+    assert "join and write:" in result.stderr and "% Completed" in result.stderr
+    assert "Completed" not in result.stdout and "join and write" not in result.stdout
 
 
 def plain(values: pd.Series) -> list[object]:
@@ -237,3 +243,82 @@ def test_ingest_takes_the_year_month_parts_of_join(
                                                 str(tmp_path / "out"), *engine]).stdout)
         assert again["unchanged"] + again["quarantined"] == len(requests)
         assert again["inserted"] == again["updated"] == 0
+
+
+def hotspots_run(store: Path, *args: str) -> tuple[list[str], str, str]:
+    """The ranked lines, stdout and stderr of ``hotspots``."""
+    result = CliRunner().invoke(cli, ["--store", str(store), *BASE, *args],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if " selected; " in ln)
+    return lines[start:], result.stdout, result.stderr
+
+
+@pytest.fixture()
+def spilled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The directories the partitioned DBSCAN spilled to (the real run, recorded)."""
+    seen: list[str] = []
+    real = clustering.partitioned._run_spilled
+
+    def recording(delayed: Any, directory: str, *args: Any) -> Any:
+        seen.append(directory)
+        assert Path(directory).is_dir()
+        return real(delayed, directory, *args)
+
+    monkeypatch.setattr(clustering.partitioned, "_run_spilled", recording)
+    return seen
+
+
+def work_lists_equal(a: Path, b: Path) -> None:
+    """The crew lists of two runs: the same requests in the same hotspots and ranks."""
+    left, right = (pd.read_csv(p, dtype=str).drop(columns="age_days") for p in (a, b))
+    assert len(left) > 50
+    pd.testing.assert_frame_equal(left, right)
+
+
+def test_hotspots_on_a_local_cluster_spill_to_a_temporary_directory_and_leave_nothing(
+    dumping_store: Path, tmp_path: Path, spilled: list[str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    local, _, _ = hotspots_run(dumping_store, "--work-list", str(tmp_path / "local.csv"))
+    ours, stdout, stderr = hotspots_run(dumping_store, "--engine", "dask", "--work-list",
+                                        str(tmp_path / "dask.csv"))
+    assert ours[:-1] == local[:-1]  # the last line names the work list written
+    work_lists_equal(tmp_path / "local.csv", tmp_path / "dask.csv")
+    [run_dir] = spilled
+    spill = Path(run_dir).parent
+    assert spill.parent == tmp and spill.name.startswith("hotspot311-spill-")
+    assert f"spill: {spill} (temporary, removed at the end)" in stderr
+    assert not spill.exists() and not list(tmp.glob("hotspot311-spill-*"))
+    # progress of both passes on stderr; stdout holds the results only
+    assert "DBSCAN tiles, pass 1 (core points):" in stderr
+    assert "DBSCAN tiles, pass 2 (labels):" in stderr and "% Completed" in stderr
+    assert "Completed" not in stdout and "DBSCAN tiles" not in stdout
+    assert "spill" not in stdout
+
+
+def test_hotspots_on_a_scheduler_spill_only_to_the_directory_given(
+    dumping_store: Path, tmp_path: Path, scheduler: str, spilled: list[str]  # noqa: F811
+) -> None:
+    local, _, _ = hotspots_run(dumping_store)
+    on_cluster = ("--engine", "dask", "--scheduler", scheduler)
+    ours, _, stderr = hotspots_run(dumping_store, *on_cluster)
+    assert ours == local and spilled == []
+    assert "spill: none (the workers hold the points in memory; give --spill-dir" in stderr
+    shared = tmp_path / "shared" / "spill"
+    ours, _, stderr = hotspots_run(dumping_store, *on_cluster, "--spill-dir", str(shared))
+    assert ours == local
+    [run_dir] = spilled
+    assert Path(run_dir).parent == shared and f"spill: {shared}" in stderr
+    assert shared.is_dir() and list(shared.iterdir()) == []  # the run's files are gone
+
+
+def test_spill_dir_needs_engine_dask(dumping_store: Path) -> None:  # noqa: F811
+    result = CliRunner().invoke(cli, ["--store", str(dumping_store), *BASE, "--spill-dir",
+                                      "/tmp/x"])
+    assert result.exit_code == 2
+    assert "--spill-dir '/tmp/x' needs --engine dask" in result.stderr
