@@ -107,7 +107,9 @@ def _expression(query: RequestQuery, schema: pa.Schema, crs: str) -> ds.Expressi
     if query.end is not None:
         terms.append(req < _scalar(query.end, rf))
     uf = schema.field("updated_datetime")
-    upd = ds.field("updated_datetime")
+    upd = pc.coalesce(ds.field("updated_datetime"), req)  # the last change
+    if uf.type != rf.type:
+        upd = pc.coalesce(ds.field("updated_datetime"), req.cast(uf.type))
     if query.updated_after is not None:
         terms.append(upd > _scalar(query.updated_after, uf))
     if query.updated_before is not None:

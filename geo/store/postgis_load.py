@@ -350,9 +350,9 @@ _BULK_INDEXES: Final = {
         sql.SQL("DROP INDEX {}"),
         sql.SQL('CREATE INDEX {} ON requests (requested_datetime, service_request_id COLLATE "C")'),
     ),
-    "requests_updated": (  # migration 0007
+    "requests_updated": (  # migration 0007, redefined by 0012 (the last change)
         sql.SQL("DROP INDEX {}"),
-        sql.SQL("CREATE INDEX {} ON requests (updated_datetime)"),
+        sql.SQL("CREATE INDEX {} ON requests ((coalesce(updated_datetime, requested_datetime)))"),
     ),
 }
 

@@ -3,7 +3,9 @@
 A query is composed with :mod:`psycopg.sql` (identifiers from a fixed list, every value
 a parameter) and ordered by ``(requested_datetime, service_request_id COLLATE "C")``
 descending, the order of the ``requests_open311_order`` index (migration 0007); deep
-pages use the keyset condition on that pair, never ``OFFSET``. ``near`` is
+pages use the keyset condition on that pair, never ``OFFSET``. ``updated_after`` and
+``updated_before`` compare the last change (``coalesce(updated_datetime,
+requested_datetime)``, indexed by migration 0012). ``near`` is
 ``ST_DWithin`` on ``geom_city`` (GiST); ``bbox`` is the envelope in the city CRS on
 ``geom_city`` and then the exact test on ``lat``/``lon``.
 """
@@ -27,6 +29,8 @@ from hotspot311.errors import InputError
 from hotspot311.schema import TIME_FIELDS
 
 _C = sql.SQL('COLLATE "C"')
+#: A request's last change, as the ``requests_updated`` index holds it (migration 0012).
+_LAST_CHANGE = sql.SQL("coalesce(updated_datetime, requested_datetime)")
 
 
 def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
@@ -61,12 +65,11 @@ def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
     if query.status is not None:
         where.append(sql.SQL("{} = %s").format(sql.Identifier("status")))
         params.append(query.status)
-    for value, col, op in ((query.start, "requested_datetime", ">="),
-                           (query.end, "requested_datetime", "<"),
-                           (query.updated_after, "updated_datetime", ">"),
-                           (query.updated_before, "updated_datetime", "<")):
+    for value, col, op in ((query.start, req, ">="), (query.end, req, "<"),
+                           (query.updated_after, _LAST_CHANGE, ">"),
+                           (query.updated_before, _LAST_CHANGE, "<")):
         if value is not None:
-            where.append(sql.SQL("{} {} %s").format(sql.Identifier(col), sql.SQL(op)))
+            where.append(sql.SQL("{} {} %s").format(col, sql.SQL(op)))
             params.append(value)
     if query.bbox is not None:
         w, s, e, n = query.bbox

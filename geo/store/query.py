@@ -60,7 +60,9 @@ class RequestQuery:
     start, end
         ``requested_datetime`` at or after ``start`` and before ``end``.
     updated_after, updated_before
-        ``updated_datetime`` strictly after / strictly before.
+        The last change strictly after / strictly before: ``updated_datetime``, or
+        ``requested_datetime`` for a request never updated (so a client following
+        changes also sees requests whose source leaves ``updated_datetime`` empty).
     bbox
         ``(min_lon, min_lat, max_lon, max_lat)`` in WGS84 degrees.
     near

@@ -3,7 +3,9 @@ rows to GeoReport v2 request records, with the city's privacy rules for public r
 
 Parameters of ``requests.json``: the spec's ``service_request_id`` (comma-separated; the
 other filters are then ignored), ``service_code`` (comma-separated), ``start_date``,
-``end_date`` (ISO 8601; without either, the 90 days up to now), ``status``
+``end_date`` (ISO 8601; without any of the four time filters, the 90 days up to now:
+with only ``updated_after``/``updated_before`` every requested time counts, so a client
+following updates sees updates to old requests), ``status``
 (``open``/``closed``, comma-separated) and the common extensions ``updated_after``,
 ``updated_before``, ``bbox`` (``min_lon,min_lat,max_lon,max_lat``), ``lat``/``long``/
 ``radius`` (metres, at most :data:`MAX_RADIUS_M`), ``page_size`` (at most 1,000) and
@@ -149,7 +151,7 @@ def build_query(params: Mapping[str, str], *, catalogue: Catalogue, tz: str,
     times = {k: attempt(parse_time, k, params[k], tz) if params.get(k) else None
              for k in ("start_date", "end_date", "updated_after", "updated_before")}
     start, end = times["start_date"], times["end_date"]
-    if start is None and end is None:
+    if all(t is None for t in times.values()) and not any(params.get(k) for k in times):
         end = now + timedelta(seconds=1)
         start = now - timedelta(days=DEFAULT_DAYS)
     bbox = None
