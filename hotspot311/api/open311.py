@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+import pandas as pd
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -19,7 +20,8 @@ from starlette.datastructures import UploadFile
 from geo.store.query import RequestQuery
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Submission
-from hotspot311.api.reads import build_query, encode_cursor, iso_times, records, snap_public
+from hotspot311.api.reads import build_query, encode_cursor, iso_times, snap_public
+from hotspot311.api.records import records_from_rows
 from hotspot311.api.render import respond
 from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
@@ -95,12 +97,14 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
                         now=datetime.now(UTC))
     if privacy is not None:  # no finer position filter than the rounded coordinates
         query = snap_public(query, privacy.coordinate_decimals)
-    rows = st.store.query_requests(query)
-    body = records(rows, catalogue=st.catalogue, calendar=st.calendar, privacy=privacy)
+    rows = st.store.query_rows(query)
+    body = records_from_rows(rows, catalogue=st.catalogue, calendar=st.calendar,
+                             privacy=privacy)
     headers = {}
-    if not query.ids and len(rows) == query.limit and len(rows):
-        last = rows.iloc[-1]
-        cursor = encode_cursor(last["requested_datetime"], str(last["service_request_id"]))
+    n = len(rows["service_request_id"])
+    if not query.ids and n == query.limit and n:
+        cursor = encode_cursor(pd.Timestamp(rows["requested_datetime"][-1]),
+                               str(rows["service_request_id"][-1]))
         headers["Link"] = next_link(request, cursor)
     return respond(fmt, "requests", body, headers=headers)
 
@@ -111,12 +115,12 @@ def one_request(request: Request, request_id: str, fmt: Fmt) -> Response:
     st = state_of(request)
     st.limits.check("read", client_of(request))
     privacy = _reader_privacy(request)
-    rows = st.store.query_requests(RequestQuery(ids=(request_id,), limit=1))
-    if rows.empty:
+    rows = st.store.query_rows(RequestQuery(ids=(request_id,), limit=1))
+    if not rows["service_request_id"]:
         raise Open311Error(404, f"service_request_id: {request_id[:60]!r} is not a stored "
                                 "request")
-    return respond(fmt, "requests", records(rows, catalogue=st.catalogue,
-                                            calendar=st.calendar, privacy=privacy))
+    return respond(fmt, "requests", records_from_rows(rows, catalogue=st.catalogue,
+                                                      calendar=st.calendar, privacy=privacy))
 
 
 @router.post("/requests.{fmt}", summary="Post a request (api_key required)",
