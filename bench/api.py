@@ -133,14 +133,16 @@ def floor(func: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
     return n / (time.perf_counter() - t0), lat
 
 
-def serve(location: str, port: int, workers: int, media: Path) -> subprocess.Popen:
+def serve(location: str, port: int, workers: int, media: Path, *, root: Path = ROOT,
+          extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """The server from the checkout at ``root`` (another one: a before/after comparison)."""
     env = {**os.environ, "HOTSPOT311_STORE": location, "HOTSPOT311_API_MEDIA": str(media),
            "HOTSPOT311_API_READ_RATE": "100000000/minute",
-           "HOTSPOT311_API_WRITE_RATE": "100000000/minute", "PYTHONPATH": str(ROOT)}
+           "HOTSPOT311_API_WRITE_RATE": "100000000/minute", "PYTHONPATH": str(root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "hotspot311.api.asgi:app_from_env", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env,
+         "--no-access-log", "--log-level", "warning", *extra], cwd=root, env=env,
         stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -203,7 +205,9 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
             "long": f"{lons[i]:.6f}", "description": "bench"}}), None, 0),  # type: ignore[dict-item]
     }
     port = free_port()
-    server = serve(location, port, args.workers, work / f"media-{kind}")
+    server = serve(location, port, args.workers, work / f"media-{kind}",
+                   root=Path(args.server_root) if args.server_root else ROOT,
+                   extra=tuple(args.uvicorn.split()) if args.uvicorn else ())
     clients = [int(c) for c in str(args.clients).split(",")]
     try:
         for name in args.scenarios.split(","):
@@ -264,6 +268,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--url", help="a database, empty or filled by an earlier run with "
                                       "--keep (reused as it is); default: start a server")
+    parser.add_argument("--server-root", help="serve from this checkout instead (e.g. an "
+                                              "older commit's `git archive`, for a before figure)")
+    parser.add_argument("--uvicorn", help="extra uvicorn options, e.g. '--loop asyncio --http h11'")
     parser.add_argument("--keep", action="store_true",
                         help="leave the started PostGIS server running, to reuse with --url")
     args = parser.parse_args()
