@@ -327,7 +327,7 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
 _ROW_COLUMNS: Final = (*REQUEST_COLUMNS, "geom", "geom_city")
 
 
-#: Indexes of ``requests`` (migrations 0001, 0004, 0007) that a bulk load drops and builds again:
+#: Indexes of ``requests`` (migrations 0001, 0004, 0007, 0012) that a bulk load drops and builds again:
 #: name → (drop, create), each formatted with the name.
 _BULK_INDEXES: Final = {
     "requests_pkey": (
@@ -353,6 +353,11 @@ _BULK_INDEXES: Final = {
     "requests_updated": (  # migration 0007, redefined by 0012 (the last change)
         sql.SQL("DROP INDEX {}"),
         sql.SQL("CREATE INDEX {} ON requests ((coalesce(updated_datetime, requested_datetime)))"),
+    ),
+    "requests_service_order": (  # migration 0012
+        sql.SQL("DROP INDEX {}"),
+        sql.SQL('CREATE INDEX {} ON requests (service_name, requested_datetime, '
+                'service_request_id COLLATE "C")'),
     ),
 }
 

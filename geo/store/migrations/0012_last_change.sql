@@ -7,3 +7,9 @@
 DROP INDEX IF EXISTS requests_updated;
 CREATE INDEX requests_updated
     ON requests ((coalesce(updated_datetime, requested_datetime)));
+
+-- A page of one service type (the commonest filter: "open street light outages, newest
+-- first") walks this index in the page order instead of filtering the whole time window
+-- (geo/store/postgis_query.py asks with service_name = %s when one type is given).
+CREATE INDEX requests_service_order
+    ON requests (service_name, requested_datetime, service_request_id COLLATE "C");
