@@ -327,8 +327,8 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
 _ROW_COLUMNS: Final = (*REQUEST_COLUMNS, "geom", "geom_city")
 
 
-#: Indexes of ``requests`` (migrations 0001, 0004, 0007, 0012) that a bulk load drops and builds again:
-#: name → (drop, create), each formatted with the name.
+#: Indexes of ``requests`` (migrations 0001, 0004, 0007, 0012) that a bulk load drops and
+#: builds again: name → (drop, create), each formatted with the name.
 _BULK_INDEXES: Final = {
     "requests_pkey": (
         sql.SQL("ALTER TABLE requests DROP CONSTRAINT {}"),

@@ -1,5 +1,6 @@
-"""Open311 reads: query parameters to a :class:`geo.store.query.RequestQuery`, stored
-rows to GeoReport v2 request records, with the city's privacy rules for public reads.
+"""Open311 reads: query parameters to a :class:`geo.store.query.RequestQuery`, the
+``after`` cursors of keyset pages, and public position filters no finer than the
+privacy rules allow (the records themselves: :mod:`hotspot311.api.records`).
 
 Parameters of ``requests.json``: the spec's ``service_request_id`` (comma-separated; the
 other filters are then ignored), ``service_code`` (comma-separated), ``start_date``,
