@@ -141,7 +141,8 @@ def create_app(store: Store, *, settings: ApiSettings,
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "Idempotency-Key", "X-API-Key"])
+                           allow_headers=["Content-Type", "Idempotency-Key", "X-API-Key",
+                                          "Authorization"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
