@@ -356,7 +356,7 @@ _BULK_INDEXES: Final = {
     ),
     "requests_service_order": (  # migration 0012
         sql.SQL("DROP INDEX {}"),
-        sql.SQL('CREATE INDEX {} ON requests (service_name, requested_datetime, '
+        sql.SQL('CREATE INDEX {} ON requests ((left(service_name, 200)), requested_datetime, '
                 'service_request_id COLLATE "C")'),
     ),
 }

@@ -61,9 +61,11 @@ def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
         where.append(sql.SQL("{} = ANY(%s)").format(rid))
         params.append(list(query.ids))
     if query.service_names is not None and len(query.service_names) == 1:
-        # equality, so the planner walks requests_service_order in page order
-        where.append(sql.SQL("{} = %s").format(sql.Identifier("service_name")))
-        params.append(query.service_names[0])
+        # equality on the indexed prefix, so the planner walks requests_service_order
+        # (migration 0012) in page order; then the whole name
+        where.append(sql.SQL("left({name}, 200) = left(%s, 200) AND {name} = %s").format(
+            name=sql.Identifier("service_name")))
+        params += [query.service_names[0], query.service_names[0]]
     elif query.service_names is not None:
         where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier("service_name")))
         params.append(list(query.service_names))

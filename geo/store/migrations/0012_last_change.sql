@@ -10,6 +10,8 @@ CREATE INDEX requests_updated
 
 -- A page of one service type (the commonest filter: "open street light outages, newest
 -- first") walks this index in the page order instead of filtering the whole time window
--- (geo/store/postgis_query.py asks with service_name = %s when one type is given).
+-- (geo/store/postgis_query.py asks with left(service_name, 200) = left(%s, 200) AND
+-- service_name = %s when one type is given). The first 200 characters only: a name is
+-- whatever a source sent, and a btree row must fit in a page.
 CREATE INDEX requests_service_order
-    ON requests (service_name, requested_datetime, service_request_id COLLATE "C");
+    ON requests ((left(service_name, 200)), requested_datetime, service_request_id COLLATE "C");
