@@ -3,8 +3,11 @@ directly on the store, in one run.
 
 Usage::
 
-    python bench/api.py [--rows 1000000] [--stores embedded,postgis] [--clients 50]
-                        [--seconds 15] [--workers 1] [--url postgresql://…]
+    python bench/api.py [--rows 1000000] [--stores embedded,postgis] [--clients 1,50]
+                        [--seconds 15] [--workers 1] [--url postgresql://…] [--keep]
+
+A 1M store takes minutes to build: ``--keep`` leaves the PostGIS server running and
+prints its ``--url``; a later run with that ``--url`` reuses the stored requests.
 
 Data: ``--rows`` synthetic requests at real Philadelphia intersections
 (:func:`bench.common.city_requests`), loaded with the profile's layers into a fresh
@@ -12,7 +15,8 @@ store of each kind (PostGIS: a throwaway server from :mod:`tests.postgis_server`
 ``--url``). The server is ``uvicorn hotspot311.api.asgi:app_from_env`` in its own
 process(es) (``--workers``); the clients are one asyncio loop of ``--clients`` httpx
 tasks, each sending its next request when the last one is answered, for ``--seconds``
-per scenario:
+per scenario, once per ``--clients`` count (1 client: the per-request cost; 50: the
+same work queued, p95 ≈ 50 / throughput):
 
 - ``single``: ``GET requests/{id}.json`` of random stored ids;
 - ``filtered``: ``GET requests.json`` for one service, open, the last 365 days, a
@@ -57,18 +61,30 @@ from layers.profile import load_profile
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fill(store: Store, csv: Path) -> int:
-    """Load the CSV with the profile's layers and problem ids (as ``ingest`` does, so a
-    later one-row write recomputes only its neighbourhood); return the stored count."""
+def fill(store: Store, args: argparse.Namespace, work: Path) -> int:
+    """Load ``--rows`` requests with the profile's layers, then give every request its
+    problem id (so a later one-row write recomputes only its neighbourhood); return the
+    stored count. A store that already holds ``--rows`` requests (``--url`` of a
+    database filled by an earlier run) is used as it is."""
     from clustering.problems import ProblemAssigner, ProblemRules
 
+    n = len(store.request_columns(["service_request_id"]))
+    if n >= 0.99 * args.rows:  # a few generated rows are quarantined
+        print(f"  reusing the {n:,} requests already stored", flush=True)
+        return n
+    t = time.perf_counter()
+    csv = write_csv(city_requests(args.rows, seed=14), work / "requests.csv")
+    print(f"  generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s", flush=True)
     t = time.perf_counter()
     store.ensure_profile_layers()
     batch, info = prepare(csv, store)
-    store.write_batch(batch, info=info,
-                      problems=ProblemAssigner(ProblemRules.for_city(store.profile)))
+    store.write_batch(batch, info=info)
+    # one rebuild after the bulk write: a first write of 1M rows with the problem rule
+    # spends its time in the store's "orphans" check (seen taking > 13 min)
+    store.rebuild_problems(ProblemAssigner(ProblemRules.for_city(store.profile)))
     n = len(store.request_columns(["service_request_id"]))
-    print(f"  loaded {n:,} requests with layers in {time.perf_counter() - t:.1f} s", flush=True)
+    print(f"  loaded {n:,} requests with layers and problem ids in "
+          f"{time.perf_counter() - t:.1f} s", flush=True)
     return n
 
 
@@ -117,14 +133,16 @@ def floor(func: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
     return n / (time.perf_counter() - t0), lat
 
 
-def serve(location: str, port: int, workers: int, media: Path) -> subprocess.Popen:
+def serve(location: str, port: int, workers: int, media: Path, *, root: Path = ROOT,
+          extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """The server from the checkout at ``root`` (another one: a before/after comparison)."""
     env = {**os.environ, "HOTSPOT311_STORE": location, "HOTSPOT311_API_MEDIA": str(media),
            "HOTSPOT311_API_READ_RATE": "100000000/minute",
-           "HOTSPOT311_API_WRITE_RATE": "100000000/minute", "PYTHONPATH": str(ROOT)}
+           "HOTSPOT311_API_WRITE_RATE": "100000000/minute", "PYTHONPATH": str(root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "hotspot311.api.asgi:app_from_env", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--no-access-log", "--log-level", "warning"], cwd=ROOT, env=env,
+         "--no-access-log", "--log-level", "warning", *extra], cwd=root, env=env,
         stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -148,9 +166,9 @@ def free_port() -> int:
 def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: Path) -> None:
     """Every scenario against ``store`` served from ``location``."""
     print(f"\n== {kind} store, {args.rows:,} requests ==", flush=True)
-    fill(store, args.csv)
+    fill(store, args, work)
     key = new_key()
-    store.add_api_key(f"bench-{kind}", "partner", hash_key(key))
+    store.add_api_key(f"bench-{kind}-{time.time_ns()}", "partner", hash_key(key))
     ids = store.request_columns(["service_request_id"])["service_request_id"]
     rng = np.random.default_rng(1)
     pick = list(ids.iloc[rng.integers(0, len(ids), 5000)])
@@ -187,7 +205,10 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
             "long": f"{lons[i]:.6f}", "description": "bench"}}), None, 0),  # type: ignore[dict-item]
     }
     port = free_port()
-    server = serve(location, port, args.workers, work / f"media-{kind}")
+    server = serve(location, port, args.workers, work / f"media-{kind}",
+                   root=Path(args.server_root) if args.server_root else ROOT,
+                   extra=tuple(args.uvicorn.split()) if args.uvicorn else ())
+    clients = [int(c) for c in str(args.clients).split(",")]
     try:
         for name in args.scenarios.split(","):
             make, direct, n = scenarios[name]
@@ -195,14 +216,16 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
                 direct = post_floor(store, lats, lons)
                 n = 5 if kind == "embedded" else 30
             rate_f, lat_f = floor(direct, n)
-            rate, lat, errors = asyncio.run(load(f"http://127.0.0.1:{port}", make,
-                                                 args.clients, args.seconds))
-            p50, p95 = pct(lat)
             f50, f95 = pct(lat_f)
-            print(f"  {name:<9} API {rate:8.1f} req/s  p50 {p50:8.1f} ms  p95 {p95:8.1f} ms"
-                  f"  ({len(lat):,} requests, {errors} errors) | store directly "
-                  f"{rate_f:8.1f}/s  p50 {f50:7.1f} ms  p95 {f95:7.1f} ms"
-                  f" | p95 API/store {p95 / f95:5.1f}x", flush=True)
+            print(f"  {name:<9} store directly (1 at a time) {rate_f:8.1f}/s  p50 {f50:7.1f} ms"
+                  f"  p95 {f95:7.1f} ms", flush=True)
+            for c in clients:
+                rate, lat, errors = asyncio.run(load(f"http://127.0.0.1:{port}", make, c,
+                                                     args.seconds))
+                p50, p95 = pct(lat)
+                print(f"  {name:<9} API {c:3d} client(s) {rate:8.1f} req/s  p50 {p50:8.1f} ms"
+                      f"  p95 {p95:8.1f} ms  ({len(lat):,} requests, {errors} errors)"
+                      f" | p95 API/store {p95 / f95:5.1f}x", flush=True)
     finally:
         server.terminate()
         try:
@@ -238,18 +261,24 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--stores", default="embedded,postgis")
     parser.add_argument("--scenarios", default="single,filtered,deep,post")
-    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--clients", default="1,50",
+                        help="client counts, comma-separated (1: the per-request cost; "
+                             "50: with queueing)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--url", help="an empty database; default: start a server")
+    parser.add_argument("--url", help="a database, empty or filled by an earlier run with "
+                                      "--keep (reused as it is); default: start a server")
+    parser.add_argument("--server-root", help="serve from this checkout instead (e.g. an "
+                                              "older commit's `git archive`, for a before figure)")
+    parser.add_argument("--uvicorn", help="extra uvicorn options, e.g. '--loop asyncio --http h11'")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the started PostGIS server running, to reuse with --url")
     args = parser.parse_args()
     profile = load_profile("philadelphia")
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    t = time.perf_counter()
-    args.csv = write_csv(city_requests(args.rows, seed=14), work / "requests.csv")
-    print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s; "
-          f"{args.clients} clients, {args.seconds:g} s per scenario, {args.workers} server "
-          f"process(es); {os.cpu_count()} cores shared with other work", flush=True)
+    print(f"{args.rows:,} requests; {args.clients} clients, {args.seconds:g} s per scenario, "
+          f"{args.workers} server process(es); {os.cpu_count()} cores shared with other work; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     if "embedded" in args.stores:
         from geo.store.embedded import EmbeddedStore
 
@@ -270,8 +299,10 @@ def main() -> None:
             run("postgis", url, store, args, work)
         finally:
             store.close()
-            if server is not None:
+            if server is not None and not args.keep:
                 server.stop()
+            elif server is not None:
+                print(f"kept: --url {url} (stop: pg_ctl -D {server.root / 'data'} stop)")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,18 @@ full is split in halves until no half is full. Options (``sources add --option``
     endpoint offers them (updates are seen).
 ``paging=yes``
     The endpoint takes ``page`` and ``page_size``: a full window is read page by page
-    instead of being split.
+    instead of being split. Where a page carries a ``Link: <…>; rel="next"`` header on
+    the endpoint's own host and path (keyset paging, as hotspot311's server gives),
+    that link is followed instead of counting pages, so deep windows are neither cut
+    off at the server's page limit nor shifted by rows written meanwhile.
 ``window_days=N``
     The widest window asked for.
 
 The watermark is the end of the last window written. Window ends are inclusive, so a
-row on a boundary may come twice; the second copy changes nothing.
+row on a boundary may come twice; the second copy changes nothing. ``updated_after`` is
+"strictly after" on most endpoints, as is ``updated_before``: a row updated exactly on
+a window's edge would fall between two windows, so each ``updated_after`` is sent
+:data:`OVERLAP` before the window's start (the rows of that second come twice).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Final
+
+import httpx
 
 from geo.feeds.client import FeedClient, readable
 from geo.feeds.records import Page, iso_z, parse_time, records_frame
@@ -38,6 +46,8 @@ REPEATS: Final = True
 #: Where a first sync without ``--since`` starts: the spec's default window.
 FIRST_WINDOW: Final = timedelta(days=90)
 _SMALLEST: Final = timedelta(seconds=1)
+#: How far each ``updated_after`` reaches back before its window (see above).
+OVERLAP: Final = timedelta(seconds=1)
 
 
 def base(config: SourceConfig) -> str:
@@ -99,34 +109,52 @@ class _Walker:
         self.number = 0
         self.url = f"{base(config)}/requests.json"
 
-    def fetch(self, start: datetime, end: datetime, page: int | None
-              ) -> tuple[list[dict[str, Any]], str]:
+    def fetch(self, start: datetime, end: datetime, page: int | None, *,
+              link: str | None = None) -> tuple[list[dict[str, Any]], str, str | None]:
+        """One page: the window's query (page ``page``), or the ``link`` of the page
+        before; the rows, the URL shown in messages, and the next page's link."""
         self.number += 1
-        params = {**_params(self.config), self.names[0]: iso_z(start),
-                  self.names[1]: iso_z(end)}
-        if page is not None:
-            params.update(page=page, page_size=self.config.page_size)
-        doc, response = self.client.get_json(self.url, params=params, page=self.number)
+        if link is not None:
+            doc, response = self.client.get_json(link, page=self.number)
+        else:
+            after = start - OVERLAP if self.names[0] == "updated_after" else start
+            params = {**_params(self.config), self.names[0]: iso_z(after),
+                      self.names[1]: iso_z(end)}
+            if page is not None:
+                params.update(page=page, page_size=self.config.page_size)
+            doc, response = self.client.get_json(self.url, params=params, page=self.number)
         if isinstance(doc, dict):  # some endpoints wrap the list
             doc = doc.get("service_requests", doc.get("requests", doc))
         if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
             raise FeedError(f"expected a JSON list of requests; got {describe(doc, 120)}",
                             source=self.config.name, url=readable(response.url), page=self.number)
-        return doc, readable(response.url)
+        return doc, readable(response.url), self._next_link(response)
+
+    def _next_link(self, response: httpx.Response) -> str | None:
+        """The ``rel="next"`` link when it stays on the endpoint (same scheme, host,
+        port and path): the token is sent with it, so never to anywhere else."""
+        found = response.links.get("next", {}).get("url")
+        if not found:
+            return None
+        nxt, own = httpx.URL(str(found)), httpx.URL(self.url)
+        nxt = response.url.join(nxt) if nxt.is_relative_url else nxt
+        same = (nxt.scheme, nxt.host, nxt.port, nxt.path) == (own.scheme, own.host, own.port,
+                                                              own.path)
+        return str(nxt) if same else None
 
     def window(self, start: datetime, end: datetime) -> Iterator[Page]:
         limit = self.config.page_size
         first = 1 if self.paging else None
-        rows, url = self.fetch(start, end, first)
-        if len(rows) < limit:
+        rows, url, link = self.fetch(start, end, first)
+        if len(rows) < limit and not (self.paging and link):
             yield self._page(rows, url, end)
             return
         if self.paging:
             page = 1
-            while len(rows) >= limit:
+            while link is not None or len(rows) >= limit:
                 yield self._page(rows, url, start)
                 page += 1
-                rows, url = self.fetch(start, end, page)
+                rows, url, link = self.fetch(start, end, page, link=link)
             yield self._page(rows, url, end)
             return
         if end - start <= _SMALLEST:

@@ -26,7 +26,7 @@ import pandas as pd
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
-from geo.store.query import QUERY_COLUMNS, RequestQuery
+from geo.store.query import QUERY_COLUMNS, RequestQuery, frame_rows
 from geo.store.reads import RequestFilter, RequestSummary
 from geo.store.sources import Source, SourceConfig, SourceState
 from hotspot311.errors import InputError, StoreError
@@ -389,6 +389,13 @@ class Store(ABC):
             At most ``query.limit`` rows, ordered by ``requested_datetime`` then
             ``service_request_id`` (code-point order), both descending.
         """
+
+    def query_rows(self, query: RequestQuery, *,
+                   columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
+        """The page of :meth:`query_requests` as column lists (what the Open311 server
+        serves from): times as aware datetimes, missing values as ``None``. Stores
+        override it to skip the data frame."""
+        return frame_rows(self.query_requests(query, columns=columns))
 
     @abstractmethod
     def api_keys(self) -> list[ApiKey]:

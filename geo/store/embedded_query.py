@@ -57,35 +57,53 @@ def query_file(path: Path | None, query: RequestQuery, *, crs: str,
     pandas.DataFrame
         The page, in query order (newest first).
     """
+    table = query_table(path, query, crs=crs, columns=columns)
+    return empty_result(columns) if table is None else table.to_pandas()
+
+
+def query_table(path: Path | None, query: RequestQuery, *, crs: str,
+                columns: Sequence[str] = QUERY_COLUMNS) -> pa.Table | None:
+    """The page of :func:`query_file` as an Arrow table in query order (``None`` when
+    nothing can match: no file, or an empty query)."""
     if path is None or query.empty:
-        return empty_result(columns)
+        return None
     dataset = ds.dataset(str(path), format="parquet")
     schema = dataset.schema
+    wanted = [c for c in columns if c in schema.names]
     if query.ids and query.near is None:  # few rows: one pass, sorted here
-        wanted = [c for c in columns if c in schema.names]
         read = list(dict.fromkeys([*wanted, "requested_datetime", "service_request_id"]))
         page = dataset.to_table(columns=read, filter=_expression(query, schema, crs))
         order = pc.sort_indices(page, sort_keys=[("requested_datetime", "descending"),
                                                  ("service_request_id", "descending")])
         page = page.take(order.slice(query.offset, query.limit))
-        return page.select(wanted).to_pandas()
+        return page.select(wanted)
     keys = ["requested_datetime", "service_request_id"]
     extra = ["lat", "lon", "x", "y"] if query.near is not None else []
     table = dataset.to_table(columns=keys + extra, filter=_expression(query, schema, crs))
     if query.near is not None and table.num_rows:
         table = table.filter(_within(table, query.near, crs))
     if table.num_rows == 0:
-        return empty_result([c for c in columns if c in schema.names])
+        return dataset.schema.empty_table().select(wanted)
     order = pc.sort_indices(table, sort_keys=[("requested_datetime", "descending"),
                                               ("service_request_id", "descending")])
     order = order.slice(query.offset, query.limit)
     ids = table.column("service_request_id").take(order)
-    wanted = [c for c in columns if c in schema.names]
     page = dataset.to_table(columns=wanted, filter=ds.field("service_request_id").isin(ids))
-    frame = page.to_pandas()
-    rank = pd.Series(range(len(ids)), index=ids.to_pylist())
-    frame = frame.iloc[rank.reindex(frame["service_request_id"]).argsort().to_numpy()]
-    return frame.reset_index(drop=True)
+    rank = pc.index_in(page.column("service_request_id"), value_set=ids)
+    return page.take(pc.sort_indices(rank))
+
+
+def table_rows(table: pa.Table | None, columns: Sequence[str]) -> dict[str, list[Any]]:
+    """Column lists of a page (times as aware datetimes, missing values ``None``)."""
+    if table is None:
+        return {c: [] for c in columns}
+    out: dict[str, list[Any]] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_timestamp(col.type):  # microseconds, UTC: plain aware datetimes
+            col = col.cast(pa.timestamp("us", tz=col.type.tz or "UTC"), safe=False)
+        out[name] = col.to_pylist()
+    return out
 
 
 def _scalar(value: datetime, field: pa.Field) -> pa.Scalar:
@@ -107,7 +125,9 @@ def _expression(query: RequestQuery, schema: pa.Schema, crs: str) -> ds.Expressi
     if query.end is not None:
         terms.append(req < _scalar(query.end, rf))
     uf = schema.field("updated_datetime")
-    upd = ds.field("updated_datetime")
+    upd = pc.coalesce(ds.field("updated_datetime"), req)  # the last change
+    if uf.type != rf.type:
+        upd = pc.coalesce(ds.field("updated_datetime"), req.cast(uf.type))
     if query.updated_after is not None:
         terms.append(upd > _scalar(query.updated_after, uf))
     if query.updated_before is not None:
@@ -161,6 +181,14 @@ class EmbeddedApiMixin:
         crs = str(self.profile.crs)  # type: ignore[attr-defined]
         return query_file(self._current_file("requests.parquet"), query, crs=crs,
                           columns=columns)
+
+    def query_rows(self, query: RequestQuery, *,
+                   columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
+        """Answer an Open311 query as column lists (see :func:`query_table`)."""
+        crs = str(self.profile.crs)  # type: ignore[attr-defined]
+        table = query_table(self._current_file("requests.parquet"), query, crs=crs,
+                            columns=columns)
+        return table_rows(table, columns)
 
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""
@@ -223,4 +251,4 @@ def _write_keys(path: Path, keys: list[ApiKey]) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["EmbeddedApiMixin", "empty_result", "query_file"]
+__all__ = ["EmbeddedApiMixin", "empty_result", "query_file", "query_table", "table_rows"]

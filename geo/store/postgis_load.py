@@ -360,8 +360,8 @@ def rebuild_bulk_indexes(conn: psycopg.Connection, names: Iterable[str]) -> None
 _ROW_COLUMNS: Final = (*REQUEST_COLUMNS, "geom", "geom_city")
 
 
-#: Indexes of ``requests`` (migrations 0001, 0004, 0007) that a bulk load drops and builds again:
-#: name → (drop, create), each formatted with the name.
+#: Indexes of ``requests`` (migrations 0001, 0004, 0007, 0012) that a bulk load drops and
+#: builds again: name → (drop, create), each formatted with the name.
 _BULK_INDEXES: Final = {
     "requests_pkey": (
         sql.SQL("ALTER TABLE requests DROP CONSTRAINT {}"),
@@ -383,9 +383,14 @@ _BULK_INDEXES: Final = {
         sql.SQL("DROP INDEX {}"),
         sql.SQL('CREATE INDEX {} ON requests (requested_datetime, service_request_id COLLATE "C")'),
     ),
-    "requests_updated": (  # migration 0007
+    "requests_updated": (  # migration 0007, redefined by 0012 (the last change)
         sql.SQL("DROP INDEX {}"),
-        sql.SQL("CREATE INDEX {} ON requests (updated_datetime)"),
+        sql.SQL("CREATE INDEX {} ON requests ((coalesce(updated_datetime, requested_datetime)))"),
+    ),
+    "requests_service_order": (  # migration 0012
+        sql.SQL("DROP INDEX {}"),
+        sql.SQL('CREATE INDEX {} ON requests ((left(service_name, 200)), requested_datetime, '
+                'service_request_id COLLATE "C")'),
     ),
 }
 

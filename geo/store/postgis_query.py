@@ -3,7 +3,9 @@
 A query is composed with :mod:`psycopg.sql` (identifiers from a fixed list, every value
 a parameter) and ordered by ``(requested_datetime, service_request_id COLLATE "C")``
 descending, the order of the ``requests_open311_order`` index (migration 0007); deep
-pages use the keyset condition on that pair, never ``OFFSET``. ``near`` is
+pages use the keyset condition on that pair, never ``OFFSET``. ``updated_after`` and
+``updated_before`` compare the last change (``coalesce(updated_datetime,
+requested_datetime)``, indexed by migration 0012). ``near`` is
 ``ST_DWithin`` on ``geom_city`` (GiST); ``bbox`` is the envelope in the city CRS on
 ``geom_city`` and then the exact test on ``lat``/``lon``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -27,6 +30,8 @@ from hotspot311.errors import InputError
 from hotspot311.schema import TIME_FIELDS
 
 _C = sql.SQL('COLLATE "C"')
+#: A request's last change, as the ``requests_updated`` index holds it (migration 0012).
+_LAST_CHANGE = sql.SQL("coalesce(updated_datetime, requested_datetime)")
 
 
 def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
@@ -55,18 +60,23 @@ def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
     if query.ids:
         where.append(sql.SQL("{} = ANY(%s)").format(rid))
         params.append(list(query.ids))
-    if query.service_names is not None:
+    if query.service_names is not None and len(query.service_names) == 1:
+        # equality on the indexed prefix, so the planner walks requests_service_order
+        # (migration 0012) in page order; then the whole name
+        where.append(sql.SQL("left({name}, 200) = left(%s, 200) AND {name} = %s").format(
+            name=sql.Identifier("service_name")))
+        params += [query.service_names[0], query.service_names[0]]
+    elif query.service_names is not None:
         where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier("service_name")))
         params.append(list(query.service_names))
     if query.status is not None:
         where.append(sql.SQL("{} = %s").format(sql.Identifier("status")))
         params.append(query.status)
-    for value, col, op in ((query.start, "requested_datetime", ">="),
-                           (query.end, "requested_datetime", "<"),
-                           (query.updated_after, "updated_datetime", ">"),
-                           (query.updated_before, "updated_datetime", "<")):
+    for value, col, op in ((query.start, req, ">="), (query.end, req, "<"),
+                           (query.updated_after, _LAST_CHANGE, ">"),
+                           (query.updated_before, _LAST_CHANGE, "<")):
         if value is not None:
-            where.append(sql.SQL("{} {} %s").format(sql.Identifier(col), sql.SQL(op)))
+            where.append(sql.SQL("{} {} %s").format(col, sql.SQL(op)))
             params.append(value)
     if query.bbox is not None:
         w, s, e, n = query.bbox
@@ -114,6 +124,30 @@ def run_query(conn: psycopg.Connection, query: RequestQuery, *, srid: int, unit_
     return frame
 
 
+def fetch_rows(conn: psycopg.Connection, query: RequestQuery, *, srid: int, unit_m: float,
+               columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
+    """Answer ``query`` as column lists (no data frame: what the server serves from).
+
+    Returns
+    -------
+    dict
+        Column → values in page order; times as aware datetimes.
+    """
+    if query.empty:
+        return {c: [] for c in columns}
+    stmt, params = query_sql(query, srid=srid, unit_m=unit_m, columns=columns)
+    rows = conn.execute(stmt, params).fetchall()
+    if not rows:
+        return {c: [] for c in columns}
+    return {c: list(v) for c, v in zip(columns, zip(*rows, strict=True), strict=True)}
+
+
+@lru_cache(maxsize=16)
+def _unit_m(crs: str) -> float:
+    """Metres per unit of a CRS's first axis (cached: building a CRS costs ~1 ms)."""
+    return float(pyproj.CRS(crs).axis_info[0].unit_conversion_factor or 1.0)
+
+
 def _key(row: Sequence[Any]) -> ApiKey:
     return ApiKey(row[0], row[1], row[2], row[3], row[4])
 
@@ -132,10 +166,16 @@ class PostGISApiMixin:
     def query_requests(self, query: RequestQuery, *,
                        columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
         """Answer an Open311 query (see :func:`run_query`)."""
-        crs = pyproj.CRS(str(self.profile.crs))  # type: ignore[attr-defined]
-        unit = crs.axis_info[0].unit_conversion_factor or 1.0
+        unit = _unit_m(str(self.profile.crs))  # type: ignore[attr-defined]
         with self._connection() as conn:
             return run_query(conn, query, srid=self.srid, unit_m=unit, columns=columns)
+
+    def query_rows(self, query: RequestQuery, *,
+                   columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
+        """Answer an Open311 query as column lists (see :func:`fetch_rows`)."""
+        unit = _unit_m(str(self.profile.crs))  # type: ignore[attr-defined]
+        with self._connection() as conn:
+            return fetch_rows(conn, query, srid=self.srid, unit_m=unit, columns=columns)
 
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""
@@ -178,4 +218,4 @@ class PostGISApiMixin:
         return None if row is None else _key(row)
 
 
-__all__ = ["PostGISApiMixin", "query_sql", "run_query"]
+__all__ = ["PostGISApiMixin", "fetch_rows", "query_sql", "run_query"]

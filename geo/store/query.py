@@ -16,9 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
+
+import pandas as pd
 
 from hotspot311.errors import InputError
+from hotspot311.schema import TIME_FIELDS
 
 #: Columns a query returns when it names none.
 QUERY_COLUMNS: Final = (
@@ -60,7 +63,9 @@ class RequestQuery:
     start, end
         ``requested_datetime`` at or after ``start`` and before ``end``.
     updated_after, updated_before
-        ``updated_datetime`` strictly after / strictly before.
+        The last change strictly after / strictly before: ``updated_datetime``, or
+        ``requested_datetime`` for a request never updated (so a client following
+        changes also sees requests whose source leaves ``updated_datetime`` empty).
     bbox
         ``(min_lon, min_lat, max_lon, max_lat)`` in WGS84 degrees.
     near
@@ -116,4 +121,28 @@ class RequestQuery:
         return self.limit == 0 or self.service_names == ()
 
 
-__all__ = ["MAX_LIMIT", "QUERY_COLUMNS", "RequestQuery"]
+def frame_rows(frame: pd.DataFrame) -> dict[str, list[Any]]:
+    """A page as column lists, as :meth:`geo.store.base.Store.query_rows` gives it:
+    times as aware :class:`datetime.datetime` (UTC), missing values as ``None``.
+
+    Examples
+    --------
+    >>> rows = frame_rows(pd.DataFrame({"a": ["x", None], "lat": [1.5, float("nan")],
+    ...                                 "requested_datetime": ["2026-01-02T03:04:05Z", None]}))
+    >>> rows["a"], rows["lat"], rows["requested_datetime"][0].isoformat()
+    (['x', None], [1.5, None], '2026-01-02T03:04:05+00:00')
+    """
+    out: dict[str, list[Any]] = {}
+    for name in frame.columns:
+        values = frame[name]
+        if name in TIME_FIELDS:
+            t = pd.to_datetime(values, utc=True)
+            out[name] = [None if pd.isna(v) else v.to_pydatetime() for v in t]
+        else:
+            out[name] = [None if v is None or v is pd.NA or v is pd.NaT
+                         or (isinstance(v, float) and v != v) else v
+                         for v in values.astype(object).tolist()]
+    return out
+
+
+__all__ = ["MAX_LIMIT", "QUERY_COLUMNS", "RequestQuery", "frame_rows"]

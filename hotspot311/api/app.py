@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -48,9 +49,12 @@ def _fmt(request: Request) -> str:
     return "xml" if request.url.path.endswith(".xml") else "json"
 
 
-def _lifespan(on_close: Callable[[], None] | None) -> Any:
+def _lifespan(on_close: Callable[[], None] | None, threads: int) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the synchronous routes run on anyio's thread pool: as many threads as pooled
+        # database connections, so no thread holds its turn waiting for a connection
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         try:
             yield
         finally:
@@ -90,7 +94,7 @@ def create_app(store: Store, *, settings: ApiSettings,
     app = FastAPI(title=f"{profile.name} 311: Open311 GeoReport v2",
                   description="Service catalogue, requests, intake and request tracking "
                               "(hotspot311).", version="v2", docs_url="/docs",
-                  redoc_url=None, lifespan=_lifespan(on_close))
+                  redoc_url=None, lifespan=_lifespan(on_close, settings.threads))
     app.state.h311 = AppState(
         store=store, settings=settings, catalogue=catalogue, calendar=calendar,
         privacy=load_privacy(profile), intake=intake,
@@ -137,7 +141,8 @@ def create_app(store: Store, *, settings: ApiSettings,
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type", "Idempotency-Key", "X-API-Key"])
+                           allow_headers=["Content-Type", "Idempotency-Key", "X-API-Key",
+                                          "Authorization"])
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app

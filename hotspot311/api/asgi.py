@@ -22,8 +22,9 @@ def app_from_env() -> FastAPI:
     """The Open311 app over the store of ``HOTSPOT311_STORE`` for ``HOTSPOT311_CITY``."""
     settings = from_environment()
     configure_access_log()
-    store = open_api_store(settings.store, load_profile(settings.city))
-    return create_app(store, settings=api_settings(settings.store), on_close=store.close)
+    api = api_settings(settings.store)
+    store = open_api_store(settings.store, load_profile(settings.city), pool_size=api.threads)
+    return create_app(store, settings=api, on_close=store.close)
 
 
 __all__ = ["app_from_env"]

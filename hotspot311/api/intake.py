@@ -14,6 +14,9 @@ tracking number is ``<prefix>-<10 characters>``: derived from the account and th
 client's ``Idempotency-Key`` when one is given (so a retry names the same request, and a
 request already stored is answered again instead of written twice), random otherwise.
 ``expected_datetime`` comes from the SLA table (working days from the city calendar).
+A keyed post keeps a digest of its fields (:func:`fingerprint`) with the request (or the
+quarantined row); the same key with different fields is refused with 422 naming the key,
+never answered with the first request.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from geo.ingest.readers import ROW_COLUMN
 from geo.ingest.validate import ValidatedBatch, validate
 from geo.store.api_keys import ApiKey
 from geo.store.base import Store
-from geo.store.query import RequestQuery
+from geo.store.query import QUERY_COLUMNS, RequestQuery
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.photos import clean_photo, save_photo
@@ -46,6 +49,8 @@ from reports.calendar import CalendarConfig
 from reports.sla import sla_due_times
 
 SOURCE_FILE: Final = "open311 intake"
+#: Where a keyed post's :func:`fingerprint` is kept (an extra column of the request).
+FINGERPRINT: Final = "src:idempotency_fingerprint"
 MAX_TEXT: Final = 10_000
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 
@@ -94,6 +99,56 @@ def tracking_number(prefix: str, account: str, key: str | None) -> str:
     digest = int.from_bytes(hashlib.sha256(seed).digest()[:8], "big")
     chars = [_ALPHABET[(digest >> (5 * i)) & 31] for i in range(10)]
     return f"{prefix}-{''.join(chars)}"
+
+
+def fingerprint(sub: Submission) -> str:
+    """What a post asks for, as a digest: the same ``Idempotency-Key`` must come with
+    the same fields (service, location, texts, attributes, photo bytes, device).
+
+    Examples
+    --------
+    >>> from geo.store.api_keys import ApiKey
+    >>> ann = ApiKey("ann", "liaison", "h", None, None)
+    >>> a = Submission(ann, "street-defect", lat="39.95", long="-75.16")
+    >>> fingerprint(a) == fingerprint(Submission(ann, "street-defect", lat="39.95",
+    ...                                          long="-75.16"))
+    True
+    >>> fingerprint(a) == fingerprint(Submission(ann, "street-defect", lat="39.96",
+    ...                                          long="-75.16"))
+    False
+    """
+    doc = {"service_code": sub.service_code, "lat": sub.lat, "long": sub.long,
+           "address_string": sub.address_string, "address_id": sub.address_id,
+           "description": sub.description, "media_url": sub.media_url,
+           "device_id": sub.device_id,
+           "attributes": {k: sorted(v) for k, v in sorted(sub.attributes.items())},
+           "photo": hashlib.sha256(sub.photo).hexdigest() if sub.photo else None}
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def recorded_fingerprint(value: object) -> str | None:
+    """The fingerprint kept with a stored request's ``extra`` or a quarantined row's
+    ``raw`` (JSON text or an already decoded object), if any."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict):
+        return None
+    found = value.get(FINGERPRINT, value.get(FINGERPRINT[4:]))
+    return found if isinstance(found, str) else None
+
+
+def _check_same(recorded: str | None, print_: str, key: str, rid: str) -> None:
+    """Refuse a key reused for a different request (requests stored before
+    fingerprints were kept have none and are answered as before)."""
+    if recorded is not None and recorded != print_:
+        raise Open311Error(422, f"Idempotency-Key: {key[:60]!r} was already used by this "
+                                f"account for a different request ({rid}); the same key "
+                                "must come with the same fields; use a new key for a new "
+                                "request")
 
 
 class Intake:
@@ -176,17 +231,21 @@ class Intake:
             raise Open311Error(400, problems)
         rid = tracking_number(self.id_prefix, sub.account.name, sub.idempotency_key)
         now = now or datetime.now(UTC)
+        print_ = fingerprint(sub)
         with self._lock:
             if sub.idempotency_key is not None:
-                again = self._stored(rid)
+                again = self._stored(rid, print_, sub.idempotency_key)
                 if again is not None:
                     return again
+                self._quarantined_before(rid, print_, sub.idempotency_key)
             media = sub.media_url
             if sub.photo:
                 media = media_base + save_photo(
                     clean_photo(sub.photo, max_bytes=self.max_photo_bytes), self.media_dir)
             mapped = self._mapped(rid, sub, definition.name, definition.agency, attrs, media,
                                   now)
+            if sub.idempotency_key is not None:
+                mapped[FINGERPRINT] = print_
             batch = validate(mapped, profile=self.store.profile, batch_id=f"open311-{rid}",
                              source_file=SOURCE_FILE, now=now)
             why = ""
@@ -221,17 +280,25 @@ class Intake:
         who = sla.agency or "the department"
         return f"{service_name}: {who} agreed to finish within {days}{when}."
 
-    def _stored(self, rid: str) -> Receipt | None:
-        rows = self.store.query_requests(RequestQuery(ids=(rid,), limit=1))
+    def _stored(self, rid: str, print_: str, key: str) -> Receipt | None:
+        rows = self.store.query_requests(RequestQuery(ids=(rid,), limit=1),
+                                         columns=(*QUERY_COLUMNS, "extra"))
         if rows.empty:
             return None
         row = rows.iloc[0]
+        _check_same(recorded_fingerprint(row.get("extra")), print_, key, rid)
         due = sla_due_times(rows, services=self.catalogue.services, calendar=self.calendar)
         stored = pd.to_datetime(rows["expected_datetime"], utc=True).iloc[0]
         expected = stored if not pd.isna(stored) else due.iloc[0]
         expected = None if pd.isna(expected) else expected
         return Receipt(rid, expected, self.notice(str(row["service_name"]), expected),
                        replayed=True)
+
+    def _quarantined_before(self, rid: str, print_: str, key: str) -> None:
+        """Refuse a key whose earlier post (quarantined) asked for something else."""
+        q = self.store.quarantine()
+        for raw in q.loc[q["service_request_id"] == rid, "raw"]:
+            _check_same(recorded_fingerprint(raw), print_, key, rid)
 
     def _already_quarantined(self, rid: str, reason: str) -> bool:
         q = self.store.quarantine()
@@ -290,4 +357,5 @@ class Intake:
                                  "the city or an address_string")
 
 
-__all__ = ["Intake", "Receipt", "Submission", "tracking_number"]
+__all__ = ["FINGERPRINT", "Intake", "Receipt", "Submission", "fingerprint",
+           "recorded_fingerprint", "tracking_number"]

@@ -1,15 +1,18 @@
 """The GeoReport v2 routes under ``/open311/v2/``: services, requests, intake.
 
 ``.json`` or ``.xml`` is chosen by the path's suffix (intake answers JSON or XML alike).
-Reads without an ``api_key`` get the public view (:mod:`layers.privacy`); with a valid
-key, the full record. Errors are the spec's list of ``{code, description}``.
+Reads without an API key get the public view (:mod:`layers.privacy`); with a valid
+key (``api_key`` parameter, ``X-API-Key`` header or ``Authorization: Bearer KEY``), the
+full record. Errors are the spec's list of ``{code, description}``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import urlencode
 
+import pandas as pd
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -17,9 +20,10 @@ from starlette.datastructures import UploadFile
 from geo.store.query import RequestQuery
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Submission
-from hotspot311.api.reads import build_query, encode_cursor, iso_times, records, snap_public
+from hotspot311.api.reads import build_query, encode_cursor, iso_times, snap_public
+from hotspot311.api.records import records_from_rows
 from hotspot311.api.render import respond
-from hotspot311.api.security import authenticate
+from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
@@ -41,11 +45,21 @@ _POST_BODY: dict[str, Any] = {"requestBody": {"content": {
 
 def _reader_privacy(request: Request) -> Any:
     st = state_of(request)
-    key = request.query_params.get("api_key") or request.headers.get("x-api-key")
+    key = given_key(request, request.query_params.get("api_key"))
     if key:
         authenticate(st.store, key)
         return None
     return st.privacy
+
+
+def next_link(request: Request, cursor: str) -> str:
+    """The ``Link`` header of the next page: this request's filters and the ``after``
+    cursor, never the caller's ``api_key`` (a key stays where the client put it; a
+    header value is logged and cached by proxies), nor ``page``."""
+    kept = [(k, v) for k, v in request.query_params.multi_items()
+            if k.lower() not in ("api_key", "page", "after")]
+    url = request.url.replace(query=urlencode([*kept, ("after", cursor)]))
+    return f'<{url}>; rel="next"'
 
 
 @router.get("/services.{fmt}", summary="The service catalogue")
@@ -83,15 +97,15 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
                         now=datetime.now(UTC))
     if privacy is not None:  # no finer position filter than the rounded coordinates
         query = snap_public(query, privacy.coordinate_decimals)
-    rows = st.store.query_requests(query)
-    body = records(rows, catalogue=st.catalogue, calendar=st.calendar, privacy=privacy)
+    rows = st.store.query_rows(query)
+    body = records_from_rows(rows, catalogue=st.catalogue, calendar=st.calendar,
+                             privacy=privacy)
     headers = {}
-    if not query.ids and len(rows) == query.limit and len(rows):
-        last = rows.iloc[-1]
-        cursor = encode_cursor(last["requested_datetime"], str(last["service_request_id"]))
-        nxt = {k: v for k, v in request.query_params.items() if k not in ("page", "after")}
-        url = request.url.include_query_params(**nxt, after=cursor).remove_query_params("page")
-        headers["Link"] = f'<{url}>; rel="next"'
+    n = len(rows["service_request_id"])
+    if not query.ids and n == query.limit and n:
+        cursor = encode_cursor(pd.Timestamp(rows["requested_datetime"][-1]),
+                               str(rows["service_request_id"][-1]))
+        headers["Link"] = next_link(request, cursor)
     return respond(fmt, "requests", body, headers=headers)
 
 
@@ -101,12 +115,12 @@ def one_request(request: Request, request_id: str, fmt: Fmt) -> Response:
     st = state_of(request)
     st.limits.check("read", client_of(request))
     privacy = _reader_privacy(request)
-    rows = st.store.query_requests(RequestQuery(ids=(request_id,), limit=1))
-    if rows.empty:
+    rows = st.store.query_rows(RequestQuery(ids=(request_id,), limit=1))
+    if not rows["service_request_id"]:
         raise Open311Error(404, f"service_request_id: {request_id[:60]!r} is not a stored "
                                 "request")
-    return respond(fmt, "requests", records(rows, catalogue=st.catalogue,
-                                            calendar=st.calendar, privacy=privacy))
+    return respond(fmt, "requests", records_from_rows(rows, catalogue=st.catalogue,
+                                                      calendar=st.calendar, privacy=privacy))
 
 
 @router.post("/requests.{fmt}", summary="Post a request (api_key required)",
@@ -122,7 +136,7 @@ async def post_request(request: Request, fmt: Fmt) -> Response:
     async with request.form(max_files=1, max_fields=200,
                             max_part_size=st.settings.max_body_bytes) as form:
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        given = fields.get("api_key") or request.headers.get("x-api-key")
+        given = given_key(request, fields.get("api_key"))
         account = await run_in_threadpool(authenticate, st.store, given)
         st.limits.check("write_key", account.name)
         photo = form.get("media")

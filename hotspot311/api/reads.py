@@ -1,9 +1,12 @@
-"""Open311 reads: query parameters to a :class:`geo.store.query.RequestQuery`, stored
-rows to GeoReport v2 request records, with the city's privacy rules for public reads.
+"""Open311 reads: query parameters to a :class:`geo.store.query.RequestQuery`, the
+``after`` cursors of keyset pages, and public position filters no finer than the
+privacy rules allow (the records themselves: :mod:`hotspot311.api.records`).
 
 Parameters of ``requests.json``: the spec's ``service_request_id`` (comma-separated; the
 other filters are then ignored), ``service_code`` (comma-separated), ``start_date``,
-``end_date`` (ISO 8601; without either, the 90 days up to now), ``status``
+``end_date`` (ISO 8601; without any of the four time filters, the 90 days up to now:
+with only ``updated_after``/``updated_before`` every requested time counts, so a client
+following updates sees updates to old requests), ``status``
 (``open``/``closed``, comma-separated) and the common extensions ``updated_after``,
 ``updated_before``, ``bbox`` (``min_lon,min_lat,max_lon,max_lat``), ``lat``/``long``/
 ``radius`` (metres, at most :data:`MAX_RADIUS_M`), ``page_size`` (at most 1,000) and
@@ -23,12 +26,12 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from geo.store.query import MAX_LIMIT, RequestQuery
+from geo.store.query import MAX_LIMIT, RequestQuery, frame_rows
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.errors import Open311Error
-from layers.privacy import PrivacyRules, block_address
+from hotspot311.api.records import records_from_rows
+from layers.privacy import PrivacyRules
 from reports.calendar import CalendarConfig
-from reports.sla import sla_due_times
 
 DEFAULT_DAYS: Final = 90
 MAX_OFFSET: Final = 10_000
@@ -149,7 +152,7 @@ def build_query(params: Mapping[str, str], *, catalogue: Catalogue, tz: str,
     times = {k: attempt(parse_time, k, params[k], tz) if params.get(k) else None
              for k in ("start_date", "end_date", "updated_after", "updated_before")}
     start, end = times["start_date"], times["end_date"]
-    if start is None and end is None:
+    if all(t is None for t in times.values()) and not any(params.get(k) for k in times):
         end = now + timedelta(seconds=1)
         start = now - timedelta(days=DEFAULT_DAYS)
     bbox = None
@@ -248,93 +251,13 @@ def iso_times(values: Any, tz: str) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in text.where(t.notna(), None)]
 
 
-def _column(frame: pd.DataFrame, name: str) -> list[Any]:
-    if name not in frame.columns:
-        return [None] * len(frame)
-    values = frame[name]
-    if pd.api.types.is_float_dtype(values.dtype):
-        return [None if not np.isfinite(v) else float(v) for v in values.to_numpy(float)]
-    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v
-            for v in values.astype(object).tolist()]
-
-
 def records(frame: pd.DataFrame, *, catalogue: Catalogue, calendar: CalendarConfig,
             privacy: PrivacyRules | None) -> list[dict[str, Any]]:
-    """GeoReport v2 request records of stored rows.
-
-    Parameters
-    ----------
-    frame
-        Rows from :meth:`geo.store.base.Store.query_requests`.
-    catalogue
-        Service codes for rows without one; SLA days for ``expected_datetime``.
-    calendar
-        Time zone and working days of the SLA.
-    privacy
-        The public view's rules; ``None`` for a reader with an API key (full record).
-
-    Returns
-    -------
-    list of dict
-        In the frame's order; times in the city's zone, to the second.
-    """
-    if frame.empty:
-        return []
-    tz = calendar.timezone
-    stored = pd.to_datetime(frame["expected_datetime"], utc=True)
-    expected = stored
-    if stored.isna().any():
-        due = sla_due_times(frame, services=catalogue.services, calendar=calendar)
-        expected = stored.where(stored.notna(), due)
-    cols = {c: _column(frame, c) for c in (
-        "service_request_id", "status", "status_notes", "service_name", "service_code",
-        "description", "agency_responsible", "address", "zipcode", "lat", "lon", "media_url")}
-    times = {c: iso_times(frame[c], tz) for c in ("requested_datetime", "updated_datetime")}
-    due_text = iso_times(expected, tz)
-    codes = {name: catalogue.code_of(name) for name in set(cols["service_name"])}
-    out = []
-    for i in range(len(frame)):
-        name = cols["service_name"][i]
-        rec: dict[str, Any] = {
-            "service_request_id": cols["service_request_id"][i],
-            "status": cols["status"][i],
-            "status_notes": cols["status_notes"][i],
-            "service_name": name,
-            "service_code": cols["service_code"][i] or codes.get(name),
-            "description": cols["description"][i],
-            "agency_responsible": cols["agency_responsible"][i],
-            "service_notice": None,
-            "requested_datetime": times["requested_datetime"][i],
-            "updated_datetime": times["updated_datetime"][i],
-            "expected_datetime": due_text[i],
-            "address": cols["address"][i],
-            "address_id": None,
-            "zipcode": cols["zipcode"][i],
-            "lat": cols["lat"][i],
-            "long": cols["lon"][i],
-            "media_url": cols["media_url"][i],
-        }
-        if privacy is not None:
-            _public(rec, privacy)
-        out.append(rec)
-    return out
-
-
-def _public(rec: dict[str, Any], privacy: PrivacyRules) -> None:
-    """Apply the public view's rules to one record, in place."""
-    if privacy.address == "none":
-        rec["address"] = None
-    elif privacy.address == "block":
-        rec["address"] = block_address(rec["address"])
-    if privacy.coordinate_decimals >= 0:
-        for key in ("lat", "long"):
-            if rec[key] is not None:
-                rec[key] = round(float(rec[key]), privacy.coordinate_decimals)
-    withheld = privacy.withhold_description
-    if withheld and ({str(rec["service_name"]).casefold(), str(rec["service_code"]).casefold()}
-                     & withheld):
-        rec["description"] = None
-        rec["media_url"] = None
+    """GeoReport v2 request records of stored rows given as a frame (see
+    :func:`hotspot311.api.records.records_from_rows`, which the server uses on
+    :meth:`geo.store.base.Store.query_rows` pages)."""
+    return records_from_rows(frame_rows(frame), catalogue=catalogue, calendar=calendar,
+                             privacy=privacy)
 
 
 __all__ = ["DEFAULT_DAYS", "MAX_OFFSET", "build_query", "decode_cursor", "encode_cursor",

@@ -1,18 +1,20 @@
 """Open311 bodies as JSON or XML (GeoReport v2 element names), errors included.
 
-Values are data in both: JSON is written by :mod:`json`, XML by
+Values are data in both: JSON is written by orjson (times, aware datetimes, as ISO 8601
+with their offset), XML by
 :mod:`xml.etree.ElementTree` (which escapes markup); characters XML 1.0 cannot hold
 (control characters a resident may have pasted) become U+FFFD in XML only.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
 
+import orjson
 from fastapi.responses import Response
 
 #: Root and item element of each list body.
@@ -26,6 +28,8 @@ _HEADERS: Final = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-sto
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
     return _NOT_XML.sub("\ufffd", str(value))
 
 
@@ -68,8 +72,7 @@ def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any]
     if fmt == "xml":
         return Response(to_xml(kind, body), status_code=status,
                         media_type="text/xml; charset=utf-8", headers=extra)
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Response(text.encode("utf-8"), status_code=status,
+    return Response(orjson.dumps(body), status_code=status,
                     media_type="application/json; charset=utf-8", headers=extra)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
+from fastapi import Request
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
@@ -59,6 +60,21 @@ def authenticate(store: Store, key: str | None) -> ApiKey:
     if not record.active:
         raise Open311Error(403, f"api_key: the key of account {record.name!r} was revoked")
     return record
+
+
+def given_key(request: Request, value: str | None = None) -> str | None:
+    """The API key a client gave: ``value`` (the ``api_key`` parameter or form field),
+    else the ``X-API-Key`` header, else ``Authorization: Bearer KEY`` (what feed clients
+    send, so a key need not travel in a URL)."""
+    if value:
+        return value
+    header = request.headers.get("x-api-key")
+    if header:
+        return header
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 def sign(secret: str, value: str, *, now: float | None = None) -> str:
@@ -205,5 +221,5 @@ class AccessLog:
                 "client": client[0]}))
 
 
-__all__ = ["AccessLog", "BodyLimit", "RateLimits", "authenticate", "redact_query", "sign",
-           "unsign"]
+__all__ = ["AccessLog", "BodyLimit", "RateLimits", "authenticate", "given_key", "redact_query",
+           "sign", "unsign"]

@@ -16,12 +16,13 @@ from layers.profile import CityProfile
 POOL_SIZE = 16
 
 
-def open_api_store(location: str, profile: CityProfile) -> Store:
-    """The store for a server: a PostGIS store gets a pool of :data:`POOL_SIZE`."""
+def open_api_store(location: str, profile: CityProfile, *, pool_size: int = POOL_SIZE) -> Store:
+    """The store for a server: a PostGIS store gets a pool of ``pool_size`` connections
+    (one per route thread, :class:`hotspot311.api.settings.ApiSettings` ``threads``)."""
     if is_postgres_url(location):
         from geo.store.postgis import PostGISStore
 
-        return PostGISStore.open(location, profile, max_size=POOL_SIZE)
+        return PostGISStore.open(location, profile, max_size=pool_size)
     return open_store(location, profile)
 
 

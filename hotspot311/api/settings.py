@@ -13,6 +13,8 @@ variable                       meaning (default)
                                for a PostGIS store)
 ``HOTSPOT311_API_SECRET``      key signing the liaisons' session cookies (random per start)
 ``HOTSPOT311_API_ID_PREFIX``   prefix of new tracking numbers (``H311``)
+``HOTSPOT311_API_THREADS``     threads running the (synchronous) route functions, per
+                               server process; also the PostGIS pool size (16)
 ============================== ==============================================================
 """
 
@@ -40,6 +42,7 @@ class ApiSettings:
     media_dir: Path = Path(".hotspot311-media")
     secret: str = ""
     id_prefix: str = "H311"
+    threads: int = 16
 
 
 def _int(name: str, default: int) -> int:
@@ -49,7 +52,7 @@ def _int(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InputError(f"{name}: {raw!r} is not a whole number of bytes") from None
+        raise InputError(f"{name}: {raw!r} is not a whole number") from None
     if value <= 0:
         raise InputError(f"{name}: {value} must be > 0")
     return value
@@ -82,6 +85,7 @@ def api_settings(store_location: str) -> ApiSettings:
         media_dir=media_dir,
         secret=os.environ.get("HOTSPOT311_API_SECRET") or secrets.token_urlsafe(32),
         id_prefix=os.environ.get("HOTSPOT311_API_ID_PREFIX", "H311"),
+        threads=_int("HOTSPOT311_API_THREADS", 16),
     )
 
 

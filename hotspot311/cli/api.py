@@ -24,12 +24,16 @@ def serve_group() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=8311, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes (about one per core); rate limits count per process.")
 @pass_ctx
 @handle_errors
-def serve_api_cmd(ctx: Context, host: str, port: int) -> None:
+def serve_api_cmd(ctx: Context, host: str, port: int, workers: int) -> None:
     """The Open311 GeoReport v2 server, the tracking page and the liaison form.
 
     Limits, CORS and the photo folder come from HOTSPOT311_API_* variables (README).
+    With --workers N, N processes share the port; each has its own database pool and
+    counts its own rate limits (a client may get up to N times the limit).
     """
     import uvicorn
 
@@ -42,7 +46,8 @@ def serve_api_cmd(ctx: Context, host: str, port: int) -> None:
     os.environ["HOTSPOT311_STORE"] = ctx.store_location
     os.environ["HOTSPOT311_CITY"] = ctx.city
     uvicorn.run("hotspot311.api.asgi:app_from_env", factory=True, host=host, port=port,
-                access_log=False, log_level="warning")
+                workers=workers, access_log=False, log_level="warning",
+                limit_concurrency=500, timeout_keep_alive=15)
 
 
 @click.group("api-keys")

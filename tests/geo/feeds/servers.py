@@ -354,9 +354,13 @@ def open311_record(row: Row) -> dict[str, Any]:
             "media_url": row.media_url}
 
 
-def open311_route(*, limit: int = 1000, paging: bool = False, jurisdiction: str | None = None
+def open311_route(*, limit: int = 1000, paging: bool = False, jurisdiction: str | None = None,
+                  strict_updated: bool = False
                   ) -> Callable[..., tuple[int, dict[str, str], bytes]]:
-    """GeoReport v2 ``services.json`` and ``requests.json`` (dates, optional paging)."""
+    """GeoReport v2 ``services.json`` and ``requests.json`` (dates, optional paging).
+
+    ``updated_after``/``updated_before`` include their bounds, or with ``strict_updated``
+    exclude them (as hotspot311's server and many others do)."""
 
     def route(handler: _Handler, path: str, q: dict[str, str]) -> tuple[int, dict, bytes]:
         state = handler.server_state
@@ -381,8 +385,10 @@ def open311_route(*, limit: int = 1000, paging: bool = False, jurisdiction: str 
         rows = [r for r in state.table.snapshot()
                 if (start is None or r.requested >= start)
                 and (end is None or r.requested <= end)
-                and (after is None or r.updated >= after)
-                and (before is None or r.updated <= before)]
+                and (after is None or r.updated > after or (r.updated == after
+                                                           and not strict_updated))
+                and (before is None or r.updated < before or (r.updated == before
+                                                              and not strict_updated))]
         rows.sort(key=lambda r: (r.requested, r.id), reverse=True)
         if paging and "page" in q:
             size = min(int(q.get("page_size", limit)), limit)

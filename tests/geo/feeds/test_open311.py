@@ -3,7 +3,7 @@ services.json into the source's service list."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -61,7 +61,26 @@ def test_updated_window_sees_changes(embedded_store: Store, rows: list[Row]) -> 
         later = datetime(2026, 12, 3, tzinfo=UTC)
         second = sync(embedded_store, "city", now=later, client_options=FAST)
         assert (second.rows, second.result.updated) == (1, 1)
-    assert "updated_after=2026-12-01T00" in server.log[-1].replace("%3A", ":")
+    # from the watermark (the first sync's now), reaching one second back (OVERLAP)
+    assert "updated_after=2026-11-30T23:59:59Z" in server.log[-1].replace("%3A", ":")
+
+
+def test_updated_windows_overlap_so_a_change_on_an_edge_is_not_lost(
+        embedded_store: Store, rows: list[Row]) -> None:
+    """``updated_after`` and ``updated_before`` are strict: a row changed exactly at the
+    end of one window (the watermark) is outside it and must be in the next."""
+    table = Table(rows)
+    with serve(open311_route(limit=1000, strict_updated=True), table) as server:
+        add_open311(embedded_store, server.url, limit=1000, options=("window=updated",))
+        sync(embedded_store, "city", since=SINCE, now=NOW, client_options=FAST)
+        table.update(rows[3].id, NOW, status_notes="changed on the edge")
+        second = sync(embedded_store, "city", now=NOW + timedelta(hours=1),
+                      client_options=FAST)
+        assert second.result.updated == 1
+    stored = embedded_store.requests()
+    notes = stored.loc[stored["service_request_id"] == str(rows[3].id), "status_notes"]
+    assert list(notes) == ["changed on the edge"]
+    assert server.log
 
 
 def test_one_second_fuller_than_the_limit(embedded_store: Store, rows: list[Row]) -> None:

@@ -150,6 +150,51 @@ def test_same_idempotency_key_twice_stores_one_request(served: Served) -> None:
     assert other.json()[0]["service_request_id"] != first.json()[0]["service_request_id"]
 
 
+def test_same_idempotency_key_with_another_body_is_refused(served: Served) -> None:
+    key = f"reuse-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": key}
+    first = post(served, served.keys["fred"], headers=headers, service_code="street-defect",
+                 lat=39.961, long=-75.171, description="first body")
+    assert first.status_code == 201
+    rid = first.json()[0]["service_request_id"]
+    before = count(served)
+    for change in ({"description": "second body"}, {"lat": 39.962},
+                   {"service_code": "graffiti-removal"}):
+        fields = {"service_code": "street-defect", "lat": 39.961, "long": -75.171,
+                  "description": "first body", **change}
+        r = post(served, served.keys["fred"], headers=headers, **fields)
+        assert r.status_code == 422, (change, r.text)
+        assert "idempotent-replayed" not in r.headers
+        text = r.json()[0]["description"]
+        assert r.json()[0]["code"] == 422
+        assert f"Idempotency-Key: {key!r}" in text and rid in text and "different" in text
+    xml = httpx.post(f"{served.url}/open311/v2/requests.xml", headers=headers, timeout=60,
+                     data={"api_key": served.keys["fred"], "service_code": "street-defect",
+                           "lat": "39.961", "long": "-75.171", "description": "third"})
+    assert xml.status_code == 422 and b"<code>422</code>" in xml.content
+    assert count(served) == before
+    stored = httpx.get(f"{served.url}/open311/v2/requests/{rid}.json",
+                       headers={"X-API-Key": served.keys["fred"]}).json()[0]
+    assert stored["description"] == "first body" and stored["lat"] == 39.961
+    # the very same body is still a replay
+    again = post(served, served.keys["fred"], headers=headers, service_code="street-defect",
+                 lat=39.961, long=-75.171, description="first body")
+    assert again.status_code == 200 and again.json()[0]["service_request_id"] == rid
+
+
+def test_key_of_a_quarantined_post_with_another_body_is_refused(served: Served) -> None:
+    key = f"quarantined-reuse-{uuid.uuid4()}"
+    headers = {"Idempotency-Key": key}
+    first = post(served, served.keys["ann"], headers=headers, service_code="street-defect",
+                 description="nowhere yet")
+    assert first.status_code == 400
+    before = count(served)
+    r = post(served, served.keys["ann"], headers=headers, service_code="street-defect",
+             lat=39.95, long=-75.16, description="now with a place")
+    assert r.status_code == 422 and f"Idempotency-Key: {key!r}" in r.json()[0]["description"]
+    assert count(served) == before
+
+
 def test_attributes_are_checked_against_the_service_definition(served: Served) -> None:
     r = post(served, served.keys["ann"], service_code="street-light-outage", lat=39.95,
              long=-75.16)

@@ -77,10 +77,59 @@ def _window(frame: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
 def test_default_window_is_the_last_90_days(served: Served) -> None:
     frame = stored(served)
     now = datetime.now(UTC)
-    want = frame[frame["requested_datetime"] >= pd.Timestamp(now - timedelta(days=90))]
     body = get(served, "requests.json").json()
+    # the window ends now: the synthetic set has requests later today (its hours are drawn
+    # over the whole day), which are not in it
+    t = frame["requested_datetime"]
+    want = frame[(t >= pd.Timestamp(now - timedelta(days=90))) & (t < pd.Timestamp(now))]
     assert len(want) > 0
     assert ids_of(body) == list(want["service_request_id"][:1000])
+
+
+def test_updated_filters_alone_reach_past_the_default_window(served: Served) -> None:
+    """A client following changes (``updated_after`` only) sees every request changed
+    since then, whenever it was requested; one never updated counts from its request
+    time."""
+    frame = stored(served)
+    upd = pd.to_datetime(frame["updated_datetime"], utc=True)
+    last = upd.fillna(frame["requested_datetime"])
+    since = last.sort_values().iloc[-1500]
+    want = frame[last > since]
+    old = want["requested_datetime"] < pd.Timestamp(datetime.now(UTC) - timedelta(days=90))
+    assert old.any() and frame["updated_datetime"].isna().any()
+    body = get(served, "requests.json", updated_after=since.isoformat(),
+               page_size=1000).json()
+    assert ids_of(body) == list(want["service_request_id"][:1000])
+
+
+def test_next_link_never_carries_the_api_key(served: Served) -> None:
+    """The ``Link`` header is a URL that proxies log and clients pass around: it keeps
+    the filters and the cursor, never the caller's ``api_key`` (nor its header)."""
+    key = served.keys["partner"]
+    r = get(served, "requests.json", **ALL_TIME, page_size=5, status="closed", api_key=key)
+    assert r.status_code == 200 and len(r.json()) == 5
+    link = r.headers["link"]
+    assert key not in link and "api_key" not in link.lower()
+    assert all(key not in v for v in r.headers.values())
+    nxt = r.links["next"]["url"]
+    assert "status=closed" in nxt and "page_size=5" in nxt and "after=" in nxt
+    assert nxt.startswith(served.url)
+    for headers in ({"X-API-Key": key}, {"Authorization": f"Bearer {key}"}):
+        r2 = httpx.get(nxt, headers=headers, timeout=60)
+        assert r2.status_code == 200 and key not in r2.headers["link"]
+        assert not set(ids_of(r2.json())) & set(ids_of(r.json()))
+        assert {x["status"] for x in r2.json()} == {"closed"}
+    # the full record (no privacy rounding) for a bearer key as for api_key
+    one = r.json()[0]["service_request_id"]
+    bearer = httpx.get(f"{served.url}/open311/v2/requests/{one}.json", timeout=60,
+                       headers={"Authorization": f"Bearer {key}"}).json()[0]
+    assert bearer == get(served, f"requests/{one}.json", api_key=key).json()[0]
+    wrong = httpx.get(f"{served.url}/open311/v2/requests/{one}.json", timeout=60,
+                      headers={"Authorization": "Bearer h311_wrong"})
+    assert wrong.status_code == 403
+    # a page reached by page number drops page= from the link as before
+    paged = get(served, "requests.json", **ALL_TIME, page_size=5, page=2, api_key=key)
+    assert "page=" not in paged.links["next"]["url"].replace("page_size", "")
 
 
 @pytest.mark.parametrize("case", ["service_code", "status", "dates", "updated", "bbox",
@@ -100,12 +149,13 @@ def test_each_filter_matches_the_same_filter_in_pandas(served: Served, case: str
     if case == "dates":
         params.update(start_date="2024-03-01", end_date="2024-06-15T12:00:00-04:00")
         want = _window(want, "2024-03-01T05:00:00Z", "2024-06-15T16:00:00Z")
-    if case == "updated":
+    if case == "updated":  # the last change: updated_datetime, else requested_datetime
         upd = pd.to_datetime(want["updated_datetime"], utc=True)
         mid = upd.dropna().sort_values().iloc[len(upd.dropna()) // 2]
         lo, hi = mid - pd.Timedelta(days=30), mid
         params.update(updated_after=lo.isoformat(), updated_before=hi.isoformat())
-        want = want[(upd > lo) & (upd < hi)]
+        last = upd.fillna(want["requested_datetime"])
+        want = want[(last > lo) & (last < hi)]
     if case in ("bbox", "combined"):
         params["bbox"] = "-75.20,39.93,-75.12,39.98"
         want = want[want["lon"].between(-75.20, -75.12) & want["lat"].between(39.93, 39.98)]

@@ -64,15 +64,16 @@ def test_api_keys_postgis(postgis_url: str) -> None:
     assert rows == [("ann", hash_key(key), True)]
 
 
-def test_serve_api_runs_uvicorn_on_the_given_port(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_api_runs_uvicorn_on_the_given_port(tmp_path: Path, workers: int) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotspot311", "--store", str(tmp_path / "store"), "serve",
-         "api", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE)
+         "api", "--port", str(port), "--workers", str(workers)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -86,6 +87,9 @@ def test_serve_api_runs_uvicorn_on_the_given_port(tmp_path: Path) -> None:
         assert r.status_code == 200
         assert any(s["service_code"] == "street-defect" for s in r.json())
         assert httpx.get(f"http://127.0.0.1:{port}/track").status_code == 200
+        if workers > 1:  # uvicorn's supervisor with one child process per worker
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            assert len(children) >= workers
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=30)
