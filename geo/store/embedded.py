@@ -263,8 +263,10 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
         """Decide each incoming row and put the request files of the write in ``writes``."""
         current = self._current_dir()
         legacy = needs_migration(manifest, current)
-        stored = (upsert.match_stored(view, incoming["service_request_id"])
-                  if view is not None and len(incoming) else None)
+        rows = (upsert.read_stored(view, problems=problems is not None and not legacy)
+                if view is not None and len(incoming) else None)
+        stored = (upsert.match_stored(rows, incoming["service_request_id"])
+                  if rows is not None else None)
         decision = _decide(stored if stored is not None else pd.DataFrame(), incoming)
         result = WriteResult(
             inserted=int(decision.eq("insert").sum()),
@@ -281,8 +283,8 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
         superseded = (stored[stored["service_request_id"].isin(fresh["service_request_id"])]
                       if stored is not None else pd.DataFrame({PART: [], ROW: []}))
         again = None
-        if problems is not None and view is not None and not legacy:
-            rewrites = upsert.problem_rewrites(view, superseded, fresh, problems)
+        if problems is not None and view is not None and rows is not None and not legacy:
+            rewrites = upsert.problem_rewrites(view, rows, superseded, fresh, problems)
             if rewrites is None:  # the whole city: the rewrite of every row
                 legacy = True
             else:

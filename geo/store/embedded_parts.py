@@ -46,6 +46,8 @@ LEGACY_FILE: Final = "requests.parquet"
 ROW: Final = "_row"
 #: Part index column added by :meth:`RequestParts.table` with ``positions=True``.
 PART: Final = "_part"
+#: Rows per Parquet row group of a part.
+ROW_GROUP: Final = 65_536
 #: A part with fewer live rows is small; small parts are merged when there are more than
 #: :data:`MAX_SMALL_PARTS` of them.
 SMALL_ROWS: Final = 131_072
@@ -191,8 +193,9 @@ def renumbered(table: pa.Table) -> pa.Table:
 
 
 def write_part(path: Path, table: pa.Table) -> None:
-    """Write a part file (the table from :func:`part_table` or :func:`renumbered`)."""
-    pq.write_table(table, path)
+    """Write a part file (the table from :func:`part_table` or :func:`renumbered`), in
+    row groups of :data:`ROW_GROUP` rows (a look-up by position reads only its groups)."""
+    pq.write_table(table, path, row_group_size=ROW_GROUP)
 
 
 class RequestParts:
@@ -375,8 +378,7 @@ class RequestParts:
             try:
                 names = set(self._part_schema(int(i)).names)
                 cols = [c for c in wanted if c in names]
-                file = pq.ParquetFile(path)
-                table = file.read(columns=cols).take(pa.array(row[sel]))
+                table = _take_rows(pq.ParquetFile(path), row[sel], cols)
             except (OSError, ValueError, pa.ArrowException) as err:
                 raise UnreadablePart(path) from err
             pieces.append(table)
@@ -392,6 +394,20 @@ class RequestParts:
     def frame(self) -> gpd.GeoDataFrame:
         """Every live row as a GeoDataFrame (what ``geopandas.read_parquet`` gives)."""
         return _arrow_to_geopandas(self.table())
+
+
+def _take_rows(file: pq.ParquetFile, rows: np.ndarray, columns: list[str]) -> pa.Table:
+    """Rows at positions ``rows`` of a Parquet file, reading only their row groups."""
+    meta = file.metadata
+    sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)],
+                     dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    group = np.searchsorted(starts, rows, side="right") - 1
+    chosen = np.unique(group)
+    table = file.read_row_groups([int(g) for g in chosen], columns=columns)
+    offset = np.zeros(len(sizes), dtype=np.int64)
+    offset[chosen] = np.concatenate([[0], np.cumsum(sizes[chosen])[:-1]])
+    return table.take(pa.array(rows - starts[group] + offset[group]))
 
 
 def _conform(table: pa.Table, target: pa.Schema, dictionary: Sequence[str]) -> pa.Table:

@@ -35,7 +35,8 @@ from geo.store.embedded_parts import (
 )
 
 KEY_COLUMNS = ("service_request_id", "updated_datetime", "row_hash")
-_WHERE = ("x", "y", "requested_datetime", "problem_id")
+_WHERE = tuple(dict.fromkeys(["x", "y", "requested_datetime", "problem_id",
+                              *problem_ids.PROBLEM_COLUMNS]))
 
 
 @dataclass
@@ -54,17 +55,23 @@ class PartsWrite:
     files: dict[str, Any] = field(default_factory=dict)
 
 
-def match_stored(view: RequestParts, ids: pd.Series) -> pd.DataFrame:
-    """Stored key columns and positions of the live rows whose id is in ``ids``."""
-    keys = view.table(["service_request_id"], positions=True)
+def read_stored(view: RequestParts, *, problems: bool) -> pa.Table:
+    """What a write reads of every live row, in one pass: the key columns, and the
+    columns the problem rule reads when ``problems``; with positions (never the geometry
+    or the other columns)."""
+    columns = [*KEY_COLUMNS, *(_WHERE if problems else ())]
+    # few service names: read as a dictionary, decoded for the context rows alone
+    return view.table(columns, positions=True,
+                      read_dictionary=["service_name"] if problems else ())
+
+
+def match_stored(keys: pa.Table, ids: pd.Series) -> pd.DataFrame:
+    """The rows of ``keys`` (from :func:`read_stored`) whose id is in ``ids``: key
+    columns and positions."""
+    keys = keys.select([*KEY_COLUMNS, PART, ROW])
     hit = pc.is_in(keys.column("service_request_id"),
                    value_set=pa.array(ids.astype(object).to_numpy(), type=pa.string()))
-    found = keys.filter(pc.fill_null(hit, False))
-    full = view.take(found, KEY_COLUMNS)
-    out = full.to_pandas()
-    out[PART] = found.column(PART).to_numpy()
-    out[ROW] = found.column(ROW).to_numpy()
-    return out
+    return keys.filter(pc.fill_null(hit, False)).to_pandas()
 
 
 def position_keys(part: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -72,14 +79,17 @@ def position_keys(part: np.ndarray, row: np.ndarray) -> np.ndarray:
     return (np.asarray(part, dtype=np.int64) << 32) | np.asarray(row, dtype=np.int64)
 
 
-def problem_rewrites(view: RequestParts, superseded: pd.DataFrame, fresh: pd.DataFrame,
-                     assigner: ProblemAssigner) -> tuple[pd.Series, pa.Table] | None:
+def problem_rewrites(view: RequestParts, where: pa.Table, superseded: pd.DataFrame,
+                     fresh: pd.DataFrame, assigner: ProblemAssigner
+                     ) -> tuple[pd.Series, pa.Table] | None:
     """New ``problem_id`` of the fresh rows, and the stored rows whose id changes.
 
     Parameters
     ----------
     view
         The stored parts.
+    where
+        From :func:`read_stored` with ``problems``.
     superseded
         :data:`PART`/:data:`ROW` of the stored rows this write replaces.
     fresh
@@ -95,27 +105,23 @@ def problem_rewrites(view: RequestParts, superseded: pd.DataFrame, fresh: pd.Dat
         the whole city must be recomputed (an unchanged request has no ``problem_id``, or
         the write changes half of the store or more).
     """
-    where = view.table(list(_WHERE), positions=True)
     if "problem_id" not in where.column_names:
         return None
     gone = np.isin(position_keys(where.column(PART).to_numpy(), where.column(ROW).to_numpy()),
                    position_keys(superseded[PART].to_numpy(), superseded[ROW].to_numpy()))
-    old_ids = pd.Series(where.column("problem_id").filter(pa.array(gone)).to_pylist(),
-                        dtype=object)
+    old_ids = where.column("problem_id").filter(pa.array(gone))
     kept = where.filter(pa.array(~gone))
-    if kept.column("problem_id").null_count or 2 * len(fresh) >= kept.num_rows + len(fresh):
+    kept_ids = kept.column("problem_id")
+    if kept_ids.null_count or 2 * len(fresh) >= kept.num_rows + len(fresh):
         return None
-    kept_frame = kept.select(list(_WHERE)).to_pandas()
-    new = pd.DataFrame({"x": fresh["x"].to_numpy(dtype="float64"),
-                        "y": fresh["y"].to_numpy(dtype="float64"),
-                        "requested_datetime": fresh["requested_datetime"].to_numpy(),
-                        "problem_id": None})
-    frame = pd.concat([kept_frame.astype({"problem_id": object}), new], ignore_index=True)
-    changed = np.arange(len(frame)) >= len(kept_frame)
-    mask = problem_ids.context_mask(frame, changed, old_ids, assigner)
-    in_context = np.flatnonzero(mask[:len(kept_frame)])
-    positions = kept.select([PART, ROW]).take(pa.array(in_context))
-    stored_ctx = view.take(positions, problem_ids.PROBLEM_COLUMNS).to_pandas()
+    fresh_where = pd.DataFrame({"x": fresh["x"].to_numpy(dtype="float64"),
+                                "y": fresh["y"].to_numpy(dtype="float64"),
+                                "requested_datetime": fresh["requested_datetime"]})
+    mask = problem_ids.stored_context(kept.select(["x", "y", "requested_datetime"]).to_pandas(),
+                                      kept_ids, fresh_where, old_ids, assigner)
+    in_context = kept.filter(pa.array(mask))
+    positions = in_context.select([PART, ROW])
+    stored_ctx = _decoded(in_context.select(list(problem_ids.PROBLEM_COLUMNS))).to_pandas()
     fresh_ctx = fresh[[c for c in problem_ids.PROBLEM_COLUMNS if c != "problem_id"]].copy()
     fresh_ctx["problem_id"] = None
     context = pd.concat([stored_ctx.astype({"problem_id": object}),
@@ -132,6 +138,15 @@ def problem_rewrites(view: RequestParts, superseded: pd.DataFrame, fresh: pd.Dat
                              pa.array(on_stored.to_numpy(dtype=object), type=pa.string()))
     again = again.append_column(PART, rows.column(PART)).append_column(ROW, rows.column(ROW))
     return pd.Series(fresh_ids.to_numpy(), index=fresh.index, dtype=object), again
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary-encoded columns as plain text."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_dictionary(column.type):
+            table = table.set_column(i, table.field(i).name,
+                                     pc.cast(column, column.type.value_type))
+    return table
 
 
 def plan_parts(view: RequestParts | None, manifest: dict[str, Any], fresh: gpd.GeoDataFrame,
@@ -238,4 +253,4 @@ def full_write(manifest: dict[str, Any], frame: gpd.GeoDataFrame) -> PartsWrite:
 
 
 __all__ = ["KEY_COLUMNS", "PartsWrite", "full_write", "match_stored", "plan_parts",
-           "position_keys", "problem_rewrites"]
+           "position_keys", "problem_rewrites", "read_stored"]
