@@ -197,10 +197,14 @@ def plan_parts(view: RequestParts | None, manifest: dict[str, Any], fresh: gpd.G
         merged = pa.concat_tables(
             [_live(view, parts, tables, deleted, i) for i in group],
             promote_options="permissive")
-        name, out.manifest = new_part_name(out.manifest)
         first = min(group)
-        parts[first] = Part(name, merged.num_rows)
-        tables[first] = renumbered(merged)
+        if merged.num_rows:
+            name, out.manifest = new_part_name(out.manifest)
+            parts[first] = Part(name, merged.num_rows)
+            tables[first] = renumbered(merged)
+        else:  # every row superseded: the part goes
+            parts[first] = Part("", 0)
+            tables.pop(first, None)
         for i in group:
             deleted.pop(i, None)
             if i != first:

@@ -305,3 +305,20 @@ def test_killed_update_over_parts_leaves_previous_state(tmp_path: Path, new_rows
     assert not any(p.name.startswith(".tmp-") for p in snaps.iterdir())
     deleted = sum(p.deleted for p in _parts(root))
     assert deleted == 0 if new_rows > len(rows) else deleted >= len(upd)
+
+
+def test_a_part_whose_rows_are_all_superseded_goes(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store", TESTVILLE)
+    rows = _rows(120, seed=4)
+    ingest(write_csv(tmp_path / "a.csv", rows.iloc[:100].to_dict("records")), store, now=NOW)
+    ingest(write_csv(tmp_path / "b.csv", rows.iloc[100:].to_dict("records")), store, now=NOW)
+    first, second = _parts(store.root)
+    upd = rows.iloc[100:].copy()
+    upd["updated_datetime"] = "2024-05-25T10:00:00Z"
+    upd["description"] = "again"
+    ingest(write_csv(tmp_path / "c.csv", upd.to_dict("records")), store, now=NOW)
+    parts = _parts(store.root)
+    assert [p.file for p in parts][0] == first.file and second.file not in [p.file for p in parts]
+    assert [p.rows for p in parts] == [100, 20] and store.count() == 120
+    frame = store.requests()
+    assert (frame["description"] == "again").sum() == 20 and frame["service_request_id"].is_unique
