@@ -83,6 +83,7 @@ from geo.store.embedded_parts import (
 from geo.store.embedded_query import EmbeddedApiMixin
 from geo.store.embedded_reads import EmbeddedReads
 from geo.store.embedded_sources import EmbeddedSources, with_state
+from geo.store.embedded_stream import EmbeddedStream
 from geo.store.runs import RunResult, pack_run
 from geo.store.sources import SourceState
 from hotspot311.errors import StoreError
@@ -98,7 +99,7 @@ _TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
-class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
+class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
     """GeoParquet store in a directory.
 
     Parameters
@@ -675,7 +676,9 @@ def _align(frame: gpd.GeoDataFrame, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
 
 
 def _write(path: Path, value: Any) -> None:
-    if isinstance(value, pa.Table):
+    if isinstance(value, Path):  # a part already written (and synced) in staging
+        os.link(value, path)
+    elif isinstance(value, pa.Table):
         write_part(path, value)
     elif isinstance(value, np.ndarray):
         write_deleted(path, value)

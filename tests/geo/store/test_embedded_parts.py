@@ -318,7 +318,7 @@ def test_a_part_whose_rows_are_all_superseded_goes(tmp_path: Path) -> None:
     upd["description"] = "again"
     ingest(write_csv(tmp_path / "c.csv", upd.to_dict("records")), store, now=NOW)
     parts = _parts(store.root)
-    assert [p.file for p in parts][0] == first.file and second.file not in [p.file for p in parts]
+    assert parts[0].file == first.file and second.file not in [p.file for p in parts]
     assert [p.rows for p in parts] == [100, 20] and store.count() == 120
     frame = store.requests()
     assert (frame["description"] == "again").sum() == 20 and frame["service_request_id"].is_unique
