@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -117,6 +118,8 @@ class ValidatedBatch:
         Rows with finite coordinates, and those of them outside the city extent
         (quarantined as ``outside_city``, or ``needs_geocoding`` when they have an
         address): nearly all outside suggests a file of another city (:func:`foreign`).
+    source_rows
+        The source row of each request (the file's 1-based record position).
     """
 
     requests: gpd.GeoDataFrame
@@ -125,6 +128,7 @@ class ValidatedBatch:
     flags: dict[str, int] = field(default_factory=dict)
     located: int = 0
     outside: int = 0
+    source_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def foreign(located: int, outside: int) -> bool:
@@ -146,6 +150,7 @@ def validate(
     batch_id: str,
     source_file: str,
     now: datetime | None = None,
+    winners: Mapping[str, int] | None = None,
 ) -> ValidatedBatch:
     """Type, check and repair mapped rows; split them into requests and quarantine.
 
@@ -161,6 +166,11 @@ def validate(
         Name recorded in the quarantine.
     now
         Reference time for "in the future" (UTC now when omitted).
+    winners
+        For a file validated in pieces (:mod:`geo.ingest.stream`): id → the source row
+        the whole file keeps, for ids kept in more than one piece; the other rows with
+        such an id are quarantined as ``duplicate_id`` naming that row, as they would be
+        if the file were validated whole.
 
     Returns
     -------
@@ -243,6 +253,14 @@ def validate(
 
     # duplicates among rows that pass every other check: newest updated wins, then later row
     good = reason.isna()
+    if winners:
+        kept_row = ids.map(winners, na_action="ignore").astype("Int64")
+        losers = (good & kept_row.notna() & (kept_row != df[ROW_COLUMN])).fillna(False)
+        if losers.any():
+            reason[losers] = "duplicate_id"
+            detail[losers] = [REASONS["duplicate_id"].format(kept=int(r))
+                              for r in kept_row[losers]]
+            good = reason.isna()
     dup_rows = _duplicates(ids, times["updated_datetime"], df[ROW_COLUMN], good)
     if dup_rows is not None:
         losers, kept_row = dup_rows
@@ -293,7 +311,8 @@ def validate(
     )
     counts = _flag_counts(flags)
     return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts,
-                          located=located, outside=outside)
+                          located=located, outside=outside,
+                          source_rows=df.loc[keep, ROW_COLUMN].to_numpy(dtype=np.int64))
 
 
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file

@@ -5,18 +5,21 @@ Layout::
     STORE/
       CURRENT                      name of the committed snapshot, replaced atomically
       snapshots/000042/
-        requests.parquet           GeoParquet, point geometry in WGS84
+        requests-000007.parquet    requests in parts: GeoParquet, point geometry in WGS84
+        requests-000007.deleted.npy  positions of a part's superseded rows
         quarantine.parquet
         batches.parquet
-        manifest.json              city name and layer generations
+        manifest.json              city name, layer generations, the request parts
       layers/<key>/g<N>.parquet    areas of one generation (city CRS), never rewritten
       cache/joins/<sha256>.npz     the join index of a layer file, by its content
       .lock                        writers take an exclusive lock on it
 
 A write builds a complete new snapshot in a temporary directory (unchanged files are
-hard links), renames it into place and then replaces ``CURRENT``: a process killed at
-any moment leaves the previous snapshot current, readable and intact. The three newest
-snapshots are kept; stray temporary directories are removed by the next writer.
+hard links; an upsert adds one request part and the deletion files of the parts whose rows
+it supersedes, see :mod:`geo.store.embedded_parts`), renames it into place and then
+replaces ``CURRENT``: a process killed at any moment leaves the previous snapshot
+current, readable and intact. The three newest snapshots are kept; stray temporary
+directories are removed by the next writer.
 
 A write that fails (a full disk, a read-only file system) removes what it had begun and
 raises :class:`StoreError`; ``CURRENT`` still names the previous snapshot. A snapshot file
@@ -42,7 +45,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from geo.ingest.contacts import (
     ContactBatch,
@@ -56,6 +58,7 @@ from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
 from geo.joins import AreaIndex, build_index, index_from_bytes, index_to_bytes, locate_text
 from geo.store import embedded_runs, problem_ids
+from geo.store import embedded_upsert as upsert
 from geo.store.base import (
     BATCH_COLUMNS,
     RequestReader,
@@ -64,9 +67,23 @@ from geo.store.base import (
     describe_generation,
 )
 from geo.store.embedded_contacts import merge_contacts
+from geo.store.embedded_parts import (
+    LEGACY_FILE,
+    PART,
+    PARTS_KEY,
+    ROW,
+    RequestParts,
+    UnreadablePart,
+    needs_migration,
+    parts_of,
+    referenced_files,
+    write_deleted,
+    write_part,
+)
 from geo.store.embedded_query import EmbeddedApiMixin
 from geo.store.embedded_reads import EmbeddedReads
 from geo.store.embedded_sources import EmbeddedSources, with_state
+from geo.store.embedded_stream import EmbeddedStream
 from geo.store.runs import RunResult, pack_run
 from geo.store.sources import SourceState
 from hotspot311.errors import StoreError
@@ -74,7 +91,7 @@ from layers.profile import CityProfile, LayerSpec, validate_layer_key
 from layers.registry import Generation, active_generations
 
 _CONTACT_FILES = ("contacts.parquet", "contact_quarantine.parquet")
-_FILES = ("requests.parquet", "quarantine.parquet", "batches.parquet", "manifest.json",
+_FILES = ("quarantine.parquet", "batches.parquet", "manifest.json",
           *_CONTACT_FILES, *embedded_runs.FILES, "sources.json")
 _KEEP_SNAPSHOTS = 3
 #: Area codes as Arrow-backed text (what the Parquet file reads back as).
@@ -82,7 +99,7 @@ _TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
-class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
+class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
     """GeoParquet store in a directory.
 
     Parameters
@@ -114,10 +131,8 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
 
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request."""
-        path = self._current_file("requests.parquet")
-        if path is None:
-            return empty_requests(self.layer_keys())
-        return self._read(path, gpd.read_parquet)
+        frame = self._read_requests(lambda view: view.frame())
+        return empty_requests(self.layer_keys()) if frame is None else frame
 
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row."""
@@ -159,24 +174,41 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
         Text columns read as categories are read dictionary-encoded, straight into
         ``category`` dtype (no Python string per row).
         """
-        path = self._current_file("requests.parquet")
-        if path is None:
+        reader = self._read_requests(
+            lambda view: _PartsRequests(RequestParts(view.directory, view.parts, hold=True)))
+        if reader is None:
             return RequestReader(lambda: empty_requests(self.layer_keys()))
-        return self._read(path, _ParquetRequests)
+        return reader
 
     def _keys(self) -> pd.DataFrame:
         """Id, ``updated_datetime`` and ``row_hash`` of every stored request (no geometry)."""
-        path = self._current_file("requests.parquet")
-        if path is None:
-            return pd.DataFrame(columns=["service_request_id", "updated_datetime", "row_hash"])
-        return self._read(path, lambda p: pd.read_parquet(
-            p, columns=["service_request_id", "updated_datetime", "row_hash"]))
+        keys = self._read_requests(lambda view: view.table(list(upsert.KEY_COLUMNS)).to_pandas())
+        if keys is None:
+            return pd.DataFrame(columns=list(upsert.KEY_COLUMNS))
+        return keys
 
     def count(self) -> int:
-        """Number of stored requests, read from the Parquet footer only."""
-        path = self._current_file("requests.parquet")
-        return 0 if path is None else self._read(
-            path, lambda p: pq.ParquetFile(p).metadata.num_rows)
+        """Number of stored requests, from the manifest (or the Parquet footer of a store
+        written before parts)."""
+        count = self._read_requests(lambda view: view.count)
+        return count or 0
+
+    def _view(self) -> RequestParts | None:
+        """The current snapshot's request parts, ``None`` when it holds no requests."""
+        current = self._current_dir()
+        if current is None:
+            return None
+        parts = parts_of(self._manifest(), current)
+        return RequestParts(current, parts) if parts else None
+
+    def _read_requests(self, reader: Callable[[RequestParts], _T]) -> _T | None:
+        """``reader`` of the current parts (``None`` when there are none); a part or
+        deletion file that cannot be read raises a StoreError naming it."""
+        try:
+            view = self._view()
+            return None if view is None else reader(view)
+        except UnreadablePart as err:
+            raise self._unreadable(err.path, err.__cause__ or err) from err
 
     # --- writes -----------------------------------------------------------------
     def write_batch(
@@ -190,33 +222,20 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
     ) -> WriteResult:
         """Upsert requests and quarantine rows in one atomic snapshot (see :class:`Store`).
 
-        ``problem_id`` is brought up to date in the same snapshot
-        (:mod:`geo.store.problem_ids`).
+        The snapshot gets one new request part with the written rows (and the stored rows
+        whose ``problem_id`` changes), and deletion files for the rows they supersede
+        (:mod:`geo.store.embedded_upsert`): the write reads the key columns and the
+        columns the problem rule needs, not the stored rows. ``problem_id`` is brought up
+        to date in the same snapshot (:mod:`geo.store.problem_ids`).
         """
         with self._lock():
-            incoming = batch.requests
-            decision = _decide(self._keys(), incoming)
-            result = WriteResult(
-                inserted=int(decision.eq("insert").sum()),
-                updated=int(decision.eq("update").sum()),
-                unchanged=int(decision.eq("keep").sum()),
-            )
+            manifest = self._manifest()
+            manifest["city"] = self.profile.name
             writes: dict[str, Any] = {}
-            if result.inserted or result.updated:
-                fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
-                fresh = self._join(fresh, self.active())
-                stored = self.requests()
-                gone = (stored["service_request_id"].isin(fresh["service_request_id"])
-                        if result.updated else pd.Series(False, index=stored.index))
-                old_ids = (stored.loc[gone, "problem_id"] if "problem_id" in stored
-                           else pd.Series([], dtype=object))
-                kept = stored[~gone]
-                fresh["problem_id"] = None
-                merged = (pd.concat([kept, fresh], ignore_index=True) if len(kept)
-                          else fresh.reset_index(drop=True))
-                changed = np.arange(len(merged)) >= len(kept)
-                merged = problem_ids.update_frame(merged, changed, old_ids, problems)
-                writes["requests.parquet"] = _align(merged, self.layer_keys())
+            result = self._read_requests(
+                lambda view: self._upsert(view, batch.requests, manifest, problems, writes))
+            if result is None:  # no requests stored yet
+                result = self._upsert(None, batch.requests, manifest, problems, writes)
 
             quarantine = self.quarantine()
             q_new = batch.quarantine
@@ -235,11 +254,72 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
             writes["batches.parquet"] = self._logged(batch.rows_read, result, info)
             if source_state is not None:
                 writes["sources.json"] = with_state(self._sources_doc(), source_state)
-            manifest = self._manifest()
-            manifest["city"] = self.profile.name
-            writes["manifest.json"] = manifest
+            writes.setdefault("manifest.json", manifest)
             self._commit(writes)
         return result
+
+    def _upsert(self, view: RequestParts | None, incoming: gpd.GeoDataFrame,
+                manifest: dict[str, Any], problems: ProblemAssigner | None,
+                writes: dict[str, Any]) -> WriteResult:
+        """Decide each incoming row and put the request files of the write in ``writes``."""
+        current = self._current_dir()
+        legacy = needs_migration(manifest, current)
+        rows = (upsert.read_stored(view, problems=problems is not None and not legacy)
+                if view is not None and len(incoming) else None)
+        stored = (upsert.match_stored(rows, incoming["service_request_id"])
+                  if rows is not None else None)
+        decision = _decide(stored if stored is not None else pd.DataFrame(), incoming)
+        result = WriteResult(
+            inserted=int(decision.eq("insert").sum()),
+            updated=int(decision.eq("update").sum()),
+            unchanged=int(decision.eq("keep").sum()),
+        )
+        if not (result.inserted or result.updated):
+            if legacy:  # migrate the store to parts on its next write
+                self._full(manifest, self.requests(), writes)
+            return result
+        fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
+        fresh = self._join(fresh, self.active())
+        fresh["problem_id"] = None
+        superseded = (stored[stored["service_request_id"].isin(fresh["service_request_id"])]
+                      if stored is not None else pd.DataFrame({PART: [], ROW: []}))
+        again = None
+        if problems is not None and view is not None and rows is not None and not legacy:
+            rewrites = upsert.problem_rewrites(view, rows, superseded, fresh, problems)
+            if rewrites is None:  # the whole city: the rewrite of every row
+                legacy = True
+            else:
+                fresh["problem_id"], again = rewrites
+                superseded = pd.concat([superseded[[PART, ROW]],
+                                        again.select([PART, ROW]).to_pandas()])
+        elif problems is not None and view is None:
+            fresh = problem_ids.update_frame(fresh.reset_index(drop=True),
+                                             np.ones(len(fresh), dtype=bool),
+                                             pd.Series([], dtype=object), problems)
+        if legacy:
+            stored_all = self.requests()
+            gone = stored_all["service_request_id"].isin(fresh["service_request_id"])
+            old_ids = (stored_all.loc[gone, "problem_id"] if "problem_id" in stored_all
+                       else pd.Series([], dtype=object))
+            kept = stored_all[~gone]
+            merged = (pd.concat([kept, fresh], ignore_index=True) if len(kept)
+                      else fresh.reset_index(drop=True))
+            changed = np.arange(len(merged)) >= len(kept)
+            merged = problem_ids.update_frame(merged, changed, old_ids, problems)
+            self._full(manifest, merged, writes)
+            return result
+        plan = upsert.plan_parts(view, manifest, _align(fresh, self.layer_keys()),
+                                 superseded, again)
+        writes.update(plan.files)
+        writes["manifest.json"] = plan.manifest
+        return result
+
+    def _full(self, manifest: dict[str, Any], frame: gpd.GeoDataFrame,
+              writes: dict[str, Any]) -> None:
+        """Every request as one new part (a full rewrite) into ``writes``."""
+        plan = upsert.full_write(manifest, _align(frame, _keys_of(manifest)))
+        writes.update(plan.files)
+        writes["manifest.json"] = plan.manifest
 
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
         """Upsert contacts and their quarantine rows in one snapshot (see :class:`Store`)."""
@@ -269,7 +349,9 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
                 return 0
             rebuilt, n_changed = problem_ids.rebuild_frame(stored, problems)
             if n_changed:
-                self._commit({"requests.parquet": _align(rebuilt, self.layer_keys())})
+                writes: dict[str, Any] = {}
+                self._full(self._manifest(), rebuilt, writes)
+                self._commit(writes)
         return n_changed
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
@@ -288,7 +370,7 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
             if len(stored):
                 active = self._active_from(manifest)
                 joined = self._join(stored, {spec.key: active[spec.key]})
-                writes["requests.parquet"] = _align(joined, _keys_of(manifest))
+                self._full(manifest, joined, writes)
             self._commit(writes)
         return gen
 
@@ -300,7 +382,9 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
             stored = self.requests()
             if len(stored):
                 joined = self._join(stored, chosen)
-                self._commit({"requests.parquet": _align(joined, self.layer_keys())})
+                writes: dict[str, Any] = {}
+                self._full(self._manifest(), joined, writes)
+                self._commit(writes)
                 stored = joined
         return {k: int(stored[k].isna().sum()) if k in stored else 0 for k in chosen}
 
@@ -439,19 +523,23 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
         except (OSError, ValueError, pa.ArrowException) as err:
             if isinstance(err, FileNotFoundError):
                 raise
-            snaps = self.root / "snapshots"
-            current = self._current_dir()
-            earlier = sorted(
-                (p.name for p in snaps.iterdir() if p.name.isdigit()
-                 and (current is None or p.name < current.name)), reverse=True,
-            ) if snaps.is_dir() else []
-            hint = (f"; earlier snapshots: {', '.join(earlier)} (to go back to one, write "
-                    f"its name into {self.root / 'CURRENT'})" if earlier else "")
-            raise StoreError(
-                f"{self.describe()}: {path.relative_to(self.root)} cannot be read "
-                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-                f"{hint}"
-            ) from err
+            raise self._unreadable(path, err) from err
+
+    def _unreadable(self, path: Path, err: BaseException) -> StoreError:
+        """The error for a snapshot file that cannot be read, naming earlier snapshots."""
+        snaps = self.root / "snapshots"
+        current = self._current_dir()
+        earlier = sorted(
+            (p.name for p in snaps.iterdir() if p.name.isdigit()
+             and (current is None or p.name < current.name)), reverse=True,
+        ) if snaps.is_dir() else []
+        hint = (f"; earlier snapshots: {', '.join(earlier)} (to go back to one, write "
+                f"its name into {self.root / 'CURRENT'})" if earlier else "")
+        return StoreError(
+            f"{self.describe()}: {path.relative_to(self.root)} cannot be read "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            f"{hint}"
+        )
 
     def _commit(self, writes: dict[str, Any]) -> None:
         """Write a new snapshot with ``writes`` (others hard-linked) and make it current."""
@@ -464,13 +552,25 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
         name = f"{max(numbers, default=0) + 1:06d}"
         tmp = snaps / f".tmp-{name}-{os.getpid()}"
         tmp.mkdir()
+        manifest = writes.get("manifest.json")
+        if manifest is None:
+            manifest = self._manifest()
+        # the request parts the new manifest lists (a store written before parts keeps
+        # its one requests.parquet until a write lists parts)
+        files = [*_FILES, *referenced_files(manifest)]
+        if PARTS_KEY not in manifest:
+            files.append(LEGACY_FILE)
         try:
-            for file in _FILES:
+            for file in files:
                 target = tmp / file
                 if file in writes:
                     _write(target, writes[file])
                 elif current is not None and (current / file).exists():
                     os.link(current / file, target)
+                elif file not in _FILES and file != LEGACY_FILE:
+                    raise StoreError(f"{self.describe()}: {file} is listed in the new "
+                                     "manifest but neither written nor in the current "
+                                     "snapshot")
             _fsync_dir(tmp)
             os.rename(tmp, snaps / name)
         except BaseException:
@@ -489,22 +589,20 @@ class EmbeddedStore(EmbeddedSources, EmbeddedApiMixin, EmbeddedReads, Store):
             shutil.rmtree(old, ignore_errors=True)
 
 
-class _ParquetRequests(RequestReader):
-    """Request columns read alone from one Parquet file, held open."""
+class _PartsRequests(RequestReader):
+    """Request columns read alone from the parts of one snapshot, held open."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, parts: RequestParts) -> None:
         super().__init__(pd.DataFrame)
-        self._source = pa.OSFile(str(path))
-        self._schema = pq.read_schema(self._source)
+        self._parts = parts
 
     def read(self, columns: Sequence[str], *, categories: Sequence[str] = ()) -> pd.DataFrame:
-        schema = self._schema
+        schema = self._parts.schema
         wanted = [c for c in columns if c in schema.names and c != "geometry"]
         text = [c for c in categories if c in wanted
                 and (pa.types.is_string(schema.field(c).type)
                      or pa.types.is_large_string(schema.field(c).type))]
-        with self._lock:  # one file position: one read at a time
-            table = pq.ParquetFile(self._source, read_dictionary=text).read(columns=wanted)
+        table = self._parts.table(wanted, read_dictionary=text)
         return as_categories(table.to_pandas(), [c for c in categories if c in wanted])
 
 
@@ -578,7 +676,13 @@ def _align(frame: gpd.GeoDataFrame, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
 
 
 def _write(path: Path, value: Any) -> None:
-    if path.suffix == ".json":
+    if isinstance(value, Path):  # a part already written (and synced) in staging
+        os.link(value, path)
+    elif isinstance(value, pa.Table):
+        write_part(path, value)
+    elif isinstance(value, np.ndarray):
+        write_deleted(path, value)
+    elif path.suffix == ".json":
         path.write_text(json.dumps(value, indent=1, sort_keys=True), encoding="utf-8")
     elif isinstance(value, gpd.GeoDataFrame):
         value.to_parquet(path, index=False)

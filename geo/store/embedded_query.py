@@ -1,8 +1,9 @@
 """The embedded store's Open311 reads: filters pushed into the Parquet scan.
 
-A query reads the order keys (and the columns its filters need) of the rows that pass
-the filters, picks the page, then reads the page's columns for those ids alone; the
-Parquet reader skips row groups whose statistics exclude the filters. API keys live in
+A query reads the order keys (and the columns its filters need) of the live rows that
+pass the filters (:class:`geo.store.embedded_parts.RequestParts`), picks the page, then
+reads the page's columns for those ids alone; the Parquet reader skips row groups whose
+statistics exclude the filters. API keys live in
 ``STORE/api_keys.json`` (written atomically under the writers' lock), beside the
 snapshots: they are accounts, not request data.
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -25,9 +26,11 @@ import pyarrow.dataset as ds
 import pyproj
 
 from geo.store.api_keys import ApiKey, check_account
+from geo.store.embedded_parts import RequestParts
 from geo.store.query import QUERY_COLUMNS, RequestQuery
 from hotspot311.errors import InputError
 
+_T = TypeVar("_T")
 _KEYS_FILE = "api_keys.json"
 _METRES_PER_DEGREE = 111_320.0
 
@@ -37,14 +40,14 @@ def empty_result(columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
-def query_file(path: Path | None, query: RequestQuery, *, crs: str,
+def query_file(view: RequestParts | None, query: RequestQuery, *, crs: str,
                columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
-    """Answer ``query`` from a snapshot's ``requests.parquet``.
+    """Answer ``query`` from a snapshot's request parts.
 
     Parameters
     ----------
-    path
-        The snapshot file (``None``: the store is empty).
+    view
+        The snapshot's parts (``None``: the store is empty).
     query
         Filters, order position and size.
     crs
@@ -57,29 +60,29 @@ def query_file(path: Path | None, query: RequestQuery, *, crs: str,
     pandas.DataFrame
         The page, in query order (newest first).
     """
-    table = query_table(path, query, crs=crs, columns=columns)
+    table = query_table(view, query, crs=crs, columns=columns)
     return empty_result(columns) if table is None else table.to_pandas()
 
 
-def query_table(path: Path | None, query: RequestQuery, *, crs: str,
+def query_table(view: RequestParts | None, query: RequestQuery, *, crs: str,
                 columns: Sequence[str] = QUERY_COLUMNS) -> pa.Table | None:
     """The page of :func:`query_file` as an Arrow table in query order (``None`` when
-    nothing can match: no file, or an empty query)."""
-    if path is None or query.empty:
+    nothing can match: no parts, or an empty query)."""
+    if view is None or query.empty:
         return None
-    dataset = ds.dataset(str(path), format="parquet")
-    schema = dataset.schema
+    dataset = view
+    schema = view.schema
     wanted = [c for c in columns if c in schema.names]
     if query.ids and query.near is None:  # few rows: one pass, sorted here
         read = list(dict.fromkeys([*wanted, "requested_datetime", "service_request_id"]))
-        page = dataset.to_table(columns=read, filter=_expression(query, schema, crs))
+        page = dataset.table(read, filter=_expression(query, schema, crs))
         order = pc.sort_indices(page, sort_keys=[("requested_datetime", "descending"),
                                                  ("service_request_id", "descending")])
         page = page.take(order.slice(query.offset, query.limit))
         return page.select(wanted)
     keys = ["requested_datetime", "service_request_id"]
     extra = ["lat", "lon", "x", "y"] if query.near is not None else []
-    table = dataset.to_table(columns=keys + extra, filter=_expression(query, schema, crs))
+    table = dataset.table(keys + extra, filter=_expression(query, schema, crs))
     if query.near is not None and table.num_rows:
         table = table.filter(_within(table, query.near, crs))
     if table.num_rows == 0:
@@ -88,7 +91,7 @@ def query_table(path: Path | None, query: RequestQuery, *, crs: str,
                                               ("service_request_id", "descending")])
     order = order.slice(query.offset, query.limit)
     ids = table.column("service_request_id").take(order)
-    page = dataset.to_table(columns=wanted, filter=ds.field("service_request_id").isin(ids))
+    page = dataset.table(wanted, filter=ds.field("service_request_id").isin(ids))
     rank = pc.index_in(page.column("service_request_id"), value_set=ids)
     return page.take(pc.sort_indices(rank))
 
@@ -172,6 +175,9 @@ class EmbeddedApiMixin:
     def _current_file(self, name: str) -> Path | None:  # provided by the store
         raise NotImplementedError
 
+    def _read_requests(self, reader: Callable[[RequestParts], _T]) -> _T | None:
+        raise NotImplementedError  # provided by the store
+
     def _lock(self) -> AbstractContextManager[None]:  # provided by the store
         raise NotImplementedError
 
@@ -179,15 +185,16 @@ class EmbeddedApiMixin:
                        columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
         """Answer an Open311 query (see :func:`query_file`)."""
         crs = str(self.profile.crs)  # type: ignore[attr-defined]
-        return query_file(self._current_file("requests.parquet"), query, crs=crs,
-                          columns=columns)
+        page = self._read_requests(lambda view: query_file(view, query, crs=crs,
+                                                           columns=columns))
+        return empty_result(columns) if page is None else page
 
     def query_rows(self, query: RequestQuery, *,
                    columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
         """Answer an Open311 query as column lists (see :func:`query_table`)."""
         crs = str(self.profile.crs)  # type: ignore[attr-defined]
-        table = query_table(self._current_file("requests.parquet"), query, crs=crs,
-                            columns=columns)
+        table = self._read_requests(lambda view: query_table(view, query, crs=crs,
+                                                             columns=columns))
         return table_rows(table, columns)
 
     def api_keys(self) -> list[ApiKey]:

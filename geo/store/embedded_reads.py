@@ -1,8 +1,9 @@
 """The embedded store's answers to :mod:`geo.store.reads`: only the columns each read needs.
 
-Each read opens the current snapshot's ``requests.parquet``, reads the columns the
-filter and the answer need (never the geometry), applies the filter as an Arrow
-expression while reading (row groups whose statistics rule them out are skipped), and
+Each read opens the current snapshot's request parts
+(:class:`geo.store.embedded_parts.RequestParts`), reads the columns the filter and the
+answer need (never the geometry), applies the filter as an Arrow expression while reading
+(row groups whose statistics rule them out are skipped; superseded rows are dropped), and
 counts or returns what is left. The export log is ``STORE/audit/exports.jsonl``, one
 JSON object a line, appended under the store's lock and flushed to disk.
 """
@@ -22,8 +23,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
+from geo.store.embedded_parts import RequestParts
 from geo.store.reads import RequestFilter, RequestSummary, grid_index, lon_ranges
 
 _T = TypeVar("_T")
@@ -34,7 +35,8 @@ AUDIT_COLUMNS = ("exported_at", "user_name", "role", "department", "what", "filt
 class EmbeddedReads:
     """Pushed-down reads for :class:`geo.store.embedded.EmbeddedStore` (a mixin).
 
-    Needs ``root``, ``layer_keys()``, ``_lock()`` and ``_current_file(name)`` of the store.
+    Needs ``root``, ``layer_keys()``, ``_lock()``, ``_current_file(name)`` and
+    ``_read_requests(reader)`` of the store.
     """
 
     root: Path
@@ -43,23 +45,21 @@ class EmbeddedReads:
         def _current_file(self, name: str) -> Path | None: ...
         def _lock(self) -> AbstractContextManager[None]: ...
         def _read(self, path: Path, reader: Callable[[Path], _T]) -> _T: ...
+        def _read_requests(self, reader: Callable[[RequestParts], _T]) -> _T | None: ...
 
     def _filtered(self, filt: RequestFilter, columns: Sequence[str]) -> pd.DataFrame:
         """Columns ``columns`` (those stored) of the rows passing ``filt``."""
         filt.check(self.layer_keys())
-        path = self._current_file("requests.parquet")
-        if path is None:
+        frame = self._read_requests(lambda view: _read_table(view, filt, columns).to_pandas())
+        if frame is None:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
-        return self._read(path, lambda p: _read_table(p, filt, columns).to_pandas())
+        return frame
 
     def _table(self, filt: RequestFilter, columns: Sequence[str]) -> pa.Table | None:
         """Columns ``columns`` (those stored) of the rows passing ``filt``, as Arrow (no
         Python object per row); ``None`` when the store holds no requests."""
         filt.check(self.layer_keys())
-        path = self._current_file("requests.parquet")
-        if path is None:
-            return None
-        return self._read(path, lambda p: _read_table(p, filt, columns))
+        return self._read_requests(lambda view: _read_table(view, filt, columns))
 
     def request_summary(self, filt: RequestFilter, *, now: datetime | None = None
                         ) -> RequestSummary:
@@ -121,9 +121,8 @@ class EmbeddedReads:
                         limit: int | None = None) -> pd.DataFrame:
         """Some columns of the matching rows (see :meth:`geo.store.base.Store.select_requests`)."""
         if columns is None:
-            path = self._current_file("requests.parquet")
-            columns = [] if path is None else [
-                c for c in pq.read_schema(path).names if c != "geometry"]
+            names = self._read_requests(lambda view: view.schema.names)
+            columns = [c for c in names or [] if c != "geometry"]
         frame = self._filtered(filt, list(columns))
         if limit is not None:
             frame = frame.head(limit)
@@ -175,15 +174,17 @@ class EmbeddedReads:
         return frame
 
 
-def _read_table(path: Path, filt: RequestFilter, columns: Sequence[str]) -> pa.Table:
-    """Columns ``columns`` (those stored) of the rows of a requests file passing ``filt``."""
-    dataset = ds.dataset(str(path), format="parquet")
-    names = set(dataset.schema.names)
+def _read_table(view: RequestParts, filt: RequestFilter, columns: Sequence[str]) -> pa.Table:
+    """Columns ``columns`` (those stored) of the live requests passing ``filt``."""
+    schema = view.schema
+    names = set(schema.names)
     wanted = [c for c in dict.fromkeys(columns) if c in names and c != "geometry"]
     expr = _expression(filt, names)
     if expr is False:
-        return dataset.to_table(columns=wanted).slice(0, 0)
-    return dataset.to_table(columns=wanted, filter=expr)
+        return pa.schema([schema.field(c) for c in wanted]).empty_table()
+    if expr is None:
+        return view.table(wanted)
+    return view.table(wanted, filter=expr)
 
 
 def _lines(path: Path) -> Iterator[dict[str, Any]]:

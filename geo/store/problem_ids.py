@@ -23,6 +23,8 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from geo.ingest.sink import PROBLEM_INPUT, ProblemAssigner
 
@@ -59,6 +61,43 @@ def context_mask(frame: pd.DataFrame, changed: np.ndarray, old_ids: pd.Series,
     near = assigner.near(where[unchanged], where[changed])
     affected = set(ids[unchanged][near]) | set(old_ids.dropna())
     return np.asarray(changed | pd.Series(ids).isin(affected).to_numpy(), dtype=bool)
+
+
+def stored_context(kept: pd.DataFrame, kept_ids: pa.Array, changed: pd.DataFrame,
+                   old_ids: pa.Array, assigner: ProblemAssigner) -> np.ndarray:
+    """:func:`context_mask` over the unchanged rows, with the ids kept as Arrow text.
+
+    For a store that reads only what the rule needs: the unchanged rows' ``x``, ``y``
+    and ``requested_datetime`` and their ``problem_id`` (every one set), never a Python
+    object per stored row.
+
+    Parameters
+    ----------
+    kept
+        ``x``, ``y``, ``requested_datetime`` of the stored rows the write keeps.
+    kept_ids
+        Their ``problem_id`` (no nulls).
+    changed
+        ``x``, ``y``, ``requested_datetime`` of the written rows.
+    old_ids
+        The ``problem_id`` the written rows had before (updated rows only).
+    assigner
+        The city's problem rule.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask over ``kept``: the rows in the context (the written rows always
+        are).
+    """
+    near = assigner.near(kept, changed)
+    affected = pa.chunked_array(
+        [pc.unique(pc.filter(kept_ids, pa.array(near))).cast(pa.string()),
+         pc.drop_null(old_ids).cast(pa.string())], type=pa.string())
+    if len(affected) == 0:
+        return np.zeros(len(kept), dtype=bool)
+    hit = pc.is_in(kept_ids, value_set=pc.unique(affected))
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def reassign(frame: pd.DataFrame, mask: np.ndarray, assigner: ProblemAssigner) -> pd.Series:

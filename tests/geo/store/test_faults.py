@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -185,7 +186,9 @@ def test_embedded_corrupt_parquet_in_the_current_snapshot(
     previous, before = (root / "CURRENT").read_text().strip(), store.requests()
     ingest(requests_csv(tmp_path / "second.csv", range(50, 80)), store, now=NOW)
     current = (root / "CURRENT").read_text().strip()
-    target = root / "snapshots" / current / "requests.parquet"
+    manifest = json.loads((root / "snapshots" / current / "manifest.json").read_text())
+    part = manifest["request_parts"][-1]["file"]  # the part the second ingest wrote
+    target = root / "snapshots" / current / part
     data = target.read_bytes()
     target.unlink()  # a new file: the earlier snapshots keep their own (hard-linked) copy
     target.write_bytes({"truncated": data[: len(data) // 2], "garbage": os.urandom(len(data)),
@@ -194,7 +197,7 @@ def test_embedded_corrupt_parquet_in_the_current_snapshot(
     with pytest.raises(StoreError) as info:
         store.requests()
     message = str(info.value)
-    assert f"snapshots/{current}/requests.parquet cannot be read" in message
+    assert f"snapshots/{current}/{part} cannot be read" in message
     assert f"earlier snapshots: {previous}" in message and "CURRENT" in message
     with pytest.raises(StoreError, match="cannot be read"):
         ingest(requests_csv(tmp_path / "third.csv", range(80, 90)), store, now=NOW)
