@@ -282,9 +282,9 @@ with st.expander("Find a request by its tracking number", expanded=bool(
                 if code is not None:
                     rows[titles.get(key, key)] = name or code
             spot = found["hotspot"]
-            rows["hotspot"] = (f"{spot['hotspot_id']}: rank {spot['rank']} of {spot['of']}, "
-                               f"{spot['calls']} calls about {spot['count']} problems (its "
-                               "type, last 30 days)") if spot else f"none: {found['note']}"
+            rows["hotspot"] = (f"{spot['hotspot_id']}: {spot['calls']} calls about "
+                               f"{spot['count']} problems (its type, last 30 days)"
+                               ) if spot else f"none: {found['note']}"
             st.dataframe(pd.DataFrame({"": list(rows), "value": [
                 "—" if v is None else str(v) for v in rows.values()]}), hide_index=True,
                 key="track_table")

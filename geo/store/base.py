@@ -299,6 +299,22 @@ class Store(ABC):
             At most this many rows (which ones is up to the store).
         """
 
+    def latest_request(self, filt: RequestFilter) -> pd.Timestamp | None:
+        """Newest ``requested_datetime`` of the requests passing ``filt`` (``None`` when
+        there are none); the PostGIS store answers from an index."""
+        return self.request_summary(filt).last
+
+    @abstractmethod
+    def problem_count(self, filt: RequestFilter) -> int:
+        """Distinct problems among the requests passing ``filt`` (a request without a
+        ``problem_id`` is a problem of its own), counted by the store."""
+
+    def area_names(self, key: str) -> dict[str, str]:
+        """Code → name of the active areas of layer ``key`` (no geometry read where the
+        store can avoid it)."""
+        areas = self.areas(key)
+        return dict(zip(areas["code"].astype(str), areas["name"].astype(str), strict=True))
+
     @abstractmethod
     def request_centre(self) -> tuple[float, float] | None:
         """Median (lat, lon) of the stored requests; ``None`` when there are none."""

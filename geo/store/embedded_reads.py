@@ -129,6 +129,21 @@ class EmbeddedReads:
             frame = frame.head(limit)
         return frame.reset_index(drop=True)
 
+    def problem_count(self, filt: RequestFilter) -> int:
+        """Distinct problems (see :meth:`geo.store.base.Store.problem_count`)."""
+        table = self._table(filt, ["service_request_id", "problem_id"])
+        if table is None or table.num_rows == 0:
+            return 0
+        ids = table.column("service_request_id")
+        if "problem_id" in table.column_names:
+            problems = table.column("problem_id")
+            problem = pc.if_else(pc.is_valid(problems), pc.binary_join_element_wise(
+                "problem:", pc.cast(problems, pa.string()), ""), pc.binary_join_element_wise(
+                "request:", pc.cast(ids, pa.string()), ""))
+        else:
+            problem = ids
+        return int(pc.count_distinct(problem).as_py())
+
     def request_centre(self) -> tuple[float, float] | None:
         """Median (lat, lon) of the stored requests, ``None`` when there are none."""
         table = self._table(RequestFilter(), ["lat", "lon"])

@@ -26,8 +26,11 @@ from psycopg.types.json import Jsonb
 
 from geo.store.embedded_reads import AUDIT_COLUMNS, order_counts
 from geo.store.reads import GROUPABLE, RequestFilter, RequestSummary, lon_ranges
-from hotspot311.errors import InputError, describe
+from hotspot311.errors import InputError, StoreError, describe
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS
+
+if TYPE_CHECKING:
+    from layers.registry import Generation
 
 #: Stored request columns (besides layer codes) a select may return.
 REQUEST_TABLE_COLUMNS = tuple(c for c in (*CANONICAL_FIELDS, *DERIVED_FIELDS, *STORE_FIELDS)
@@ -49,6 +52,8 @@ class PostGISReads:
     srid: int
     if TYPE_CHECKING:  # the store's own
         def layer_keys(self) -> tuple[str, ...]: ...
+        def active(self) -> dict[str, Generation]: ...
+        def describe(self) -> str: ...
         def _connection(self) -> AbstractContextManager[psycopg.Connection]: ...
 
     def request_summary(self, filt: RequestFilter, *, now: datetime | None = None
@@ -143,6 +148,35 @@ class PostGISReads:
         frame = pd.DataFrame(rows if names else [], columns=names, dtype=object)
         return _typed(frame)
 
+    def latest_request(self, filt: RequestFilter) -> pd.Timestamp | None:
+        """Newest request time (see :meth:`geo.store.base.Store.latest_request`): for one
+        service type, a probe of the index on (service_name, requested_datetime)."""
+        where, params = where_clause(filt.check(self.layer_keys()), self.srid)
+        stmt = sql.SQL("SELECT max(r.requested_datetime) FROM requests r WHERE {}").format(where)
+        with self._connection() as conn:
+            row = conn.execute(stmt, params).fetchone()
+        return None if row is None else _stamp(row[0])
+
+    def problem_count(self, filt: RequestFilter) -> int:
+        """Distinct problems (see :meth:`geo.store.base.Store.problem_count`)."""
+        where, params = where_clause(filt.check(self.layer_keys()), self.srid)
+        stmt = sql.SQL("SELECT count(DISTINCT coalesce(r.problem_id, 'request:' ||"
+                       " r.service_request_id)) FROM requests r WHERE {}").format(where)
+        with self._connection() as conn:
+            row = conn.execute(stmt, params).fetchone()
+        return int(row[0]) if row else 0
+
+    def area_names(self, key: str) -> dict[str, str]:
+        """Code → name of the active areas of ``key`` (no geometry read)."""
+        generation = self.active()[key].generation if key in self.active() else None
+        if generation is None:
+            raise StoreError(f"layer {key!r} is not in {self.describe()}; layers: "
+                             f"{list(self.layer_keys())}")
+        with self._connection() as conn:
+            rows = conn.execute("SELECT code, name FROM areas WHERE layer_key = %s AND"
+                                " generation = %s", (key, generation)).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def request_centre(self) -> tuple[float, float] | None:
         """Median (lat, lon) of the stored requests, ``None`` when there are none."""
         with self._connection() as conn:
@@ -215,7 +249,9 @@ def where_clause(filt: RequestFilter, srid: int) -> tuple[sql.Composable, list[A
         parts.append(sql.SQL(text) if isinstance(text, str) else text)
         params.extend(values)
 
-    if filt.services:
+    if len(filt.services) == 1:  # '=': the index on (service_name, requested_datetime)
+        add("r.service_name = %s", filt.services[0])  # gives max() and ranges in order
+    elif filt.services:
         add("r.service_name = ANY(%s)", list(filt.services))
     if filt.agencies:
         add("r.agency_responsible = ANY(%s)", list(filt.agencies))
