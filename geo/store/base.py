@@ -299,6 +299,20 @@ class Store(ABC):
             At most this many rows (which ones is up to the store).
         """
 
+    @abstractmethod
+    def facet_counts(self, *, now: datetime | None = None) -> pd.DataFrame:
+        """Every stored request counted by service type, department and status, in one
+        pass: the sidebar's choices and the headline numbers of any filter on those three
+        alone come from it (:func:`geo.store.reads.summary_from_facets`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``service_name``, ``agency_responsible``, ``status`` (``None`` for missing),
+            ``requests``, ``overdue`` (open past ``expected_datetime`` at ``now``),
+            ``synthetic``, ``first``, ``last`` (request times, UTC).
+        """
+
     def latest_request(self, filt: RequestFilter) -> pd.Timestamp | None:
         """Newest ``requested_datetime`` of the requests passing ``filt`` (``None`` when
         there are none); the PostGIS store answers from an index."""

@@ -25,7 +25,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from geo.store.embedded_reads import AUDIT_COLUMNS, order_counts
-from geo.store.reads import GROUPABLE, RequestFilter, RequestSummary, lon_ranges
+from geo.store.reads import FACET_COLUMNS, GROUPABLE, RequestFilter, RequestSummary, lon_ranges
 from hotspot311.errors import InputError, StoreError, describe
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS
 
@@ -147,6 +147,22 @@ class PostGISReads:
             rows = conn.execute(stmt, [*join_params, *params]).fetchall()
         frame = pd.DataFrame(rows if names else [], columns=names, dtype=object)
         return _typed(frame)
+
+    def facet_counts(self, *, now: datetime | None = None) -> pd.DataFrame:
+        """Counts by type, department and status, one scan (see
+        :meth:`geo.store.base.Store.facet_counts`)."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT service_name, agency_responsible, status, count(*),"
+                " count(*) FILTER (WHERE status = 'open' AND expected_datetime < %s),"
+                " count(*) FILTER (WHERE synthetic), min(requested_datetime),"
+                " max(requested_datetime) FROM requests GROUP BY 1, 2, 3", (now,)).fetchall()
+        frame = pd.DataFrame(rows, columns=list(FACET_COLUMNS), dtype=object)
+        for c in ("requests", "overdue", "synthetic"):
+            frame[c] = frame[c].astype("int64")
+        for c in ("first", "last"):
+            frame[c] = pd.to_datetime(frame[c], utc=True)
+        return frame
 
     def latest_request(self, filt: RequestFilter) -> pd.Timestamp | None:
         """Newest request time (see :meth:`geo.store.base.Store.latest_request`): for one

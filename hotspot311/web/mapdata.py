@@ -81,6 +81,31 @@ def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
     return coarsen_cells(cells, grid_deg=size, max_cells=max_cells)
 
 
+def cells_median(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG
+                 ) -> tuple[float, float] | None:
+    """Median latitude and longitude of the requests counted in grid cells (to the cell:
+    each request at its cell's centre); ``None`` when there are none.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": [0, 10], "col": [0, 10], "n": [3, 1]})
+    >>> cells_median(cells, grid_deg=1.0)
+    (0.5, 0.5)
+    """
+    n = cells["n"].to_numpy(dtype=np.int64) if len(cells) else np.empty(0, dtype=np.int64)
+    if not n.sum():
+        return None
+
+    def median(index: np.ndarray) -> float:
+        order = np.argsort(index, kind="stable")
+        cum = np.cumsum(n[order])
+        at = int(np.searchsorted(cum, (cum[-1] + 1) / 2))
+        return round((float(index[order][at]) + 0.5) * grid_deg, DECIMALS)
+
+    return (median(cells["row"].to_numpy(dtype=np.int64)),
+            median(cells["col"].to_numpy(dtype=np.int64)))
+
+
 def coarsen_cells(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG,
                   max_cells: int = MAX_CELLS) -> pd.DataFrame:
     """Counts on a grid (as a store counts them) coarsened until at most ``max_cells``.

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from geo.store.base import Store, open_store
-from geo.store.reads import RequestFilter, lon_ranges
+from geo.store.reads import RequestFilter, facets_answer, lon_ranges, summary_from_facets
 from hotspot311.errors import InputError
 from layers.profile import load_profile
 from tests.appstore import END, fill_store
@@ -87,6 +87,45 @@ def test_summary_and_group_counts_equal_pandas(filled: tuple[Store, pd.DataFrame
             opened = rows[is_open][column].astype(object).value_counts()
             assert {k: int(v) for k, v in got["open"].items() if v} == {
                 k: int(v) for k, v in opened.items()}
+
+
+def test_facet_counts_give_the_summaries_of_type_department_status_filters(
+        filled: tuple[Store, pd.DataFrame]) -> None:
+    store, frame = filled
+    facets = store.facet_counts(now=NOW)
+    assert int(facets["requests"].sum()) == len(frame)
+    top = frame["service_name"].value_counts().index[:2].tolist()
+    agency = str(frame["agency_responsible"].dropna().iloc[0])
+    for filt in [RequestFilter(), RequestFilter(services=tuple(top)),
+                 RequestFilter(status="open"),
+                 RequestFilter(services=(top[0],), agencies=(agency,), status="closed"),
+                 RequestFilter(services=("no such type",))]:
+        assert facets_answer(filt)
+        assert summary_from_facets(facets, filt) == store.request_summary(filt, now=NOW), filt
+    late = RequestFilter(start=frame["requested_datetime"].median().to_pydatetime())
+    assert not facets_answer(late)
+    with pytest.raises(InputError, match="service type, department and status only"):
+        summary_from_facets(facets, late)
+
+
+def test_newest_request_problem_count_and_area_names(filled: tuple[Store, pd.DataFrame]
+                                                     ) -> None:
+    store, frame = filled
+    top = str(frame["service_name"].value_counts().index[0])
+    filt = RequestFilter(services=(top,))
+    rows = frame[expected_mask(frame, filt)]
+    assert store.latest_request(filt) == rows["requested_datetime"].max()
+    assert store.latest_request(RequestFilter(services=("no such type",))) is None
+    problems = rows["problem_id"].where(rows["problem_id"].notna(),
+                                        "own " + rows["service_request_id"].astype(str))
+    assert store.problem_count(filt) == problems.nunique()
+    every = frame["problem_id"].where(frame["problem_id"].notna(),
+                                      "own " + frame["service_request_id"].astype(str))
+    assert store.problem_count(RequestFilter()) == every.nunique() < len(frame)
+    names = store.area_names("police_district")
+    areas = store.areas("police_district")
+    assert names == dict(zip(areas["code"].astype(str), areas["name"].astype(str),
+                             strict=True))
 
 
 def test_grid_cells_equal_numpy(filled: tuple[Store, pd.DataFrame]) -> None:
