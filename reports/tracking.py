@@ -202,7 +202,8 @@ def hotspot_near(store: Store, rec: pd.Series, window: RequestFilter, query: Hot
     -------
     dict or None
         ``hotspot_id``, ``count`` (problems), ``calls``, ``radius_m`` (the square's
-        half-side that settled it); ``None`` when the request is in no hotspot.
+        half-side that settled it), ``centre`` (mean x, y of its problems, city CRS);
+        ``None`` when the request is in no hotspot.
     """
     profile = store.profile
     x, y = float(rec["x"]), float(rec["y"])
@@ -227,7 +228,8 @@ def hotspot_near(store: Store, rec: pd.Series, window: RequestFilter, query: Hot
         if radius_m >= limit or inner > 2 * eps:
             ids = spot["service_request_id"].astype(str)  # the problem ids, as in a run
             return {"hotspot_id": hotspot_key(ids.tolist()), "count": len(spot),
-                    "calls": int(spot["calls"].sum()), "radius_m": radius_m}
+                    "calls": int(spot["calls"].sum()), "radius_m": radius_m,
+                    "centre": (float(spot["x"].mean()), float(spot["y"].mean()))}
         radius_m *= 2
 
 

@@ -27,9 +27,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import streamlit as st
 
+from geo.geocode.places import PlaceNamer, street_corners
 from geo.store.base import Store, open_store
 from geo.store.reads import (
     Box,
@@ -381,10 +383,31 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
                           profile=store.profile, weights=WEIGHTS[weights], now=now,
                           layer_keys=keys)
-    return Hotspots(table=hotspot_table(result.hotspots, keys),
-                    web=web_hotspots(result.hotspots, layer_keys=keys),
-                    work=work_list(result.members, now=now, count="problems"),
-                    selected=result.selected)
+    spots = result.hotspots.assign(place=place_namer(location, city, version).names(
+        result.hotspots["centroid_x"].to_numpy(float),
+        result.hotspots["centroid_y"].to_numpy(float)))
+    work = work_list(result.members, now=now, count="problems")
+    place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
+    work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
+                work["hotspot_id"].map(place_of).fillna(""))
+    return Hotspots(table=hotspot_table(spots, keys),
+                    web=web_hotspots(spots, layer_keys=keys),
+                    work=work, selected=result.selected)
+
+
+#: Farthest street corner that names a hotspot (m); beyond it the area name alone.
+PLACE_CORNER_M = 400.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def place_namer(location: str, city: str, version: str) -> PlaceNamer:
+    """Names hotspots by their nearest corner and the area of the profile's
+    ``place_layer`` (:mod:`geo.geocode.places`); built once per process and data version."""
+    store = get_store(location, city)
+    key = store.profile.place_layer
+    areas = store.areas(key)[["name", "geometry"]] if key in store.layer_keys() else None
+    return PlaceNamer(street_corners(store.profile), areas,
+                      max_corner=store.profile.metres_to_crs(PLACE_CORNER_M))
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -631,5 +654,10 @@ def track(location: str, city: str, version: str, request_id: str, now: datetime
     store = get_store(location, city)
     rec = request_record(store, request_id.strip(), services=load_services(store.profile),
                          calendar=load_calendar(store.profile), now=now)
-    return {"fields": rec.fields, "areas": rec.areas, "hotspot": rec.hotspot,
+    spot = rec.hotspot
+    if spot is not None:  # named as the crew table names it
+        centre = np.asarray(spot["centre"], dtype=float)
+        spot = {**spot, "place": place_namer(location, city, version).names(
+            centre[:1], centre[1:])[0]}
+    return {"fields": rec.fields, "areas": rec.areas, "hotspot": spot,
             "note": rec.hotspot_note, "problem": rec.problem}

@@ -28,7 +28,7 @@ _DENSE_CELLS: Final = 4_000_000
 #: Decimal places kept for WGS84 coordinates (~1 m).
 DECIMALS: Final = 5
 
-HOTSPOT_FIELDS: Final = ("rank", "score", "count", "calls", "open", "overdue",
+HOTSPOT_FIELDS: Final = ("rank", "place", "score", "count", "calls", "open", "overdue",
                          "oldest_open_days", "areas", "top_address")
 
 
@@ -282,6 +282,8 @@ def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
     frame = pd.DataFrame({
         "hotspot_id": top["hotspot_id"].astype(str),
         "rank": top["rank"].astype(int),
+        "place": (top["place"] if "place" in top.columns else pd.Series("", index=top.index))
+        .fillna("").astype(str),
         "score": top["score"].astype(float).round(1),
         "count": top["count"].astype(int),
         "calls": (top["calls"] if "calls" in top.columns else top["count"]).astype(int),
