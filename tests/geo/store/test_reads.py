@@ -164,6 +164,26 @@ def test_select_by_box_id_and_problem(filled: tuple[Store, pd.DataFrame]) -> Non
     assert centre == pytest.approx((frame["lat"].median(), frame["lon"].median()))
 
 
+def test_a_large_select_with_area_codes_equals_pandas(filled: tuple[Store, pd.DataFrame]
+                                                      ) -> None:
+    """Without a limit a select may come back as Arrow (PostGIS): the same rows, columns
+    and values as the row-by-row read."""
+    store, frame = filled
+    cols = ["service_request_id", "status", "requested_datetime", "x", "lat",
+            "council_district", "police_district", "problem_id"]
+    filt = RequestFilter(status="open")
+    got = store.select_requests(filt, cols).sort_values("service_request_id")
+    few = store.select_requests(filt, cols, limit=10_000).sort_values("service_request_id")
+    want = frame[expected_mask(frame, filt)].sort_values("service_request_id")
+    assert list(got.columns) == cols and len(got) == len(want) == len(few)
+    for c in cols:
+        for other in (want, few):
+            left, right = got[c].reset_index(drop=True), other[c].reset_index(drop=True)
+            same = (left.astype(object).where(left.notna(), None).tolist()
+                    == right.astype(object).where(right.notna(), None).tolist())
+            assert same, c
+
+
 def test_a_world_copy_box_selects_the_same_requests(filled: tuple[Store, pd.DataFrame]
                                                     ) -> None:
     store, frame = filled
