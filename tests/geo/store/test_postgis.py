@@ -209,7 +209,8 @@ def test_bulk_load_rebuilds_indexes_atomically(
     try:
         indexes = _indexes(store)
         assert indexes == ["requests_geom_city_gist", "requests_open311_order", "requests_pkey",
-                           "requests_problem", "requests_requested", "requests_updated"]
+                           "requests_problem", "requests_requested",
+                           "requests_service_requested", "requests_updated"]
         store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
         ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2", lon=-75.0)]), store, now=NOW)
         assert _indexes(store) == indexes
