@@ -136,7 +136,8 @@ def _summary(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> No
                  ("rerun < 1 s", p["rerun_map"] < 1),
                  ("< 500 MB per process", p["peak_mb"] < 500),
                  (f"p95 < 2 s with {args.sessions} sessions", p["sessions"]["p95"] < 2),
-                 ("request ID < 0.5 s", p["lookup"]["record"] < 0.5)]
+                 ("request ID < 0.5 s (inside its hotspot window too)",
+                  max(p["lookup"]["record"], p["lookup"]["recent"]) < 0.5)]
         print("goals on PostGIS: " + "; ".join(f"{g}: {'met' if ok else 'NOT met'}"
                                                for g, ok in goals))
 
