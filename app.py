@@ -236,8 +236,9 @@ cols[3].metric("Hotspots", f"{len(spots.table):,}" if spots else "…",
 table = spots.table if spots else pd.DataFrame(columns=["rank", "top_address", "hotspot_id"])
 if not access.sees_personal:  # viewers: no residents' addresses anywhere on the page
     table = table.assign(top_address=None)
-labels = [CITY_VIEW, *[f"#{int(r)} {a or ''}".strip() for r, a in
-                       zip(table["rank"], table["top_address"], strict=True)]]
+places = table["place"] if "place" in table.columns else table["top_address"]
+labels = [CITY_VIEW, *[f"#{int(r)} {p or a or ''}".strip() for r, p, a in
+                       zip(table["rank"], places, table["top_address"], strict=True)]]
 ids = dict(zip(labels[1:], table["hotspot_id"], strict=True))
 pending = st.session_state.get("pending_focus")
 if spots and pending:  # a share link's hotspot, once the run is there
@@ -282,9 +283,10 @@ with st.expander("Find a request by its tracking number", expanded=bool(
                 if code is not None:
                     rows[titles.get(key, key)] = name or code
             spot = found["hotspot"]
-            rows["hotspot"] = (f"{spot['hotspot_id']}: rank {spot['rank']} of {spot['of']}, "
-                               f"{spot['calls']} calls about {spot['count']} problems (its "
-                               "type, last 30 days)") if spot else f"none: {found['note']}"
+            rows["hotspot"] = (f"{spot['place'] or spot['hotspot_id']} ({spot['hotspot_id']}): "
+                               f"{spot['calls']} calls about "
+                               f"{spot['count']} problems (its type, last 30 days)"
+                               ) if spot else f"none: {found['note']}"
             st.dataframe(pd.DataFrame({"": list(rows), "value": [
                 "—" if v is None else str(v) for v in rows.values()]}), hide_index=True,
                 key="track_table")
@@ -298,7 +300,7 @@ with list_col:
     else:
         area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
         shown = table.set_index("hotspot_id")[
-            [c for c in ["rank", "score", "count", "calls", "open", "overdue",
+            [c for c in ["rank", "place", "score", "count", "calls", "open", "overdue",
                          *(["top_address"] if access.sees_personal else []),
                          *area_cols, *[f"score_{p}" for p in PROBLEM_PARTS]]
              if c in spots.table.columns]]
@@ -310,6 +312,8 @@ with list_col:
                                                       "runs while its requests are the same)"),
                 "score": st.column_config.ProgressColumn("score", min_value=0.0, max_value=100.0,
                                                          format="%.1f"),
+                "place": st.column_config.TextColumn("place", help="Nearest street corner "
+                                                     "to the hotspot's centre, and its area"),
                 "top_address": st.column_config.TextColumn("top address"),
                 "count": st.column_config.NumberColumn("problems", help="Problems: repeat "
                                                        "calls about one problem count once"),

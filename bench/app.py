@@ -18,8 +18,9 @@ embedded store (``--store``, or a temporary directory) and in a PostGIS database
 - **sessions**: ``--sessions`` AppTest sessions in one process, each opened, then all
   changing a filter at once (each its own service type): the 95th percentile of their
   times to the new map, and the process's peak memory;
-- **request ID**: ``reports.tracking.request_record`` on an open store (median of 5 ids),
-  and the ``hotspot311 request ID`` command's wall time (interpreter start included).
+- **request ID**: ``reports.tracking.request_record`` on an open store (median of 5 ids
+  spread over the store, and of 5 of the last 20 days, whose hotspot is looked up), and
+  the ``hotspot311 request ID`` command's wall time (interpreter start included).
 
 The machine may be shared: compare the stores within one run.
 """
@@ -105,7 +106,8 @@ def _run(args: argparse.Namespace, tmp: Path) -> None:
                   f"{sessions['p95']:.2f} s (median {sessions['median']:.2f}, max "
                   f"{sessions['max']:.2f}); peak {sessions['peak_mb']:.0f} MB", flush=True)
             lookup = _spawn("request", location)
-            print(f"  request ID: record {lookup['record']:.3f} s (median of 5), "
+            print(f"  request ID: record {lookup['record']:.3f} s (median of 5; of 5 in "
+                  f"the last 20 days, in their hotspot window: {lookup['recent']:.3f} s), "
                   f"`hotspot311 request` command {lookup['command']:.2f} s wall", flush=True)
             results[kind] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
             results[kind].update(sessions=sessions, lookup=lookup)
@@ -134,7 +136,8 @@ def _summary(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> No
                  ("rerun < 1 s", p["rerun_map"] < 1),
                  ("< 500 MB per process", p["peak_mb"] < 500),
                  (f"p95 < 2 s with {args.sessions} sessions", p["sessions"]["p95"] < 2),
-                 ("request ID < 0.5 s", p["lookup"]["record"] < 0.5)]
+                 ("request ID < 0.5 s (inside its hotspot window too)",
+                  max(p["lookup"]["record"], p["lookup"]["recent"]) < 0.5)]
         print("goals on PostGIS: " + "; ".join(f"{g}: {'met' if ok else 'NOT met'}"
                                                for g, ok in goals))
 
@@ -271,6 +274,8 @@ def _child(argv: list[str]) -> None:
                           "median": statistics.median(ordered), "max": ordered[-1],
                           "peak_mb": _peak_mb()}))
     elif what == "request":
+        from datetime import timedelta
+
         from geo.store.base import open_store
         from geo.store.reads import RequestFilter
         from layers.profile import load_profile
@@ -281,17 +286,27 @@ def _child(argv: list[str]) -> None:
         store = open_store(location, load_profile("philadelphia"))
         ids = store.select_requests(RequestFilter(), ["service_request_id"], limit=5000)
         chosen = ids["service_request_id"].iloc[::1000].tolist()[:5]
-        spent = []
-        for rid in chosen:
+        # and 5 of the last 20 days: inside their type's hotspot window, so the look-up
+        # finds their hotspot (the costly case)
+        last = store.latest_request(RequestFilter())
+        recent = store.select_requests(RequestFilter(after=last - timedelta(days=20)),
+                                       ["service_request_id"], limit=5000) \
+            if last is not None else ids.iloc[:0]
+        spent: list[float] = []
+        spent_recent: list[float] = []
+        for rid, into in [*((r, spent) for r in chosen),
+                          *((r, spent_recent) for r in
+                            recent["service_request_id"].iloc[::1000].tolist()[:5])]:
             t0 = time.perf_counter()
             request_record(store, rid, services=load_services(store.profile),
                            calendar=load_calendar(store.profile), now=_now())
-            spent.append(time.perf_counter() - t0)
+            into.append(time.perf_counter() - t0)
         store.close()
         t0 = time.perf_counter()
         subprocess.run([str(Path(sys.executable).parent / "hotspot311"), "--store", location,
                         "request", chosen[0]], capture_output=True, check=True)
         print(json.dumps({"record": statistics.median(spent),
+                          "recent": statistics.median(spent_recent or [float("nan")]),
                           "command": time.perf_counter() - t0}))
 
 

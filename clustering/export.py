@@ -29,6 +29,7 @@ LIST_COLUMNS = [
     "oldest_open_days",
     "first_requested",
     "last_requested",
+    "place",
     "top_address",
     "top_addresses",
     "services",

@@ -195,11 +195,7 @@ def summarize(
         ["_label", "_id"]
     )
     out["member_ids"] = ids.groupby("_label")["_id"].agg(list)
-    out.insert(
-        0,
-        "hotspot_id",
-        ["H" + hashlib.sha1("\n".join(m).encode()).hexdigest()[:10] for m in out["member_ids"]],
-    )
+    out.insert(0, "hotspot_id", [hotspot_key(m) for m in out["member_ids"]])
     for key in layer_keys:
         out[key] = _top_values(clustered, key) if key in clustered else None
 
@@ -210,6 +206,18 @@ def summarize(
     result = gpd.GeoDataFrame(out[columns[:-1]].reset_index(drop=True), geometry=hulls, crs=crs)
     result["color"] = colour_neighbours(result.geometry.to_numpy(), gap=eps)
     return result
+
+
+def hotspot_key(member_ids: Sequence[str]) -> str:
+    """A hotspot's id: ``H`` and 10 hex digits of the SHA-1 of its sorted member ids (the
+    same members, the same id, in any run).
+
+    Examples
+    --------
+    >>> hotspot_key(["b", "a"]) == hotspot_key(["a", "b"])
+    True
+    """
+    return "H" + hashlib.sha1("\n".join(sorted(member_ids)).encode()).hexdigest()[:10]
 
 
 def _ranked_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:

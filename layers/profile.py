@@ -8,6 +8,7 @@ A profile is a TOML file. Paths in it are relative to the file. Example::
     extent = "../../data/philadelphia/boundaries/city-limits.geojson"
     extent_buffer_m = 250         # coordinates this far outside the limits still count
     fiscal_year_start = "07-01"   # MM-DD (default 01-01); FY named for the year it ends in
+    place_layer = "neighborhood"  # names a hotspot's place with the nearest corner (optional)
 
     [[layers]]
     key = "zip"
@@ -95,6 +96,9 @@ class CityProfile:
     fiscal_year_start
         ``(month, day)`` the city's fiscal year starts on (Philadelphia: ``(7, 1)``);
         a fiscal year is named for the calendar year it ends in.
+    place_layer
+        Key of the layer whose area names a place (a hotspot's "corner — area" name,
+        :mod:`geo.geocode.places`), or ``None``.
     """
 
     name: str
@@ -106,6 +110,7 @@ class CityProfile:
     layers: tuple[LayerSpec, ...] = field(default_factory=tuple)
     path: Path | None = None
     fiscal_year_start: tuple[int, int] = (1, 1)
+    place_layer: str | None = None
 
     @property
     def layer_keys(self) -> tuple[str, ...]:
@@ -252,6 +257,10 @@ def profile_from_dict(raw: dict[str, Any], *, base: Path, path: Path | None = No
             problems.append(f"{where}: layers[{i}]: key {spec.key!r} is used twice")
         seen.add(spec.key)
         layers.append(spec)
+    place_layer = raw.get("place_layer")
+    if place_layer is not None and place_layer not in seen:
+        problems.append(f"{where}: 'place_layer' {describe(place_layer)} is not a layer key; "
+                        f"layers: {', '.join(sorted(seen)) or '(none)'}")
     if problems:
         raise LayerError(problems)
     return CityProfile(
@@ -264,6 +273,7 @@ def profile_from_dict(raw: dict[str, Any], *, base: Path, path: Path | None = No
         layers=tuple(layers),
         path=path,
         fiscal_year_start=fiscal,
+        place_layer=None if place_layer is None else str(place_layer),
     )
 
 

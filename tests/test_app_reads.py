@@ -29,7 +29,7 @@ from layers.profile import load_profile
 ROOT = Path(__file__).resolve().parents[1]
 WHOLE = ("requests", "request_columns", "request_reader")
 COUNTED = ("select_requests", "group_counts", "grid_cells", "request_summary", "areas",
-           "quarantine", "contacts")
+           "quarantine", "contacts", "latest_request", "problem_count", "area_names")
 
 
 @pytest.fixture
@@ -123,3 +123,45 @@ def test_status_and_request_read_counts_and_one_row(app_location: str,
     rows = [n for name, n in reads if name == "select_requests"]
     assert rows and rows[0] == 1  # the request itself: one row
     assert max(n for _, n in reads) < total / 2, reads
+
+
+def test_request_lookup_reads_a_bounded_neighbourhood(app_location: str,
+                                                      reads: list[tuple[str, int]]) -> None:
+    """``request ID`` of a request in its type's hotspot window reads the request (one
+    row), its problem and the requests round it, never its type's whole window."""
+    from datetime import timedelta
+
+    from geo.store.reads import RequestFilter
+
+    total, frame = stored_size(app_location)
+    service = "Street Light Outage"
+    of_type = frame[frame["service_name"] == service]
+    end = of_type["requested_datetime"].max()
+    window = of_type[(of_type["requested_datetime"] > end - timedelta(days=30))
+                     & of_type["x"].notna()]
+    assert len(window) > 30
+    rid = str(window.sort_values("service_request_id")["service_request_id"].iloc[0])
+    store = open_store(app_location, load_profile("philadelphia"))
+    try:
+        problem = store.select_requests(RequestFilter(ids=(rid,)), ["problem_id"])
+        pid = problem["problem_id"].iloc[0]
+        calls = len(frame[frame["problem_id"] == pid]) if pd.notna(pid) else 0
+    finally:
+        store.close()
+    reads.clear()
+    one = CliRunner().invoke(cli, ["--store", app_location, "request", rid,
+                                   "--now", "2026-07-01"])
+    assert one.exit_code == 0, one.output
+    assert "hotspot\n" in one.output and "outside the 30-day window" not in one.output
+    assert not {n for n, _ in reads} & set(WHOLE), reads
+    rows = [n for name, n in reads if name == "select_requests"]
+    assert rows[0] == 1, reads  # the request itself, by key
+    # then its problem and the squares round it (500 m, doubling while the hotspot
+    # touches the edge): here fewer than the window of its type, which the look-up used
+    # to read and cluster whole
+    assert len(rows) <= 2 + 6, reads
+    near = sum(rows[2:]) if pd.notna(pid) else sum(rows[1:])
+    assert sum(rows) <= 1 + calls + near
+    assert sum(rows[1:]) < len(window), (rows, len(window))
+    # (areas: the layer's polygons, for the area names on the embedded store)
+    assert max(n for name, n in reads if name != "areas") < total / 10, reads

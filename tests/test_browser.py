@@ -80,7 +80,8 @@ def set_view(page: object, lat: float, lon: float, zoom: int) -> None:
 
 
 #: The app's work list: one line per problem, with every request id of it.
-WORK_COLUMNS = ["rank", "hotspot_id", "problem_id", "calls", "request_ids", "service_name",
+WORK_COLUMNS = ["rank", "hotspot_id", "place", "problem_id", "calls", "request_ids",
+                "service_name",
                 "address", "status", "first_requested", "last_requested", "age_days",
                 "due_datetime", "overdue", "lat", "lon"]
 
@@ -234,6 +235,7 @@ def test_map_table_filter_download(server: str) -> None:
                                dtype={"hotspot_id": str, "problem_id": str, "request_ids": str})
             assert list(work.columns) == WORK_COLUMNS
             assert work["problem_id"].is_unique
+            assert work["place"].str.contains(" & ").all()  # named by their street corner
             assert (work["request_ids"].str.count(";") + 1 == work["calls"]).all()
             assert len(work) > 0 and set(work["status"]) == {"open"}
             assert work["hotspot_id"].nunique() == n_hot

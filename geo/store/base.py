@@ -300,6 +300,36 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def facet_counts(self, *, now: datetime | None = None) -> pd.DataFrame:
+        """Every stored request counted by service type, department and status, in one
+        pass: the sidebar's choices and the headline numbers of any filter on those three
+        alone come from it (:func:`geo.store.reads.summary_from_facets`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``service_name``, ``agency_responsible``, ``status`` (``None`` for missing),
+            ``requests``, ``overdue`` (open past ``expected_datetime`` at ``now``),
+            ``synthetic``, ``first``, ``last`` (request times, UTC).
+        """
+
+    def latest_request(self, filt: RequestFilter) -> pd.Timestamp | None:
+        """Newest ``requested_datetime`` of the requests passing ``filt`` (``None`` when
+        there are none); the PostGIS store answers from an index."""
+        return self.request_summary(filt).last
+
+    @abstractmethod
+    def problem_count(self, filt: RequestFilter) -> int:
+        """Distinct problems among the requests passing ``filt`` (a request without a
+        ``problem_id`` is a problem of its own), counted by the store."""
+
+    def area_names(self, key: str) -> dict[str, str]:
+        """Code → name of the active areas of layer ``key`` (no geometry read where the
+        store can avoid it)."""
+        areas = self.areas(key)
+        return dict(zip(areas["code"].astype(str), areas["name"].astype(str), strict=True))
+
+    @abstractmethod
     def request_centre(self) -> tuple[float, float] | None:
         """Median (lat, lon) of the stored requests; ``None`` when there are none."""
 

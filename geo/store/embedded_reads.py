@@ -25,7 +25,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from geo.store.embedded_parts import RequestParts
-from geo.store.reads import RequestFilter, RequestSummary, grid_index, lon_ranges
+from geo.store.reads import (
+    FACET_COLUMNS,
+    RequestFilter,
+    RequestSummary,
+    grid_index,
+    lon_ranges,
+)
 
 _T = TypeVar("_T")
 AUDIT_FILE = Path("audit") / "exports.jsonl"
@@ -127,6 +133,51 @@ class EmbeddedReads:
         if limit is not None:
             frame = frame.head(limit)
         return frame.reset_index(drop=True)
+
+    def facet_counts(self, *, now: datetime | None = None) -> pd.DataFrame:
+        """Counts by type, department and status, one read of five columns (see
+        :meth:`geo.store.base.Store.facet_counts`)."""
+        keys = ["service_name", "agency_responsible", "status"]
+        table = self._table(RequestFilter(), [*keys, "expected_datetime", "synthetic",
+                                              "requested_datetime"])
+        if table is None or table.num_rows == 0:
+            return pd.DataFrame({c: pd.Series([], dtype=object) for c in FACET_COLUMNS})
+        for c in keys:
+            if c not in table.column_names:
+                table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
+        _open, overdue = _flags(table, now)
+        synthetic = table.column("synthetic") if "synthetic" in table.column_names else \
+            pa.array([False] * table.num_rows)
+        parts = pa.table({**{c: pc.cast(table.column(c), pa.string()) for c in keys},
+                          "overdue": pc.cast(overdue, pa.int64()),
+                          "synthetic": pc.cast(pc.fill_null(synthetic, False), pa.int64()),
+                          "when": table.column("requested_datetime")})
+        grouped = parts.group_by(keys, use_threads=False).aggregate(
+            [("overdue", "count"), ("overdue", "sum"), ("synthetic", "sum"),
+             ("when", "min"), ("when", "max")]).to_pandas()
+        out = pd.DataFrame({c: grouped[c].astype(object).where(grouped[c].notna(), None)
+                            for c in keys})
+        out["requests"] = grouped["overdue_count"].astype("int64")
+        out["overdue"] = grouped["overdue_sum"].fillna(0).astype("int64")
+        out["synthetic"] = grouped["synthetic_sum"].fillna(0).astype("int64")
+        out["first"] = pd.to_datetime(grouped["when_min"], utc=True)
+        out["last"] = pd.to_datetime(grouped["when_max"], utc=True)
+        return out
+
+    def problem_count(self, filt: RequestFilter) -> int:
+        """Distinct problems (see :meth:`geo.store.base.Store.problem_count`)."""
+        table = self._table(filt, ["service_request_id", "problem_id"])
+        if table is None or table.num_rows == 0:
+            return 0
+        ids = table.column("service_request_id")
+        if "problem_id" in table.column_names:
+            problems = table.column("problem_id")
+            problem = pc.if_else(pc.is_valid(problems), pc.binary_join_element_wise(
+                "problem:", pc.cast(problems, pa.string()), ""), pc.binary_join_element_wise(
+                "request:", pc.cast(ids, pa.string()), ""))
+        else:
+            problem = ids
+        return int(pc.count_distinct(problem).as_py())
 
     def request_centre(self) -> tuple[float, float] | None:
         """Median (lat, lon) of the stored requests, ``None`` when there are none."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ STATUS_CHOICES: Final = ("all", "open", "closed")
 #: Columns :meth:`~geo.store.base.Store.group_counts` may group by besides layer keys.
 GROUPABLE: Final = ("service_name", "agency_responsible", "status", "geocode_match_type",
                     "source", "synthetic")
+#: Columns of :meth:`~geo.store.base.Store.facet_counts`.
+FACET_COLUMNS: Final = ("service_name", "agency_responsible", "status", "requests", "overdue",
+                        "synthetic", "first", "last")
 
 
 @dataclass(frozen=True)
@@ -176,3 +179,51 @@ def lon_ranges(box: Box) -> list[tuple[float, float]]:
 def grid_index(values: np.ndarray, size: float) -> np.ndarray:
     """The grid row (or column) of each coordinate: ``floor(value / size)``."""
     return np.floor(values / size).astype(np.int64)
+
+
+def facets_answer(filt: RequestFilter) -> bool:
+    """Whether :func:`summary_from_facets` answers ``filt`` (it filters by service type,
+    department and status only)."""
+    plain = RequestFilter(services=filt.services, agencies=filt.agencies, status=filt.status)
+    return filt == plain
+
+
+def summary_from_facets(facets: pd.DataFrame, filt: RequestFilter) -> RequestSummary:
+    """The headline numbers of ``filt`` from :meth:`~geo.store.base.Store.facet_counts`.
+
+    Raises
+    ------
+    InputError
+        When ``filt`` narrows by more than service type, department and status.
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2026-01-01", tz="UTC")
+    >>> f = pd.DataFrame({"service_name": ["a", "b"], "agency_responsible": ["X", "X"],
+    ...                   "status": ["open", "closed"], "requests": [3, 2], "overdue": [1, 0],
+    ...                   "synthetic": [0, 0], "first": [t, t], "last": [t, t]})
+    >>> summary_from_facets(f, RequestFilter(status="open")).count
+    3
+    """
+    if not facets_answer(filt):
+        raise InputError(f"filter: got {describe(filt)}; the facet counts answer filters "
+                         "by service type, department and status only")
+    keep = np.ones(len(facets), dtype=bool)
+    if filt.services:
+        keep &= facets["service_name"].isin(filt.services).to_numpy()
+    if filt.agencies:
+        keep &= facets["agency_responsible"].isin(filt.agencies).to_numpy()
+    if filt.status != "all":
+        keep &= (facets["status"] == filt.status).to_numpy()
+    part = facets[keep]
+    if part.empty or int(part["requests"].sum()) == 0:
+        return RequestSummary()
+    is_open = part["status"] == "open"
+    return RequestSummary(
+        count=int(part["requests"].sum()), open=int(part.loc[is_open, "requests"].sum()),
+        overdue=int(part["overdue"].sum()), synthetic=int(part["synthetic"].sum()),
+        first=_utc(part["first"].min()), last=_utc(part["last"].max()))
+
+
+def _utc(value: Any) -> pd.Timestamp | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC")

@@ -18,18 +18,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import click
 import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from sklearn.neighbors import KDTree
 
 from clustering.problems import ProblemAssigner, ProblemRules
 from hotspot311.cli.base import Context, handle_errors, pass_ctx
 from hotspot311.errors import InputError
+
+if TYPE_CHECKING:
+    from sklearn.neighbors import KDTree
 
 DATA_DIR: Final = Path(__file__).resolve().parents[2] / "data"
 PHILA: Final = DATA_DIR / "philadelphia"
@@ -137,6 +139,8 @@ def generate(
     rng = np.random.default_rng(seed)
     end = (end or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     nodes = intersections(streets_dir)
+    from sklearn.neighbors import KDTree  # here: every CLI command imports this module
+
     tree = KDTree(nodes[["x", "y"]].to_numpy())
     shares = np.array([s.share for s in DEMO_SERVICES])
     counts = rng.multinomial(n, shares / shares.sum())

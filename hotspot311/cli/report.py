@@ -270,7 +270,7 @@ def request_cmd(ctx: Context, request_id: str, now: str | None) -> None:
         click.echo(f"  none: {rec.hotspot_note}")
     else:
         h = rec.hotspot
-        click.echo(f"  {h['hotspot_id']}  rank {h['rank']} of {h['of']}, {h['calls']} calls about "
+        click.echo(f"  {h['hotspot_id']}  {h['calls']} calls about "
                    f"{h['count']} problems "
                    f"(last 30 days to {show(pd.Timestamp(h['window_end']))}, eps 100 m, "  # type: ignore[arg-type]
                    f"min_samples {h['min_samples']})")

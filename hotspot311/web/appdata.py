@@ -27,11 +27,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import streamlit as st
 
+from geo.geocode.places import PlaceNamer, street_corners
 from geo.store.base import Store, open_store
-from geo.store.reads import Box, RequestFilter, RequestSummary
+from geo.store.reads import (
+    Box,
+    RequestFilter,
+    RequestSummary,
+    facets_answer,
+    summary_from_facets,
+)
 from geo.store.sources import data_as_of as stored_as_of
 from geo.store.sources import sources_frame
 from hotspot311.errors import InputError, StoreError
@@ -48,6 +56,7 @@ from hotspot311.web.filters import HOTSPOT_AREA_KEYS, Filters
 from hotspot311.web.mapdata import (
     GRID_DEG,
     area_stats,
+    cells_median,
     coarsen_cells,
     grid_counts,
     web_areas,
@@ -109,17 +118,23 @@ class Choices:
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
+def facets(location: str, city: str, version: str, now: datetime) -> pd.DataFrame:
+    """Every request counted by service type, department and status (one pass over the
+    store, shared by every session of the process: :meth:`geo.store.base.Store.facet_counts`)."""
+    return get_store(location, city).facet_counts(now=now)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
 def choices(location: str, city: str, version: str) -> Choices:
-    """The sidebar's choices, counted by the store."""
+    """The sidebar's choices, from the facet counts."""
     store = get_store(location, city)
-    every = RequestFilter()
-    whole = store.request_summary(every)
+    counts = facets(location, city, version, now_hour())
+    whole = summary_from_facets(counts, RequestFilter())
     zone = store.profile.timezone
     today = datetime.now(UTC).astimezone(_zone(zone)).date()
 
     def names(column: str) -> list[str]:
-        values = store.group_counts(every, column).index
-        return sorted(str(v) for v in values if v is not None and str(v))
+        return sorted({str(v) for v in counts[column] if v is not None and str(v)})
 
     return Choices(
         services=names("service_name"), agencies=names("agency_responsible"),
@@ -190,7 +205,10 @@ def summary(location: str, city: str, version: str, filters: Filters,
     """Requests, open, overdue, first and last request of the filtered requests."""
     store = get_store(location, city)
     if not filters.sla_states:
-        return store.request_summary(store_filter(store, filters), now=now)
+        filt = store_filter(store, filters)
+        if facets_answer(filt):  # types, departments, status: no query of its own
+            return summary_from_facets(facets(location, city, version, now), filt)
+        return store.request_summary(filt, now=now)
     frame = rows(store, filters, now, ["status", "expected_datetime", "requested_datetime"])
     due = frame["expected_datetime"]
     is_open = frame["status"] == "open"
@@ -208,8 +226,17 @@ def heat_cells(location: str, city: str, version: str, filters: Filters,
     store = get_store(location, city)
     if filters.sla_states:
         return grid_counts(rows(store, filters, now, ["lat", "lon"]))
-    cells = store.grid_cells(store_filter(store, filters), grid_deg=GRID_DEG)
+    filt = store_filter(store, filters)
+    cells = all_cells(location, city, version) if filt == RequestFilter() else \
+        store.grid_cells(filt, grid_deg=GRID_DEG)
     return coarsen_cells(cells, grid_deg=GRID_DEG)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def all_cells(location: str, city: str, version: str) -> pd.DataFrame:
+    """Grid counts of every stored request (the unfiltered heat map, and where the map
+    opens: :func:`city_centre`)."""
+    return get_store(location, city).grid_cells(RequestFilter(), grid_deg=GRID_DEG)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -356,10 +383,31 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
                           profile=store.profile, weights=WEIGHTS[weights], now=now,
                           layer_keys=keys)
-    return Hotspots(table=hotspot_table(result.hotspots, keys),
-                    web=web_hotspots(result.hotspots, layer_keys=keys),
-                    work=work_list(result.members, now=now, count="problems"),
-                    selected=result.selected)
+    spots = result.hotspots.assign(place=place_namer(location, city, version).names(
+        result.hotspots["centroid_x"].to_numpy(float),
+        result.hotspots["centroid_y"].to_numpy(float)))
+    work = work_list(result.members, now=now, count="problems")
+    place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
+    work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
+                work["hotspot_id"].map(place_of).fillna(""))
+    return Hotspots(table=hotspot_table(spots, keys),
+                    web=web_hotspots(spots, layer_keys=keys),
+                    work=work, selected=result.selected)
+
+
+#: Farthest street corner that names a hotspot (m); beyond it the area name alone.
+PLACE_CORNER_M = 400.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def place_namer(location: str, city: str, version: str) -> PlaceNamer:
+    """Names hotspots by their nearest corner and the area of the profile's
+    ``place_layer`` (:mod:`geo.geocode.places`); built once per process and data version."""
+    store = get_store(location, city)
+    key = store.profile.place_layer
+    areas = store.areas(key)[["name", "geometry"]] if key in store.layer_keys() else None
+    return PlaceNamer(street_corners(store.profile), areas,
+                      max_corner=store.profile.metres_to_crs(PLACE_CORNER_M))
 
 
 def as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -440,8 +488,10 @@ def asset_base() -> str | None:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def city_centre(location: str, city: str, version: str) -> tuple[float, float]:
-    """Median (lat, lon) of the stored requests: where the map opens, whatever the filters."""
-    centre = get_store(location, city).request_centre()
+    """Median (lat, lon) of the stored requests, to the grid's cell: where the map opens,
+    whatever the filters (from the cached grid counts of every request, no read of its
+    own)."""
+    centre = cells_median(all_cells(location, city, version), grid_deg=GRID_DEG)
     return centre if centre is not None else (0.0, 0.0)
 
 
@@ -604,5 +654,10 @@ def track(location: str, city: str, version: str, request_id: str, now: datetime
     store = get_store(location, city)
     rec = request_record(store, request_id.strip(), services=load_services(store.profile),
                          calendar=load_calendar(store.profile), now=now)
-    return {"fields": rec.fields, "areas": rec.areas, "hotspot": rec.hotspot,
+    spot = rec.hotspot
+    if spot is not None:  # named as the crew table names it
+        centre = np.asarray(spot["centre"], dtype=float)
+        spot = {**spot, "place": place_namer(location, city, version).names(
+            centre[:1], centre[1:])[0]}
+    return {"fields": rec.fields, "areas": rec.areas, "hotspot": spot,
             "note": rec.hotspot_note, "problem": rec.problem}

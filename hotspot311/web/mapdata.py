@@ -28,7 +28,7 @@ _DENSE_CELLS: Final = 4_000_000
 #: Decimal places kept for WGS84 coordinates (~1 m).
 DECIMALS: Final = 5
 
-HOTSPOT_FIELDS: Final = ("rank", "score", "count", "calls", "open", "overdue",
+HOTSPOT_FIELDS: Final = ("rank", "place", "score", "count", "calls", "open", "overdue",
                          "oldest_open_days", "areas", "top_address")
 
 
@@ -79,6 +79,31 @@ def grid_counts(requests: pd.DataFrame, *, grid_deg: float = GRID_DEG,
                           "col": np.floor(lon / size).astype(np.int64)})
     cells = cells.groupby(["row", "col"]).size().rename("n").reset_index()
     return coarsen_cells(cells, grid_deg=size, max_cells=max_cells)
+
+
+def cells_median(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG
+                 ) -> tuple[float, float] | None:
+    """Median latitude and longitude of the requests counted in grid cells (to the cell:
+    each request at its cell's centre); ``None`` when there are none.
+
+    Examples
+    --------
+    >>> cells = pd.DataFrame({"row": [0, 10], "col": [0, 10], "n": [3, 1]})
+    >>> cells_median(cells, grid_deg=1.0)
+    (0.5, 0.5)
+    """
+    n = cells["n"].to_numpy(dtype=np.int64) if len(cells) else np.empty(0, dtype=np.int64)
+    if not n.sum():
+        return None
+
+    def median(index: np.ndarray) -> float:
+        order = np.argsort(index, kind="stable")
+        cum = np.cumsum(n[order])
+        at = int(np.searchsorted(cum, (cum[-1] + 1) / 2))
+        return round((float(index[order][at]) + 0.5) * grid_deg, DECIMALS)
+
+    return (median(cells["row"].to_numpy(dtype=np.int64)),
+            median(cells["col"].to_numpy(dtype=np.int64)))
 
 
 def coarsen_cells(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG,
@@ -257,6 +282,8 @@ def web_hotspots(hotspots: gpd.GeoDataFrame, *, layer_keys: Sequence[str] = (),
     frame = pd.DataFrame({
         "hotspot_id": top["hotspot_id"].astype(str),
         "rank": top["rank"].astype(int),
+        "place": (top["place"] if "place" in top.columns else pd.Series("", index=top.index))
+        .fillna("").astype(str),
         "score": top["score"].astype(float).round(1),
         "count": top["count"].astype(int),
         "calls": (top["calls"] if "calls" in top.columns else top["count"]).astype(int),

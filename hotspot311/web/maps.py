@@ -183,10 +183,13 @@ def hotspot_layer(hotspots: gpd.GeoDataFrame, *, selected: str | None = None) ->
         return {"fillColor": colours.get(hid, PRIORITY_COLOURS[-1]), "color": "#000000",
                 "weight": 4 if hid == selected else 1, "fillOpacity": 0.7}
 
-    fields = ["rank", "score", "count", "calls", "open", "overdue", "oldest_open_days", "areas",
-              "top_address"]
-    aliases = ["Rank", "Score", "Problems", "Calls", "Open", "Overdue", "Oldest open (days)",
-               "Areas", "Top address"]
+    fields = ["rank", "place", "score", "count", "calls", "open", "overdue",
+              "oldest_open_days", "areas", "top_address"]
+    fields = [f for f in fields if f in hotspots.columns]
+    aliases = [{"rank": "Rank", "place": "Place", "score": "Score", "count": "Problems",
+                "calls": "Calls", "open": "Open", "overdue": "Overdue",
+                "oldest_open_days": "Oldest open (days)", "areas": "Areas",
+                "top_address": "Top address"}[f] for f in fields]
     return folium.GeoJson(
         popup_features(hotspots[["hotspot_id", *fields, "geometry"]], fields),
         name="Hotspots (by priority)",

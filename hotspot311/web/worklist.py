@@ -18,7 +18,8 @@ from hotspot311.web.escaping import escape_html
 
 _TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: Hotspot table columns on the printed page.
-PRINT_COLUMNS: Final = ("rank", "score", "count", "calls", "open", "overdue", "top_address")
+PRINT_COLUMNS: Final = ("rank", "place", "score", "count", "calls", "open", "overdue",
+                        "top_address")
 
 
 def _texts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -89,8 +90,12 @@ def work_list_html(table: pd.DataFrame, work: pd.DataFrame, *, title: str,
     unit = "problems" if by_problem else "requests"
     for rank, rows in work.groupby("rank", sort=True):
         todo = rows[rows["status"] == "open"]
-        address = table.loc[table["rank"] == rank, "top_address"]
-        where = esc(str(address.iloc[0])) if len(address) else ""
+        named = table.loc[table["rank"] == rank]
+        where = ""
+        for col in ("place", "top_address"):  # the place's name, else its top address
+            if col in named.columns and len(named) and str(named[col].iloc[0] or ""):
+                where = esc(str(named[col].iloc[0]))
+                break
         parts.append(f"<section><h2>#{rank} — {where} ({len(rows)} {unit}, "
                      f"{len(todo)} open)</h2>")
         if len(todo):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from geo.store.base import Store, open_store
-from geo.store.reads import RequestFilter, lon_ranges
+from geo.store.reads import RequestFilter, facets_answer, lon_ranges, summary_from_facets
 from hotspot311.errors import InputError
 from layers.profile import load_profile
 from tests.appstore import END, fill_store
@@ -89,6 +89,45 @@ def test_summary_and_group_counts_equal_pandas(filled: tuple[Store, pd.DataFrame
                 k: int(v) for k, v in opened.items()}
 
 
+def test_facet_counts_give_the_summaries_of_type_department_status_filters(
+        filled: tuple[Store, pd.DataFrame]) -> None:
+    store, frame = filled
+    facets = store.facet_counts(now=NOW)
+    assert int(facets["requests"].sum()) == len(frame)
+    top = frame["service_name"].value_counts().index[:2].tolist()
+    agency = str(frame["agency_responsible"].dropna().iloc[0])
+    for filt in [RequestFilter(), RequestFilter(services=tuple(top)),
+                 RequestFilter(status="open"),
+                 RequestFilter(services=(top[0],), agencies=(agency,), status="closed"),
+                 RequestFilter(services=("no such type",))]:
+        assert facets_answer(filt)
+        assert summary_from_facets(facets, filt) == store.request_summary(filt, now=NOW), filt
+    late = RequestFilter(start=frame["requested_datetime"].median().to_pydatetime())
+    assert not facets_answer(late)
+    with pytest.raises(InputError, match="service type, department and status only"):
+        summary_from_facets(facets, late)
+
+
+def test_newest_request_problem_count_and_area_names(filled: tuple[Store, pd.DataFrame]
+                                                     ) -> None:
+    store, frame = filled
+    top = str(frame["service_name"].value_counts().index[0])
+    filt = RequestFilter(services=(top,))
+    rows = frame[expected_mask(frame, filt)]
+    assert store.latest_request(filt) == rows["requested_datetime"].max()
+    assert store.latest_request(RequestFilter(services=("no such type",))) is None
+    problems = rows["problem_id"].where(rows["problem_id"].notna(),
+                                        "own " + rows["service_request_id"].astype(str))
+    assert store.problem_count(filt) == problems.nunique()
+    every = frame["problem_id"].where(frame["problem_id"].notna(),
+                                      "own " + frame["service_request_id"].astype(str))
+    assert store.problem_count(RequestFilter()) == every.nunique() < len(frame)
+    names = store.area_names("police_district")
+    areas = store.areas("police_district")
+    assert names == dict(zip(areas["code"].astype(str), areas["name"].astype(str),
+                             strict=True))
+
+
 def test_grid_cells_equal_numpy(filled: tuple[Store, pd.DataFrame]) -> None:
     store, frame = filled
     for filt in filters(frame)[:3]:
@@ -123,6 +162,26 @@ def test_select_by_box_id_and_problem(filled: tuple[Store, pd.DataFrame]) -> Non
     assert store.select_requests(RequestFilter(ids=("no-such-id",))).empty
     centre = store.request_centre()
     assert centre == pytest.approx((frame["lat"].median(), frame["lon"].median()))
+
+
+def test_a_large_select_with_area_codes_equals_pandas(filled: tuple[Store, pd.DataFrame]
+                                                      ) -> None:
+    """Without a limit a select may come back as Arrow (PostGIS): the same rows, columns
+    and values as the row-by-row read."""
+    store, frame = filled
+    cols = ["service_request_id", "status", "requested_datetime", "x", "lat",
+            "council_district", "police_district", "problem_id"]
+    filt = RequestFilter(status="open")
+    got = store.select_requests(filt, cols).sort_values("service_request_id")
+    few = store.select_requests(filt, cols, limit=10_000).sort_values("service_request_id")
+    want = frame[expected_mask(frame, filt)].sort_values("service_request_id")
+    assert list(got.columns) == cols and len(got) == len(want) == len(few)
+    for c in cols:
+        for other in (want, few):
+            left, right = got[c].reset_index(drop=True), other[c].reset_index(drop=True)
+            same = (left.astype(object).where(left.notna(), None).tolist()
+                    == right.astype(object).where(right.notna(), None).tolist())
+            assert same, c
 
 
 def test_a_world_copy_box_selects_the_same_requests(filled: tuple[Store, pd.DataFrame]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from geo.store.base import open_store
 from hotspot311.web.appdata import SLA_COLUMNS, as_text, rows, sla_state
@@ -55,3 +56,45 @@ def test_as_text_turns_categoricals_back_into_text() -> None:
     assert not isinstance(out["s"].dtype, pd.CategoricalDtype)
     assert out["n"].tolist() == [1, 2, 3]
     assert isinstance(frame["s"].dtype, pd.CategoricalDtype)  # the input untouched
+
+
+def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
+        app_location: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each hotspot carries the nearest corner and neighborhood of its centre (the
+    profile's place layer) in the crew table, the map's hotspots and the work list; the
+    printable list shows the place, escaped."""
+    import streamlit as st
+
+    from geo.geocode.places import DASH
+    from hotspot311.web import appdata
+    from hotspot311.web.worklist import work_list_csv, work_list_html
+
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")  # the test server's superuser
+    st.cache_data.clear()
+    store = open_store(app_location, load_profile("philadelphia"))
+    try:
+        version = appdata.data_version(store)
+        neighborhoods = set(store.area_names("neighborhood").values())
+    finally:
+        store.close()
+    now = datetime(2026, 7, 1, tzinfo=UTC)
+    spots = appdata.hotspots(app_location, "philadelphia", version, Filters(), days=365,
+                             eps_m=150.0, min_samples=3, weights="balanced", now=now)
+    table = spots.table
+    assert len(table) > 0 and "place" in table.columns
+    areas = []
+    for place in table["place"]:
+        corner, _, area = place.partition(DASH)
+        assert " & " in corner and (area in neighborhoods or not area), place
+        areas.append(area)
+    assert sum(bool(a) for a in areas) > len(areas) / 2  # most lie inside a neighborhood
+    assert not table["place"].str.fullmatch(r"H[0-9a-f]{10}").any()  # not a hash id
+    assert spots.web.set_index("hotspot_id")["place"].to_dict() == \
+        table.set_index("hotspot_id")["place"].to_dict()
+    by_work = spots.work.drop_duplicates("hotspot_id").set_index("hotspot_id")["place"]
+    assert by_work.to_dict() == table.set_index("hotspot_id")["place"].reindex(
+        by_work.index).to_dict()
+    assert "place" in work_list_csv(spots.work).decode().splitlines()[0].split(",")
+    hostile = table.assign(place="<script>alert(1)</script> & Main St")
+    page = work_list_html(hostile, spots.work, title="t", params={}, generated=now)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -208,3 +209,20 @@ def test_chronic_layer_escapes_and_colours_by_kind() -> None:
     # folium's popup sets the values as HTML: residents' text arrives escaped
     assert features[0]["properties"]["top_address"] == "&lt;b&gt;1 Main&lt;/b&gt;"
     assert features[1]["properties"]["top_address"] == ""
+
+
+def test_hotspot_popups_carry_the_place_escaped(ranked: gpd.GeoDataFrame) -> None:
+    named = ranked.assign(place=["W Lehigh Ave & N 5th St — Fairhill",
+                                 "<img src=x onerror=alert(1)> & Main St", None])
+    web = web_hotspots(named)
+    assert web["place"].tolist()[0] == "W Lehigh Ave & N 5th St — Fairhill"
+    assert web["place"].tolist()[2] == ""
+    layer = maps.hotspot_layer(web)
+    features = layer.data["features"]
+    popup = next(c for c in layer._children.values() if isinstance(c, folium.GeoJsonPopup))
+    assert "place" in popup.fields and "Place" in popup.aliases
+    shown = [f["properties"]["place"] for f in features]
+    assert shown[0] == "W Lehigh Ave &amp; N 5th St — Fairhill"
+    assert shown[1].startswith("&lt;img") and "<img" not in shown[1]
+    unnamed = maps.hotspot_layer(web_hotspots(ranked))  # a run without places: empty field
+    assert {f["properties"]["place"] for f in unnamed.data["features"]} == {""}
