@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -190,6 +191,26 @@ def metric(page: object, label: str) -> str:
     return box.locator("[data-testid='stMetricValue']").inner_text()
 
 
+def download(page: Any, name: str, tries: int = 3) -> bytes:
+    """Click a download button until the file comes. A rerun between drawing the button and
+    the click (the map reporting its view) retires the button's file: Streamlit logs
+    "Deferred file … not found" and nothing downloads, so the click is made again, as a
+    user would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    for attempt in range(tries):
+        expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0)
+        try:
+            with page.expect_download(timeout=40_000) as info:
+                page.get_by_role("button", name=name).click()
+            return Path(info.value.path()).read_bytes()
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_map_table_filter_download(server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -229,9 +250,7 @@ def test_map_table_filter_download(server: str) -> None:
             cells = set(grid.locator("[role='gridcell']").all_inner_texts())
 
             # the crew work list
-            with page.expect_download() as info:
-                page.get_by_role("button", name="Work list CSV").click()
-            work = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()),
+            work = pd.read_csv(io.BytesIO(download(page, "Work list CSV")),
                                dtype={"hotspot_id": str, "problem_id": str, "request_ids": str})
             assert list(work.columns) == WORK_COLUMNS
             assert work["problem_id"].is_unique

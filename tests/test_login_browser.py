@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -24,6 +22,7 @@ from tests.oidc_provider import OIDCProvider
 from tests.test_browser import (
     ARGS,
     CHROMIUM,
+    download,
     free_port,
     hotspots_ready,
     need_chromium,
@@ -109,26 +108,6 @@ def sign_in(browser: object, url: str, issuer: str, email: str) -> object:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{url}/**")
     return page
-
-
-def download(page: Any, name: str, tries: int = 3) -> bytes:
-    """Click a download button until the file comes. A rerun between drawing the button and
-    the click (the map reporting its view) retires the button's file: Streamlit logs
-    "Deferred file … not found" and nothing downloads, so the click is made again, as a
-    user would."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import expect
-
-    for attempt in range(tries):
-        expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0)
-        try:
-            with page.expect_download(timeout=40_000) as info:
-                page.get_by_role("button", name=name).click()
-            return Path(info.value.path()).read_bytes()
-        except PlaywrightTimeout:
-            if attempt == tries - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 def test_each_role_sees_what_it_may(login_server: tuple[str, str], app_location: str) -> None:
