@@ -133,11 +133,11 @@ def _strict_iso(text: pd.Series, tz: str) -> pd.Series | None:
     arrow = getattr(text.array, "_pa_array", None)
     if arrow is None or len(text) == 0:
         return None
-    present = arrow.drop_null()
-    if len(present) == 0:
+    if arrow.null_count == len(arrow):
         return None
     for pattern, aware in ((_ISO_OFFSET, True), (_ISO_WALL, False)):
-        if not pc.all(pc.match_substring_regex(present, pattern)).as_py():
+        # ``all`` skips the missing values
+        if not pc.all(pc.match_substring_regex(arrow, pattern)).as_py():
             continue
         try:
             parsed = pc.cast(arrow, pa.timestamp("ns", "UTC") if aware else pa.timestamp("ns"))

@@ -277,15 +277,22 @@ def validate(
     quarantine = _quarantine_frame(df[q], reason[q], detail[q], batch_id, source_file, now)
 
     keep = ~q
+    every = not q.any()
+
+    def kept(values: pd.Series) -> pd.Series:
+        return values if every else values[keep]
+
     req = pd.DataFrame(index=df.index[keep])
+    # text as TEXT before the rows are picked: Arrow-backed text with NaN for missing
+    # is filtered several times faster than pandas' "string" (<NA>) columns
     for name in CANONICAL_FIELDS:
         if name in TIME_FIELDS:
-            req[name] = times[name][keep]
+            req[name] = kept(times[name])
         elif name in TEXT_FIELDS:
-            req[name] = text(name)[keep]
-    req["service_request_id"] = ids[keep]
-    req["status"] = status[keep]
-    req["zipcode"] = zipcode[keep]
+            req[name] = kept(_text_column(text(name)))
+    req["service_request_id"] = kept(_text_column(ids))
+    req["status"] = kept(_text_column(status))
+    req["zipcode"] = kept(_text_column(zipcode))
     req["service_name"] = req["service_name"].fillna(UNSPECIFIED_SERVICE)
     req["lat"] = lat[keep]
     req["lon"] = lon[keep]
@@ -326,6 +333,15 @@ def _text_column(values: pd.Series) -> pd.Series:
         return values
     if isinstance(values.dtype, pd.StringDtype):
         return values.astype(TEXT)
+    if values.dtype == object:
+        try:  # text and missing values only (the usual case): Arrow takes them as they are
+            arrow = pa.array(values.to_numpy(dtype=object), type=pa.large_string(),
+                             from_pandas=True)
+        except (pa.ArrowException, UnicodeError):
+            arrow = None
+        if arrow is not None:
+            text = arrow.to_pandas(types_mapper={pa.large_string(): TEXT}.get).array
+            return pd.Series(text, index=values.index, name=values.name)
     return values.astype(object).where(values.notna(), None).astype(TEXT)
 
 
@@ -503,7 +519,7 @@ def _duplicates(
 ) -> tuple[pd.Series, pd.Series] | None:
     """Rows that lose to a newer row with the same id, and the row that won."""
     cand = good & ids.notna()
-    if not ids[cand].duplicated().any():
+    if pd.Index(_text_column(ids[cand])).is_unique:  # no id twice (faster than duplicated)
         return None
     frame = pd.DataFrame({"id": ids[cand], "upd": updated[cand], "row": rows[cand]})
     frame["upd_key"] = frame["upd"].fillna(pd.Timestamp.min.tz_localize("UTC"))
