@@ -190,8 +190,7 @@ def validate(
             if name not in df.columns:
                 cache[name] = pd.Series(None, index=df.index, dtype=object)
             else:
-                s = df[name].astype("string").str.strip()
-                cache[name] = s.mask(s == "")
+                cache[name] = _stripped(df[name])
         return cache[name]
 
     def mark(
@@ -235,8 +234,10 @@ def validate(
     )
     flag(swapped, "latlon_swapped")
     coord_rows = coord_reason.notna() & reason.isna()
-    reason[coord_rows] = coord_reason[coord_rows]
-    detail[coord_rows] = coord_detail[coord_rows]
+    at = np.flatnonzero(coord_rows.to_numpy(dtype=bool))  # a few rows: set by position
+    if len(at):
+        reason.iloc[at] = coord_reason.to_numpy(dtype=object)[at]
+        detail.iloc[at] = coord_detail.to_numpy(dtype=object)[at]
 
     for name in ("updated_datetime", "closed_datetime"):
         flag(times[name] > pd.Timestamp(now + _FUTURE_TOLERANCE), f"{name}_in_future")
@@ -301,7 +302,9 @@ def validate(
     req["x"], req["y"] = x, y
     req["geocode_match_type"] = "source"
     req["geocode_score"] = 100.0
-    req["quality_flags"] = flags[keep].replace("", None)
+    marks = kept(flags).to_numpy(dtype=object)
+    req["quality_flags"] = pd.Series(np.where(marks == "", None, marks), index=req.index,
+                                     dtype=object)
     req["synthetic"] = synthetic[keep].astype(bool)
     req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
     req["batch_id"] = batch_id
@@ -325,6 +328,20 @@ def validate(
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file
 #: of the embedded store reads back as), so no Python string is made per value.
 TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
+
+
+def _stripped(values: pd.Series) -> pd.Series:
+    """Text with surrounding whitespace removed and empty values missing, as pandas'
+    ``string`` dtype: ``s.str.strip()`` then ``s.mask(s == "")``, done by Arrow in one
+    pass for Arrow-backed text."""
+    s = values.astype("string")
+    arrow = getattr(s.array, "_pa_array", None)
+    if arrow is None:  # pragma: no cover - "string" is Arrow-backed where pyarrow is
+        s = s.str.strip()
+        return s.mask(s == "")
+    trimmed = pc.utf8_trim_whitespace(arrow)  # what ``str.strip`` runs
+    out = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+    return pd.Series(pd.array(out, dtype=s.dtype), index=s.index, name=s.name)
 
 
 def _text_column(values: pd.Series) -> pd.Series:
