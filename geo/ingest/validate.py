@@ -365,7 +365,10 @@ def _text_column(values: pd.Series) -> pd.Series:
 def _id_text(ids: pd.Series) -> pd.Series:
     """:func:`normalize_ids` as Arrow-backed text (``<NA>`` for missing)."""
     s = ids.astype("string").str.strip()
-    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    arrow = getattr(s.array, "_pa_array", None)
+    # the pattern needs a ".": without one in any id (the usual file), nothing to replace
+    if arrow is None or pc.any(pc.match_substring(arrow, ".")).as_py():
+        s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     return s.mask(s == "")
 
 
