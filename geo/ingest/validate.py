@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyproj
 import shapely
 
+from geo.ingest.arrowtext import trim_is_noop
 from geo.ingest.model import row_hash
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN
 from geo.ingest.times import parse_times
@@ -302,9 +303,8 @@ def validate(
     req["x"], req["y"] = x, y
     req["geocode_match_type"] = "source"
     req["geocode_score"] = 100.0
-    marks = kept(flags).to_numpy(dtype=object)
-    req["quality_flags"] = pd.Series(np.where(marks == "", None, marks), index=req.index,
-                                     dtype=object)
+    marks = kept(flags)
+    req["quality_flags"] = marks.where(marks != "", None)
     req["synthetic"] = synthetic[keep].astype(bool)
     req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
     req["batch_id"] = batch_id
@@ -339,6 +339,8 @@ def _stripped(values: pd.Series) -> pd.Series:
     if arrow is None:  # pragma: no cover - "string" is Arrow-backed where pyarrow is
         s = s.str.strip()
         return s.mask(s == "")
+    if trim_is_noop(arrow):  # the usual column: nothing to strip, no empty value
+        return s
     trimmed = pc.utf8_trim_whitespace(arrow)  # what ``str.strip`` runs
     out = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
     return pd.Series(pd.array(out, dtype=s.dtype), index=s.index, name=s.name)

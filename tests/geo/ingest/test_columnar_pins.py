@@ -16,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from geo.ingest import readers
+from geo.ingest.arrowtext import trim_is_noop
 from geo.ingest.mapping import apply_mapping
 from geo.ingest.readers import ROW_COLUMN, Format, read_requests
 from geo.ingest.validate import validate
@@ -107,3 +110,19 @@ def test_row_hashes_are_the_old_ones(entry: Entry, phila: CityProfile) -> None:
     assert len(hashes) == want["rows"]
     assert (raw.encoding, raw.format.value) == (want["encoding"], want["format"])
     assert hashlib.sha256(hashes.astype("<u8").tobytes()).hexdigest() == want["row_hash_sha256"]
+
+
+@pytest.mark.parametrize("values", [
+    ["a", "b c", None], ["a ", "b"], [" a"], [""], ["a\u00a0"], ["\u3000a"], ["a\x1c"],
+    ["\tb"], ["caf\u00e9"], [None, None], ["x\u2028"], ["\u0085y"], ["ok", "fine", "0"],
+])
+def test_trim_is_noop_only_when_stripping_changes_nothing(values: list[str | None]) -> None:
+    for array in (pa.array(values, type=pa.string()), pa.array(values, type=pa.large_string()),
+                  pa.chunked_array([pa.array(values, type=pa.string()),
+                                   pa.array(values[::-1], type=pa.string())])):
+        trimmed = pc.utf8_trim_whitespace(array)
+        changes = pc.all(pc.equal(trimmed, array)).as_py() not in (True, None) or (
+            pc.any(pc.equal(array, "")).as_py() is True)
+        assert not (changes and trim_is_noop(array)), values
+    assert trim_is_noop(pa.array(["a", "b c", None])) is True
+    assert trim_is_noop(pa.array([" a"])) is False
