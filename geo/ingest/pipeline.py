@@ -76,8 +76,10 @@ class IngestReport:
         )
 
 
-def _batch_id(path: Path, started: datetime) -> str:
-    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
+def _batch_id(path: Path, started: datetime, digest: str = "") -> str:
+    """Batch id: the start time and the file's SHA-1 (``digest`` when the reader gave it,
+    so the file is not read a second time)."""
+    digest = (digest or hashlib.sha1(path.read_bytes()).hexdigest())[:10]
     return f"{started:%Y%m%dT%H%M%SZ}-{digest}"
 
 
@@ -115,7 +117,7 @@ def prepare(
     raw = read_requests(path, fmt=fmt)
     mapped = apply_mapping(raw.frame, mapping or ColumnMapping(), fmt=raw.format)
     started = now or datetime.now(UTC)
-    batch_id = _batch_id(path, started)
+    batch_id = _batch_id(path, started, raw.digest)
     batch = validate(
         mapped, profile=store.profile, batch_id=batch_id, source_file=path.name, now=started
     )
@@ -218,7 +220,7 @@ def prepare_contacts(path: str | Path, store: ContactSink, *,
     raw = read_requests(path, fmt=Format.CSV)
     mapped = apply_contact_mapping(raw.frame, mapping)
     started = now or datetime.now(UTC)
-    batch_id = _batch_id(path, started)
+    batch_id = _batch_id(path, started, raw.digest)
     batch = validate_contacts(mapped, profile=store.profile, mapping=mapping,
                               batch_id=batch_id, source_file=path.name, now=started)
     info: dict[str, object] = {"batch_id": batch_id, "source_file": str(path),

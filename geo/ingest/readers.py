@@ -23,12 +23,14 @@ validation's job (:mod:`geo.ingest.validate`).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -66,12 +68,15 @@ class RawBatch:
         The text encoding used.
     path
         The file read.
+    digest
+        SHA-1 hex digest of the file's bytes (the batch id's fingerprint).
     """
 
     frame: pd.DataFrame
     format: Format
     encoding: str
     path: Path
+    digest: str = ""
 
 
 def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBatch:
@@ -104,22 +109,27 @@ def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBa
     if not path.is_file():
         raise InputError(f"path: {path} does not exist or is not a file")
     data = path.read_bytes()
-    if not data.strip():
+    if _NOT_BLANK.search(data) is None:  # what ``not data.strip()`` says, without a copy
         raise InputError(f"{path}: the file is empty; expected CSV with a header row, or JSON")
     if b"\x00" in data[:65536]:
         raise InputError(
             f"{path}: this is a binary file (it holds NUL bytes); "
             "expected CSV, JSON or GeoJSON text"
         )
-    text, encoding = decode(data)
-    head = text.lstrip()[:1]
-    if fmt is Format.AUTO:
-        fmt = _detect(text, path)
-    if fmt in (Format.OPEN311, Format.GEOJSON) or (fmt is Format.PHILA and head in "[{"):
-        frame = _read_json(text, path, fmt)
+    fast = _utf8_csv(data, path, fmt)
+    if fast is not None:
+        frame, fmt = fast
+        encoding = "utf-8-sig"  # what :func:`decode` names any UTF-8 text
     else:
-        utf8 = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
-        frame = _read_csv(text, path, utf8 if encoding == "utf-8-sig" else None)
+        text, encoding = decode(data)
+        head = text.lstrip()[:1]
+        if fmt is Format.AUTO:
+            fmt = _detect(text, path)
+        if fmt in (Format.OPEN311, Format.GEOJSON) or (fmt is Format.PHILA and head in "[{"):
+            frame = _read_json(text, path, fmt)
+        else:
+            utf8 = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+            frame = _read_csv(text, path, utf8 if encoding == "utf-8-sig" else None)
     reserved = [c for c in frame.columns if c == ROW_COLUMN
                 or (c == GEOMETRY_ERROR_COLUMN and fmt is not Format.GEOJSON)]
     if reserved:
@@ -128,7 +138,46 @@ def read_requests(path: str | Path, *, fmt: Format | str = Format.AUTO) -> RawBa
             "rename that column in the file"
         )
     frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
-    return RawBatch(frame=frame, format=fmt, encoding=encoding, path=path)
+    return RawBatch(frame=frame, format=fmt, encoding=encoding, path=path,
+                    digest=hashlib.sha1(data).hexdigest())
+
+
+#: Any byte that ``bytes.strip`` keeps (not ASCII whitespace).
+_NOT_BLANK: Final = re.compile(rb"[^ \t\n\r\x0b\x0c]")
+#: Bytes of the file's start decoded to detect the format from its first line.
+_HEAD_BYTES: Final = 1 << 16
+
+
+def _utf8_csv(data: bytes, path: Path, fmt: Format) -> tuple[pd.DataFrame, Format] | None:
+    """The file read as CSV by Arrow straight from its bytes, when it is UTF-8 text whose
+    first line decides the format as CSV (``phila`` or ``csv``) and Arrow reads it; else
+    ``None``, and :func:`read_requests` takes the general path (which gives the same
+    frame, format and encoding for such a file, decoding the whole text first).
+
+    The format is detected from the decoded first lines only: for UTF-8 text they are
+    the start of what the general path decodes, and :func:`_detect` looks at the first
+    line alone when it is not JSON.
+    """
+    if fmt not in (Format.AUTO, Format.PHILA, Format.CSV):
+        return None
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    cut = len(body) if len(body) <= _HEAD_BYTES else body.rfind(b"\n", 0, _HEAD_BYTES) + 1
+    head = body[:cut].decode("utf-8").lstrip()
+    if not head or ("\n" not in head and cut < len(body)) or head[:1] in "[{":
+        return None  # blank or JSON, or a first line longer than the head
+    if fmt is Format.AUTO:
+        fmt = _detect(head, path)
+    try:
+        frame = _arrow_csv(body)
+    except Exception:  # the general path reads it with pandas, which explains errors
+        return None
+    frame.columns = unique_names([str(c).strip() for c in frame.columns])
+    return frame, fmt
 
 
 def decode(data: bytes) -> tuple[str, str]:

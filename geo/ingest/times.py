@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geo.ingest.arrowtext import trim_is_noop
+
 #: ``strftime`` format of times written as text (ISO 8601, UTC).
 ISO_UTC: Final = "%Y-%m-%dT%H:%M:%SZ"
 FrameT = TypeVar("FrameT", bound=pd.DataFrame)
@@ -78,7 +80,10 @@ def parse_times(values: pd.Series, *, tz: str) -> pd.Series:
     if pd.api.types.is_datetime64_dtype(values.dtype):
         return _localize(values, tz)
 
-    text = values.astype("string").str.strip()
+    text = values.astype("string")
+    arrow = getattr(text.array, "_pa_array", None)
+    if arrow is None or not trim_is_noop(arrow):  # stripped already (validation's text)
+        text = text.str.strip()
     text = text.mask(text.isin(["", "nan", "NaN", "None", "null", "NULL", "NaT"]))
     fast = _strict_iso(text, tz)
     if fast is not None:
@@ -133,11 +138,11 @@ def _strict_iso(text: pd.Series, tz: str) -> pd.Series | None:
     arrow = getattr(text.array, "_pa_array", None)
     if arrow is None or len(text) == 0:
         return None
-    present = arrow.drop_null()
-    if len(present) == 0:
+    if arrow.null_count == len(arrow):
         return None
     for pattern, aware in ((_ISO_OFFSET, True), (_ISO_WALL, False)):
-        if not pc.all(pc.match_substring_regex(present, pattern)).as_py():
+        # ``all`` skips the missing values
+        if not pc.all(pc.match_substring_regex(arrow, pattern)).as_py():
             continue
         try:
             parsed = pc.cast(arrow, pa.timestamp("ns", "UTC") if aware else pa.timestamp("ns"))

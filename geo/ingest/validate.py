@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyproj
 import shapely
 
+from geo.ingest.arrowtext import trim_is_noop
 from geo.ingest.model import row_hash
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN
 from geo.ingest.times import parse_times
@@ -190,8 +191,7 @@ def validate(
             if name not in df.columns:
                 cache[name] = pd.Series(None, index=df.index, dtype=object)
             else:
-                s = df[name].astype("string").str.strip()
-                cache[name] = s.mask(s == "")
+                cache[name] = _stripped(df[name])
         return cache[name]
 
     def mark(
@@ -235,8 +235,10 @@ def validate(
     )
     flag(swapped, "latlon_swapped")
     coord_rows = coord_reason.notna() & reason.isna()
-    reason[coord_rows] = coord_reason[coord_rows]
-    detail[coord_rows] = coord_detail[coord_rows]
+    at = np.flatnonzero(coord_rows.to_numpy(dtype=bool))  # a few rows: set by position
+    if len(at):
+        reason.iloc[at] = coord_reason.to_numpy(dtype=object)[at]
+        detail.iloc[at] = coord_detail.to_numpy(dtype=object)[at]
 
     for name in ("updated_datetime", "closed_datetime"):
         flag(times[name] > pd.Timestamp(now + _FUTURE_TOLERANCE), f"{name}_in_future")
@@ -277,15 +279,22 @@ def validate(
     quarantine = _quarantine_frame(df[q], reason[q], detail[q], batch_id, source_file, now)
 
     keep = ~q
+    every = not q.any()
+
+    def kept(values: pd.Series) -> pd.Series:
+        return values if every else values[keep]
+
     req = pd.DataFrame(index=df.index[keep])
+    # text as TEXT before the rows are picked: Arrow-backed text with NaN for missing
+    # is filtered several times faster than pandas' "string" (<NA>) columns
     for name in CANONICAL_FIELDS:
         if name in TIME_FIELDS:
-            req[name] = times[name][keep]
+            req[name] = kept(times[name])
         elif name in TEXT_FIELDS:
-            req[name] = text(name)[keep]
-    req["service_request_id"] = ids[keep]
-    req["status"] = status[keep]
-    req["zipcode"] = zipcode[keep]
+            req[name] = kept(_text_column(text(name)))
+    req["service_request_id"] = kept(_text_column(ids))
+    req["status"] = kept(_text_column(status))
+    req["zipcode"] = kept(_text_column(zipcode))
     req["service_name"] = req["service_name"].fillna(UNSPECIFIED_SERVICE)
     req["lat"] = lat[keep]
     req["lon"] = lon[keep]
@@ -294,7 +303,8 @@ def validate(
     req["x"], req["y"] = x, y
     req["geocode_match_type"] = "source"
     req["geocode_score"] = 100.0
-    req["quality_flags"] = flags[keep].replace("", None)
+    marks = kept(flags)
+    req["quality_flags"] = marks.where(marks != "", None)
     req["synthetic"] = synthetic[keep].astype(bool)
     req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
     req["batch_id"] = batch_id
@@ -320,19 +330,47 @@ def validate(
 TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 
+def _stripped(values: pd.Series) -> pd.Series:
+    """Text with surrounding whitespace removed and empty values missing, as pandas'
+    ``string`` dtype: ``s.str.strip()`` then ``s.mask(s == "")``, done by Arrow in one
+    pass for Arrow-backed text."""
+    s = values.astype("string")
+    arrow = getattr(s.array, "_pa_array", None)
+    if arrow is None:  # pragma: no cover - "string" is Arrow-backed where pyarrow is
+        s = s.str.strip()
+        return s.mask(s == "")
+    if trim_is_noop(arrow):  # the usual column: nothing to strip, no empty value
+        return s
+    trimmed = pc.utf8_trim_whitespace(arrow)  # what ``str.strip`` runs
+    out = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+    return pd.Series(pd.array(out, dtype=s.dtype), index=s.index, name=s.name)
+
+
 def _text_column(values: pd.Series) -> pd.Series:
     """A text column of the request frame as :data:`TEXT`."""
     if values.dtype == TEXT:
         return values
     if isinstance(values.dtype, pd.StringDtype):
         return values.astype(TEXT)
+    if values.dtype == object:
+        try:  # text and missing values only (the usual case): Arrow takes them as they are
+            arrow = pa.array(values.to_numpy(dtype=object), type=pa.large_string(),
+                             from_pandas=True)
+        except (pa.ArrowException, UnicodeError):
+            arrow = None
+        if arrow is not None:
+            text = arrow.to_pandas(types_mapper={pa.large_string(): TEXT}.get).array
+            return pd.Series(text, index=values.index, name=values.name)
     return values.astype(object).where(values.notna(), None).astype(TEXT)
 
 
 def _id_text(ids: pd.Series) -> pd.Series:
     """:func:`normalize_ids` as Arrow-backed text (``<NA>`` for missing)."""
     s = ids.astype("string").str.strip()
-    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    arrow = getattr(s.array, "_pa_array", None)
+    # the pattern needs a ".": without one in any id (the usual file), nothing to replace
+    if arrow is None or pc.any(pc.match_substring(arrow, ".")).as_py():
+        s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     return s.mask(s == "")
 
 
@@ -503,7 +541,7 @@ def _duplicates(
 ) -> tuple[pd.Series, pd.Series] | None:
     """Rows that lose to a newer row with the same id, and the row that won."""
     cand = good & ids.notna()
-    if not ids[cand].duplicated().any():
+    if pd.Index(_text_column(ids[cand])).is_unique:  # no id twice (faster than duplicated)
         return None
     frame = pd.DataFrame({"id": ids[cand], "upd": updated[cand], "row": rows[cand]})
     frame["upd_key"] = frame["upd"].fillna(pd.Timestamp.min.tz_localize("UTC"))

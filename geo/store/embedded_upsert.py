@@ -69,8 +69,13 @@ def match_stored(keys: pa.Table, ids: pd.Series) -> pd.DataFrame:
     """The rows of ``keys`` (from :func:`read_stored`) whose id is in ``ids``: key
     columns and positions."""
     keys = keys.select([*KEY_COLUMNS, PART, ROW])
-    hit = pc.is_in(keys.column("service_request_id"),
-                   value_set=pa.array(ids.astype(object).to_numpy(), type=pa.string()))
+    stored = keys.column("service_request_id")
+    arrow = getattr(ids.array, "_pa_array", None)  # Arrow-backed ids: no Python string each
+    if arrow is None:
+        value_set = pa.array(ids.astype(object).to_numpy(), type=pa.string())
+    else:
+        value_set = (arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow)
+    hit = pc.is_in(stored, value_set=value_set.cast(stored.type))
     return keys.filter(pc.fill_null(hit, False)).to_pandas()
 
 
