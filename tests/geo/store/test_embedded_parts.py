@@ -290,9 +290,16 @@ def test_killed_update_over_parts_leaves_previous_state(tmp_path: Path, new_rows
             time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        if proc.returncode != -signal.SIGKILL:  # it finished first: the later rounds
-            break                                 # would kill nothing
         reopened = EmbeddedStore(root, TESTVILLE)
+        if delay is not None and _manifest(root) != manifest:
+            # the commit landed before the kill (or the process finished): the whole new
+            # snapshot, never part of it; later rounds would kill nothing
+            assert len(reopened.batches()) == 4
+            assert len(reopened.requests()) == len(before) + new_rows
+            assert (reopened.requests().set_index("service_request_id").loc[
+                upd["service_request_id"].astype(str), "description"] == "killed?").all()
+            break
+        assert proc.returncode == -signal.SIGKILL
         pd.testing.assert_frame_equal(reopened.requests(), before)
         assert _manifest(root) == manifest and len(reopened.batches()) == 3
     assert killed_mid_write == 1
