@@ -20,6 +20,7 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 import httpx
+import orjson
 
 from hotspot311.errors import FeedError
 
@@ -152,6 +153,11 @@ class FeedClient:
         response = self.get(url, params=params, page=page)
         shown = _shown(url, params)
         kind = response.headers.get("content-type", "")
+        if "html" not in kind and _utf8(response):
+            try:  # orjson reads the bytes at once, 2-3x faster than json
+                return orjson.loads(response.content), response
+            except orjson.JSONDecodeError:
+                pass  # json's reading below: its message, and what only it accepts
         body = response.text
         if "html" in kind or body.lstrip()[:1] == "<":
             raise FeedError(f"served an HTML page with status {response.status_code}, not "
@@ -220,6 +226,12 @@ def readable(url: str | httpx.URL) -> str:
 def _shown(url: str, params: Mapping[str, Any] | None) -> str:
     """The URL with its query, decoded for reading, for messages."""
     return unquote_plus(str(httpx.URL(url, params=dict(params or {}))))
+
+
+def _utf8(response: httpx.Response) -> bool:
+    """Whether the body is read as UTF-8 (no other charset declared)."""
+    encoding = (response.encoding or "utf-8").lower().replace("_", "-")
+    return encoding in ("utf-8", "utf8")
 
 
 def _snippet(text: str, limit: int = 120) -> str:

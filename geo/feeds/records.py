@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN, Format
 from hotspot311.errors import InputError, describe
+
+#: Text as the CSV reader gives it: Arrow-backed, missing as NaN.
+TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 
 def records_frame(records: Sequence[dict[str, Any]], *,
@@ -31,34 +36,64 @@ def records_frame(records: Sequence[dict[str, Any]], *,
     Returns
     -------
     pandas.DataFrame
-        ``_source_row`` (1-based position in the page), then every column; nested
-        values as JSON text, numbers as text, nulls as ``None``.
+        ``_source_row`` (1-based position in the page), then every column as
+        Arrow-backed text (what the CSV reader gives); nested values as JSON text,
+        numbers as text, nulls missing. A column holding text that UTF-8 cannot carry
+        (an unpaired surrogate) stays a column of Python strings.
 
     Examples
     --------
     >>> records_frame([{"id": 7, "x": 1.5}, {"id": "8", "y": [1]}], columns=["z"])
-       _source_row id     x     y     z
-    0            1  7   1.5  None  None
-    1            2  8  None   [1]  None
+       _source_row id    x    y    z
+    0            1  7  1.5  NaN  NaN
+    1            2  8  NaN  [1]  NaN
     """
     names: dict[str, None] = {}
     for record in records:
-        for key in record:
-            names.setdefault(str(key), None)
+        if not names.keys() >= record.keys():  # most records add no new key
+            for key in record:
+                names.setdefault(str(key), None)
     for key in columns:
         names.setdefault(str(key), None)
-    data = {}
-    for name in names:
-        values = [r.get(name) for r in records]
-        if not all(v is None or type(v) is str for v in values):
-            values = [_text(v) for v in values]
-        data[name] = values
-    frame = pd.DataFrame(data, columns=list(names), dtype=object)
+    frame = _all_text(records, list(names))
+    if frame is None:
+        data = {name: _text_column([r.get(name) for r in records]) for name in names}
+        frame = pd.DataFrame(data, columns=list(names), index=pd.RangeIndex(len(records)))
     for reserved in (ROW_COLUMN, GEOMETRY_ERROR_COLUMN):
         if reserved in frame.columns:
             frame = frame.rename(columns={reserved: f"{reserved}.feed"})
     frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
     return frame
+
+
+def _all_text(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFrame | None:
+    """The records as a frame of Arrow-backed text, converted in C in one pass, when every
+    value is text or null (Socrata's and most feeds' rows); else ``None``."""
+    row = pa.struct([pa.field(name, pa.string()) for name in names])
+    try:
+        table = pa.Table.from_struct_array(pa.array(records, type=row))
+    except (pa.ArrowTypeError, UnicodeEncodeError):
+        return None
+    frame = table.rename_columns([str(i) for i in range(len(names))]).to_pandas(
+        types_mapper={pa.string(): TEXT}.get)
+    frame.columns = pd.Index(names, dtype=object)
+    return frame
+
+
+def _text_column(values: list[Any]) -> pd.Series:
+    """JSON values of one column as text: Arrow-backed, built in C when every value is
+    text or null (the common case), else after :func:`_text` of each value."""
+    try:
+        array = pa.array(values, type=pa.string())
+    except pa.ArrowTypeError:  # numbers, booleans, nested values
+        values = [_text(v) for v in values]
+        try:
+            array = pa.array(values, type=pa.string())
+        except UnicodeEncodeError:
+            return pd.Series(values, dtype=object)
+    except UnicodeEncodeError:  # an unpaired surrogate: kept as Python text
+        return pd.Series([_text(v) for v in values], dtype=object)
+    return pd.Series(pd.array(array, dtype=TEXT))
 
 
 def _text(value: Any) -> str | None:

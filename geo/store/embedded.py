@@ -244,7 +244,7 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
                 before = len(quarantine)
                 quarantine = quarantine[~quarantine["quarantine_id"].isin(set(release))]
                 result.released = before - len(quarantine)
-            fresh_q = q_new[~q_new["quarantine_id"].isin(set(quarantine["quarantine_id"]))]
+            fresh_q = q_new[~upsert.ids_in(q_new["quarantine_id"], quarantine["quarantine_id"])]
             if len(fresh_q) or result.released:
                 frames = [f for f in (quarantine, fresh_q) if len(f)]
                 writes["quarantine.parquet"] = (
@@ -281,7 +281,8 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
         fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
         fresh = self._join(fresh, self.active())
         fresh["problem_id"] = None
-        superseded = (stored[stored["service_request_id"].isin(fresh["service_request_id"])]
+        superseded = (stored[upsert.ids_in(stored["service_request_id"],
+                                           fresh["service_request_id"])]
                       if stored is not None else pd.DataFrame({PART: [], ROW: []}))
         again = None
         if problems is not None and view is not None and rows is not None and not legacy:
@@ -298,7 +299,7 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
                                              pd.Series([], dtype=object), problems)
         if legacy:
             stored_all = self.requests()
-            gone = stored_all["service_request_id"].isin(fresh["service_request_id"])
+            gone = upsert.ids_in(stored_all["service_request_id"], fresh["service_request_id"])
             old_ids = (stored_all.loc[gone, "problem_id"] if "problem_id" in stored_all
                        else pd.Series([], dtype=object))
             kept = stored_all[~gone]

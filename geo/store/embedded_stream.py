@@ -134,7 +134,7 @@ class EmbeddedStream:
                 parts.append(Part(name, len(fresh)))
                 writes[name] = staging / name
                 if stored is not None:
-                    gone = stored["service_request_id"].isin(fresh["service_request_id"])
+                    gone = upsert.ids_in(stored["service_request_id"], fresh["service_request_id"])
                     superseded.append(stored.loc[gone, [PART, ROW]])
             for reason, n in batch.quarantine["reason"].value_counts().items():
                 result.quarantined[str(reason)] = result.quarantined.get(str(reason), 0) + int(n)

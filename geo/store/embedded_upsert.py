@@ -69,14 +69,37 @@ def match_stored(keys: pa.Table, ids: pd.Series) -> pd.DataFrame:
     """The rows of ``keys`` (from :func:`read_stored`) whose id is in ``ids``: key
     columns and positions."""
     keys = keys.select([*KEY_COLUMNS, PART, ROW])
-    stored = keys.column("service_request_id")
-    arrow = getattr(ids.array, "_pa_array", None)  # Arrow-backed ids: no Python string each
-    if arrow is None:
-        value_set = pa.array(ids.astype(object).to_numpy(), type=pa.string())
-    else:
-        value_set = (arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow)
-    hit = pc.is_in(stored, value_set=value_set.cast(stored.type))
+    column = keys.column("service_request_id")
+    hit = pc.is_in(column, value_set=_text_array(ids).cast(column.type))
     return keys.filter(pc.fill_null(hit, False)).to_pandas()
+
+
+def ids_in(values: pd.Series, ids: pd.Series) -> np.ndarray:
+    """Boolean mask over ``values``: which are in ``ids`` (request ids; missing never is).
+
+    One Arrow hash look-up: pandas' ``isin`` on Arrow-backed text builds a Python object
+    per value of ``ids`` (8 s for a backfill's 250,000-row batches).
+
+    Examples
+    --------
+    >>> ids_in(pd.Series(["a", "b", None]), pd.Series(["b", "c"])).tolist()
+    [False, True, False]
+    """
+    hit = pc.is_in(_text_array(values), value_set=_text_array(ids))
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _text_array(values: pd.Series) -> pa.Array:
+    """Text as one Arrow ``large_string`` array (no Python object per value when the
+    series is Arrow-backed already)."""
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # text mixed with other objects
+        array = pa.array([None if pd.isna(v) else str(v) for v in values],
+                         type=pa.large_string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.cast(pa.large_string())
 
 
 def position_keys(part: np.ndarray, row: np.ndarray) -> np.ndarray:
@@ -261,5 +284,5 @@ def full_write(manifest: dict[str, Any], frame: gpd.GeoDataFrame) -> PartsWrite:
     return out
 
 
-__all__ = ["KEY_COLUMNS", "PartsWrite", "full_write", "match_stored", "plan_parts",
+__all__ = ["KEY_COLUMNS", "PartsWrite", "full_write", "ids_in", "match_stored", "plan_parts",
            "position_keys", "problem_rewrites", "read_stored"]

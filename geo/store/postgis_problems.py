@@ -12,16 +12,42 @@ back through a temporary table and one ``UPDATE``.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from geo.ingest.sink import ProblemAssigner
 from geo.store.pgcopy import copy_arrow
 from geo.store.problem_ids import reassign
+
+#: A big write (:data:`WHOLE_CITY_ROWS` rows or more) of at least 1/WHOLE_CITY_SHARE of
+#: the stored requests recomputes the whole city (one sequential read, linked in memory)
+#: instead of searching the neighbours of each written row in SQL: the search costs a
+#: GiST probe and its neighbours per row (minutes for a 250,000-row backfill batch on
+#: dense data), the whole city a few microseconds a row. A smaller write stays
+#: incremental below half of the store, as in the embedded store.
+WHOLE_CITY_SHARE: Final = 16
+WHOLE_CITY_ROWS: Final = 10_000
+
+
+def whole_city(n_changed: int, n_stored: int) -> bool:
+    """Whether a write of ``n_changed`` rows on ``n_stored`` recomputes the whole city.
+
+    Examples
+    --------
+    >>> whole_city(1_000, 1_000_000), whole_city(250_000, 750_000), whole_city(3, 6)
+    (False, True, True)
+    >>> whole_city(5_000, 20_000), whole_city(50_000, 1_000_000)
+    (False, False)
+    """
+    return 2 * n_changed >= n_stored or (
+        n_changed >= WHOLE_CITY_ROWS and WHOLE_CITY_SHARE * n_changed >= n_stored)
 
 
 def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) -> int:
@@ -45,32 +71,41 @@ def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) 
             " AND service_request_id IN (SELECT service_request_id FROM changed)"
         )
         return cur.rowcount
-    # statistics for the planner: without them the joins below on this temporary table
-    # become sequential scans of every request (~1 s each at 1M for a one-row write)
+    # an index and statistics for the planner: without the statistics the joins below on
+    # this temporary table become sequential scans of every request (~1 s each at 1M for
+    # a one-row write); without the index, a plan made on stale statistics of ``requests``
+    # (no null ``problem_id`` seen, then a batch of new rows) probes the new rows with one
+    # scan of ``changed`` each: 250,000 x 250,000 rows in a backfill (stuck for minutes)
+    conn.execute("CREATE INDEX ON changed (service_request_id)")
     conn.execute("ANALYZE changed")
     first = conn.execute("SELECT count(*) FROM changed").fetchone()
     n_changed = int(first[0]) if first else 0
-    # stored rows counted only as far as the "2 * n_changed >= n_stored" test needs
+    # stored rows counted only as far as the WHOLE_CITY_SHARE test needs
     row = conn.execute(
         "SELECT (SELECT count(*) FROM (SELECT 1 FROM requests LIMIT %s) s),"
         " EXISTS (SELECT 1 FROM requests r WHERE r.problem_id IS NULL AND NOT EXISTS"
         "  (SELECT 1 FROM changed c WHERE c.service_request_id = r.service_request_id))",
-        (2 * n_changed + 1,)).fetchone()
+        (WHOLE_CITY_SHARE * n_changed + 1,)).fetchone()
     n_stored, orphans = (int(row[0]), bool(row[1])) if row else (0, False)
     if n_changed == 0:
         return 0
-    if orphans or 2 * n_changed >= n_stored:
+    if orphans or whole_city(n_changed, n_stored):
         where = sql.SQL("TRUE")
         params: dict[str, object] = {}
     else:
         distance, gap = problems.reach()
+        # the time window as a difference, which no index answers: written as a range on
+        # requested_datetime the planner ANDs the GiST probe (tens of rows) with a bitmap
+        # of the whole window from the time index (45,000 rows at 200k stored, more at
+        # 1M) for every written row: 9 s for 1,000 rows at 200k, 30 s at 1M. No JIT either:
+        # compiling costs more than this query of index probes runs
+        conn.execute("SET LOCAL jit = off")
         conn.execute(
             "CREATE TEMP TABLE touched ON COMMIT DROP AS"
             " SELECT DISTINCT r.problem_id FROM changed c"
             " JOIN requests q ON q.service_request_id = c.service_request_id"
             " JOIN requests r ON ST_DWithin(r.geom_city, q.geom_city, %(d)s)"
-            "  AND r.requested_datetime BETWEEN q.requested_datetime - %(g)s"
-            "  AND q.requested_datetime + %(g)s"
+            "  AND r.requested_datetime - q.requested_datetime BETWEEN -%(g)s AND %(g)s"
             " WHERE r.problem_id IS NOT NULL"
             " UNION SELECT q.problem_id FROM changed c"
             " JOIN requests q ON q.service_request_id = c.service_request_id"
@@ -79,11 +114,14 @@ def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) 
         )
         conn.execute("ANALYZE touched")
         # a UNION of two index look-ups: "problem_id IN (…) OR service_request_id IN (…)"
-        # is a sequential scan of every request (1.1 s at 1M for a one-row write)
+        # is a sequential scan of every request (1.1 s at 1M for a one-row write); the ids
+        # as one array (an init plan) so that the rows are fetched by primary-key probes,
+        # not by a semi-join the planner may answer with a scan of every request (1.5-2.6 s
+        # at 1M for a context of 45,000 rows)
         where = sql.SQL(
-            "service_request_id IN (SELECT service_request_id FROM requests"
+            "service_request_id = ANY (ARRAY(SELECT service_request_id FROM requests"
             " WHERE problem_id IN (SELECT problem_id FROM touched)"
-            " UNION SELECT service_request_id FROM changed)"
+            " UNION SELECT service_request_id FROM changed))"
         )
         params = {}
     frame = read_context(conn, where, params)
@@ -136,9 +174,9 @@ def read_context(conn: psycopg.Connection, where: sql.Composable,
     out: dict[str, object] = {}
     for c in _COLUMNS:
         col = table.column(c)
-        if c.endswith("_datetime"):
-            micros = pd.array(col.to_pylist(), dtype="Int64")
-            out[c] = pd.to_datetime(micros, unit="us", utc=True).astype("datetime64[ns, UTC]")
+        if c.endswith("_datetime"):  # epoch microseconds, cast in Arrow (no Python ints)
+            stamps = pc.cast(col, pa.timestamp("us", tz="UTC")).to_pandas()
+            out[c] = stamps.astype("datetime64[ns, UTC]")
         elif c in ("x", "y"):
             out[c] = col.to_numpy(zero_copy_only=False).astype("float64")
         else:

@@ -3,6 +3,7 @@ recomputation of the whole city, and equal between the stores."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -108,3 +109,32 @@ def test_a_big_city_incremental_batch(store: Store, tmp_path: Path) -> None:
     got = pd.Series(_ids(store))
     assert got.to_dict() == _from_scratch(store)
     assert 1 < got.nunique() < len(got)
+
+
+@dataclass(frozen=True)
+class _Recording(ProblemAssigner):
+    """The city's rule, noting the size of every context it is asked to assign."""
+
+    contexts: list[int] = field(default_factory=list)
+
+    def assign(self, frame: pd.DataFrame) -> pd.Series:
+        self.contexts.append(len(frame))
+        return super().assign(frame)
+
+
+def test_a_small_write_recomputes_only_its_neighbourhood(store: Store, tmp_path: Path) -> None:
+    """2,000 stored requests, each its own problem; a write of three rows (one beside a
+    stored request) hands the rule those rows and that neighbour, not the city."""
+    grid = [{**_row(f"G{i:04d}", (i % 50) * 5, 1 + i % 20),
+             "lat": LAT + (i // 50) * 0.001} for i in range(2000)]
+    recording = _Recording(ASSIGNER.rules)
+    ingest(write_csv(tmp_path / "a.csv", grid), store, now=NOW, problems=recording)
+    assert recording.contexts == [2000]
+    near = {**_row("N1", 5 * 7 + 1, 19), "lat": LAT + 3 * 0.001}  # beside G0157, a day on
+    apart = [{**_row(f"N{k}", 250 + k * 5, 5), "lat": LAT + 0.02} for k in (2, 3)]
+    ingest(write_csv(tmp_path / "b.csv", [near, *apart]), store, now=NOW,
+           problems=recording)
+    assert recording.contexts[1:] == [4]
+    got = _ids(store)
+    assert got == _from_scratch(store)
+    assert got["N1"] == "G0157" and got["N2"] == "N2" and got["N3"] == "N3"
