@@ -9,15 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from geo.ingest.model import TEXT, text_frame
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN, Format
 from hotspot311.errors import InputError, describe
-
-#: Text as the CSV reader gives it: Arrow-backed, missing as NaN.
-TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 
 def records_frame(records: Sequence[dict[str, Any]], *,
@@ -74,10 +71,7 @@ def _all_text(records: Sequence[dict[str, Any]], names: list[str]) -> pd.DataFra
         table = pa.Table.from_struct_array(pa.array(records, type=row))
     except (pa.ArrowTypeError, UnicodeEncodeError):
         return None
-    frame = table.rename_columns([str(i) for i in range(len(names))]).to_pandas(
-        types_mapper={pa.string(): TEXT}.get)
-    frame.columns = pd.Index(names, dtype=object)
-    return frame
+    return text_frame(table, names)
 
 
 def _text_column(values: list[Any]) -> pd.Series:

@@ -7,12 +7,47 @@ the app) reads them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from geo.ingest.hashing import hash_columns
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS, TIME_FIELDS
+
+#: Text as the readers give it and the request frame keeps it: Arrow-backed, missing as
+#: NaN.
+TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
+
+
+def text_frame(table: pa.Table, names: Sequence[str] | None = None) -> pd.DataFrame:
+    """An Arrow table as a pandas frame whose string columns are :data:`TEXT`.
+
+    Parameters
+    ----------
+    table
+        The table (its column names may repeat: they are not used as keys).
+    names
+        The frame's column names; the table's own when ``None``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per table column, in order.
+
+    Examples
+    --------
+    >>> text_frame(pa.table({"a": ["x", None]})).dtypes.iloc[0] == TEXT
+    True
+    """
+    frame = table.rename_columns([str(i) for i in range(table.num_columns)]).to_pandas(
+        types_mapper={pa.string(): TEXT}.get)
+    frame.columns = pd.Index(list(table.column_names if names is None else names),
+                             dtype=object)
+    return frame
 
 
 def empty_requests(layer_keys: tuple[str, ...] = (), crs: str = "EPSG:4326") -> gpd.GeoDataFrame:

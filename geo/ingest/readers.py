@@ -32,11 +32,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from geo.ingest.model import text_frame
 from hotspot311.errors import InputError, describe
 
 ROW_COLUMN = "_source_row"
@@ -233,11 +233,7 @@ def _arrow_csv(data: bytes) -> pd.DataFrame:
     )
     if not all(pa.types.is_string(t) for t in table.schema.types):
         raise ValueError("a column was not read as text")  # the general path reads it
-    text = pd.StringDtype(storage="pyarrow", na_value=np.nan)
-    frame = table.rename_columns([str(i) for i in range(table.num_columns)]).to_pandas(
-        types_mapper={pa.string(): text}.get)
-    frame.columns = pd.Index(table.column_names, dtype=object)
-    return frame
+    return text_frame(table)
 
 
 def _read_csv(text: str, path: Path, utf8: bytes | None = None) -> pd.DataFrame:

@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from geo.ingest.mapping import ColumnMapping, apply_mapping
+from geo.ingest.model import text_frame
 from geo.ingest.pipeline import IngestReport, ingest
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN, Format, _detect, unique_names
 from geo.ingest.sink import WriteResult
@@ -43,7 +43,6 @@ from layers.profile import CityProfile
 
 __all__ = ["StreamSink", "ingest_stream", "read_batches"]
 
-_TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 
 class StreamSink(Protocol):
@@ -129,9 +128,7 @@ def read_batches(path: Path, *, batch_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _frame(table: pa.Table, names: list[str], start: int) -> pd.DataFrame:
-    frame = table.rename_columns([str(i) for i in range(table.num_columns)]).to_pandas(
-        types_mapper={pa.string(): _TEXT}.get)
-    frame.columns = list(names)  # as the whole-file reader names them
+    frame = text_frame(table, names)  # named as the whole-file reader names them
     frame.insert(0, ROW_COLUMN, range(start, start + len(frame)))
     return frame
 

@@ -45,7 +45,7 @@ import pyproj
 import shapely
 
 from geo.ingest.arrowtext import trim_is_noop
-from geo.ingest.model import row_hash
+from geo.ingest.model import TEXT, row_hash
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN
 from geo.ingest.times import parse_times
 from hotspot311.schema import CANONICAL_FIELDS, TEXT_FIELDS, TIME_FIELDS, UNSPECIFIED_SERVICE
@@ -327,9 +327,6 @@ def validate(
 
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file
 #: of the embedded store reads back as), so no Python string is made per value.
-TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
-
-
 def _stripped(values: pd.Series) -> pd.Series:
     """Text with surrounding whitespace removed and empty values missing, as pandas'
     ``string`` dtype: ``s.str.strip()`` then ``s.mask(s == "")``, done by Arrow in one
@@ -366,12 +363,12 @@ def _text_column(values: pd.Series) -> pd.Series:
 
 def _id_text(ids: pd.Series) -> pd.Series:
     """:func:`normalize_ids` as Arrow-backed text (``<NA>`` for missing)."""
-    s = ids.astype("string").str.strip()
+    s = _stripped(ids)  # the replacement below never leaves an empty id
     arrow = getattr(s.array, "_pa_array", None)
     # the pattern needs a ".": without one in any id (the usual file), nothing to replace
     if arrow is None or pc.any(pc.match_substring(arrow, ".")).as_py():
         s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
-    return s.mask(s == "")
+    return s
 
 
 def normalize_ids(ids: pd.Series) -> pd.Series:

@@ -53,7 +53,7 @@ from geo.ingest.contacts import (
     typed_contact_quarantine,
     typed_contacts,
 )
-from geo.ingest.model import empty_requests
+from geo.ingest.model import TEXT, empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
 from geo.joins import AreaIndex, build_index, index_from_bytes, index_to_bytes, locate_text
@@ -95,7 +95,6 @@ _FILES = ("quarantine.parquet", "batches.parquet", "manifest.json",
           *_CONTACT_FILES, *embedded_runs.FILES, "sources.json")
 _KEEP_SNAPSHOTS = 3
 #: Area codes as Arrow-backed text (what the Parquet file reads back as).
-_TEXT = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 _T = TypeVar("_T")
 
 
@@ -425,7 +424,7 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
         y = out["y"].to_numpy(dtype="float64")
         for key, gen in gens.items():
             codes = locate_text(x, y, self._index(gen))
-            out[key] = pd.Series(codes.to_pandas(types_mapper={pa.string(): _TEXT}.get).array,
+            out[key] = pd.Series(codes.to_pandas(types_mapper={pa.string(): TEXT}.get).array,
                                  index=out.index)
         return out
 

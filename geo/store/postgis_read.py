@@ -27,7 +27,7 @@ import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from geo.ingest.model import empty_requests
+from geo.ingest.model import TEXT, empty_requests
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 
@@ -35,7 +35,6 @@ from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 READ_COLUMNS: Final = (*REQUEST_COLUMNS, *STORE_FIELDS)
 
 #: Text columns come out as this dtype (see the module docstring).
-TEXT: Final = pd.StringDtype(storage="pyarrow", na_value=np.nan)
 
 
 def adbc_uri(conninfo: str) -> str | None:
