@@ -128,7 +128,8 @@ def read_batches(path: Path, *, batch_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _frame(table: pa.Table, names: list[str], start: int) -> pd.DataFrame:
-    frame = text_frame(table, names)  # named as the whole-file reader names them
+    frame = text_frame(table)
+    frame.columns = list(names)  # named (and typed) as the whole-file reader's columns
     frame.insert(0, ROW_COLUMN, range(start, start + len(frame)))
     return frame
 

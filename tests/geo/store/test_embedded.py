@@ -193,6 +193,7 @@ def test_killed_ingest_leaves_previous_state(tmp_path: Path, phila: CityProfile)
     big = tmp_path / "big.csv"
     generate(150_000, seed=5).to_csv(big, index=False)
     snaps = store_dir / "snapshots"
+    current = (store_dir / "CURRENT").read_text()
     killed_mid_write = 0
     for delay in (None, 0.3, 1.0, 2.0):
         proc = subprocess.Popen(
@@ -212,9 +213,16 @@ def test_killed_ingest_leaves_previous_state(tmp_path: Path, phila: CityProfile)
             time.sleep(delay)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        if proc.returncode != -signal.SIGKILL:  # it finished first: skip this round
-            continue
         reopened = EmbeddedStore(store_dir, phila)
+        if delay is not None and (store_dir / "CURRENT").read_text() != current:
+            # the commit landed before the kill (or the process finished): the whole new
+            # snapshot, never part of it; later rounds would write nothing
+            assert len(reopened.batches()) == 2
+            assert set(before["service_request_id"]) <= set(reopened.requests()[
+                "service_request_id"])
+            assert int(reopened.batches()["rows_read"].iloc[-1]) == 150_000
+            break
+        assert proc.returncode == -signal.SIGKILL
         pd.testing.assert_frame_equal(reopened.requests(), before)
         assert len(reopened.batches()) == 1
     assert killed_mid_write == 1
