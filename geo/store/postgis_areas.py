@@ -164,10 +164,12 @@ def load_area_rows(conn: psycopg.Connection, rows: dict[str, pa.Table], *,
         return
     keys = list(rows)
     if not bulk:
+        # the replaced ids as an array (an init plan): primary-key probes of each
+        # partition, whatever the planner thinks of ``changed``
         conn.execute(
-            "DELETE FROM request_areas ra USING changed c"
-            " WHERE ra.service_request_id = c.service_request_id AND NOT c.inserted"
-            " AND ra.layer_key = ANY(%s)", (keys,))
+            "DELETE FROM request_areas WHERE service_request_id = ANY (ARRAY("
+            " SELECT service_request_id FROM changed WHERE NOT inserted))"
+            " AND layer_key = ANY(%s)", (keys,))
         for table in rows.values():
             if table.num_rows:
                 copy_arrow(conn, "request_areas", table)

@@ -285,6 +285,7 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
         "    OR (k.updated_datetime IS NOT DISTINCT FROM r.updated_datetime"
         "        AND k.row_hash <> r.row_hash)"
     )
+    index_changed(conn)
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE inserted), count(*),"
         " (SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = 'requests'::regclass)"
@@ -316,6 +317,18 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
         )
     rebuild_bulk_indexes(conn, rebuild)
     return new, newer
+
+
+def index_changed(conn: psycopg.Connection) -> None:
+    """Index the temporary table ``changed`` by id and give the planner its statistics.
+
+    Without statistics the joins on it (the codes of the written rows, the problem
+    update) may be planned as scans of every stored row (0.3-0.6 s at 1M for a
+    1,000-row write); without the index, a plan made on stale statistics of ``requests``
+    probes a big write's new rows with a scan of ``changed`` each. Safe to call again.
+    """
+    conn.execute("CREATE INDEX IF NOT EXISTS changed_ids ON changed (service_request_id)")
+    conn.execute("ANALYZE changed")
 
 
 def is_bulk(written: int, stored: int) -> bool:

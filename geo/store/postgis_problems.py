@@ -24,6 +24,7 @@ from psycopg import sql
 
 from geo.ingest.sink import ProblemAssigner
 from geo.store.pgcopy import copy_arrow
+from geo.store.postgis_load import index_changed
 from geo.store.problem_ids import reassign
 
 #: A big write (:data:`WHOLE_CITY_ROWS` rows or more) of at least 1/WHOLE_CITY_SHARE of
@@ -76,8 +77,7 @@ def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) 
     # a one-row write); without the index, a plan made on stale statistics of ``requests``
     # (no null ``problem_id`` seen, then a batch of new rows) probes the new rows with one
     # scan of ``changed`` each: 250,000 x 250,000 rows in a backfill (stuck for minutes)
-    conn.execute("CREATE INDEX ON changed (service_request_id)")
-    conn.execute("ANALYZE changed")
+    index_changed(conn)
     first = conn.execute("SELECT count(*) FROM changed").fetchone()
     n_changed = int(first[0]) if first else 0
     # stored rows counted only as far as the WHOLE_CITY_SHARE test needs
@@ -89,6 +89,7 @@ def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) 
     n_stored, orphans = (int(row[0]), bool(row[1])) if row else (0, False)
     if n_changed == 0:
         return 0
+    where: sql.Composable | list[sql.Composable]
     if orphans or whole_city(n_changed, n_stored):
         where = sql.SQL("TRUE")
         params: dict[str, object] = {}
@@ -112,17 +113,17 @@ def update_problems(conn: psycopg.Connection, problems: ProblemAssigner | None) 
             " WHERE q.problem_id IS NOT NULL",
             {"d": float(distance), "g": gap.to_pytimedelta()},
         )
-        conn.execute("ANALYZE touched")
-        # a UNION of two index look-ups: "problem_id IN (…) OR service_request_id IN (…)"
-        # is a sequential scan of every request (1.1 s at 1M for a one-row write); the ids
-        # as one array (an init plan) so that the rows are fetched by primary-key probes,
-        # not by a semi-join the planner may answer with a scan of every request (1.5-2.6 s
-        # at 1M for a context of 45,000 rows)
-        where = sql.SQL(
-            "service_request_id = ANY (ARRAY(SELECT service_request_id FROM requests"
-            " WHERE problem_id IN (SELECT problem_id FROM touched)"
-            " UNION SELECT service_request_id FROM changed))"
-        )
+        # the members of the touched problems (every written row that has a problem among
+        # them: its own is touched) and the written rows without one, as two index look-ups
+        # on arrays (init plans): "problem_id IN (…) OR service_request_id IN (…)" is a
+        # sequential scan of every request (1.1 s at 1M for a one-row write), a semi-join
+        # may be answered by one too (1.5-2.6 s at 1M for a context of 45,000 rows), and
+        # collecting the ids first fetches every row twice (0.3 s more at 45,000 rows)
+        where = [
+            sql.SQL("problem_id = ANY (ARRAY(SELECT problem_id FROM touched))"),
+            sql.SQL("problem_id IS NULL AND service_request_id = ANY"
+                    " (ARRAY(SELECT service_request_id FROM changed))"),
+        ]
         params = {}
     frame = read_context(conn, where, params)
     return write_ids(conn, reassign(frame, np.ones(len(frame), dtype=bool), problems),
@@ -142,16 +143,22 @@ _COLUMNS = ("service_request_id", "service_name", "x", "y", "requested_datetime"
             "closed_datetime", "problem_id")
 
 
-def read_context(conn: psycopg.Connection, where: sql.Composable,
+def read_context(conn: psycopg.Connection, where: sql.Composable | list[sql.Composable],
                  params: dict[str, object]) -> pd.DataFrame:
-    """The rule's columns of the requests matching ``where`` (COPY as CSV, read by Arrow)."""
-    cols = [
+    """The rule's columns of the requests matching ``where`` (COPY as CSV, read by Arrow).
+
+    A list of conditions reads the rows of each in turn (``UNION ALL``): they must not
+    overlap.
+    """
+    cols = sql.SQL(", ").join(
         sql.SQL("(extract(epoch FROM {}) * 1000000)::int8").format(sql.Identifier(c))
         if c.endswith("_datetime") else sql.Identifier(c)
         for c in _COLUMNS
-    ]
-    stmt = sql.SQL("COPY (SELECT {} FROM requests WHERE {}) TO STDOUT (FORMAT csv)").format(
-        sql.SQL(", ").join(cols), where)
+    )
+    parts = [where] if isinstance(where, sql.Composable) else where
+    select = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {} FROM requests WHERE {}").format(cols, w) for w in parts)
+    stmt = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(select)
     sink = pa.BufferOutputStream()
     with conn.cursor() as cur, cur.copy(stmt, params or None) as copy:
         for chunk in copy:
