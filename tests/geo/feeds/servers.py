@@ -15,7 +15,9 @@ import bisect
 import hashlib
 import json
 import re
+import socket
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,6 +176,11 @@ class _Handler(BaseHTTPRequestHandler):
                               b"<html><body><h1>Down for maintenance</h1></body></html>")
         if fault == "stall":
             time.sleep(state.stall_seconds)
+            return None
+        if fault == "reset":  # the connection dropped without an answer: a TCP reset
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
             return None
         try:
             status, headers, body = type(self).route(self, parsed.path, query)

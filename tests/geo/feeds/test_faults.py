@@ -1,6 +1,6 @@
-"""Faults on a real server: 429 with Retry-After, 500s, a stalled response, a truncated
-body, HTML served with 200, a column gone. Each ends with every row accounted for and
-the watermark right, after at most one more sync."""
+"""Faults on a real server: 429 with Retry-After, 500s, a stalled response, a dropped
+connection (TCP reset), a truncated body, HTML served with 200, a column gone. Each ends
+with every row accounted for and the watermark right, after at most one more sync."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def fault_at(server: object, page: int, *faults: str) -> None:
     server.after_page = hook  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("faults", [("429",), ("500", "500"), ("stall",)],
-                         ids=["429-retry-after", "500-twice", "stalled"])
+@pytest.mark.parametrize("faults", [("429",), ("500", "500"), ("stall",), ("reset",)],
+                         ids=["429-retry-after", "500-twice", "stalled", "connection-reset"])
 def test_transient_faults_are_retried(feed_store: Store, rows: list[Row],
                                       faults: tuple[str, ...]) -> None:
     table = Table(rows[:200])
