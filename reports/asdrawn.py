@@ -72,7 +72,9 @@ def as_drawn(requests: pd.DataFrame, store: Store, *, mode: str, timezone: str,
     timezone
         City time zone (request dates are local dates).
     keys
-        Layers to redraw (default: every stored layer with more than one generation).
+        Layers to redraw (default: every stored layer with more than one generation);
+        ``x``/``y`` are needed only when one of them has more than one generation
+        (see :func:`redrawn_layers`).
 
     Returns
     -------
@@ -83,23 +85,22 @@ def as_drawn(requests: pd.DataFrame, store: Store, *, mode: str, timezone: str,
     Raises
     ------
     InputError
-        For an unknown ``mode``, or a ``requests`` frame without ``x``/``y``.
+        For an unknown ``mode``, or a ``requests`` frame without ``x``/``y`` when a
+        layer is redrawn.
     """
     check_as_drawn(mode)
     out = requests.copy()
     out.attrs["as_drawn"] = describe_as_drawn(store, mode)
     if mode == TODAY or out.empty:
         return out
+    by_key = _generations(store)
+    wanted = _redrawn(by_key, keys)
+    if not wanted:
+        return out
     missing = [c for c in ("x", "y", "requested_datetime") if c not in out.columns]
     if missing:
         raise InputError(f"requests: missing {missing}; as drawn on the request date needs "
                          "the city x/y of each request")
-    by_key: dict[str, list[Generation]] = {}
-    for gen in store.generations():
-        by_key.setdefault(gen.key, []).append(gen)
-    wanted = [k for k in (keys if keys is not None else by_key) if len(by_key.get(k, ())) > 1]
-    if not wanted:
-        return out
     days = pd.to_datetime(out["requested_datetime"], utc=True).dt.tz_convert(timezone)
     day = days.dt.date.to_numpy()
     x = out["x"].to_numpy(dtype="float64")
@@ -126,9 +127,7 @@ def describe_as_drawn(store: Store, mode: str) -> str:
     generation 1 before 2024-01-01, generation 2 from 2024-01-01)``.
     """
     check_as_drawn(mode)
-    by_key: dict[str, list[Generation]] = {}
-    for gen in store.generations():
-        by_key.setdefault(gen.key, []).append(gen)
+    by_key = _generations(store)
     several = {k: v for k, v in by_key.items() if len(v) > 1}
     active = store.active()
     if mode == TODAY:
@@ -143,3 +142,35 @@ def describe_as_drawn(store: Store, mode: str) -> str:
                 f"generation {g.generation} from {g.valid_from or 'the start'}" for g in ordered))
         head = "areas as drawn on each request's date"
     return f"{head} ({'; '.join(parts)})" if parts else f"{head} (every layer has one map)"
+
+
+def redrawn_layers(store: Store, keys: Sequence[str] | None = None) -> list[str]:
+    """The layers (of ``keys``, default all) that ``request-date`` redraws: those with
+    more than one generation. Only they need each request's city x/y.
+
+    Parameters
+    ----------
+    store
+        The store (its generations).
+    keys
+        Layer keys to consider (default: every stored layer).
+
+    Returns
+    -------
+    list of str
+        The keys with more than one stored generation, in the order given.
+    """
+    return _redrawn(_generations(store), keys)
+
+
+def _generations(store: Store) -> dict[str, list[Generation]]:
+    """The store's generations per layer key."""
+    by_key: dict[str, list[Generation]] = {}
+    for gen in store.generations():
+        by_key.setdefault(gen.key, []).append(gen)
+    return by_key
+
+
+def _redrawn(by_key: dict[str, list[Generation]], keys: Sequence[str] | None) -> list[str]:
+    """The keys (default: all of ``by_key``) with more than one generation."""
+    return [k for k in (keys if keys is not None else by_key) if len(by_key.get(k, ())) > 1]

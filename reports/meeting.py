@@ -9,7 +9,7 @@ volumes sheet covers the 52 weeks up to the end date, beside the year before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -108,11 +108,44 @@ def prepared_requests(store: Store, *, now: datetime,
         Requests plus ``due_datetime``, ``due_source``, ``sla_state``, ``days_to_close``;
         ``attrs["as_drawn"]`` says which maps the layer columns come from.
     """
+    return prepare_requests(pd.DataFrame(store.requests()), store, now=now,
+                            due_soon_hours=due_soon_hours, as_drawn=as_drawn)
+
+
+def prepare_requests(requests: pd.DataFrame, store: Store, *, now: datetime,
+                     due_soon_hours: float = DUE_SOON_HOURS, as_drawn: str = TODAY,
+                     keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """Some of the store's requests with due times and SLA states, areas as drawn.
+
+    What :func:`prepared_requests` does to every stored request, done to the rows and
+    columns a report read (:func:`reports.reads.report_requests`); each row's result
+    depends on that row alone.
+
+    Parameters
+    ----------
+    requests
+        Stored requests: at least the columns :func:`reports.sla.add_due_and_state`
+        needs, and ``x``/``y`` for layers redrawn on the request date.
+    store
+        The store they came from (profile, generations, areas).
+    now, due_soon_hours, as_drawn
+        As for :func:`prepared_requests`.
+    keys
+        Layers to redraw with ``request-date`` (default: every layer with more than one
+        generation; see :func:`reports.asdrawn.as_drawn`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``requests`` plus ``due_datetime``, ``due_source``, ``sla_state``,
+        ``days_to_close``; ``attrs["as_drawn"]`` says which maps the layer columns
+        come from.
+    """
     profile = store.profile
-    requests = as_drawn_frame(pd.DataFrame(store.requests()), store, mode=as_drawn,
-                              timezone=profile.timezone)
-    note = requests.attrs.get("as_drawn", "")
-    out = add_due_and_state(requests, services=load_services(profile),
+    drawn = as_drawn_frame(requests, store, mode=as_drawn, timezone=profile.timezone,
+                           keys=keys)
+    note = drawn.attrs.get("as_drawn", "")
+    out = add_due_and_state(drawn, services=load_services(profile),
                             calendar=load_calendar(profile), now=now,
                             due_soon_hours=due_soon_hours)
     out.attrs["as_drawn"] = note
@@ -155,10 +188,22 @@ def run_report(name: str, requests: pd.DataFrame, filt: ReportFilter, *, timezon
     InputError
         For an unknown name or a bad option.
     """
-    if name not in REPORTS:
-        raise InputError(f"report: got {describe(name)}; allowed: {', '.join(REPORTS)}")
+    check_report(name)
     given = {k: v for k, v in options.items() if v is not None}
     return REPORTS[name].function(requests, filt, timezone=timezone, **given)
+
+
+def check_report(name: str) -> str:
+    """Return ``name`` if it is a key of :data:`REPORTS`.
+
+    Raises
+    ------
+    InputError
+        Naming the value and the reports there are.
+    """
+    if name not in REPORTS:
+        raise InputError(f"report: got {describe(name)}; allowed: {', '.join(REPORTS)}")
+    return name
 
 
 def header_lines(table: pd.DataFrame, filt: ReportFilter, *, data_as_of: pd.Timestamp | None,

@@ -18,6 +18,8 @@ Reports
   12 months earlier for months).
 - :func:`top_departments`: requests by the top departments.
 
+:func:`year_earlier` gives the period :func:`volumes` compares with.
+
 Problems beside requests: where the requests carry ``problem_id``
 (:mod:`clustering.problems`; a request without one is a problem of its own),
 :func:`top_requests` adds ``problems`` (distinct problems among the period's requests),
@@ -213,14 +215,8 @@ def volumes(requests: pd.DataFrame, filt: ReportFilter | None = None, *, timezon
     filt = (filt or ReportFilter()).resolved(requests, timezone=timezone)
     keys = _keys(by)
     current = _prepare(filt.apply(requests, timezone=timezone), by)
-    offset = pd.DateOffset(years=1) if freq == "month" else pd.Timedelta(days=364)
     periods = _period_range(filt, freq)
-    first, last = _dates(filt)
-    earlier_start = (first - offset).date()
-    earlier_end = (last - offset).date()
-    earlier_filt = ReportFilter(earlier_start, earlier_end, filt.departments, filt.services,
-                                filt.areas)
-    earlier = _prepare(earlier_filt.apply(requests, timezone=timezone), by)
+    earlier = _prepare(year_earlier(filt, freq).apply(requests, timezone=timezone), by)
     now_counts = _bucket(current, timezone, freq, keys).rename("count")
     old = _bucket(earlier, timezone, freq, keys)
     old = _shift_index(old, freq, keys).rename("year_earlier")
@@ -277,6 +273,40 @@ def top_departments(requests: pd.DataFrame, filt: ReportFilter | None = None, *,
     cols = [*keys, "rank", "agency_responsible", "count", "share", "service_types", "open",
             "open_overdue", "compliance", "median_days_to_close"]
     return _with_period(stats[cols].reset_index(drop=True), filt)
+
+
+def year_earlier(filt: ReportFilter, freq: str = "week") -> ReportFilter:
+    """The period :func:`volumes` compares ``filt``'s with: 364 days earlier for days and
+    weeks (so weekdays line up), 12 months earlier for months.
+
+    Parameters
+    ----------
+    filt
+        A filter with both dates (see :meth:`ReportFilter.resolved`).
+    freq
+        ``day``, ``week`` or ``month``.
+
+    Returns
+    -------
+    ReportFilter
+        The same filter with its dates moved back.
+
+    Raises
+    ------
+    InputError
+        When ``filt`` lacks a date.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> f = ReportFilter(start=date(2026, 3, 1), end=date(2026, 3, 31))
+    >>> year_earlier(f).start, year_earlier(f, "month").end
+    (datetime.date(2025, 3, 2), datetime.date(2025, 3, 31))
+    """
+    offset = pd.DateOffset(years=1) if freq == "month" else pd.Timedelta(days=364)
+    first, last = _dates(filt)
+    return ReportFilter((first - offset).date(), (last - offset).date(), filt.departments,
+                        filt.services, filt.areas)
 
 
 # --- helpers --------------------------------------------------------------------------

@@ -165,3 +165,56 @@ def test_request_lookup_reads_a_bounded_neighbourhood(app_location: str,
     assert sum(rows[1:]) < len(window), (rows, len(window))
     # (areas: the layer's polygons, for the area names on the embedded store)
     assert max(n for name, n in reads if name != "areas") < total / 10, reads
+
+
+@pytest.fixture
+def selected(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The columns of every ``select_requests`` answer while the test runs."""
+    log: list[list[str]] = []
+    for cls in (EmbeddedStore, PostGISStore):
+        real: Callable[..., Any] = cls.select_requests
+
+        def recorded(self: Store, *args: Any, _real: Callable[..., Any] = real,
+                     **kwargs: Any) -> Any:
+            out = _real(self, *args, **kwargs)
+            log.append(list(out.columns))
+            return out
+
+        monkeypatch.setattr(cls, "select_requests", recorded)
+    return log
+
+
+def test_the_reports_page_reads_only_its_rows_and_columns(
+        monkeypatch: pytest.MonkeyPatch, app_location: str, reads: list[tuple[str, int]],
+        selected: list[list[str]]) -> None:
+    """Every request report of the page, without and with dates, broken down by a layer
+    on the maps of today and of the request date: never the whole table, never the
+    geometry; with dates, only the rows of the periods the report counts."""
+    from datetime import date
+
+    import streamlit as st
+
+    from hotspot311.web.reportpage import REQUEST_REPORTS
+    from reports.reads import REPORT_COLUMNS
+
+    total, _ = stored_size(app_location)
+    st.cache_data.clear()  # answers cached by other tests would hide reads
+    reads.clear()
+    monkeypatch.setenv("HOTSPOT311_STORE", app_location)
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Reports.py"), default_timeout=120)
+    at.run()
+    undated = len(reads)
+    at.date_input(key="start").set_value(date(2026, 6, 1))
+    at.date_input(key="end").set_value(date(2026, 6, 30)).run()
+    for name in REQUEST_REPORTS:
+        at.selectbox(key="request_report").set_value(name).run()
+    at.selectbox(key="by").set_value("council_district").run()
+    at.radio(key="as_drawn").set_value("request-date").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not {n for n, _ in reads} & set(WHOLE), reads
+    assert len(selected) > len(REQUEST_REPORTS)
+    allowed = {*REPORT_COLUMNS, "council_district", "x", "y"}
+    assert all(set(cols) <= allowed for cols in selected), selected
+    dated = [n for name, n in reads[undated:] if name == "select_requests"]
+    assert dated and max(dated) < total / 2, (dated, total)

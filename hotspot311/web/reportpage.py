@@ -1,9 +1,10 @@
 """The reports page's logic without Streamlit: request reports and contact reports.
 
 :func:`request_report` runs one of the standard request reports (:mod:`reports.meeting`)
-with areas as drawn today or on the request date; :func:`contact_report` runs one of the
-contact reports (:mod:`reports.contact_sheets`). ``pages/2_Reports.py`` calls them
-through the cached reads of :mod:`hotspot311.web.appdata`.
+with areas as drawn today or on the request date, reading only the rows and columns it
+needs (:mod:`reports.reads`); :func:`contact_report` runs one of the contact reports
+(:mod:`reports.contact_sheets`). ``pages/2_Reports.py`` calls them through the cached
+reads of :mod:`hotspot311.web.appdata`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from typing import Final
 import pandas as pd
 
 from geo.store.base import Store
+from geo.store.reads import RequestFilter
 from reports.calendar import load_calendar
 from reports.contact_sheets import CONTACT_REPORTS, run_contact_report
 from reports.filters import ReportFilter
-from reports.meeting import REPORTS, prepared_requests, run_report
+from reports.meeting import REPORTS, run_report
+from reports.reads import report_requests
 
 #: Request reports offered on the page (name → title).
 REQUEST_REPORTS: Final = {name: spec.title for name, spec in REPORTS.items()}
@@ -48,18 +51,29 @@ def request_report(store: Store, name: str, *, now: datetime, start: date | None
     Returns
     -------
     tuple
-        The table (without ``attrs``), and the line saying which maps the areas are
-        from.
+        The table (without ``attrs``; empty when the store holds no requests), and the
+        line saying which maps the areas are from.
+
+    Raises
+    ------
+    InputError
+        For an unknown report, ``by`` or ``as_drawn``, or ``start`` after ``end``.
+
+    Notes
+    -----
+    Reads only the rows of the report's dates and the columns it needs
+    (:func:`reports.reads.report_requests`), never the whole table; the table is the
+    one the report gives on every stored request.
     """
-    requests = prepared_requests(store, now=now, as_drawn=as_drawn)
+    filt = ReportFilter(start=start, end=end)
+    requests, period = report_requests(store, name, filt, now=now, by=by, as_drawn=as_drawn)
     note = str(requests.attrs.get("as_drawn", ""))
-    if requests.empty:
+    if requests.empty and store.latest_request(RequestFilter()) is None:
         return pd.DataFrame(), note
-    filt = ReportFilter(start=start, end=end).validate()
     options: dict[str, object] = {"by": by}
     if name == "sla" and by:
         options = {"per": by}
-    table = run_report(name, requests, filt, timezone=store.profile.timezone, **options)
+    table = run_report(name, requests, period, timezone=store.profile.timezone, **options)
     return _plain(table), note
 
 
