@@ -27,6 +27,7 @@ import pyproj
 import shapely
 
 from clustering.problems import ProblemAssigner, ProblemRules
+from geo.store.reads import RequestFilter
 from hotspot311.cli.base import Context, handle_errors, pass_ctx
 from hotspot311.errors import InputError
 
@@ -334,7 +335,8 @@ def demo_cmd(ctx: Context, n_synthetic: int, seed: int, end: str | None, if_empt
     """Fill the store with the bundled Philadelphia data plus synthetic requests and a
     synthetic contact log."""
     store = ctx.store()
-    if if_empty and len(store.requests()):
+    # one indexed look-up, not the whole table (a stored request always has its time)
+    if if_empty and store.latest_request(RequestFilter()) is not None:
         click.echo(f"{store.describe()} already holds requests; nothing to do")
         return
     try:

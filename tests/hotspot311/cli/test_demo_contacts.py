@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from geo.ingest.pipeline import ingest_contacts
+from geo.ingest.pipeline import ingest, ingest_contacts
 from geo.store.embedded import EmbeddedStore
 from hotspot311.cli.demo import generate
 from hotspot311.cli.demo_contacts import generate_contacts
@@ -18,6 +19,7 @@ from reports.calendar import load_calendar
 from reports.contacts import call_volumes, inquiries_summary
 
 END = datetime(2026, 6, 30, 12, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_demo_contacts_are_shaped_like_the_published_figures(tmp_path: Path) -> None:
@@ -72,3 +74,27 @@ def test_sheets_and_the_cli_say_the_contacts_are_synthetic(tmp_path: Path) -> No
                           for s in sheets)
     res = CliRunner().invoke(cli, ["--store", str(tmp_path / "store"), "report", "inquiries"])
     assert res.exit_code == 0 and "SYNTHETIC" in res.output
+
+
+def test_demo_if_empty_leaves_a_filled_store_without_reading_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``demo --if-empty`` (run by ``scripts/app.sh`` on every start) asks the store
+    whether it holds a request, without reading the request table."""
+    from click.testing import CliRunner
+
+    from hotspot311.cli.main import cli
+
+    store = EmbeddedStore(tmp_path / "store", load_profile("philadelphia"))
+    store.ensure_profile_layers()
+    ingest(ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv", store)
+    before = len(store.batches())
+
+    def refuse(self: EmbeddedStore, *args: object, **kwargs: object) -> None:
+        raise AssertionError("demo --if-empty read the whole request table")
+
+    monkeypatch.setattr(EmbeddedStore, "requests", refuse)
+    res = CliRunner().invoke(cli, ["--store", str(tmp_path / "store"), "demo", "--if-empty"])
+    assert res.exit_code == 0, res.output
+    assert "already holds requests; nothing to do" in res.output
+    assert len(EmbeddedStore(tmp_path / "store", load_profile("philadelphia")).batches()) \
+        == before
