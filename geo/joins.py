@@ -14,7 +14,10 @@ vertices. Pieces of one area share only that area's code, so cutting changes no 
 from __future__ import annotations
 
 import io
+import os
 import zipfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -243,10 +246,7 @@ def locate(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
 def locate_text(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> pa.Array:
     """:func:`locate` as an Arrow string array (null where no area covers the point),
     built from the code ranks without a Python object per point."""
-    rank = locate_ranks(x, y, index)
-    codes = pa.array([str(c) for c in index.codes], type=pa.string())
-    ranks = pa.array(rank, mask=rank < 0, type=pa.int32())
-    return pa.DictionaryArray.from_arrays(ranks, codes).cast(pa.string())
+    return ranks_text(locate_ranks(x, y, index), index)
 
 
 def locate_ranks(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
@@ -281,6 +281,49 @@ def locate_ranks(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     first[1:] = pt_sorted[1:] != pt_sorted[:-1]
     result[where[pt_sorted[first]]] = rank[order][first]
     return result
+
+
+def locate_layers(x: np.ndarray, y: np.ndarray, indexes: Mapping[str, AreaIndex], *,
+                  threads: int | None = None) -> dict[str, np.ndarray]:
+    """:func:`locate_ranks` for several layers at once, the layers shared among threads.
+
+    The work of a layer is NumPy and the STRtree's query, which release the GIL, so on
+    a machine with several cores the layers run side by side.
+
+    Parameters
+    ----------
+    x, y
+        Point coordinates in the indexes' CRS; NaN gives ``-1``.
+    indexes
+        Layer key → :class:`AreaIndex`.
+    threads
+        At most this many threads (default: the cores this process may use, at most one
+        per layer); ``1`` runs the layers one after another.
+
+    Returns
+    -------
+    dict
+        Layer key → int32 ranks into that index's ``codes`` (``-1``: no area), in the
+        order of ``indexes``.
+    """
+    keys = list(indexes)
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    threads = max(1, min(threads, len(keys)))
+    if threads == 1:
+        return {k: locate_ranks(x, y, indexes[k]) for k in keys}
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="locate") as pool:
+        ranks = pool.map(lambda k: locate_ranks(x, y, indexes[k]), keys)
+        return dict(zip(keys, ranks, strict=True))
+
+
+def ranks_text(rank: np.ndarray, index: AreaIndex) -> pa.Array:
+    """Ranks from :func:`locate_ranks` as an Arrow string array of codes (null for
+    ``-1``), built without a Python object per point."""
+    codes = pa.array([str(c) for c in index.codes], type=pa.string())
+    ranks = pa.array(rank, mask=rank < 0, type=pa.int32())
+    return pa.DictionaryArray.from_arrays(ranks, codes).cast(pa.string())
 
 
 def join_layers(points: gpd.GeoDataFrame, indexes: dict[str, AreaIndex]) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,21 @@ REQUESTS = DATA / "requests"
 STREETS = DATA / "streets"
 #: The full public data beside the project (see its SOURCES.md), for tests that read more.
 SHARED = Path("/work/shared/data/philadelphia")
+
+#: The interpreter's ``__main__`` (pytest's, or a pytest-xdist worker's).
+_MAIN = sys.modules["__main__"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Put the interpreter's ``__main__`` back before every test's fixtures.
+
+    Streamlit's ``AppTest`` leaves the script it ran as ``sys.modules["__main__"]``; a
+    Dask ``LocalCluster`` started later in the same process would then have its worker
+    processes (spawned) run that script again, and fail to start. Which tests share a
+    process depends on the order (and on pytest-xdist), so every test starts clean.
+    """
+    sys.modules["__main__"] = _MAIN
 
 
 @pytest.fixture(scope="session")

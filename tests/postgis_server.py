@@ -237,7 +237,11 @@ def _run_as_owner(cmd: list[str], *, check: bool) -> subprocess.CompletedProcess
 
 
 def _free_port() -> int:
-    for port in PORTS:
+    # Each pytest-xdist worker (gw0, gw1, …) starts in its own tenth of the range, so two
+    # workers starting at once do not both pick the first free port.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = (int(worker) if worker.isdigit() else 0) * 10 % len(PORTS)
+    for port in (*PORTS[first:], *PORTS[:first]):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))

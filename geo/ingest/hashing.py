@@ -53,7 +53,7 @@ def _fold_bits(acc: np.ndarray, bits: np.ndarray,
 
 
 def text_array(values: pd.Series) -> pa.Array:
-    """A column as one Arrow ``large_string`` array (missing values null).
+    """A column as one Arrow string or binary array (missing values null).
 
     Arrow-backed text is taken as it is; other values are converted (numbers and other
     objects with ``str``; text that is not valid UTF-8, such as an unpaired surrogate
@@ -75,14 +75,21 @@ def text_array(values: pd.Series) -> pa.Array:
             )
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
-    if not (pa.types.is_large_string(arrow.type) or pa.types.is_large_binary(arrow.type)):
+    if not any(check(arrow.type) for check in _OFFSET_TYPES):
         arrow = pc.cast(arrow, pa.large_string())
     return arrow
 
 
+#: Arrow types whose values :func:`_fold_array` reads from their buffers, with the width
+#: of their offsets (the bytes hashed are the same for both widths).
+_OFFSET_TYPES: Final = {pa.types.is_large_string: np.int64, pa.types.is_large_binary: np.int64,
+                        pa.types.is_string: np.int32, pa.types.is_binary: np.int32}
+
+
 def _fold_array(acc: np.ndarray, arrow: pa.Array) -> None:
     n = len(arrow)
-    offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset:arrow.offset + n + 1]
+    width = next(w for check, w in _OFFSET_TYPES.items() if check(arrow.type))
+    offsets = np.frombuffer(arrow.buffers()[1], dtype=width)[arrow.offset:arrow.offset + n + 1]
     data_buffer = arrow.buffers()[2]
     data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None
             else np.zeros(0, dtype=np.uint8))

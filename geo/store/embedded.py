@@ -56,7 +56,14 @@ from geo.ingest.contacts import (
 from geo.ingest.model import TEXT, empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, empty_quarantine
-from geo.joins import AreaIndex, build_index, index_from_bytes, index_to_bytes, locate_text
+from geo.joins import (
+    AreaIndex,
+    build_index,
+    index_from_bytes,
+    index_to_bytes,
+    locate_layers,
+    ranks_text,
+)
 from geo.store import embedded_runs, problem_ids
 from geo.store import embedded_upsert as upsert
 from geo.store.base import (
@@ -422,8 +429,9 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
         out = frame.copy()
         x = out["x"].to_numpy(dtype="float64")
         y = out["y"].to_numpy(dtype="float64")
-        for key, gen in gens.items():
-            codes = locate_text(x, y, self._index(gen))
+        indexes = {key: self._index(gen) for key, gen in gens.items()}
+        for key, rank in locate_layers(x, y, indexes).items():
+            codes = ranks_text(rank, indexes[key])
             out[key] = pd.Series(codes.to_pandas(types_mapper={pa.string(): TEXT}.get).array,
                                  index=out.index)
         return out

@@ -32,7 +32,7 @@ from geo.joins import (
     build_index,
     index_from_bytes,
     index_to_bytes,
-    locate_ranks,
+    locate_layers,
 )
 from geo.store.pgcopy import copy_arrow
 from geo.store.postgis_join import swap_partition
@@ -131,8 +131,8 @@ def area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
     a point outside every area of a layer has no row for it (the rule of
     :func:`geo.joins.locate`, codes built in Arrow from their ranks)."""
     out: dict[str, pa.Table] = {}
-    for key, index in indexes.items():
-        rank = locate_ranks(x, y, index)
+    for key, rank in locate_layers(x, y, indexes).items():
+        index = indexes[key]
         inside = np.flatnonzero(rank >= 0)
         taken = pa.array(inside, type=pa.int64())
         names = pa.array([str(c) for c in index.codes], type=pa.string())

@@ -16,6 +16,9 @@ from geo.joins import (
     index_to_bytes,
     join_layers,
     locate,
+    locate_layers,
+    locate_ranks,
+    ranks_text,
     subdivide,
 )
 from hotspot311.errors import CRSMismatchError
@@ -112,6 +115,30 @@ def test_index_kept_as_bytes_gives_the_same_answers(phila: CityProfile) -> None:
     assert (locate(x, y, kept) == locate(x, y, index)).all()
     assert kept.crs == index.crs
     assert (kept.cells == index.cells).all() and kept.origin == index.origin
+
+
+def test_layers_located_side_by_side_equal_one_at_a_time(phila: CityProfile) -> None:
+    """The threaded multi-layer locate gives every layer's ranks as the plain call does,
+    in the order of the layers, points on edges and outside the city included."""
+    indexes = {s.key: build_index(load_layer(s, crs=phila.crs)) for s in phila.layers}
+    rng = np.random.default_rng(23)
+    areas = load_layer(phila.layers[0], crs=phila.crs)
+    x0, y0, x1, y1 = areas.total_bounds
+    pad = 2_000.0
+    x = rng.uniform(x0 - pad, x1 + pad, 50_000)
+    y = rng.uniform(y0 - pad, y1 + pad, 50_000)
+    corners = shapely.get_coordinates(areas.geometry.boundary)[:5_000]
+    x = np.concatenate([x, corners[:, 0], [np.nan]])
+    y = np.concatenate([y, corners[:, 1], [0.0]])
+    for threads in (None, 1, 3):
+        got = locate_layers(x, y, indexes, threads=threads)
+        assert list(got) == list(indexes)
+        for key, index in indexes.items():
+            expected = locate_ranks(x, y, index)
+            assert (got[key] == expected).all(), (threads, key)
+            assert (got[key] >= 0).any() and (got[key] == -1).any()
+            text = ranks_text(got[key], index).to_pylist()
+            assert text == [None if c is None else str(c) for c in locate(x, y, index)]
 
 
 def test_index_of_another_format_or_garbage_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,9 @@ from geo.store.embedded_parts import (
     MAX_SMALL_PARTS,
     Part,
     RequestParts,
+    _points_to_arrow,
     compaction_plan,
+    part_table,
 )
 from geo.store.query import RequestQuery
 from geo.store.reads import RequestFilter
@@ -329,3 +331,32 @@ def test_a_part_whose_rows_are_all_superseded_goes(tmp_path: Path) -> None:
     assert [p.rows for p in parts] == [100, 20] and store.count() == 120
     frame = store.requests()
     assert (frame["description"] == "again").sum() == 20 and frame["service_request_id"].is_unique
+
+
+def test_part_table_of_points_equals_geopandas_conversion() -> None:
+    """The points' WKB built in NumPy gives the table geopandas' GeoParquet conversion
+    gives (columns, types, bytes and metadata), and anything but plain points (a
+    missing, empty, 3-D or other geometry) goes through geopandas."""
+    import geopandas as gpd
+    import shapely
+    from geopandas.io.arrow import _geopandas_to_arrow
+
+    rng = np.random.default_rng(3)
+    n = 5_000
+    frame = gpd.GeoDataFrame(
+        {"service_request_id": pd.array([f"R{i}" for i in range(n)], dtype="str"),
+         "x": rng.normal(size=n), "when": pd.Timestamp("2026-01-01", tz="UTC")},
+        geometry=gpd.points_from_xy(rng.uniform(-75.3, -74.9, n), rng.uniform(39.8, 40.1, n)),
+        crs="EPSG:4326")
+    frame = frame[["service_request_id", "geometry", "x", "when"]]  # geometry not last
+    table = part_table(frame)
+    expected = _geopandas_to_arrow(frame, index=False)
+    assert table.drop_columns(["_row"]).equals(expected, check_metadata=True)
+    assert table.column("geometry").to_pylist() == list(shapely.to_wkb(frame.geometry.array))
+    assert _points_to_arrow(frame) is not None
+    for odd in (None, shapely.Point(), shapely.Point(1, 2, 3), shapely.box(0, 0, 1, 1)):
+        other = frame.copy()
+        other.loc[7, "geometry"] = odd
+        assert _points_to_arrow(other) is None
+        assert part_table(other).drop_columns(["_row"]).equals(
+            _geopandas_to_arrow(other, index=False), check_metadata=True)
