@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -209,7 +210,16 @@ def validate(
     mark(ids.isna(), "missing_id", REASONS["missing_id"])
 
     tz = profile.timezone
-    times = {name: parse_times(text(name), tz=tz) for name in TIME_FIELDS}
+    # the time columns and the coordinates are read side by side (Arrow's kernels and
+    # shapely release the GIL); the marks below are set in the same order as ever
+    address = text("address")
+    raw_times = {name: text(name) for name in TIME_FIELDS}
+    coordinate_args = (text("lat"), text("lon"), address, profile, text(GEOMETRY_ERROR_COLUMN))
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate") as pool:
+        checked = pool.submit(_check_coordinates, *coordinate_args)
+        times = dict(zip(TIME_FIELDS, pool.map(lambda v: parse_times(v, tz=tz),
+                                               raw_times.values()), strict=True))
+        lat, lon, coord_reason, coord_detail, swapped, located, outside = checked.result()
     raw_req = text("requested_datetime")
     mark(raw_req.isna(), "missing_time", REASONS["missing_time"])
     bad_time = times["requested_datetime"].isna() & raw_req.notna()
@@ -225,14 +235,6 @@ def validate(
             flags.loc[m] = pd.Series([f"{f};{name}" if f else name for f in flags[m]],
                                      index=flags.index[m])
 
-    address = text("address")
-    lat, lon, coord_reason, coord_detail, swapped, located, outside = _check_coordinates(
-        text("lat"),
-        text("lon"),
-        address,
-        profile,
-        text(GEOMETRY_ERROR_COLUMN),
-    )
     flag(swapped, "latlon_swapped")
     coord_rows = coord_reason.notna() & reason.isna()
     at = np.flatnonzero(coord_rows.to_numpy(dtype=bool))  # a few rows: set by position
@@ -298,31 +300,39 @@ def validate(
     req["service_name"] = req["service_name"].fillna(UNSPECIFIED_SERVICE)
     req["lat"] = lat[keep]
     req["lon"] = lon[keep]
-    to_crs = pyproj.Transformer.from_crs("EPSG:4326", profile.crs, always_xy=True)
-    x, y = to_crs.transform(req["lon"].to_numpy(), req["lat"].to_numpy())
-    req["x"], req["y"] = x, y
-    req["geocode_match_type"] = "source"
-    req["geocode_score"] = 100.0
-    marks = kept(flags)
-    req["quality_flags"] = marks.where(marks != "", None)
-    req["synthetic"] = synthetic[keep].astype(bool)
-    req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
-    req["batch_id"] = batch_id
-    req["row_hash"] = row_hash(req)
+    req["x"] = req["y"] = np.nan  # filled below, in their place among the columns
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
+        # the city-CRS coordinates and the points while the row hashes are computed
+        placed = pool.submit(_place, req["lon"].to_numpy(), req["lat"].to_numpy(), profile.crs)
+        req["geocode_match_type"] = "source"
+        req["geocode_score"] = 100.0
+        marks = kept(flags)
+        req["quality_flags"] = marks.where(marks != "", None)
+        req["synthetic"] = synthetic[keep].astype(bool)
+        req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
+        req["batch_id"] = batch_id
+        req["row_hash"] = row_hash(req)
+        req["x"], req["y"], points = placed.result()
     for name in (*TEXT_FIELDS, "service_request_id", "status", "zipcode"):
         if name in req.columns:
             req[name] = _text_column(req[name])
     requests = gpd.GeoDataFrame(
         req.reset_index(drop=True),
-        geometry=gpd.GeoSeries(
-            shapely.points(req["lon"].to_numpy(), req["lat"].to_numpy()), crs="EPSG:4326"
-        ),
+        geometry=gpd.GeoSeries(points, crs="EPSG:4326"),
         crs="EPSG:4326",
     )
     counts = _flag_counts(flags)
     return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts,
                           located=located, outside=outside,
                           source_rows=df.loc[keep, ROW_COLUMN].to_numpy(dtype=np.int64))
+
+
+def _place(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """City-CRS ``x``, ``y`` and the points (lon/lat) of usable coordinates."""
+    to_crs = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = to_crs.transform(lon, lat)
+    return np.asarray(x), np.asarray(y), shapely.points(lon, lat)
 
 
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file
