@@ -332,7 +332,7 @@ def _place(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.n
     """City-CRS ``x``, ``y`` and the points (lon/lat) of usable coordinates."""
     to_crs = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = to_crs.transform(lon, lat)
-    return np.asarray(x), np.asarray(y), shapely.points(lon, lat)
+    return np.asarray(x), np.asarray(y), np.asarray(shapely.points(lon, lat), dtype=object)
 
 
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file
