@@ -190,12 +190,10 @@ def request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
             columns[c] = col.to_numpy(zero_copy_only=False).astype("float64")
         elif c == "synthetic":
             columns[c] = col.to_numpy(zero_copy_only=False).astype(bool)
-        else:
-            columns[c] = col.to_numpy(zero_copy_only=False).astype(object)
+        else:  # text: Arrow-backed, as the ADBC read gives it
+            text = col if pa.types.is_string(col.type) else col.cast(pa.string())
+            columns[c] = text.to_pandas(types_mapper={pa.string(): TEXT}.get).array
     frame = pd.DataFrame(columns)
-    for c in names:
-        if c not in TIME_FIELDS and columns[c].dtype == object:
-            frame[c] = frame[c].astype(object)
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     return gpd.GeoDataFrame(
         frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
@@ -288,3 +289,41 @@ def test_overlapping_areas_give_the_lowest_code(postgis_url: str, tmp_path: Path
         assert rows == (4,)
     finally:
         store.close()
+
+
+def test_a_connection_string_adbc_cannot_take_is_read_by_copy(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``key=value`` connection string with a parameter ADBC's URI cannot carry (here
+    ``sslmode``) reads the requests through ``COPY`` parsed by Arrow, and gets exactly
+    what the ADBC read gives (texts, times, hashes, codes, the missing ones included)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from geo.store import postgis_read
+
+    rows = [_row("1"), _row("2", desc="=HYPERLINK(\"x\")"), _row("3", lon=-75.2, desc=""),
+            {**_row("4"), "updated_datetime": None, "description": "line\nbreak, \"quoted\""}]
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", rows), store, now=NOW)
+        by_adbc = store.requests()
+    finally:
+        store.close()
+    params = conninfo_to_dict(postgis_url)
+    keyvalue = " ".join(f"{k}={v}" for k, v in params.items()) + " sslmode=disable"
+    assert postgis_read.adbc_uri(keyvalue) is None
+
+    def no_adbc(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ADBC was used")
+
+    monkeypatch.setattr(postgis_read, "fetch_arrow", no_adbc)
+    store = PostGISStore.open(keyvalue, TESTVILLE)
+    try:
+        by_copy = store.requests()
+    finally:
+        store.close()
+    assert len(by_adbc) == 4 and by_adbc["district"].notna().any()
+    pd.testing.assert_frame_equal(by_copy.drop(columns="geometry"),
+                                  by_adbc.drop(columns="geometry"))
+    assert by_copy.geometry.geom_equals(by_adbc.geometry).all()
