@@ -15,7 +15,8 @@ part-way leaves the database as it was:
 - :meth:`PostGISStore.add_generation` stores areas and pieces and re-joins that layer.
 
 Area codes per request are rows of ``request_areas``; :meth:`PostGISStore.requests`
-pivots them into one column per layer key, giving the embedded store's frame shape.
+reads them layer by layer and matches them to the requests by id in Arrow, one column per
+layer key, giving the embedded store's frame shape.
 Text PostgreSQL cannot hold (U+0000) follows the rule in :mod:`geo.store.postgis_text`.
 """
 
@@ -74,6 +75,8 @@ from layers.registry import Generation, active_generations
 _CONNECT_TIMEOUT = 10
 
 _READ_COLUMNS = postgis_read.READ_COLUMNS
+#: The id column every request read carries for ordering and for its area codes.
+_ORDER_ID = "_order_id"
 
 
 def conninfo_for(url: str) -> str:
@@ -344,10 +347,9 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request, one column per layer key, ordered by id.
 
-        One statement: ``request_areas`` is pivoted with ``max(code) FILTER (WHERE
-        layer_key = …)`` per layer (one row per request and layer, so ``max`` is that
-        row's code) and left-joined to ``requests``; the rows come back as Arrow through
-        ADBC (:mod:`geo.store.postgis_read`), no Python object per row.
+        The requests and each layer's codes are read by one statement each, in one
+        read-only snapshot, as Arrow through ADBC (:mod:`geo.store.postgis_read`), and
+        put together in Arrow: no Python object per row, and no join on the server.
         """
         keys = self.layer_keys()
         frame = self._read_columns([*_READ_COLUMNS, *keys], keys)
@@ -388,36 +390,27 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             return None
         known = [c for c in dict.fromkeys(columns) if c in _READ_COLUMNS or c in keys]
         wanted_keys = [k for k in keys if k in known]
-        cols: list[sql.Composable] = []
+        cols: list[sql.Composable] = [sql.SQL("r.service_request_id AS {}").format(
+            sql.Identifier(_ORDER_ID))]
         for c in known:
             if c in keys:
-                cols.append(sql.SQL("a.{} AS {}").format(
-                    sql.Identifier(f"k{keys.index(c)}"), sql.Identifier(c)))
-            elif c == "extra":
+                continue
+            if c == "extra":
                 cols.append(sql.SQL("r.extra::text AS extra"))
             else:
                 cols.append(sql.Identifier("r", c))
-        if not cols:
-            cols = [sql.SQL("NULL")]
-        source: sql.Composable = sql.SQL("requests r")
-        if wanted_keys:
-            pivot = sql.SQL(", ").join(
-                sql.SQL("max(code) FILTER (WHERE layer_key = {}) AS {}").format(
-                    sql.Literal(k), sql.Identifier(f"k{keys.index(k)}"))
-                for k in wanted_keys)
-            source = sql.SQL(
-                "requests r LEFT JOIN (SELECT service_request_id, {} FROM request_areas"
-                " WHERE layer_key = ANY({}) GROUP BY service_request_id) a"
-                " USING (service_request_id)"
-            ).format(pivot, sql.Literal(wanted_keys))
-        stmt = sql.SQL('SELECT {} FROM {} ORDER BY r.service_request_id COLLATE "C"').format(
-            sql.SQL(", ").join(cols), source)
+        statements = [sql.SQL("SELECT {} FROM requests r").format(sql.SQL(", ").join(cols))]
+        statements += [sql.SQL("SELECT service_request_id, code FROM request_areas"
+                               " WHERE layer_key = {}").format(sql.Literal(k))
+                       for k in wanted_keys]
         with self._connection() as conn:
-            text = postgis_read.render(stmt, conn)
+            queries = [postgis_read.render(stmt, conn) for stmt in statements]
         try:
-            table = postgis_read.fetch_arrow(uri, text)
+            rows, *codes = postgis_read.fetch_arrow_snapshot(uri, queries)
         except Exception as err:  # the ADBC driver's own error types
             raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
+        table = postgis_read.with_codes(rows, dict(zip(wanted_keys, codes, strict=True)),
+                                        id_column=_ORDER_ID).select(known)
         if not known:
             return pd.DataFrame(index=pd.RangeIndex(table.num_rows))
         texts = [c for c in known if c in keys or postgis_read.read_types(()).get(c) == pa.string()]

@@ -13,7 +13,7 @@ psycopg) and rendered with a psycopg connection before ADBC runs it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import shapely
 from psycopg import sql
@@ -78,6 +79,39 @@ def fetch_arrow(uri: str, statement: str) -> pa.Table:
     with adbc.connect(uri) as conn, conn.cursor() as cur:
         cur.execute(statement)
         return cur.fetch_arrow_table()
+
+
+def fetch_arrow_snapshot(uri: str, statements: Sequence[str]) -> list[pa.Table]:
+    """Run several ``SELECT`` statements through ADBC in one read-only, repeatable-read
+    transaction (so all see one state of the database), each as an Arrow table."""
+    out: list[pa.Table] = []
+    with adbc.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for statement in statements:
+            cur.execute(statement)
+            out.append(cur.fetch_arrow_table())
+        conn.rollback()
+    return out
+
+
+def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str) -> pa.Table:
+    """Request rows in id order (``COLLATE "C"``: Arrow orders text by its bytes), with
+    one column per layer of ``codes`` (``service_request_id``, ``code`` rows; null for a
+    request with no row), then without ``id_column``.
+
+    Examples
+    --------
+    >>> rows = pa.table({"i": ["b", "a", "c"], "v": [2, 1, 3]})
+    >>> zip_ = pa.table({"service_request_id": ["c", "a"], "code": ["19103", "19104"]})
+    >>> with_codes(rows, {"zip": zip_}, id_column="i").to_pydict()
+    {'v': [1, 2, 3], 'zip': ['19104', None, '19103']}
+    """
+    rows = rows.take(pc.sort_indices(rows.column(id_column)))
+    ids = rows.column(id_column)
+    for key, table in codes.items():
+        at = pc.index_in(ids, value_set=table.column("service_request_id"))
+        rows = rows.append_column(key, table.column("code").take(at))
+    return rows.drop_columns([id_column])
 
 
 def frame_from_arrow(table: pa.Table, *, text_columns: Sequence[str] = ()) -> pd.DataFrame:
