@@ -327,3 +327,81 @@ def test_a_connection_string_adbc_cannot_take_is_read_by_copy(
     pd.testing.assert_frame_equal(by_copy.drop(columns="geometry"),
                                   by_adbc.drop(columns="geometry"))
     assert by_copy.geometry.geom_equals(by_adbc.geometry).all()
+
+
+def test_a_write_between_the_reads_statements_is_not_seen(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``requests()`` reads the requests and each layer's codes by separate statements;
+    a write committed after the first of them is not seen by the others (one snapshot),
+    so the codes read are those of the requests read (here the write moves request 1
+    from area A to area B)."""
+    from geo.store import postgis_read
+
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 2.69e6, 4.0e5)),
+                                                        ("B", (2.69e6, 1.0e5, 3.0e6, 4.0e5))]))
+        west = -75.2  # in A; -75.15 is in B
+        ingest(write_csv(tmp_path / "a.csv", [_row("1", lon=west), _row("2", lon=west)]), store,
+               now=NOW)
+        before = store.requests()
+        real = postgis_read.adbc.connect
+        written: list[int] = []
+
+        class Cursor:
+            def __init__(self, cur: object) -> None:
+                self._cur = cur
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(self._cur, name)
+
+            def __enter__(self) -> Cursor:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self._cur.close()  # type: ignore[attr-defined]
+
+            def fetch_arrow_table(self) -> object:
+                table = self._cur.fetch_arrow_table()  # type: ignore[attr-defined]
+                if not written:  # after the first statement: another session writes
+                    written.append(1)
+                    other = PostGISStore.open(postgis_url, TESTVILLE)
+                    try:
+                        ingest(write_csv(tmp_path / "b.csv", [_row("1", desc="moved"),
+                                                              _row("3", lon=west)]),
+                               other, now=NOW)
+                    finally:
+                        other.close()
+                return table
+
+        class Connection:
+            def __init__(self, conn: object) -> None:
+                self._conn = conn
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(self._conn, name)
+
+            def __enter__(self) -> Connection:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self._conn.close()  # type: ignore[attr-defined]
+
+            def cursor(self) -> Cursor:
+                return Cursor(self._conn.cursor())  # type: ignore[attr-defined]
+
+        monkeypatch.setattr(postgis_read.adbc, "connect",
+                            lambda *a, **k: Connection(real(*a, **k)))
+        during = store.requests()
+        monkeypatch.undo()
+        after = store.requests()
+    finally:
+        store.close()
+    assert written
+    pd.testing.assert_frame_equal(during.drop(columns="geometry"),
+                                  before.drop(columns="geometry"))
+    assert after["service_request_id"].tolist() == ["1", "2", "3"]
+    assert before["district"].tolist() == ["A", "A"]
+    assert after["district"].tolist() == ["B", "A", "A"]
+    assert after.loc[after["service_request_id"] == "1", "description"].item() == "moved"
