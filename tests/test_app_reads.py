@@ -29,7 +29,10 @@ from layers.profile import load_profile
 ROOT = Path(__file__).resolve().parents[1]
 WHOLE = ("requests", "request_columns", "request_reader")
 COUNTED = ("select_requests", "group_counts", "grid_cells", "request_summary", "areas",
-           "quarantine", "contacts", "latest_request", "problem_count", "area_names")
+           "quarantine", "contacts", "latest_request", "problem_count", "area_names",
+           "contact_quarantine", "batches", "table_counts")
+#: Tables beside the requests that ``status`` counts through ``table_counts``.
+OTHER_TABLES = ("quarantine", "contacts", "contact_quarantine", "batches")
 
 
 @pytest.fixture
@@ -120,6 +123,8 @@ def test_status_and_request_read_counts_and_one_row(app_location: str,
     assert f"request {rid}" in one.output
     names = {n for n, _ in reads}
     assert not names & set(WHOLE), reads
+    assert "table_counts" in names and not names & set(OTHER_TABLES), reads
+    assert "quarantine   " in status.output and "batches      " in status.output
     rows = [n for name, n in reads if name == "select_requests"]
     assert rows and rows[0] == 1  # the request itself: one row
     assert max(n for _, n in reads) < total / 2, reads

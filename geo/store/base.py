@@ -27,7 +27,7 @@ from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
 from geo.store.query import QUERY_COLUMNS, RequestQuery, frame_rows
-from geo.store.reads import RequestFilter, RequestSummary
+from geo.store.reads import RequestFilter, RequestSummary, TableCounts, reason_counts
 from geo.store.sources import Source, SourceConfig, SourceState
 from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import is_postgres_url
@@ -355,6 +355,23 @@ class Store(ABC):
     @abstractmethod
     def batches(self) -> pd.DataFrame:
         """The ingest log, one row per batch (see :data:`BATCH_COLUMNS`)."""
+
+    def table_counts(self) -> TableCounts:
+        """The quarantine, contact and batch counts ``status`` shows (see
+        :class:`geo.store.reads.TableCounts`); stores count them without reading the
+        tables (this default reads them)."""
+        contacts = self.contacts()
+        received = contacts["received_datetime"]
+        return TableCounts(
+            quarantine=reason_counts(self.quarantine()["reason"].value_counts().items()),
+            contacts=len(contacts),
+            contacts_synthetic=int(contacts["synthetic"].sum()),
+            contacts_first=received.min() if len(contacts) else None,
+            contacts_last=received.max() if len(contacts) else None,
+            contact_quarantine=reason_counts(
+                self.contact_quarantine()["reason"].value_counts().items()),
+            batches=len(self.batches()),
+        )
 
     @abstractmethod
     def generations(self) -> list[Generation]:

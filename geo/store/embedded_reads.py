@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,14 +24,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from geo.store.embedded_parts import RequestParts
 from geo.store.reads import (
     FACET_COLUMNS,
     RequestFilter,
     RequestSummary,
+    TableCounts,
     grid_index,
     lon_ranges,
+    reason_counts,
 )
 
 _T = TypeVar("_T")
@@ -199,6 +203,38 @@ class EmbeddedReads:
             columns=["channel"], filter=pc.field("service_request_id") == str(request_id))
         channels = table.column("channel").to_pylist()
         return len(channels), sum(1 for c in channels if c == "phone")
+
+    def table_counts(self) -> TableCounts:
+        """Quarantine, contact and batch counts from the columns they need (the reasons;
+        the contacts' ``synthetic`` and ``received_datetime``) and the batch log's row
+        count, not from the whole files."""
+        def columns(name: str, wanted: list[str]) -> pa.Table | None:
+            path = self._current_file(name)
+            if path is None:
+                return None
+            return self._read(path, lambda p: pq.read_table(p, columns=wanted))
+
+        def reasons(table: pa.Table | None) -> dict[str, int]:
+            if table is None or table.num_rows == 0:
+                return {}
+            counted = pc.value_counts(table.column("reason")).to_pylist()
+            return reason_counts([(c["values"], c["counts"]) for c in counted])
+
+        contacts = columns("contacts.parquet", ["synthetic", "received_datetime"])
+        out = TableCounts(
+            quarantine=reasons(columns("quarantine.parquet", ["reason"])),
+            contact_quarantine=reasons(columns("contact_quarantine.parquet", ["reason"])))
+        batches = self._current_file("batches.parquet")
+        if batches is not None:
+            out = replace(out, batches=self._read(
+                batches, lambda p: pq.ParquetFile(p).metadata.num_rows))
+        if contacts is not None and contacts.num_rows:
+            received = pd.to_datetime(contacts.column("received_datetime").to_pandas(), utc=True)
+            out = replace(out, contacts=contacts.num_rows,
+                          contacts_synthetic=int(pc.sum(contacts.column("synthetic")).as_py()
+                                                 or 0),
+                          contacts_first=received.min(), contacts_last=received.max())
+        return out
 
     # --- the export log ---------------------------------------------------------------
     def record_export(self, *, user: str, role: str, department: str | None, what: str,

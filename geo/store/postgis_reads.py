@@ -26,7 +26,15 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from geo.store.embedded_reads import AUDIT_COLUMNS, order_counts
-from geo.store.reads import FACET_COLUMNS, GROUPABLE, RequestFilter, RequestSummary, lon_ranges
+from geo.store.reads import (
+    FACET_COLUMNS,
+    GROUPABLE,
+    RequestFilter,
+    RequestSummary,
+    TableCounts,
+    lon_ranges,
+    reason_counts,
+)
 from hotspot311.errors import InputError, StoreError, describe
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS
 
@@ -245,6 +253,25 @@ class PostGISReads:
                 "SELECT count(*), count(*) FILTER (WHERE channel = 'phone') FROM contacts"
                 " WHERE service_request_id = %s", (str(request_id),)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def table_counts(self) -> TableCounts:
+        """Quarantine, contact and batch counts, counted by the server."""
+        with self._connection() as conn:
+            quarantine = conn.execute(
+                "SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall()
+            held = conn.execute(
+                "SELECT reason, count(*) FROM contact_quarantine GROUP BY reason").fetchall()
+            contacts = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE synthetic), min(received_datetime),"
+                " max(received_datetime) FROM contacts").fetchone()
+            batches = conn.execute("SELECT count(*) FROM batches").fetchone()
+        n, synthetic, first, last = contacts if contacts else (0, 0, None, None)
+        return TableCounts(
+            quarantine=reason_counts(quarantine), contact_quarantine=reason_counts(held),
+            contacts=int(n), contacts_synthetic=int(synthetic),
+            contacts_first=pd.Timestamp(first).tz_convert("UTC") if first else None,
+            contacts_last=pd.Timestamp(last).tz_convert("UTC") if last else None,
+            batches=int(batches[0]) if batches else 0)
 
     def write_privileges(self) -> list[str]:
         """Tables of requests and layers this role may insert into, change or empty

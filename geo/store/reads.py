@@ -14,7 +14,7 @@ implementations share.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -123,6 +123,44 @@ class RequestSummary:
     synthetic: int = 0
     first: pd.Timestamp | None = None
     last: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class TableCounts:
+    """What ``hotspot311 status`` shows of the tables beside the requests, counted by the
+    store (no table is read whole).
+
+    Attributes
+    ----------
+    quarantine, contact_quarantine
+        Reason → quarantined rows, most first (then by reason).
+    contacts, contacts_synthetic
+        Stored contacts; generated demo ones.
+    contacts_first, contacts_last
+        Earliest and latest ``received_datetime`` (``None`` when there are none).
+    batches
+        Rows of the ingest log.
+    """
+
+    quarantine: dict[str, int] = field(default_factory=dict)
+    contacts: int = 0
+    contacts_synthetic: int = 0
+    contacts_first: pd.Timestamp | None = None
+    contacts_last: pd.Timestamp | None = None
+    contact_quarantine: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+
+
+def reason_counts(pairs: Iterable[tuple[Any, Any]]) -> dict[str, int]:
+    """(reason, rows) pairs as :attr:`TableCounts.quarantine`: most rows first, then by
+    reason.
+
+    Examples
+    --------
+    >>> reason_counts([("b", 2), ("a", 2), ("c", 5)])
+    {'c': 5, 'a': 2, 'b': 2}
+    """
+    return dict(sorted(((str(r), int(n)) for r, n in pairs), key=lambda p: (-p[1], p[0])))
 
 
 def lon_ranges(box: Box) -> list[tuple[float, float]]:

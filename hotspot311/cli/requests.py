@@ -156,9 +156,9 @@ def status_cmd(ctx: Context) -> None:
         top = store.group_counts(every, "service_name")["requests"].head(8)
         for name, n in top.items():
             click.echo(f"    {name!s:<34}{n:>9,}")
-    quarantine = store.quarantine()
-    click.echo(f"quarantine   {len(quarantine):>9,}")
-    for reason, n in quarantine["reason"].value_counts().items():
+    tables = store.table_counts()  # counted by the store: no table is read whole
+    click.echo(f"quarantine   {sum(tables.quarantine.values()):>9,}")
+    for reason, n in tables.quarantine.items():
         click.echo(f"    {reason:<34}{n:>9,}")
     click.echo("layers (active generation: areas, requests outside every area)")
     for key, gen in store.active().items():
@@ -166,17 +166,16 @@ def status_cmd(ctx: Context) -> None:
         outside = int(by_area.get(None, 0)) if by_area is not None and None in by_area.index \
             else 0
         click.echo(f"    {key:<22} g{gen.generation} {gen.n_areas:>5} areas {outside:>8,} outside")
-    contacts = store.contacts()
-    click.echo(f"contacts     {len(contacts):>9,}")
-    if len(contacts):
-        click.echo(f"  synthetic  {int(contacts['synthetic'].sum()):>9,}")
-        first, last = contacts["received_datetime"].min(), contacts["received_datetime"].max()
-        click.echo(f"  received   {first:%Y-%m-%d} … {last:%Y-%m-%d}")
-    contact_q = store.contact_quarantine()
-    click.echo(f"contact quarantine {len(contact_q):>3,}")
-    for reason, n in contact_q["reason"].value_counts().items():
+    click.echo(f"contacts     {tables.contacts:>9,}")
+    if tables.contacts:
+        click.echo(f"  synthetic  {tables.contacts_synthetic:>9,}")
+        if tables.contacts_first is not None and tables.contacts_last is not None:
+            click.echo(f"  received   {tables.contacts_first:%Y-%m-%d} … "
+                       f"{tables.contacts_last:%Y-%m-%d}")
+    click.echo(f"contact quarantine {sum(tables.contact_quarantine.values()):>3,}")
+    for reason, n in tables.contact_quarantine.items():
         click.echo(f"    {reason:<34}{n:>9,}")
-    click.echo(f"batches      {len(store.batches()):>9,}")
+    click.echo(f"batches      {tables.batches:>9,}")
     for line in source_lines(store.sources()):
         click.echo(line)
 

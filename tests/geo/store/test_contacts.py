@@ -227,3 +227,31 @@ def test_a_failure_part_way_leaves_the_store_as_it_was(store: Store, tmp_path: P
     pd.testing.assert_frame_equal(store.contacts(), before[0])
     pd.testing.assert_frame_equal(store.contact_quarantine(), before[1])
     pd.testing.assert_frame_equal(store.batches(), before[2])
+
+
+def test_table_counts_equal_the_counts_of_the_whole_tables(store: Store,
+                                                           tmp_path: Path) -> None:
+    """``table_counts`` (what ``status`` prints) counts on each store what the whole
+    tables give: quarantine and contact quarantine by reason, contacts, their synthetic
+    ones and date range, batches; an empty store counts nothing."""
+    from geo.ingest.pipeline import ingest
+    from geo.store.reads import TableCounts
+    from tests.geo.store.stores import write_csv
+
+    assert store.table_counts() == TableCounts()
+    ingest_contacts(_write(tmp_path), store, mapping=MAPPING, now=NOW)
+    requests = [{"service_request_id": "1", "requested_datetime": "2023-05-01 10:00",
+                 "lat": 39.95, "lon": -75.15},
+                {"service_request_id": "2", "requested_datetime": "someday",
+                 "lat": 39.95, "lon": -75.15},
+                {"service_request_id": "", "requested_datetime": "2023-05-01 10:00"},
+                {"service_request_id": "4", "requested_datetime": "2023-05-01 10:00",
+                 "lat": 0, "lon": 0}]
+    ingest(write_csv(tmp_path / "r.csv", requests), store, now=NOW)
+    got = store.table_counts()
+    expected = Store.table_counts(store)  # the default: read every table whole
+    assert got == expected
+    assert got.contacts == 3 and got.batches == 2
+    assert sum(got.contact_quarantine.values()) == 9 and sum(got.quarantine.values()) == 3
+    assert got.contacts_first == pd.Timestamp("2024-05-28 13:00Z")
+    assert list(got.quarantine.values()) == sorted(got.quarantine.values(), reverse=True)
