@@ -28,6 +28,7 @@ from geo.store.base import open_store
 from hotspot311.web.maps import POINT_LIMIT
 from hotspot311.web.mapview import DETAIL_ZOOM, within_box
 from layers.profile import load_profile
+from tests.geo.store.stores import store_location
 
 pytestmark = pytest.mark.browser
 
@@ -164,8 +165,7 @@ def dense_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     from tests.appstore import fill_store
 
     directory = tmp_path_factory.mktemp("densestore")
-    location = str(directory / "store") if request.param == "embedded" else \
-        request.getfixturevalue("postgis_server").clone("dense")
+    location = store_location(request.param, directory, request, "dense")
     return fill_store(location, directory / "requests.csv", 3 * POINT_LIMIT)
 
 

@@ -18,6 +18,7 @@ from hotspot311.cli.demo_contacts import generate_contacts
 from hotspot311.web.reportpage import request_report
 from layers.profile import load_profile
 from reports.calendar import load_calendar
+from tests.geo.store.stores import store_location
 from tests.test_app import run_app
 
 END = datetime(2026, 6, 30, 12, tzinfo=UTC)
@@ -36,8 +37,7 @@ def store_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     """The page's store, each store in turn (a directory or a ``postgresql://`` URL)."""
     root = tmp_path_factory.mktemp("reports_page")
     profile = load_profile("philadelphia")
-    location = str(root / "store") if request.param == "embedded" else \
-        request.getfixturevalue("postgis_server").clone("reports")
+    location = store_location(request.param, root, request, "reports")
     store = open_store(location, profile)
     requests = generate(1500, seed=3, end=END)
     requests.to_csv(root / "requests.csv", index=False)

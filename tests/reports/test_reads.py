@@ -38,6 +38,7 @@ from reports.filters import ReportFilter
 from reports.meeting import run_report
 from reports.reads import REPORT_COLUMNS, report_columns, report_periods, report_requests
 from reports.sla import add_due_and_state
+from tests.geo.store.stores import store_location
 
 END = datetime(2026, 6, 30, 12, tzinfo=UTC)
 NOW = datetime(2026, 7, 1, 9, tzinfo=UTC)
@@ -69,8 +70,7 @@ def location(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
     root = tmp_path_factory.mktemp("report_reads")
     profile = load_profile("philadelphia")
-    where = str(root / "store") if request.param == "embedded" else \
-        request.getfixturevalue("postgis_server").clone("report_reads")
+    where = store_location(request.param, root, request, "report_reads")
     store = open_store(where, profile)
     try:
         made = generate(1500, seed=5, end=END)

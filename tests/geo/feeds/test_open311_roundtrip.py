@@ -34,6 +34,7 @@ from hotspot311.api.app import create_app
 from hotspot311.api.settings import ApiSettings
 from layers.profile import CityProfile
 from tests.conftest import REQUESTS
+from tests.geo.store.stores import store_location
 from tests.hotspot311.api.live import live_server
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,9 +49,7 @@ GRAFFITI = ColumnMapping(constants={"service_name": "Graffiti Removal",
 
 def location(kind: str, tmp_path: Path, name: str, request: pytest.FixtureRequest) -> str:
     """A new store of ``kind``: a directory, or a fresh PostGIS database's URL."""
-    if kind == "embedded":
-        return str(tmp_path / name)
-    return str(request.getfixturevalue("postgis_server").clone(f"rt{name}"))
+    return store_location(kind, tmp_path, request, f"rt{name}")
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

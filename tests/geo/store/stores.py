@@ -54,6 +54,14 @@ def open_test_store(
     return PostGISStore.open(url, profile)
 
 
+def store_location(kind: str, root: Path, request: pytest.FixtureRequest, name: str) -> str:
+    """Where a new store of ``kind`` goes: ``root/name`` (embedded), or the URL of a fresh
+    database cloned on the session's PostGIS server (any fixture scope)."""
+    if kind == "embedded":
+        return str(root / name)
+    return str(request.getfixturevalue("postgis_server").clone(name))
+
+
 @pytest.fixture(params=["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Each store in turn, empty, for the Testville profile."""

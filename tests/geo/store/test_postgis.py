@@ -336,7 +336,7 @@ def test_a_write_between_the_reads_statements_is_not_seen(
     a write committed after the first of them is not seen by the others (one snapshot),
     so the codes read are those of the requests read (here the write moves request 1
     from area A to area B)."""
-    from geo.store import postgis_read
+    from adbc_driver_manager import dbapi
 
     store = PostGISStore.open(postgis_url, TESTVILLE)
     try:
@@ -346,53 +346,22 @@ def test_a_write_between_the_reads_statements_is_not_seen(
         ingest(write_csv(tmp_path / "a.csv", [_row("1", lon=west), _row("2", lon=west)]), store,
                now=NOW)
         before = store.requests()
-        real = postgis_read.adbc.connect
+        real = dbapi.Cursor.fetch_arrow_table
         written: list[int] = []
 
-        class Cursor:
-            def __init__(self, cur: object) -> None:
-                self._cur = cur
+        def fetch_then_write(cursor: dbapi.Cursor) -> object:
+            table = real(cursor)
+            if not written:  # after the first statement: another session writes
+                written.append(1)
+                other = PostGISStore.open(postgis_url, TESTVILLE)
+                try:
+                    ingest(write_csv(tmp_path / "b.csv", [_row("1", desc="moved"),
+                                                          _row("3", lon=west)]), other, now=NOW)
+                finally:
+                    other.close()
+            return table
 
-            def __getattr__(self, name: str) -> object:
-                return getattr(self._cur, name)
-
-            def __enter__(self) -> Cursor:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                self._cur.close()  # type: ignore[attr-defined]
-
-            def fetch_arrow_table(self) -> object:
-                table = self._cur.fetch_arrow_table()  # type: ignore[attr-defined]
-                if not written:  # after the first statement: another session writes
-                    written.append(1)
-                    other = PostGISStore.open(postgis_url, TESTVILLE)
-                    try:
-                        ingest(write_csv(tmp_path / "b.csv", [_row("1", desc="moved"),
-                                                              _row("3", lon=west)]),
-                               other, now=NOW)
-                    finally:
-                        other.close()
-                return table
-
-        class Connection:
-            def __init__(self, conn: object) -> None:
-                self._conn = conn
-
-            def __getattr__(self, name: str) -> object:
-                return getattr(self._conn, name)
-
-            def __enter__(self) -> Connection:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                self._conn.close()  # type: ignore[attr-defined]
-
-            def cursor(self) -> Cursor:
-                return Cursor(self._conn.cursor())  # type: ignore[attr-defined]
-
-        monkeypatch.setattr(postgis_read.adbc, "connect",
-                            lambda *a, **k: Connection(real(*a, **k)))
+        monkeypatch.setattr(dbapi.Cursor, "fetch_arrow_table", fetch_then_write)
         during = store.requests()
         monkeypatch.undo()
         after = store.requests()

@@ -14,6 +14,7 @@ from geo.store.reads import RequestFilter, facets_answer, lon_ranges, summary_fr
 from hotspot311.errors import InputError
 from layers.profile import load_profile
 from tests.appstore import END, fill_store
+from tests.geo.store.stores import store_location
 
 NOW = END + timedelta(days=3)
 
@@ -23,10 +24,7 @@ NOW = END + timedelta(days=3)
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[tuple[Store, pd.DataFrame]]:
     directory = tmp_path_factory.mktemp("reads")
-    if request.param == "embedded":
-        location = str(directory / "store")
-    else:
-        location = request.getfixturevalue("postgis_server").clone("reads")
+    location = store_location(request.param, directory, request, "reads")
     fill_store(location, directory / "requests.csv", 900, seed=7)
     store = open_store(location, load_profile("philadelphia"))
     frame = pd.DataFrame(store.requests()).drop(columns="geometry")
