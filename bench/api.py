@@ -13,10 +13,12 @@ Data: ``--rows`` synthetic requests at real Philadelphia intersections
 (:func:`bench.common.city_requests`), loaded with the profile's layers into a fresh
 store of each kind (PostGIS: a throwaway server from :mod:`tests.postgis_server` unless
 ``--url``). The server is ``uvicorn hotspot311.api.asgi:app_from_env`` in its own
-process(es) (``--workers``); the clients are one asyncio loop of ``--clients`` httpx
+process(es) (``--workers``); the clients are one asyncio loop of ``--clients`` aiohttp
 tasks, each sending its next request when the last one is answered, for ``--seconds``
 per scenario, once per ``--clients`` count (1 client: the per-request cost; 50: the
-same work queued, p95 ≈ 50 / throughput):
+same work queued, p95 ≈ 50 / throughput). The server, the database and the clients
+share the machine's cores, so each line also prints the CPU time per request of the
+server process(es) and of the clients:
 
 - ``single``: ``GET requests/{id}.json`` of random stored ids;
 - ``filtered``: ``GET requests.json`` for one service, open, the last 365 days, a
@@ -47,6 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import aiohttp
 import httpx
 import numpy as np
 import pandas as pd
@@ -96,12 +99,18 @@ def pct(values: list[float]) -> tuple[float, float]:
 
 async def load(url: str, make: Callable[[int], tuple[str, str, dict[str, Any]]],
                clients: int, seconds: float) -> tuple[float, list[float], int]:
-    """``clients`` tasks sending ``make(i)`` requests for ``seconds``."""
+    """``clients`` tasks sending ``make(i)`` requests for ``seconds``.
+
+    The clients are aiohttp's: httpx's asyncio client spends 2–6 ms of CPU per request
+    (measured here at 50 clients), so on a shared 2-core machine it was the load
+    generator that set the 50-client figures; aiohttp spends about 0.4 ms.
+    """
     lat: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
         async def worker(k: int) -> None:
             nonlocal errors
             i = k
@@ -109,9 +118,10 @@ async def load(url: str, make: Callable[[int], tuple[str, str, dict[str, Any]]],
                 method, path, kw = make(i)
                 t = time.perf_counter()
                 try:
-                    r = await client.request(method, path, **kw)
-                    failed = r.status_code >= 400
-                except httpx.TimeoutException:
+                    async with client.request(method, path, **kw) as r:
+                        await r.read()
+                        failed = r.status >= 400
+                except TimeoutError:
                     failed = True
                 lat.append(time.perf_counter() - t)
                 errors += failed
@@ -120,6 +130,21 @@ async def load(url: str, make: Callable[[int], tuple[str, str, dict[str, Any]]],
         await asyncio.gather(*(worker(k) for k in range(clients)))
         wall = time.perf_counter() - started
     return len(lat) / wall, lat, errors
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its children (uvicorn's workers)."""
+    import psutil
+
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def floor(func: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
@@ -196,9 +221,9 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
         "filtered": (lambda i: ("GET", "/open311/v2/requests.json", {"params": {
             "service_code": "street-light-outage", "status": "open",
             "start_date": (now - timedelta(days=365)).isoformat(), "end_date": now.isoformat(),
-            "page_size": 1000}}), lambda i: store.query_requests(filt), 30),
+            "page_size": "1000"}}), lambda i: store.query_requests(filt), 30),
         "deep": (lambda i: ("GET", "/open311/v2/requests.json", {"params": {
-            "start_date": "2000-01-01T00:00:00Z", "after": token, "page_size": 1000}}),
+            "start_date": "2000-01-01T00:00:00Z", "after": token, "page_size": "1000"}}),
             lambda i: store.query_requests(deep), 30),
         "post": (lambda i: ("POST", "/open311/v2/requests.json", {"data": {
             "api_key": key, "service_code": "street-defect", "lat": f"{lats[i]:.6f}",
@@ -220,12 +245,17 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
             print(f"  {name:<9} store directly (1 at a time) {rate_f:8.1f}/s  p50 {f50:7.1f} ms"
                   f"  p95 {f95:7.1f} ms", flush=True)
             for c in clients:
+                server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
                 rate, lat, errors = asyncio.run(load(f"http://127.0.0.1:{port}", make, c,
                                                      args.seconds))
+                server_cpu = cpu_seconds(server.pid) - server_cpu
+                client_cpu = time.process_time() - client_cpu
                 p50, p95 = pct(lat)
                 print(f"  {name:<9} API {c:3d} client(s) {rate:8.1f} req/s  p50 {p50:8.1f} ms"
                       f"  p95 {p95:8.1f} ms  ({len(lat):,} requests, {errors} errors)"
-                      f" | p95 API/store {p95 / f95:5.1f}x", flush=True)
+                      f" | p95 API/store {p95 / f95:5.1f}x | CPU per request: server "
+                      f"{1e3 * server_cpu / max(len(lat), 1):.2f} ms, clients "
+                      f"{1e3 * client_cpu / max(len(lat), 1):.2f} ms", flush=True)
     finally:
         server.terminate()
         try:

@@ -211,6 +211,24 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 f"{self.describe()}: the server refused the step ({message}); it was "
                 "rolled back, the store is as it was") from err
 
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection in autocommit, for one read-only statement.
+
+        A lone ``SELECT`` needs no transaction: without one it costs one round trip to
+        the server instead of three (``BEGIN``, the statement, ``COMMIT``), which is most
+        of an Open311 look-up's database time. Failures are reported as
+        :meth:`_connection` reports them; the connection goes back to the pool with
+        autocommit off, as every other method expects it.
+        """
+        with self._connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    conn.autocommit = False
+
     def describe(self) -> str:
         """``PostGIS store user@host:port/dbname``."""
         return f"PostGIS store {self.label}"

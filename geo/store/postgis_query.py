@@ -163,18 +163,21 @@ class PostGISApiMixin:
     def _connection(self) -> AbstractContextManager[psycopg.Connection]:  # the store's
         raise NotImplementedError
 
+    def _statement(self) -> AbstractContextManager[psycopg.Connection]:  # the store's
+        raise NotImplementedError
+
     def query_requests(self, query: RequestQuery, *,
                        columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
         """Answer an Open311 query (see :func:`run_query`)."""
         unit = _unit_m(str(self.profile.crs))  # type: ignore[attr-defined]
-        with self._connection() as conn:
+        with self._statement() as conn:
             return run_query(conn, query, srid=self.srid, unit_m=unit, columns=columns)
 
     def query_rows(self, query: RequestQuery, *,
                    columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
         """Answer an Open311 query as column lists (see :func:`fetch_rows`)."""
         unit = _unit_m(str(self.profile.crs))  # type: ignore[attr-defined]
-        with self._connection() as conn:
+        with self._statement() as conn:
             return fetch_rows(conn, query, srid=self.srid, unit_m=unit, columns=columns)
 
     def api_keys(self) -> list[ApiKey]:
@@ -212,7 +215,7 @@ class PostGISApiMixin:
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         """The record whose hash is ``key_hash`` (revoked or not), or ``None``."""
-        with self._connection() as conn:
+        with self._statement() as conn:
             row = conn.execute(sql.SQL("SELECT {} FROM api_keys WHERE key_hash = %s").format(
                 _KEY_COLUMNS), [key_hash]).fetchone()
         return None if row is None else _key(row)

@@ -46,7 +46,7 @@ from hotspot311.api.errors import Open311Error
 from hotspot311.api.photos import clean_photo, save_photo
 from hotspot311.errors import InputError
 from reports.calendar import CalendarConfig
-from reports.sla import sla_due_times
+from reports.sla import sla_due_time
 
 SOURCE_FILE: Final = "open311 intake"
 #: Where a keyed post's :func:`fingerprint` is kept (an extra column of the request).
@@ -287,10 +287,12 @@ class Intake:
             return None
         row = rows.iloc[0]
         _check_same(recorded_fingerprint(row.get("extra")), print_, key, rid)
-        due = sla_due_times(rows, services=self.catalogue.services, calendar=self.calendar)
         stored = pd.to_datetime(rows["expected_datetime"], utc=True).iloc[0]
-        expected = stored if not pd.isna(stored) else due.iloc[0]
-        expected = None if pd.isna(expected) else expected
+        requested = pd.to_datetime(rows["requested_datetime"], utc=True).iloc[0]
+        due = stored if not pd.isna(stored) else sla_due_time(
+            row["service_name"], None if pd.isna(requested) else requested.to_pydatetime(),
+            services=self.catalogue.services, calendar=self.calendar)
+        expected = None if due is None or pd.isna(due) else pd.Timestamp(due)
         return Receipt(rid, expected, self.notice(str(row["service_name"]), expected),
                        replayed=True)
 
@@ -307,14 +309,14 @@ class Intake:
     def _mapped(self, rid: str, sub: Submission, name: str, agency: str,
                 attrs: dict[str, object], media: str | None, now: datetime) -> pd.DataFrame:
         when = pd.Timestamp(now).tz_convert("UTC")
-        frame = pd.DataFrame({"service_name": [name], "requested_datetime": [when]})
-        due = sla_due_times(frame, services=self.catalogue.services, calendar=self.calendar)
+        due = sla_due_time(name, when.to_pydatetime(), services=self.catalogue.services,
+                           calendar=self.calendar)
         row: dict[str, object] = {
             "service_request_id": rid, "status": "open", "service_code": sub.service_code,
             "service_name": name, "agency_responsible": agency,
             "description": sub.description, "requested_datetime": when.isoformat(),
             "updated_datetime": when.isoformat(),
-            "expected_datetime": None if pd.isna(due.iloc[0]) else due.iloc[0].isoformat(),
+            "expected_datetime": None if due is None else due.isoformat(),
             "address": sub.address_string, "lat": sub.lat, "lon": sub.long,
             "media_url": media, "source": f"{sub.channel}:{sub.account.role}",
             "src:account": sub.account.name, ROW_COLUMN: 1,

@@ -52,13 +52,17 @@ def _local(value: Any, tz: str, fmt: str = "%A %d %B %Y") -> str:
 
 def track_record(st: AppState, rows: pd.DataFrame) -> dict[str, str]:
     """What the tracking page shows of one stored request (nothing personal)."""
-    from reports.sla import sla_due_times
+    from reports.sla import sla_due_time
 
     row = rows.iloc[0]
     tz = st.calendar.timezone
-    due = sla_due_times(rows, services=st.catalogue.services, calendar=st.calendar).iloc[0]
     stored = pd.to_datetime(rows["expected_datetime"], utc=True).iloc[0]
-    expected = stored if not pd.isna(stored) else due
+    requested = pd.to_datetime(rows["requested_datetime"], utc=True).iloc[0]
+    expected = stored if not pd.isna(stored) else sla_due_time(
+        None if pd.isna(row["service_name"]) else row["service_name"],
+        None if pd.isna(requested) else requested.to_pydatetime(),
+        services=st.catalogue.services, calendar=st.calendar)
+    expected = None if expected is None or pd.isna(expected) else expected
     name = str(row["service_name"]) if not pd.isna(row["service_name"]) else "not given"
     status = str(row["status"]) if not pd.isna(row["status"]) else "unknown"
     notes = row["status_notes"]

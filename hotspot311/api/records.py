@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -21,7 +21,7 @@ import pandas as pd
 from hotspot311.api.catalogue import Catalogue
 from layers.privacy import PrivacyRules, block_address
 from reports.calendar import CalendarConfig
-from reports.sla import sla_due_times
+from reports.sla import sla_due_time, sla_due_times
 
 #: Text fields copied as they are stored.
 _TEXT = ("service_request_id", "status", "status_notes", "service_name", "description",
@@ -59,13 +59,21 @@ def _number(value: Any) -> float | None:
     return None if out != out else out
 
 
+#: Up to this many rows without a stored due time, each is computed on its own
+#: (:func:`reports.sla.sla_due_time`, microseconds); more go through one frame.
+_ROW_BY_ROW: Final = 32
+
+
 def _due(cols: Mapping[str, Sequence[Any]], missing: list[int], *, catalogue: Catalogue,
          calendar: CalendarConfig) -> dict[int, datetime | None]:
     """SLA due times of the rows ``missing`` a stored ``expected_datetime``."""
+    names, requested = cols["service_name"], cols["requested_datetime"]
+    if len(missing) <= _ROW_BY_ROW:
+        return {i: sla_due_time(names[i], requested[i], services=catalogue.services,
+                                calendar=calendar) for i in missing}
     frame = pd.DataFrame({
-        "service_name": [cols["service_name"][i] for i in missing],
-        "requested_datetime": pd.to_datetime([cols["requested_datetime"][i] for i in missing],
-                                             utc=True)})
+        "service_name": [names[i] for i in missing],
+        "requested_datetime": pd.to_datetime([requested[i] for i in missing], utc=True)})
     due = sla_due_times(frame, services=catalogue.services, calendar=calendar)
     return {i: (None if pd.isna(t) else pd.Timestamp(t).to_pydatetime())
             for i, t in zip(missing, due, strict=True)}

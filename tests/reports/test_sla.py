@@ -13,7 +13,7 @@ from hotspot311.errors import InputError
 from layers.profile import CityProfile
 from layers.services import ServiceType
 from reports.calendar import CalendarConfig, calendar_from_dict, is_working_day, load_calendar
-from reports.sla import SLA_STATES, add_due_and_state
+from reports.sla import SLA_STATES, add_due_and_state, sla_due_time, sla_due_times
 
 TZ = "America/New_York"
 CAL = calendar_from_dict({"country": "US", "subdiv": "PA", "observances": ["Good Friday"]},
@@ -99,6 +99,42 @@ def test_midnight_on_daylight_saving_changes() -> None:
     assert out["due_datetime"].iloc[5] == pd.Timestamp("2024-03-10 07:00", tz="UTC")
     # 01:30 on 2024-11-03 exists twice: the first (EDT) occurrence
     assert out["due_datetime"].iloc[6] == pd.Timestamp("2024-11-03 05:30", tz="UTC")
+
+
+def test_one_row_due_time_equals_the_frame_path() -> None:
+    """``sla_due_time`` (what a one-request read uses) gives what ``sla_due_times`` gives
+    for the same row: DST edges (the gap shifted forward, the doubled hour's first
+    occurrence), weekends, holidays, fractions, zero days, unknown and missing names."""
+    services = (*SERVICES, ServiceType("Zero", "Streets", 0, True),
+                ServiceType("Frac", "Streets", 0.25, False),
+                ServiceType("Long", "Streets", 400, True))
+    rng = np.random.default_rng(7)
+    # random instants over three years, plus every quarter hour round each DST change
+    instants = list(pd.to_datetime(rng.integers(1_672_531_200, 1_767_225_600, 400),
+                                   unit="s", utc=True))
+    for day in ("2024-03-08", "2024-03-09", "2024-11-01", "2024-11-02", "2025-03-08",
+                "2024-12-31", "2024-07-03"):
+        start = pd.Timestamp(f"{day} 00:00", tz=TZ).tz_convert("UTC")
+        instants += list(pd.date_range(start, periods=4 * 30, freq="15min"))
+    names = [s.name for s in services] + ["working", "Not in the catalogue", None]
+    rows = pd.DataFrame({"service_name": [names[i % len(names)] for i in range(len(instants))],
+                         "requested_datetime": pd.DatetimeIndex(instants)})
+    expected = sla_due_times(rows, services=services, calendar=CAL)
+    got = [sla_due_time(n, t.to_pydatetime(), services=services, calendar=CAL)
+           for n, t in zip(rows["service_name"], rows["requested_datetime"], strict=True)]
+    def same(want: object, have: datetime | None) -> bool:
+        if pd.isna(want) or have is None:
+            return bool(pd.isna(want)) and have is None
+        return pd.Timestamp(have) == want
+
+    mismatched = [(rows["service_name"][i], rows["requested_datetime"][i], expected[i], got[i])
+                  for i in range(len(rows)) if not same(expected[i], got[i])]
+    assert not mismatched, mismatched[:5]
+    assert sum(g is None for g in got) >= len(rows) // len(names)  # unknown: no SLA
+    # a gap instant really is among the cases (02:30 on 2024-03-10 exists nowhere)
+    gap = sla_due_time("Calendar", datetime(2024, 3, 9, 7, 30, tzinfo=UTC),
+                       services=services, calendar=CAL)
+    assert gap == datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
 
 
 def test_states_pinned() -> None:
