@@ -223,3 +223,57 @@ def test_the_reports_page_reads_only_its_rows_and_columns(
     assert all(set(cols) <= allowed for cols in selected), selected
     dated = [n for name, n in reads[undated:] if name == "select_requests"]
     assert dated and max(dated) < total / 2, (dated, total)
+
+
+@pytest.mark.parametrize("extra", [
+    (),  # every type, the default end (the newest stored request)
+    ("--status", "open", "--days", "365"),
+    ("--service", "Street Light Outage", "--area", "police_district=6",
+     "--area", "police_district=18", "--end", "2026-06-01", "--days", "365"),
+])
+def test_hotspots_and_significance_read_their_window(
+        app_location: str, reads: list[tuple[str, int]], tmp_path: Path,
+        extra: tuple[str, ...]) -> None:
+    """``hotspots`` and ``significance`` ask the store for their window's rows (services,
+    dates, status, areas, located) and give what the library gives on the whole table."""
+    from clustering.priority import PRESETS
+    from clustering.run import run_hotspots
+    from clustering.selection import HotspotQuery, select_requests
+
+    total, _ = stored_size(app_location)
+    store = open_store(app_location, load_profile("philadelphia"))
+    try:
+        whole = store.requests()
+        keys = store.layer_keys()
+    finally:
+        store.close()
+    reads.clear()
+    out = tmp_path / "spots.csv"
+    run = CliRunner().invoke(cli, ["--store", app_location, "hotspots", *extra, "--eps", "150",
+                                   "--min-samples", "4", "--output", str(out)])
+    assert run.exit_code == 0, run.output
+    sig = CliRunner().invoke(cli, ["--store", app_location, "significance", *[
+        a for a in extra if not a.startswith("police_district") and a != "--area"]])
+    assert sig.exit_code == 0, sig.output
+    assert not {n for n, _ in reads} & set(WHOLE), reads
+    rows = [n for name, n in reads if name == "select_requests"]
+    assert rows and max(rows) < total / 2, (rows, total)
+
+    args = dict(zip(extra[::2], extra[1::2], strict=True))
+    areas: dict[str, tuple[str, ...]] = {}
+    for pair in [extra[i + 1] for i, a in enumerate(extra) if a == "--area"]:
+        key, _, code = pair.partition("=")
+        areas[key] = (*areas.get(key, ()), code)
+    end = pd.Timestamp(args["--end"], tz="UTC").to_pydatetime() if "--end" in args else None
+    query = HotspotQuery(services=(args["--service"],) if "--service" in args else (),
+                         days=int(args.get("--days", 30)), end=end,
+                         status=args.get("--status", "all"), eps_m=150.0, min_samples=4,
+                         areas=areas, count="problems")
+    ref = run_hotspots(whole, query, profile=load_profile("philadelphia"),
+                       weights=PRESETS["balanced"], layer_keys=keys)
+    ours = pd.read_csv(out, dtype={"hotspot_id": str})
+    assert len(ref.hotspots) > 0
+    assert ours["hotspot_id"].tolist() == ref.hotspots["hotspot_id"].tolist()
+    assert ours["count"].tolist() == ref.hotspots["count"].tolist()
+    sig_query = HotspotQuery(**{**query.__dict__, "areas": {}})
+    assert f"{len(select_requests(whole, sig_query)):,} requests selected" in sig.output

@@ -17,6 +17,7 @@ from clustering.selection import HotspotQuery
 from geo.ingest.cells import to_csv
 from geo.store.base import Store
 from hotspot311.cli.base import Context, handle_errors, output_path, pass_ctx
+from hotspot311.cli.window import stored_services, window_rows, with_end
 from hotspot311.errors import InputError
 from layers.profile import CityProfile
 
@@ -214,11 +215,10 @@ def significance_cmd(ctx: Context, services: tuple[str, ...], days: int, end: st
     from layers.services import load_groups
 
     store = ctx.store()
-    requests = store.requests()
-    names = resolve_services(services, load_groups(store.profile),
-                             sorted(requests["service_name"].dropna().unique()))
-    query = HotspotQuery(services=names, days=days, end=_parse_end(end), status=status)
-    chosen = select_requests(requests, query.validate())
+    names = resolve_services(services, load_groups(store.profile), stored_services(store))
+    query = with_end(store, HotspotQuery(services=names, days=days, end=_parse_end(end),
+                                         status=status).validate())
+    chosen = select_requests(window_rows(store, query), query)
     x, y = chosen["x"].to_numpy(), chosen["y"].to_numpy()
     if denominator and not layer:
         raise InputError("--denominator: needs --layer (rates are per area)")

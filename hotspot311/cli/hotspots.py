@@ -9,9 +9,11 @@ from typing import Any
 import click
 import pandas as pd
 
+from geo.store.reads import RequestFilter
 from hotspot311.cli import history
 from hotspot311.cli.base import Context, handle_errors, output_path, pass_ctx
 from hotspot311.cli.engine import dask_client, engine_options, spill_directory, task_progress
+from hotspot311.cli.window import service_rows, stored_services, window_rows, with_end
 from hotspot311.errors import InputError
 
 
@@ -93,9 +95,7 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
     if spill_dir and engine != "dask":
         raise InputError(f"--spill-dir {spill_dir!r} needs --engine dask")
     store = ctx.store()
-    requests = store.requests()
-    names = resolve_services(services, load_groups(store.profile),
-                             sorted(requests["service_name"].unique()))
+    names = resolve_services(services, load_groups(store.profile), stored_services(store))
     area_map: dict[str, tuple[str, ...]] = {}
     for pair in areas:
         key, sep, code = pair.partition("=")
@@ -111,6 +111,16 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                          min_cluster_size=min_cluster_size, count=count,
                          problem_distance_m=problem_distance_m,
                          problem_gap_days=problem_gap_days).validate()
+    for key in area_map:
+        if key not in store.layer_keys():
+            raise InputError(f"area: layer {key!r} is not in the store")
+    query = with_end(store, query)
+    if weekly is not None:  # its hexagon grid spans the requests it is given: all of them
+        requests = store.requests()
+    elif problem_distance_m is not None or problem_gap_days is not None:
+        requests = service_rows(store, query)  # problems recomputed on the services' rows
+    else:
+        requests = window_rows(store, query)
     if count == "tickets" and (problem_distance_m is not None or problem_gap_days is not None):
         raise InputError("--problem-distance/--problem-gap: only with --count problems "
                          "(got --count tickets)")
@@ -176,6 +186,8 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
         else:
             click.echo(f"wrote {len(work):,} requests to {work_list_path}")
     if save:
+        # the run was given its window's rows; the stored run says how many the store held
+        result.snapshot["n_requests"] = store.request_summary(RequestFilter()).count
         history.save_result(store, result)
 
 

@@ -374,3 +374,58 @@ def test_a_write_between_the_reads_statements_is_not_seen(
     assert before["district"].tolist() == ["A", "A"]
     assert after["district"].tolist() == ["B", "A", "A"]
     assert after.loc[after["service_request_id"] == "1", "description"].item() == "moved"
+
+
+def test_join_indexes_are_kept_in_the_database(
+        postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each generation's join index is built once, kept in ``join_indexes`` with the
+    digest of its stored areas, and used by a later ingest in a new process (the process
+    memo cleared) without being built again; one of another format is built again and
+    kept."""
+    import geo.joins
+    from geo.joins import INDEX_FORMAT
+    from geo.store.postgis_areas import _LOADED, _read_areas, areas_digest
+
+    left, right = (2.0e6, 1.0e5, 2.69e6, 4.0e5), (2.69e6, 1.0e5, 3.0e6, 4.0e5)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("W", left), ("E", right)]))
+        store.add_generation(spec("ward"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        with store.pool.connection() as conn:
+            kept = conn.execute("SELECT layer_key, generation, digest, format FROM join_indexes"
+                                " ORDER BY layer_key").fetchall()
+            gens = store.active()
+            digests = {k: areas_digest(_read_areas(conn, gens[k], TESTVILLE.crs))
+                       for k in gens}
+        assert kept == [("district", 1, digests["district"], INDEX_FORMAT),
+                        ("ward", 1, digests["ward"], INDEX_FORMAT)]
+
+        built: list[int] = []
+        real = geo.joins.build_index
+
+        def counted(areas: object) -> object:
+            built.append(1)
+            return real(areas)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(geo.store.postgis_areas, "build_index", counted)
+        _LOADED.clear()  # as a new process starts
+        ingest(write_csv(tmp_path / "a.csv", [_row("1", lon=-75.2), _row("2", lon=-75.0)]),
+               store, now=NOW)
+        assert built == []  # read from join_indexes, not built
+        frame = store.requests().set_index("service_request_id")
+        assert frame.loc["1", "district"] != frame.loc["2", "district"]
+        assert set(frame["ward"]) == {"A"}
+
+        with store.pool.connection() as conn:  # an index of an older format
+            conn.execute("UPDATE join_indexes SET format = 'old' WHERE layer_key = 'ward'")
+        _LOADED.clear()
+        ingest(write_csv(tmp_path / "b.csv", [_row("3", lon=-75.2)]), store, now=NOW)
+        assert built == [1]  # that one only, built again
+        with store.pool.connection() as conn:
+            formats = conn.execute("SELECT layer_key, format, digest FROM join_indexes"
+                                   " ORDER BY layer_key").fetchall()
+        assert formats == [("district", INDEX_FORMAT, digests["district"]),
+                           ("ward", INDEX_FORMAT, digests["ward"])]
+        assert store.requests().set_index("service_request_id").loc["3", "ward"] == "A"
+    finally:
+        store.close()
