@@ -1,5 +1,5 @@
 """The tracking page and the liaison form in a real headless Chromium (Playwright), on a
-live uvicorn over an embedded store of real requests.
+live uvicorn over each store (embedded, PostGIS) holding real requests.
 
 Skipped with the reason when Chromium is missing, except under ``CI=true`` where that is
 a failure. Every wait is for an element, never a fixed sleep.
@@ -14,28 +14,33 @@ import pytest
 
 from geo.geocode.geocoder import Geocoder
 from geo.ingest.pipeline import ingest
-from geo.store.embedded import EmbeddedStore
+from geo.store.base import Store
 from hotspot311.api.app import create_app
 from hotspot311.api.settings import ApiSettings
 from layers.profile import load_profile
 from tests.conftest import REQUESTS
+from tests.hotspot311.api.conftest import open_kind
 from tests.hotspot311.api.live import Keys, add_accounts, live_server
 from tests.test_browser import ARGS, CHROMIUM, need_chromium
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, philly: Geocoder
-         ) -> Iterator[tuple[str, EmbeddedStore, Keys]]:
+@pytest.fixture(scope="module", params=["embedded",
+                                        pytest.param("postgis", marks=pytest.mark.postgis)])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         philly: Geocoder) -> Iterator[tuple[str, Store, Keys]]:
     need_chromium()
-    root = tmp_path_factory.mktemp("pages")
-    store = EmbeddedStore(root / "store", load_profile("philadelphia"))
-    ingest(REQUESTS / "parks-maintenance.csv", store)
-    keys = add_accounts(store)
-    settings = ApiSettings(media_dir=root / "media", secret="browser-secret")
-    with live_server(create_app(store, settings=settings, geocoder=lambda: philly)) as url:
-        yield url, store, keys
+    root = tmp_path_factory.mktemp(f"pages-{request.param}")
+    store = open_kind(request.param, root, request, load_profile("philadelphia"))
+    try:
+        ingest(REQUESTS / "parks-maintenance.csv", store)
+        keys = add_accounts(store)
+        settings = ApiSettings(media_dir=root / "media", secret="browser-secret")
+        with live_server(create_app(store, settings=settings, geocoder=lambda: philly)) as url:
+            yield url, store, keys
+    finally:
+        store.close()
 
 
 @pytest.fixture
