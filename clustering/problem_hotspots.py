@@ -35,6 +35,43 @@ def problem_ids_of(requests: pd.DataFrame) -> pd.Series:
     return pid.where(pid.notna(), own).astype(str).rename("problem_id")
 
 
+def sorted_lists(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """The ``values`` of each key as a sorted list of text, by key.
+
+    What ``values.astype(str).groupby(keys).agg(sorted)`` gives, without a Python call per
+    group: one sort of the pairs, then the sorted values cut at the key boundaries (a run
+    of 80,000 problems spent seconds in the per-group calls).
+
+    Parameters
+    ----------
+    keys
+        Group keys (no missing values), aligned with ``values``.
+    values
+        Values, turned into text.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by the distinct keys in sorted order; each value a list of ``str`` in
+        code-point order.
+
+    Examples
+    --------
+    >>> sorted_lists(pd.Series(["b", "a", "b"]), pd.Series(["z", "y", "x"])).to_dict()
+    {'a': ['y'], 'b': ['x', 'z']}
+    """
+    if len(keys) == 0:
+        return pd.Series([], dtype=object)
+    k = np.asarray(keys.astype(str).to_numpy(dtype=object))
+    v = np.asarray(values.astype(str).to_numpy(dtype=object))
+    order = np.lexsort((v, k))  # by key, then value; str compares by code point
+    k, v = k[order], v[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    groups = np.split(v, starts[1:])
+    return pd.Series([g.tolist() for g in groups], index=pd.Index(k[starts], dtype=object),
+                     dtype=object)
+
+
 def collapse(requests: pd.DataFrame) -> pd.DataFrame:
     """One row per problem of ``requests`` (see the module docstring).
 
@@ -71,8 +108,8 @@ def collapse(requests: pd.DataFrame) -> pd.DataFrame:
         out["expected_datetime"] = due.groupby(frame["problem_id"]).min().reindex(out.index)
     out["calls"] = by.size()
     out["last_requested"] = by["requested_datetime"].max()
-    ids = order.groupby("problem_id")["_id"].agg(lambda s: sorted(s))
-    out["request_ids"] = ids.reindex(out.index)
+    ids = sorted_lists(frame["problem_id"], frame["service_request_id"])
+    out["request_ids"] = ids.reindex(out.index.astype(str)).to_numpy()
     out = out.reset_index()
     out["service_request_id"] = out["problem_id"]
     return out

@@ -18,7 +18,7 @@ from clustering.hdbscan_method import hdbscan_labels
 from clustering.hotspots import label_requests, summarize
 from clustering.partitioned import Watch
 from clustering.priority import PriorityWeights, rank_hotspots
-from clustering.problem_hotspots import collapse, problem_ids_of
+from clustering.problem_hotspots import collapse, problem_ids_of, sorted_lists
 from clustering.problems import ProblemRules, assign_problems
 from clustering.selection import HotspotQuery, select_requests, window_end
 from layers.profile import CityProfile
@@ -141,10 +141,9 @@ def run_hotspots(
         calls = clustered.groupby("hotspot_id")["calls"].sum()
         hotspots["problems"] = hotspots["count"]
         hotspots["calls"] = hotspots["hotspot_id"].map(calls).astype(int)
-        ids = members[members["hotspot_id"].notna()].assign(
-            _id=lambda f: f["service_request_id"].astype(str))
+        ids = members[members["hotspot_id"].notna()]
         hotspots["member_ids"] = hotspots["hotspot_id"].map(
-            ids.groupby("hotspot_id")["_id"].agg(lambda s: sorted(s)))
+            sorted_lists(ids["hotspot_id"], ids["service_request_id"]))
         # recency counts a problem called about lately: its last call
         for_rank = clustered.assign(requested_datetime=clustered["last_requested"])
     else:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WHOLE = ("requests", "request_columns", "request_reader")
 COUNTED = ("select_requests", "group_counts", "grid_cells", "request_summary", "areas",
            "quarantine", "contacts", "latest_request", "problem_count", "area_names",
-           "contact_quarantine", "batches", "table_counts")
+           "contact_quarantine", "batches", "table_counts", "batch_log_head")
 #: Tables beside the requests that ``status`` counts through ``table_counts``.
 OTHER_TABLES = ("quarantine", "contacts", "contact_quarantine", "batches")
 
@@ -101,6 +101,8 @@ def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_l
     names = {n for n, _ in reads}
     assert not names & set(WHOLE), reads
     assert {"request_summary", "grid_cells", "group_counts", "select_requests"} <= names
+    # every rerun asks whether new data came in: the log's head, not the whole log
+    assert "batch_log_head" in names and "batches" not in names, reads
     # grid cells are counts (one row per non-empty ~30 m cell, fewer than the requests);
     # every other read returns far fewer rows than the store holds
     assert max(n for name, n in reads if name == "grid_cells") < total

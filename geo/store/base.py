@@ -27,7 +27,13 @@ from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
 from geo.store.query import QUERY_COLUMNS, RequestQuery, frame_rows
-from geo.store.reads import RequestFilter, RequestSummary, TableCounts, reason_counts
+from geo.store.reads import (
+    BatchLogHead,
+    RequestFilter,
+    RequestSummary,
+    TableCounts,
+    reason_counts,
+)
 from geo.store.sources import Source, SourceConfig, SourceState
 from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import is_postgres_url
@@ -355,6 +361,17 @@ class Store(ABC):
     @abstractmethod
     def batches(self) -> pd.DataFrame:
         """The ingest log, one row per batch (see :data:`BATCH_COLUMNS`)."""
+
+    def batch_log_head(self) -> BatchLogHead:
+        """Rows, newest ``batch_id`` and newest ``ingested_at`` of the ingest log (what the
+        app checks on every rerun); stores answer without reading the log (this default
+        reads it)."""
+        log = self.batches()
+        if log.empty:
+            return BatchLogHead()
+        times = pd.to_datetime(log["ingested_at"].dropna(), utc=True, format="ISO8601")
+        return BatchLogHead(batches=len(log), last_batch=str(log["batch_id"].iloc[-1]),
+                            last_ingested=None if times.empty else times.max())
 
     def table_counts(self) -> TableCounts:
         """The quarantine, contact and batch counts ``status`` shows (see

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from geo.store.embedded_parts import RequestParts
 from geo.store.reads import (
     FACET_COLUMNS,
+    BatchLogHead,
     RequestFilter,
     RequestSummary,
     TableCounts,
@@ -203,6 +204,21 @@ class EmbeddedReads:
             columns=["channel"], filter=pc.field("service_request_id") == str(request_id))
         channels = table.column("channel").to_pylist()
         return len(channels), sum(1 for c in channels if c == "phone")
+
+    def batch_log_head(self) -> BatchLogHead:
+        """Rows, newest ``batch_id`` and newest ``ingested_at`` of the ingest log, from
+        those two columns of its file."""
+        path = self._current_file("batches.parquet")
+        if path is None:
+            return BatchLogHead()
+        log = self._read(path, lambda p: pq.read_table(p, columns=["batch_id", "ingested_at"]))
+        if log.num_rows == 0:
+            return BatchLogHead()
+        times = pd.to_datetime(log.column("ingested_at").to_pandas().dropna(), utc=True,
+                               format="ISO8601")
+        last = log.column("batch_id")[log.num_rows - 1].as_py()
+        return BatchLogHead(batches=log.num_rows, last_batch=str(last),
+                            last_ingested=None if times.empty else times.max())
 
     def table_counts(self) -> TableCounts:
         """Quarantine, contact and batch counts from the columns they need (the reasons;

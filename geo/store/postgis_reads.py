@@ -29,6 +29,7 @@ from geo.store.embedded_reads import AUDIT_COLUMNS, order_counts
 from geo.store.reads import (
     FACET_COLUMNS,
     GROUPABLE,
+    BatchLogHead,
     RequestFilter,
     RequestSummary,
     TableCounts,
@@ -272,6 +273,19 @@ class PostGISReads:
             contacts_first=pd.Timestamp(first).tz_convert("UTC") if first else None,
             contacts_last=pd.Timestamp(last).tz_convert("UTC") if last else None,
             batches=int(batches[0]) if batches else 0)
+
+    def batch_log_head(self) -> BatchLogHead:
+        """Rows, newest ``batch_id`` and newest ``ingested_at`` of the ingest log, from
+        the server (the newest row by ``seq``, the primary key)."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT count(*), date_trunc('second', max(ingested_at)),"
+                " (SELECT batch_id FROM batches ORDER BY seq DESC LIMIT 1) FROM batches"
+            ).fetchone()
+        if row is None or not row[0]:
+            return BatchLogHead()
+        return BatchLogHead(batches=int(row[0]), last_batch=str(row[2]),
+                            last_ingested=pd.Timestamp(row[1]).tz_convert("UTC"))
 
     def write_privileges(self) -> list[str]:
         """Tables of requests and layers this role may insert into, change or empty

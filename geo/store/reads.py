@@ -151,6 +151,25 @@ class TableCounts:
     batches: int = 0
 
 
+@dataclass(frozen=True)
+class BatchLogHead:
+    """The end of the ingest log: what tells the app that new data came in.
+
+    Attributes
+    ----------
+    batches
+        Rows of the log.
+    last_batch
+        ``batch_id`` of the newest row (``None`` for an empty log).
+    last_ingested
+        The newest ``ingested_at`` (UTC; ``None`` for an empty log).
+    """
+
+    batches: int = 0
+    last_batch: str | None = None
+    last_ingested: pd.Timestamp | None = None
+
+
 def reason_counts(pairs: Iterable[tuple[Any, Any]]) -> dict[str, int]:
     """(reason, rows) pairs as :attr:`TableCounts.quarantine`: most rows first, then by
     reason.

@@ -100,9 +100,8 @@ def get_store(location: str, city: str) -> Store:
 
 def data_version(store: Store) -> str:
     """Changes whenever a batch is ingested or a layer generation added."""
-    batches = store.batches()
-    last = str(batches["batch_id"].iloc[-1]) if len(batches) else ""
-    return f"{len(batches)}:{last}:{len(store.generations())}"
+    head = store.batch_log_head()  # not the whole log: every rerun asks
+    return f"{head.batches}:{head.last_batch or ''}:{len(store.generations())}"
 
 
 @dataclass(frozen=True)
@@ -550,7 +549,9 @@ def feed_sources(store: Store) -> pd.DataFrame:
 def data_as_of(store: Store) -> str | None:
     """"Data as of …" for the map: the newest good sync, else the newest ingest, in the
     city's time zone; ``None`` for an empty store."""
-    when = stored_as_of(store.sources(), store.batches()["ingested_at"])
+    newest = store.batch_log_head().last_ingested
+    when = stored_as_of(store.sources(), pd.Series([] if newest is None else [newest],
+                                                   dtype=object))
     if when is None:
         return None
     return f"{when.astimezone(ZoneInfo(store.profile.timezone)):%Y-%m-%d %H:%M %Z}"

@@ -293,9 +293,18 @@ def heat_layer(requests: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> 
     ``requests`` when given."""
     if cells is None:
         cells = grid_counts(requests)
-    data = np.column_stack([cells["lat"], cells["lon"], heat_weights(cells["n"])]).tolist()
-    return HeatMap(data, name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
-                   max_zoom=14)
+    data = np.column_stack([np.asarray(cells["lat"], dtype="float64"),
+                            np.asarray(cells["lon"], dtype="float64"),
+                            heat_weights(cells["n"])])
+    ok = np.isfinite(data).all(axis=1) & (np.abs(data[:, 0]) <= 90) & (np.abs(data[:, 1]) <= 180)
+    if not ok.all():
+        raise ValueError(f"heat map: {int((~ok).sum())} cells without a valid position")
+    layer = HeatMap([], name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
+                    max_zoom=14)
+    # checked above as a whole: folium's own check takes a Python call per cell (a tenth
+    # of a filter change's time with 10,000 cells)
+    layer.data = data.tolist()
+    return layer
 
 
 def request_layer(requests: pd.DataFrame, *,

@@ -120,3 +120,23 @@ def test_requests_without_a_problem_id_are_problems_of_their_own() -> None:
     assert result.hotspots.iloc[0]["count"] == 16
     assert result.hotspots.iloc[0]["calls"] == 16
     assert result.hotspots.iloc[0]["score_calls"] == 0
+
+
+def test_sorted_lists_equal_the_per_group_sort() -> None:
+    """One sort and a cut give each key's values as the per-group ``sorted`` gave them:
+    code-point order (accents, CJK, digits before letters, prefixes first)."""
+    import numpy as np
+
+    from clustering.problem_hotspots import sorted_lists
+
+    rng = np.random.default_rng(3)
+    alphabet = list("aAbZ09-_éÉß中文🚧 ")
+    values = pd.Series(["".join(rng.choice(alphabet, rng.integers(0, 6)))
+                        for _ in range(3000)], dtype="str")
+    keys = pd.Series([f"P{k}" for k in rng.integers(0, 400, len(values))], dtype="str")
+    want = values.groupby(keys).agg(lambda s: sorted(s))
+    got = sorted_lists(keys, values)
+    assert list(got.index) == sorted(want.index)
+    assert all(got[k] == want[k] for k in want.index)
+    assert all(type(v) is str for vs in got for v in vs)
+    assert sorted_lists(keys.iloc[:0], values.iloc[:0]).empty

@@ -233,12 +233,14 @@ def test_table_counts_equal_the_counts_of_the_whole_tables(store: Store,
                                                            tmp_path: Path) -> None:
     """``table_counts`` (what ``status`` prints) counts on each store what the whole
     tables give: quarantine and contact quarantine by reason, contacts, their synthetic
-    ones and date range, batches; an empty store counts nothing."""
+    ones and date range, batches; an empty store counts nothing. So does the head of the
+    ingest log (``batch_log_head``: rows, newest batch, newest ingest time)."""
     from geo.ingest.pipeline import ingest
-    from geo.store.reads import TableCounts
+    from geo.store.reads import BatchLogHead, TableCounts
     from tests.geo.store.stores import write_csv
 
     assert store.table_counts() == TableCounts()
+    assert store.batch_log_head() == BatchLogHead()
     ingest_contacts(_write(tmp_path), store, mapping=MAPPING, now=NOW)
     requests = [{"service_request_id": "1", "requested_datetime": "2023-05-01 10:00",
                  "lat": 39.95, "lon": -75.15},
@@ -251,6 +253,11 @@ def test_table_counts_equal_the_counts_of_the_whole_tables(store: Store,
     got = store.table_counts()
     expected = Store.table_counts(store)  # the default: read every table whole
     assert got == expected
+    head = store.batch_log_head()  # what the app checks on every rerun
+    assert head == Store.batch_log_head(store)
+    log = store.batches()
+    assert (head.batches, head.last_batch) == (2, str(log["batch_id"].iloc[-1]))
+    assert head.last_ingested is not None and head.last_ingested.tz is not None
     assert got.contacts == 3 and got.batches == 2
     assert sum(got.contact_quarantine.values()) == 9 and sum(got.quarantine.values()) == 3
     assert got.contacts_first == pd.Timestamp("2024-05-28 13:00Z")

@@ -226,3 +226,20 @@ def test_hotspot_popups_carry_the_place_escaped(ranked: gpd.GeoDataFrame) -> Non
     assert shown[1].startswith("&lt;img") and "<img" not in shown[1]
     unnamed = maps.hotspot_layer(web_hotspots(ranked))  # a run without places: empty field
     assert {f["properties"]["place"] for f in unnamed.data["features"]} == {""}
+
+
+def test_heat_layer_holds_what_folium_would_check_and_refuses_bad_cells() -> None:
+    """The heat layer's data are the cells folium's own constructor would give (it
+    checks each position with a Python call; the layer checks them all at once)."""
+    import numpy as np
+    from folium.plugins import HeatMap
+
+    cells = grid_counts(requests(5_000), max_cells=500)
+    layer = maps.heat_layer(pd.DataFrame(), cells=cells)
+    data = np.column_stack([cells["lat"], cells["lon"], maps.heat_weights(cells["n"])])
+    assert layer.data == HeatMap(data.tolist()).data
+    assert len(layer.data) == len(cells) > 10
+    assert "Requests (density)" in maps.layer_names(maps.city_map(requests(5_000), tiles=None))
+    bad = cells.assign(lat=cells["lat"].where(cells.index != cells.index[3], np.nan))
+    with pytest.raises(ValueError, match="1 cells without a valid position"):
+        maps.heat_layer(pd.DataFrame(), cells=bad)
