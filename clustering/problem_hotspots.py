@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Columns added to a problem row besides the request columns.
 PROBLEM_EXTRA = ("problem_id", "calls", "last_requested", "request_ids")
@@ -62,14 +64,19 @@ def sorted_lists(keys: pd.Series, values: pd.Series) -> pd.Series:
     """
     if len(keys) == 0:
         return pd.Series([], dtype=object)
-    k = np.asarray(keys.astype(str).to_numpy(dtype=object))
-    v = np.asarray(values.astype(str).to_numpy(dtype=object))
-    order = np.lexsort((v, k))  # by key, then value; str compares by code point
-    k, v = k[order], v[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    groups = np.split(v, starts[1:])
-    return pd.Series([g.tolist() for g in groups], index=pd.Index(k[starts], dtype=object),
-                     dtype=object)
+    k = pa.array(keys.astype("str"), type=pa.large_string())
+    v = pa.array(values.astype("str"), type=pa.large_string())
+    # Arrow sorts text by its UTF-8 bytes: the code-point order ``sorted`` uses
+    order = pc.sort_indices(pa.table({"k": k, "v": v}),
+                            sort_keys=[("k", "ascending"), ("v", "ascending")])
+    k, v = k.take(order), v.take(order)
+    changes = pc.not_equal(k.slice(1), k.slice(0, len(k) - 1)).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, changes])
+    ends = np.r_[starts[1:], len(v)]
+    texts = v.to_pylist()
+    firsts = k.take(pa.array(starts)).to_pylist()
+    return pd.Series([texts[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)],
+                     index=pd.Index(firsts, dtype=object), dtype=object)
 
 
 def collapse(requests: pd.DataFrame) -> pd.DataFrame:
