@@ -179,10 +179,12 @@ def rank_hotspots(
         ),
     }
     recent_from = pd.Timestamp(window_end - timedelta(days=7))
-    by_id = members.groupby("hotspot_id")
-    recent = by_id["requested_datetime"].apply(lambda s: float((s > recent_from).mean()))
+    # share of each hotspot's requests made in its last week (one groupby, no call per
+    # hotspot)
+    recent = (members["requested_datetime"] > recent_from).astype(float).groupby(
+        members["hotspot_id"]).mean()
     values["recency"] = out["hotspot_id"].map(recent).fillna(0.0)
-    sw = members["service_name"].map(lambda s: weights.service_weights.get(s, 1.0))
+    sw = members["service_name"].map(dict(weights.service_weights)).astype(float).fillna(1.0)
     svc = sw.groupby(members["hotspot_id"]).mean()
     values["service"] = out["hotspot_id"].map(svc).fillna(1.0) / max(svc.max(), 1.0)
     if calls is not None:
