@@ -358,6 +358,13 @@ class Store(ABC):
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row (see :data:`geo.ingest.validate.QUARANTINE_COLUMNS`)."""
 
+    def quarantined(self, service_request_id: str) -> pd.DataFrame:
+        """The quarantined rows of one request id, in the order quarantined (what a
+        keyed Open311 post checks); stores read only those rows (this default reads the
+        whole quarantine)."""
+        q = self.quarantine()
+        return q[q["service_request_id"] == service_request_id].reset_index(drop=True)
+
     @abstractmethod
     def batches(self) -> pd.DataFrame:
         """The ingest log, one row per batch (see :data:`BATCH_COLUMNS`)."""

@@ -145,6 +145,15 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
         path = self._current_file("quarantine.parquet")
         return self._read(path, pd.read_parquet) if path is not None else empty_quarantine()
 
+    def quarantined(self, service_request_id: str) -> pd.DataFrame:
+        """The quarantined rows of one request id (the file read with that filter)."""
+        path = self._current_file("quarantine.parquet")
+        if path is None:
+            return empty_quarantine()
+        rows = self._read(path, lambda p: pd.read_parquet(
+            p, filters=[("service_request_id", "==", service_request_id)]))
+        return rows.reset_index(drop=True)
+
     def contacts(self) -> pd.DataFrame:
         """Every stored contact, ordered by ``contact_id``."""
         path = self._current_file("contacts.parquet")

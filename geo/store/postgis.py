@@ -472,15 +472,27 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
 
     def quarantine(self) -> pd.DataFrame:
         """Every quarantined row, in the order quarantined."""
+        return self._quarantine_rows(None)
+
+    def quarantined(self, service_request_id: str) -> pd.DataFrame:
+        """The quarantined rows of one request id, in the order quarantined (the
+        ``quarantine_request`` index, migration 0014)."""
+        return self._quarantine_rows(service_request_id)
+
+    def _quarantine_rows(self, service_request_id: str | None) -> pd.DataFrame:
         cols = [
             sql.SQL("(extract(epoch FROM quarantined_at) * 1000000)::int8")
             if c == "quarantined_at"
             else sql.Identifier(c)
             for c in QUARANTINE_COLUMNS
         ]
+        where = sql.SQL("true") if service_request_id is None else sql.SQL(
+            "service_request_id = %s")
+        params = [] if service_request_id is None else [service_request_id]
         with self._connection() as conn:
             rows = conn.execute(
-                sql.SQL("SELECT {} FROM quarantine ORDER BY seq").format(sql.SQL(", ").join(cols))
+                sql.SQL("SELECT {} FROM quarantine WHERE {} ORDER BY seq").format(
+                    sql.SQL(", ").join(cols), where), params
             ).fetchall()
         if not rows:
             return empty_quarantine()

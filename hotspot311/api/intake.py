@@ -298,13 +298,11 @@ class Intake:
 
     def _quarantined_before(self, rid: str, print_: str, key: str) -> None:
         """Refuse a key whose earlier post (quarantined) asked for something else."""
-        q = self.store.quarantine()
-        for raw in q.loc[q["service_request_id"] == rid, "raw"]:
+        for raw in self.store.quarantined(rid)["raw"]:
             _check_same(recorded_fingerprint(raw), print_, key, rid)
 
     def _already_quarantined(self, rid: str, reason: str) -> bool:
-        q = self.store.quarantine()
-        return bool(((q["service_request_id"] == rid) & (q["reason"] == reason)).any())
+        return bool((self.store.quarantined(rid)["reason"] == reason).any())
 
     def _mapped(self, rid: str, sub: Submission, name: str, agency: str,
                 attrs: dict[str, object], media: str | None, now: datetime) -> pd.DataFrame:

@@ -253,6 +253,13 @@ def test_table_counts_equal_the_counts_of_the_whole_tables(store: Store,
     got = store.table_counts()
     expected = Store.table_counts(store)  # the default: read every table whole
     assert got == expected
+    # the rows of one request id (what a keyed Open311 post checks), without the rest
+    whole = store.quarantine()
+    for rid in [*whole["service_request_id"].dropna().unique(), "no-such-id"]:
+        one = store.quarantined(str(rid))
+        pd.testing.assert_frame_equal(one, Store.quarantined(store, str(rid)))
+        assert len(one) == int((whole["service_request_id"] == rid).sum())
+    assert len(store.quarantined("2")) == 1 and store.quarantined("2")["reason"].iloc[0]
     head = store.batch_log_head()  # what the app checks on every rerun
     assert head == Store.batch_log_head(store)
     log = store.batches()
