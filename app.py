@@ -50,11 +50,12 @@ except StoreError as err:
     st.error(str(err))
     st.stop()
 profile = store.profile
-version = appdata.data_version(store)
+log_head = store.batch_log_head()  # once per rerun: the version and "data as of"
+version = appdata.data_version(store, log_head)
 offered = appdata.choices(settings.store, settings.city, version)
 
 st.title(f"hotspot311 — {profile.name}")
-as_of = appdata.data_as_of(store)
+as_of = appdata.data_as_of(store, log_head)
 if as_of:
     st.caption(f"Data as of {as_of}")
 if offered.count == 0:

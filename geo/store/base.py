@@ -32,6 +32,7 @@ from geo.store.reads import (
     RequestFilter,
     RequestSummary,
     TableCounts,
+    log_head,
     reason_counts,
 )
 from geo.store.sources import Source, SourceConfig, SourceState
@@ -374,11 +375,7 @@ class Store(ABC):
         app checks on every rerun); stores answer without reading the log (this default
         reads it)."""
         log = self.batches()
-        if log.empty:
-            return BatchLogHead()
-        times = pd.to_datetime(log["ingested_at"].dropna(), utc=True, format="ISO8601")
-        return BatchLogHead(batches=len(log), last_batch=str(log["batch_id"].iloc[-1]),
-                            last_ingested=None if times.empty else times.max())
+        return log_head(log["batch_id"], log["ingested_at"])
 
     def table_counts(self) -> TableCounts:
         """The quarantine, contact and batch counts ``status`` shows (see

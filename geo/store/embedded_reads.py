@@ -34,6 +34,7 @@ from geo.store.reads import (
     RequestSummary,
     TableCounts,
     grid_index,
+    log_head,
     lon_ranges,
     reason_counts,
 )
@@ -211,14 +212,8 @@ class EmbeddedReads:
         path = self._current_file("batches.parquet")
         if path is None:
             return BatchLogHead()
-        log = self._read(path, lambda p: pq.read_table(p, columns=["batch_id", "ingested_at"]))
-        if log.num_rows == 0:
-            return BatchLogHead()
-        times = pd.to_datetime(log.column("ingested_at").to_pandas().dropna(), utc=True,
-                               format="ISO8601")
-        last = log.column("batch_id")[log.num_rows - 1].as_py()
-        return BatchLogHead(batches=log.num_rows, last_batch=str(last),
-                            last_ingested=None if times.empty else times.max())
+        log = self._read(path, lambda p: pd.read_parquet(p, columns=["batch_id", "ingested_at"]))
+        return log_head(log["batch_id"], log["ingested_at"])
 
     def table_counts(self) -> TableCounts:
         """Quarantine, contact and batch counts from the columns they need (the reasons;

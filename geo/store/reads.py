@@ -170,6 +170,23 @@ class BatchLogHead:
     last_ingested: pd.Timestamp | None = None
 
 
+def log_head(batch_ids: pd.Series, ingested: pd.Series) -> BatchLogHead:
+    """The :class:`BatchLogHead` of an ingest log given by its ``batch_id`` and
+    ``ingested_at`` (ISO 8601 text) columns, in log order.
+
+    Examples
+    --------
+    >>> head = log_head(pd.Series(["a", "b"]), pd.Series(["2024-05-01T08:00:00+00:00", None]))
+    >>> head.batches, head.last_batch, head.last_ingested.isoformat()
+    (2, 'b', '2024-05-01T08:00:00+00:00')
+    """
+    if len(batch_ids) == 0:
+        return BatchLogHead()
+    times = pd.to_datetime(ingested.dropna(), utc=True, format="ISO8601")
+    return BatchLogHead(batches=len(batch_ids), last_batch=str(batch_ids.iloc[-1]),
+                        last_ingested=None if times.empty else times.max())
+
+
 def reason_counts(pairs: Iterable[tuple[Any, Any]]) -> dict[str, int]:
     """(reason, rows) pairs as :attr:`TableCounts.quarantine`: most rows first, then by
     reason.

@@ -111,9 +111,6 @@ def hotspots_cmd(ctx: Context, services: tuple[str, ...], days: int, end: str | 
                          min_cluster_size=min_cluster_size, count=count,
                          problem_distance_m=problem_distance_m,
                          problem_gap_days=problem_gap_days).validate()
-    for key in area_map:
-        if key not in store.layer_keys():
-            raise InputError(f"area: layer {key!r} is not in the store")
     query = with_end(store, query)
     if weekly is not None:  # its hexagon grid spans the requests it is given: all of them
         requests = store.requests()

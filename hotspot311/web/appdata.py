@@ -34,6 +34,7 @@ import streamlit as st
 from geo.geocode.places import PlaceNamer, street_corners
 from geo.store.base import Store, open_store
 from geo.store.reads import (
+    BatchLogHead,
     Box,
     RequestFilter,
     RequestSummary,
@@ -98,9 +99,10 @@ def get_store(location: str, city: str) -> Store:
     return store
 
 
-def data_version(store: Store) -> str:
-    """Changes whenever a batch is ingested or a layer generation added."""
-    head = store.batch_log_head()  # not the whole log: every rerun asks
+def data_version(store: Store, head: BatchLogHead | None = None) -> str:
+    """Changes whenever a batch is ingested or a layer generation added (``head``: the
+    ingest log's head when the caller has it; not the whole log: every rerun asks)."""
+    head = head or store.batch_log_head()
     return f"{head.batches}:{head.last_batch or ''}:{len(store.generations())}"
 
 
@@ -546,10 +548,10 @@ def feed_sources(store: Store) -> pd.DataFrame:
     return sources_frame(store.sources())
 
 
-def data_as_of(store: Store) -> str | None:
+def data_as_of(store: Store, head: BatchLogHead | None = None) -> str | None:
     """"Data as of …" for the map: the newest good sync, else the newest ingest, in the
-    city's time zone; ``None`` for an empty store."""
-    newest = store.batch_log_head().last_ingested
+    city's time zone; ``None`` for an empty store (``head`` as in :func:`data_version`)."""
+    newest = (head or store.batch_log_head()).last_ingested
     when = stored_as_of(store.sources(), pd.Series([] if newest is None else [newest],
                                                    dtype=object))
     if when is None:
