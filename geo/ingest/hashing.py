@@ -52,8 +52,8 @@ def _fold_bits(acc: np.ndarray, bits: np.ndarray,
         acc[i] = _mix(acc[i] * _GOLDEN + h)
 
 
-def text_array(values: pd.Series) -> pa.Array:
-    """A column as one Arrow string or binary array (missing values null).
+def text_array(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column as an Arrow string or binary array, chunked or not (missing values null).
 
     Arrow-backed text is taken as it is; other values are converted (numbers and other
     objects with ``str``; text that is not valid UTF-8, such as an unpaired surrogate
@@ -73,8 +73,6 @@ def text_array(values: pd.Series) -> pa.Array:
                  .encode("utf-8", "surrogatepass") for v in values.to_numpy(dtype=object)],
                 type=pa.large_binary(),
             )
-    if isinstance(arrow, pa.ChunkedArray):
-        arrow = arrow.combine_chunks()
     if not any(check(arrow.type) for check in _OFFSET_TYPES):
         arrow = pc.cast(arrow, pa.large_string())
     return arrow
@@ -86,7 +84,13 @@ _OFFSET_TYPES: Final = {pa.types.is_large_string: np.int64, pa.types.is_large_bi
                         pa.types.is_string: np.int32, pa.types.is_binary: np.int32}
 
 
-def _fold_array(acc: np.ndarray, arrow: pa.Array) -> None:
+def _fold_array(acc: np.ndarray, arrow: pa.Array | pa.ChunkedArray) -> None:
+    if isinstance(arrow, pa.ChunkedArray):  # chunk by chunk, into its rows of ``acc``
+        start = 0
+        for chunk in arrow.chunks:
+            _fold_array(acc[start:start + len(chunk)], chunk)
+            start += len(chunk)
+        return
     n = len(arrow)
     width = next(w for check, w in _OFFSET_TYPES.items() if check(arrow.type))
     offsets = np.frombuffer(arrow.buffers()[1], dtype=width)[arrow.offset:arrow.offset + n + 1]
@@ -126,8 +130,12 @@ def hash_columns(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         values = frame[name]
         dtype = values.dtype
         if isinstance(dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(dtype):
-            bits = values.dt.tz_localize(None) if isinstance(dtype, pd.DatetimeTZDtype) else values
-            ns = bits.astype("datetime64[ns]").to_numpy().view(np.int64)
+            if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC":
+                ns = values.array.as_unit("ns").asi8  # UTC: the wall times are the values
+            else:
+                bits = (values.dt.tz_localize(None) if isinstance(dtype, pd.DatetimeTZDtype)
+                        else values)
+                ns = bits.astype("datetime64[ns]").to_numpy().view(np.int64)
             _fold_bits(acc, ns.view(np.uint64), ~values.isna().to_numpy())
         elif pd.api.types.is_float_dtype(dtype) and not isinstance(dtype, pd.ArrowDtype):
             f = values.to_numpy(dtype=np.float64)

@@ -140,9 +140,14 @@ def _strict_iso(text: pd.Series, tz: str) -> pd.Series | None:
         return None
     if arrow.null_count == len(arrow):
         return None
+    shape = _fixed_shape(arrow)
     for pattern, aware in ((_ISO_OFFSET, True), (_ISO_WALL, False)):
-        # ``all`` skips the missing values
-        if not pc.all(pc.match_substring_regex(arrow, pattern)).as_py():
+        # ``all`` skips the missing values; a column of one fixed layout is judged from
+        # its bytes (the regular expression's answer for those layouts, without it)
+        if shape is not None:
+            if shape != aware:
+                continue
+        elif not pc.all(pc.match_substring_regex(arrow, pattern)).as_py():
             continue
         try:
             parsed = pc.cast(arrow, pa.timestamp("ns", "UTC") if aware else pa.timestamp("ns"))
@@ -154,6 +159,61 @@ def _strict_iso(text: pd.Series, tz: str) -> pd.Series | None:
             return out.astype("datetime64[ns, UTC]")
         return _localize(out, tz)
     return None
+
+
+#: Fixed layouts of ISO 8601 times, by length: ``d`` a digit, ``T`` a "T" or a space;
+#: each matches :data:`_ISO_OFFSET` (``True``) or :data:`_ISO_WALL` (``False``).
+_LAYOUTS: Final = {20: ("dddd-dd-ddTdd:dd:ddZ", True), 19: ("dddd-dd-ddTdd:dd:dd", False),
+                   16: ("dddd-dd-ddTdd:dd", False)}
+
+
+def _fixed_shape(arrow: pa.Array | pa.ChunkedArray) -> bool | None:
+    """``True`` (with offset) or ``False`` (wall time) when every present value has the
+    same one of :data:`_LAYOUTS`, judged from the bytes; ``None`` otherwise (ask the
+    regular expressions).
+
+    Examples
+    --------
+    >>> _fixed_shape(pa.array(["2024-07-01T12:00:00Z", None, "2024-07-01 13:00:00Z"]))
+    True
+    >>> _fixed_shape(pa.array(["2024-07-01T12:00:00", "2024-07-01T12:00:0x"])) is None
+    True
+    """
+    chunks = arrow.chunks if isinstance(arrow, pa.ChunkedArray) else [arrow]
+    shape: bool | None = None
+    for chunk in chunks:
+        if chunk.null_count == len(chunk):
+            continue
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            return None
+        buffers = chunk.buffers()
+        wide = pa.types.is_large_string(chunk.type)
+        raw = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+        offsets = raw[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
+        lengths = np.diff(offsets)
+        valid = np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        size = int(lengths[valid][0])
+        # every present value that long and every missing one empty: the bytes are a block
+        if size not in _LAYOUTS or not (np.all(lengths[valid] == size)
+                                        and np.all(lengths[~valid] == 0)):
+            return None
+        layout, aware = _LAYOUTS[size]
+        if shape is not None and shape != aware:
+            return None
+        block = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        block = block.reshape(-1, size)
+        for at, want in enumerate(layout):
+            column = block[:, at]
+            if want == "d":
+                ok = (column >= ord("0")) & (column <= ord("9"))
+            elif want == "T":
+                ok = (column == ord("T")) | (column == ord(" "))
+            else:
+                ok = column == ord(want)
+            if not ok.all():
+                return None
+        shape = aware
+    return shape
 
 
 def _in_range(parsed: pd.Series) -> pd.Series:

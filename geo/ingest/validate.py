@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
@@ -98,6 +98,8 @@ _OPEN_WORDS = frozenset(
     }
 )
 _FUTURE_TOLERANCE = timedelta(days=1)
+_CLOSED: Final = pa.scalar("closed", pa.large_string())
+_OPEN: Final = pa.scalar("open", pa.large_string())
 #: Share of located rows outside the city above which a file looks like another city's.
 FOREIGN_SHARE: Final = 0.9
 
@@ -274,57 +276,90 @@ def validate(
     extra_cols = [c for c in df.columns if c.startswith("src:")]
     synthetic = pd.Series(False, index=df.index)
     if "src:synthetic" in extra_cols:
-        synthetic = text("src:synthetic").fillna("").str.lower().isin(["true", "1", "yes"])
+        codes, marks = distinct(text("src:synthetic"))
+        yes = marks.fillna("").str.lower().isin(["true", "1", "yes"]).to_numpy(dtype=bool)
+        synthetic = pd.Series(yes[codes], index=df.index)
         extra_cols.remove("src:synthetic")
 
     q = reason.notna()
     quarantine = _quarantine_frame(df[q], reason[q], detail[q], batch_id, source_file, now)
 
-    keep = ~q
-    every = not q.any()
-
-    def kept(values: pd.Series) -> pd.Series:
-        return values if every else values[keep]
-
-    req = pd.DataFrame(index=df.index[keep])
-    # text as TEXT before the rows are picked: Arrow-backed text with NaN for missing
-    # is filtered several times faster than pandas' "string" (<NA>) columns
+    keep = (~q).to_numpy(dtype=bool)
+    kept = _Picker(keep)
+    # the kept rows are numbered 0…n-1 from here on
+    req = pd.DataFrame(index=pd.RangeIndex(kept.n))
     for name in CANONICAL_FIELDS:
         if name in TIME_FIELDS:
             req[name] = kept(times[name])
         elif name in TEXT_FIELDS:
             req[name] = kept(_text_column(text(name)))
     req["service_request_id"] = kept(_text_column(ids))
-    req["status"] = kept(_text_column(status))
+    req["status"] = kept(status)
     req["zipcode"] = kept(_text_column(zipcode))
     req["service_name"] = req["service_name"].fillna(UNSPECIFIED_SERVICE)
-    req["lat"] = lat[keep]
-    req["lon"] = lon[keep]
+    req["lat"] = kept(lat)
+    req["lon"] = kept(lon)
     req["x"] = req["y"] = np.nan  # filled below, in their place among the columns
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
         # the city-CRS coordinates and the points while the row hashes are computed
         placed = pool.submit(_place, req["lon"].to_numpy(), req["lat"].to_numpy(), profile.crs)
-        req["geocode_match_type"] = "source"
+        req["geocode_match_type"] = constant_text("source", kept.n)
         req["geocode_score"] = 100.0
         marks = kept(flags)
         req["quality_flags"] = marks.where(marks != "", None)
-        req["synthetic"] = synthetic[keep].astype(bool)
-        req["extra"] = _extras(df.loc[keep, extra_cols]) if extra_cols else None
-        req["batch_id"] = batch_id
+        req["synthetic"] = kept(synthetic).astype(bool)
+        req["extra"] = (kept(_extras(df[extra_cols])) if extra_cols
+                        else pd.Series(None, index=req.index, dtype=object))
+        req["batch_id"] = constant_text(batch_id, kept.n)
         req["row_hash"] = row_hash(req)
         req["x"], req["y"], points = placed.result()
     for name in (*TEXT_FIELDS, "service_request_id", "status", "zipcode"):
         if name in req.columns:
             req[name] = _text_column(req[name])
     requests = gpd.GeoDataFrame(
-        req.reset_index(drop=True),
-        geometry=gpd.GeoSeries(points, crs="EPSG:4326"),
-        crs="EPSG:4326",
+        req, geometry=gpd.GeoSeries(points, crs="EPSG:4326"), crs="EPSG:4326", copy=False
     )
     counts = _flag_counts(flags)
     return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts,
                           located=located, outside=outside,
-                          source_rows=df.loc[keep, ROW_COLUMN].to_numpy(dtype=np.int64))
+                          source_rows=df[ROW_COLUMN].to_numpy(dtype=np.int64)[keep])
+
+
+class _Picker:
+    """Picks the kept rows of a column of the validated frame (``keep``: one boolean per
+    row) and numbers them 0…n-1; Arrow-backed text is filtered by Arrow, not through
+    pandas' boolean indexing."""
+
+    def __init__(self, keep: np.ndarray) -> None:
+        self.keep = keep
+        self.every = bool(keep.all())
+        self.n = int(keep.sum())
+        self._mask: pa.Array | None = None
+
+    def __call__(self, values: pd.Series) -> pd.Series:
+        if self.every:
+            return values.reset_index(drop=True)
+        arrow = getattr(values.array, "_pa_array", None)
+        picked: Any
+        if arrow is not None:
+            if self._mask is None:
+                self._mask = pa.array(self.keep)
+            picked = pd.array(pc.filter(arrow, self._mask), dtype=values.dtype)
+        else:
+            picked = values.array[self.keep]
+        return pd.Series(picked, name=values.name, dtype=values.dtype)
+
+
+def constant_text(value: str, n: int) -> pd.Series:
+    """``n`` rows of one text value as :data:`TEXT` (one Arrow buffer; pandas would
+    broadcast a scalar through a Python object per row).
+
+    Examples
+    --------
+    >>> constant_text("source", 2).tolist()
+    ['source', 'source']
+    """
+    return pd.Series(pd.array(pa.repeat(pa.scalar(value, pa.large_string()), n), dtype=TEXT))
 
 
 def _place(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray,
@@ -405,14 +440,16 @@ def normalize_status(status: pd.Series, closed: pd.Series) -> tuple[pd.Series, p
     tuple of pandas.Series
         The statuses, and a mask of unrecognised words.
     """
-    low = status.astype("string").str.strip().str.lower()
-    is_closed = low.str.contains(_CLOSED_WORDS, regex=True).fillna(False).astype(bool)
-    known_open = low.isin(list(_OPEN_WORDS)).fillna(False).astype(bool)
-    missing = low.isna()
-    shut = (is_closed | (missing & closed.notna())).to_numpy(dtype=bool)
-    out = pd.Series(np.where(shut, "closed", "open"), index=status.index, dtype=object)
+    codes, words = distinct(status)  # a handful of words: each judged once
+    low = words.str.strip().str.lower()
+    is_closed = low.str.contains(_CLOSED_WORDS, regex=True).fillna(False).to_numpy(dtype=bool)
+    known_open = low.isin(list(_OPEN_WORDS)).fillna(False).to_numpy(dtype=bool)
+    missing = low.isna().to_numpy(dtype=bool)
+    shut = is_closed[codes] | (missing[codes] & closed.notna().to_numpy(dtype=bool))
+    out = pd.Series(pd.array(pc.if_else(pa.array(shut), _CLOSED, _OPEN), dtype=TEXT),
+                    index=status.index)
     unknown = ~missing & ~is_closed & ~known_open
-    return out, unknown
+    return out, pd.Series(unknown[codes], index=status.index)
 
 
 def normalize_zip(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -421,13 +458,15 @@ def normalize_zip(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     Examples
     --------
     >>> z, bad = normalize_zip(pd.Series(["19122.0", "1914", None, "19104-2211"]))
-    >>> z.tolist(), bad.tolist()
+    >>> z.where(z.notna(), None).tolist(), bad.tolist()
     (['19122', None, None, '19104'], [False, True, False, False])
     """
-    s = values.astype("string").str.strip()
+    codes, zips = distinct(values)  # a city has a few dozen: each read once
+    s = zips.str.strip()
     five = s.str.extract(r"^(\d{5})(?:\.0+)?(?:-\d{4})?$", expand=False)
-    bad = s.notna() & five.isna()
-    return five.astype(object).where(five.notna(), None), bad.fillna(False).astype(bool)
+    bad = (s.notna() & five.isna()).fillna(False).to_numpy(dtype=bool)
+    out = pd.Series(five.array.take(codes), index=values.index).astype(TEXT)
+    return out, pd.Series(bad[codes], index=values.index)
 
 
 def _check_coordinates(
@@ -548,7 +587,7 @@ def _duplicates(
 ) -> tuple[pd.Series, pd.Series] | None:
     """Rows that lose to a newer row with the same id, and the row that won."""
     cand = good & ids.notna()
-    if pd.Index(_text_column(ids[cand])).is_unique:  # no id twice (faster than duplicated)
+    if _all_distinct(ids[cand]):
         return None
     frame = pd.DataFrame({"id": ids[cand], "upd": updated[cand], "row": rows[cand]})
     frame["upd_key"] = frame["upd"].fillna(pd.Timestamp.min.tz_localize("UTC"))
@@ -559,6 +598,30 @@ def _duplicates(
     kept = pd.Series(None, index=ids.index, dtype=object)
     kept[frame.index] = winner
     return losers, kept
+
+
+def _all_distinct(values: pd.Series) -> bool:
+    """Whether no value occurs twice (Arrow's hash count for Arrow-backed text)."""
+    arrow = getattr(values.array, "_pa_array", None)
+    if arrow is not None and arrow.null_count == 0:
+        return int(pc.count_distinct(arrow).as_py()) == len(values)
+    return bool(pd.Index(_text_column(values)).is_unique)
+
+
+def distinct(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """The distinct values of a column as pandas ``string`` (missing included, as
+    ``<NA>``) and, for each row, the position of its value among them: an elementwise
+    rule run on the distinct values and spread back by position gives what it gives
+    run on every row.
+
+    Examples
+    --------
+    >>> codes, words = distinct(pd.Series(["Open", None, "Open", "closed"]))
+    >>> codes.tolist(), words.tolist()
+    ([0, 1, 0, 2], ['Open', <NA>, 'closed'])
+    """
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
+    return np.asarray(codes, dtype=np.intp), pd.Series(uniques, dtype="string")
 
 
 def _extras(frame: pd.DataFrame) -> pd.Series:

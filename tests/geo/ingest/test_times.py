@@ -71,3 +71,36 @@ def test_plain_iso_columns_parse_as_on_the_general_path(values: list[str | None]
     general = parse_times(pd.Series([*values, "5/1/2024 10:00"]), tz="America/New_York")
     pd.testing.assert_series_equal(fast, general.iloc[:-1])
     assert general.iloc[-1] == pd.Timestamp("2024-05-01 14:00", tz="UTC")
+
+
+def test_fixed_layout_check_agrees_with_the_regular_expressions() -> None:
+    """Where the byte check gives an answer, it is the regular expressions' answer."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from geo.ingest.times import _ISO_OFFSET, _ISO_WALL, _fixed_shape
+
+    rng = np.random.default_rng(3)
+    bases = ["2024-07-01T12:00:00Z", "2024-07-01 12:00:00Z", "2024-07-01T12:00:00",
+             "2024-07-01T12:00", "2024-07-01T12:00:00+01:00", "2024-07-01T12:00:00.5Z"]
+    answered = 0
+    for _ in range(3000):
+        base = bases[rng.integers(len(bases))]
+        values: list[str | None] = []
+        for _ in range(int(rng.integers(1, 6))):
+            chars = list(base)
+            if rng.random() < 0.3:  # one byte changed: a letter, digit, sign, space or é
+                chars[rng.integers(len(chars))] = str(rng.choice(list("0x-: TZ+é9")))
+            values.append(None if rng.random() < 0.1 else "".join(chars))
+        arrow = pa.chunked_array([pa.array(values[:2], pa.large_string()),
+                                  pa.array(values[2:], pa.large_string())])
+        got = _fixed_shape(arrow)
+        if got is None:
+            continue
+        answered += 1
+        aware = bool(pc.all(pc.match_substring_regex(arrow, _ISO_OFFSET)).as_py())
+        wall = bool(pc.all(pc.match_substring_regex(arrow, _ISO_WALL)).as_py())
+        assert (aware if got else wall), values
+        assert not (got and wall) and not (not got and aware), values
+    assert answered > 500
