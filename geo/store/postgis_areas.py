@@ -23,6 +23,7 @@ import geopandas as gpd
 import numpy as np
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from psycopg import sql
 
@@ -127,19 +128,23 @@ def area_indexes(conn: psycopg.Connection, gens: Sequence[Generation],
 
 def area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
               indexes: dict[str, AreaIndex]) -> dict[str, pa.Table]:
-    """Rows of ``request_areas`` (id, layer key, code) per layer, for the points given;
-    a point outside every area of a layer has no row for it (the rule of
+    """Rows of ``request_areas`` (id, layer key, code) per layer, for the points given,
+    in id order; a point outside every area of a layer has no row for it (the rule of
     :func:`geo.joins.locate`, codes built in Arrow from their ranks)."""
     out: dict[str, pa.Table] = {}
+    # rows in id order (the bytes' order): the primary key of a fresh partition is then
+    # built from presorted input (in a database of the C collation)
+    by_id = pc.sort_indices(ids).to_numpy().astype(np.int64)
+    sorted_ids = ids.take(pa.array(by_id))
     for key, rank in locate_layers(x, y, indexes).items():
         index = indexes[key]
-        inside = np.flatnonzero(rank >= 0)
-        taken = pa.array(inside, type=pa.int64())
+        ranked = rank[by_id]
+        inside = ranked >= 0
         names = pa.array([str(c) for c in index.codes], type=pa.string())
-        codes = pa.DictionaryArray.from_arrays(pa.array(rank[inside], type=pa.int32()), names)
+        codes = pa.DictionaryArray.from_arrays(pa.array(ranked[inside], type=pa.int32()), names)
         out[key] = pa.table({
-            "service_request_id": ids.take(taken),
-            "layer_key": pa.array(np.full(len(inside), key, dtype=object), type=pa.string()),
+            "service_request_id": sorted_ids.filter(pa.array(inside)),
+            "layer_key": pa.repeat(pa.scalar(key, pa.string()), len(codes)),
             "code": codes.cast(pa.string()),
         })
     return out
@@ -176,9 +181,13 @@ def load_area_rows(conn: psycopg.Connection, rows: dict[str, pa.Table], *,
         return
     for key, table in rows.items():
         fresh = sql.Identifier(f"ra_fresh_{key}")
+        # NOT NULL columns and the layer's CHECK from the start: the swap then has no scan
+        # to make for them, nor to prove the rows belong to the partition it attaches
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE request_areas, CHECK (layer_key = {}))")
+                     .format(fresh, sql.Literal(key)))
         conn.execute(
             sql.SQL(
-                "CREATE TABLE {} AS SELECT ra.service_request_id, ra.layer_key, ra.code"
+                "INSERT INTO {} SELECT ra.service_request_id, ra.layer_key, ra.code"
                 " FROM request_areas ra WHERE ra.layer_key = %s AND NOT EXISTS ("
                 " SELECT 1 FROM changed c WHERE c.service_request_id = ra.service_request_id)"
             ).format(fresh), (key,))
