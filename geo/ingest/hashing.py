@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geo.ingest.arrowtext import text_buffers
+
 _FNV_OFFSET: Final = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME: Final = np.uint64(0x100000001B3)
 _MISSING: Final = np.uint64(0x9E3779B97F4A7C15)
@@ -78,10 +80,10 @@ def text_array(values: pd.Series) -> pa.Array | pa.ChunkedArray:
     return arrow
 
 
-#: Arrow types whose values :func:`_fold_array` reads from their buffers, with the width
-#: of their offsets (the bytes hashed are the same for both widths).
-_OFFSET_TYPES: Final = {pa.types.is_large_string: np.int64, pa.types.is_large_binary: np.int64,
-                        pa.types.is_string: np.int32, pa.types.is_binary: np.int32}
+#: Arrow types whose values :func:`_fold_array` reads from their buffers (the bytes hashed
+#: are the same for 32- and 64-bit offsets).
+_OFFSET_TYPES: Final = (pa.types.is_large_string, pa.types.is_large_binary,
+                        pa.types.is_string, pa.types.is_binary)
 
 
 def _fold_array(acc: np.ndarray, arrow: pa.Array | pa.ChunkedArray) -> None:
@@ -91,13 +93,7 @@ def _fold_array(acc: np.ndarray, arrow: pa.Array | pa.ChunkedArray) -> None:
             _fold_array(acc[start:start + len(chunk)], chunk)
             start += len(chunk)
         return
-    n = len(arrow)
-    width = next(w for check, w in _OFFSET_TYPES.items() if check(arrow.type))
-    offsets = np.frombuffer(arrow.buffers()[1], dtype=width)[arrow.offset:arrow.offset + n + 1]
-    data_buffer = arrow.buffers()[2]
-    data = (np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None
-            else np.zeros(0, dtype=np.uint8))
-    valid = np.asarray(arrow.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
+    offsets, data, valid = text_buffers(arrow)
     _fold_text(acc, offsets, data, valid)
 
 

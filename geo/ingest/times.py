@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geo.ingest.arrowtext import trim_is_noop
+from geo.ingest.arrowtext import text_buffers, trim_is_noop
 
 #: ``strftime`` format of times written as text (ISO 8601, UTC).
 ISO_UTC: Final = "%Y-%m-%dT%H:%M:%SZ"
@@ -186,12 +186,8 @@ def _fixed_shape(arrow: pa.Array | pa.ChunkedArray) -> bool | None:
             continue
         if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
             return None
-        buffers = chunk.buffers()
-        wide = pa.types.is_large_string(chunk.type)
-        raw = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-        offsets = raw[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
+        offsets, data, valid = text_buffers(chunk)
         lengths = np.diff(offsets)
-        valid = np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         size = int(lengths[valid][0])
         # every present value that long and every missing one empty: the bytes are a block
         if size not in _LAYOUTS or not (np.all(lengths[valid] == size)
@@ -200,8 +196,7 @@ def _fixed_shape(arrow: pa.Array | pa.ChunkedArray) -> bool | None:
         layout, aware = _LAYOUTS[size]
         if shape is not None and shape != aware:
             return None
-        block = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-        block = block.reshape(-1, size)
+        block = data[offsets[0]:offsets[-1]].reshape(-1, size)
         for at, want in enumerate(layout):
             column = block[:, at]
             if want == "d":
