@@ -365,9 +365,11 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request, one column per layer key, ordered by id.
 
-        The requests and each layer's codes are read by one statement each, in one
-        read-only snapshot, as Arrow through ADBC (:mod:`geo.store.postgis_read`), and
-        put together in Arrow: no Python object per row, and no join on the server.
+        The requests and each layer's codes are read by one statement each, as Arrow
+        through ADBC (:mod:`geo.store.postgis_read`): the requests on one connection and
+        the codes on a second at the same time, both in one read-only snapshot. They are
+        put together in Arrow, the layers' look-ups on two threads: no Python object per
+        row, and no join on the server.
         """
         keys = self.layer_keys()
         frame = self._read_columns([*_READ_COLUMNS, *keys], keys)
@@ -424,7 +426,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         with self._connection() as conn:
             queries = [postgis_read.render(stmt, conn) for stmt in statements]
         try:
-            rows, *codes = postgis_read.fetch_arrow_snapshot(uri, queries)
+            rows, codes = postgis_read.fetch_arrow_split(uri, queries[0], queries[1:])
         except Exception as err:  # the ADBC driver's own error types
             raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
         table = postgis_read.with_codes(rows, dict(zip(wanted_keys, codes, strict=True)),

@@ -13,7 +13,9 @@ psycopg) and rendered with a psycopg connection before ADBC runs it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import adbc_driver_postgresql.dbapi as adbc
@@ -94,10 +96,67 @@ def fetch_arrow_snapshot(uri: str, statements: Sequence[str]) -> list[pa.Table]:
     return out
 
 
-def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str) -> pa.Table:
+def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Table, list[pa.Table]]:
+    """Run ``first`` on one ADBC connection and ``rest`` (in turn) on a second, at the
+    same time, both in one read-only snapshot of the database.
+
+    The first connection's repeatable-read transaction exports its snapshot
+    (``pg_export_snapshot``) and the second imports it (``SET TRANSACTION SNAPSHOT``)
+    before it reads, so every statement sees the state ``first`` sees; the exporting
+    transaction stays open until the import is done. The ADBC driver reads without
+    holding the GIL, so the server's work and Arrow's decoding of the two streams
+    overlap.
+
+    Returns
+    -------
+    tuple
+        ``first``'s table and ``rest``'s tables in order.
+    """
+    if not rest:
+        return fetch_arrow_snapshot(uri, [first])[0], []
+    imported = threading.Event()
+    with adbc.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute("SELECT pg_export_snapshot()")
+        row = cur.fetchone()
+        if row is None:  # pragma: no cover - the function always returns a row
+            raise RuntimeError("pg_export_snapshot() returned no row")
+        snapshot = str(row[0])
+
+        def read_rest() -> list[pa.Table]:
+            out: list[pa.Table] = []
+            try:
+                with adbc.connect(uri) as other, other.cursor() as cur2:
+                    cur2.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cur2.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot)
+                                 .as_string(None))
+                    imported.set()
+                    for statement in rest:
+                        cur2.execute(statement)
+                        out.append(cur2.fetch_arrow_table())
+                    other.rollback()
+            finally:
+                imported.set()
+            return out
+
+        with ThreadPoolExecutor(1) as pool:
+            later = pool.submit(read_rest)
+            cur.execute(first)
+            table = cur.fetch_arrow_table()
+            imported.wait()  # keep the exported snapshot alive until it is imported
+            conn.rollback()
+            return table, later.result()
+
+
+def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
+               threads: int = 2) -> pa.Table:
     """Request rows in id order (``COLLATE "C"``: Arrow orders text by its bytes), with
     one column per layer of ``codes`` (``service_request_id``, ``code`` rows; null for a
     request with no row), then without ``id_column``.
+
+    Each layer's look-up of the row ids in its codes (a hash table per layer) runs on a
+    pool of ``threads`` threads, beside the sort of the rows: Arrow's kernels release
+    the GIL.
 
     Examples
     --------
@@ -106,11 +165,16 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str)
     >>> with_codes(rows, {"zip": zip_}, id_column="i").to_pydict()
     {'v': [1, 2, 3], 'zip': ['19104', None, '19103']}
     """
-    rows = rows.take(pc.sort_indices(rows.column(id_column)))
     ids = rows.column(id_column)
-    for key, table in codes.items():
-        at = pc.index_in(ids, value_set=table.column("service_request_id"))
-        rows = rows.append_column(key, table.column("code").take(at))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        order = pool.submit(pc.sort_indices, ids)
+        at = {key: pool.submit(pc.index_in, ids, value_set=table.column("service_request_id"))
+              for key, table in codes.items()}
+        ordered = order.result()
+        rows = rows.take(ordered)
+        for key, table in codes.items():
+            where = at[key].result().take(ordered)
+            rows = rows.append_column(key, table.column("code").take(where))
     return rows.drop_columns([id_column])
 
 

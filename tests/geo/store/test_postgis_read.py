@@ -1,0 +1,81 @@
+"""Reading PostGIS as Arrow: two connections in one snapshot, and the Arrow join of
+each layer's codes to the rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pytest
+
+from geo.store import postgis_read
+
+
+def test_split_read_sees_one_snapshot_across_both_connections(
+        postgis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row committed after the first connection exported its snapshot and before the
+    second one reads is seen by neither: the second reads the first's snapshot."""
+    with psycopg.connect(postgis_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE counted (n int)")
+        conn.execute("INSERT INTO counted VALUES (1), (2)")
+    real_connect = postgis_read.adbc.connect
+    opened: list[int] = []
+
+    def connect_then_write(*args: Any, **kwargs: Any) -> Any:
+        opened.append(1)
+        if len(opened) == 2:  # the second connection: commit a row before it reads
+            with psycopg.connect(postgis_url, autocommit=True) as writer:
+                writer.execute("INSERT INTO counted VALUES (3)")
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(postgis_read.adbc, "connect", connect_then_write)
+    uri = postgis_read.adbc_uri(postgis_url)
+    assert uri is not None
+    count = "SELECT count(*) AS n FROM counted"
+    first, rest = postgis_read.fetch_arrow_split(uri, count, [count, "SELECT 7 AS seven"])
+    assert len(opened) == 2
+    assert first.column("n").to_pylist() == [2]
+    assert [t.column(0).to_pylist() for t in rest] == [[2], [7]]
+    monkeypatch.setattr(postgis_read.adbc, "connect", real_connect)
+    # a read after the writer's commit sees the new row
+    again, _ = postgis_read.fetch_arrow_split(uri, count, [count])
+    assert again.column("n").to_pylist() == [3]
+
+
+def test_split_read_passes_on_an_error_of_the_second_connection(postgis_url: str) -> None:
+    uri = postgis_read.adbc_uri(postgis_url)
+    assert uri is not None
+    with pytest.raises(Exception, match="no_such_table"):
+        postgis_read.fetch_arrow_split(uri, "SELECT 1 AS one", ["SELECT * FROM no_such_table"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_codes_join_equals_a_dictionary_join(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 3000
+    ids = [f"R-{v}" for v in rng.permutation(n)]
+    ids[3] = "R-é"  # sorts after every ASCII id by its UTF-8 bytes
+    values = rng.integers(0, 100, n)
+    half = n // 2
+    rows = pa.Table.from_batches([
+        pa.record_batch({"i": ids[:half], "v": values[:half]}),
+        pa.record_batch({"i": ids[half:], "v": values[half:]}),
+    ])
+    codes: dict[str, pa.Table] = {}
+    expected: dict[str, dict[str, str]] = {}
+    for k in range(5):
+        have = [i for i in ids if rng.random() < 0.9]  # some rows have no code
+        rng.shuffle(have)
+        got = {i: f"c{k}-{rng.integers(0, 20)}" for i in have}
+        codes[f"layer{k}"] = pa.table({"service_request_id": list(got),
+                                       "code": list(got.values())})
+        expected[f"layer{k}"] = got
+    for threads in (1, 3):
+        table = postgis_read.with_codes(rows, codes, id_column="i", threads=threads)
+        order = sorted(range(n), key=lambda j: ids[j].encode("utf-8"))
+        assert table.column_names == ["v", *codes]
+        assert table.column("v").to_pylist() == [int(values[j]) for j in order]
+        for key, got in expected.items():
+            assert table.column(key).to_pylist() == [got.get(ids[j]) for j in order]
