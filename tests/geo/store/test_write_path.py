@@ -96,6 +96,51 @@ def test_both_stores_hold_the_same_requests_and_codes(
     pd.testing.assert_frame_equal(quarantines[0], quarantines[1], check_dtype=False)
 
 
+def _half_moved(path: Path, base: Path) -> Path:
+    """Every row of ``base``: the even ones moved (newer, elsewhere), the odd ones as
+    they are, and as many new ids as there are rows, so the file outnumbers the store."""
+    frame = pd.read_csv(base, dtype=str, keep_default_na=False)
+    moved = frame.index[::2]
+    frame.loc[moved, "updated_datetime"] = "2026-06-01T10:00:00Z"
+    rng = np.random.default_rng(23)
+    frame.loc[moved, "lat"] = [f"{v:.6f}" for v in rng.uniform(39.90, 40.08, len(moved))]
+    frame.loc[moved, "lon"] = [f"{v:.6f}" for v in rng.uniform(-75.25, -75.02, len(moved))]
+    extra = frame.copy()
+    extra["request_id"] = [f"NEW-{i}" for i in range(len(extra))]
+    pd.concat([frame, extra]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.postgis
+def test_a_big_write_with_unchanged_rows_loads_the_codes_of_the_written_ones(
+    request: pytest.FixtureRequest, tmp_path: Path, philly_profile: CityProfile,
+    philly_layers: dict, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write big on the store has its codes located ahead for all its rows; when some
+    rows turn out unchanged, only the written rows' codes are loaded (PostGIS equals the
+    embedded store, no duplicate code rows)."""
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
+    parks = ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv"
+    again = _half_moved(tmp_path / "again.csv", parks)
+    frames, counts = [], []
+    for kind in ("embedded", "postgis"):
+        (tmp_path / kind).mkdir()
+        s = open_test_store(kind, tmp_path / kind, request, philly_profile)
+        try:
+            for spec in s.profile.layers:
+                s.add_generation(spec, philly_layers[spec.key])
+            ingest(parks, s, now=NOW)
+            r = ingest(again, s, now=NOW).result
+            counts.append((r.inserted, r.updated, r.unchanged))
+            frames.append(normalized(s.requests()))
+        finally:
+            s.close()
+    assert counts[0] == counts[1]
+    inserted, updated, unchanged = counts[0]
+    assert inserted > 0 and updated > 0 and unchanged > 0
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_dtype=False)
+
+
 _KILL_SCRIPT = """
 import sys
 from geo.store.postgis import PostGISStore
