@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,15 +104,6 @@ def server_label(conninfo: str) -> str:
     port = get("port", "PGPORT", "5432")
     dbname = get("dbname", "PGDATABASE", user)
     return f"{user}@{host}:{port}/{dbname}"
-
-
-@dataclass(frozen=True)
-class _Located:
-    """A write's active layer generations, and the codes of all its requests when they
-    are being located ahead (see :meth:`PostGISStore._locate_ahead`)."""
-
-    gens: list[Generation]
-    ahead: Future[dict[str, pa.Table]] | None
 
 
 class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
@@ -268,20 +257,15 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         result = WriteResult(
             quarantined={str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
         )
-        with (self._connection() as conn, conn.transaction(),
-              ThreadPoolExecutor(1, thread_name_prefix="locate-ahead") as ahead):
+        with self._connection() as conn, conn.transaction():
             if len(requests):
                 ordered = spatial_order(requests)
                 stored = postgis_load.stored_estimate(conn)
-                # the lock the upsert takes, taken before the layers are read
-                conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
-                located = self._locate_ahead(conn, ordered, stored, ahead)
                 new, newer = upsert_request_rows(conn, ordered, self.srid)
                 result.inserted, result.updated = len(new), len(newer)
                 result.unchanged = len(requests) - result.inserted - result.updated
                 if result.inserted or result.updated:
-                    self._load_areas(conn, ordered, np.concatenate([new, newer]), stored,
-                                     located)
+                    self._load_areas(conn, ordered, np.concatenate([new, newer]), stored)
                     postgis_problems.update_problems(conn, problems)
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
@@ -297,43 +281,21 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 write_state(conn, source_state)
         return result
 
-    def _locate_ahead(self, conn: psycopg.Connection, requests: pd.DataFrame, stored: int,
-                      pool: ThreadPoolExecutor) -> _Located | None:
-        """The active layer generations; for a load that is big on the store (the bulk
-        rule), every request's area codes start being located on ``pool`` now, while the
-        server takes the rows and rebuilds the indexes (the locate releases the GIL).
-        ``None`` when no layer is active."""
-        gens = list(self.active_of(_generations(conn)).values())
-        if not gens:
-            return None
-        if not postgis_load.is_bulk(len(requests), stored):
-            return _Located(gens, None)
-        indexes = postgis_areas.area_indexes(conn, gens, self.profile.crs)
-        ahead = pool.submit(
-            postgis_areas.area_rows, arrow_column(requests, "service_request_id"),
-            requests["x"].to_numpy(dtype="float64"),
-            requests["y"].to_numpy(dtype="float64"), indexes)
-        return _Located(gens, ahead)
-
     def _load_areas(self, conn: psycopg.Connection, requests: pd.DataFrame,
-                    written: np.ndarray, stored: int, located: _Located | None) -> None:
+                    written: np.ndarray, stored: int) -> None:
         """Locate the written requests in every active layer (the embedded store's index
         and rule) and load their codes into ``request_areas`` by binary COPY."""
-        if located is None:
+        gens = list(self.active_of(_generations(conn)).values())
+        if not gens:
             return
-        if located.ahead is not None:  # every request located already: keep the written
-            rows = located.ahead.result()
-            if len(written) < len(requests):
-                ids = arrow_column(requests.iloc[np.sort(written)], "service_request_id")
-                rows = postgis_areas.of_ids(rows, ids)
-        else:
-            chosen = requests.iloc[np.sort(written)]
-            rows = postgis_areas.area_rows(
-                arrow_column(chosen, "service_request_id"),
-                chosen["x"].to_numpy(dtype="float64"), chosen["y"].to_numpy(dtype="float64"),
-                postgis_areas.area_indexes(conn, located.gens, self.profile.crs))
+        indexes = postgis_areas.area_indexes(conn, gens, self.profile.crs)
+        rows = requests.iloc[np.sort(written)]
+        ids = arrow_column(rows, "service_request_id")
+        located = postgis_areas.area_rows(
+            ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"),
+            indexes)
         bulk = postgis_load.is_bulk(len(written), stored)
-        postgis_areas.load_area_rows(conn, rows, bulk=bulk)
+        postgis_areas.load_area_rows(conn, located, bulk=bulk)
 
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
         """Upsert contacts and their quarantine rows in one transaction (see :class:`Store`)."""

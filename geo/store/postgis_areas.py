@@ -150,13 +150,6 @@ def area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
     return out
 
 
-def of_ids(rows: dict[str, pa.Table], ids: pa.Array) -> dict[str, pa.Table]:
-    """The rows of :func:`area_rows` for the requests ``ids`` only (order kept): what
-    :func:`area_rows` gives for those requests alone, since each point is placed alone."""
-    return {key: table.filter(pc.is_in(table.column("service_request_id"), value_set=ids))
-            for key, table in rows.items()}
-
-
 def load_area_rows(conn: psycopg.Connection, rows: dict[str, pa.Table], *,
                    bulk: bool) -> None:
     """Replace the codes of the requests in the temporary table ``changed`` by ``rows``.

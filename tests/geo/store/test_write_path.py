@@ -116,9 +116,9 @@ def test_a_big_write_with_unchanged_rows_loads_the_codes_of_the_written_ones(
     request: pytest.FixtureRequest, tmp_path: Path, philly_profile: CityProfile,
     philly_layers: dict, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A write big on the store has its codes located ahead for all its rows; when some
-    rows turn out unchanged, only the written rows' codes are loaded (PostGIS equals the
-    embedded store, no duplicate code rows)."""
+    """A write big on the store (fresh partitions) with unchanged, moved and new rows:
+    the codes loaded are those of the written rows, the unchanged rows keep theirs
+    (PostGIS equals the embedded store, no duplicate code rows)."""
     monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
     parks = ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv"
     again = _half_moved(tmp_path / "again.csv", parks)
