@@ -44,6 +44,9 @@ class IngestReport:
         Rows with coordinates, and those of them outside the store's city.
     city
         The store's city (its profile name).
+    streamed
+        Whether the file was read in batches (:func:`geo.ingest.stream.ingest_stream`),
+        its requests written without the problem rule.
     """
 
     batch_id: str
@@ -56,6 +59,7 @@ class IngestReport:
     located: int = 0
     outside: int = 0
     city: str = ""
+    streamed: bool = False
 
     @property
     def balanced(self) -> bool:

@@ -37,7 +37,7 @@ from geo.ingest.mapping import ColumnMapping, apply_mapping
 from geo.ingest.model import text_frame
 from geo.ingest.pipeline import IngestReport, ingest
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN, Format, _detect, unique_names
-from geo.ingest.sink import WriteResult
+from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch, validate
 from layers.profile import CityProfile
 
@@ -161,7 +161,8 @@ def _winners(candidates: list[pa.Table]) -> dict[str, int]:
 
 def ingest_stream(path: str | Path, store: StreamSink, *, batch_rows: int = 250_000,
                   mapping: ColumnMapping | None = None,
-                  now: datetime | None = None) -> IngestReport:
+                  now: datetime | None = None,
+                  problems: ProblemAssigner | None = None) -> IngestReport:
     """Ingest one CSV file in batches of ``batch_rows`` (see the module docstring).
 
     Parameters
@@ -176,11 +177,15 @@ def ingest_stream(path: str | Path, store: StreamSink, *, batch_rows: int = 250_
         Extra column mapping and constants.
     now
         Reference time for future-time checks.
+    problems
+        The problem rule, for a file read whole (one the streaming reader cannot take);
+        the batches are written without it.
 
     Returns
     -------
     IngestReport
-        Equal to :func:`geo.ingest.pipeline.ingest`'s for the same file.
+        Equal to :func:`geo.ingest.pipeline.ingest`'s for the same file; ``streamed``
+        says whether it was read in batches.
     """
     path = Path(path)
     started = now or datetime.now(UTC)
@@ -191,7 +196,8 @@ def ingest_stream(path: str | Path, store: StreamSink, *, batch_rows: int = 250_
         candidates = [_candidates(batch) for batch in _validated(
             path, store.profile, mapping, fmt, batch_id, started, batch_rows, {})]
     except _NotStreamable:
-        return ingest(path, store, mapping=mapping, now=now)  # type: ignore[arg-type]
+        return ingest(path, store, mapping=mapping, now=now,  # type: ignore[arg-type]
+                      problems=problems)
     winners = _winners(candidates)
     del candidates
     info: dict[str, object] = {"batch_id": batch_id, "source_file": str(path),
@@ -215,7 +221,7 @@ def ingest_stream(path: str | Path, store: StreamSink, *, batch_rows: int = 250_
                         rows_read=totals["rows_read"], result=result,
                         flags=dict(sorted(flags.items(), key=lambda kv: (-kv[1], kv[0]))),
                         located=totals["located"], outside=totals["outside"],
-                        city=store.profile.name)
+                        city=store.profile.name, streamed=True)
 
 
 def _format(path: Path) -> Format:

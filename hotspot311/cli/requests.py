@@ -46,12 +46,18 @@ if TYPE_CHECKING:
 @click.option("--value-map", "value_maps", multiple=True, metavar="FIELD=CODE:VALUE,…",
               help="contacts: the city's codes for channel or outcome, e.g. "
                    "outcome=INFO:information,XFER:referral (repeatable).")
+@click.option("--batch-rows", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Read each CSV file N rows at a time, memory bounded by the batch, not "
+                   "the file (embedded store; same result as reading it whole). The "
+                   "batches are written without the problem rule: run 'hotspot311 "
+                   "problems rebuild' after.")
 @engine_options
 @pass_ctx
 @handle_errors
 def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, ...],
                sets: tuple[str, ...], mapping_file: str | None, strict: bool, kind: str,
-               value_maps: tuple[str, ...], engine: str, scheduler: str | None) -> None:
+               value_maps: tuple[str, ...], batch_rows: int | None, engine: str,
+               scheduler: str | None) -> None:
     """Ingest request files (CSV, Open311 JSON, GeoJSON, Parquet parts) or contact logs.
 
     Prints rows read, inserted, updated, unchanged and quarantined by reason; they add
@@ -79,7 +85,14 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
         if mapping_file:
             mapping = ColumnMapping.from_toml(mapping_file).merged(mapping)
         run = partial(ingest, store=store, fmt=fmt, mapping=mapping, problems=ctx.problems())
+    if batch_rows is not None:
+        if kind != "requests":
+            raise InputError("--batch-rows: request files only (contact logs are read "
+                             "whole)")
+        run = _streaming(store, fmt=fmt, engine=engine, batch_rows=batch_rows,
+                         mapping=mapping, problems=ctx.problems())
     any_quarantined = False
+    streamed = False
     if kind == "contacts" and engine != "local":
         raise InputError(f"--engine: got {engine!r}; contact logs are ingested with --engine "
                          "local")
@@ -87,15 +100,41 @@ def ingest_cmd(ctx: Context, paths: tuple[str, ...], fmt: str, maps: tuple[str, 
         if client is None:
             for path in tqdm(paths, desc="ingest", unit="file", disable=len(paths) < 2,
                              file=sys.stderr):
-                any_quarantined |= _print_report(run(path))
+                report = run(path)
+                streamed |= report.streamed
+                any_quarantined |= _print_report(report)
         else:
             reports: Iterator[IngestReport] = _ingest_on_dask(
                 paths, store, client, fmt=fmt, mapping=mapping, problems=ctx.problems())
             for report in tqdm(reports, desc="ingest", unit="file", total=len(paths),
                                disable=len(paths) < 2, file=sys.stderr):
                 any_quarantined |= _print_report(report)
+    if streamed:
+        click.echo("note: requests read in batches are stored without a problem_id; "
+                   "run: hotspot311 problems rebuild")
     if strict and any_quarantined:
         sys.exit(EXIT_STRICT)
+
+
+def _streaming(store: Store, *, fmt: str, engine: str, batch_rows: int,
+               mapping: ColumnMapping, problems: ProblemAssigner
+               ) -> Callable[[str], IngestReport]:
+    """The ingest of ``--batch-rows``: :func:`ingest_stream` into a store that writes
+    many batches as one snapshot; a clear error for what it does not take."""
+    if fmt not in ("auto", "csv"):
+        raise InputError(f"--batch-rows: got --format {fmt!r}; files are read in batches "
+                         "as csv (other formats are read whole: leave out --batch-rows)")
+    if engine != "local":
+        raise InputError(f"--batch-rows: got --engine {engine!r}; batches are read with "
+                         "--engine local (a Dask cluster reads files side by side)")
+    if not hasattr(store, "write_stream"):
+        raise InputError(f"--batch-rows: {store.describe()} reads a file whole; batches "
+                         "go into the embedded store (for PostGIS, split a big file and "
+                         "ingest the pieces with --engine dask)")
+    from geo.ingest.stream import ingest_stream
+
+    return partial(ingest_stream, store=store, batch_rows=batch_rows, mapping=mapping,
+                   problems=problems)
 
 
 def _ingest_on_dask(paths: tuple[str, ...], store: Store, client: Client, *, fmt: str,

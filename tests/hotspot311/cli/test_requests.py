@@ -141,3 +141,68 @@ def test_quarantine_and_layers_commands(tmp_path: Path) -> None:
 )
 def test_help(cmd: list[str]) -> None:
     assert CliRunner().invoke(cli, cmd).exit_code == 0
+
+
+def test_ingest_in_batches_equals_the_whole_file(tmp_path: Path, phila: CityProfile) -> None:
+    """``ingest --batch-rows``: the file read 1,000 rows at a time stores what reading it
+    whole stores (requests, quarantine, counts); its requests get their problem_id from
+    ``problems rebuild``, the same as the whole file's write gives them."""
+    from tests.geo.ingest.quarantine_corpus import INPUTS
+    from tests.geo.store.stores import normalized
+
+    path = str(INPUTS / "messy.csv")  # 3,000 rows: three batches
+    runner = CliRunner()
+    whole, batched = str(tmp_path / "whole"), str(tmp_path / "batched")
+    a = runner.invoke(cli, ["--store", whole, "ingest", path])
+    b = runner.invoke(cli, ["--store", batched, "ingest", path, "--batch-rows", "1000"])
+    assert a.exit_code == 0 and b.exit_code == 0, (a.output, b.output)
+    counts = [ln for ln in a.output.splitlines()[1:] if not ln.startswith("note")]
+    assert [ln for ln in b.output.splitlines()[1:] if not ln.startswith("note")] == counts
+    assert "problems rebuild" in b.output and "problems rebuild" not in a.output
+    stores = [EmbeddedStore(Path(p), phila) for p in (whole, batched)]
+    frames = [normalized(s.requests()) for s in stores]
+    assert frames[1]["problem_id"].isna().all() and frames[0]["problem_id"].notna().all()
+    pd.testing.assert_frame_equal(frames[0].drop(columns=["problem_id", "batch_id"]),
+                                  frames[1].drop(columns=["problem_id", "batch_id"]))
+    quarantines = [s.quarantine().drop(columns=["batch_id", "quarantine_id", "quarantined_at"])
+                   .sort_values(["source_row", "reason"]).reset_index(drop=True)
+                   for s in stores]
+    assert len(quarantines[0]) > 100
+    pd.testing.assert_frame_equal(quarantines[0], quarantines[1])
+
+    again = runner.invoke(cli, ["--store", batched, "ingest", path, "--batch-rows", "1000"])
+    assert "inserted             0" in again.output and "updated              0" in again.output
+    rebuilt = runner.invoke(cli, ["--store", batched, "problems", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    after = normalized(EmbeddedStore(Path(batched), phila).requests())
+    assert after["problem_id"].notna().all()
+    # the same requests grouped into the same problems as the whole file's write
+    groups = [sorted(sorted(g) for g in f.groupby("problem_id")["service_request_id"]
+                     .apply(list)) for f in (frames[0], after)]
+    assert groups[0] == groups[1]
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--kind", "contacts"], "request files only"),
+    (["--format", "open311"], "--format 'open311'"),
+    (["--engine", "dask"], "--engine 'dask'"),
+])
+def test_ingest_in_batches_refuses_what_it_cannot_read(tmp_path: Path, extra: list[str],
+                                                       named: str) -> None:
+    from tests.geo.ingest.quarantine_corpus import INPUTS
+
+    out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s"), "ingest",
+                                   str(INPUTS / "messy.csv"), "--batch-rows", "100", *extra])
+    assert out.exit_code != 0
+    assert "--batch-rows" in out.output and named in out.output
+    assert not (tmp_path / "s" / "CURRENT").exists()  # nothing written
+
+
+@pytest.mark.postgis
+def test_ingest_in_batches_names_the_postgis_store(postgis_url: str) -> None:
+    from tests.geo.ingest.quarantine_corpus import INPUTS
+
+    out = CliRunner().invoke(cli, ["--store", postgis_url, "ingest",
+                                   str(INPUTS / "messy.csv"), "--batch-rows", "100"])
+    assert out.exit_code != 0
+    assert "--batch-rows" in out.output and "PostGIS" in out.output
