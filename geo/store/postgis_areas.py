@@ -34,6 +34,7 @@ from geo.joins import (
     index_from_bytes,
     index_to_bytes,
     locate_layers,
+    ranks_text,
 )
 from geo.store.pgcopy import copy_arrow
 from geo.store.postgis_join import swap_partition
@@ -140,12 +141,11 @@ def area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
         index = indexes[key]
         ranked = rank[by_id]
         inside = ranked >= 0
-        names = pa.array([str(c) for c in index.codes], type=pa.string())
-        codes = pa.DictionaryArray.from_arrays(pa.array(ranked[inside], type=pa.int32()), names)
+        codes = ranks_text(ranked[inside], index)
         out[key] = pa.table({
             "service_request_id": sorted_ids.filter(pa.array(inside)),
             "layer_key": pa.repeat(pa.scalar(key, pa.string()), len(codes)),
-            "code": codes.cast(pa.string()),
+            "code": codes,
         })
     return out
 

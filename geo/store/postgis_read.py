@@ -40,6 +40,11 @@ READ_COLUMNS: Final = (*REQUEST_COLUMNS, *STORE_FIELDS)
 #: Text columns come out as this dtype (see the module docstring).
 
 
+#: The first statement of every read of several statements: one state of the database,
+#: and no writes.
+_SNAPSHOT: Final = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
 def adbc_uri(conninfo: str) -> str | None:
     """The URI ADBC connects with, for a libpq connection string.
 
@@ -88,7 +93,7 @@ def fetch_arrow_snapshot(uri: str, statements: Sequence[str]) -> list[pa.Table]:
     transaction (so all see one state of the database), each as an Arrow table."""
     out: list[pa.Table] = []
     with adbc.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute(_SNAPSHOT)
         for statement in statements:
             cur.execute(statement)
             out.append(cur.fetch_arrow_table())
@@ -116,7 +121,7 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
         return fetch_arrow_snapshot(uri, [first])[0], []
     imported = threading.Event()
     with adbc.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute(_SNAPSHOT)
         cur.execute("SELECT pg_export_snapshot()")
         row = cur.fetchone()
         if row is None:  # pragma: no cover - the function always returns a row
@@ -127,7 +132,7 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
             out: list[pa.Table] = []
             try:
                 with adbc.connect(uri) as other, other.cursor() as cur2:
-                    cur2.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    cur2.execute(_SNAPSHOT)
                     cur2.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot)
                                  .as_string(None))
                     imported.set()
