@@ -22,6 +22,7 @@ from clustering.priority import PROBLEM_PARTS
 from hotspot311.errors import InputError, StoreError
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata, maps
+from hotspot311.web.arrowpool import use_returning_pool
 from hotspot311.web.escaping import escape_markdown
 from hotspot311.web.filters import STATUSES, Filters
 from hotspot311.web.maps import METRICS, TILES, hotspot_bounds
@@ -33,6 +34,7 @@ from layers.services import load_groups
 from reports.sla import SLA_STATES
 
 st.set_page_config(page_title="hotspot311 map", layout="wide")
+use_returning_pool()  # before the first read: the process's peak memory
 
 NONE = "(none)"
 CITY_VIEW = "(whole city)"

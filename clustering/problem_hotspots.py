@@ -33,8 +33,10 @@ def problem_ids_of(requests: pd.DataFrame) -> pd.Series:
     own = requests["service_request_id"].astype(str)
     if "problem_id" not in requests.columns:
         return own.rename("problem_id")
-    pid = requests["problem_id"].astype(object)
-    return pid.where(pid.notna(), own).astype(str).rename("problem_id")
+    pid = requests["problem_id"]
+    if pid.isna().any():  # (as objects only then: a window has many requests)
+        pid = pid.astype(object).where(pid.notna(), own)
+    return pid.astype(str).rename("problem_id")
 
 
 def sorted_lists(keys: pd.Series, values: pd.Series) -> pd.Series:
@@ -102,24 +104,45 @@ def collapse(requests: pd.DataFrame) -> pd.DataFrame:
         for c in PROBLEM_EXTRA[1:]:
             frame[c] = pd.Series([], dtype=object)
         return frame
-    order = frame.assign(_id=frame["service_request_id"].astype(str)).sort_values(
-        ["problem_id", "requested_datetime", "_id"], kind="stable")
-    first = order.drop_duplicates("problem_id").drop(columns="_id").set_index("problem_id")
-    by = frame.groupby("problem_id", sort=True)
-    is_open = frame["status"].eq("open")
-    out = first.reindex(by.size().index)
-    out["status"] = np.where(is_open.groupby(frame["problem_id"]).any().reindex(out.index),
-                             "open", "closed")
+    # one Arrow sort by problem, first call, id (stable, missing times last, as pandas'
+    # sort_values): each problem's rows in a run, its first request at the run's start
+    keys = pa.table({"p": pa.array(frame["problem_id"], type=pa.large_string()),
+                     "t": pa.array(frame["requested_datetime"]),
+                     "i": pa.array(frame["service_request_id"].astype(str),
+                                   type=pa.large_string())})
+    order = pc.sort_indices(keys, sort_keys=[("p", "ascending"), ("t", "ascending"),
+                                             ("i", "ascending")])
+    problem = keys.column("p").take(order)
+    del keys
+    starts = np.flatnonzero(np.r_[True, pc.not_equal(
+        problem.slice(1), problem.slice(0, len(problem) - 1)).to_numpy(zero_copy_only=False)])
+    rows = order.to_numpy()
+    out = frame.take(rows[starts]).set_index("problem_id")
+    is_open = frame["status"].eq("open").to_numpy(dtype=bool)[rows]
+    out["status"] = np.where(np.logical_or.reduceat(is_open, starts), "open", "closed")
     if "expected_datetime" in frame.columns:
-        due = frame["expected_datetime"].where(is_open)
-        out["expected_datetime"] = due.groupby(frame["problem_id"]).min().reindex(out.index)
-    out["calls"] = by.size()
-    out["last_requested"] = by["requested_datetime"].max()
+        out["expected_datetime"] = _pick_in_runs(frame["expected_datetime"], rows, starts,
+                                                 "min", where=is_open).set_axis(out.index)
+    out["calls"] = np.diff(np.r_[starts, len(rows)])
+    out["last_requested"] = _pick_in_runs(frame["requested_datetime"], rows, starts,
+                                          "max").set_axis(out.index)
     ids = sorted_lists(frame["problem_id"], frame["service_request_id"])
     out["request_ids"] = ids.reindex(out.index.astype(str)).to_numpy()
     out = out.reset_index()
     out["service_request_id"] = out["problem_id"]
     return out
+
+
+def _pick_in_runs(values: pd.Series, rows: np.ndarray, starts: np.ndarray, how: str, *,
+                  where: np.ndarray | None = None) -> pd.Series:
+    """The ``how`` (``"min"`` or ``"max"``) of ``values`` in each run of ``rows`` (runs
+    begin at ``starts``), skipping missing values and rows not ``where``; as pandas'
+    groupby gives it (dtype kept), one value per run, indexed from 0."""
+    picked = pd.Series(values.array.take(rows))
+    if where is not None:
+        picked = picked.where(where)
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rows)]))
+    return picked.groupby(run, sort=True).agg(how)
 
 
 def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.DataFrame:

@@ -133,17 +133,19 @@ def run_hotspots(
     calls = None
     if problems:
         points = points.assign(hotspot_id=pd.Series(labels, index=points.index).map(by_label))
-        of_problem = dict(zip(points["problem_id"], points["hotspot_id"], strict=True))
+        # columns, not Python objects: this runs on every request of the window
+        of_problem = pd.Series(points["hotspot_id"].array, index=pd.Index(points["problem_id"]))
         pid = problem_ids_of(chosen)
-        members = chosen.assign(problem_id=pid.to_numpy(),
-                                hotspot_id=pid.map(of_problem).to_numpy())
+        members = chosen.assign(problem_id=pid.array,
+                                hotspot_id=of_problem.reindex(pid.array).array)
         clustered = points[points["hotspot_id"].notna()]
         calls = clustered.groupby("hotspot_id")["calls"].sum()
         hotspots["problems"] = hotspots["count"]
         hotspots["calls"] = hotspots["hotspot_id"].map(calls).astype(int)
-        ids = members[members["hotspot_id"].notna()]
+        clustered_ids = members["hotspot_id"].notna()
         hotspots["member_ids"] = hotspots["hotspot_id"].map(
-            sorted_lists(ids["hotspot_id"], ids["service_request_id"]))
+            sorted_lists(members["hotspot_id"][clustered_ids],
+                         members["service_request_id"][clustered_ids]))
         # recency counts a problem called about lately: its last call
         for_rank = clustered.assign(requested_datetime=clustered["last_requested"])
     else:
@@ -151,8 +153,8 @@ def run_hotspots(
         for_rank = members[members["hotspot_id"].notna()]
     ranked = rank_hotspots(hotspots, for_rank, weights=weights, window_end=end or now,
                            calls=calls)
-    rank_of = dict(zip(ranked["hotspot_id"], ranked["rank"], strict=True))
-    members["rank"] = members["hotspot_id"].map(rank_of)
+    rank_of = pd.Series(ranked["rank"].to_numpy(), index=pd.Index(ranked["hotspot_id"]))
+    members["rank"] = rank_of.reindex(members["hotspot_id"].array).to_numpy()
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
     return HotspotResult(
         query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end,

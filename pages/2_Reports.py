@@ -8,9 +8,11 @@ import streamlit as st
 from geo.ingest.cells import to_csv
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
+from hotspot311.web.arrowpool import use_returning_pool
 from hotspot311.web.reportpage import CONTACT_REPORT_TITLES, REQUEST_REPORTS
 
 st.set_page_config(page_title="hotspot311 reports", layout="wide")
+use_returning_pool()
 
 settings = from_environment()
 access = appdata.require_access()

@@ -140,3 +140,69 @@ def test_sorted_lists_equal_the_per_group_sort() -> None:
     assert all(got[k] == want[k] for k in want.index)
     assert all(type(v) is str for vs in got for v in vs)
     assert sorted_lists(keys.iloc[:0], values.iloc[:0]).empty
+
+
+def _grouped_collapse(requests: pd.DataFrame) -> pd.DataFrame:
+    """``collapse`` written with pandas' sort and groupby, as it was before it sorted
+    with Arrow: the reference the column version must equal."""
+    from clustering.problem_hotspots import sorted_lists
+
+    frame = requests.reset_index(drop=True)
+    own = frame["service_request_id"].astype(str)
+    frame["problem_id"] = (frame["problem_id"].astype(object).where(
+        frame["problem_id"].notna(), own).astype(str) if "problem_id" in frame else own)
+    order = frame.assign(_id=own).sort_values(
+        ["problem_id", "requested_datetime", "_id"], kind="stable")
+    first = order.drop_duplicates("problem_id").drop(columns="_id").set_index("problem_id")
+    by = frame.groupby("problem_id", sort=True)
+    is_open = frame["status"].eq("open")
+    out = first.reindex(by.size().index)
+    out["status"] = ["open" if o else "closed"
+                     for o in is_open.groupby(frame["problem_id"]).any().reindex(out.index)]
+    due = frame["expected_datetime"].where(is_open)
+    out["expected_datetime"] = due.groupby(frame["problem_id"]).min().reindex(out.index)
+    out["calls"] = by.size()
+    out["last_requested"] = by["requested_datetime"].max()
+    ids = sorted_lists(frame["problem_id"], frame["service_request_id"])
+    out["request_ids"] = ids.reindex(out.index.astype(str)).to_numpy()
+    out = out.reset_index()
+    out["service_request_id"] = out["problem_id"]
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_collapse_equals_the_grouped_reference(seed: int) -> None:
+    """The Arrow sort and run cuts give what pandas' sort and groupby gave: first request,
+    open status, earliest open due time, calls, last call and ids, with missing problem
+    ids, missing and tied times, ids that sort differently as text, another time zone."""
+    import numpy as np
+
+    from clustering.problem_hotspots import collapse
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    times = T0 + pd.to_timedelta(rng.integers(0, 40, n), unit="D")
+    frame = pd.DataFrame({
+        "service_request_id": [f"{k}" for k in rng.permutation(n) * 7],  # "14" < "7"
+        "service_name": rng.choice(["Pothole", "Graffiti", "Straße"], n),
+        "status": rng.choice(["open", "closed"], n),
+        "requested_datetime": times,
+        "expected_datetime": times + pd.Timedelta(days=3),
+        "address": [f"{k} Main St" for k in range(n)],
+        "x": rng.random(n), "y": rng.random(n),
+        "problem_id": pd.Series([f"P{k}" for k in rng.integers(0, 600, n)], dtype="str"),
+    })
+    frame.loc[rng.random(n) < 0.1, "problem_id"] = None
+    frame.loc[rng.random(n) < 0.05, "requested_datetime"] = pd.NaT
+    frame.loc[rng.random(n) < 0.05, "expected_datetime"] = pd.NaT
+    frame.index = rng.permutation(n) + 100  # a selection keeps its frame's labels
+    want = _grouped_collapse(frame)
+    got = collapse(frame)
+    assert len(got) < n  # problems were merged
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    eastern = frame.assign(
+        requested_datetime=frame["requested_datetime"].dt.tz_convert("America/New_York"))
+    pd.testing.assert_frame_equal(collapse(eastern), _grouped_collapse(eastern),
+                                  check_exact=True)
+    alone = frame.drop(columns="problem_id")
+    pd.testing.assert_frame_equal(collapse(alone), _grouped_collapse(alone), check_exact=True)
