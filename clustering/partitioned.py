@@ -48,8 +48,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse
-from scipy.sparse.csgraph import connected_components
 
 from clustering import _spill, _tiles
 from clustering.dbscan import _validate
@@ -215,6 +213,9 @@ def _side_for_budget(
 
 def _merge(summaries: list[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Global label of every (tile, component) node; returns labels and node offsets."""
+    import scipy.sparse  # here: only a partitioned run needs it (an app process need not)
+    from scipy.sparse.csgraph import connected_components
+
     sizes = np.array([s[0] for s in summaries], dtype=np.int64)
     offsets = np.zeros(len(summaries) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])

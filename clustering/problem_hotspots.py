@@ -66,22 +66,47 @@ def sorted_lists(keys: pd.Series, values: pd.Series) -> pd.Series:
     """
     if len(keys) == 0:
         return pd.Series([], dtype=object)
+    firsts, lists = _sorted_runs(keys, values)
+    return pd.Series(lists.to_pylist(), index=pd.Index(firsts.to_pylist(), dtype=object),
+                     dtype=object)
+
+
+def joined_lists(keys: pd.Series, values: pd.Series, sep: str = "; ") -> pd.Series:
+    """What ``sorted_lists(keys, values).map(sep.join)`` gives, joined by Arrow: no Python
+    string per value, one per key.
+
+    Examples
+    --------
+    >>> joined_lists(pd.Series(["b", "a", "b"]), pd.Series(["z", "y", "x"])).to_dict()
+    {'a': 'y', 'b': 'x; z'}
+    """
+    if len(keys) == 0:
+        return pd.Series([], dtype=object)
+    firsts, lists = _sorted_runs(keys, values)
+    return pd.Series(pc.binary_join(lists, pa.scalar(sep, pa.large_string())).to_pylist(),
+                     index=pd.Index(firsts.to_pylist(), dtype=object), dtype=object)
+
+
+def _sorted_runs(keys: pd.Series, values: pd.Series) -> tuple[pa.Array, pa.LargeListArray]:
+    """The distinct keys in byte order and, for each, its values sorted (as text)."""
     k = pa.array(keys.astype("str"), type=pa.large_string())
     v = pa.array(values.astype("str"), type=pa.large_string())
     # Arrow sorts text by its UTF-8 bytes: the code-point order ``sorted`` uses
     order = pc.sort_indices(pa.table({"k": k, "v": v}),
                             sort_keys=[("k", "ascending"), ("v", "ascending")])
-    k, v = k.take(order), v.take(order)
+    k = k.take(order)
     changes = pc.not_equal(k.slice(1), k.slice(0, len(k) - 1)).to_numpy(zero_copy_only=False)
     starts = np.flatnonzero(np.r_[True, changes])
-    ends = np.r_[starts[1:], len(v)]
-    texts = v.to_pylist()
-    firsts = k.take(pa.array(starts)).to_pylist()
-    return pd.Series([texts[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)],
-                     index=pd.Index(firsts, dtype=object), dtype=object)
+    firsts = k.take(pa.array(starts))
+    del k, changes
+    v = v.take(order)
+    if isinstance(v, pa.ChunkedArray):  # (a store's Arrow-backed column)
+        v = v.combine_chunks()
+    offsets = pa.array(np.r_[starts, len(v)], type=pa.int64())
+    return firsts, pa.LargeListArray.from_arrays(offsets, v)
 
 
-def collapse(requests: pd.DataFrame) -> pd.DataFrame:
+def collapse(requests: pd.DataFrame, *, ids: str = "list") -> pd.DataFrame:
     """One row per problem of ``requests`` (see the module docstring).
 
     Parameters
@@ -89,20 +114,27 @@ def collapse(requests: pd.DataFrame) -> pd.DataFrame:
     requests
         Selected requests (``service_request_id``, ``status``, ``requested_datetime``,
         ``x``/``y`` and any others; ``problem_id`` when stored).
+    ids
+        ``request_ids`` as a sorted ``"list"``, as that list joined by ``"; "``
+        (``"text"``), or left out (``"none"``: a run that does not show them need not
+        hold a Python string per request).
 
     Returns
     -------
     pandas.DataFrame
         The request columns of each problem's first selected request, with ``status``
         and ``expected_datetime`` as above, plus ``problem_id``, ``calls``,
-        ``last_requested`` and ``request_ids`` (a list, sorted). ``service_request_id``
+        ``last_requested`` and ``request_ids`` (as ``ids`` says). ``service_request_id``
         holds the problem id.
     """
+    if ids not in ("list", "text", "none"):
+        raise ValueError(f"ids: {ids!r} is not one of 'list', 'text', 'none'")
     frame = pd.DataFrame(requests).reset_index(drop=True)
     frame["problem_id"] = problem_ids_of(frame).to_numpy()
     if frame.empty:
         for c in PROBLEM_EXTRA[1:]:
-            frame[c] = pd.Series([], dtype=object)
+            if c != "request_ids" or ids != "none":
+                frame[c] = pd.Series([], dtype=object)
         return frame
     # one Arrow sort by problem, first call, id (stable, missing times last, as pandas'
     # sort_values): each problem's rows in a run, its first request at the run's start
@@ -116,6 +148,7 @@ def collapse(requests: pd.DataFrame) -> pd.DataFrame:
     del keys
     starts = np.flatnonzero(np.r_[True, pc.not_equal(
         problem.slice(1), problem.slice(0, len(problem) - 1)).to_numpy(zero_copy_only=False)])
+    del problem
     rows = order.to_numpy()
     out = frame.take(rows[starts]).set_index("problem_id")
     is_open = frame["status"].eq("open").to_numpy(dtype=bool)[rows]
@@ -126,8 +159,10 @@ def collapse(requests: pd.DataFrame) -> pd.DataFrame:
     out["calls"] = np.diff(np.r_[starts, len(rows)])
     out["last_requested"] = _pick_in_runs(frame["requested_datetime"], rows, starts,
                                           "max").set_axis(out.index)
-    ids = sorted_lists(frame["problem_id"], frame["service_request_id"])
-    out["request_ids"] = ids.reindex(out.index.astype(str)).to_numpy()
+    if ids != "none":
+        of = sorted_lists if ids == "list" else joined_lists
+        listed = of(frame["problem_id"], frame["service_request_id"])
+        out["request_ids"] = listed.reindex(out.index.astype(str)).to_numpy()
     out = out.reset_index()
     out["service_request_id"] = out["problem_id"]
     return out
@@ -143,6 +178,11 @@ def _pick_in_runs(values: pd.Series, rows: np.ndarray, starts: np.ndarray, how: 
         picked = picked.where(where)
     run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(rows)]))
     return picked.groupby(run, sort=True).agg(how)
+
+
+#: The member columns a problem work list is made from.
+_LIST_SOURCES = ("rank", "hotspot_id", "problem_id", "service_request_id", "service_name",
+                 "address", "status", "requested_datetime", "expected_datetime", "lat", "lon")
 
 
 def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.DataFrame:
@@ -165,9 +205,10 @@ def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.Data
         in rank order, oldest problem first. Closing the line's job closes every
         request listed on it.
     """
-    rows = members[members["hotspot_id"].notna()]
+    shown = [c for c in _LIST_SOURCES if c in members.columns]  # not the x/y, area codes
+    rows = members.loc[members["hotspot_id"].notna(), shown]
     problems = collapse(rows.drop(columns=["problem_id"], errors="ignore").assign(
-        problem_id=problem_ids_of(rows).to_numpy()))
+        problem_id=problem_ids_of(rows).array), ids="text")
     now_ts = pd.Timestamp(now)
     due = (problems["expected_datetime"] if "expected_datetime" in problems
            else pd.Series(pd.NaT, index=problems.index))
@@ -176,7 +217,7 @@ def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.Data
         "hotspot_id": problems["hotspot_id"],
         "problem_id": problems["problem_id"],
         "calls": problems["calls"].astype(int),
-        "request_ids": problems["request_ids"].map("; ".join),
+        "request_ids": problems["request_ids"],
         "service_name": problems["service_name"],
         "address": problems["address"],
         "status": problems["status"],

@@ -120,7 +120,7 @@ def run_hotspots(
                      or query.problem_gap_days is not None):
         chosen = chosen.assign(problem_id=_run_problem_ids(requests, query, profile)
                                .reindex(chosen.index).to_numpy())
-    points = collapse(chosen) if problems else chosen
+    points = collapse(chosen, ids="none") if problems else chosen
     if query.method == "hdbscan":
         labels = hdbscan_labels(points[["x", "y"]].to_numpy(dtype="float64"),
                                 min_cluster_size=query.min_cluster_size or query.min_samples,

@@ -219,7 +219,9 @@ def select_requests(requests: pd.DataFrame, query: HotspotQuery) -> pd.DataFrame
     Returns
     -------
     pandas.DataFrame
-        A filtered copy, rows with usable city-CRS coordinates only.
+        A filtered copy, rows with usable city-CRS coordinates only; when every row is
+        kept (a store read already made with the run's filters), a shallow copy that
+        shares the columns (callers add columns, never change them in place).
     """
     query.validate()
     keep = requests["x"].notna() & requests["y"].notna()
@@ -237,6 +239,8 @@ def select_requests(requests: pd.DataFrame, query: HotspotQuery) -> pd.DataFrame
         if key not in requests.columns:
             raise InputError(f"area: layer {key!r} is not in the store")
         keep &= requests[key].isin(codes)
+    if keep.all():  # a store read with the run's own filters: no second copy of it all
+        return requests.copy(deep=False)
     return requests[keep].copy()
 
 

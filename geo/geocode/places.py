@@ -18,7 +18,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.spatial import cKDTree
 
 from geo.geocode.city import streets_dir
 from geo.geocode.streets import read_city_streets
@@ -95,7 +94,8 @@ class PlaceNamer:
         if not max_corner > 0:
             raise InputError(f"max_corner: got {describe(max_corner)}; allowed: a distance > 0")
         self._labels = corners["label"].to_numpy(object)
-        self._tree = cKDTree(corners[["x", "y"]].to_numpy(float)) if len(corners) else None
+        xy = corners[["x", "y"]].to_numpy(float)
+        self._tree = shapely.STRtree(np.asarray(shapely.points(xy))) if len(corners) else None
         self._max = float(max_corner)
         self._areas = areas
         self._area_tree = shapely.STRtree(areas.geometry.to_numpy()) \
@@ -107,10 +107,16 @@ class PlaceNamer:
         corner = np.full(len(x), "", dtype=object)
         ok = np.isfinite(x) & np.isfinite(y)
         if self._tree is not None and ok.any():
-            dist, at = self._tree.query(np.column_stack([x[ok], y[ok]]),
-                                        distance_upper_bound=self._max)
-            found = np.isfinite(dist)
-            corner[np.flatnonzero(ok)[found]] = self._labels[at[found]]
+            # every corner at the least distance, closer than the farthest allowed; then
+            # the first of them in the corners' order: the same corner whatever the tree
+            (point, at), dist = self._tree.query_nearest(
+                shapely.points(x[ok], y[ok]), max_distance=self._max, return_distance=True,
+                all_matches=True)
+            near = dist < self._max
+            order = np.lexsort((at[near], point[near]))
+            point, at = point[near][order], at[near][order]
+            lead = np.r_[True, point[1:] != point[:-1]]
+            corner[np.flatnonzero(ok)[point[lead]]] = self._labels[at[lead]]
         area = np.full(len(x), "", dtype=object)
         if self._area_tree is not None and self._areas is not None and ok.any():
             points = shapely.points(x[ok], y[ok])

@@ -203,7 +203,9 @@ class PostGISReads:
         types = postgis_read.read_types(())
         texts = [c for c in names if c in keys or types.get(c) == pa.string()
                  or c == "extra"]
-        frame = postgis_read.frame_from_arrow(table, text_columns=texts)
+        frame = postgis_read.frame_from_arrow(table, text_columns=texts, compact=True)
+        del table
+        postgis_read.return_freed_memory()
         frame.columns = names
         return _typed(frame)
 

@@ -384,6 +384,7 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
                           profile=store.profile, weights=WEIGHTS[weights], now=now,
                           layer_keys=keys)
+    del view  # the members hold what the work list needs: this page's peak memory
     spots = result.hotspots.assign(place=place_namer(location, city, version).names(
         result.hotspots["centroid_x"].to_numpy(float),
         result.hotspots["centroid_y"].to_numpy(float)))

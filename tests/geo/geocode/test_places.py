@@ -82,3 +82,20 @@ def test_the_place_layer_must_be_a_layer_of_the_profile(tmp_path: Path) -> None:
                    .replace('"../../data', f'"{path.parent}/../../data'))
     with pytest.raises(LayerError, match="'place_layer' 'wards' is not a layer key"):
         load_profile(bad)
+
+
+def test_the_nearest_corner_ties_go_to_the_first_and_the_limit_is_exclusive() -> None:
+    """Two corners at one node (a three-way intersection) or at one distance: the first
+    in the corners' order names the point, whatever the search tree would return; a
+    corner exactly at the limit is too far."""
+    corners = pd.DataFrame({"x": [0.0, 10.0, 10.0, -10.0], "y": [50.0, 0.0, 0.0, 0.0],
+                            "label": ["far", "B & C", "B & D", "A & E"]})
+    namer = PlaceNamer(corners, None, max_corner=10.0 + 1e-9)
+    # (0, 0): "B & C", "B & D" and "A & E" all 10 away; (10, 0): on the shared node
+    assert namer.names(np.array([0.0, 10.0, 0.0]), np.array([0.0, 0.0, 41.0])) == \
+        ["B & C", "B & C", "far"]
+    reversed_order = PlaceNamer(corners.iloc[::-1].reset_index(drop=True), None,
+                                max_corner=10.0 + 1e-9)
+    assert reversed_order.names(np.array([0.0]), np.array([0.0])) == ["A & E"]
+    exact = PlaceNamer(corners, None, max_corner=10.0)
+    assert exact.names(np.array([0.0, 0.0]), np.array([0.0, 41.0])) == ["", "far"]

@@ -79,3 +79,33 @@ def test_codes_join_equals_a_dictionary_join(seed: int) -> None:
         assert table.column("v").to_pylist() == [int(values[j]) for j in order]
         for key, got in expected.items():
             assert table.column(key).to_pylist() == [got.get(ids[j]) for j in order]
+
+
+def test_a_compact_frame_equals_the_plain_one_and_holds_only_its_text() -> None:
+    """``compact`` copies each text column out of the driver's batches into one buffer
+    sized to the text; the frame is the same, and it no longer keeps the batches'
+    grown buffers alive."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    words = np.array(["Pothole", "Straße", "中文", "", "N 5th St & W Lehigh Ave"], dtype=object)
+    batches = []
+    for n in (700, 1, 300):
+        names = rng.choice(words, n)
+        names[rng.random(n) < 0.1] = None
+        batches.append(pa.record_batch({
+            "service_name": pa.array(names, type=pa.string()),
+            "x": pa.array(rng.random(n)),
+        }))
+    table = pa.Table.from_batches(batches)
+    # a slice, as a batch whose buffers were grown past what it holds
+    table = pa.concat_tables([table, table]).slice(5, 1500)
+    plain = postgis_read.frame_from_arrow(table, text_columns=["service_name"])
+    tight = postgis_read.frame_from_arrow(table, text_columns=["service_name"], compact=True)
+    pd.testing.assert_frame_equal(plain, tight, check_exact=True)
+    held = pa.array(tight["service_name"].array)
+    text_bytes = sum(len(v.encode()) for v in tight["service_name"].dropna())
+    assert held.buffers()[2].size == text_bytes
+    plain_held = pa.chunked_array(pa.array(plain["service_name"].array)).chunks
+    assert sum(c.buffers()[2].size for c in plain_held) > text_bytes  # the batches' text
+    postgis_read.return_freed_memory()  # harmless wherever it runs
