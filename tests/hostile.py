@@ -39,8 +39,15 @@ FORMULAS = (
     "-5",
 )
 
-#: Every payload, for fields that should resist both.
-PAYLOADS = HTML_PAYLOADS + FORMULAS
+#: Text jinja2 would evaluate (branca renders the map page from templates made of its
+#: elements' output): shown as typed, never ``1337`` or ``TPLRAN``.
+TEMPLATES = (
+    "{{ 7*191 }}",
+    "{% if true %}TPL{{ 'RAN' }}{% endif %}",
+)
+
+#: Every payload, for fields that should resist all three.
+PAYLOADS = HTML_PAYLOADS + FORMULAS + TEMPLATES
 
 END = datetime(2026, 6, 30, 12, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ from clustering.selection import HotspotQuery
 from hotspot311.web.mapdata import area_stats, web_areas, web_hotspots
 from hotspot311.web.maps import map_html, page_map
 from hotspot311.web.worklist import work_list_html
-from tests.hostile import END, HTML_PAYLOADS, build_hostile_store
+from tests.hostile import END, HTML_PAYLOADS, TEMPLATES, build_hostile_store
 from tests.test_browser import ARGS, ARTIFACTS, CHROMIUM, need_chromium
 
 pytestmark = pytest.mark.browser
@@ -133,6 +133,10 @@ def test_popups_and_tooltips_show_hostile_text_literally(drawn: tuple[Path, Path
     # shown literally: request fields, hotspot top address, area names and the layer title
     for payload in HTML_PAYLOADS[:2]:
         assert payload in texts
+    # text in jinja2's syntax, which branca would have evaluated while building the page
+    for payload in TEMPLATES:
+        assert payload in texts
+    assert "1337" not in texts and "TPLRAN" not in texts
     request_popups = [p["text"] for p in popups if "Requested" in p["text"]]
     assert len(request_popups) == 40
     assert any("Top address" in p["text"] and HTML_PAYLOADS[0] in p["text"] for p in popups)

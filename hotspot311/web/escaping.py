@@ -7,6 +7,12 @@ value such as ``<img src=x onerror=...>`` would run as script in an analyst's br
 Every such value goes through :func:`escape_html` first: the browser then shows the text
 literally. The printable work list (:mod:`hotspot311.web.worklist`) uses it too.
 
+The braces ``{`` and ``}`` are escaped as well. branca, which builds folium's page, wraps
+each element's rendered output in a new jinja2 template and renders the page from those:
+text in a popup, a tooltip or a layer's GeoJSON that holds ``{{ … }}`` or ``{% … %}``
+would be evaluated as a template on the server (``{{ 7*7 }}`` shown as ``49``, and worse
+with Python attribute access). Encoded as ``&#123;``/``&#125;`` they are shown as typed.
+
 Streamlit renders captions as Markdown (no raw HTML, but images, links and its own
 ``:color[…]`` directives): public text put into one goes through :func:`escape_markdown`.
 """
@@ -20,7 +26,8 @@ import pandas as pd
 
 
 def escape_html(value: object) -> str:
-    """``value`` as text with ``& < > " '`` escaped, for ``innerHTML``.
+    """``value`` as text with ``& < > " '`` and the braces escaped, for ``innerHTML`` in a
+    page that branca renders as a template (see the module docstring).
 
     Examples
     --------
@@ -28,8 +35,13 @@ def escape_html(value: object) -> str:
     '&lt;img src=x onerror=&quot;alert(1)&quot;&gt;'
     >>> escape_html("L&I district")
     'L&amp;I district'
+    >>> escape_html("{{ 7*7 }}")
+    '&#123;&#123; 7*7 &#125;&#125;'
     """
-    return html.escape(str(value), quote=True)
+    return html.escape(str(value), quote=True).translate(_BRACES)
+
+
+_BRACES = str.maketrans({"{": "&#123;", "}": "&#125;"})
 
 
 def escape_texts(values: pd.Series) -> pd.Series:

@@ -135,7 +135,8 @@ def choropleth_layer(areas: gpd.GeoDataFrame, *, metric: str = "requests",
         shown["value"] = (shown[metric] * 100).round(1).astype(str) + " %"
     else:
         shown["value"] = shown[metric].astype(int).map("{:,}".format)
-    colours = {code: scale(float(v)) for code, v in zip(shown["code"], shown[metric], strict=True)}
+    codes = escape_texts(shown["code"].astype(object))  # as popup_features writes them
+    colours = {code: scale(float(v)) for code, v in zip(codes, shown[metric], strict=True)}
     layer = folium.GeoJson(
         popup_features(shown[["code", "name", "value", metric, "geometry"]], ["name", "value"]),
         name=escape_html(f"{title}: {METRICS[metric].lower()}"),
@@ -268,9 +269,11 @@ def popup_features(frame: gpd.GeoDataFrame, shown: Sequence[str]) -> dict:
     """The GeoJSON of a layer whose ``shown`` fields go into popups or tooltips.
 
     The one place where values become popup/tooltip properties: folium builds those with
-    ``innerHTML``, so every text value of a ``shown`` field is HTML-escaped
-    (:func:`~hotspot311.web.escaping.escape_texts`); numbers stay numbers. Other
-    properties (codes and ids the style functions key on) are never shown as HTML.
+    ``innerHTML``, so every text value is HTML-escaped
+    (:func:`~hotspot311.web.escaping.escape_texts`); numbers stay numbers. Properties not
+    ``shown`` (codes and ids the style functions key on) are escaped too: branca renders
+    the layer's GeoJSON as part of a jinja2 template, so a brace in any value must be
+    encoded (a style function keys on the escaped value).
 
     Examples
     --------
@@ -281,7 +284,12 @@ def popup_features(frame: gpd.GeoDataFrame, shown: Sequence[str]) -> dict:
     {'address': '&lt;b&gt;1 Main&lt;/b&gt;', 'n': 2}
     """
     out = frame.copy()
-    for name in shown:
+    missing = [name for name in shown if name not in out.columns]
+    if missing:
+        raise ValueError(f"shown: {missing} are not columns of the layer")
+    for name in out.columns:
+        if name == out.geometry.name:
+            continue
         if out[name].dtype.kind in "OSU" or isinstance(out[name].dtype, pd.StringDtype):
             out[name] = escape_texts(out[name].astype(object))
     return feature_collection(out)

@@ -20,6 +20,7 @@ MARKDOWN = ["![pixel](http://evil.example/p.png)", "[click](javascript:alert(1))
 def test_escaped_html_reads_back_as_the_text(value: str) -> None:
     escaped = escape_html(value)
     assert "<" not in escaped and ">" not in escaped and '"' not in escaped
+    assert "{" not in escaped and "}" not in escaped  # nothing for jinja2 to evaluate
     assert html.unescape(escaped) == value
 
 

@@ -243,3 +243,41 @@ def test_heat_layer_holds_what_folium_would_check_and_refuses_bad_cells() -> Non
     bad = cells.assign(lat=cells["lat"].where(cells.index != cells.index[3], np.nan))
     with pytest.raises(ValueError, match="1 cells without a valid position"):
         maps.heat_layer(pd.DataFrame(), cells=bad)
+
+
+#: Text that jinja2 would evaluate: branca renders the map page from templates made of
+#: each element's output, so these must reach the browser as typed, not as their result.
+TEMPLATE_TEXT = ("{{ 7*191 }}", "{% if true %}TPL{{ 'RAN' }}{% endif %}{# TPL-GONE #}",
+                 "{{ ''.__class__.__mro__ }}")
+
+
+def test_template_text_in_any_layer_is_shown_not_evaluated(squares: gpd.GeoDataFrame,
+                                                           ranked: gpd.GeoDataFrame) -> None:
+    """Residents' text (addresses, service names, ids), a boundary layer's codes, names and
+    title, and hotspot places holding jinja2 syntax: the page shows the braces and never
+    the evaluated result; the areas keep their colours."""
+    import html as html_module
+
+    text = list(TEMPLATE_TEXT)
+    frame = requests(3).assign(address=text, service_name=text,
+                               service_request_id=[f"R{t}" for t in text])
+    hostile = squares.assign(code=[text[0], text[1]], name=[text[2], text[0]])
+    areas = web_areas(hostile, area_stats(frame.assign(square=[text[0], text[1], text[0]]),
+                                          "square", now=NOW), simplify=1.0)
+    spots = web_hotspots(ranked.assign(place=text, top_address=text))
+    fmap = maps.city_map(frame, areas=areas, area_title=text[1], hotspots=spots, tiles=None)
+    page = maps.map_html(fmap)
+    for evaluated in ("1337", "TPLRAN", "<class 'str'>", "&lt;class"):
+        assert evaluated not in page
+    assert "TPL-GONE" in page  # the comment too is kept as text
+    json_escapes = {"\\u0026": "&", "\\u0027": "'", "\\u003c": "<", "\\u003e": ">"}
+    for code, char in json_escapes.items():  # jinja2's tojson, in the layers' GeoJSON
+        page = page.replace(code, char)
+    shown = html_module.unescape(page)
+    for typed in text:
+        assert typed in shown
+    choropleth = next(c for c in fmap._children.values()
+                      if getattr(c, "layer_name", "").endswith(": requests"))
+    fills = {f["properties"]["name"]: choropleth.style_function(f)["fillColor"]
+             for f in choropleth.data["features"]}
+    assert len(set(fills.values())) == 2  # 2 and 1 requests: two shades, not the blank
