@@ -23,7 +23,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -33,6 +32,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+
+from tests.ports import free_port
 
 PG_BIN = Path(os.environ.get("HOTSPOT311_PG_BIN", "/usr/lib/postgresql/15/bin"))
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
@@ -237,18 +238,10 @@ def _run_as_owner(cmd: list[str], *, check: bool) -> subprocess.CompletedProcess
 
 
 def _free_port() -> int:
-    # Each pytest-xdist worker (gw0, gw1, …) starts in its own tenth of the range, so two
-    # workers starting at once do not both pick the first free port.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    first = (int(worker) if worker.isdigit() else 0) * 10 % len(PORTS)
-    for port in (*PORTS[first:], *PORTS[:first]):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise ServerUnavailable(f"no free port in {PORTS.start}-{PORTS.stop - 1} on 127.0.0.1")
+    try:
+        return free_port(PORTS)
+    except RuntimeError as err:
+        raise ServerUnavailable(str(err)) from err
 
 
 # --- pytest fixtures ---------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from geo.store.base import open_store
 from hotspot311.web.maps import POINT_LIMIT
 from hotspot311.web.mapview import DETAIL_ZOOM, within_box
 from layers.profile import load_profile
+from tests import ports
 from tests.geo.store.stores import store_location
 
 pytestmark = pytest.mark.browser
@@ -37,6 +37,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STREAMLIT_PORTS = range(8600, 8700)
+LISTENING = "You can now view your Streamlit app"  # printed once the port is bound
 MAP_FRAME = "iframe[title='streamlit_folium.st_folium']"
 #: What the Leaflet map in the (one) map iframe draws: request points (circle markers,
 #: their popup bound on the GeoJSON layer holding them, and where they are in the frame),
@@ -98,28 +100,29 @@ def need_chromium() -> None:
 
 
 def free_port() -> int:
-    for port in range(8600, 8700):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8600-8699")
+    """A free port for a Streamlit server (this pytest-xdist worker's share of 8600-8699)."""
+    return ports.free_port(STREAMLIT_PORTS)
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Poll Streamlit's health endpoint until it answers (or the server died)."""
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60.0,
+                 log: Path | None = None) -> None:
+    """Poll Streamlit's health endpoint until it answers (or the server died).
+
+    With ``log`` (the server's output), the server must also have printed that it is
+    listening: then the answer comes from this server, not from another one that took
+    the port first (this one then exits)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"streamlit exited with {proc.returncode}")
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
+                if resp.status == 200 and (log is None or LISTENING in log.read_text(
+                        encoding="utf-8", errors="replace")):
                     return
         except OSError:
-            time.sleep(0.2)  # poll interval, not a wait for the page
+            pass
+        time.sleep(0.2)  # poll interval, not a wait for the page
     raise TimeoutError(f"streamlit did not answer at {url} within {timeout} s")
 
 
@@ -140,7 +143,7 @@ def streamlit_server(store: Path | str, log_dir: Path, *, extra_env: dict[str, s
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_healthy(url, proc, log=log)
         yield url
     finally:
         proc.terminate()
