@@ -43,6 +43,7 @@ from geo.ingest.model import empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
 from geo.store import (
+    adbc_pool,
     postgis_areas,
     postgis_contacts,
     postgis_load,
@@ -183,7 +184,11 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         return cls(pool, profile, srid=srid, label=label)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and the idle ADBC connections to this database."""
+        conninfo = self.pool.conninfo
+        uri = postgis_read.adbc_uri(conninfo) if isinstance(conninfo, str) else None
+        if uri is not None:
+            adbc_pool.close_idle(uri)
         self.pool.close()
 
     @contextmanager

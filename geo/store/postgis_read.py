@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-import adbc_driver_postgresql.dbapi as adbc
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from geo.ingest.model import TEXT, empty_requests
+from geo.store import adbc_pool
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 
@@ -85,8 +85,9 @@ def adbc_uri(conninfo: str) -> str | None:
 
 
 def fetch_arrow(uri: str, statement: str) -> pa.Table:
-    """Run one ``SELECT`` through ADBC and return its rows as an Arrow table."""
-    with adbc.connect(uri) as conn, conn.cursor() as cur:
+    """Run one ``SELECT`` through ADBC and return its rows as an Arrow table (on a kept
+    connection: :mod:`geo.store.adbc_pool`)."""
+    with adbc_pool.connection(uri) as conn, conn.cursor() as cur:
         cur.execute(statement)
         return cur.fetch_arrow_table()
 
@@ -95,7 +96,7 @@ def fetch_arrow_snapshot(uri: str, statements: Sequence[str]) -> list[pa.Table]:
     """Run several ``SELECT`` statements through ADBC in one read-only, repeatable-read
     transaction (so all see one state of the database), each as an Arrow table."""
     out: list[pa.Table] = []
-    with adbc.connect(uri) as conn, conn.cursor() as cur:
+    with adbc_pool.connection(uri) as conn, conn.cursor() as cur:
         cur.execute(_SNAPSHOT)
         for statement in statements:
             cur.execute(statement)
@@ -123,7 +124,7 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
     if not rest:
         return fetch_arrow_snapshot(uri, [first])[0], []
     imported = threading.Event()
-    with adbc.connect(uri) as conn, conn.cursor() as cur:
+    with adbc_pool.connection(uri) as conn, conn.cursor() as cur:
         cur.execute(_SNAPSHOT)
         cur.execute("SELECT pg_export_snapshot()")
         row = cur.fetchone()
@@ -134,7 +135,7 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
         def read_rest() -> list[pa.Table]:
             out: list[pa.Table] = []
             try:
-                with adbc.connect(uri) as other, other.cursor() as cur2:
+                with adbc_pool.connection(uri) as other, other.cursor() as cur2:
                     cur2.execute(_SNAPSHOT)
                     cur2.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot)
                                  .as_string(None))

@@ -10,7 +10,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from geo.store import postgis_read
+from geo.store import adbc_pool, postgis_read
 
 
 def test_split_read_sees_one_snapshot_across_both_connections(
@@ -20,7 +20,7 @@ def test_split_read_sees_one_snapshot_across_both_connections(
     with psycopg.connect(postgis_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE counted (n int)")
         conn.execute("INSERT INTO counted VALUES (1), (2)")
-    real_connect = postgis_read.adbc.connect
+    real_connect = adbc_pool.adbc.connect
     opened: list[int] = []
 
     def connect_then_write(*args: Any, **kwargs: Any) -> Any:
@@ -30,7 +30,7 @@ def test_split_read_sees_one_snapshot_across_both_connections(
                 writer.execute("INSERT INTO counted VALUES (3)")
         return real_connect(*args, **kwargs)
 
-    monkeypatch.setattr(postgis_read.adbc, "connect", connect_then_write)
+    monkeypatch.setattr(adbc_pool.adbc, "connect", connect_then_write)
     uri = postgis_read.adbc_uri(postgis_url)
     assert uri is not None
     count = "SELECT count(*) AS n FROM counted"
@@ -38,7 +38,7 @@ def test_split_read_sees_one_snapshot_across_both_connections(
     assert len(opened) == 2
     assert first.column("n").to_pylist() == [2]
     assert [t.column(0).to_pylist() for t in rest] == [[2], [7]]
-    monkeypatch.setattr(postgis_read.adbc, "connect", real_connect)
+    monkeypatch.setattr(adbc_pool.adbc, "connect", real_connect)
     # a read after the writer's commit sees the new row
     again, _ = postgis_read.fetch_arrow_split(uri, count, [count])
     assert again.column("n").to_pylist() == [3]
