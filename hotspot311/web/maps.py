@@ -36,6 +36,7 @@ from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap
 from jinja2 import Template
 
+from hotspot311.web import literalrender
 from hotspot311.web.escaping import escape_html, escape_texts
 from hotspot311.web.mapdata import DECIMALS, feature_collection, grid_counts, heat_weights
 
@@ -66,6 +67,7 @@ def base_map(center: tuple[float, float], *, zoom: int = 11, tiles: str | None =
     bounds
         ``(south, west, north, east)`` to fit instead of ``zoom``.
     """
+    literalrender.install()
     tile = TILES.get(tiles, tiles) if tiles is not None else None
     fmap = folium.Map(location=list(center), zoom_start=zoom, tiles=tile, prefer_canvas=True,
                       control_scale=True)
