@@ -17,6 +17,8 @@ from typing import Final
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
 #: Finest grid cell for aggregated requests, in degrees (~30 m).
@@ -169,6 +171,47 @@ def _halve(dense: np.ndarray, r0: int, c0: int) -> tuple[np.ndarray, int, int]:
     padded[top:top + dense.shape[0], left:left + dense.shape[1]] = dense
     halved = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).sum(axis=(1, 3))
     return halved, (r0 - top) // 2, (c0 - left) // 2
+
+
+def json_rows(columns: Sequence[np.ndarray], decimals: Sequence[int]) -> str:
+    """Finite numbers as a JSON array of rows (``[[a,b],[c,d]]``), each column rounded to
+    its ``decimals``, written by Arrow (no Python object per number).
+
+    Python's ``json`` took about 90 ms for a heat map's 20,000 cells, twice a rerun.
+
+    Parameters
+    ----------
+    columns : sequence of numpy.ndarray
+        Equal-length float columns, every value finite.
+    decimals : sequence of int
+        Decimals kept per column.
+
+    Returns
+    -------
+    str
+        JSON text; ``[]`` for no rows.
+
+    Raises
+    ------
+    ValueError
+        When a value is not finite (JSON has no NaN or infinity).
+
+    Examples
+    --------
+    >>> json_rows([np.array([39.9512345, 40.0]), np.array([0.25, 1.0])], [5, 3])
+    '[[39.95123,0.25],[40,1]]'
+    """
+    arrays = [np.round(np.asarray(c, dtype="float64"), d)
+              for c, d in zip(columns, decimals, strict=True)]
+    if not arrays or len(arrays[0]) == 0:
+        return "[]"
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError("json_rows: a value is not finite (JSON has no NaN or infinity)")
+    texts = [pc.cast(pa.array(a + 0.0), pa.string()) for a in arrays]  # + 0.0: no -0
+    rows = pc.binary_join_element_wise(*texts, ",")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rows)], pa.int32()),
+                                                     rows), "],[")
+    return f"[[{joined[0].as_py()}]]"
 
 
 def heat_weights(counts: pd.Series, *, quantile: float = 0.995) -> np.ndarray:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import branca.colormap as cm
 import folium
@@ -34,11 +34,18 @@ import pandas as pd
 from branca.element import MacroElement
 from folium.elements import JSCSSMixin
 from folium.plugins import HeatMap
+from folium.template import Template as FoliumTemplate
 from jinja2 import Template
 
 from hotspot311.web import literalrender
 from hotspot311.web.escaping import escape_html, escape_texts
-from hotspot311.web.mapdata import DECIMALS, feature_collection, grid_counts, heat_weights
+from hotspot311.web.mapdata import (
+    DECIMALS,
+    feature_collection,
+    grid_counts,
+    heat_weights,
+    json_rows,
+)
 
 POINT_LIMIT: Final = 2_000
 #: Low → high priority.
@@ -297,24 +304,48 @@ def popup_features(frame: gpd.GeoDataFrame, shown: Sequence[str]) -> dict:
     return feature_collection(out)
 
 
-def heat_layer(requests: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> HeatMap:
+class CellHeatMap(HeatMap):
+    """Leaflet.heat over grid cells, the cells written as JSON once (by
+    :func:`~hotspot311.web.mapdata.json_rows`) instead of by ``tojson`` on every render:
+    st_folium renders the layer twice a rerun.
+
+    Parameters
+    ----------
+    cells_json : str
+        ``[[lat, lon, weight], …]`` as JSON text.
+    **options
+        Leaflet.heat options, as :class:`folium.plugins.HeatMap` takes them.
+    """
+
+    _template = FoliumTemplate("""
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.heatLayer(
+                {{ this.cells_json }},
+                {{ this.options|tojavascript }}
+            );
+        {% endmacro %}
+        """)
+
+    def __init__(self, cells_json: str, **options: Any) -> None:
+        super().__init__([], **options)
+        self.cells_json = cells_json
+
+
+def heat_layer(requests: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> CellHeatMap:
     """Requests as a heat map of grid counts (never one entry per request); ``cells``
     (:func:`~hotspot311.web.mapdata.coarsen_cells` of a store's counts) instead of
     ``requests`` when given."""
     if cells is None:
         cells = grid_counts(requests)
-    data = np.column_stack([np.asarray(cells["lat"], dtype="float64"),
-                            np.asarray(cells["lon"], dtype="float64"),
-                            heat_weights(cells["n"])])
-    ok = np.isfinite(data).all(axis=1) & (np.abs(data[:, 0]) <= 90) & (np.abs(data[:, 1]) <= 180)
+    lat = np.asarray(cells["lat"], dtype="float64")
+    lon = np.asarray(cells["lon"], dtype="float64")
+    ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
     if not ok.all():
         raise ValueError(f"heat map: {int((~ok).sum())} cells without a valid position")
-    layer = HeatMap([], name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
-                    max_zoom=14)
-    # checked above as a whole: folium's own check takes a Python call per cell (a tenth
-    # of a filter change's time with 10,000 cells)
-    layer.data = data.tolist()
-    return layer
+    # checked as a whole: folium's own check takes a Python call per cell
+    return CellHeatMap(json_rows([lat, lon, heat_weights(cells["n"])], [6, 6, 3]),
+                       name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
+                       max_zoom=14)
 
 
 def request_layer(requests: pd.DataFrame, *,

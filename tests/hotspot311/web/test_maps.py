@@ -237,8 +237,13 @@ def test_heat_layer_holds_what_folium_would_check_and_refuses_bad_cells() -> Non
     cells = grid_counts(requests(5_000), max_cells=500)
     layer = maps.heat_layer(pd.DataFrame(), cells=cells)
     data = np.column_stack([cells["lat"], cells["lon"], maps.heat_weights(cells["n"])])
-    assert layer.data == HeatMap(data.tolist()).data
-    assert len(layer.data) == len(cells) > 10
+    folium_data = np.array(HeatMap(data.tolist()).data)
+    written = np.array(json.loads(layer.cells_json))
+    assert written.shape == folium_data.shape == (len(cells), 3) and len(cells) > 10
+    assert_allclose(written, folium_data, rtol=0, atol=5e-7)
+    fmap = maps.base_map((39.95, -75.16), tiles=None)
+    layer.add_to(fmap)
+    assert f"L.heatLayer(\n                {layer.cells_json}," in maps.map_html(fmap)
     assert "Requests (density)" in maps.layer_names(maps.city_map(requests(5_000), tiles=None))
     bad = cells.assign(lat=cells["lat"].where(cells.index != cells.index[3], np.nan))
     with pytest.raises(ValueError, match="1 cells without a valid position"):
@@ -281,3 +286,22 @@ def test_template_text_in_any_layer_is_shown_not_evaluated(squares: gpd.GeoDataF
     fills = {f["properties"]["name"]: choropleth.style_function(f)["fillColor"]
              for f in choropleth.data["features"]}
     assert len(set(fills.values())) == 2  # 2 and 1 requests: two shades, not the blank
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_json_rows_is_the_rounded_numbers_as_json(seed: int) -> None:
+    from hotspot311.web.mapdata import json_rows
+
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    columns = [rng.normal(39.95, 0.1, n), rng.normal(-75.16, 0.1, n),
+               np.concatenate([[0.0, -0.0, 1e-7, -1e-7, 1.0, 1e21, -3.5e-4],
+                               rng.random(n - 7)])]
+    text = json_rows(columns, [6, 6, 3])
+    back = json.loads(text)
+    expected = np.column_stack([np.round(c, d) for c, d in zip(columns, [6, 6, 3])])
+    assert np.array_equal(np.array(back), expected)
+    assert "-0," not in text and "-0]" not in text and " " not in text
+    assert json_rows([np.array([])], [3]) == "[]"
+    with pytest.raises(ValueError, match="not finite"):
+        json_rows([np.array([1.0, np.nan])], [3])
