@@ -121,6 +121,10 @@ class PostGISReads:
             " WHERE {} AND r.lat IS NOT NULL AND r.lon IS NOT NULL"
             " AND r.lat <> 'NaN' AND r.lon <> 'NaN' GROUP BY 1, 2 ORDER BY 1, 2").format(where)
         size = float(grid_deg)
+        table = self._fetch_arrow(stmt, [size, size, *params])
+        if table is not None:  # tens of thousands of cells: as Arrow, no tuple per cell
+            return pd.DataFrame({name: table.column(i).to_numpy().astype("int64", copy=False)
+                                 for i, name in enumerate(("row", "col", "n"))})
         with self._connection() as conn, conn.cursor(binary=True) as cur:
             cur.execute(stmt, [size, size, *params])
             rows = cur.fetchall()
@@ -184,10 +188,10 @@ class PostGISReads:
             frame[c] = pd.to_datetime(frame[c], utc=True)
         return frame
 
-    def _arrow_rows(self, stmt: sql.Composable, params: list[Any], names: list[str],
-                    keys: tuple[str, ...]) -> pd.DataFrame | None:
-        """Rows of ``stmt`` through ADBC as Arrow (the values bound by psycopg's client-side
-        binding); ``None`` when ADBC cannot connect with this store's connection string."""
+    def _fetch_arrow(self, stmt: sql.Composable, params: Sequence[Any]) -> pa.Table | None:
+        """Rows of ``stmt`` through ADBC as an Arrow table (the values bound by psycopg's
+        client-side binding); ``None`` when ADBC cannot connect with this store's
+        connection string."""
         from geo.store import postgis_read
 
         conninfo = self.pool.conninfo
@@ -195,11 +199,21 @@ class PostGISReads:
         if uri is None:
             return None
         with self._connection() as conn:
-            text = psycopg.ClientCursor(conn).mogrify(sql.Composed([stmt]), params)
+            text = psycopg.ClientCursor(conn).mogrify(sql.Composed([stmt]), list(params))
         try:
-            table = postgis_read.fetch_arrow(uri, text)
+            return postgis_read.fetch_arrow(uri, text)
         except Exception as err:  # the ADBC driver's own error types
             raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
+
+    def _arrow_rows(self, stmt: sql.Composable, params: list[Any], names: list[str],
+                    keys: tuple[str, ...]) -> pd.DataFrame | None:
+        """Rows of ``stmt`` through ADBC as Arrow (the values bound by psycopg's client-side
+        binding); ``None`` when ADBC cannot connect with this store's connection string."""
+        from geo.store import postgis_read
+
+        table = self._fetch_arrow(stmt, params)
+        if table is None:
+            return None
         types = postgis_read.read_types(())
         texts = [c for c in names if c in keys or types.get(c) == pa.string()
                  or c == "extra"]

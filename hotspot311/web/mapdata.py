@@ -140,19 +140,19 @@ def coarsen_cells(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG,
     col = cells["col"].to_numpy(dtype=np.int64)
     counts = cells["n"].to_numpy(dtype=np.int64)
     if len(row):
-        while (int(row.max()) - int(row.min()) + 1) * (int(col.max()) - int(col.min()) + 1) \
-                > _DENSE_CELLS:  # too wide for a dense grid: coarsen the sparse cells first
-            row, col, size = row // 2, col // 2, size * 2
-        r0, c0 = int(row.min()), int(col.min())
-        height, width = int(row.max()) - r0 + 1, int(col.max()) - c0 + 1
-        dense = np.bincount((row - r0) * width + (col - c0), weights=counts,
-                            minlength=height * width).astype(np.int64).reshape(height, width)
-        while np.count_nonzero(dense) > max_cells:
-            dense, r0, c0 = _halve(dense, r0, c0)
-            size *= 2
-        rows, cols = np.nonzero(dense)
-        counts = dense[rows, cols].astype(np.int64)
-        row, col = rows + r0, cols + c0
+        # Each step merges 2x2 blocks aligned on even absolute indices (floor division by
+        # 2, an arithmetic shift), on the non-empty cells only: tens of thousands of them,
+        # where a dense grid of the city's box had millions.
+        while True:
+            r0, c0 = int(row.min()), int(col.min())
+            width = int(col.max()) - c0 + 1
+            keys, first, inverse = np.unique((row - r0) * width + (col - c0),
+                                             return_index=True, return_inverse=True)
+            if len(keys) <= max_cells:
+                break
+            row, col, size = row >> 1, col >> 1, size * 2
+        counts = np.bincount(inverse, weights=counts, minlength=len(keys)).astype(np.int64)
+        row, col = row[first], col[first]  # keys in (row, col) order, as np.nonzero gave
     out = pd.DataFrame({
         "lat": ((row + 0.5) * size).round(DECIMALS),
         "lon": ((col + 0.5) * size).round(DECIMALS),
@@ -161,16 +161,6 @@ def coarsen_cells(cells: pd.DataFrame, *, grid_deg: float = GRID_DEG,
     out = out.sort_values("n", ascending=False, kind="stable").reset_index(drop=True)
     out.attrs["grid_deg"] = size
     return out
-
-
-def _halve(dense: np.ndarray, r0: int, c0: int) -> tuple[np.ndarray, int, int]:
-    """Sum 2x2 blocks of a dense count grid whose first cell is (``r0``, ``c0``)."""
-    top, left = r0 % 2, c0 % 2  # align blocks on even absolute indices
-    height, width = dense.shape[0] + top, dense.shape[1] + left
-    padded = np.zeros((height + height % 2, width + width % 2), dtype=dense.dtype)
-    padded[top:top + dense.shape[0], left:left + dense.shape[1]] = dense
-    halved = padded.reshape(padded.shape[0] // 2, 2, padded.shape[1] // 2, 2).sum(axis=(1, 3))
-    return halved, (r0 - top) // 2, (c0 - left) // 2
 
 
 def json_rows(columns: Sequence[np.ndarray], decimals: Sequence[int]) -> str:
