@@ -61,9 +61,8 @@ def test_a_failed_read_closes_its_connection(counted: tuple[str, list[int]]) -> 
     assert len(opened) == 2
 
 
-def test_a_kept_connection_the_server_ended_is_replaced(postgis_url: str,
-                                                        counted: tuple[str, list[int]],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_kept_connection_the_server_ended_is_replaced_at_once(
+        postgis_url: str, counted: tuple[str, list[int]]) -> None:
     uri, opened = counted
     postgis_read.fetch_arrow(uri, COUNT)
     with psycopg.connect(postgis_url, autocommit=True) as admin:
@@ -72,7 +71,6 @@ def test_a_kept_connection_the_server_ended_is_replaced(postgis_url: str,
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             " AND backend_type = 'client backend'").fetchall()
     assert ended and all(row[0] for row in ended)
-    monkeypatch.setattr(adbc_pool, "CHECK_AFTER", 0.0)  # check every kept connection
     assert postgis_read.fetch_arrow(uri, COUNT).column("n").to_pylist() == [2]
     assert len(opened) == 2 and adbc_pool.idle_count(uri) == 1
 
