@@ -20,6 +20,7 @@ session (``st.cache_resource``).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -72,6 +73,32 @@ SLA_COLUMNS = ("service_name", "status", "requested_datetime", "expected_datetim
                "closed_datetime")
 #: Largest connection pool of the app's process (``HOTSPOT311_POOL_SIZE``).
 POOL_SIZE = 8
+#: Hotspot runs one process computes at once (``HOTSPOT311_HOTSPOT_RUNS``).
+HOTSPOT_RUNS = 2
+
+_slots_lock = threading.Lock()
+_slots: threading.BoundedSemaphore | None = None
+
+
+def hotspot_slots() -> threading.BoundedSemaphore:
+    """The process's turns for hotspot runs: at most ``HOTSPOT311_HOTSPOT_RUNS`` (default
+    :data:`HOTSPOT_RUNS`) at once, the other sessions waiting their turn.
+
+    A run reads a window of up to hundreds of thousands of requests and clusters it,
+    seconds of CPU; twenty sessions changing filters at once would otherwise run twenty,
+    holding twenty windows in memory and taking the CPU from every session's map.
+
+    Returns
+    -------
+    threading.BoundedSemaphore
+        One per process.
+    """
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            size = int(os.environ.get("HOTSPOT311_HOTSPOT_RUNS", "") or HOTSPOT_RUNS)
+            _slots = threading.BoundedSemaphore(max(1, size))
+        return _slots
 
 
 @st.cache_resource(show_spinner=False)
@@ -368,33 +395,34 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
     from clustering.run import run_hotspots
     from clustering.selection import HotspotQuery
 
-    store = get_store(location, city)
-    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
-    cols = ["service_request_id", "service_name", "status", "requested_datetime",
-            "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
-    end = filters.end_utc(store.profile.timezone) or summary(
-        location, city, version, filters, now).last
-    if end is not None:
-        end = pd.Timestamp(end).to_pydatetime()
-    window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
-        if end is not None else {}
-    view = rows(store, filters, now, cols, located=True, **window)
-    query = HotspotQuery(days=days, end=end, status="all",
-                         eps_m=eps_m, min_samples=min_samples, count="problems")
-    result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
-                          profile=store.profile, weights=WEIGHTS[weights], now=now,
-                          layer_keys=keys)
-    del view  # the members hold what the work list needs: this page's peak memory
-    spots = result.hotspots.assign(place=place_namer(location, city, version).names(
-        result.hotspots["centroid_x"].to_numpy(float),
-        result.hotspots["centroid_y"].to_numpy(float)))
-    work = work_list(result.members, now=now, count="problems")
-    place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
-    work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
-                work["hotspot_id"].map(place_of).fillna(""))
-    return Hotspots(table=hotspot_table(spots, keys),
-                    web=web_hotspots(spots, layer_keys=keys),
-                    work=work, selected=result.selected)
+    with hotspot_slots():  # the run waits its turn (see hotspot_slots)
+        store = get_store(location, city)
+        keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
+        cols = ["service_request_id", "service_name", "status", "requested_datetime",
+                "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
+        end = filters.end_utc(store.profile.timezone) or summary(
+            location, city, version, filters, now).last
+        if end is not None:
+            end = pd.Timestamp(end).to_pydatetime()
+        window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
+            if end is not None else {}
+        view = rows(store, filters, now, cols, located=True, **window)
+        query = HotspotQuery(days=days, end=end, status="all",
+                             eps_m=eps_m, min_samples=min_samples, count="problems")
+        result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
+                              profile=store.profile, weights=WEIGHTS[weights], now=now,
+                              layer_keys=keys)
+        del view  # the members hold what the work list needs: this page's peak memory
+        spots = result.hotspots.assign(place=place_namer(location, city, version).names(
+            result.hotspots["centroid_x"].to_numpy(float),
+            result.hotspots["centroid_y"].to_numpy(float)))
+        work = work_list(result.members, now=now, count="problems")
+        place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
+        work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
+                    work["hotspot_id"].map(place_of).fillna(""))
+        return Hotspots(table=hotspot_table(spots, keys),
+                        web=web_hotspots(spots, layer_keys=keys),
+                        work=work, selected=result.selected)
 
 
 #: Farthest street corner that names a hotspot (m); beyond it the area name alone.

@@ -98,3 +98,61 @@ def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
     hostile = table.assign(place="<script>alert(1)</script> & Main St")
     page = work_list_html(hostile, spots.work, title="t", params={}, generated=now)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+@pytest.mark.parametrize(("setting", "turns"), [("3", 3), ("", 2), ("0", 1)])
+def test_hotspot_runs_take_turns(monkeypatch: pytest.MonkeyPatch, setting: str,
+                                 turns: int) -> None:
+    """At most HOTSPOT311_HOTSPOT_RUNS runs at once in a process (2 unset, at least 1);
+    the next one waits."""
+    from hotspot311.web import appdata
+
+    monkeypatch.setenv("HOTSPOT311_HOTSPOT_RUNS", setting)
+    monkeypatch.setattr(appdata, "_slots", None)
+    slots = appdata.hotspot_slots()
+    assert appdata.hotspot_slots() is slots  # one per process
+    taken = 0
+    while taken < 10 and slots.acquire(blocking=False):
+        taken += 1
+    for _ in range(taken):
+        slots.release()
+    assert taken == turns
+
+
+def test_the_hotspot_run_holds_a_turn(app_location: str, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    import streamlit as st
+
+    import clustering.run
+    from hotspot311.web import appdata
+
+    held: list[bool] = []
+
+    class Turn:
+        taken = False
+
+        def __enter__(self) -> None:
+            Turn.taken = True
+
+        def __exit__(self, *exc: object) -> None:
+            Turn.taken = False
+
+    real_run = clustering.run.run_hotspots
+
+    def run(*args: object, **kwargs: object) -> object:
+        held.append(Turn.taken)
+        return real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")
+    monkeypatch.setattr(appdata, "hotspot_slots", Turn)
+    monkeypatch.setattr(clustering.run, "run_hotspots", run)
+    st.cache_data.clear()
+    store = open_store(app_location, load_profile("philadelphia"))
+    try:
+        version = appdata.data_version(store)
+    finally:
+        store.close()
+    spots = appdata.hotspots(app_location, "philadelphia", version, Filters(), days=365,
+                             eps_m=150.0, min_samples=3, weights="balanced",
+                             now=datetime(2026, 7, 1, tzinfo=UTC))
+    assert held == [True] and not Turn.taken and len(spots.table) > 0
