@@ -299,7 +299,7 @@ def test_json_rows_is_the_rounded_numbers_as_json(seed: int) -> None:
                                rng.random(n - 7)])]
     text = json_rows(columns, [6, 6, 3])
     back = json.loads(text)
-    expected = np.column_stack([np.round(c, d) for c, d in zip(columns, [6, 6, 3])])
+    expected = np.column_stack([np.round(c, d) for c, d in zip(columns, [6, 6, 3], strict=True)])
     assert np.array_equal(np.array(back), expected)
     assert "-0," not in text and "-0]" not in text and " " not in text
     assert json_rows([np.array([])], [3]) == "[]"
