@@ -77,12 +77,43 @@ POOL_SIZE = 8
 HOTSPOT_RUNS = 2
 
 _slots_lock = threading.Lock()
+
+
+def env_count(name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment variable ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The variable, e.g. ``HOTSPOT311_POOL_SIZE``.
+    default : int
+        The value when the variable is unset or blank.
+
+    Returns
+    -------
+    int
+        The number.
+
+    Raises
+    ------
+    InputError
+        When the variable holds anything else (the message names it, its value and what
+        is allowed).
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise InputError(f"{name}={text!r} is not allowed: give a whole number of at least 1 "
+                         f"(unset: {default})")
+    return int(text)
 _slots: threading.BoundedSemaphore | None = None
 
 
 def hotspot_slots() -> threading.BoundedSemaphore:
     """The process's turns for hotspot runs: at most ``HOTSPOT311_HOTSPOT_RUNS`` (default
-    :data:`HOTSPOT_RUNS`) at once, the other sessions waiting their turn.
+    :data:`HOTSPOT_RUNS`; see :func:`env_count`) at once, the other sessions waiting
+    their turn.
 
     A run reads a window of up to hundreds of thousands of requests and clusters it,
     seconds of CPU; twenty sessions changing filters at once would otherwise run twenty,
@@ -96,8 +127,8 @@ def hotspot_slots() -> threading.BoundedSemaphore:
     global _slots
     with _slots_lock:
         if _slots is None:
-            size = int(os.environ.get("HOTSPOT311_HOTSPOT_RUNS", "") or HOTSPOT_RUNS)
-            _slots = threading.BoundedSemaphore(max(1, size))
+            _slots = threading.BoundedSemaphore(env_count("HOTSPOT311_HOTSPOT_RUNS",
+                                                          HOTSPOT_RUNS))
         return _slots
 
 
@@ -112,7 +143,7 @@ def get_store(location: str, city: str) -> Store:
         ``HOTSPOT311_ALLOW_WRITE_ROLE`` is not ``1`` (the app's role should be read-only:
         ``hotspot311 db grant-readonly ROLE``).
     """
-    size = int(os.environ.get("HOTSPOT311_POOL_SIZE", "") or POOL_SIZE)
+    size = env_count("HOTSPOT311_POOL_SIZE", POOL_SIZE)
     store = open_store(location, load_profile(city), pool_size=size)
     writes = store.write_privileges()
     allowed = os.environ.get("HOTSPOT311_ALLOW_WRITE_ROLE", "").strip().lower() in (

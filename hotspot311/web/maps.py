@@ -313,6 +313,8 @@ class CellHeatMap(HeatMap):
     ----------
     cells_json : str
         ``[[lat, lon, weight], …]`` as JSON text.
+    bounds : list of list of float or None
+        ``[[south, west], [north, east]]`` of the cells (what ``get_bounds`` reports).
     **options
         Leaflet.heat options, as :class:`folium.plugins.HeatMap` takes them.
     """
@@ -326,9 +328,17 @@ class CellHeatMap(HeatMap):
         {% endmacro %}
         """)
 
-    def __init__(self, cells_json: str, **options: Any) -> None:
+    def __init__(self, cells_json: str, *, bounds: list[list[float]] | None = None,
+                 **options: Any) -> None:
         super().__init__([], **options)
         self.cells_json = cells_json
+        self._bounds = bounds
+
+    def _get_self_bounds(self) -> list[list[float | None]]:
+        """The cells' box, as folium's ``HeatMap`` computes it from its data."""
+        if self._bounds is None:
+            return [[None, None], [None, None]]
+        return [list(corner) for corner in self._bounds]
 
 
 def heat_layer(requests: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> CellHeatMap:
@@ -343,9 +353,11 @@ def heat_layer(requests: pd.DataFrame, *, cells: pd.DataFrame | None = None) -> 
     if not ok.all():
         raise ValueError(f"heat map: {int((~ok).sum())} cells without a valid position")
     # checked as a whole: folium's own check takes a Python call per cell
+    bounds = [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]] \
+        if len(lat) else None
     return CellHeatMap(json_rows([lat, lon, heat_weights(cells["n"])], [6, 6, 3]),
-                       name="Requests (density)", radius=9, blur=12, min_opacity=0.25,
-                       max_zoom=14)
+                       bounds=bounds, name="Requests (density)", radius=9, blur=12,
+                       min_opacity=0.25, max_zoom=14)
 
 
 def request_layer(requests: pd.DataFrame, *,

@@ -100,11 +100,11 @@ def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
 
 
-@pytest.mark.parametrize(("setting", "turns"), [("3", 3), ("", 2), ("0", 1)])
+@pytest.mark.parametrize(("setting", "turns"), [("3", 3), ("", 2), (" 1 ", 1)])
 def test_hotspot_runs_take_turns(monkeypatch: pytest.MonkeyPatch, setting: str,
                                  turns: int) -> None:
-    """At most HOTSPOT311_HOTSPOT_RUNS runs at once in a process (2 unset, at least 1);
-    the next one waits."""
+    """At most HOTSPOT311_HOTSPOT_RUNS runs at once in a process (2 unset); the next one
+    waits."""
     from hotspot311.web import appdata
 
     monkeypatch.setenv("HOTSPOT311_HOTSPOT_RUNS", setting)
@@ -156,3 +156,18 @@ def test_the_hotspot_run_holds_a_turn(app_location: str, monkeypatch: pytest.Mon
                              eps_m=150.0, min_samples=3, weights="balanced",
                              now=datetime(2026, 7, 1, tzinfo=UTC))
     assert held == [True] and not Turn.taken and len(spots.table) > 0
+
+
+@pytest.mark.parametrize("setting", ["0", "-2", "two", "1.5", "\u00b2"])
+def test_a_bad_count_setting_names_the_variable_its_value_and_what_is_allowed(
+        monkeypatch: pytest.MonkeyPatch, setting: str) -> None:
+    from hotspot311.errors import InputError
+    from hotspot311.web import appdata
+
+    monkeypatch.setenv("HOTSPOT311_HOTSPOT_RUNS", setting)
+    monkeypatch.setattr(appdata, "_slots", None)
+    with pytest.raises(InputError) as err:
+        appdata.hotspot_slots()
+    assert str(err.value) == (f"HOTSPOT311_HOTSPOT_RUNS={setting!r} is not allowed: give a "
+                              "whole number of at least 1 (unset: 2)")
+    assert appdata._slots is None  # nothing half-made: the next run reports it again

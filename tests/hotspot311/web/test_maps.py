@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import folium
@@ -241,6 +242,10 @@ def test_heat_layer_holds_what_folium_would_check_and_refuses_bad_cells() -> Non
     written = np.array(json.loads(layer.cells_json))
     assert written.shape == folium_data.shape == (len(cells), 3) and len(cells) > 10
     assert_allclose(written, folium_data, rtol=0, atol=5e-7)
+    assert_allclose(np.array(layer.get_bounds(), dtype=float),  # as folium's own reports
+                    np.array(HeatMap(data.tolist()).get_bounds(), dtype=float))
+    assert maps.heat_layer(pd.DataFrame(), cells=cells.iloc[:0]).get_bounds() == [
+        [None, None], [None, None]]
     fmap = maps.base_map((39.95, -75.16), tiles=None)
     layer.add_to(fmap)
     assert f"L.heatLayer(\n                {layer.cells_json}," in maps.map_html(fmap)
@@ -256,12 +261,31 @@ TEMPLATE_TEXT = ("{{ 7*191 }}", "{% if true %}TPL{{ 'RAN' }}{% endif %}{# TPL-GO
                  "{{ ''.__class__.__mro__ }}")
 
 
+@pytest.fixture(params=["escaping alone", "escaping and literal render"])
+def second_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Each guard on its own: with branca's own rendering (every element's output rendered
+    again as a template) the escaping alone must hold."""
+    from hotspot311.web import literalrender
+
+    if request.param == "escaping alone":
+        monkeypatch.setattr(literalrender, "install", lambda: None)
+        literalrender.uninstall()
+    yield request.param
+    monkeypatch.undo()
+    literalrender.install()
+
+
 def test_template_text_in_any_layer_is_shown_not_evaluated(squares: gpd.GeoDataFrame,
-                                                           ranked: gpd.GeoDataFrame) -> None:
+                                                           ranked: gpd.GeoDataFrame,
+                                                           second_pass: str) -> None:
     """Residents' text (addresses, service names, ids), a boundary layer's codes, names and
     title, and hotspot places holding jinja2 syntax: the page shows the braces and never
     the evaluated result; the areas keep their colours."""
     import html as html_module
+
+    from hotspot311.web import literalrender
+
+    assert literalrender.installed() == (second_pass != "escaping alone")
 
     text = list(TEMPLATE_TEXT)
     frame = requests(3).assign(address=text, service_name=text,
