@@ -185,8 +185,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
 
     def close(self) -> None:
         """Close the connection pool and the idle ADBC connections to this database."""
-        conninfo = self.pool.conninfo
-        uri = postgis_read.adbc_uri(conninfo) if isinstance(conninfo, str) else None
+        uri = self._adbc_uri()
         if uri is not None:
             adbc_pool.close_idle(uri)
         self.pool.close()
@@ -409,8 +408,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         """The named request columns (those that exist; layer keys give area codes), in
         ``service_request_id`` order, through ADBC; ``None`` when ADBC cannot connect
         with this store's connection string."""
-        conninfo = self.pool.conninfo
-        uri = postgis_read.adbc_uri(conninfo) if isinstance(conninfo, str) else None
+        uri = self._adbc_uri()
         if uri is None:
             return None
         known = [c for c in dict.fromkeys(columns) if c in _READ_COLUMNS or c in keys]

@@ -188,14 +188,21 @@ class PostGISReads:
             frame[c] = pd.to_datetime(frame[c], utc=True)
         return frame
 
+    def _adbc_uri(self) -> str | None:
+        """The URI ADBC reads this store with; ``None`` when ADBC cannot take its
+        connection string (see :func:`geo.store.postgis_read.adbc_uri`)."""
+        from geo.store import postgis_read
+
+        conninfo = self.pool.conninfo
+        return postgis_read.adbc_uri(conninfo) if isinstance(conninfo, str) else None
+
     def _fetch_arrow(self, stmt: sql.Composable, params: Sequence[Any]) -> pa.Table | None:
         """Rows of ``stmt`` through ADBC as an Arrow table (the values bound by psycopg's
         client-side binding); ``None`` when ADBC cannot connect with this store's
         connection string."""
         from geo.store import postgis_read
 
-        conninfo = self.pool.conninfo
-        uri = postgis_read.adbc_uri(conninfo) if isinstance(conninfo, str) else None
+        uri = self._adbc_uri()
         if uri is None:
             return None
         with self._connection() as conn:

@@ -77,6 +77,7 @@ POOL_SIZE = 8
 HOTSPOT_RUNS = 2
 
 _slots_lock = threading.Lock()
+_slots: threading.BoundedSemaphore | None = None
 
 
 def env_count(name: str, default: int) -> int:
@@ -107,7 +108,6 @@ def env_count(name: str, default: int) -> int:
         raise InputError(f"{name}={text!r} is not allowed: give a whole number of at least 1 "
                          f"(unset: {default})")
     return int(text)
-_slots: threading.BoundedSemaphore | None = None
 
 
 def hotspot_slots() -> threading.BoundedSemaphore:
