@@ -651,27 +651,49 @@ def _index_for_file(path: Path, cache: Path) -> AreaIndex:
 
 
 def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
-    """Per incoming row: ``insert``, ``update`` or ``keep`` (see the upsert rule)."""
-    if incoming.empty:
-        return pd.Series([], dtype=object)
-    if stored.empty:
-        return pd.Series("insert", index=incoming.index, dtype=object)
-    old = stored[["service_request_id", "updated_datetime", "row_hash"]].rename(
-        columns={"updated_datetime": "old_upd", "row_hash": "old_hash"}
-    )
-    # nullable, so that the left merge does not turn the hashes into float64 and lose bits
-    old["old_hash"] = old["old_hash"].astype("UInt64")
-    new = incoming[["service_request_id", "updated_datetime", "row_hash"]].reset_index()
-    m = new.merge(old, on="service_request_id", how="left", indicator=True).set_index("index")
-    found = m["_merge"].eq("both")
-    upd, old_upd = m["updated_datetime"], m["old_upd"]
-    newer = (upd > old_upd) | (upd.notna() & old_upd.isna())
-    tie = (upd == old_upd) | (upd.isna() & old_upd.isna())
-    changed = m["row_hash"].to_numpy() != m["old_hash"].fillna(0).to_numpy(dtype="uint64")
-    out = pd.Series("keep", index=m.index, dtype=object)
-    out[~found] = "insert"
-    out[found & (newer | (tie & changed))] = "update"
-    return out.reindex(incoming.index)
+    """Per incoming row: ``insert``, ``update`` or ``keep`` (see the upsert rule), as a
+    categorical.
+
+    ``stored`` holds :func:`geo.store.embedded_upsert.match_stored`'s rows, which say
+    which incoming row each belongs to; the times and hashes are compared as numbers (a
+    pandas merge of the two id columns made a Python string per row: 0.5 s for a million
+    unchanged rows).
+    """
+    n = len(incoming)
+    at = np.full(n, -1, dtype=np.intp)  # per incoming row: its stored row, or -1
+    if len(stored):
+        at[stored[upsert.INCOMING].to_numpy()] = np.arange(len(stored))
+    found = at >= 0
+    pos = np.where(found, at, 0)
+    code = np.where(found, _KEEP, _INSERT).astype(np.int8)
+    if found.any():
+        upd, upd_na = _nanoseconds(incoming["updated_datetime"])
+        old_upd, old_na = _nanoseconds(stored["updated_datetime"])
+        old_upd, old_na = old_upd[pos], old_na[pos]
+        both = ~upd_na & ~old_na
+        newer = (both & (upd > old_upd)) | (~upd_na & old_na)
+        tie = (both & (upd == old_upd)) | (upd_na & old_na)
+        old_bits = stored["row_hash"].to_numpy(dtype="uint64", na_value=0)[pos]
+        changed = incoming["row_hash"].to_numpy(dtype="uint64") != old_bits
+        code[found & (newer | (tie & changed))] = _UPDATE
+    return pd.Series(pd.Categorical.from_codes(code, categories=_DECISIONS),
+                     index=incoming.index)
+
+
+#: The decisions of :func:`_decide`, by code.
+_DECISIONS = ("insert", "update", "keep")
+_INSERT, _UPDATE, _KEEP = range(3)
+
+
+def _nanoseconds(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Times (aware or naive, any unit) as int64 nanoseconds, and which are missing."""
+    missing = times.isna().to_numpy(dtype=bool)
+    values = times.dt.tz_convert("UTC") if isinstance(times.dtype, pd.DatetimeTZDtype) \
+        else times
+    ns = values.dt.tz_localize(None) if isinstance(values.dtype, pd.DatetimeTZDtype) \
+        else values
+    bits = ns.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return np.where(missing, 0, bits), missing
 
 
 def _keys_of(manifest: dict[str, Any]) -> tuple[str, ...]:

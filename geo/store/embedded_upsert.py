@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geo.ingest.model import TEXT
 from geo.ingest.sink import ProblemAssigner
 from geo.store import problem_ids
 from geo.store.embedded_parts import (
@@ -35,6 +36,9 @@ from geo.store.embedded_parts import (
 )
 
 KEY_COLUMNS = ("service_request_id", "updated_datetime", "row_hash")
+_TEXT_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT}
+#: Column of :func:`match_stored`'s rows: the position of the incoming row with that id.
+INCOMING = "_incoming"
 _WHERE = tuple(dict.fromkeys(["x", "y", "requested_datetime", "problem_id",
                               *problem_ids.PROBLEM_COLUMNS]))
 
@@ -67,11 +71,19 @@ def read_stored(view: RequestParts, *, problems: bool) -> pa.Table:
 
 def match_stored(keys: pa.Table, ids: pd.Series) -> pd.DataFrame:
     """The rows of ``keys`` (from :func:`read_stored`) whose id is in ``ids``: key
-    columns and positions."""
+    columns, positions, and :data:`INCOMING`, the position in ``ids`` of the row's id.
+
+    One Arrow hash look-up built on ``ids`` (the batch, usually far smaller than the
+    store); the ids stay Arrow-backed text, with no Python string per matched row.
+    """
     keys = keys.select([*KEY_COLUMNS, PART, ROW])
     column = keys.column("service_request_id")
-    hit = pc.is_in(column, value_set=_text_array(ids).cast(column.type))
-    return keys.filter(pc.fill_null(hit, False)).to_pandas()
+    at = pc.index_in(column, value_set=text_array(ids).cast(column.type))
+    hit = at.is_valid()
+    rows = keys.filter(hit).to_pandas(types_mapper=_TEXT_TYPES.get)
+    rows[INCOMING] = np.asarray(pc.drop_null(at).to_numpy(zero_copy_only=False),
+                                dtype=np.int64)
+    return rows
 
 
 def ids_in(values: pd.Series, ids: pd.Series) -> np.ndarray:
@@ -85,11 +97,11 @@ def ids_in(values: pd.Series, ids: pd.Series) -> np.ndarray:
     >>> ids_in(pd.Series(["a", "b", None]), pd.Series(["b", "c"])).tolist()
     [False, True, False]
     """
-    hit = pc.is_in(_text_array(values), value_set=_text_array(ids))
+    hit = pc.is_in(text_array(values), value_set=text_array(ids))
     return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _text_array(values: pd.Series) -> pa.Array:
+def text_array(values: pd.Series) -> pa.Array:
     """Text as one Arrow ``large_string`` array (no Python object per value when the
     series is Arrow-backed already)."""
     try:
@@ -284,5 +296,5 @@ def full_write(manifest: dict[str, Any], frame: gpd.GeoDataFrame) -> PartsWrite:
     return out
 
 
-__all__ = ["KEY_COLUMNS", "PartsWrite", "full_write", "ids_in", "match_stored", "plan_parts",
-           "position_keys", "problem_rewrites", "read_stored"]
+__all__ = ["INCOMING", "KEY_COLUMNS", "PartsWrite", "full_write", "ids_in", "match_stored",
+           "plan_parts", "position_keys", "problem_rewrites", "read_stored", "text_array"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from geo.ingest import validate
 from geo.ingest.hashing import hash_columns
 from geo.ingest.model import TEXT
 from geo.ingest.validate import (
@@ -94,6 +95,23 @@ def test_constant_text_and_distinct_check() -> None:
     assert not _all_distinct(ids)
     assert _all_distinct(ids[:3])
     assert not _all_distinct(pd.Series(["a", "a"], dtype=object))
+
+
+@pytest.mark.parametrize("collide", [False, True], ids=["fingerprints", "every print equal"])
+def test_distinct_check_matches_a_count_of_values(collide: bool,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal fingerprints send the check to the values: a collision never makes distinct
+    ids look repeated, and repeated ids are found either way."""
+    if collide:
+        monkeypatch.setattr(validate, "hash_columns",
+                            lambda frame, columns: np.zeros(len(frame), dtype=np.uint64))
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 500):
+        values = [f"SYN-{v}" for v in rng.choice(10 * n, size=n, replace=False)]
+        ids = pd.Series(pd.array(values, dtype=TEXT))
+        assert _all_distinct(ids) == (len(set(values)) == n)
+        repeated = pd.Series(pd.array([*values, values[-1]], dtype=TEXT))
+        assert not _all_distinct(repeated)
 
 
 def test_row_hash_of_chunked_text_equals_the_whole_column() -> None:
