@@ -676,7 +676,7 @@ def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
         old_bits = stored["row_hash"].to_numpy(dtype="uint64", na_value=0)[pos]
         changed = incoming["row_hash"].to_numpy(dtype="uint64") != old_bits
         code[found & (newer | (tie & changed))] = _UPDATE
-    return pd.Series(pd.Categorical.from_codes(code, categories=_DECISIONS),
+    return pd.Series(pd.Categorical.from_codes(code, categories=pd.Index(_DECISIONS)),
                      index=incoming.index)
 
 
