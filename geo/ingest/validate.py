@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Final
 
 import geopandas as gpd
@@ -110,10 +111,15 @@ FOREIGN_SHARE: Final = 0.9
 class ValidatedBatch:
     """The outcome of validating one source file.
 
+    The usable requests' points are made when first asked for (:attr:`requests`), or for
+    some rows only (:meth:`requests_where`): a million shapely points cost about as much
+    as the rest of validation, and a store that finds most rows unchanged writes none.
+
     Attributes
     ----------
-    requests
-        Usable requests: canonical and derived columns, point geometry in WGS84.
+    rows
+        Usable requests: canonical and derived columns (``lat``/``lon`` and city-CRS
+        ``x``/``y`` included), without the point geometry.
     quarantine
         Rows that cannot be used, with raw values and reasons (:data:`QUARANTINE_COLUMNS`).
     rows_read
@@ -128,13 +134,33 @@ class ValidatedBatch:
         The source row of each request (the file's 1-based record position).
     """
 
-    requests: gpd.GeoDataFrame
+    rows: pd.DataFrame
     quarantine: pd.DataFrame
     rows_read: int
     flags: dict[str, int] = field(default_factory=dict)
     located: int = 0
     outside: int = 0
     source_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @cached_property
+    def requests(self) -> gpd.GeoDataFrame:
+        """Usable requests with their point geometry in WGS84 (made once, then kept: an
+        edit of this frame is what the store writes)."""
+        return with_points(self.rows)
+
+    def current(self) -> pd.DataFrame:
+        """The usable requests as they stand, without making points: :attr:`requests`
+        once it has been made (a caller may have edited it), else :attr:`rows`."""
+        made = self.__dict__.get("requests")
+        return made if made is not None else self.rows
+
+    def requests_where(self, keep: np.ndarray) -> gpd.GeoDataFrame:
+        """The usable requests at ``keep`` (one boolean per row), with points made for
+        those rows alone unless :attr:`requests` has been made."""
+        made = self.__dict__.get("requests")
+        if made is not None:
+            return made[keep]
+        return with_points(self.rows[keep])
 
 
 def foreign(located: int, outside: int) -> bool:
@@ -303,8 +329,9 @@ def validate(
     req["lon"] = kept(lon)
     req["x"] = req["y"] = np.nan  # filled below, in their place among the columns
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
-        # the city-CRS coordinates and the points while the row hashes are computed
-        placed = pool.submit(_place, req["lon"].to_numpy(), req["lat"].to_numpy(), profile.crs)
+        # the city-CRS coordinates (PROJ releases the GIL) while the row hashes are computed
+        projected = pool.submit(_project, req["lon"].to_numpy(), req["lat"].to_numpy(),
+                                profile.crs)
         req["geocode_match_type"] = constant_text("source", kept.n)
         req["geocode_score"] = 100.0
         marks = kept(flags)
@@ -314,15 +341,12 @@ def validate(
                         else pd.Series(None, index=req.index, dtype=object))
         req["batch_id"] = constant_text(batch_id, kept.n)
         req["row_hash"] = row_hash(req)
-        req["x"], req["y"], points = placed.result()
+        req["x"], req["y"] = projected.result()
     for name in (*TEXT_FIELDS, "service_request_id", "status", "zipcode"):
         if name in req.columns:
             req[name] = _text_column(req[name])
-    requests = gpd.GeoDataFrame(
-        req, geometry=gpd.GeoSeries(points, crs="EPSG:4326"), crs="EPSG:4326", copy=False
-    )
     counts = _flag_counts(flags)
-    return ValidatedBatch(requests=requests, quarantine=quarantine, rows_read=n, flags=counts,
+    return ValidatedBatch(rows=req, quarantine=quarantine, rows_read=n, flags=counts,
                           located=located, outside=outside,
                           source_rows=df[ROW_COLUMN].to_numpy(dtype=np.int64)[keep])
 
@@ -364,12 +388,22 @@ def constant_text(value: str, n: int) -> pd.Series:
     return pd.Series(pd.array(pa.repeat(pa.scalar(value, pa.large_string()), n), dtype=TEXT))
 
 
-def _place(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:
-    """City-CRS ``x``, ``y`` and the points (lon/lat) of usable coordinates."""
+def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """City-CRS ``x`` and ``y`` of usable coordinates."""
     to_crs = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = to_crs.transform(lon, lat)
-    return np.asarray(x), np.asarray(y), np.asarray(shapely.points(lon, lat), dtype=object)
+    return np.asarray(x), np.asarray(y)
+
+
+def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Requests of :attr:`ValidatedBatch.rows` with their point geometry (WGS84), made
+    from ``lon`` and ``lat``; the columns are shared, not copied."""
+    points = shapely.points(rows["lon"].to_numpy(dtype="float64"),
+                            rows["lat"].to_numpy(dtype="float64"))
+    return gpd.GeoDataFrame(
+        rows, geometry=gpd.GeoSeries(np.asarray(points, dtype=object), index=rows.index,
+                                     crs="EPSG:4326"),
+        crs="EPSG:4326", copy=False)
 
 
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file

@@ -248,9 +248,9 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
             manifest["city"] = self.profile.name
             writes: dict[str, Any] = {}
             result = self._read_requests(
-                lambda view: self._upsert(view, batch.requests, manifest, problems, writes))
+                lambda view: self._upsert(view, batch, manifest, problems, writes))
             if result is None:  # no requests stored yet
-                result = self._upsert(None, batch.requests, manifest, problems, writes)
+                result = self._upsert(None, batch, manifest, problems, writes)
 
             quarantine = self.quarantine()
             q_new = batch.quarantine
@@ -273,10 +273,12 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
             self._commit(writes)
         return result
 
-    def _upsert(self, view: RequestParts | None, incoming: gpd.GeoDataFrame,
+    def _upsert(self, view: RequestParts | None, batch: ValidatedBatch,
                 manifest: dict[str, Any], problems: ProblemAssigner | None,
                 writes: dict[str, Any]) -> WriteResult:
-        """Decide each incoming row and put the request files of the write in ``writes``."""
+        """Decide each incoming row and put the request files of the write in ``writes``
+        (points are made for the written rows alone)."""
+        incoming = batch.current()
         current = self._current_dir()
         legacy = needs_migration(manifest, current)
         rows = (upsert.read_stored(view, problems=problems is not None and not legacy)
@@ -293,7 +295,7 @@ class EmbeddedStore(EmbeddedStream, EmbeddedSources, EmbeddedApiMixin, EmbeddedR
             if legacy:  # migrate the store to parts on its next write
                 self._full(manifest, self.requests(), writes)
             return result
-        fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
+        fresh = batch.requests_where(decision.isin(["insert", "update"]).to_numpy()).copy()
         fresh = self._join(fresh, self.active())
         fresh["problem_id"] = None
         superseded = (stored[upsert.ids_in(stored["service_request_id"],

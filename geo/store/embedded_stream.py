@@ -118,14 +118,14 @@ class EmbeddedStream:
         active = self.active()
         for batch in batches:
             rows_read += batch.rows_read
-            incoming = batch.requests
+            incoming = batch.current()
             stored = (upsert.match_stored(stored_rows, incoming["service_request_id"])
                       if stored_rows is not None and len(incoming) else None)
             decision = decide(stored if stored is not None else pd.DataFrame(), incoming)
             result.inserted += int(decision.eq("insert").sum())
             result.updated += int(decision.eq("update").sum())
             result.unchanged += int(decision.eq("keep").sum())
-            fresh = incoming[decision.isin(["insert", "update"]).to_numpy()].copy()
+            fresh = batch.requests_where(decision.isin(["insert", "update"]).to_numpy()).copy()
             if len(fresh):
                 fresh = self._join(fresh, active)
                 fresh["problem_id"] = None

@@ -252,7 +252,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         ``problem_id`` is brought up to date in the same transaction
         (:mod:`geo.store.postgis_problems`).
         """
-        requests, rejected = apply_nul_rule(batch.requests)
+        requests, rejected = apply_nul_rule(batch.current())
         quarantine = batch.quarantine
         if len(rejected):
             extra_q = nul_id_quarantine(rejected, info)

@@ -141,7 +141,7 @@ def stage_file(job: Job, indexes: Mapping[str, AreaIndex], file_no: int, path: s
     """
     batch, info = prepare(Path(path), ProfileOnly(job.profile), fmt=job.fmt,
                           mapping=job.mapping, now=job.now)
-    requests, rejected = _LOAD.apply_nul_rule(batch.requests)
+    requests, rejected = _LOAD.apply_nul_rule(batch.current())
     quarantine = batch.quarantine
     if len(rejected):
         frames = [f for f in (quarantine, _LOAD.nul_id_quarantine(rejected, info)) if len(f)]

@@ -63,7 +63,7 @@ _TEXTS = ["39.95", "-75.16", "+5", ".5", "5.", "+.5", "1e5", "1E-3", "1e400", "-
           "-Infinity", "1_0", "0x1A", " 4 ", "١٢", None]
 
 
-@pytest.mark.parametrize("texts", [_TEXTS[:11] + [None], _TEXTS],
+@pytest.mark.parametrize("texts", [[*_TEXTS[:11], None], _TEXTS],
                          ids=["plain decimals", "with everything else"])
 def test_numbers_read_as_pandas_reads_them(texts: list[str | None]) -> None:
     values = pd.Series(texts, dtype="string")
