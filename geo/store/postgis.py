@@ -58,7 +58,6 @@ from geo.store.postgis_load import (
     arrow_column,
     nul_id_quarantine,
     record_batch,
-    spatial_order,
     upsert_request_rows,
     write_quarantine,
 )
@@ -263,13 +262,12 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         )
         with self._connection() as conn, conn.transaction():
             if len(requests):
-                ordered = spatial_order(requests)
                 stored = postgis_load.stored_estimate(conn)
-                new, newer = upsert_request_rows(conn, ordered, self.srid)
+                new, newer = upsert_request_rows(conn, requests, self.srid)
                 result.inserted, result.updated = len(new), len(newer)
                 result.unchanged = len(requests) - result.inserted - result.updated
                 if result.inserted or result.updated:
-                    self._load_areas(conn, ordered, np.concatenate([new, newer]), stored)
+                    self._load_areas(conn, requests, np.concatenate([new, newer]), stored)
                     postgis_problems.update_problems(conn, problems)
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}

@@ -203,6 +203,22 @@ def spatial_order(requests: pd.DataFrame) -> pd.DataFrame:
     return requests.iloc[np.argsort(keys, kind="stable")]
 
 
+def spatial_positions(requests: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+    """``positions`` (rows of ``requests``) in Hilbert order of their city x/y: what
+    :func:`spatial_order` gives for those rows, without reordering the whole frame.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"x": [5.0, 0.0, 9.0, 0.1], "y": [5.0, 0.0, 9.0, 0.1]})
+    >>> spatial_positions(frame, np.array([0, 1, 3])).tolist()
+    [1, 3, 0]
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    keys = hilbert_keys(requests["x"].to_numpy(dtype="float64")[positions],
+                        requests["y"].to_numpy(dtype="float64")[positions])
+    return positions[np.argsort(keys, kind="stable")]
+
+
 #: At least this many rows written, and no fewer than the rows already stored: the
 #: indexes of ``requests`` are dropped and rebuilt (see :func:`upsert_requests`).
 BULK_ROWS: Final = 50_000
@@ -250,8 +266,9 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
     conn
         Connection inside a transaction.
     requests
-        Validated requests with unique ids, passed through :func:`apply_nul_rule`;
-        written in this order (see :func:`spatial_order`).
+        Validated requests with unique ids, passed through :func:`apply_nul_rule`; new
+        rows are written in Hilbert order (:func:`spatial_positions`), so they land in
+        ``requests`` near their neighbours, and only the written rows are ordered.
     srid
         The city SRID.
 
@@ -303,7 +320,9 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
         new, newer = decided[decided[:, 1] == 1, 0], decided[decided[:, 1] == 0, 0]
     rebuild = drop_bulk_indexes(conn) if is_bulk(n_written, stored) else []
     if len(new):
-        copy_arrow(conn, "requests", request_rows(requests.iloc[new], srid), jsonb=("extra",))
+        copy_arrow(conn, "requests",
+                   request_rows(requests.iloc[spatial_positions(requests, new)], srid),
+                   jsonb=("extra",))
     if len(newer):
         conn.execute("CREATE TEMP TABLE incoming (LIKE requests) ON COMMIT DROP")
         copy_arrow(conn, "incoming", request_rows(requests.iloc[newer], srid), jsonb=("extra",))

@@ -230,3 +230,36 @@ def test_killed_postgis_ingest_leaves_previous_state(
         assert report.result.unchanged == 284
     finally:
         store.close()
+
+
+@pytest.mark.postgis
+@pytest.mark.parametrize("bulk_rows", [1, 50_000], ids=["bulk", "through-the-indexes"])
+def test_new_rows_are_written_in_hilbert_order(
+    request: pytest.FixtureRequest, tmp_path: Path, philly_profile: CityProfile,
+    monkeypatch: pytest.MonkeyPatch, bulk_rows: int,
+) -> None:
+    """The rows a write inserts land in the table in Hilbert order of their city x/y (an
+    area's rows on a few pages): those of a first load, and the new ids of a second file
+    whose other rows are unchanged or moved."""
+    from geo.store.hilbert import hilbert_keys
+
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", bulk_rows)
+    parks = ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv"
+    again = _half_moved(tmp_path / "again.csv", parks)
+    s = open_test_store("postgis", tmp_path, request, philly_profile)
+    url = request.getfixturevalue("postgis_url")
+    query = "SELECT service_request_id, x, y FROM requests ORDER BY ctid"
+    try:
+        first = ingest(parks, s, now=NOW).result.inserted
+        with psycopg.connect(url) as conn:
+            loaded = pd.DataFrame(conn.execute(query).fetchall(), columns=["id", "x", "y"])
+        second = ingest(again, s, now=NOW).result.inserted
+        with psycopg.connect(url) as conn:
+            after = pd.DataFrame(conn.execute(query).fetchall(), columns=["id", "x", "y"])
+    finally:
+        s.close()
+    news = after[after["id"].str.startswith("NEW-")]
+    assert len(loaded) == first > 100 and len(news) == second > 100
+    for part in (loaded, news):
+        keys = hilbert_keys(part["x"].to_numpy(float), part["y"].to_numpy(float))
+        assert (np.diff(keys.astype(np.int64)) >= 0).all()
