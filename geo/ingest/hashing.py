@@ -97,6 +97,33 @@ def _fold_array(acc: np.ndarray, arrow: pa.Array | pa.ChunkedArray) -> None:
     _fold_text(acc, offsets, data, valid)
 
 
+def hash_text(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Fingerprint of each value of an Arrow text column.
+
+    Parameters
+    ----------
+    values
+        String or binary values (other types are cast to text).
+
+    Returns
+    -------
+    numpy.ndarray
+        One ``uint64`` per value: what :func:`hash_columns` gives for a frame of that
+        one column (a missing value has a fingerprint of its own).
+
+    Examples
+    --------
+    >>> h = hash_text(pa.array(["a", "b", "a"]))
+    >>> bool(h[0] == h[2]), bool(h[0] == h[1])
+    (True, False)
+    """
+    acc = np.zeros(len(values), dtype=np.uint64)
+    if not any(check(values.type) for check in _OFFSET_TYPES):
+        values = pc.cast(values, pa.large_string())
+    _fold_array(acc, values)
+    return acc
+
+
 def hash_columns(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Fingerprint of ``columns`` of each row of ``frame`` (see the module docstring).
 

@@ -32,6 +32,7 @@ import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from geo.ingest.hashing import hash_text
 from geo.ingest.model import TEXT, empty_requests
 from geo.store import adbc_pool
 from geo.store.postgis_load import REQUEST_COLUMNS
@@ -160,12 +161,15 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
 def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
                threads: int = 2) -> pa.Table:
     """Request rows in id order (``COLLATE "C"``: Arrow orders text by its bytes), with
-    one column per layer of ``codes`` (``service_request_id``, ``code`` rows; null for a
-    request with no row), then without ``id_column``.
+    one column per layer of ``codes`` (``service_request_id``, ``code`` rows, an id at
+    most once per layer; null for a request with no row), then without ``id_column``.
 
-    Each layer's look-up of the row ids in its codes (a hash table per layer) runs on a
-    pool of ``threads`` threads, beside the sort of the rows: Arrow's kernels release
-    the GIL.
+    The row ids are fingerprinted once (64-bit, :func:`geo.ingest.hashing.hash_text`)
+    into one hash table of numbers; each layer's ids are fingerprinted and looked up in
+    it, and every match is confirmed by comparing the ids themselves. When two row ids
+    share a fingerprint, each layer builds an Arrow hash table of the row ids instead.
+    The layers run on a pool of ``threads`` threads, beside the sort of the rows (numba
+    and Arrow's kernels release the GIL).
 
     Examples
     --------
@@ -175,16 +179,43 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     {'v': [1, 2, 3], 'zip': ['19104', None, '19103']}
     """
     ids = rows.column(id_column)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
     with ThreadPoolExecutor(max(1, threads)) as pool:
         order = pool.submit(pc.sort_indices, ids)
-        at = {key: pool.submit(pc.index_in, ids, value_set=table.column("service_request_id"))
-              for key, table in codes.items()}
+        table = pd.Index(hash_text(ids))
+        lookup = (functools.partial(_row_of_codes, ids, table) if table.is_unique
+                  else functools.partial(_row_of_codes_by_arrow, ids))
+        at = {key: pool.submit(lookup, codes_table.column("service_request_id"))
+              for key, codes_table in codes.items()}
         ordered = order.result()
         rows = rows.take(ordered)
-        for key, table in codes.items():
+        for key, codes_table in codes.items():
             where = at[key].result().take(ordered)
-            rows = rows.append_column(key, table.column("code").take(where))
+            rows = rows.append_column(key, codes_table.column("code").take(where))
     return rows.drop_columns([id_column])
+
+
+def _row_of_codes(ids: pa.Array, table: pd.Index, code_ids: pa.Array | pa.ChunkedArray
+                  ) -> pa.Array:
+    """For each row id, the position of its row in ``code_ids`` (null: none), found by
+    fingerprint in ``table`` (the row ids' fingerprints, all distinct) and confirmed."""
+    if isinstance(code_ids, pa.ChunkedArray):
+        code_ids = code_ids.combine_chunks()
+    row = table.get_indexer(pd.Index(hash_text(code_ids)))  # per code row: its row, or -1
+    found = np.flatnonzero(row >= 0)
+    same = pc.equal(code_ids.take(pa.array(found)),
+                    ids.take(pa.array(row[found])).cast(code_ids.type))
+    found = found[np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False),
+                             dtype=bool)]
+    where = np.full(len(ids), -1, dtype=np.int64)
+    where[row[found]] = found
+    return pa.array(where, mask=where < 0)
+
+
+def _row_of_codes_by_arrow(ids: pa.Array, code_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`_row_of_codes` by Arrow's hash look-up of the row ids in ``code_ids``."""
+    return pc.index_in(ids, value_set=code_ids)
 
 
 def frame_from_arrow(table: pa.Table, *, text_columns: Sequence[str] = (),
@@ -250,9 +281,9 @@ def _malloc_trim() -> Any:
 def with_points(frame: pd.DataFrame) -> gpd.GeoDataFrame:
     """``frame`` with WGS84 point geometries made from ``lon``/``lat``."""
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(
-        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
-    )
+    return gpd.GeoDataFrame(  # the frame's columns are taken as they are, not copied
+        frame, geometry=gpd.GeoSeries(np.asarray(points), index=frame.index, crs="EPSG:4326"),
+        crs="EPSG:4326", copy=False)
 
 
 def render(statement: sql.Composable, conn: object) -> str:
@@ -331,6 +362,6 @@ def request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
             columns[c] = text.to_pandas(types_mapper={pa.string(): TEXT}.get).array
     frame = pd.DataFrame(columns)
     points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(
-        frame, geometry=gpd.GeoSeries(np.asarray(points), crs="EPSG:4326"), crs="EPSG:4326"
-    )
+    return gpd.GeoDataFrame(  # the frame's columns are taken as they are, not copied
+        frame, geometry=gpd.GeoSeries(np.asarray(points), index=frame.index, crs="EPSG:4326"),
+        crs="EPSG:4326", copy=False)

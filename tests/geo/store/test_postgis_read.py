@@ -51,8 +51,28 @@ def test_split_read_passes_on_an_error_of_the_second_connection(postgis_url: str
         postgis_read.fetch_arrow_split(uri, "SELECT 1 AS one", ["SELECT * FROM no_such_table"])
 
 
+def _prints_of(mode: str) -> object:
+    """``hash_text`` for a mode: every id the same print (the rows' prints collide), or
+    a stranger's print equal to a row's (``ghost-`` is not hashed)."""
+    from geo.ingest.hashing import hash_text
+
+    def ghostly(values: pa.Array) -> np.ndarray:
+        return hash_text(pa.compute.replace_substring(values, "ghost-", ""))
+
+    if mode == "every print equal":
+        return lambda values: np.zeros(len(values), dtype=np.uint64)
+    return ghostly
+
+
+@pytest.mark.parametrize("prints", ["real", "every print equal", "a stranger's print"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_codes_join_equals_a_dictionary_join(seed: int) -> None:
+def test_codes_join_equals_a_dictionary_join(seed: int, prints: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows' codes per layer, whatever the ids' fingerprints: equal fingerprints of
+    row ids send the join to Arrow's hash look-up, and a code row whose id is not a row's
+    but shares a row's fingerprint gives that row nothing."""
+    if prints != "real":
+        monkeypatch.setattr(postgis_read, "hash_text", _prints_of(prints))
     rng = np.random.default_rng(seed)
     n = 3000
     ids = [f"R-{v}" for v in rng.permutation(n)]
@@ -69,8 +89,11 @@ def test_codes_join_equals_a_dictionary_join(seed: int) -> None:
         have = [i for i in ids if rng.random() < 0.9]  # some rows have no code
         rng.shuffle(have)
         got = {i: f"c{k}-{rng.integers(0, 20)}" for i in have}
-        codes[f"layer{k}"] = pa.table({"service_request_id": list(got),
-                                       "code": list(got.values())})
+        strangers = {f"ghost-{i}": "stranger" for i in ids[:50]}  # ids of no row
+        both = list({**got, **strangers}.items())
+        rng.shuffle(both)
+        codes[f"layer{k}"] = pa.table({"service_request_id": [i for i, _ in both],
+                                       "code": [c for _, c in both]})
         expected[f"layer{k}"] = got
     for threads in (1, 3):
         table = postgis_read.with_codes(rows, codes, id_column="i", threads=threads)
