@@ -84,6 +84,7 @@ def contains_points(extent: BaseGeometry, x: np.ndarray, y: np.ndarray) -> np.nd
     if extent.is_empty or len(x) == 0:
         return out
     grid = _grid(extent)
+    shapely.prepare(extent)  # an equal extent object may have found the grid kept
     n = GRID_CELLS
     with np.errstate(invalid="ignore"):
         fx = (x - grid.x0) / grid.width

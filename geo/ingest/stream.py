@@ -246,7 +246,7 @@ def _validated(path: Path, profile: CityProfile, mapping: ColumnMapping, fmt: Fo
 
 def _candidates(batch: ValidatedBatch) -> pa.Table:
     """Id, ``updated_datetime`` and source row of the batch's kept requests."""
-    requests = batch.requests
+    requests = batch.rows  # no points: the first pass throws its batches away
     return pa.table({
         "id": pa.array(requests["service_request_id"].astype(object).to_numpy(),
                        type=pa.string()),

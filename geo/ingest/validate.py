@@ -149,14 +149,31 @@ class ValidatedBatch:
         return with_points(self.rows)
 
     def current(self) -> pd.DataFrame:
-        """The usable requests as they stand, without making points: :attr:`requests`
-        once it has been made (a caller may have edited it), else :attr:`rows`."""
+        """The usable requests as they stand, without making points.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :attr:`requests` once it has been made (a caller may have edited it), else
+            :attr:`rows`.
+        """
         made = self.__dict__.get("requests")
         return made if made is not None else self.rows
 
     def requests_where(self, keep: np.ndarray) -> gpd.GeoDataFrame:
-        """The usable requests at ``keep`` (one boolean per row), with points made for
-        those rows alone unless :attr:`requests` has been made."""
+        """Some of the usable requests, with their points.
+
+        Parameters
+        ----------
+        keep
+            One boolean per row of :attr:`rows`.
+
+        Returns
+        -------
+        geopandas.GeoDataFrame
+            The rows at ``keep`` (their index kept), with points made for them alone
+            unless :attr:`requests` has been made (then its rows, edits included).
+        """
         made = self.__dict__.get("requests")
         if made is not None:
             return made[keep]
@@ -396,8 +413,19 @@ def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np
 
 
 def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
-    """Requests of :attr:`ValidatedBatch.rows` with their point geometry (WGS84), made
-    from ``lon`` and ``lat``; the columns are shared, not copied."""
+    """Requests with their point geometry.
+
+    Parameters
+    ----------
+    rows
+        Requests of :attr:`ValidatedBatch.rows` (finite ``lon`` and ``lat``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The same rows and index, columns shared rather than copied, with WGS84 points
+        made from ``lon`` and ``lat``.
+    """
     points = shapely.points(rows["lon"].to_numpy(dtype="float64"),
                             rows["lat"].to_numpy(dtype="float64"))
     return gpd.GeoDataFrame(
@@ -574,9 +602,10 @@ def _check_coordinates(
 
 
 #: The bytes of plain decimal numbers (``-75.16``, ``+.5``, ``1e5``). When every value of
-#: a column is made of them, Arrow's cast reads exactly the values that are decimal
-#: numbers and refuses the column otherwise (``1-2``, ``.``, ``1.5e``): its answer is then
-#: what ``pandas.to_numeric`` gives, without a regular expression over every value.
+#: a column is made of them, Arrow's cast accepts exactly the columns whose values are all
+#: plain decimal numbers (the regular expression this check replaced) and refuses the
+#: others (``1-2``, ``.``, ``1.5e``), which go to ``pandas.to_numeric``. Arrow's values
+#: are correctly rounded; pandas' may differ in the last bit for huge exponents.
 _NUMBER_BYTES: Final = np.zeros(256, dtype=bool)
 _NUMBER_BYTES[np.frombuffer(b"0123456789.+-eE", dtype=np.uint8)] = True
 

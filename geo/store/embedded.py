@@ -664,14 +664,20 @@ def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
     n = len(incoming)
     at = np.full(n, -1, dtype=np.intp)  # per incoming row: its stored row, or -1
     if len(stored):
-        at[stored[upsert.INCOMING].to_numpy()] = np.arange(len(stored))
+        old_all, old_missing = _nanoseconds(stored["updated_datetime"])
+        owner = stored[upsert.INCOMING].to_numpy(dtype=np.int64)
+        # one stored row per incoming row: were an id stored twice, its newest version
+        # (then the later one), whatever order the rows came in
+        order = np.lexsort((np.arange(len(stored)), np.where(old_missing, np.iinfo(np.int64).min,
+                                                             old_all), owner))
+        last = np.r_[owner[order][1:] != owner[order][:-1], True]
+        at[owner[order][last]] = order[last]
     found = at >= 0
     pos = np.where(found, at, 0)
     code = np.where(found, _KEEP, _INSERT).astype(np.int8)
     if found.any():
         upd, upd_na = _nanoseconds(incoming["updated_datetime"])
-        old_upd, old_na = _nanoseconds(stored["updated_datetime"])
-        old_upd, old_na = old_upd[pos], old_na[pos]
+        old_upd, old_na = old_all[pos], old_missing[pos]
         both = ~upd_na & ~old_na
         newer = (both & (upd > old_upd)) | (~upd_na & old_na)
         tie = (both & (upd == old_upd)) | (upd_na & old_na)
@@ -688,13 +694,15 @@ _INSERT, _UPDATE, _KEEP = range(3)
 
 
 def _nanoseconds(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Times (aware or naive, any unit) as int64 nanoseconds, and which are missing."""
+    """UTC times (any unit) as int64 nanoseconds since the epoch, and which are missing.
+
+    A time that nanoseconds cannot hold raises (``as_unit``), and times without a zone
+    are refused: both stores keep request times in UTC.
+    """
+    if not isinstance(times.dtype, pd.DatetimeTZDtype):
+        raise TypeError(f"updated_datetime: expected UTC times, got {times.dtype}")
     missing = times.isna().to_numpy(dtype=bool)
-    values = times.dt.tz_convert("UTC") if isinstance(times.dtype, pd.DatetimeTZDtype) \
-        else times
-    ns = values.dt.tz_localize(None) if isinstance(values.dtype, pd.DatetimeTZDtype) \
-        else values
-    bits = ns.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    bits = np.asarray(times.dt.as_unit("ns").array.asi8, dtype=np.int64)
     return np.where(missing, 0, bits), missing
 
 

@@ -36,7 +36,9 @@ from geo.store.embedded_parts import (
 )
 
 KEY_COLUMNS = ("service_request_id", "updated_datetime", "row_hash")
-_TEXT_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT}
+#: Types of :func:`match_stored`'s columns: text Arrow-backed, and ``row_hash`` nullable
+#: (a stored null would otherwise make the column float64 and lose the hashes' bits).
+_KEY_TYPES = {pa.string(): TEXT, pa.large_string(): TEXT, pa.uint64(): pd.UInt64Dtype()}
 #: Column of :func:`match_stored`'s rows: the position of the incoming row with that id.
 INCOMING = "_incoming"
 _WHERE = tuple(dict.fromkeys(["x", "y", "requested_datetime", "problem_id",
@@ -80,7 +82,7 @@ def match_stored(keys: pa.Table, ids: pd.Series) -> pd.DataFrame:
     column = keys.column("service_request_id")
     at = pc.index_in(column, value_set=text_array(ids).cast(column.type))
     hit = at.is_valid()
-    rows = keys.filter(hit).to_pandas(types_mapper=_TEXT_TYPES.get)
+    rows = keys.filter(hit).to_pandas(types_mapper=_KEY_TYPES.get)
     rows[INCOMING] = np.asarray(pc.drop_null(at).to_numpy(zero_copy_only=False),
                                 dtype=np.int64)
     return rows
@@ -103,7 +105,23 @@ def ids_in(values: pd.Series, ids: pd.Series) -> np.ndarray:
 
 def text_array(values: pd.Series) -> pa.Array:
     """Text as one Arrow ``large_string`` array (no Python object per value when the
-    series is Arrow-backed already)."""
+    series is Arrow-backed already).
+
+    Parameters
+    ----------
+    values
+        Text, missing values as ``None``/NaN; other objects are converted with ``str``.
+
+    Returns
+    -------
+    pyarrow.Array
+        One ``large_string`` array, not chunked.
+
+    Examples
+    --------
+    >>> text_array(pd.Series(["a", None])).to_pylist()
+    ['a', None]
+    """
     try:
         array = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # text mixed with other objects

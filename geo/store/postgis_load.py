@@ -204,8 +204,20 @@ def spatial_order(requests: pd.DataFrame) -> pd.DataFrame:
 
 
 def spatial_positions(requests: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
-    """``positions`` (rows of ``requests``) in Hilbert order of their city x/y: what
-    :func:`spatial_order` gives for those rows, without reordering the whole frame.
+    """Rows of ``requests`` in Hilbert order of their city x/y, without reordering the
+    whole frame (the curve spans the box of these rows, not of the whole frame).
+
+    Parameters
+    ----------
+    requests
+        Requests with ``x`` and ``y``.
+    positions
+        Positions of some of its rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``positions`` in that order (int64).
 
     Examples
     --------

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 
 from geo.ingest.extent import GRID_CELLS, contains_points
-from geo.ingest.validate import numbers
 from layers.profile import load_profile
 
 
@@ -56,22 +54,3 @@ def test_grid_answers_as_contains_xy_on_simple_shapes(shape: shapely.Polygon) ->
 def test_grid_on_nothing() -> None:
     assert contains_points(shapely.box(0, 0, 1, 1), np.array([]), np.array([])).size == 0
     assert not contains_points(shapely.Polygon(), np.array([0.5]), np.array([0.5])).any()
-
-
-_TEXTS = ["39.95", "-75.16", "+5", ".5", "5.", "+.5", "1e5", "1E-3", "1e400", "-0",
-          "00.1", "1-2", ".", "-", "e", "1.5e", "--1", "1.2.3", "E5", "+", "nan", "inf",
-          "-Infinity", "1_0", "0x1A", " 4 ", "١٢", None]
-
-
-@pytest.mark.parametrize("texts", [[*_TEXTS[:11], None], _TEXTS],
-                         ids=["plain decimals", "with everything else"])
-def test_numbers_read_as_pandas_reads_them(texts: list[str | None]) -> None:
-    values = pd.Series(texts, dtype="string")
-    got = numbers(values)
-    expected = pd.to_numeric(values, errors="coerce").astype("float64")
-    pd.testing.assert_series_equal(got, expected)
-    # each value alone too: a column that Arrow refuses goes to pandas as a whole
-    for text in texts:
-        one = pd.Series([text], dtype="string")
-        pd.testing.assert_series_equal(
-            numbers(one), pd.to_numeric(one, errors="coerce").astype("float64"))

@@ -18,6 +18,7 @@ from geo.ingest.validate import (
     constant_text,
     normalize_status,
     normalize_zip,
+    numbers,
 )
 
 _WORDS = ["Open", " closed ", "COMPLETED", "in progress", "Pending", "weird", "", None,
@@ -131,3 +132,23 @@ def test_row_hash_of_chunked_text_equals_the_whole_column() -> None:
     local = whole.assign(at=whole["at"].dt.tz_convert("America/New_York"))
     naive = whole.assign(at=whole["at"].dt.tz_convert("America/New_York").dt.tz_localize(None))
     assert (hash_columns(local, ["at"]) == hash_columns(naive, ["at"])).all()
+
+
+_TEXTS = ["39.95", "-75.16", "+5", ".5", "5.", "+.5", "1e5", "1E-3", "1e400", "-0",
+          "00.1", "1-2", ".", "-", "e", "1.5e", "--1", "1.2.3", "E5", "+", "nan", "inf",
+          "-Infinity", "1_0", "0x1A", " 4 ", "١٢", None]
+
+
+@pytest.mark.parametrize("texts", [[*_TEXTS[:11], None], _TEXTS],
+                         ids=["plain decimals", "with everything else"])
+def test_numbers_read_as_pandas_reads_them(texts: list[str | None]) -> None:
+    values = pd.Series(texts, dtype="string")
+    got = numbers(values)
+    expected = pd.to_numeric(values, errors="coerce").astype("float64")
+    pd.testing.assert_series_equal(got, expected)
+    assert np.array_equal(np.signbit(got.to_numpy()[:10]), np.signbit(expected.to_numpy()[:10]))
+    # each value alone too: a column that Arrow refuses goes to pandas as a whole
+    for text in texts:
+        one = pd.Series([text], dtype="string")
+        pd.testing.assert_series_equal(
+            numbers(one), pd.to_numeric(one, errors="coerce").astype("float64"))

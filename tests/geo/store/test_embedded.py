@@ -230,3 +230,45 @@ def test_killed_ingest_leaves_previous_state(tmp_path: Path, phila: CityProfile)
     report = ingest(REQUESTS / "parks-maintenance.csv", EmbeddedStore(store_dir, phila))
     assert report.result.unchanged == 284
     assert not any(p.name.startswith(".tmp-") for p in snaps.iterdir())
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["stored in order", "stored reversed"])
+def test_upsert_decision_rule_row_by_row(reverse: bool) -> None:
+    """The upsert rule on each case, times in different units, and an id stored twice
+    decided against its newest version whatever order the stored rows come in."""
+    import numpy as np
+
+    from geo.store import embedded_upsert as upsert
+    from geo.store.embedded import _decide
+
+    t0, t1 = pd.Timestamp("2026-01-01T00:00:00Z"), pd.Timestamp("2026-02-01T00:00:00Z")
+    nat = pd.NaT
+    #           id    incoming (time, hash)  stored versions [(time, hash)]     expected
+    cases = [("a", (t1, 1), [], "insert"),
+             ("b", (t1, 1), [(t0, 1)], "update"),       # newer
+             ("c", (t0, 1), [(t1, 1)], "keep"),         # older
+             ("d", (t1, 1), [(t1, 1)], "keep"),         # tie, same content
+             ("e", (t1, 2), [(t1, 1)], "update"),       # tie, content differs
+             ("f", (nat, 2), [(nat, 1)], "update"),     # both missing, content differs
+             ("g", (t1, 1), [(nat, 1)], "update"),      # a time where none was
+             ("h", (nat, 1), [(t1, 1)], "keep"),        # no time against one
+             ("i", (t1, 1), [(t0, 1), (t1, 1)], "keep"),  # stored twice: newest counts
+             ("j", (t1, 1), [(t1, 1), (t0, 2)], "keep")]
+    incoming = pd.DataFrame({
+        "service_request_id": [c[0] for c in cases],
+        "updated_datetime": pd.Series([c[1][0] for c in cases], dtype="datetime64[ns, UTC]"),
+        "row_hash": np.array([c[1][1] for c in cases], dtype=np.uint64)})
+    stored_rows = [(c[0], i, *v) for i, c in enumerate(cases) for v in c[2]]
+    if reverse:
+        stored_rows.reverse()
+    stored = pd.DataFrame({
+        "service_request_id": [r[0] for r in stored_rows],
+        "updated_datetime": pd.Series([r[2] for r in stored_rows], dtype="datetime64[us, UTC]"),
+        "row_hash": pd.array([r[3] for r in stored_rows], dtype="UInt64"),
+        upsert.INCOMING: [r[1] for r in stored_rows]})
+    got = _decide(stored, incoming)
+    assert got.tolist() == [c[3] for c in cases]
+    assert _decide(pd.DataFrame(), incoming).eq("insert").all()
+    naive = incoming.assign(updated_datetime=incoming["updated_datetime"].dt.tz_localize(None))
+    with pytest.raises(TypeError, match="updated_datetime"):
+        _decide(stored, naive)
