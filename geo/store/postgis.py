@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,7 @@ from geo.ingest.contacts import ContactBatch
 from geo.ingest.model import empty_requests
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
+from geo.joins import AreaIndex
 from geo.store import (
     adbc_pool,
     postgis_areas,
@@ -260,14 +262,29 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         result = WriteResult(
             quarantined={str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
         )
-        with self._connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction(), \
+                ThreadPoolExecutor(1, thread_name_prefix="locate") as pool:
             if len(requests):
                 stored = postgis_load.stored_estimate(conn)
-                new, newer = upsert_request_rows(conn, requests, self.srid)
+                located: list[Future[dict[str, pa.Table]]] = []
+
+                def locate(new: np.ndarray, newer: np.ndarray) -> None:
+                    # the written rows are located on a thread while the server takes
+                    # them and builds the indexes (the client would wait on it idle)
+                    gens = list(self.active_of(_generations(conn)).values())
+                    if gens and (len(new) or len(newer)):
+                        indexes = postgis_areas.area_indexes(conn, gens, self.profile.crs)
+                        located.append(pool.submit(_area_rows, requests,
+                                                   np.concatenate([new, newer]), indexes))
+
+                new, newer = upsert_request_rows(conn, requests, self.srid, decided=locate)
                 result.inserted, result.updated = len(new), len(newer)
                 result.unchanged = len(requests) - result.inserted - result.updated
+                if located:
+                    postgis_areas.load_area_rows(
+                        conn, located[0].result(),
+                        bulk=postgis_load.is_bulk(len(new) + len(newer), stored))
                 if result.inserted or result.updated:
-                    self._load_areas(conn, requests, np.concatenate([new, newer]), stored)
                     postgis_problems.update_problems(conn, problems)
             result.released = write_quarantine(conn, quarantine, release)
             record = {c: info.get(c) for c in BATCH_COLUMNS if c != "ingested_at"}
@@ -282,22 +299,6 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             if source_state is not None:
                 write_state(conn, source_state)
         return result
-
-    def _load_areas(self, conn: psycopg.Connection, requests: pd.DataFrame,
-                    written: np.ndarray, stored: int) -> None:
-        """Locate the written requests in every active layer (the embedded store's index
-        and rule) and load their codes into ``request_areas`` by binary COPY."""
-        gens = list(self.active_of(_generations(conn)).values())
-        if not gens:
-            return
-        indexes = postgis_areas.area_indexes(conn, gens, self.profile.crs)
-        rows = requests.iloc[np.sort(written)]
-        ids = arrow_column(rows, "service_request_id")
-        located = postgis_areas.area_rows(
-            ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"),
-            indexes)
-        bulk = postgis_load.is_bulk(len(written), stored)
-        postgis_areas.load_area_rows(conn, located, bulk=bulk)
 
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
         """Upsert contacts and their quarantine rows in one transaction (see :class:`Store`)."""
@@ -581,6 +582,16 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
     def active_of(self, gens: list[Generation]) -> dict[str, Generation]:
         """Layer key → active generation among ``gens`` (see ``active_generations``)."""
         return active_generations(gens)
+
+
+def _area_rows(requests: pd.DataFrame, written: np.ndarray,
+               indexes: dict[str, AreaIndex]) -> dict[str, pa.Table]:
+    """The written requests located in every active layer (the embedded store's index
+    and rule), as rows of ``request_areas``."""
+    rows = requests.iloc[np.sort(written)]
+    ids = arrow_column(rows, "service_request_id")
+    return postgis_areas.area_rows(
+        ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"), indexes)
 
 
 def _first_line(err: BaseException) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -248,8 +248,9 @@ def upsert_requests(conn: psycopg.Connection, requests: pd.DataFrame, srid: int)
     return len(new), len(newer)
 
 
-def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
-                        srid: int) -> tuple[np.ndarray, np.ndarray]:
+def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame, srid: int, *,
+                        decided: Callable[[np.ndarray, np.ndarray], None] | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """Upsert ``requests`` into the table ``requests``; list the written ids in ``changed``.
 
     The upsert rule of :mod:`geo.store.base`: an existing row is replaced when the incoming
@@ -283,6 +284,10 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
         ``requests`` near their neighbours, and only the written rows are ordered.
     srid
         The city SRID.
+    decided
+        Called with the positions to insert and to update as soon as they are known,
+        before the rows are sent (work on the written rows can then run beside the
+        server's COPY and index builds).
 
     Returns
     -------
@@ -328,8 +333,10 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame,
     else:
         with conn.cursor() as cur:
             cur.execute("SELECT ord, inserted FROM changed ORDER BY ord")
-            decided = np.array(cur.fetchall(), dtype="int64").reshape(-1, 2)
-        new, newer = decided[decided[:, 1] == 1, 0], decided[decided[:, 1] == 0, 0]
+            ordered = np.array(cur.fetchall(), dtype="int64").reshape(-1, 2)
+        new, newer = ordered[ordered[:, 1] == 1, 0], ordered[ordered[:, 1] == 0, 0]
+    if decided is not None:
+        decided(new, newer)
     rebuild = drop_bulk_indexes(conn) if is_bulk(n_written, stored) else []
     if len(new):
         copy_arrow(conn, "requests",

@@ -263,3 +263,31 @@ def test_new_rows_are_written_in_hilbert_order(
     for part in (loaded, news):
         keys = hilbert_keys(part["x"].to_numpy(float), part["y"].to_numpy(float))
         assert (np.diff(keys.astype(np.int64)) >= 0).all()
+
+
+@pytest.mark.postgis
+def test_a_failure_while_locating_on_the_thread_leaves_the_store_as_it_was(
+    request: pytest.FixtureRequest, tmp_path: Path, philly_profile: CityProfile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The written rows are located on a thread beside the server's COPY: an error there
+    reaches the caller and rolls the whole write back."""
+    import geo.store.postgis_areas
+
+    parks = ROOT / "data" / "philadelphia" / "requests" / "parks-maintenance.csv"
+    s = open_test_store("postgis", tmp_path, request, philly_profile)
+    try:
+        ingest(parks, s, now=NOW)
+        before = normalized(s.requests())
+        batches = len(s.batches())
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("locate failed on its thread")
+
+        monkeypatch.setattr(geo.store.postgis_areas, "area_rows", broken)
+        with pytest.raises(RuntimeError, match="on its thread"):
+            ingest(_half_moved(tmp_path / "again.csv", parks), s, now=NOW)
+        pd.testing.assert_frame_equal(normalized(s.requests()), before)
+        assert len(s.batches()) == batches
+    finally:
+        s.close()
