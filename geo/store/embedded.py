@@ -666,12 +666,13 @@ def _decide(stored: pd.DataFrame, incoming: pd.DataFrame) -> pd.Series:
     if len(stored):
         old_all, old_missing = _nanoseconds(stored["updated_datetime"])
         owner = stored[upsert.INCOMING].to_numpy(dtype=np.int64)
-        # one stored row per incoming row: were an id stored twice, its newest version
-        # (then the later one), whatever order the rows came in
-        order = np.lexsort((np.arange(len(stored)), np.where(old_missing, np.iinfo(np.int64).min,
-                                                             old_all), owner))
-        last = np.r_[owner[order][1:] != owner[order][:-1], True]
-        at[owner[order][last]] = order[last]
+        if np.bincount(owner, minlength=n).max() <= 1:  # each id stored once (the rule)
+            at[owner] = np.arange(len(stored))
+        else:  # an id stored twice: its newest version (then the later row) counts
+            order = np.lexsort((np.arange(len(stored)),
+                                np.where(old_missing, np.iinfo(np.int64).min, old_all), owner))
+            last = np.r_[owner[order][1:] != owner[order][:-1], True]
+            at[owner[order][last]] = order[last]
     found = at >= 0
     pos = np.where(found, at, 0)
     code = np.where(found, _KEEP, _INSERT).astype(np.int8)
