@@ -20,10 +20,13 @@ from tests.hotspot311.api.live import Keys, add_accounts, live_server
 
 @pytest.fixture
 def small(tmp_path: Path) -> Iterator[tuple[str, Keys]]:
-    """An empty Philadelphia store served with tight limits."""
+    """An empty Philadelphia store served with tight limits, per hour: the limiter's
+    sliding window counts the previous window's hits at their weight, rounded down, so
+    a test's hits that straddle a window's end could pass (rarely with a minute, 60
+    times more rarely with an hour)."""
     store = EmbeddedStore(tmp_path / "store", load_profile("philadelphia"))
     keys = add_accounts(store)
-    settings = ApiSettings(read_rate="5/minute", track_rate="3/minute", write_rate="2/minute",
+    settings = ApiSettings(read_rate="5/hour", track_rate="3/hour", write_rate="2/hour",
                            max_body_bytes=10_000, media_dir=tmp_path / "media", secret="s")
     with live_server(create_app(store, settings=settings)) as url:
         yield url, keys
