@@ -50,7 +50,6 @@ def _grid(extent: BaseGeometry) -> _Grid:
     boxes = shapely.box(xmin + ix.ravel() * width - pad_x, ymin + iy.ravel() * height - pad_y,
                         xmin + (ix.ravel() + 1) * width + pad_x,
                         ymin + (iy.ravel() + 1) * height + pad_y)
-    shapely.prepare(extent)
     classes = np.full(n * n, _EDGE, dtype=np.int8)
     classes[shapely.contains_properly(extent, boxes)] = _INSIDE
     classes[~shapely.intersects(extent, boxes)] = _OUTSIDE
@@ -83,8 +82,8 @@ def contains_points(extent: BaseGeometry, x: np.ndarray, y: np.ndarray) -> np.nd
     out = np.zeros(len(x), dtype=bool)
     if extent.is_empty or len(x) == 0:
         return out
+    shapely.prepare(extent)  # before the grid: an equal extent object may find it kept
     grid = _grid(extent)
-    shapely.prepare(extent)  # an equal extent object may have found the grid kept
     n = GRID_CELLS
     with np.errstate(invalid="ignore"):
         fx = (x - grid.x0) / grid.width

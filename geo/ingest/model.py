@@ -14,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import shapely
 
 from geo.ingest.hashing import hash_columns
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS, TIME_FIELDS
@@ -97,3 +98,26 @@ def row_hash(frame: pd.DataFrame) -> np.ndarray:
     """
     cols = [c for c in (*CANONICAL_FIELDS, "extra", "quality_flags") if c in frame.columns]
     return hash_columns(frame, cols)
+
+
+def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Requests with their point geometry.
+
+    Parameters
+    ----------
+    rows
+        Requests with finite ``lon`` and ``lat`` (a validated batch's rows, or rows read
+        back from a store).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        The same rows and index, columns shared rather than copied, with WGS84 points
+        made from ``lon`` and ``lat``.
+    """
+    points = shapely.points(rows["lon"].to_numpy(dtype="float64"),
+                            rows["lat"].to_numpy(dtype="float64"))
+    return gpd.GeoDataFrame(
+        rows, geometry=gpd.GeoSeries(np.asarray(points, dtype=object), index=rows.index,
+                                     crs="EPSG:4326"),
+        crs="EPSG:4326", copy=False)

@@ -44,12 +44,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyproj
-import shapely
 
 from geo.ingest.arrowtext import text_buffers, trim_is_noop
 from geo.ingest.extent import contains_points
-from geo.ingest.hashing import hash_columns
-from geo.ingest.model import TEXT, row_hash
+from geo.ingest.hashing import hash_text
+from geo.ingest.model import TEXT, row_hash, with_points
 from geo.ingest.readers import GEOMETRY_ERROR_COLUMN, ROW_COLUMN
 from geo.ingest.times import parse_times
 from hotspot311.schema import CANONICAL_FIELDS, TEXT_FIELDS, TIME_FIELDS, UNSPECIFIED_SERVICE
@@ -412,28 +411,6 @@ def _project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np
     return np.asarray(x), np.asarray(y)
 
 
-def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
-    """Requests with their point geometry.
-
-    Parameters
-    ----------
-    rows
-        Requests of :attr:`ValidatedBatch.rows` (finite ``lon`` and ``lat``).
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        The same rows and index, columns shared rather than copied, with WGS84 points
-        made from ``lon`` and ``lat``.
-    """
-    points = shapely.points(rows["lon"].to_numpy(dtype="float64"),
-                            rows["lat"].to_numpy(dtype="float64"))
-    return gpd.GeoDataFrame(
-        rows, geometry=gpd.GeoSeries(np.asarray(points, dtype=object), index=rows.index,
-                                     crs="EPSG:4326"),
-        crs="EPSG:4326", copy=False)
-
-
 #: The text dtype of request columns: Arrow-backed, missing as NaN (what a Parquet file
 #: of the embedded store reads back as), so no Python string is made per value.
 def _stripped(values: pd.Series) -> pd.Series:
@@ -680,8 +657,7 @@ def _all_distinct(values: pd.Series) -> bool:
     """
     arrow = getattr(values.array, "_pa_array", None)
     if arrow is not None and arrow.null_count == 0:
-        prints = hash_columns(pd.DataFrame({"v": values}, copy=False), ["v"])
-        if pd.Index(prints).is_unique:
+        if pd.Index(hash_text(arrow)).is_unique:
             return True
         return int(pc.count_distinct(arrow).as_py()) == len(values)
     return bool(pd.Index(_text_column(values)).is_unique)

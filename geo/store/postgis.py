@@ -40,7 +40,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geo.ingest.contacts import ContactBatch
-from geo.ingest.model import empty_requests
+from geo.ingest.model import empty_requests, with_points
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quarantine
 from geo.joins import AreaIndex
@@ -380,7 +380,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             return self._requests_by_copy(keys)
         if frame.empty:
             return empty_requests(keys)
-        return postgis_read.with_points(frame)
+        return with_points(frame)
 
     def request_columns(self, columns: Sequence[str], *,
                         categories: Sequence[str] = ()) -> pd.DataFrame:

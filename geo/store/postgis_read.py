@@ -28,12 +28,11 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from geo.ingest.hashing import hash_text
-from geo.ingest.model import TEXT, empty_requests
+from geo.ingest.model import TEXT, empty_requests, with_points
 from geo.store import adbc_pool
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
@@ -183,8 +182,8 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
         ids = ids.combine_chunks()
     with ThreadPoolExecutor(max(1, threads)) as pool:
         order = pool.submit(pc.sort_indices, ids)
-        table = pd.Index(hash_text(ids))
-        lookup = (functools.partial(_row_of_codes, ids, table) if table.is_unique
+        prints = pd.Index(hash_text(ids))
+        lookup = (functools.partial(_row_of_codes, ids, prints) if prints.is_unique
                   else functools.partial(_row_of_codes_by_arrow, ids))
         at = {key: pool.submit(lookup, codes_table.column("service_request_id"))
               for key, codes_table in codes.items()}
@@ -196,13 +195,13 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     return rows.drop_columns([id_column])
 
 
-def _row_of_codes(ids: pa.Array, table: pd.Index, code_ids: pa.Array | pa.ChunkedArray
+def _row_of_codes(ids: pa.Array, prints: pd.Index, code_ids: pa.Array | pa.ChunkedArray
                   ) -> pa.Array:
     """For each row id, the position of its row in ``code_ids`` (null: none), found by
-    fingerprint in ``table`` (the row ids' fingerprints, all distinct) and confirmed."""
+    fingerprint in ``prints`` (the row ids' fingerprints, all distinct) and confirmed."""
     if isinstance(code_ids, pa.ChunkedArray):
         code_ids = code_ids.combine_chunks()
-    row = table.get_indexer(pd.Index(hash_text(code_ids)))  # per code row: its row, or -1
+    row = prints.get_indexer(pd.Index(hash_text(code_ids)))  # per code row: its row, or -1
     found = np.flatnonzero(row >= 0)
     same = pc.equal(code_ids.take(pa.array(found)),
                     ids.take(pa.array(row[found])).cast(code_ids.type))
@@ -276,14 +275,6 @@ def _malloc_trim() -> Any:
         return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # another C library (musl has no malloc_trim)
         return None
-
-
-def with_points(frame: pd.DataFrame) -> gpd.GeoDataFrame:
-    """``frame`` with WGS84 point geometries made from ``lon``/``lat``."""
-    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(  # the frame's columns are taken as they are, not copied
-        frame, geometry=gpd.GeoSeries(np.asarray(points), index=frame.index, crs="EPSG:4326"),
-        crs="EPSG:4326", copy=False)
 
 
 def render(statement: sql.Composable, conn: object) -> str:
@@ -360,8 +351,4 @@ def request_frame(data: pa.Buffer, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
         else:  # text: Arrow-backed, as the ADBC read gives it
             text = col if pa.types.is_string(col.type) else col.cast(pa.string())
             columns[c] = text.to_pandas(types_mapper={pa.string(): TEXT}.get).array
-    frame = pd.DataFrame(columns)
-    points = shapely.points(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return gpd.GeoDataFrame(  # the frame's columns are taken as they are, not copied
-        frame, geometry=gpd.GeoSeries(np.asarray(points), index=frame.index, crs="EPSG:4326"),
-        crs="EPSG:4326", copy=False)
+    return with_points(pd.DataFrame(columns))

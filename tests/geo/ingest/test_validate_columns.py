@@ -104,8 +104,8 @@ def test_distinct_check_matches_a_count_of_values(collide: bool,
     """Equal fingerprints send the check to the values: a collision never makes distinct
     ids look repeated, and repeated ids are found either way."""
     if collide:
-        monkeypatch.setattr(validate, "hash_columns",
-                            lambda frame, columns: np.zeros(len(frame), dtype=np.uint64))
+        monkeypatch.setattr(validate, "hash_text",
+                            lambda values: np.zeros(len(values), dtype=np.uint64))
     rng = np.random.default_rng(7)
     for n in (1, 2, 500):
         values = [f"SYN-{v}" for v in rng.choice(10 * n, size=n, replace=False)]
