@@ -377,7 +377,8 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
     n = int(row[0]) if row else 0
     if n == 0:
         return 0
-    bulk = _LOAD.is_bulk(n, _LOAD.stored_estimate(conn))
+    stored = _LOAD.stored_estimate(conn)
+    bulk = _LOAD.is_bulk(n, stored)
     rebuild = _LOAD.drop_bulk_indexes(conn) if bulk else []
     conn.execute(sql.SQL(
         "INSERT INTO requests ({cols}) SELECT {scols} FROM {stg} s"
@@ -392,6 +393,8 @@ def _write_winners(conn: psycopg.Connection, stg: sql.Identifier, areas: sql.Ide
         " WHERE w.existed AND r.service_request_id = s.service_request_id"
     ).format(targets=targets, values=values, stg=stg))
     _LOAD.rebuild_bulk_indexes(conn, rebuild)
+    if _LOAD.needs_analyze(n, stored):
+        conn.execute("ANALYZE requests")
     if bulk:
         _swap_area_partitions(conn, areas, layer_keys)
         return n

@@ -291,3 +291,45 @@ def test_a_failure_while_locating_on_the_thread_leaves_the_store_as_it_was(
         assert len(s.batches()) == batches
     finally:
         s.close()
+
+
+def _planner_view(url: str) -> tuple[float, set[str]]:
+    """The planner's row count of ``requests`` and the columns it has statistics for."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'requests'::regclass").fetchone()
+        assert row is not None
+        columns = {r[0] for r in conn.execute(
+            "SELECT attname FROM pg_stats WHERE tablename = 'requests'").fetchall()}
+    return float(row[0]), columns
+
+
+@pytest.mark.postgis
+@pytest.mark.slow
+def test_a_big_write_leaves_the_planner_statistics_of_what_it_wrote(
+    postgis_url: str, tmp_path: Path, philly_profile: CityProfile
+) -> None:
+    """A write of many rows analyzes ``requests`` in its transaction (a first load's
+    plans otherwise come from an empty table's statistics until autovacuum gets there,
+    minutes later at 1M rows), without the display-only columns; a trickle does not."""
+    from geo.store.postgis import PostGISStore
+
+    first = tmp_path / "first.csv"
+    generate(6_000, seed=7).to_csv(first, index=False)
+    store = PostGISStore.open(postgis_url, philly_profile)
+    try:
+        assert _planner_view(postgis_url)[1] == set()  # nothing stored, nothing analyzed
+        stored = ingest(first, store).result.inserted
+        assert stored > 5_000
+        counted, columns = _planner_view(postgis_url)
+        assert counted == stored  # ANALYZE counts every row of a table this small
+        assert {"service_name", "status", "requested_datetime", "lat"} <= columns
+        assert not columns & {"description", "address", "status_notes", "extra", "row_hash"}
+        few = tmp_path / "few.csv"
+        generate(20, seed=8).assign(
+            service_request_id=lambda f: [f"TRICKLE-{i}" for i in range(len(f))]
+        ).to_csv(few, index=False)
+        assert ingest(few, store).result.inserted > 0
+        assert _planner_view(postgis_url)[0] == counted  # 20 rows: left to autovacuum
+    finally:
+        store.close()
