@@ -12,8 +12,8 @@ prints its ``--url``; a later run with that ``--url`` reuses the stored requests
 Data: ``--rows`` synthetic requests at real Philadelphia intersections
 (:func:`bench.common.city_requests`), loaded with the profile's layers into a fresh
 store of each kind (PostGIS: a throwaway server from :mod:`tests.postgis_server` unless
-``--url``). The server is ``uvicorn hotspot311.api.asgi:app_from_env`` in its own
-process(es) (``--workers``); the clients are one asyncio loop of ``--clients`` aiohttp
+``--url``). The server is ``hotspot311 serve api --workers N`` in its own
+process(es) (``--workers``; with ``--uvicorn OPTIONS``, uvicorn's own command); the clients are one asyncio loop of ``--clients`` aiohttp
 tasks, each sending its next request when the last one is answered, for ``--seconds``
 per scenario, once per ``--clients`` count (1 client: the per-request cost; 50: the
 same work queued, p95 ≈ 50 / throughput). The server, the database and the clients
@@ -160,15 +160,19 @@ def floor(func: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
 
 def serve(location: str, port: int, workers: int, media: Path, *, root: Path = ROOT,
           extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    """The server from the checkout at ``root`` (another one: a before/after comparison)."""
+    """The server from the checkout at ``root`` (another one: a before/after comparison):
+    ``hotspot311 serve api --workers N``, or uvicorn itself when ``extra`` gives it
+    options."""
     env = {**os.environ, "HOTSPOT311_STORE": location, "HOTSPOT311_API_MEDIA": str(media),
            "HOTSPOT311_API_READ_RATE": "100000000/minute",
            "HOTSPOT311_API_WRITE_RATE": "100000000/minute", "PYTHONPATH": str(root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "hotspot311.api.asgi:app_from_env", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-         "--no-access-log", "--log-level", "warning", *extra], cwd=root, env=env,
-        stderr=subprocess.DEVNULL)
+    command = ([sys.executable, "-m", "uvicorn", "hotspot311.api.asgi:app_from_env",
+                "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                str(workers), "--no-access-log", "--log-level", "warning", *extra] if extra
+               else [sys.executable, "-m", "hotspot311", "--store", location, "serve", "api",
+                     "--port", str(port), "--workers", str(workers)])
+    proc = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:

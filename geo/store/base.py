@@ -26,7 +26,7 @@ import pandas as pd
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
-from geo.store.query import QUERY_COLUMNS, RequestQuery, frame_rows
+from geo.store.query import QUERY_COLUMNS, AsyncQueries, RequestQuery, frame_rows
 from geo.store.reads import (
     BatchLogHead,
     RequestFilter,
@@ -457,6 +457,17 @@ class Store(ABC):
             At most ``query.limit`` rows, ordered by ``requested_datetime`` then
             ``service_request_id`` (code-point order), both descending.
         """
+
+    def async_reads(self, *, max_size: int) -> AsyncQueries | None:
+        """Reads an asyncio server can await without a worker thread, or ``None`` (the
+        default): the server then runs :meth:`query_rows` on its thread pool.
+
+        Parameters
+        ----------
+        max_size
+            Most connections (or the like) the reads may hold at once.
+        """
+        return None
 
     def query_rows(self, query: RequestQuery, *,
                    columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:

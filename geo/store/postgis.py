@@ -54,6 +54,7 @@ from geo.store import (
     postgis_runs,
 )
 from geo.store.base import BATCH_COLUMNS, RequestReader, Store, as_categories, describe_generation
+from geo.store.postgis_async import AsyncReads, store_error
 from geo.store.postgis_join import insert_generation, join_requests, set_active
 from geo.store.postgis_load import (
     apply_nul_rule,
@@ -63,7 +64,7 @@ from geo.store.postgis_load import (
     upsert_request_rows,
     write_quarantine,
 )
-from geo.store.postgis_query import PostGISApiMixin
+from geo.store.postgis_query import PostGISApiMixin, unit_metres
 from geo.store.postgis_reads import PostGISReads
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.postgis_sources import PostGISSources, write_state
@@ -203,18 +204,8 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         try:
             with self.pool.connection() as conn:
                 yield conn
-        except PoolTimeout as err:
-            raise StoreConnectionError(
-                f"{self.describe()}: no connection to the server ({err})") from err
-        except psycopg.Error as err:
-            message = _first_line(err)
-            if err.sqlstate is None or err.sqlstate.startswith(("08", "57P")):
-                raise StoreConnectionError(
-                    f"{self.describe()}: the connection to the server was lost ({message}); "
-                    "the unfinished step was rolled back, the store is as it was") from err
-            raise StoreError(
-                f"{self.describe()}: the server refused the step ({message}); it was "
-                "rolled back, the store is as it was") from err
+        except (PoolTimeout, psycopg.Error) as err:
+            raise store_error(err, self.describe()) from err
 
     @contextmanager
     def _statement(self) -> Iterator[psycopg.Connection]:
@@ -233,6 +224,15 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             finally:
                 if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                     conn.autocommit = False
+
+    def async_reads(self, *, max_size: int) -> AsyncReads:
+        """Open311 reads for an asyncio server (:mod:`geo.store.postgis_async`): a pool of
+        up to ``max_size`` asyncio connections to this database, to open and close in the
+        event loop that uses it."""
+        conninfo = self.pool.conninfo
+        return AsyncReads(conninfo if isinstance(conninfo, str) else conninfo(),
+                          where=self.describe(), srid=self.srid,
+                          unit_m=unit_metres(str(self.profile.crs)), max_size=max_size)
 
     def describe(self) -> str:
         """``PostGIS store user@host:port/dbname``."""
@@ -592,12 +592,6 @@ def _area_rows(requests: pd.DataFrame, written: np.ndarray,
     ids = arrow_column(rows, "service_request_id")
     return postgis_areas.area_rows(
         ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"), indexes)
-
-
-def _first_line(err: BaseException) -> str:
-    """The first non-empty line of an error's message (the server's words)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
 
 
 def _generations(conn: psycopg.Connection) -> list[Generation]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 import psycopg
@@ -32,6 +32,31 @@ from hotspot311.schema import TIME_FIELDS
 _C = sql.SQL('COLLATE "C"')
 #: A request's last change, as the ``requests_updated`` index holds it (migration 0012).
 _LAST_CHANGE = sql.SQL("coalesce(updated_datetime, requested_datetime)")
+
+
+_RID, _REQ = sql.Identifier("service_request_id"), sql.Identifier("requested_datetime")
+_NAME = sql.Identifier("service_name")
+
+#: Each filter's condition, by name (every value a parameter; see :func:`_parameters`).
+_CONDITIONS: Final[dict[str, sql.Composable]] = {
+    "ids": sql.SQL("{} = ANY(%s)").format(_RID),
+    # equality on the indexed prefix, so the planner walks requests_service_order
+    # (migration 0012) in page order; then the whole name
+    "service": sql.SQL("left({name}, 200) = left(%s, 200) AND {name} = %s").format(name=_NAME),
+    "services": sql.SQL("{} = ANY(%s)").format(_NAME),
+    "status": sql.SQL("{} = %s").format(sql.Identifier("status")),
+    "start": sql.SQL("{} >= %s").format(_REQ),
+    "end": sql.SQL("{} < %s").format(_REQ),
+    "updated_after": sql.SQL("{} > %s").format(_LAST_CHANGE),
+    "updated_before": sql.SQL("{} < %s").format(_LAST_CHANGE),
+    "bbox": sql.SQL(
+        "geom_city && ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, 4326), %s) "
+        "AND lon BETWEEN %s AND %s AND lat BETWEEN %s AND %s"),
+    "near": sql.SQL(
+        "ST_DWithin(geom_city, ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s), "
+        "%s)"),
+    "after": sql.SQL("({}, {} {}) < (%s, %s {})").format(_REQ, _RID, _C, _C),
+}
 
 
 def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
@@ -54,54 +79,75 @@ def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
     tuple
         The composed statement and its parameters.
     """
-    where: list[sql.Composable] = []
+    shape, params = _parameters(query, srid=srid, unit_m=unit_m)
+    return _statement(shape, tuple(columns)), params
+
+
+def query_bytes(query: RequestQuery, *, srid: int, unit_m: float,
+                columns: Sequence[str]) -> tuple[bytes, list[Any]]:
+    """:func:`query_sql` with the statement as the bytes psycopg sends.
+
+    A statement depends only on which filters are set and on the columns, so its text is
+    composed once per such shape and kept: composing and quoting it again on every
+    one-request look-up cost a tenth of the server's time for it.
+    """
+    shape, params = _parameters(query, srid=srid, unit_m=unit_m)
+    return _statement_bytes(shape, tuple(columns)), params
+
+
+def _parameters(query: RequestQuery, *, srid: int, unit_m: float
+                ) -> tuple[tuple[str, ...], list[Any]]:
+    """The names of the conditions of ``query`` (:data:`_CONDITIONS`, in order) and the
+    statement's parameters."""
+    shape: list[str] = []
     params: list[Any] = []
-    rid, req = sql.Identifier("service_request_id"), sql.Identifier("requested_datetime")
     if query.ids:
-        where.append(sql.SQL("{} = ANY(%s)").format(rid))
+        shape.append("ids")
         params.append(list(query.ids))
     if query.service_names is not None and len(query.service_names) == 1:
-        # equality on the indexed prefix, so the planner walks requests_service_order
-        # (migration 0012) in page order; then the whole name
-        where.append(sql.SQL("left({name}, 200) = left(%s, 200) AND {name} = %s").format(
-            name=sql.Identifier("service_name")))
+        shape.append("service")
         params += [query.service_names[0], query.service_names[0]]
     elif query.service_names is not None:
-        where.append(sql.SQL("{} = ANY(%s)").format(sql.Identifier("service_name")))
+        shape.append("services")
         params.append(list(query.service_names))
     if query.status is not None:
-        where.append(sql.SQL("{} = %s").format(sql.Identifier("status")))
+        shape.append("status")
         params.append(query.status)
-    for value, col, op in ((query.start, req, ">="), (query.end, req, "<"),
-                           (query.updated_after, _LAST_CHANGE, ">"),
-                           (query.updated_before, _LAST_CHANGE, "<")):
+    for name, value in (("start", query.start), ("end", query.end),
+                        ("updated_after", query.updated_after),
+                        ("updated_before", query.updated_before)):
         if value is not None:
-            where.append(sql.SQL("{} {} %s").format(col, sql.SQL(op)))
+            shape.append(name)
             params.append(value)
     if query.bbox is not None:
         w, s, e, n = query.bbox
-        where.append(sql.SQL(
-            "geom_city && ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, 4326), %s) "
-            "AND lon BETWEEN %s AND %s AND lat BETWEEN %s AND %s"))
+        shape.append("bbox")
         params += [w, s, e, n, srid, w, e, s, n]
     if query.near is not None:
         lat, lon, radius = query.near
-        where.append(sql.SQL(
-            "ST_DWithin(geom_city, ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s), "
-            "%s)"))
+        shape.append("near")
         params += [lon, lat, srid, radius / unit_m]
     if query.after is not None:
-        t, last = query.after
-        where.append(sql.SQL("({}, {} {}) < (%s, %s {})").format(req, rid, _C, _C))
-        params += [t, last]
-    cond = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
-    stmt = sql.SQL(
+        shape.append("after")
+        params += list(query.after)
+    params += [query.limit, query.offset]
+    return tuple(shape), params
+
+
+@lru_cache(maxsize=256)
+def _statement(shape: tuple[str, ...], columns: tuple[str, ...]) -> sql.Composed:
+    cond = (sql.SQL(" AND ").join(_CONDITIONS[name] for name in shape) if shape
+            else sql.SQL("true"))
+    return sql.SQL(
         "SELECT {cols} FROM requests WHERE {cond} "
         "ORDER BY {req} DESC, {rid} {c} DESC LIMIT %s OFFSET %s").format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), cond=cond, req=req,
-        rid=rid, c=_C)
-    params += [query.limit, query.offset]
-    return stmt, params
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns), cond=cond, req=_REQ,
+        rid=_RID, c=_C)
+
+
+@lru_cache(maxsize=256)
+def _statement_bytes(shape: tuple[str, ...], columns: tuple[str, ...]) -> bytes:
+    return _statement(shape, columns).as_bytes(None)
 
 
 def run_query(conn: psycopg.Connection, query: RequestQuery, *, srid: int, unit_m: float,
@@ -135,15 +181,25 @@ def fetch_rows(conn: psycopg.Connection, query: RequestQuery, *, srid: int, unit
     """
     if query.empty:
         return {c: [] for c in columns}
-    stmt, params = query_sql(query, srid=srid, unit_m=unit_m, columns=columns)
-    rows = conn.execute(stmt, params).fetchall()
+    stmt, params = query_bytes(query, srid=srid, unit_m=unit_m, columns=columns)
+    return columns_of(conn.execute(stmt, params).fetchall(), columns)
+
+
+def columns_of(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows of a ``SELECT`` of ``columns`` as column lists.
+
+    Examples
+    --------
+    >>> columns_of([("a", 1), ("b", 2)], ["id", "n"]), columns_of([], ["id"])
+    ({'id': ['a', 'b'], 'n': [1, 2]}, {'id': []})
+    """
     if not rows:
         return {c: [] for c in columns}
     return {c: list(v) for c, v in zip(columns, zip(*rows, strict=True), strict=True)}
 
 
 @lru_cache(maxsize=16)
-def _unit_m(crs: str) -> float:
+def unit_metres(crs: str) -> float:
     """Metres per unit of a CRS's first axis (cached: building a CRS costs ~1 ms)."""
     return float(pyproj.CRS(crs).axis_info[0].unit_conversion_factor or 1.0)
 
@@ -169,14 +225,14 @@ class PostGISApiMixin:
     def query_requests(self, query: RequestQuery, *,
                        columns: Sequence[str] = QUERY_COLUMNS) -> pd.DataFrame:
         """Answer an Open311 query (see :func:`run_query`)."""
-        unit = _unit_m(str(self.profile.crs))  # type: ignore[attr-defined]
+        unit = unit_metres(str(self.profile.crs))  # type: ignore[attr-defined]
         with self._statement() as conn:
             return run_query(conn, query, srid=self.srid, unit_m=unit, columns=columns)
 
     def query_rows(self, query: RequestQuery, *,
                    columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
         """Answer an Open311 query as column lists (see :func:`fetch_rows`)."""
-        unit = _unit_m(str(self.profile.crs))  # type: ignore[attr-defined]
+        unit = unit_metres(str(self.profile.crs))  # type: ignore[attr-defined]
         with self._statement() as conn:
             return fetch_rows(conn, query, srid=self.srid, unit_m=unit, columns=columns)
 

@@ -14,9 +14,10 @@ being ingested sees every request that was there when it started exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import pandas as pd
 
@@ -145,4 +146,19 @@ def frame_rows(frame: pd.DataFrame) -> dict[str, list[Any]]:
     return out
 
 
-__all__ = ["MAX_LIMIT", "QUERY_COLUMNS", "RequestQuery", "frame_rows"]
+class AsyncQueries(Protocol):
+    """Open311 reads for an asyncio server, opened and closed in the event loop that uses
+    them (:meth:`geo.store.base.Store.async_reads`)."""
+
+    async def open(self) -> None:
+        """Get ready (connect)."""
+
+    async def close(self) -> None:
+        """Let go of what :meth:`open` took."""
+
+    async def query_rows(self, query: RequestQuery, *,
+                         columns: Sequence[str] = QUERY_COLUMNS) -> dict[str, list[Any]]:
+        """What the store's ``query_rows`` answers."""
+
+
+__all__ = ["MAX_LIMIT", "QUERY_COLUMNS", "AsyncQueries", "RequestQuery", "frame_rows"]

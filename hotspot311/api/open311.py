@@ -110,12 +110,19 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
 
 
 @router.get("/requests/{request_id}.{fmt}", summary="One request")
-def one_request(request: Request, request_id: str, fmt: Fmt) -> Response:
-    """The request with this ``service_request_id`` (the public view without a key)."""
+async def one_request(request: Request, request_id: str, fmt: Fmt) -> Response:
+    """The request with this ``service_request_id`` (the public view without a key).
+
+    The busiest read, so it runs in the event loop: the store's asyncio reads when it has
+    them (PostGIS), else the thread pool; a key is checked on the thread pool."""
     st = state_of(request)
     st.limits.check("read", client_of(request))
-    privacy = _reader_privacy(request)
-    rows = st.store.query_rows(RequestQuery(ids=(request_id,), limit=1))
+    privacy: Any = st.privacy
+    if given_key(request, request.query_params.get("api_key")):
+        privacy = await run_in_threadpool(_reader_privacy, request)
+    query = RequestQuery(ids=(request_id,), limit=1)
+    rows = (await st.reads.query_rows(query) if st.reads is not None
+            else await run_in_threadpool(st.store.query_rows, query))
     if not rows["service_request_id"]:
         raise Open311Error(404, f"service_request_id: {request_id[:60]!r} is not a stored "
                                 "request")

@@ -9,6 +9,7 @@ import jinja2
 from fastapi import Request
 
 from geo.store.base import Store
+from geo.store.query import AsyncQueries
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.intake import Intake
 from hotspot311.api.security import RateLimits
@@ -31,6 +32,9 @@ class AppState:
     intake: Intake
     limits: RateLimits
     templates: jinja2.Environment
+    #: The store's asyncio reads while the server runs (:meth:`Store.async_reads`), or
+    #: ``None``: routes then read on the thread pool.
+    reads: AsyncQueries | None = None
 
 
 def templates() -> jinja2.Environment:

@@ -8,6 +8,7 @@ account's key and prints it once, alone on the last line: only its hash is store
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -32,8 +33,9 @@ def serve_api_cmd(ctx: Context, host: str, port: int, workers: int) -> None:
     """The Open311 GeoReport v2 server, the tracking page and the liaison form.
 
     Limits, CORS and the photo folder come from HOTSPOT311_API_* variables (README).
-    With --workers N, N processes share the port; each has its own database pool and
-    counts its own rate limits (a client may get up to N times the limit).
+    With --workers N, N processes serve the port, each with its own listening socket
+    (SO_REUSEPORT: the system spreads new connections over them), its own database pool
+    and its own count of the rate limits (a client may get up to N times the limit).
     """
     import uvicorn
 
@@ -45,9 +47,14 @@ def serve_api_cmd(ctx: Context, host: str, port: int, workers: int) -> None:
     # handed over in the environment it reads (hotspot311.api.asgi)
     os.environ["HOTSPOT311_STORE"] = ctx.store_location
     os.environ["HOTSPOT311_CITY"] = ctx.city
+    if workers > 1:  # processes with a listening socket each (hotspot311.api.workers)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "hotspot311.api.workers", "--host",
+                                  host, "--port", str(port), "--workers", str(workers)])
     uvicorn.run("hotspot311.api.asgi:app_from_env", factory=True, host=host, port=port,
-                workers=workers, access_log=False, log_level="warning",
-                limit_concurrency=500, timeout_keep_alive=15)
+                access_log=False, log_level="warning", limit_concurrency=500,
+                timeout_keep_alive=15, h11_max_incomplete_event_size=64 * 1024)
 
 
 @click.group("api-keys")

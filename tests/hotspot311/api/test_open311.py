@@ -206,6 +206,30 @@ def test_one_request_by_id_json_xml_and_404(served: Served) -> None:
     assert err.tag == "errors" and err.find("error").findtext("code") == "404"
 
 
+def test_a_look_up_reads_without_the_thread_pool_where_the_store_can(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostGIS answers ``requests/{id}`` from its asyncio reads, never through the
+    synchronous ``query_rows`` (which the embedded store's look-up uses); both answer the
+    same record as before, keyed or not, and 404 for an unknown id."""
+    rid = stored(served)["service_request_id"].iloc[12]
+    before = (get(served, f"requests/{rid}.json").json(),
+              get(served, f"requests/{rid}.json", api_key=served.keys["partner"]).json())
+    calls: list[object] = []
+    sync_rows = served.store.query_rows
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return sync_rows(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(served.store, "query_rows", counted)
+    after = (get(served, f"requests/{rid}.json").json(),
+             get(served, f"requests/{rid}.json", api_key=served.keys["partner"]).json())
+    assert after == before and ids_of(after[0]) == [rid]
+    assert after[0] != after[1]  # the public view is not the keyed one
+    assert get(served, "requests/NOPE-1.json").status_code == 404
+    assert len(calls) == (0 if served.kind == "postgis" else 3)
+
+
 def test_expected_datetime_comes_from_the_sla_table_when_the_source_has_none(
         served: Served) -> None:
     """Illegal Dumping: 9 working days (weekends and holidays skipped), same time of day."""

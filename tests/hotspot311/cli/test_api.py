@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -64,6 +65,19 @@ def test_api_keys_postgis(postgis_url: str) -> None:
     assert rows == [("ann", hash_key(key), True)]
 
 
+def _listening_children(pid: int, port: int) -> list[psutil.Process]:
+    """The child processes of ``pid`` listening on ``port``, once two are (they start one
+    after another) or after a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = [c for c in psutil.Process(pid).children()
+                 if any(k.status == psutil.CONN_LISTEN and k.laddr.port == port
+                        for k in c.net_connections("tcp"))]
+        if len(found) >= 2 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)  # poll interval while the processes start
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_api_runs_uvicorn_on_the_given_port(tmp_path: Path, workers: int) -> None:
     with socket.socket() as sock:
@@ -87,11 +101,30 @@ def test_serve_api_runs_uvicorn_on_the_given_port(tmp_path: Path, workers: int) 
         assert r.status_code == 200
         assert any(s["service_code"] == "street-defect" for s in r.json())
         assert httpx.get(f"http://127.0.0.1:{port}/track").status_code == 200
-        if workers > 1:  # uvicorn's supervisor with one child process per worker
-            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            assert len(children) >= workers
+        servers: list[psutil.Process] = []
+        if workers > 1:
+            servers = _listening_children(proc.pid, port)
+            # one listening socket per server process (SO_REUSEPORT), none in the parent
+            assert len(servers) == workers
+            assert not [c for c in psutil.Process(proc.pid).net_connections("tcp")
+                        if c.status == psutil.CONN_LISTEN]
+            # a burst of keep-alive clients is spread over the processes by the system
+            # (uvicorn's shared socket gave all 50 of 50 to one process at times)
+            clients = [httpx.Client(timeout=10) for _ in range(40)]
+            try:
+                for client in clients:
+                    assert client.get(f"http://127.0.0.1:{port}/track").status_code == 200
+                held = {s.pid: sum(c.status == psutil.CONN_ESTABLISHED
+                                   and c.laddr.port == port
+                                   for c in s.net_connections("tcp")) for s in servers}
+                assert sum(held.values()) == 40 and min(held.values()) >= 5, held
+            finally:
+                for client in clients:
+                    client.close()
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=60)
+    for server in servers:  # stopped with the parent, none left behind
+        assert not server.is_running() or server.status() == psutil.STATUS_ZOMBIE
     assert b"Open311 server for Philadelphia" in out
     assert b'"path": "/open311/v2/services.json"' in err  # the structured access log
