@@ -13,11 +13,12 @@ Data: ``--rows`` synthetic requests at real Philadelphia intersections
 (:func:`bench.common.city_requests`), loaded with the profile's layers into a fresh
 store of each kind (PostGIS: a throwaway server from :mod:`tests.postgis_server` unless
 ``--url``). The server is ``hotspot311 serve api --workers N`` in its own
-process(es) (``--workers``; with ``--uvicorn OPTIONS``, uvicorn's own command); the clients are one asyncio loop of ``--clients`` aiohttp
-tasks, each sending its next request when the last one is answered, for ``--seconds``
-per scenario, once per ``--clients`` count (1 client: the per-request cost; 50: the
-same work queued, p95 ≈ 50 / throughput). The server, the database and the clients
-share the machine's cores, so each line also prints the CPU time per request of the
+process(es) (``--workers``; with ``--uvicorn OPTIONS``, uvicorn's own command); the
+clients are one asyncio loop of ``--clients`` aiohttp tasks, each sending its next
+request when the last one is answered, for ``--seconds`` per scenario, once per
+``--clients`` count (1 client: the per-request cost; 50: the same work queued, p95 ≈
+50 / throughput). The server, the database and the clients share the machine's cores,
+so each line also prints the CPU time per request of the
 server process(es) and of the clients:
 
 - ``single``: ``GET requests/{id}.json`` of random stored ids;
