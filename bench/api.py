@@ -24,6 +24,9 @@ server process(es) and of the clients:
 - ``single``: ``GET requests/{id}.json`` of random stored ids;
 - ``filtered``: ``GET requests.json`` for one service, open, the last 365 days, a
   1,000-row page;
+- ``varied``: the same page with another ``end_date`` (a second earlier) each time: a
+  page nobody asked before, which the server's page cache (:mod:`hotspot311.api.cache`,
+  serving ``filtered`` again while the requests are unchanged) cannot answer;
 - ``deep``: ``GET requests.json`` from a keyset cursor half-way through all requests,
   a 1,000-row page;
 - ``post``: ``POST requests.json`` (lat/long) with an API key.
@@ -227,6 +230,11 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
             "service_code": "street-light-outage", "status": "open",
             "start_date": (now - timedelta(days=365)).isoformat(), "end_date": now.isoformat(),
             "page_size": "1000"}}), lambda i: store.query_requests(filt), 30),
+        "varied": (lambda i: ("GET", "/open311/v2/requests.json", {"params": {
+            "service_code": "street-light-outage", "status": "open",
+            "start_date": (now - timedelta(days=365)).isoformat(),
+            "end_date": (now - timedelta(seconds=i)).isoformat(), "page_size": "1000"}}),
+            lambda i: store.query_requests(filt), 30),
         "deep": (lambda i: ("GET", "/open311/v2/requests.json", {"params": {
             "start_date": "2000-01-01T00:00:00Z", "after": token, "page_size": "1000"}}),
             lambda i: store.query_requests(deep), 30),
@@ -295,7 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--stores", default="embedded,postgis")
-    parser.add_argument("--scenarios", default="single,filtered,deep,post")
+    parser.add_argument("--scenarios", default="single,filtered,varied,deep,post")
     parser.add_argument("--clients", default="1,50",
                         help="client counts, comma-separated (1: the per-request cost; "
                              "50: with queueing)")

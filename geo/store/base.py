@@ -458,6 +458,16 @@ class Store(ABC):
             ``service_request_id`` (code-point order), both descending.
         """
 
+    def data_version(self) -> str | None:
+        """A token that changes whenever the stored requests change, or ``None`` when the
+        store cannot tell (the default): what a cache of answers checks before serving
+        one again.
+
+        Two calls answer the same token only if no write of requests committed between
+        them; a token names one state of the requests, whenever it is seen again.
+        """
+        return None
+
     def async_reads(self, *, max_size: int) -> AsyncQueries | None:
         """Reads an asyncio server can await without a worker thread, or ``None`` (the
         default): the server then runs :meth:`query_rows` on its thread pool.

@@ -197,6 +197,18 @@ class EmbeddedApiMixin:
                                                              columns=columns))
         return table_rows(table, columns)
 
+    def data_version(self) -> str | None:
+        """The committed snapshot's name, with the inode and change time of ``CURRENT``
+        (every commit replaces that file, so a name written there again by hand is
+        another token); ``None`` before the first commit."""
+        pointer = self.root / "CURRENT"
+        try:
+            stat = pointer.stat()
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return f"{name}:{stat.st_ino}:{stat.st_mtime_ns}"
+
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""
         return sorted(_read_keys(self.root / _KEYS_FILE), key=lambda k: k.name)

@@ -26,7 +26,7 @@ from psycopg import sql
 from geo.store.api_keys import ApiKey, check_account
 from geo.store.embedded_query import empty_result
 from geo.store.query import QUERY_COLUMNS, RequestQuery
-from hotspot311.errors import InputError
+from hotspot311.errors import InputError, StoreError
 from hotspot311.schema import TIME_FIELDS
 
 _C = sql.SQL('COLLATE "C"')
@@ -235,6 +235,22 @@ class PostGISApiMixin:
         unit = unit_metres(str(self.profile.crs))  # type: ignore[attr-defined]
         with self._statement() as conn:
             return fetch_rows(conn, query, srid=self.srid, unit_m=unit, columns=columns)
+
+    def data_version(self) -> str | None:
+        """The number migration 0016's trigger adds one to with every statement that
+        writes ``requests``, after the database's oid (another database, or one made
+        again from a copy, answers other tokens); ``None`` for a role that may not read
+        it."""
+        try:
+            with self._statement() as conn:
+                row = conn.execute(
+                    "SELECT version, (SELECT oid FROM pg_database"
+                    " WHERE datname = current_database()) FROM data_version").fetchone()
+        except StoreError as err:
+            if isinstance(err.__cause__, psycopg.errors.InsufficientPrivilege):
+                return None
+            raise
+        return f"{row[1]}:{row[0]}" if row else None
 
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""

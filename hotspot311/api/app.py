@@ -29,6 +29,7 @@ from geo.geocode.city import load_geocoder
 from geo.geocode.geocoder import Geocoder
 from geo.store.base import Store
 from hotspot311.api import open311, pages
+from hotspot311.api.cache import PageCache
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Intake
@@ -113,7 +114,7 @@ def create_app(store: Store, *, settings: ApiSettings,
         privacy=load_privacy(profile), intake=intake,
         limits=RateLimits(read=settings.read_rate, track=settings.track_rate,
                           write_key=settings.write_rate, write_address=settings.write_rate),
-        templates=templates())
+        templates=templates(), pages=PageCache(settings.page_cache_bytes))
     app.include_router(open311.router)
     app.include_router(pages.router)
     app.mount("/static/api", StaticFiles(directory=OWN_STATIC), name="api-static")

@@ -18,11 +18,18 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from geo.store.query import RequestQuery
+from hotspot311.api.cache import CachedPage
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Submission
-from hotspot311.api.reads import build_query, encode_cursor, iso_times, snap_public
+from hotspot311.api.reads import (
+    build_query,
+    encode_cursor,
+    iso_times,
+    snap_public,
+    window_is_now,
+)
 from hotspot311.api.records import records_from_rows
-from hotspot311.api.render import respond
+from hotspot311.api.render import raw_response, respond
 from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
 
@@ -97,6 +104,17 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
                         now=datetime.now(UTC))
     if privacy is not None:  # no finer position filter than the rounded coordinates
         query = snap_public(query, privacy.coordinate_decimals)
+    # a page answered before is answered again while the stored requests are unchanged
+    # (hotspot311.api.cache); the key holds all that makes the page and its Link header
+    # (not a page of the default window: it moves with the clock)
+    version = (st.store.data_version() if st.pages.max_bytes and not window_is_now(params)
+               else None)
+    key = (fmt, privacy is None, request.url.scheme, request.url.netloc, query,
+           tuple((k, v) for k, v in request.query_params.multi_items()
+                 if k.lower() != "api_key"))
+    kept = st.pages.get(key, version)
+    if kept is not None:
+        return raw_response(kept.body, kept.media_type, dict(kept.headers))
     rows = st.store.query_rows(query)
     body = records_from_rows(rows, catalogue=st.catalogue, calendar=st.calendar,
                              privacy=privacy)
@@ -106,7 +124,11 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
         cursor = encode_cursor(pd.Timestamp(rows["requested_datetime"][-1]),
                                str(rows["service_request_id"][-1]))
         headers["Link"] = next_link(request, cursor)
-    return respond(fmt, "requests", body, headers=headers)
+    response = respond(fmt, "requests", body, headers=headers)
+    if version is not None:
+        st.pages.put(key, CachedPage(version, bytes(response.body),
+                                     str(response.media_type), tuple(headers.items())))
+    return response
 
 
 @router.get("/requests/{request_id}.{fmt}", summary="One request")

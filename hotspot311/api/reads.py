@@ -100,6 +100,22 @@ def decode_cursor(value: str) -> tuple[datetime, str]:
     return t.astimezone(UTC), rid
 
 
+#: The time filters; without any of them a read covers the last 90 days up to now.
+TIME_PARAMETERS: Final = ("start_date", "end_date", "updated_after", "updated_before")
+
+
+def window_is_now(params: Mapping[str, str]) -> bool:
+    """Whether a read with ``params`` covers the default window, the days up to now
+    (no time filter given), so its answer depends on when it is asked.
+
+    Examples
+    --------
+    >>> window_is_now({"status": "open"}), window_is_now({"start_date": "2024-01-01"})
+    (True, False)
+    """
+    return not any(params.get(k) for k in TIME_PARAMETERS)
+
+
 def build_query(params: Mapping[str, str], *, catalogue: Catalogue, tz: str,
                 now: datetime) -> RequestQuery:
     """The store query of ``requests.json``'s parameters (see the module docstring).
@@ -150,9 +166,9 @@ def build_query(params: Mapping[str, str], *, catalogue: Catalogue, tz: str,
         elif len(words) == 1:
             status = words.pop()
     times = {k: attempt(parse_time, k, params[k], tz) if params.get(k) else None
-             for k in ("start_date", "end_date", "updated_after", "updated_before")}
+             for k in TIME_PARAMETERS}
     start, end = times["start_date"], times["end_date"]
-    if all(t is None for t in times.values()) and not any(params.get(k) for k in times):
+    if window_is_now(params):
         end = now + timedelta(seconds=1)
         start = now - timedelta(days=DEFAULT_DAYS)
     bbox = None

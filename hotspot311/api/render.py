@@ -76,10 +76,17 @@ def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any]
                     media_type="application/json; charset=utf-8", headers=extra)
 
 
+def raw_response(body: bytes, media_type: str, headers: dict[str, str] | None = None
+                 ) -> Response:
+    """A 200 response of a body already rendered by :func:`respond` (a kept page), with
+    the same headers."""
+    return Response(body, media_type=media_type, headers={**_HEADERS, **(headers or {})})
+
+
 def error_response(fmt: str, status: int, descriptions: Sequence[str]) -> Response:
     """The spec's error body: one ``{"code", "description"}`` per problem."""
     return respond(fmt, "errors", [{"code": status, "description": d} for d in descriptions],
                    status=status)
 
 
-__all__ = ["ROOTS", "error_response", "respond", "to_xml"]
+__all__ = ["ROOTS", "error_response", "raw_response", "respond", "to_xml"]

@@ -15,6 +15,9 @@ variable                       meaning (default)
 ``HOTSPOT311_API_ID_PREFIX``   prefix of new tracking numbers (``H311``)
 ``HOTSPOT311_API_THREADS``     threads running the (synchronous) route functions, per
                                server process; also the PostGIS pool size (16)
+``HOTSPOT311_API_PAGE_CACHE``  bytes of answered ``requests`` pages each server process
+                               keeps while the stored requests are unchanged (64 MiB;
+                               0: none; :mod:`hotspot311.api.cache`)
 ============================== ==============================================================
 """
 
@@ -43,9 +46,10 @@ class ApiSettings:
     secret: str = ""
     id_prefix: str = "H311"
     threads: int = 16
+    page_cache_bytes: int = 64 * 1024 * 1024
 
 
-def _int(name: str, default: int) -> int:
+def _int(name: str, default: int, *, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -53,8 +57,8 @@ def _int(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise InputError(f"{name}: {raw!r} is not a whole number") from None
-    if value <= 0:
-        raise InputError(f"{name}: {value} must be > 0")
+    if value < minimum:
+        raise InputError(f"{name}: {value} must be >= {minimum}")
     return value
 
 
@@ -86,6 +90,7 @@ def api_settings(store_location: str) -> ApiSettings:
         secret=os.environ.get("HOTSPOT311_API_SECRET") or secrets.token_urlsafe(32),
         id_prefix=os.environ.get("HOTSPOT311_API_ID_PREFIX", "H311"),
         threads=_int("HOTSPOT311_API_THREADS", 16),
+        page_cache_bytes=_int("HOTSPOT311_API_PAGE_CACHE", 64 * 1024 * 1024, minimum=0),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -10,6 +10,7 @@ from fastapi import Request
 
 from geo.store.base import Store
 from geo.store.query import AsyncQueries
+from hotspot311.api.cache import PageCache
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.intake import Intake
 from hotspot311.api.security import RateLimits
@@ -35,6 +36,8 @@ class AppState:
     #: The store's asyncio reads while the server runs (:meth:`Store.async_reads`), or
     #: ``None``: routes then read on the thread pool.
     reads: AsyncQueries | None = None
+    #: Answered ``requests`` pages, kept while the store's data version holds.
+    pages: PageCache = field(default_factory=PageCache)
 
 
 def templates() -> jinja2.Environment:

@@ -169,3 +169,58 @@ def test_one_service_open_page_walks_the_service_index(postgis_url: str) -> None
         assert matching is not None
         assert matching[0] / 2 < scan["Plan Rows"] < matching[0] * 2, (scan, matching)
         assert len(conn.execute(stmt, params).fetchall()) == 1000
+
+
+def test_the_data_version_changes_with_every_write_of_requests_and_only_then(
+        store: Store) -> None:
+    """What the Open311 page cache checks: the same token while nothing is written (reads
+    only), a new one after each write of requests, never an earlier one."""
+    empty = store.data_version()
+    frame = _fill(store, 40)
+    filled = store.data_version()
+    assert filled is not None and filled != empty
+    store.query_rows(RequestQuery(limit=5))
+    store.requests()
+    assert store.data_version() == filled
+    seen = {empty, filled}
+    rows = frame.head(3).copy()
+    rows["updated_datetime"] = (T0 + timedelta(days=40)).isoformat()
+    rows["requested_datetime"] = rows["requested_datetime"].map(lambda t: t.isoformat())
+    rows = rows[["service_request_id", "requested_datetime", "updated_datetime", "status",
+                 "service_name", "lat", "lon"]].astype(str)
+    rows[ROW_COLUMN] = np.arange(1, 4)
+    batch = validate(rows, profile=store.profile, batch_id="u", source_file="u.csv", now=NOW)
+    assert store.write_batch(batch, info={"batch_id": "u", "source_file": "u.csv"}).updated == 3
+    updated = store.data_version()
+    assert updated not in seen
+    assert store.data_version() == updated  # asked again, unchanged
+
+
+@pytest.mark.postgis
+def test_any_statement_that_writes_requests_changes_the_postgis_data_version(
+        postgis_url: str) -> None:
+    """The trigger of migration 0016 counts writes by anybody (here plain SQL), when they
+    commit: a rolled-back write leaves the token as it was."""
+    import psycopg
+
+    from geo.store.postgis import PostGISStore
+    from tests.geo.store.stores import TESTVILLE
+
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        _fill(store, 10)
+        tokens = [store.data_version()]
+        with psycopg.connect(postgis_url) as conn:
+            conn.execute("UPDATE requests SET status = 'closed' WHERE false")  # no row
+            conn.commit()
+            tokens.append(store.data_version())
+            conn.execute("DELETE FROM requests WHERE service_request_id = 'R0001'")
+            assert store.data_version() == tokens[-1]  # not committed: not seen
+            conn.rollback()
+            tokens.append(store.data_version())
+            conn.execute("TRUNCATE requests CASCADE")
+            conn.commit()
+            tokens.append(store.data_version())
+        assert tokens[2] == tokens[1] and len(set(tokens)) == 3
+    finally:
+        store.close()

@@ -362,3 +362,43 @@ def test_keyset_pages_skip_and_repeat_nothing_while_requests_are_written(
     assert len(seen) == len(set(seen)), "a request was repeated"
     assert set(before["service_request_id"]) <= set(seen), "a request was skipped"
     assert pages >= 10
+
+
+def test_a_page_is_answered_again_only_while_the_requests_are_unchanged(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same page asked again is served without reading the store, per view (public
+    or keyed) and per format, until a write changes the requests: then the next answer
+    has the new request. A page of the default window (which moves with the clock) is
+    always read."""
+    window = {"start_date": "2000-01-01T00:00:00Z",
+              "end_date": (datetime.now(UTC) + timedelta(days=2)).isoformat()}
+    first = get(served, "requests.json", **window, page_size=20)
+    assert first.status_code == 200 and len(first.json()) == 20
+    reads: list[object] = []
+    sync_rows = served.store.query_rows
+
+    def counted(*args: object, **kwargs: object) -> object:
+        reads.append(args)
+        return sync_rows(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(served.store, "query_rows", counted)
+    again = get(served, "requests.json", **window, page_size=20)
+    assert (again.content, again.headers["link"]) == (first.content, first.headers["link"])
+    assert again.headers["x-content-type-options"] == "nosniff"
+    assert reads == []  # served as it was
+    keyed = get(served, "requests.json", **window, page_size=20,
+                api_key=served.keys["partner"])
+    assert len(reads) == 1 and keyed.json() != first.json()  # another view, read
+    as_xml = get(served, "requests.xml", **window, page_size=20)
+    assert len(reads) == 2 and as_xml.content.startswith(b"<?xml")
+    get(served, "requests.json", page_size=20)
+    get(served, "requests.json", page_size=20)
+    assert len(reads) == 4  # the default window: read each time
+    posted = httpx.post(f"{served.url}/open311/v2/requests.json", timeout=60, data={
+        "api_key": served.keys["fred"], "service_code": "street-defect", "lat": "39.9526",
+        "long": "-75.1652", "description": "cache test"})
+    assert posted.status_code == 201, posted.text
+    new_id = posted.json()[0]["service_request_id"]
+    after = get(served, "requests.json", **window, page_size=20)
+    assert len(reads) == 5 and ids_of(after.json())[0] == new_id
+    assert ids_of(after.json())[1:] == ids_of(first.json())[:19]
