@@ -11,7 +11,8 @@ Here each process binds the port itself with ``SO_REUSEPORT``, and the kernel gi
 new connection to one of the listening sockets by a hash of its addresses: the
 connections spread evenly on average, whoever is awake. A parent process holds the port
 (bound, never listening, so it receives no connection), starts the processes, starts a
-process again if one dies, and stops them all on ``SIGINT`` or ``SIGTERM``.
+process again if one dies (and gives up when they keep dying as they start), and stops
+them all on ``SIGINT`` or ``SIGTERM``.
 Where the system has no ``SO_REUSEPORT``, uvicorn's own workers serve instead.
 
 ``hotspot311 serve api --workers N`` runs this module (``python -m
@@ -25,6 +26,7 @@ import argparse
 import multiprocessing
 import signal
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from multiprocessing.process import BaseProcess
@@ -39,6 +41,11 @@ from hotspot311.api.server import UVICORN_OPTIONS
 BACKLOG: Final = 2048
 #: Seconds between the parent's checks of its processes.
 _WATCH: Final = 0.5
+#: A process ending within this many seconds of its start ended early; after
+#: :data:`_EARLY_DEATHS` such ends in a row the parent gives up (the store is down, the
+#: port taken …) instead of starting processes in a loop.
+_EARLY: Final = 20.0
+_EARLY_DEATHS: Final = 5
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -100,12 +107,22 @@ def serve_workers(app: str, *, host: str, port: int, workers: int,
         return proc
 
     procs = [start() for _ in range(workers)]
+    started = [time.monotonic()] * workers
+    early_deaths = 0
     try:
         while not stopping:
             time.sleep(_WATCH)
             for i, proc in enumerate(procs):
-                if not proc.is_alive() and not stopping:
-                    procs[i] = start()  # a process died: serve on with a new one
+                if proc.is_alive() or stopping:
+                    continue
+                early = time.monotonic() - started[i] < _EARLY
+                early_deaths = early_deaths + 1 if early else 0
+                print(f"hotspot311 api: server process {proc.pid} ended (exit code "
+                      f"{proc.exitcode})", file=sys.stderr, flush=True)
+                if early_deaths >= _EARLY_DEATHS:  # it cannot start: say so, stop
+                    raise SystemExit(f"hotspot311 api: {early_deaths} server processes "
+                                     f"ended within {_EARLY:g} s of starting; stopping")
+                procs[i], started[i] = start(), time.monotonic()  # serve on
     finally:
         for proc in procs:
             if proc.is_alive():

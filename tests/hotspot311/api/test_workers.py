@@ -1,0 +1,73 @@
+"""``python -m hotspot311.api.workers`` (what ``serve api --workers N`` runs): a process
+that dies is replaced, processes that cannot start make the parent give up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    """A port the system picks as free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(pid: int, port: int) -> list[psutil.Process]:
+    return [c for c in psutil.Process(pid).children()
+            if any(k.status == psutil.CONN_LISTEN and k.laddr.port == port
+                   for k in c.net_connections("tcp"))]
+
+
+def _wait(what: str, check: object, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)  # poll interval while processes start
+
+
+@pytest.mark.slow
+def test_a_server_process_that_dies_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "HOTSPOT311_STORE": str(tmp_path / "store"),
+           "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
+    proc = subprocess.Popen([sys.executable, "-m", "hotspot311.api.workers", "--port",
+                             str(port), "--workers", "2"], cwd=ROOT, env=env,
+                            stderr=subprocess.PIPE)
+    try:
+        _wait("two server processes", lambda: len(_listening(proc.pid, port)) == 2)
+        first = _listening(proc.pid, port)
+        first[0].send_signal(signal.SIGKILL)
+        _wait("a new process in its place", lambda: len(_listening(proc.pid, port)) == 2
+              and first[0].pid not in {p.pid for p in _listening(proc.pid, port)})
+        r = httpx.get(f"http://127.0.0.1:{port}/open311/v2/services.json", timeout=10)
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert f"server process {first[0].pid} ended".encode() in err
+
+
+@pytest.mark.slow
+def test_processes_that_cannot_start_make_the_parent_give_up(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "HOTSPOT311_STORE": f"postgresql://nobody@127.0.0.1:{free_port()}/x",
+           "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
+    proc = subprocess.run([sys.executable, "-m", "hotspot311.api.workers", "--port",
+                           str(port), "--workers", "2"], cwd=ROOT, env=env,
+                          capture_output=True, timeout=300)
+    assert proc.returncode != 0
+    assert b"server processes ended within 20 s of starting; stopping" in proc.stderr
