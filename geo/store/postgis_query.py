@@ -39,6 +39,7 @@ _NAME = sql.Identifier("service_name")
 
 #: Each filter's condition, by name (every value a parameter; see :func:`_parameters`).
 _CONDITIONS: Final[dict[str, sql.Composable]] = {
+    "id": sql.SQL("{} = %s").format(_RID),
     "ids": sql.SQL("{} = ANY(%s)").format(_RID),
     # equality on the indexed prefix, so the planner walks requests_service_order
     # (migration 0012) in page order; then the whole name
@@ -101,7 +102,10 @@ def _parameters(query: RequestQuery, *, srid: int, unit_m: float
     statement's parameters."""
     shape: list[str] = []
     params: list[Any] = []
-    if query.ids:
+    if len(query.ids) == 1:  # a look-up: no array to send
+        shape.append("id")
+        params.append(query.ids[0])
+    elif query.ids:
         shape.append("ids")
         params.append(list(query.ids))
     if query.service_names is not None and len(query.service_names) == 1:

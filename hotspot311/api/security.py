@@ -214,9 +214,10 @@ class AccessLog:
             await self.app(scope, receive, watch)
         finally:
             client = scope.get("client") or ("-", 0)
+            raw = scope.get("query_string", b"")
             ACCESS_LOG.info(json.dumps({
                 "method": scope["method"], "path": scope["path"],
-                "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                "query": redact_query(raw.decode("latin-1")) if raw else "",
                 "status": status, "ms": round((time.perf_counter() - started) * 1000, 1),
                 "client": client[0]}))
 
