@@ -60,6 +60,7 @@ import pandas as pd
 
 from bench.common import city_requests, write_csv
 from geo.ingest.pipeline import prepare
+from geo.ingest.validate import in_extent
 from geo.store.api_keys import hash_key, new_key
 from geo.store.base import Store
 from geo.store.query import RequestQuery
@@ -219,8 +220,10 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
     token = encode_cursor(pd.Timestamp(cursor[0]), cursor[1])
     sizes = {"filtered": len(store.query_requests(filt)), "deep": len(store.query_requests(deep))}
     print(f"  page sizes: filtered {sizes['filtered']}, deep {sizes['deep']}", flush=True)
-    lats = rng.uniform(39.95, 40.05, 100_000)
-    lons = rng.uniform(-75.20, -75.10, 100_000)
+    lats = rng.uniform(39.95, 40.05, 200_000)
+    lons = rng.uniform(-75.20, -75.10, 200_000)
+    inside = in_extent(lons, lats, store.profile)  # posts in the city: an error is a fault
+    lats, lons = lats[inside], lons[inside]
     scenarios: dict[str, tuple[Callable[[int], tuple[str, str, dict[str, Any]]],
                                Callable[[int], Any], int]] = {
         "single": (lambda i: ("GET", f"/open311/v2/requests/{pick[i % len(pick)]}.json", {}),
