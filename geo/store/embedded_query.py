@@ -23,11 +23,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyproj
 
+from geo.ingest.validate import to_city
 from geo.store.api_keys import ApiKey, check_account
 from geo.store.embedded_parts import RequestParts
-from geo.store.query import QUERY_COLUMNS, RequestQuery
+from geo.store.query import QUERY_COLUMNS, RequestQuery, unit_metres
 from hotspot311.errors import InputError
 
 _T = TypeVar("_T")
@@ -157,9 +157,8 @@ def _expression(query: RequestQuery, schema: pa.Schema, crs: str) -> ds.Expressi
 def _within(table: pa.Table, near: tuple[float, float, float], crs: str) -> pa.Array:
     """Rows within ``near``'s radius, measured in the city CRS (as PostGIS does)."""
     clat, clon, radius = near
-    city = pyproj.CRS(crs)
-    x0, y0 = pyproj.Transformer.from_crs("EPSG:4326", city, always_xy=True).transform(clon, clat)
-    unit = city.axis_info[0].unit_conversion_factor or 1.0
+    x0, y0 = to_city(crs).transform(clon, clat)
+    unit = unit_metres(crs)
     r = radius / unit
     dx = pc.subtract(table.column("x"), x0)
     dy = pc.subtract(table.column("y"), y0)

@@ -64,10 +64,11 @@ from geo.store.postgis_load import (
     upsert_request_rows,
     write_quarantine,
 )
-from geo.store.postgis_query import PostGISApiMixin, unit_metres
+from geo.store.postgis_query import PostGISApiMixin
 from geo.store.postgis_reads import PostGISReads
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.postgis_sources import PostGISSources, write_state
+from geo.store.query import unit_metres
 from geo.store.runs import RunResult, pack_run
 from geo.store.sources import SourceState
 from hotspot311.errors import StoreConnectionError, StoreError

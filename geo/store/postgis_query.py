@@ -20,12 +20,11 @@ from typing import Any, Final
 
 import pandas as pd
 import psycopg
-import pyproj
 from psycopg import sql
 
 from geo.store.api_keys import ApiKey, check_account
 from geo.store.embedded_query import empty_result
-from geo.store.query import QUERY_COLUMNS, RequestQuery
+from geo.store.query import QUERY_COLUMNS, RequestQuery, unit_metres
 from hotspot311.errors import InputError, StoreError
 from hotspot311.schema import TIME_FIELDS
 
@@ -200,12 +199,6 @@ def columns_of(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> dict[st
     if not rows:
         return {c: [] for c in columns}
     return {c: list(v) for c, v in zip(columns, zip(*rows, strict=True), strict=True)}
-
-
-@lru_cache(maxsize=16)
-def unit_metres(crs: str) -> float:
-    """Metres per unit of a CRS's first axis (cached: building a CRS costs ~1 ms)."""
-    return float(pyproj.CRS(crs).axis_info[0].unit_conversion_factor or 1.0)
 
 
 def _key(row: Sequence[Any]) -> ApiKey:

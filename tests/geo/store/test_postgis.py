@@ -79,8 +79,9 @@ def test_fresh_database_is_migrated_on_open(postgis_server, postgis_url: str) ->
             "DROP TABLE hotspot_members, hotspots, hotspot_runs, request_areas, area_pieces,"
             " areas, generations, layers, quarantine, requests, batches, store_meta,"
             " contacts, contact_quarantine, join_indexes, source_services, sources, api_keys,"
-            " export_audit"
+            " export_audit, data_version"
         )
+        conn.execute("DROP FUNCTION requests_changed()")
     store = PostGISStore.open(postgis_url, TESTVILLE)
     store.close()
     with psycopg.connect(postgis_url) as conn:
