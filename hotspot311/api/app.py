@@ -9,7 +9,6 @@ when origins are configured, and the spec's error bodies for every error.
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -63,10 +62,6 @@ def _lifespan(on_close: Callable[[], None] | None, threads: int) -> Any:
             if reads is not None:  # opened in this process's event loop, which uses it
                 await reads.open()
                 state.reads = reads
-            # what start-up made lives as long as the process: out of the collector's
-            # sight, a full collection no longer walks it (about 150,000 objects and
-            # 90 ms, once in a while in the middle of somebody's request)
-            gc.freeze()
             yield
         finally:
             state.reads = None

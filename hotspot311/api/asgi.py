@@ -9,6 +9,8 @@ this name, so the two front doors stay independent of each other.
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from hotspot311.api.app import create_app
@@ -24,7 +26,12 @@ def app_from_env() -> FastAPI:
     configure_access_log()
     api = api_settings(settings.store)
     store = open_api_store(settings.store, load_profile(settings.city), pool_size=api.threads)
-    return create_app(store, settings=api, on_close=store.close)
+    app = create_app(store, settings=api, on_close=store.close)
+    # what start-up made lives as long as the server process: out of the collector's
+    # sight, a full collection no longer walks it (about 150,000 objects and 90 ms, once
+    # in a while in the middle of somebody's request)
+    gc.freeze()
+    return app
 
 
 __all__ = ["app_from_env"]
