@@ -206,7 +206,7 @@ class EmbeddedApiMixin:
             name = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        return f"{name}:{stat.st_ino}:{stat.st_mtime_ns}"
+        return f"{name}:{stat.st_ino}:{stat.st_ctime_ns}"
 
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""

@@ -57,7 +57,8 @@ def _lifespan(on_close: Callable[[], None] | None, threads: int) -> Any:
         # database connections, so no thread holds its turn waiting for a connection
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         state: AppState = app.state.h311
-        reads = state.store.async_reads(max_size=threads)
+        # look-ups are single-row reads: a quarter as many connections as threads
+        reads = state.store.async_reads(max_size=max(2, threads // 4))
         try:
             if reads is not None:  # opened in this process's event loop, which uses it
                 await reads.open()

@@ -11,7 +11,9 @@ the same token. The token is read before each page (one indexed row on PostGIS, 
 ``stat`` on the embedded store): a page is never served after the requests changed, and
 paging while requests are written sees what it would see without the cache.
 
-The cache is per server process, bounded in bytes, least recently used first out.
+The cache is per server process, bounded in bytes (bodies, headers and keys) and in
+pages, least recently used first out; a request with a query string over
+:data:`MAX_QUERY` bytes is not kept.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from typing import Final
 
 #: Default bound of one process's cache.
 DEFAULT_BYTES: Final = 64 * 1024 * 1024
+#: Bytes counted for each kept page besides its body and key (the objects holding it).
+ENTRY_BYTES: Final = 512
+#: Most pages kept, whatever their size.
+MAX_PAGES: Final = 4096
+#: Longest query string whose page is kept.
+MAX_QUERY: Final = 2048
 
 
 @dataclass(frozen=True)
@@ -40,26 +48,39 @@ class CachedPage:
         Its content type.
     headers
         Headers of its own (the ``Link`` of the next page).
+    key_bytes
+        About how many bytes its cache key holds (the request's query string and host).
     """
 
     version: str
     body: bytes
     media_type: str
     headers: tuple[tuple[str, str], ...] = ()
+    key_bytes: int = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes counted against the cache's bound: body, headers, key and overhead."""
+        return (len(self.body) + sum(len(k) + len(v) for k, v in self.headers)
+                + self.key_bytes + ENTRY_BYTES)
 
 
 class PageCache:
-    """Least-recently-used pages up to ``max_bytes`` of bodies (0: keep none).
+    """Least-recently-used pages up to ``max_bytes`` (0: keep none) and
+    :data:`MAX_PAGES` pages. A page counts its body, headers and key, and
+    :data:`ENTRY_BYTES` more, so many small pages under long keys cannot outgrow the
+    bound.
 
     Thread-safe: the page routes run on the server's thread pool.
 
     Examples
     --------
-    >>> cache = PageCache(max_bytes=10)
-    >>> cache.put("a", CachedPage("v1", b"123456", "application/json"))
-    >>> cache.get("a", "v1").body, cache.get("a", "v2")
-    (b'123456', None)
-    >>> cache.put("b", CachedPage("v1", b"123456", "application/json"))  # over 10 bytes
+    >>> cache = PageCache(max_bytes=1500)
+    >>> cache.put("a", CachedPage("v1", b"1" * 500, "application/json"))
+    >>> len(cache.get("a", "v1").body), cache.get("a", "v2")
+    (500, None)
+    >>> cache.put("a", CachedPage("v1", b"1" * 500, "application/json"))
+    >>> cache.put("b", CachedPage("v1", b"2" * 500, "application/json"))  # over 1,500
     >>> cache.get("a", "v1") is None, len(cache)
     (True, 1)
     """
@@ -92,7 +113,7 @@ class PageCache:
     def put(self, key: Hashable, page: CachedPage) -> None:
         """Keep ``page`` under ``key``, dropping the least recently used pages beyond the
         bound (a page larger than the whole bound is not kept)."""
-        size = len(page.body)
+        size = page.size
         with self._lock:
             if key in self._pages:
                 self._drop(key)
@@ -100,11 +121,11 @@ class PageCache:
                 return
             self._pages[key] = page
             self._bytes += size
-            while self._bytes > self.max_bytes:
+            while self._bytes > self.max_bytes or len(self._pages) > MAX_PAGES:
                 self._drop(next(iter(self._pages)))
 
     def _drop(self, key: Hashable) -> None:
-        self._bytes -= len(self._pages.pop(key).body)
+        self._bytes -= self._pages.pop(key).size
 
 
-__all__ = ["DEFAULT_BYTES", "CachedPage", "PageCache"]
+__all__ = ["DEFAULT_BYTES", "ENTRY_BYTES", "MAX_PAGES", "MAX_QUERY", "CachedPage", "PageCache"]

@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from geo.store.query import RequestQuery
-from hotspot311.api.cache import CachedPage
+from hotspot311.api.cache import MAX_QUERY, CachedPage
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Submission
 from hotspot311.api.reads import (
@@ -107,8 +107,9 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
     # a page answered before is answered again while the stored requests are unchanged
     # (hotspot311.api.cache); the key holds all that makes the page and its Link header
     # (not a page of the default window: it moves with the clock)
+    raw_query = request.url.query
     version = (st.store.data_version() if st.pages.max_bytes and not window_is_now(params)
-               else None)
+               and len(raw_query) <= MAX_QUERY else None)
     key = (fmt, privacy is None, request.url.scheme, request.url.netloc, query,
            tuple((k, v) for k, v in request.query_params.multi_items()
                  if k.lower() != "api_key"))
@@ -126,8 +127,9 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
         headers["Link"] = next_link(request, cursor)
     response = respond(fmt, "requests", body, headers=headers)
     if version is not None:
-        st.pages.put(key, CachedPage(version, bytes(response.body),
-                                     str(response.media_type), tuple(headers.items())))
+        st.pages.put(key, CachedPage(version, bytes(response.body), str(response.media_type),
+                                     tuple(headers.items()),
+                                     key_bytes=2 * len(raw_query) + len(request.url.netloc)))
     return response
 
 

@@ -14,7 +14,8 @@ variable                       meaning (default)
 ``HOTSPOT311_API_SECRET``      key signing the liaisons' session cookies (random per start)
 ``HOTSPOT311_API_ID_PREFIX``   prefix of new tracking numbers (``H311``)
 ``HOTSPOT311_API_THREADS``     threads running the (synchronous) route functions, per
-                               server process; also the PostGIS pool size (16)
+                               server process; also the PostGIS pool size (16), beside
+                               a quarter as many asyncio connections for look-ups
 ``HOTSPOT311_API_PAGE_CACHE``  bytes of answered ``requests`` pages each server process
                                keeps while the stored requests are unchanged (64 MiB;
                                0: none; :mod:`hotspot311.api.cache`)

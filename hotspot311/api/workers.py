@@ -10,9 +10,10 @@ landed, so the busier process set the tail latency while the other idled (look-u
 Here each process binds the port itself with ``SO_REUSEPORT``, and the kernel gives each
 new connection to one of the listening sockets by a hash of its addresses: the
 connections spread evenly on average, whoever is awake. A parent process holds the port
-(bound, never listening, so it receives no connection), starts the processes, starts a
-process again if one dies (and gives up when they keep dying as they start), and stops
-them all on ``SIGINT`` or ``SIGTERM``.
+(bound, never listening, so it receives no connection; a port another server holds is
+refused first), starts the processes, starts a process again if one dies (and gives up
+when they keep dying as they start), and stops them all on ``SIGINT`` or ``SIGTERM``;
+a process ends with its parent. A process listens only once its app has started.
 Where the system has no ``SO_REUSEPORT``, uvicorn's own workers serve instead.
 
 ``hotspot311 serve api --workers N`` runs this module (``python -m
@@ -23,6 +24,7 @@ one process to uvicorn by name: the command-line front door does not import this
 from __future__ import annotations
 
 import argparse
+import ctypes
 import multiprocessing
 import signal
 import socket
@@ -44,7 +46,7 @@ _WATCH: Final = 0.5
 #: A process ending within this many seconds of its start ended early; after
 #: :data:`_EARLY_DEATHS` such ends in a row the parent gives up (the store is down, the
 #: port taken …) instead of starting processes in a loop.
-_EARLY: Final = 20.0
+_EARLY: Final = 60.0
 _EARLY_DEATHS: Final = 5
 
 
@@ -89,8 +91,17 @@ def serve_workers(app: str, *, host: str, port: int, workers: int,
     if not hasattr(socket, "SO_REUSEPORT"):  # pragma: no cover - Linux and BSDs have it
         uvicorn.run(app, factory=True, host=host, port=port, workers=workers, **options)
         return
+    # a plain bind first: SO_REUSEPORT alone would join another server already on the
+    # port (another city's, or processes left by a killed parent) instead of failing
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)  # OSError "Address already in use" when it is taken
+        port = probe.getsockname()[1]
     held = reuse_port_socket(host, port)
-    port = held.getsockname()[1]
+    print(f"hotspot311 api: {workers} server processes on {host}:{port}", file=sys.stderr,
+          flush=True)
     spawn = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -127,8 +138,9 @@ def serve_workers(app: str, *, host: str, port: int, workers: int,
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()  # SIGTERM: uvicorn finishes what it is answering
+        deadline = time.monotonic() + 30  # one wait for them all
         for proc in procs:
-            proc.join(timeout=30)
+            proc.join(timeout=max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
         held.close()
@@ -137,12 +149,31 @@ def serve_workers(app: str, *, host: str, port: int, workers: int,
 
 
 def _serve_one(app: str, host: str, port: int, options: dict[str, Any]) -> None:
-    """One server process: its own ``SO_REUSEPORT`` socket, listening, served by uvicorn."""
+    """One server process: its own ``SO_REUSEPORT`` socket, served by uvicorn.
+
+    The socket is bound here but listens only once uvicorn serves it, after the app is
+    made and its start-up has run (store open, pool connected): until then the system
+    gives new connections to the other processes. The process ends with its parent.
+    """
+    _end_with_parent()
     sock = reuse_port_socket(host, port)
-    sock.listen(BACKLOG)
     config = uvicorn.Config(app, factory=True, host=host, port=port, backlog=BACKLOG,
                             **options)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to send this process ``SIGTERM`` when its parent dies (a parent killed
+    with ``SIGKILL`` leaves no server behind on the port); elsewhere nothing is done."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+#: prctl(2) option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG: Final = 1
 
 
 def main(argv: list[str] | None = None) -> None:

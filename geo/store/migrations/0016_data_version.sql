@@ -4,8 +4,10 @@
 -- the requests are as they were (hotspot311.api.cache). It asks for this number before
 -- each page: one row, read by primary key. A statement-level trigger adds one to it in
 -- the transaction of every statement that writes requests (INSERT, UPDATE, DELETE,
--- TRUNCATE), whichever code or person runs it, so a new number is visible exactly when
--- the change is.
+-- TRUNCATE, COPY), whichever code or person runs it, so a new number is visible exactly
+-- when the change is. Triggers do not fire in a session with
+-- session_replication_role = replica (a logical-replication subscriber, pg_restore
+-- --disable-triggers): restart the Open311 servers after such a load.
 CREATE TABLE data_version (
     one      boolean PRIMARY KEY DEFAULT true CHECK (one),
     version  bigint NOT NULL

@@ -54,11 +54,35 @@ def test_a_server_process_that_dies_is_replaced(tmp_path: Path) -> None:
               and first[0].pid not in {p.pid for p in _listening(proc.pid, port)})
         r = httpx.get(f"http://127.0.0.1:{port}/open311/v2/services.json", timeout=10)
         assert r.status_code == 200
+        # a second server on the same port is refused, not let in beside the first
+        second = subprocess.run([sys.executable, "-m", "hotspot311.api.workers", "--port",
+                                 str(port), "--workers", "2"], cwd=ROOT, env=env,
+                                capture_output=True, timeout=120)
+        assert second.returncode != 0 and b"Address already in use" in second.stderr
+        assert len(_listening(proc.pid, port)) == 2
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert f"server process {first[0].pid} ended".encode() in err
+
+
+@pytest.mark.slow
+def test_server_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "HOTSPOT311_STORE": str(tmp_path / "store"),
+           "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
+    proc = subprocess.Popen([sys.executable, "-m", "hotspot311.api.workers", "--port",
+                             str(port), "--workers", "2"], cwd=ROOT, env=env,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait("two server processes", lambda: len(_listening(proc.pid, port)) == 2)
+        servers = _listening(proc.pid, port)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    _, alive = psutil.wait_procs(servers, timeout=60)
+    assert alive == []  # none left serving the port
 
 
 @pytest.mark.slow
@@ -70,4 +94,4 @@ def test_processes_that_cannot_start_make_the_parent_give_up(tmp_path: Path) -> 
                            str(port), "--workers", "2"], cwd=ROOT, env=env,
                           capture_output=True, timeout=300)
     assert proc.returncode != 0
-    assert b"server processes ended within 20 s of starting; stopping" in proc.stderr
+    assert b"server processes ended within 60 s of starting; stopping" in proc.stderr
