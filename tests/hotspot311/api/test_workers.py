@@ -50,8 +50,12 @@ def test_a_server_process_that_dies_is_replaced(tmp_path: Path) -> None:
         _wait("two server processes", lambda: len(_listening(proc.pid, port)) == 2)
         first = _listening(proc.pid, port)
         first[0].send_signal(signal.SIGKILL)
-        _wait("a new process in its place", lambda: len(_listening(proc.pid, port)) == 2
-              and first[0].pid not in {p.pid for p in _listening(proc.pid, port)})
+
+        def replaced() -> bool:  # one look: two listening, the killed one not among them
+            now = {p.pid for p in _listening(proc.pid, port)}
+            return len(now) == 2 and first[0].pid not in now
+
+        _wait("a new process in its place", replaced)
         r = httpx.get(f"http://127.0.0.1:{port}/open311/v2/services.json", timeout=10)
         assert r.status_code == 200
         # a second server on the same port is refused, not let in beside the first
