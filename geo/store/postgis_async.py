@@ -69,15 +69,18 @@ class AsyncReads:
     srid, unit_m
         As :func:`geo.store.postgis_query.query_sql` takes them.
     max_size
-        Largest number of pooled connections.
+        Number of pooled connections, all opened by :meth:`open`.
     """
 
     def __init__(self, conninfo: str, *, where: str, srid: int, unit_m: float,
                  max_size: int) -> None:
         self.where = where
         self._srid, self._unit_m = srid, unit_m
+        # every connection opened at start: a pool growing under a burst of look-ups
+        # makes the first of them wait for new connections
         self._pool = AsyncConnectionPool(
-            conninfo, min_size=1, max_size=max_size, open=False, name="hotspot311-async",
+            conninfo, min_size=max_size, max_size=max_size, open=False,
+            name="hotspot311-async",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT})
 
     async def open(self) -> None:
