@@ -58,8 +58,7 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     OSError
         When the address cannot be bound (in use without ``SO_REUSEPORT``, unknown host).
     """
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    family, kind, proto, address = _address(host, port)
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,6 +68,14 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _address(host: str, port: int) -> tuple[socket.AddressFamily, socket.SocketKind, int,
+                                            Any]:
+    """Family, type, protocol and address to bind a TCP server to ``host``:``port``."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return family, kind, proto, address
 
 
 def serve_workers(app: str, *, host: str, port: int, workers: int,
@@ -93,8 +100,7 @@ def serve_workers(app: str, *, host: str, port: int, workers: int,
         return
     # a plain bind first: SO_REUSEPORT alone would join another server already on the
     # port (another city's, or processes left by a killed parent) instead of failing
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    family, kind, proto, address = _address(host, port)
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(address)  # OSError "Address already in use" when it is taken

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import uvicorn
 from fastapi import FastAPI
 
@@ -40,6 +41,13 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def listening_children(pid: int, port: int) -> list[psutil.Process]:
+    """The child processes of ``pid`` with a socket listening on ``port`` (one look)."""
+    return [c for c in psutil.Process(pid).children()
+            if any(k.status == psutil.CONN_LISTEN and k.laddr.port == port
+                   for k in c.net_connections("tcp"))]
 
 
 @dataclass

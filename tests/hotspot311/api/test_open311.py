@@ -38,6 +38,20 @@ def ids_of(body: list[dict]) -> list[str]:
     return [r["service_request_id"] for r in body]
 
 
+def count_store_reads(served: Served, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """From now on (for this test), each call of the store's synchronous ``query_rows``
+    is recorded in the returned list and answered as before."""
+    calls: list[object] = []
+    sync_rows = served.store.query_rows
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return sync_rows(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(served.store, "query_rows", counted)
+    return calls
+
+
 def get(served: Served, path: str, **params: object) -> httpx.Response:
     return httpx.get(f"{served.url}/open311/v2/{path}", params=params, timeout=60)
 
@@ -214,14 +228,7 @@ def test_a_look_up_reads_without_the_thread_pool_where_the_store_can(
     rid = stored(served)["service_request_id"].iloc[12]
     before = (get(served, f"requests/{rid}.json").json(),
               get(served, f"requests/{rid}.json", api_key=served.keys["partner"]).json())
-    calls: list[object] = []
-    sync_rows = served.store.query_rows
-
-    def counted(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return sync_rows(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(served.store, "query_rows", counted)
+    calls = count_store_reads(served, monkeypatch)
     after = (get(served, f"requests/{rid}.json").json(),
              get(served, f"requests/{rid}.json", api_key=served.keys["partner"]).json())
     assert after == before and ids_of(after[0]) == [rid]
@@ -374,14 +381,7 @@ def test_a_page_is_answered_again_only_while_the_requests_are_unchanged(
               "end_date": (datetime.now(UTC) + timedelta(days=2)).isoformat()}
     first = get(served, "requests.json", **window, page_size=20)
     assert first.status_code == 200 and len(first.json()) == 20
-    reads: list[object] = []
-    sync_rows = served.store.query_rows
-
-    def counted(*args: object, **kwargs: object) -> object:
-        reads.append(args)
-        return sync_rows(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(served.store, "query_rows", counted)
+    reads = count_store_reads(served, monkeypatch)
     again = get(served, "requests.json", **window, page_size=20)
     assert (again.content, again.headers["link"]) == (first.content, first.headers["link"])
     assert again.headers["x-content-type-options"] == "nosniff"

@@ -15,6 +15,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.hotspot311.api.live import listening_children
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -25,10 +27,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _listening(pid: int, port: int) -> list[psutil.Process]:
-    return [c for c in psutil.Process(pid).children()
-            if any(k.status == psutil.CONN_LISTEN and k.laddr.port == port
-                   for k in c.net_connections("tcp"))]
+_listening = listening_children
+
+
+def _start(tmp_path: Path, stderr: int) -> tuple[subprocess.Popen, int, dict[str, str]]:
+    """Two server processes on a free port over an embedded store under ``tmp_path``,
+    once both listen: the parent, the port and the environment it was given."""
+    port = free_port()
+    env = {**os.environ, "HOTSPOT311_STORE": str(tmp_path / "store"),
+           "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
+    proc = subprocess.Popen([sys.executable, "-m", "hotspot311.api.workers", "--port",
+                             str(port), "--workers", "2"], cwd=ROOT, env=env, stderr=stderr)
+    try:
+        _wait("two server processes", lambda: len(_listening(proc.pid, port)) == 2)
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=30)
+        raise
+    return proc, port, env
 
 
 def _wait(what: str, check: object, timeout: float = 90) -> None:
@@ -40,14 +56,8 @@ def _wait(what: str, check: object, timeout: float = 90) -> None:
 
 @pytest.mark.slow
 def test_a_server_process_that_dies_is_replaced(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "HOTSPOT311_STORE": str(tmp_path / "store"),
-           "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
-    proc = subprocess.Popen([sys.executable, "-m", "hotspot311.api.workers", "--port",
-                             str(port), "--workers", "2"], cwd=ROOT, env=env,
-                            stderr=subprocess.PIPE)
+    proc, port, env = _start(tmp_path, subprocess.PIPE)
     try:
-        _wait("two server processes", lambda: len(_listening(proc.pid, port)) == 2)
         first = _listening(proc.pid, port)
         first[0].send_signal(signal.SIGKILL)
 
@@ -73,14 +83,8 @@ def test_a_server_process_that_dies_is_replaced(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_server_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "HOTSPOT311_STORE": str(tmp_path / "store"),
-           "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
-    proc = subprocess.Popen([sys.executable, "-m", "hotspot311.api.workers", "--port",
-                             str(port), "--workers", "2"], cwd=ROOT, env=env,
-                            stderr=subprocess.DEVNULL)
+    proc, port, _ = _start(tmp_path, subprocess.DEVNULL)
     try:
-        _wait("two server processes", lambda: len(_listening(proc.pid, port)) == 2)
         servers = _listening(proc.pid, port)
     finally:
         proc.kill()

@@ -19,6 +19,7 @@ from geo.store.embedded import EmbeddedStore
 from hotspot311.cli.main import cli
 from layers.profile import load_profile
 from tests.conftest import ROOT
+from tests.hotspot311.api.live import listening_children
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
@@ -70,9 +71,7 @@ def _listening_children(pid: int, port: int) -> list[psutil.Process]:
     after another) or after a minute."""
     deadline = time.monotonic() + 60
     while True:
-        found = [c for c in psutil.Process(pid).children()
-                 if any(k.status == psutil.CONN_LISTEN and k.laddr.port == port
-                        for k in c.net_connections("tcp"))]
+        found = listening_children(pid, port)
         if len(found) >= 2 or time.monotonic() > deadline:
             return found
         time.sleep(0.2)  # poll interval while the processes start
