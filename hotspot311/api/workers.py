@@ -103,7 +103,11 @@ def serve_workers(app: str, *, host: str, port: int, workers: int,
     family, kind, proto, address = _address(host, port)
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(address)  # OSError "Address already in use" when it is taken
+        try:
+            probe.bind(address)
+        except OSError as err:  # taken, or an address this machine does not have
+            raise SystemExit(f"hotspot311 api: cannot listen on {host}:{port}: "
+                             f"{err.strerror or err}; choose another --port or --host") from None
         port = probe.getsockname()[1]
     held = reuse_port_socket(host, port)
     print(f"hotspot311 api: {workers} server processes on {host}:{port}", file=sys.stderr,

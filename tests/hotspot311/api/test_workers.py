@@ -73,6 +73,8 @@ def test_a_server_process_that_dies_is_replaced(tmp_path: Path) -> None:
                                  str(port), "--workers", "2"], cwd=ROOT, env=env,
                                 capture_output=True, timeout=120)
         assert second.returncode != 0 and b"Address already in use" in second.stderr
+        assert f"cannot listen on 127.0.0.1:{port}".encode() in second.stderr
+        assert b"Traceback" not in second.stderr  # a message, not a stack
         assert len(_listening(proc.pid, port)) == 2
     finally:
         proc.terminate()
