@@ -471,3 +471,6 @@ if spots is None:
     appdata.hotspots(settings.store, settings.city, version, filters, **run)
     done.add(run_key)
     st.rerun()
+# Once the page is whole: the counts the heat maps of later filter changes (any
+# session's) are summed from, if this process has not got them yet.
+appdata.facet_cells(settings.store, settings.city, version)

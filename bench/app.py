@@ -196,14 +196,65 @@ class _MapClock:
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             sid = str(st.session_state.get("bench_id", "main"))
+            out = real(*args, **kwargs)
             if sid not in self.done and sid in self.start:
                 self.done[sid] = time.perf_counter() - self.start[sid]
-            return real(*args, **kwargs)
+            return out
 
         streamlit_folium.st_folium = timed
 
     def seconds(self, sid: str = "main") -> float:
+        if sid not in self.done:
+            raise SystemExit(f"session {sid}: the page ended without drawing the map")
         return self.done[sid]
+
+
+def _shared_runtime() -> None:
+    """Let sessions run at once in one process under ``AppTest``.
+
+    ``AppTest.run`` installs a stand-in ``Runtime`` for its run and removes it when the run
+    ends, so with several sessions running at once the first to end removed it under the
+    others (their scripts then failed: "Runtime hasn't been created!"). While the sessions
+    run, ``Runtime.instance()`` falls back to one shared stand-in built the same way.
+    """
+    from unittest.mock import MagicMock
+
+    from streamlit.components.v2.component_manager import BidiComponentManager
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.caching.storage.dummy_cache_storage import (
+        MemoryCacheStorageManager,
+    )
+    from streamlit.runtime.dataframe_source_manager import DataframeSourceManager
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    shared = MagicMock(spec=Runtime)
+    shared.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
+    shared.dataframe_source_mgr = DataframeSourceManager()
+    shared.cache_storage_manager = MemoryCacheStorageManager()
+    registry = BidiComponentManager()
+    registry.discover_and_register_components(start_file_watching=False)
+    shared.bidi_component_registry = registry
+
+    def instance(cls: type[Runtime]) -> Runtime:
+        return cls._instance or shared  # type: ignore[return-value]
+
+    Runtime.instance = classmethod(instance)  # type: ignore[method-assign,assignment]
+    # and one compiled script for all, as a server's one script cache gives (each AppTest
+    # run compiles it anew, and CPython 3.11's parser fails when threads parse at once)
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+
+    compiled: dict[str, Any] = {}
+    lock = threading.Lock()
+    own = ScriptCache.get_bytecode
+
+    def get_bytecode(self: ScriptCache, script_path: str) -> Any:
+        with lock:
+            if script_path not in compiled:
+                compiled[script_path] = own(self, script_path)
+            return compiled[script_path]
+
+    ScriptCache.get_bytecode = get_bytecode  # type: ignore[method-assign]
 
 
 def _peak_mb() -> float:
@@ -247,6 +298,7 @@ def _child(argv: list[str]) -> None:
                           "peak_mb": _peak_mb(), "floor_mb": floor_mb}))
     elif what == "sessions":
         k = int(argv[2])
+        _shared_runtime()
         pages = []
         for i in range(k):
             at = AppTest.from_file(script, default_timeout=600)

@@ -28,7 +28,8 @@ from layers.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 WHOLE = ("requests", "request_columns", "request_reader")
-COUNTED = ("select_requests", "group_counts", "grid_cells", "request_summary", "areas",
+COUNTED = ("select_requests", "group_counts", "grid_cells", "facet_cells", "request_summary",
+           "areas",
            "quarantine", "contacts", "latest_request", "problem_count", "area_names",
            "contact_quarantine", "batches", "table_counts", "batch_log_head")
 #: Tables beside the requests that ``status`` counts through ``table_counts``.
@@ -100,13 +101,18 @@ def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_l
     assert reads, "the app read nothing through the store"
     names = {n for n, _ in reads}
     assert not names & set(WHOLE), reads
-    assert {"request_summary", "grid_cells", "group_counts", "select_requests"} <= names
+    assert {"request_summary", "grid_cells", "facet_cells", "group_counts",
+            "select_requests"} <= names
     # every rerun asks whether new data came in: the log's head, not the whole log
     assert "batch_log_head" in names and "batches" not in names, reads
     # grid cells are counts (one row per non-empty ~30 m cell, fewer than the requests);
     # every other read returns far fewer rows than the store holds
     assert max(n for name, n in reads if name == "grid_cells") < total
-    biggest = max((r for r in reads if r[0] != "grid_cells"), key=lambda r: r[1])
+    # so are the cells by type, department and status (a small store has about one
+    # request per cell and type: at most as many rows as requests)
+    assert max(n for name, n in reads if name == "facet_cells") <= total
+    biggest = max((r for r in reads if r[0] not in ("grid_cells", "facet_cells")),
+                  key=lambda r: r[1])
     assert biggest[1] < total / 2, (biggest, total)
 
 

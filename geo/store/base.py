@@ -291,6 +291,28 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def facet_cells(self, *, grid_deg: float, limit: int | None = None
+                    ) -> pd.DataFrame | None:
+        """Every stored request counted by grid cell and by service type, department and
+        status, in one pass: the heat map of any filter on those three alone comes from it
+        (:func:`geo.store.reads.cells_from_facets`) with no read of its own.
+
+        Parameters
+        ----------
+        grid_deg
+            Cell size in degrees, as for :meth:`grid_cells`.
+        limit
+            Most rows to return; ``None``: no limit.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            :data:`geo.store.reads.FACET_CELL_COLUMNS` (facets ``None`` for missing; the
+            cells as :meth:`grid_cells` numbers them, located requests only), in no
+            particular order; ``None`` when there would be more than ``limit`` rows.
+        """
+
+    @abstractmethod
     def select_requests(self, filt: RequestFilter, columns: Sequence[str] | None = None, *,
                         limit: int | None = None) -> pd.DataFrame:
         """Some columns of the requests passing ``filt`` (never the geometry).

@@ -33,6 +33,7 @@ from geo.store.reads import (
     RequestFilter,
     RequestSummary,
     TableCounts,
+    facet_cells_frame,
     grid_index,
     log_head,
     lon_ranges,
@@ -128,6 +129,30 @@ class EmbeddedReads:
         keys, n = np.unique((row - r0) * width + (col - c0), return_counts=True)
         return pd.DataFrame({"row": keys // width + r0, "col": keys % width + c0,
                              "n": n}).astype("int64")
+
+    def facet_cells(self, *, grid_deg: float, limit: int | None = None
+                    ) -> pd.DataFrame | None:
+        """Requests per grid cell and facet, one read of five columns (see
+        :meth:`geo.store.base.Store.facet_cells`)."""
+        keys = ["service_name", "agency_responsible", "status"]
+        table = self._table(RequestFilter(), [*keys, "lat", "lon"])
+        if table is None or table.num_rows == 0:
+            return facet_cells_frame(None)
+        lat = table.column("lat").to_numpy(zero_copy_only=False).astype(float)
+        lon = table.column("lon").to_numpy(zero_copy_only=False).astype(float)
+        ok = np.isfinite(lat) & np.isfinite(lon)
+        where = pa.array(np.flatnonzero(ok))
+        parts = pa.table({
+            **{c: pc.cast(table.column(c), pa.string()).take(where) if c in
+               table.column_names else pa.nulls(len(where), pa.string()) for c in keys},
+            "row": grid_index(lat[ok], grid_deg), "col": grid_index(lon[ok], grid_deg)})
+        grouped = parts.group_by([*keys, "row", "col"], use_threads=False).aggregate(
+            [([], "count_all")])
+        grouped = grouped.select([*keys, "row", "col", "count_all"]).rename_columns(
+            [*keys, "row", "col", "n"])
+        if limit is not None and grouped.num_rows > limit:
+            return None
+        return facet_cells_frame(grouped)
 
     def select_requests(self, filt: RequestFilter, columns: Sequence[str] | None = None, *,
                         limit: int | None = None) -> pd.DataFrame:

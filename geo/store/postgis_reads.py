@@ -27,12 +27,14 @@ from psycopg.types.json import Jsonb
 
 from geo.store.embedded_reads import AUDIT_COLUMNS, order_counts
 from geo.store.reads import (
+    FACET_CELL_COLUMNS,
     FACET_COLUMNS,
     GROUPABLE,
     BatchLogHead,
     RequestFilter,
     RequestSummary,
     TableCounts,
+    facet_cells_frame,
     lon_ranges,
     reason_counts,
 )
@@ -129,6 +131,32 @@ class PostGISReads:
             cur.execute(stmt, [size, size, *params])
             rows = cur.fetchall()
         return pd.DataFrame(rows, columns=["row", "col", "n"]).astype("int64")
+
+    def facet_cells(self, *, grid_deg: float, limit: int | None = None
+                    ) -> pd.DataFrame | None:
+        """Requests per grid cell and facet, one scan (see
+        :meth:`geo.store.base.Store.facet_cells`)."""
+        stmt: sql.Composable = sql.SQL(
+            "SELECT service_name, agency_responsible, status, floor(r.lat / %s)::int8 AS row,"
+            " floor(r.lon / %s)::int8 AS col, count(*) AS n FROM requests r"
+            " WHERE r.lat IS NOT NULL AND r.lon IS NOT NULL AND r.lat <> 'NaN'"
+            " AND r.lon <> 'NaN' GROUP BY 1, 2, 3, 4, 5")
+        params: list[Any] = [float(grid_deg), float(grid_deg)]
+        if limit is not None:
+            stmt = sql.SQL("{} LIMIT %s").format(stmt)
+            params.append(int(limit) + 1)
+        table = self._fetch_arrow(stmt, params)
+        if table is None:
+            with self._connection() as conn, conn.cursor(binary=True) as cur:
+                cur.execute(stmt, params)
+                rows = cur.fetchall()
+            table = pa.table({c: [r[i] for r in rows] for i, c in enumerate(
+                FACET_CELL_COLUMNS)}, schema=pa.schema([
+                    *((c, pa.string()) for c in FACET_CELL_COLUMNS[:3]),
+                    *((c, pa.int64()) for c in FACET_CELL_COLUMNS[3:])]))
+        if limit is not None and table.num_rows > limit:
+            return None
+        return facet_cells_frame(table if table.num_rows else None)
 
     def select_requests(self, filt: RequestFilter, columns: Sequence[str] | None = None, *,
                         limit: int | None = None) -> pd.DataFrame:

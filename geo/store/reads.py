@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hotspot311.errors import InputError, describe
 
@@ -33,6 +34,8 @@ GROUPABLE: Final = ("service_name", "agency_responsible", "status", "geocode_mat
 #: Columns of :meth:`~geo.store.base.Store.facet_counts`.
 FACET_COLUMNS: Final = ("service_name", "agency_responsible", "status", "requests", "overdue",
                         "synthetic", "first", "last")
+#: Columns of :meth:`~geo.store.base.Store.facet_cells`.
+FACET_CELL_COLUMNS: Final = ("service_name", "agency_responsible", "status", "row", "col", "n")
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,91 @@ def summary_from_facets(facets: pd.DataFrame, filt: RequestFilter) -> RequestSum
         count=int(part["requests"].sum()), open=int(part.loc[is_open, "requests"].sum()),
         overdue=int(part["overdue"].sum()), synthetic=int(part["synthetic"].sum()),
         first=_utc(part["first"].min()), last=_utc(part["last"].max()))
+
+
+def facet_cells_frame(table: pa.Table | None) -> pd.DataFrame:
+    """The frame of :meth:`~geo.store.base.Store.facet_cells` from an Arrow table of
+    :data:`FACET_CELL_COLUMNS` (``None``: no rows): the facets as categoricals (a few
+    distinct values over hundreds of thousands of rows; missing as NaN), the cells and
+    counts as int64.
+
+    Examples
+    --------
+    >>> t = pa.table({"service_name": ["a", None], "agency_responsible": ["X", "X"],
+    ...               "status": ["open", "open"], "row": [1, 2], "col": [3, 3], "n": [4, 5]})
+    >>> f = facet_cells_frame(t)
+    >>> f["service_name"].tolist(), f["n"].tolist(), str(f["status"].dtype)
+    (['a', nan], [4, 5], 'category')
+    """
+    facets = FACET_CELL_COLUMNS[:3]
+    if table is None:
+        return pd.DataFrame({c: pd.Series([], dtype="category" if c in facets else "int64")
+                             for c in FACET_CELL_COLUMNS})
+    out: dict[str, Any] = {}
+    for c in FACET_CELL_COLUMNS:
+        column = table.column(c)
+        if c in facets:
+            text = column.cast(pa.string()) if column.type != pa.string() else column
+            out[c] = text.dictionary_encode().to_pandas()
+        else:
+            out[c] = column.to_numpy().astype("int64", copy=False)
+    return pd.DataFrame(out)
+
+
+def cells_from_facets(cells: pd.DataFrame, filt: RequestFilter) -> pd.DataFrame:
+    """The grid counts of ``filt`` (as :meth:`~geo.store.base.Store.grid_cells` gives them)
+    from :meth:`~geo.store.base.Store.facet_cells`, without asking the store again.
+
+    Parameters
+    ----------
+    cells
+        Requests per grid cell and per service type, department and status
+        (:data:`FACET_CELL_COLUMNS`).
+    filt
+        A filter by service type, department and status only (:func:`facets_answer`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row``, ``col``, ``n`` (int64), one row per non-empty cell, ordered by row and
+        column.
+
+    Raises
+    ------
+    InputError
+        When ``filt`` narrows by anything else.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"service_name": ["a", "b", "a"], "agency_responsible": ["X"] * 3,
+    ...                   "status": ["open", "open", "closed"], "row": [1, 1, 2],
+    ...                   "col": [5, 5, 5], "n": [2, 3, 4]})
+    >>> cells_from_facets(c, RequestFilter(status="open")).to_dict("list")
+    {'row': [1], 'col': [5], 'n': [5]}
+    >>> cells_from_facets(c, RequestFilter(services=("a",))).to_dict("list")
+    {'row': [1, 2], 'col': [5, 5], 'n': [2, 4]}
+    """
+    if not facets_answer(filt):
+        raise InputError(f"filter: got {describe(filt)}; the grid counts by facet answer "
+                         "filters by service type, department and status only")
+    keep = np.ones(len(cells), dtype=bool)
+    if filt.services:
+        keep &= cells["service_name"].isin(filt.services).to_numpy()
+    if filt.agencies:
+        keep &= cells["agency_responsible"].isin(filt.agencies).to_numpy()
+    if filt.status != "all":
+        keep &= (cells["status"] == filt.status).to_numpy()
+    row = cells["row"].to_numpy(dtype=np.int64)[keep]
+    col = cells["col"].to_numpy(dtype=np.int64)[keep]
+    n = cells["n"].to_numpy(dtype=np.int64)[keep]
+    if not len(row):
+        return pd.DataFrame({"row": [], "col": [], "n": []}, dtype="int64")
+    r0, c0 = int(row.min()), int(col.min())
+    width = int(col.max()) - c0 + 1
+    keys, where = np.unique((row - r0) * width + (col - c0), return_inverse=True)
+    return pd.DataFrame({"row": keys // width + r0, "col": keys % width + c0,
+                         "n": np.bincount(where, weights=n, minlength=len(keys))
+                         .astype(np.int64)}).astype("int64")
 
 
 def _utc(value: Any) -> pd.Timestamp | None:

@@ -39,6 +39,7 @@ from geo.store.reads import (
     Box,
     RequestFilter,
     RequestSummary,
+    cells_from_facets,
     facets_answer,
     summary_from_facets,
 )
@@ -75,6 +76,8 @@ SLA_COLUMNS = ("service_name", "status", "requested_datetime", "expected_datetim
 POOL_SIZE = 8
 #: Hotspot runs one process computes at once (``HOTSPOT311_HOTSPOT_RUNS``).
 HOTSPOT_RUNS = 2
+#: Most rows of :func:`facet_cells` a process keeps (about 27 bytes each).
+FACET_CELLS_MAX = 1_000_000
 
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
@@ -286,9 +289,27 @@ def heat_cells(location: str, city: str, version: str, filters: Filters,
     if filters.sla_states:
         return grid_counts(rows(store, filters, now, ["lat", "lon"]))
     filt = store_filter(store, filters)
-    cells = all_cells(location, city, version) if filt == RequestFilter() else \
-        store.grid_cells(filt, grid_deg=GRID_DEG)
+    by_facet = facet_cells(location, city, version) if facets_answer(filt) and \
+        filt != RequestFilter() else None
+    if filt == RequestFilter():
+        cells = all_cells(location, city, version)
+    elif by_facet is not None:  # types, departments, status: no query of its own
+        cells = cells_from_facets(by_facet, filt)
+    else:
+        cells = store.grid_cells(filt, grid_deg=GRID_DEG)
     return coarsen_cells(cells, grid_deg=GRID_DEG)
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def facet_cells(location: str, city: str, version: str) -> pd.DataFrame | None:
+    """Every request counted by grid cell, service type, department and status (one pass
+    over the store, shared by every session of the process), so that the heat map of any
+    filter on those three alone is summed here and asks the store nothing; ``None`` when
+    that would take more than :data:`FACET_CELLS_MAX` rows (the map then asks the store
+    per filter). Many sessions changing filters at once then make one query between
+    them, not one each.
+    """
+    return get_store(location, city).facet_cells(grid_deg=GRID_DEG, limit=FACET_CELLS_MAX)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

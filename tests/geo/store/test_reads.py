@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from geo.store.base import Store, open_store
-from geo.store.reads import RequestFilter, facets_answer, lon_ranges, summary_from_facets
+from geo.store.reads import (
+    RequestFilter,
+    cells_from_facets,
+    facets_answer,
+    lon_ranges,
+    summary_from_facets,
+)
 from hotspot311.errors import InputError
 from layers.profile import load_profile
 from tests.appstore import END, fill_store
@@ -216,3 +222,29 @@ def test_the_export_log(filled: tuple[Store, pd.DataFrame]) -> None:
         == ("ana@city.gov", "lead", "Streets", "work list CSV", 12)
     assert last["filters"] == {"services": ["Street Defect"]}
     assert datetime.fromisoformat(last["exported_at"]) > datetime.now(UTC) - timedelta(hours=1)
+
+
+def test_facet_cells_give_the_grid_counts_of_type_department_status_filters(
+        filled: tuple[Store, pd.DataFrame]) -> None:
+    store, frame = filled
+    cells = store.facet_cells(grid_deg=0.0003)
+    assert cells is not None
+    located = frame["lat"].notna() & frame["lon"].notna()
+    assert int(cells["n"].sum()) == int(located.sum()) > 0
+    assert not cells.duplicated(["service_name", "agency_responsible", "status", "row",
+                                 "col"]).any()
+    top = frame["service_name"].value_counts().index[:2].tolist()
+    agency = str(frame["agency_responsible"].dropna().iloc[0])
+    for filt in [RequestFilter(), RequestFilter(services=tuple(top)),
+                 RequestFilter(status="open"), RequestFilter(agencies=(agency,)),
+                 RequestFilter(services=(top[0],), agencies=(agency,), status="closed"),
+                 RequestFilter(services=("no such type",))]:
+        want = store.grid_cells(filt, grid_deg=0.0003)
+        got = cells_from_facets(cells, filt)
+        assert got.to_dict("list") == want.to_dict("list"), filt
+        assert list(got.dtypes.astype(str)) == ["int64"] * 3
+    assert store.facet_cells(grid_deg=0.0003, limit=len(cells) - 1) is None
+    again = store.facet_cells(grid_deg=0.0003, limit=len(cells))
+    assert again is not None and len(again) == len(cells)
+    with pytest.raises(InputError, match="service type, department and status only"):
+        cells_from_facets(cells, RequestFilter(status="open", start=NOW))
