@@ -136,7 +136,7 @@ class PostGISReads:
                     ) -> pd.DataFrame | None:
         """Requests per grid cell and facet, one scan (see
         :meth:`geo.store.base.Store.facet_cells`)."""
-        stmt: sql.Composable = sql.SQL(
+        stmt: sql.SQL | sql.Composed = sql.SQL(
             "SELECT service_name, agency_responsible, status, floor(r.lat / %s)::int8 AS row,"
             " floor(r.lon / %s)::int8 AS col, count(*) AS n FROM requests r"
             " WHERE r.lat IS NOT NULL AND r.lon IS NOT NULL AND r.lat <> 'NaN'"
