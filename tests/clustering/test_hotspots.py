@@ -7,9 +7,17 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
 from clustering.export import work_list
-from clustering.hotspots import PALETTE, colour_neighbours, label_requests, summarize
+from clustering.hotspots import (
+    CONCAVE_RATIO,
+    HULL_EXACT_MAX,
+    PALETTE,
+    colour_neighbours,
+    label_requests,
+    summarize,
+)
 from clustering.priority import PRESETS, PriorityWeights, preset, rank_hotspots, with_weights
 from clustering.run import run_hotspots
 from clustering.selection import HotspotQuery, resolve_services, select_requests
@@ -87,6 +95,28 @@ def test_summary_pinned() -> None:
     assert (two["count"], two["open"], two["overdue"]) == (3, 3, 0)
     assert one.geometry.contains(hot.geometry.iloc[0].centroid)
     assert one["centroid_x"] == pytest.approx(1002.5)
+
+
+def test_a_big_hotspots_outline_holds_every_member_and_follows_its_shape() -> None:
+    # an L of 3,000 members (over HULL_EXACT_MAX): outlined from snapped points
+    rng = np.random.default_rng(3)
+    arm = rng.uniform(0, 2000, 1500)
+    across = rng.uniform(0, 60, 1500)
+    x = np.concatenate([arm, across])
+    y = np.concatenate([across, arm])
+    frame = pd.DataFrame([_req(i, float(a), float(b), days_ago=1)
+                          for i, (a, b) in enumerate(zip(x, y, strict=True))])
+    assert len(frame) > HULL_EXACT_MAX
+    labels = label_requests(frame, eps=50, min_samples=3)
+    assert set(labels.tolist()) == {0}
+    hull = summarize(frame, labels, eps=50, now=NOW).geometry.iloc[0]
+    assert shapely.covers(hull, shapely.points(x, y)).all()
+    exact = shapely.buffer(shapely.concave_hull(shapely.multipoints(np.column_stack([x, y])),
+                                                ratio=CONCAVE_RATIO), 50 / 4, quad_segs=4)
+    # the L's corner stays open: not the convex hull (2000 x 2000), close to the exact one
+    assert hull.area < 0.2 * 2000 * 2000
+    assert abs(hull.area - exact.area) < 0.15 * exact.area
+    assert shapely.covers(hull.buffer(50 / 4), exact.buffer(-50 / 4))
 
 
 def test_priority_parts_and_ties() -> None:
