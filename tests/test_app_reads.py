@@ -22,7 +22,7 @@ from geo.store.base import Store, open_store
 from geo.store.embedded import EmbeddedStore
 from geo.store.postgis import PostGISStore
 from hotspot311.cli.main import cli
-from hotspot311.web import maps
+from hotspot311.web import appdata, maps
 from hotspot311.web.mapview import DETAIL_ZOOM
 from layers.profile import load_profile
 
@@ -77,6 +77,7 @@ def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_l
 
     total, frame = stored_size(app_location)
     st.cache_data.clear()  # answers cached by other tests would hide reads
+    appdata.hotspots.clear()  # a run is kept as a shared resource
     reads.clear()
     monkeypatch.setattr(maps, "POINT_LIMIT", 300)  # the city view is aggregated
     monkeypatch.setenv("HOTSPOT311_STORE", app_location)
@@ -212,6 +213,7 @@ def test_the_reports_page_reads_only_its_rows_and_columns(
 
     total, _ = stored_size(app_location)
     st.cache_data.clear()  # answers cached by other tests would hide reads
+    appdata.hotspots.clear()  # a run is kept as a shared resource
     reads.clear()
     monkeypatch.setenv("HOTSPOT311_STORE", app_location)
     monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")

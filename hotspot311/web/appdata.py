@@ -415,9 +415,10 @@ def match_types(location: str, city: str, version: str) -> pd.DataFrame:
                          "requests": counts["requests"].to_numpy()})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Hotspots:
-    """A hotspot run, ready for the page.
+    """A hotspot run, ready for the page (one object shared by every session that asks
+    for the same run: read it, never change it).
 
     Attributes
     ----------
@@ -437,7 +438,14 @@ class Hotspots:
     selected: int
 
 
-@st.cache_data(show_spinner="Finding hotspots…", max_entries=16)
+#: A process keeps the objects of this many hotspot runs (a run over a 200,000-request
+#: window holds a 40 MB work list).
+HOTSPOT_RUNS_KEPT = 8
+
+
+# One object per run for every session: cache_data would keep it pickled and give each
+# rerun of each session its own copy (at 1M requests 42 MB pickled, plus the copy).
+@st.cache_resource(show_spinner="Finding hotspots…", max_entries=HOTSPOT_RUNS_KEPT)
 def hotspots(location: str, city: str, version: str, filters: Filters, *, days: int,
              eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
     """Run DBSCAN on the problems of the filtered requests of the last ``days`` days of
