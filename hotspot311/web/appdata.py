@@ -300,7 +300,9 @@ def heat_cells(location: str, city: str, version: str, filters: Filters,
     return coarsen_cells(cells, grid_deg=GRID_DEG)
 
 
-@st.cache_data(show_spinner=False, max_entries=2)
+# A shared object (read, never changed): cache_data would unpickle its 10 MB for every
+# heat map of every session.
+@st.cache_resource(show_spinner=False, max_entries=2)
 def facet_cells(location: str, city: str, version: str) -> pd.DataFrame | None:
     """Every request counted by grid cell, service type, department and status (one pass
     over the store, shared by every session of the process), so that the heat map of any
