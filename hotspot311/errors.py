@@ -89,7 +89,7 @@ def describe(value: object, limit: int = 60) -> str:
     Examples
     --------
     >>> describe("x" * 100, limit=10)
-    "'xxxxxxxxx…"
+    "'xxxxxxxx…"
     """
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -178,8 +178,10 @@ def ingest(
 
     Examples
     --------
-    >>> from geo.store.base import open_store                      # doctest: +SKIP
-    >>> report = ingest("requests.csv", open_store(".hotspot311", profile))  # doctest: +SKIP
+    In a script, with a file and a store of yours::
+
+        from geo.store.base import open_store
+        report = ingest("requests.csv", open_store(".hotspot311", profile))
     """
     batch, info = prepare(path, store, fmt=fmt, mapping=mapping, now=now)
     store.ensure_profile_layers()

@@ -506,7 +506,7 @@ def normalize_zip(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     Examples
     --------
     >>> z, bad = normalize_zip(pd.Series(["19122.0", "1914", None, "19104-2211"]))
-    >>> z.where(z.notna(), None).tolist(), bad.tolist()
+    >>> [None if pd.isna(v) else v for v in z], bad.tolist()
     (['19122', None, None, '19104'], [False, True, False, False])
     """
     codes, zips = distinct(values)  # a city has a few dozen: each read once

@@ -101,12 +101,13 @@ def _parameters(query: RequestQuery, *, srid: int, unit_m: float
     statement's parameters."""
     shape: list[str] = []
     params: list[Any] = []
-    if len(query.ids) == 1:  # a look-up: no array to send
+    ids = query.stored_ids  # (an id with NUL matches nothing, and PostgreSQL refuses it)
+    if len(ids) == 1:  # a look-up: no array to send
         shape.append("id")
-        params.append(query.ids[0])
-    elif query.ids:
+        params.append(ids[0])
+    elif ids:
         shape.append("ids")
-        params.append(list(query.ids))
+        params.append(list(ids))
     if query.service_names is not None and len(query.service_names) == 1:
         shape.append("service")
         params += [query.service_names[0], query.service_names[0]]

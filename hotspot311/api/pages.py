@@ -11,6 +11,7 @@ is a signed cookie made by signing in with the account's API key.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -81,6 +82,11 @@ def track_record(st: AppState, rows: pd.DataFrame) -> dict[str, str]:
     }
 
 
+#: Characters an HTML page may not hold (C0 controls but tab, line feed and carriage
+#: return; noncharacters), shown as U+FFFD where a page repeats what someone typed.
+_NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
 @router.get("/track", response_class=HTMLResponse)
 def track(request: Request, id: str | None = None) -> HTMLResponse:
     """The tracking page: a form, and the request when a number is given."""
@@ -100,6 +106,7 @@ def track(request: Request, id: str | None = None) -> HTMLResponse:
         rows = st.store.query_requests(RequestQuery(ids=(candidate,), limit=1))
         if not rows.empty:
             break
+    asked = _NOT_HTML.sub("\ufffd", asked)  # shown back: no control characters in the page
     if rows.empty:
         return _page(st, "track.html", 404, title="Request not found", asked=asked, record=None,
                      message=f"We have no request with the number {asked}. Check the number "

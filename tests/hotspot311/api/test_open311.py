@@ -17,7 +17,7 @@ import pandas as pd
 import pyproj
 import pytest
 
-from hotspot311.api.reads import MAX_OFFSET
+from hotspot311.api.reads import MAX_OFFSET, encode_cursor
 from layers.privacy import block_address
 from layers.profile import load_profile
 from layers.service_attributes import load_definitions
@@ -250,6 +250,25 @@ def test_expected_datetime_comes_from_the_sla_table_when_the_source_has_none(
     working = int(np.busday_count(start.date(), due.date()))
     assert 9 <= working <= 9 + 3 and due.weekday() < 5  # numpy counts holidays as workdays
     assert (due - start) >= pd.Timedelta(days=9)
+
+
+def test_a_nul_character_in_an_id_or_cursor_is_answered_not_a_store_fault(
+        served: Served) -> None:
+    # no store holds a NUL (ingest stores it as U+FFFD; PostgreSQL text cannot): an id
+    # with one is not a stored request, on both stores alike (PostGIS answered 503)
+    rid = stored(served)["service_request_id"].iloc[3]
+    one = httpx.get(f"{served.url}/open311/v2/requests/{rid}%00.json")
+    assert one.status_code == 404
+    assert "is not a stored request" in one.json()[0]["description"]
+    listed = get(served, "requests.json", service_request_id=f"{rid},{rid}\x00x")
+    assert listed.status_code == 200 and ids_of(listed.json()) == [rid]
+    alone = get(served, "requests.json", service_request_id="x\x00")
+    assert alone.status_code == 200 and alone.json() == []
+    cursor = encode_cursor(pd.Timestamp("2025-01-01", tz="UTC"), "x\x00y")
+    bad = get(served, "requests.json", after=cursor)
+    assert bad.status_code == 400 and "after:" in bad.json()[0]["description"]
+    page = httpx.get(f"{served.url}/track", params={"id": f"{rid}\x00"})
+    assert page.status_code == 404 and "\x00" not in page.text
 
 
 def test_errors_name_the_parameter_value_and_what_is_allowed(served: Served) -> None:
