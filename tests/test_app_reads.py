@@ -28,8 +28,8 @@ from layers.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 WHOLE = ("requests", "request_columns", "request_reader")
-COUNTED = ("select_requests", "group_counts", "grid_cells", "facet_cells", "request_summary",
-           "areas",
+COUNTED = ("select_requests", "group_counts", "grid_cells", "facet_cells",
+           "request_summary", "areas",
            "quarantine", "contacts", "latest_request", "problem_count", "area_names",
            "contact_quarantine", "batches", "table_counts", "batch_log_head")
 #: Tables beside the requests that ``status`` counts through ``table_counts``.
@@ -77,7 +77,8 @@ def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_l
 
     total, frame = stored_size(app_location)
     st.cache_data.clear()  # answers cached by other tests would hide reads
-    appdata.hotspots.clear()  # a run is kept as a shared resource
+    appdata.hotspots.clear()  # (shared resources, not data: cleared apart)
+    appdata.facet_cells.clear()
     reads.clear()
     monkeypatch.setattr(maps, "POINT_LIMIT", 300)  # the city view is aggregated
     monkeypatch.setenv("HOTSPOT311_STORE", app_location)
@@ -86,6 +87,14 @@ def test_the_app_reads_only_what_it_shows(monkeypatch: pytest.MonkeyPatch, app_l
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
     assert not at.exception, [e.message for e in at.exception]
+    # once the page is whole, the heat map of a status (type, department) filter is
+    # summed from the counts by cell and facet: no grid query of its own
+    assert "facet_cells" in {n for n, _ in reads}
+    before = len(reads)
+    at.radio(key="status").set_value("closed").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "grid_cells" not in {n for n, _ in reads[before:]}, reads[before:]
+    at.radio(key="status").set_value("all").run()
     at.selectbox(key="layer").set_value("council_district").run()
     lat, lon = float(frame["lat"].median()), float(frame["lon"].median())
     at.session_state["map"] = {"zoom": DETAIL_ZOOM + 1, "bounds": {
@@ -213,7 +222,8 @@ def test_the_reports_page_reads_only_its_rows_and_columns(
 
     total, _ = stored_size(app_location)
     st.cache_data.clear()  # answers cached by other tests would hide reads
-    appdata.hotspots.clear()  # a run is kept as a shared resource
+    appdata.hotspots.clear()  # (shared resources, not data: cleared apart)
+    appdata.facet_cells.clear()
     reads.clear()
     monkeypatch.setenv("HOTSPOT311_STORE", app_location)
     monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")

@@ -293,8 +293,9 @@ class Store(ABC):
     @abstractmethod
     def facet_cells(self, *, grid_deg: float, limit: int | None = None
                     ) -> pd.DataFrame | None:
-        """Every stored request counted by grid cell and by service type, department and
-        status, in one pass: the heat map of any filter on those three alone comes from it
+        """Every located request counted by grid cell, service type, department and status.
+
+        One pass; the heat map of any filter on those three alone comes from it
         (:func:`geo.store.reads.cells_from_facets`) with no read of its own.
 
         Parameters

@@ -56,7 +56,36 @@ _CONDITIONS: Final[dict[str, sql.Composable]] = {
         "ST_DWithin(geom_city, ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s), "
         "%s)"),
     "after": sql.SQL("({}, {} {}) < (%s, %s {})").format(_REQ, _RID, _C, _C),
+    "nothing": sql.SQL("false"),
 }
+
+
+def held(values: Sequence[str]) -> list[str]:
+    """The ``values`` a text column of this store can hold: PostgreSQL text cannot hold
+    U+0000 (ingest stores it as U+FFFD, and quarantines an id holding one), so a value
+    with a NUL character matches nothing here, and sending it would be refused.
+
+    Examples
+    --------
+    >>> held(["a", "b\\x00c"])
+    ['a']
+    """
+    return [v for v in values if "\x00" not in v]
+
+
+def cursor_id(value: str) -> str:
+    """A cursor's id as sent to PostgreSQL, ordering every stored id (none holds a NUL)
+    as the id itself would in ``COLLATE "C"``: one with a NUL character becomes its part
+    before the first NUL followed by U+0001 (a stored id sorts before ``p\\0q`` exactly
+    when it sorts before ``p\\x01``).
+
+    Examples
+    --------
+    >>> cursor_id("abc"), cursor_id("ab\\x00z")
+    ('abc', 'ab\\x01')
+    """
+    head, nul, _ = value.partition("\x00")
+    return head + "\x01" if nul else value
 
 
 def query_sql(query: RequestQuery, *, srid: int, unit_m: float,
@@ -101,13 +130,15 @@ def _parameters(query: RequestQuery, *, srid: int, unit_m: float
     statement's parameters."""
     shape: list[str] = []
     params: list[Any] = []
-    ids = query.stored_ids  # (an id with NUL matches nothing, and PostgreSQL refuses it)
+    ids = held(query.ids)
     if len(ids) == 1:  # a look-up: no array to send
         shape.append("id")
         params.append(ids[0])
     elif ids:
         shape.append("ids")
-        params.append(list(ids))
+        params.append(ids)
+    elif query.ids:  # only ids this store cannot hold
+        shape.append("nothing")
     if query.service_names is not None and len(query.service_names) == 1:
         shape.append("service")
         params += [query.service_names[0], query.service_names[0]]
@@ -133,7 +164,7 @@ def _parameters(query: RequestQuery, *, srid: int, unit_m: float
         params += [lon, lat, srid, radius / unit_m]
     if query.after is not None:
         shape.append("after")
-        params += list(query.after)
+        params += [query.after[0], cursor_id(query.after[1])]
     params += [query.limit, query.offset]
     return tuple(shape), params
 

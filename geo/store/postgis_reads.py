@@ -26,6 +26,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from geo.store.embedded_reads import AUDIT_COLUMNS, order_counts
+from geo.store.postgis_query import held
 from geo.store.reads import (
     FACET_CELL_COLUMNS,
     FACET_COLUMNS,
@@ -400,8 +401,8 @@ def where_clause(filt: RequestFilter, srid: int) -> tuple[sql.Composable, list[A
         add("r.service_name = ANY(%s)", list(filt.services))
     if filt.agencies:
         add("r.agency_responsible = ANY(%s)", list(filt.agencies))
-    if filt.ids:
-        add("r.service_request_id = ANY(%s)", list(filt.ids))
+    if filt.ids:  # (an id with a NUL character: no stored id holds one)
+        add("r.service_request_id = ANY(%s)", held(filt.ids))
     if filt.problems:
         add("r.problem_id = ANY(%s)", list(filt.problems))
     if filt.status != "all":

@@ -108,9 +108,6 @@ class RequestQuery:
                 problems.append(f"{name}: {value} has no time zone; allowed: aware times")
         if self.after is not None and self.after[0].tzinfo is None:
             problems.append("after: the time has no time zone; allowed: aware times")
-        if self.after is not None and "\x00" in self.after[1]:
-            problems.append(f"after: the id {self.after[1][:60]!r} holds a NUL character; "
-                            "allowed: ids a store can hold (no NUL)")
         if self.near is not None and not self.near[2] > 0:
             problems.append(f"radius: {self.near[2]} is not > 0 metres")
         if self.bbox is not None:
@@ -122,23 +119,9 @@ class RequestQuery:
             raise InputError(problems)
 
     @property
-    def stored_ids(self) -> tuple[str, ...]:
-        """``ids`` that a store can hold: not those with a NUL character (ingest stores
-        one as U+FFFD, and PostgreSQL text cannot hold it).
-
-        Examples
-        --------
-        >>> RequestQuery(ids=("a", "b\x00")).stored_ids, RequestQuery(ids=("b\x00",)).empty
-        (('a',), True)
-        """
-        return tuple(i for i in self.ids if "\x00" not in i)
-
-    @property
     def empty(self) -> bool:
-        """Whether the query can match nothing (no service names allowed, limit 0, or
-        only ids no store can hold)."""
-        return (self.limit == 0 or self.service_names == ()
-                or (bool(self.ids) and not self.stored_ids))
+        """Whether the query can match nothing (no service names allowed, or limit 0)."""
+        return self.limit == 0 or self.service_names == ()
 
 
 def frame_rows(frame: pd.DataFrame) -> dict[str, list[Any]]:

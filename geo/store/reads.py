@@ -303,10 +303,19 @@ def summary_from_facets(facets: pd.DataFrame, filt: RequestFilter) -> RequestSum
 
 
 def facet_cells_frame(table: pa.Table | None) -> pd.DataFrame:
-    """The frame of :meth:`~geo.store.base.Store.facet_cells` from an Arrow table of
-    :data:`FACET_CELL_COLUMNS` (``None``: no rows): the facets as categoricals (a few
-    distinct values over hundreds of thousands of rows; missing as NaN), the cells and
-    counts as int64.
+    """The frame :meth:`~geo.store.base.Store.facet_cells` returns, from an Arrow table.
+
+    Parameters
+    ----------
+    table
+        :data:`FACET_CELL_COLUMNS` (any string or dictionary type for the facets);
+        ``None``: no rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The facets as categoricals (a few distinct values over hundreds of thousands of
+        rows; missing as NaN), the cells and counts as int64.
 
     Examples
     --------

@@ -82,8 +82,8 @@ def track_record(st: AppState, rows: pd.DataFrame) -> dict[str, str]:
     }
 
 
-#: Characters an HTML page may not hold (C0 controls but tab, line feed and carriage
-#: return; noncharacters), shown as U+FFFD where a page repeats what someone typed.
+#: C0 control characters but tab, line feed and carriage return, DEL, U+FFFE and U+FFFF:
+#: shown as U+FFFD where a page repeats what someone typed (a NUL is not text in HTML).
 _NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 

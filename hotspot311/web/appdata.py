@@ -304,12 +304,13 @@ def heat_cells(location: str, city: str, version: str, filters: Filters,
 # heat map of every session.
 @st.cache_resource(show_spinner=False, max_entries=2)
 def facet_cells(location: str, city: str, version: str) -> pd.DataFrame | None:
-    """Every request counted by grid cell, service type, department and status (one pass
-    over the store, shared by every session of the process), so that the heat map of any
-    filter on those three alone is summed here and asks the store nothing; ``None`` when
-    that would take more than :data:`FACET_CELLS_MAX` rows (the map then asks the store
-    per filter). Many sessions changing filters at once then make one query between
-    them, not one each.
+    """Every located request counted by grid cell, service type, department and status.
+
+    One pass over the store, shared by every session of the process: the heat map of any
+    filter on those three alone is summed from it and asks the store nothing, so many
+    sessions changing filters at once make one query between them, not one each.
+    ``None`` when it would take more than :data:`FACET_CELLS_MAX` rows (the map then asks
+    the store per filter).
     """
     return get_store(location, city).facet_cells(grid_deg=GRID_DEG, limit=FACET_CELLS_MAX)
 

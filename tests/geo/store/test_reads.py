@@ -248,3 +248,14 @@ def test_facet_cells_give_the_grid_counts_of_type_department_status_filters(
     assert again is not None and len(again) == len(cells)
     with pytest.raises(InputError, match="service type, department and status only"):
         cells_from_facets(cells, RequestFilter(status="open", start=NOW))
+
+
+def test_an_id_with_a_nul_character_matches_nothing(filled: tuple[Store, pd.DataFrame]
+                                                    ) -> None:
+    # (PostgreSQL text cannot hold one: the PostGIS store refused the whole read)
+    store, frame = filled
+    rid = str(frame["service_request_id"].iloc[7])
+    got = store.select_requests(RequestFilter(ids=(rid, rid + "\x00")), ["service_request_id"])
+    assert got["service_request_id"].tolist() == [rid]
+    assert store.select_requests(RequestFilter(ids=("x\x00",)), ["service_request_id"]).empty
+    assert store.request_summary(RequestFilter(ids=("x\x00",))).count == 0

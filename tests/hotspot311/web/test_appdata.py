@@ -71,7 +71,8 @@ def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
 
     monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")  # the test server's superuser
     st.cache_data.clear()
-    appdata.hotspots.clear()  # a run is kept as a shared resource
+    appdata.hotspots.clear()  # (shared resources, not data: cleared apart)
+    appdata.facet_cells.clear()
     store = open_store(app_location, load_profile("philadelphia"))
     try:
         version = appdata.data_version(store)
@@ -148,7 +149,8 @@ def test_the_hotspot_run_holds_a_turn(app_location: str, monkeypatch: pytest.Mon
     monkeypatch.setattr(appdata, "hotspot_slots", Turn)
     monkeypatch.setattr(clustering.run, "run_hotspots", run)
     st.cache_data.clear()
-    appdata.hotspots.clear()  # a run is kept as a shared resource
+    appdata.hotspots.clear()  # (shared resources, not data: cleared apart)
+    appdata.facet_cells.clear()
     store = open_store(app_location, load_profile("philadelphia"))
     try:
         version = appdata.data_version(store)
