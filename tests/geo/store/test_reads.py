@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -259,3 +260,30 @@ def test_an_id_with_a_nul_character_matches_nothing(filled: tuple[Store, pd.Data
     assert got["service_request_id"].tolist() == [rid]
     assert store.select_requests(RequestFilter(ids=("x\x00",)), ["service_request_id"]).empty
     assert store.request_summary(RequestFilter(ids=("x\x00",))).count == 0
+
+
+@pytest.mark.parametrize("kind", ["embedded", pytest.param("postgis", marks=pytest.mark.postgis)])
+def test_facet_cells_keep_requests_with_a_missing_department(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from geo.ingest.pipeline import ingest
+    from hotspot311.cli.demo import generate
+
+    rows = generate(300, seed=3, end=END)
+    rows.loc[rows.index[20:45], "agency_responsible"] = None
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    store = open_store(store_location(kind, tmp_path, request, "facets"),
+                       load_profile("philadelphia"))
+    try:
+        ingest(tmp_path / "rows.csv", store, now=END)
+        frame = store.select_requests(RequestFilter(), ["agency_responsible", "lat", "lon"])
+        cells = store.facet_cells(grid_deg=0.0003)
+        assert cells is not None and int(cells["n"].sum()) == len(frame) == 300
+        missing = cells["agency_responsible"].isna()
+        assert int(cells.loc[missing, "n"].sum()) == 25
+        agency = str(frame["agency_responsible"].dropna().iloc[0])
+        for filt in [RequestFilter(), RequestFilter(agencies=(agency,)),
+                     RequestFilter(status="closed", agencies=(agency,))]:
+            assert cells_from_facets(cells, filt).to_dict("list") == store.grid_cells(
+                filt, grid_deg=0.0003).to_dict("list"), filt
+    finally:
+        store.close()
