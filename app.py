@@ -24,11 +24,12 @@ from hotspot311.settings import from_environment
 from hotspot311.web import appdata, maps
 from hotspot311.web.arrowpool import use_returning_pool
 from hotspot311.web.escaping import escape_markdown
-from hotspot311.web.filters import STATUSES, Filters
+from hotspot311.web.filters import HOTSPOT_AREA_KEYS, STATUSES, Filters
 from hotspot311.web.maps import METRICS, TILES, hotspot_bounds
 from hotspot311.web.mapview import DETAIL_ZOOM, MapView, next_mount, parse_view
 from hotspot311.web.presets import PRESETS, preset_services
 from hotspot311.web.sharelink import from_params, to_params, view_box
+from hotspot311.web.signin import require_access
 from hotspot311.web.worklist import work_list_csv, work_list_geojson, work_list_html
 from layers.services import load_groups
 from reports.sla import SLA_STATES
@@ -45,7 +46,7 @@ VIEW_OBJECTS = ["zoom", "bounds", "center"]
 POINT_LIMIT = maps.POINT_LIMIT
 
 settings = from_environment()
-access = appdata.require_access()
+access = require_access()
 try:
     store = appdata.get_store(settings.store, settings.city)
 except StoreError as err:
@@ -301,7 +302,7 @@ with list_col:
     if spots is None:
         st.info("Finding hotspots…", icon="spinner")
     else:
-        area_cols = [k for k in appdata.HOTSPOT_AREA_KEYS if k in spots.table.columns]
+        area_cols = [k for k in HOTSPOT_AREA_KEYS if k in spots.table.columns]
         shown = table.set_index("hotspot_id")[
             [c for c in ["rank", "place", "score", "count", "calls", "open", "overdue",
                          *(["top_address"] if access.sees_personal else []),

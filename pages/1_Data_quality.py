@@ -8,12 +8,13 @@ from geo.ingest.cells import to_csv
 from hotspot311.settings import from_environment
 from hotspot311.web import appdata
 from hotspot311.web.arrowpool import use_returning_pool
+from hotspot311.web.signin import require_access
 
 st.set_page_config(page_title="hotspot311 data quality", layout="wide")
 use_returning_pool()
 
 settings = from_environment()
-access = appdata.require_access()
+access = require_access()
 if not access.sees_data_quality:
     st.error("The data quality page is for administrators.")
     st.stop()

@@ -10,12 +10,13 @@ from hotspot311.settings import from_environment
 from hotspot311.web import appdata
 from hotspot311.web.arrowpool import use_returning_pool
 from hotspot311.web.reportpage import CONTACT_REPORT_TITLES, REQUEST_REPORTS
+from hotspot311.web.signin import require_access
 
 st.set_page_config(page_title="hotspot311 reports", layout="wide")
 use_returning_pool()
 
 settings = from_environment()
-access = appdata.require_access()
+access = require_access()
 store = appdata.get_store(settings.store, settings.city)
 version = appdata.data_version(store)
 offered = appdata.choices(settings.store, settings.city, version)

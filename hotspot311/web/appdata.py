@@ -1,4 +1,5 @@
-"""Cached reads for the Streamlit pages (the only package module that imports Streamlit).
+"""Cached reads for the Streamlit pages (with :mod:`hotspot311.web.signin`, the package's
+only modules that import Streamlit; the reads themselves are :mod:`hotspot311.web.pagereads`).
 
 Every cached call is keyed on plain values: the store location, the city, a data
 version (changes when a batch is ingested or a layer added) and the page's
@@ -22,8 +23,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from geo.geocode.places import PlaceNamer, street_corners
+from geo.geocode.places import PlaceNamer
 from geo.store.base import Store, open_store
 from geo.store.reads import (
     BatchLogHead,
@@ -47,15 +48,9 @@ from geo.store.sources import data_as_of as stored_as_of
 from geo.store.sources import sources_frame
 from hotspot311.errors import InputError, StoreError
 from hotspot311.web.access import (
-    LOCAL_USER,
     Access,
-    RolesFile,
-    auth_mode,
-    load_roles,
-    open_bind_problem,
 )
-from hotspot311.web.escaping import escape_markdown
-from hotspot311.web.filters import HOTSPOT_AREA_KEYS, Filters
+from hotspot311.web.filters import Filters
 from hotspot311.web.mapdata import (
     GRID_DEG,
     area_stats,
@@ -63,15 +58,18 @@ from hotspot311.web.mapdata import (
     coarsen_cells,
     grid_counts,
     web_areas,
-    web_hotspots,
 )
 from hotspot311.web.mapview import MapView, PointChoice, choose_points_with
-from layers.profile import CityProfile, load_profile
-from reports.sla import SLA_STATES
+from hotspot311.web.pagereads import (
+    Hotspots,
+    as_text,
+    find_hotspots,
+    make_place_namer,
+    rows,
+    store_filter,
+)
+from layers.profile import load_profile
 
-#: Columns the SLA state is worked out from (:func:`reports.sla.add_due_and_state`).
-SLA_COLUMNS = ("service_name", "status", "requested_datetime", "expected_datetime",
-               "closed_datetime")
 #: Largest connection pool of the app's process (``HOTSPOT311_POOL_SIZE``).
 POOL_SIZE = 8
 #: Hotspot runs one process computes at once (``HOTSPOT311_HOTSPOT_RUNS``).
@@ -209,56 +207,6 @@ def _zone(name: str) -> Any:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(name)
-
-
-def store_filter(store: Store, filters: Filters, **extra: Any) -> RequestFilter:
-    """The store filter for the page's filters, with ``extra`` fields (box, window…)."""
-    return replace(filters.request_filter(store.profile.timezone), **extra)
-
-
-def rows(store: Store, filters: Filters, now: datetime, columns: Sequence[str], *,
-         limit: int | None = None, **extra: Any) -> pd.DataFrame:
-    """Columns of the requests passing ``filters`` (and ``extra`` store filter fields).
-
-    With SLA states chosen, the SLA columns are read too and the rows whose state at
-    ``now`` is not chosen are dropped here (the store cannot work SLA states out).
-    """
-    filt = store_filter(store, filters, **extra)
-    if not filters.sla_states:
-        return store.select_requests(filt, columns, limit=limit)
-    frame = store.select_requests(filt, list(dict.fromkeys([*columns, *SLA_COLUMNS])))
-    frame = frame.assign(sla_state=sla_state(frame, store.profile, now=now))
-    kept = frame[frame["sla_state"].isin(filters.sla_states)]
-    return kept.head(limit) if limit is not None else kept
-
-
-def sla_state(frame: pd.DataFrame, profile: CityProfile, *, now: datetime) -> pd.Series:
-    """SLA state of each request from the city's SLA table (see :mod:`reports.sla`).
-
-    Parameters
-    ----------
-    frame
-        Requests with :data:`SLA_COLUMNS`.
-    profile
-        The city, whose service catalogue and calendar give the due times.
-    now
-        Reference time for open requests.
-
-    Returns
-    -------
-    pandas.Series
-        Categorical over :data:`reports.sla.SLA_STATES`, aligned with ``frame``.
-    """
-    from layers.services import load_services
-    from reports.calendar import load_calendar
-    from reports.sla import add_due_and_state
-
-    states = pd.CategoricalDtype(list(SLA_STATES))
-    if frame.empty:
-        return pd.Series([], index=frame.index, dtype=states, name="sla_state")
-    out = add_due_and_state(frame[list(SLA_COLUMNS)], services=load_services(profile),
-                            calendar=load_calendar(profile), now=now)
-    return out["sla_state"].astype(states)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -418,29 +366,6 @@ def match_types(location: str, city: str, version: str) -> pd.DataFrame:
                          "requests": counts["requests"].to_numpy()})
 
 
-@dataclass(frozen=True)
-class Hotspots:
-    """A hotspot run, ready for the page (one object shared by every session that asks
-    for the same run: read it, never change it).
-
-    Attributes
-    ----------
-    table
-        Ranked hotspots, one row each (no geometry).
-    web
-        Hotspot polygons for the map (WGS84).
-    work
-        The crew work list.
-    selected
-        Requests the run looked at.
-    """
-
-    table: pd.DataFrame
-    web: gpd.GeoDataFrame
-    work: pd.DataFrame
-    selected: int
-
-
 #: A process keeps the objects of this many hotspot runs (a run over a 200,000-request
 #: window holds a 40 MB work list).
 HOTSPOT_RUNS_KEPT = 8
@@ -452,70 +377,23 @@ HOTSPOT_RUNS_KEPT = 8
 def hotspots(location: str, city: str, version: str, filters: Filters, *, days: int,
              eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
     """Run DBSCAN on the problems of the filtered requests of the last ``days`` days of
-    the date range (one work list line per problem)."""
-    from clustering.export import hotspot_table, work_list
-    from clustering.priority import PRESETS as WEIGHTS
-    from clustering.run import run_hotspots
-    from clustering.selection import HotspotQuery
-
+    the date range (one work list line per problem: :func:`pagereads.find_hotspots`)."""
     with hotspot_slots():  # the run waits its turn (see hotspot_slots)
         store = get_store(location, city)
-        keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
-        cols = ["service_request_id", "service_name", "status", "requested_datetime",
-                "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
         end = filters.end_utc(store.profile.timezone) or summary(
             location, city, version, filters, now).last
-        if end is not None:
-            end = pd.Timestamp(end).to_pydatetime()
-        window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
-            if end is not None else {}
-        view = rows(store, filters, now, cols, located=True, **window)
-        query = HotspotQuery(days=days, end=end, status="all",
-                             eps_m=eps_m, min_samples=min_samples, count="problems")
-        result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
-                              profile=store.profile, weights=WEIGHTS[weights], now=now,
-                              layer_keys=keys)
-        del view  # the members hold what the work list needs: this page's peak memory
-        spots = result.hotspots.assign(place=place_namer(location, city, version).names(
-            result.hotspots["centroid_x"].to_numpy(float),
-            result.hotspots["centroid_y"].to_numpy(float)))
-        work = work_list(result.members, now=now, count="problems")
-        place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
-        work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
-                    work["hotspot_id"].map(place_of).fillna(""))
-        return Hotspots(table=hotspot_table(spots, keys),
-                        web=web_hotspots(spots, layer_keys=keys),
-                        work=work, selected=result.selected)
-
-
-#: Farthest street corner that names a hotspot (m); beyond it the area name alone.
-PLACE_CORNER_M = 400.0
+        return find_hotspots(store, filters, days=days, eps_m=eps_m, min_samples=min_samples,
+                             weights=weights, now=now,
+                             end=None if end is None else pd.Timestamp(end).to_pydatetime(),
+                             namer=place_namer(location, city, version))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def place_namer(location: str, city: str, version: str) -> PlaceNamer:
     """Names hotspots by their nearest corner and the area of the profile's
-    ``place_layer`` (:mod:`geo.geocode.places`); built once per process and data version."""
-    store = get_store(location, city)
-    key = store.profile.place_layer
-    areas = store.areas(key)[["name", "geometry"]] if key in store.layer_keys() else None
-    return PlaceNamer(street_corners(store.profile), areas,
-                      max_corner=store.profile.metres_to_crs(PLACE_CORNER_M))
-
-
-def as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its categorical columns as plain text (what the clustering takes).
-
-    Examples
-    --------
-    >>> out = as_text(pd.DataFrame({"s": pd.Categorical(["a", None]), "n": [1, 2]}))
-    >>> out["s"].tolist(), str(out["n"].dtype)
-    (['a', nan], 'int64')
-    """
-    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    if not cats:
-        return frame
-    return frame.assign(**{c: frame[c].astype("str") for c in cats})
+    ``place_layer`` (:func:`pagereads.make_place_namer`); built once per process and data
+    version."""
+    return make_place_namer(get_store(location, city))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -652,59 +530,6 @@ def data_as_of(store: Store, head: BatchLogHead | None = None) -> str | None:
 
 
 # --- logins, roles and the export log ------------------------------------------------------
-@st.cache_data(show_spinner=False, ttl=60)
-def _roles(path: str) -> RolesFile:
-    """The roles file (read again at most once a minute)."""
-    return load_roles(path)
-
-
-def require_access() -> Access:
-    """The signed-in user's rights; draws the sign-in page (and stops) when there is none.
-
-    ``HOTSPOT311_AUTH=oidc``: Streamlit's OpenID Connect login (``st.login``; the
-    provider in ``.streamlit/secrets.toml``), roles from the file ``HOTSPOT311_ROLES``.
-    Login off (the local demo): the local admin, and the page refuses to serve beyond
-    this computer (see :func:`hotspot311.web.access.open_bind_problem`).
-    """
-    try:
-        mode = auth_mode(os.environ)
-    except InputError as err:
-        st.error(str(err))
-        st.stop()
-    if mode == "off":
-        problem = open_bind_problem(st.get_option("server.address"), os.environ)
-        if problem:
-            st.error(problem)
-            st.stop()
-        st.sidebar.caption("Local demo: no login. The app is served on this computer only "
-                           "(127.0.0.1).")
-        return Access(user=LOCAL_USER, role="admin")
-    if not st.user.is_logged_in:
-        st.title("hotspot311")
-        st.subheader("Sign in")
-        st.write("This app shows residents' service requests. Sign in with your city account.")
-        st.button("Log in", key="login", type="primary", on_click=st.login)
-        st.stop()
-    email = st.user.get("email")
-    claim: Any = st.user.get("groups") or []
-    groups = [str(g) for g in claim] if isinstance(claim, list) else [str(claim)]
-    try:
-        access = _roles(os.environ.get("HOTSPOT311_ROLES", "roles.toml")).resolve(
-            str(email) if email else None, groups)
-    except InputError as err:
-        st.error(str(err))
-        st.stop()
-    if access is None:
-        st.error(f"{email or 'This account'} has no role in this app; ask the app's "
-                 "administrator to add you to the roles file.")
-        st.button("Log out", key="logout", on_click=st.logout)
-        st.stop()
-    dept = f", {access.department.key}" if access.department else ""
-    st.sidebar.caption(f"Signed in as {escape_markdown(access.user)} ({access.role}{dept})")
-    st.sidebar.button("Log out", key="logout", on_click=st.logout)
-    return access
-
-
 def exporter(access: Access, location: str, city: str, *, what: str,
              filters: dict[str, Any], make: Callable[[], tuple[Any, int]]
              ) -> Callable[[], Any]:

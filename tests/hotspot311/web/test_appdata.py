@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from geo.store.base import open_store
-from hotspot311.web.appdata import SLA_COLUMNS, as_text, rows, sla_state
 from hotspot311.web.filters import Filters
+from hotspot311.web.pagereads import SLA_COLUMNS, as_text, rows, sla_state
 from layers.profile import load_profile
 from reports.sla import SLA_STATES, add_due_and_state
 
