@@ -184,8 +184,9 @@ def summarize(
     out["open"] = is_open.groupby(lab).sum().astype(int)
     out["overdue"] = overdue.fillna(False).groupby(lab).sum().astype(int)
 
-    opened = clustered[is_open].sort_values(["_label", "requested_datetime", "service_request_id"])
-    oldest = opened.drop_duplicates("_label").set_index("_label")
+    opened = clustered.loc[is_open, ["_label", "requested_datetime", "service_request_id"]]
+    oldest = opened.sort_values(["_label", "requested_datetime", "service_request_id"]
+                                ).drop_duplicates("_label").set_index("_label")
     out["oldest_open_id"] = oldest["service_request_id"].reindex(out.index)
     out["oldest_open_requested"] = oldest["requested_datetime"].reindex(out.index)
     out["oldest_open_days"] = (now_ts - out["oldest_open_requested"]).dt.total_seconds() / 86400
@@ -198,10 +199,11 @@ def summarize(
     out["top_addresses"] = _top_counts(clustered, "address", TOP_ADDRESSES).reindex(out.index)
     out["top_addresses"] = out["top_addresses"].fillna("")
     out["top_address"] = _top_values(clustered, "address")
-    ids = clustered.assign(_id=clustered["service_request_id"].astype(str)).sort_values(
-        ["_label", "_id"]
-    )
+    ids = pd.DataFrame({"_label": lab.to_numpy(),
+                        "_id": clustered["service_request_id"].astype(str).to_numpy()}
+                       ).sort_values(["_label", "_id"])
     out["member_ids"] = ids.groupby("_label")["_id"].agg(list)
+    del ids
     out.insert(0, "hotspot_id", [hotspot_key(m) for m in out["member_ids"]])
     for key in layer_keys:
         out[key] = _top_values(clustered, key) if key in clustered else None
@@ -230,7 +232,7 @@ def hotspot_key(member_ids: Sequence[str]) -> str:
 def _ranked_counts(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """Per label, the values of ``column`` with their counts, most frequent first, then
     by value (so ties are deterministic)."""
-    sizes = frame.dropna(subset=[column]).groupby(["_label", column]).size()
+    sizes = frame[["_label", column]].dropna(subset=[column]).groupby(["_label", column]).size()
     counts: pd.DataFrame = sizes.reset_index(name="n")
     return counts.sort_values(["_label", "n", column], ascending=[True, False, True])
 
