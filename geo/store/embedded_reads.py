@@ -33,6 +33,7 @@ from geo.store.reads import (
     RequestFilter,
     RequestSummary,
     TableCounts,
+    cell_counts,
     facet_cells_frame,
     grid_index,
     log_head,
@@ -121,14 +122,7 @@ class EmbeddedReads:
         lat = table.column("lat").to_numpy(zero_copy_only=False).astype(float)
         lon = table.column("lon").to_numpy(zero_copy_only=False).astype(float)
         ok = np.isfinite(lat) & np.isfinite(lon)
-        row, col = grid_index(lat[ok], grid_deg), grid_index(lon[ok], grid_deg)
-        if not len(row):
-            return pd.DataFrame({"row": [], "col": [], "n": []}, dtype="int64")
-        r0, c0 = int(row.min()), int(col.min())
-        width = int(col.max()) - c0 + 1
-        keys, n = np.unique((row - r0) * width + (col - c0), return_counts=True)
-        return pd.DataFrame({"row": keys // width + r0, "col": keys % width + c0,
-                             "n": n}).astype("int64")
+        return cell_counts(grid_index(lat[ok], grid_deg), grid_index(lon[ok], grid_deg))
 
     def facet_cells(self, *, grid_deg: float, limit: int | None = None
                     ) -> pd.DataFrame | None:

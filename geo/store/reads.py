@@ -282,17 +282,7 @@ def summary_from_facets(facets: pd.DataFrame, filt: RequestFilter) -> RequestSum
     >>> summary_from_facets(f, RequestFilter(status="open")).count
     3
     """
-    if not facets_answer(filt):
-        raise InputError(f"filter: got {describe(filt)}; the facet counts answer filters "
-                         "by service type, department and status only")
-    keep = np.ones(len(facets), dtype=bool)
-    if filt.services:
-        keep &= facets["service_name"].isin(filt.services).to_numpy()
-    if filt.agencies:
-        keep &= facets["agency_responsible"].isin(filt.agencies).to_numpy()
-    if filt.status != "all":
-        keep &= (facets["status"] == filt.status).to_numpy()
-    part = facets[keep]
+    part = facets[_facet_rows(facets, filt, "the facet counts")]
     if part.empty or int(part["requests"].sum()) == 0:
         return RequestSummary()
     is_open = part["status"] == "open"
@@ -373,27 +363,68 @@ def cells_from_facets(cells: pd.DataFrame, filt: RequestFilter) -> pd.DataFrame:
     >>> cells_from_facets(c, RequestFilter(services=("a",))).to_dict("list")
     {'row': [1, 2], 'col': [5, 5], 'n': [2, 4]}
     """
-    if not facets_answer(filt):
-        raise InputError(f"filter: got {describe(filt)}; the grid counts by facet answer "
-                         "filters by service type, department and status only")
-    keep = np.ones(len(cells), dtype=bool)
-    if filt.services:
-        keep &= cells["service_name"].isin(filt.services).to_numpy()
-    if filt.agencies:
-        keep &= cells["agency_responsible"].isin(filt.agencies).to_numpy()
-    if filt.status != "all":
-        keep &= (cells["status"] == filt.status).to_numpy()
-    row = cells["row"].to_numpy(dtype=np.int64)[keep]
-    col = cells["col"].to_numpy(dtype=np.int64)[keep]
-    n = cells["n"].to_numpy(dtype=np.int64)[keep]
+    keep = _facet_rows(cells, filt, "the grid counts by facet")
+    return cell_counts(cells["row"].to_numpy(dtype=np.int64)[keep],
+                       cells["col"].to_numpy(dtype=np.int64)[keep],
+                       cells["n"].to_numpy(dtype=np.int64)[keep])
+
+
+def cell_counts(row: np.ndarray, col: np.ndarray, n: np.ndarray | None = None
+                ) -> pd.DataFrame:
+    """Counts per grid cell, as :meth:`~geo.store.base.Store.grid_cells` gives them.
+
+    Parameters
+    ----------
+    row, col
+        Each item's grid cell (:func:`grid_index`), int64.
+    n
+        Each item's count (default 1: one request).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row``, ``col``, ``n`` (int64), one row per non-empty cell, ordered by row and
+        column.
+
+    Examples
+    --------
+    >>> r, c = np.array([2, 1, 2]), np.array([5, 7, 5])
+    >>> cell_counts(r, c).to_dict("list"), cell_counts(r, c, np.array([1, 2, 3]))["n"].tolist()
+    ({'row': [1, 2], 'col': [7, 5], 'n': [1, 2]}, [2, 4])
+    """
     if not len(row):
         return pd.DataFrame({"row": [], "col": [], "n": []}, dtype="int64")
     r0, c0 = int(row.min()), int(col.min())
     width = int(col.max()) - c0 + 1
-    keys, where = np.unique((row - r0) * width + (col - c0), return_inverse=True)
+    keys, where, counts = np.unique((row - r0) * width + (col - c0), return_inverse=True,
+                                    return_counts=True)
+    if n is not None:
+        counts = np.bincount(where, weights=n, minlength=len(keys))
     return pd.DataFrame({"row": keys // width + r0, "col": keys % width + c0,
-                         "n": np.bincount(where, weights=n, minlength=len(keys))
-                         .astype(np.int64)}).astype("int64")
+                         "n": counts}).astype("int64")
+
+
+def _facet_rows(frame: pd.DataFrame, filt: RequestFilter, what: str) -> np.ndarray:
+    """Which rows of a frame counted by service type, department and status ``filt``
+    keeps.
+
+    Raises
+    ------
+    InputError
+        When ``filt`` narrows by anything else (the message says that ``what`` answers
+        those three only).
+    """
+    if not facets_answer(filt):
+        raise InputError(f"filter: got {describe(filt)}; {what} answer filters by service "
+                         "type, department and status only")
+    keep = np.ones(len(frame), dtype=bool)
+    if filt.services:
+        keep &= frame["service_name"].isin(filt.services).to_numpy()
+    if filt.agencies:
+        keep &= frame["agency_responsible"].isin(filt.agencies).to_numpy()
+    if filt.status != "all":
+        keep &= (frame["status"] == filt.status).to_numpy()
+    return keep
 
 
 def _utc(value: Any) -> pd.Timestamp | None:

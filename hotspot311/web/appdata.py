@@ -47,9 +47,7 @@ from geo.store.reads import (
 from geo.store.sources import data_as_of as stored_as_of
 from geo.store.sources import sources_frame
 from hotspot311.errors import InputError, StoreError
-from hotspot311.web.access import (
-    Access,
-)
+from hotspot311.web.access import Access
 from hotspot311.web.filters import Filters
 from hotspot311.web.mapdata import (
     GRID_DEG,
@@ -237,14 +235,11 @@ def heat_cells(location: str, city: str, version: str, filters: Filters,
     if filters.sla_states:
         return grid_counts(rows(store, filters, now, ["lat", "lon"]))
     filt = store_filter(store, filters)
-    by_facet = facet_cells(location, city, version) if facets_answer(filt) and \
-        filt != RequestFilter() else None
     if filt == RequestFilter():
-        cells = all_cells(location, city, version)
-    elif by_facet is not None:  # types, departments, status: no query of its own
-        cells = cells_from_facets(by_facet, filt)
-    else:
-        cells = store.grid_cells(filt, grid_deg=GRID_DEG)
+        return coarsen_cells(all_cells(location, city, version), grid_deg=GRID_DEG)
+    by_facet = facet_cells(location, city, version) if facets_answer(filt) else None
+    cells = cells_from_facets(by_facet, filt) if by_facet is not None else \
+        store.grid_cells(filt, grid_deg=GRID_DEG)  # (facets: no query of its own)
     return coarsen_cells(cells, grid_deg=GRID_DEG)
 
 
