@@ -331,9 +331,9 @@ with list_col:
             st.info("No hotspots for these filters and settings: widen the window or the "
                     "filters, or lower min_samples.")
         # the files are made when a button is clicked (a callable), not on every rerun:
-        # at 1M requests a work list has ~200k rows, and the page reruns on every pan
+        # at 1M requests a work list has ~200k rows (51 MB), and the page reruns on every pan
         stamp = f"{now:%Y%m%d}"
-        work, ranked = spots.work, spots.table
+        ranked = spots.table
         params = {"window days": window, "eps m": eps_m, "min_samples": min_samples,
                   "weights": weights, "types": ", ".join(chosen_services) or "all",
                   "status": status}
@@ -344,23 +344,27 @@ with list_col:
                   "min_samples": int(min_samples)}
 
         def export(what: str, make: Any) -> Any:
-            """The button's file, made on click and recorded in the export log."""
+            """The button's file, made from the run's work list on click (a process does
+            not keep work lists) and recorded in the export log."""
+            def made() -> tuple[Any, int]:
+                work = appdata.work_list(settings.store, settings.city, version, filters,
+                                         **run)
+                return make(work), len(work)
+
             return appdata.exporter(access, settings.store, settings.city, what=what,
-                                    filters=logged, make=lambda: (make(), len(work)))
+                                    filters=logged, make=made)
 
         if access.may_export:
             dl = st.columns(3)
-            dl[0].download_button("Work list CSV", export("work list CSV",
-                                                          lambda: work_list_csv(work)),
+            dl[0].download_button("Work list CSV", export("work list CSV", work_list_csv),
                                   file_name=f"work-list-{stamp}.csv", mime="text/csv",
                                   key="dl_csv", on_click="ignore")
-            dl[1].download_button("GeoJSON", export("work list GeoJSON",
-                                                    lambda: work_list_geojson(work)),
+            dl[1].download_button("GeoJSON", export("work list GeoJSON", work_list_geojson),
                                   file_name=f"work-list-{stamp}.geojson",
                                   mime="application/geo+json", key="dl_geojson",
                                   on_click="ignore")
             dl[2].download_button(
-                "Printable", export("work list printable", lambda: work_list_html(
+                "Printable", export("work list printable", lambda work: work_list_html(
                     ranked, work, title=f"Crew work list — {profile.name}", params=params,
                     generated=datetime.now(UTC))),
                 file_name=f"work-list-{stamp}.html", mime="text/html", key="dl_print",

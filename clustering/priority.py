@@ -184,7 +184,12 @@ def rank_hotspots(
     recent = (members["requested_datetime"] > recent_from).astype(float).groupby(
         members["hotspot_id"]).mean()
     values["recency"] = out["hotspot_id"].map(recent).fillna(0.0)
-    sw = members["service_name"].map(dict(weights.service_weights)).astype(float).fillna(1.0)
+    # (weights looked up per service type, not per request: a window has many requests)
+    codes, services = pd.factorize(members["service_name"])
+    of_service = dict(weights.service_weights)
+    per_service = np.array([of_service.get(s, 1.0) for s in services], dtype=float)
+    sw = pd.Series(np.where(codes >= 0, per_service[codes] if len(services) else 1.0, 1.0),
+                   index=members.index)
     svc = sw.groupby(members["hotspot_id"]).mean()
     values["service"] = out["hotspot_id"].map(svc).fillna(1.0) / max(svc.max(), 1.0)
     if calls is not None:

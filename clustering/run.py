@@ -69,6 +69,7 @@ def run_hotspots(
     client: Client | None = None,
     spill_dir: str | Path | None = None,
     watch: Watch | None = None,
+    keep_members: bool = True,
 ) -> HotspotResult:
     """Find and rank hotspots.
 
@@ -96,6 +97,11 @@ def run_hotspots(
         :func:`~clustering.partitioned.dbscan_partitioned`). ``None``: in memory.
     watch
         With ``client``: called with each pass's futures (a progress bar).
+    keep_members
+        ``False``: the result's ``members`` has no rows and the hotspots no
+        ``member_ids``, for a caller that shows the ranked hotspots only (the app's map and
+        table), so that the run need not hold a member row per request. The hotspots are
+        the same.
 
     Returns
     -------
@@ -135,22 +141,29 @@ def run_hotspots(
         points = points.assign(hotspot_id=pd.Series(labels, index=points.index).map(by_label))
         # columns, not Python objects: this runs on every request of the window
         of_problem = pd.Series(points["hotspot_id"].array, index=pd.Index(points["problem_id"]))
-        pid = problem_ids_of(chosen)
-        members = chosen.assign(problem_id=pid.array,
-                                hotspot_id=of_problem.reindex(pid.array).array)
+        pid = problem_ids_of(chosen if keep_members else chosen.iloc[:0])
+        members = chosen.iloc[:len(pid)].assign(
+            problem_id=pid.array, hotspot_id=of_problem.reindex(pid.array).array)
+        del pid
         clustered = points[points["hotspot_id"].notna()]
         calls = clustered.groupby("hotspot_id")["calls"].sum()
         hotspots["problems"] = hotspots["count"]
         hotspots["calls"] = hotspots["hotspot_id"].map(calls).astype(int)
-        clustered_ids = members["hotspot_id"].notna()
-        hotspots["member_ids"] = hotspots["hotspot_id"].map(
-            sorted_lists(members["hotspot_id"][clustered_ids],
-                         members["service_request_id"][clustered_ids]))
+        if keep_members:
+            clustered_ids = members["hotspot_id"].notna()
+            hotspots["member_ids"] = hotspots["hotspot_id"].map(
+                sorted_lists(members["hotspot_id"][clustered_ids],
+                             members["service_request_id"][clustered_ids]))
+        else:  # (summarize's lists are of problems; the requests' are not made)
+            hotspots = hotspots.drop(columns=["member_ids"])
         # recency counts a problem called about lately: its last call
         for_rank = clustered.assign(requested_datetime=clustered["last_requested"])
     else:
         members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
         for_rank = members[members["hotspot_id"].notna()]
+        if not keep_members:
+            members = members.iloc[:0]
+            hotspots = hotspots.drop(columns=["member_ids"])
     ranked = rank_hotspots(hotspots, for_rank, weights=weights, window_end=end or now,
                            calls=calls)
     rank_of = pd.Series(ranked["rank"].to_numpy(), index=pd.Index(ranked["hotspot_id"]))

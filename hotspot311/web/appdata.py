@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -62,11 +62,14 @@ from hotspot311.web.pagereads import (
     Hotspots,
     as_text,
     find_hotspots,
+    find_work_list,
     make_place_namer,
     rows,
     store_filter,
 )
 from layers.profile import load_profile
+
+_T = TypeVar("_T")
 
 #: Largest connection pool of the app's process (``HOTSPOT311_POOL_SIZE``).
 POOL_SIZE = 8
@@ -361,8 +364,8 @@ def match_types(location: str, city: str, version: str) -> pd.DataFrame:
                          "requests": counts["requests"].to_numpy()})
 
 
-#: A process keeps the objects of this many hotspot runs (a run over a 200,000-request
-#: window holds a 40 MB work list).
+#: A process keeps the objects of this many hotspot runs (a run's table and polygons: at
+#: 1M requests, under 1 MB).
 HOTSPOT_RUNS_KEPT = 8
 
 
@@ -373,14 +376,32 @@ def hotspots(location: str, city: str, version: str, filters: Filters, *, days: 
              eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
     """Run DBSCAN on the problems of the filtered requests of the last ``days`` days of
     the date range (one work list line per problem: :func:`pagereads.find_hotspots`)."""
-    with hotspot_slots():  # the run waits its turn (see hotspot_slots)
+    return _hotspot_run(find_hotspots, location, city, version, filters, days=days,
+                        eps_m=eps_m, min_samples=min_samples, weights=weights, now=now)
+
+
+def work_list(location: str, city: str, version: str, filters: Filters, *, days: int,
+              eps_m: float, min_samples: int, weights: str, now: datetime) -> pd.DataFrame:
+    """The crew work list of the run :func:`hotspots` gives for the same arguments
+    (:func:`pagereads.find_work_list`), made anew for a download and not kept: at 1M
+    requests a 30-day list is 51 MB."""
+    return _hotspot_run(find_work_list, location, city, version, filters, days=days,
+                        eps_m=eps_m, min_samples=min_samples, weights=weights, now=now)
+
+
+def _hotspot_run(run: Callable[..., _T], location: str, city: str, version: str,
+                 filters: Filters, *, days: int, eps_m: float, min_samples: int,
+                 weights: str, now: datetime) -> _T:
+    """``run`` (:func:`pagereads.find_hotspots` or :func:`pagereads.find_work_list`) on
+    the page's window, when a run slot is free (see :func:`hotspot_slots`)."""
+    with hotspot_slots():
         store = get_store(location, city)
         end = filters.end_utc(store.profile.timezone) or summary(
             location, city, version, filters, now).last
-        return find_hotspots(store, filters, days=days, eps_m=eps_m, min_samples=min_samples,
-                             weights=weights, now=now,
-                             end=None if end is None else pd.Timestamp(end).to_pydatetime(),
-                             namer=place_namer(location, city, version))
+        return run(store, filters, days=days, eps_m=eps_m, min_samples=min_samples,
+                   weights=weights, now=now,
+                   end=None if end is None else pd.Timestamp(end).to_pydatetime(),
+                   namer=place_namer(location, city, version))
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

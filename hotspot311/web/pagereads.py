@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
@@ -21,6 +21,9 @@ from hotspot311.web.filters import HOTSPOT_AREA_KEYS, Filters
 from hotspot311.web.mapdata import web_hotspots
 from layers.profile import CityProfile
 from reports.sla import SLA_STATES
+
+if TYPE_CHECKING:
+    from clustering.run import HotspotResult
 
 #: Columns the SLA state is worked out from (:func:`reports.sla.add_due_and_state`).
 SLA_COLUMNS = ("service_name", "status", "requested_datetime", "expected_datetime",
@@ -88,15 +91,12 @@ class Hotspots:
         Ranked hotspots, one row each (no geometry).
     web
         Hotspot polygons for the map (WGS84).
-    work
-        The crew work list.
     selected
         Requests the run looked at.
     """
 
     table: pd.DataFrame
     web: gpd.GeoDataFrame
-    work: pd.DataFrame
     selected: int
 
 
@@ -132,7 +132,7 @@ def find_hotspots(store: Store, filters: Filters, *, days: int, eps_m: float,
                   min_samples: int, weights: str, now: datetime, end: datetime | None,
                   namer: PlaceNamer) -> Hotspots:
     """Run DBSCAN on the problems of the filtered requests of the ``days`` days up to
-    ``end`` (one work list line per problem), ready for the page.
+    ``end``, ready for the page (the work list is made on demand: :func:`find_work_list`).
 
     Parameters
     ----------
@@ -155,14 +155,55 @@ def find_hotspots(store: Store, filters: Filters, *, days: int, eps_m: float,
     Returns
     -------
     Hotspots
-        The crew table, the map's polygons and the work list.
+        The crew table and the map's polygons.
     """
-    from clustering.export import hotspot_table, work_list
+    from clustering.export import hotspot_table
+
+    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
+    result = _run(store, filters, keys, days=days, eps_m=eps_m, min_samples=min_samples,
+                  weights=weights, now=now, end=end, keep_members=False)
+    spots = _named(result.hotspots, namer)
+    return Hotspots(table=hotspot_table(spots, keys), web=web_hotspots(spots, layer_keys=keys),
+                    selected=result.selected)
+
+
+def find_work_list(store: Store, filters: Filters, *, days: int, eps_m: float,
+                   min_samples: int, weights: str, now: datetime, end: datetime | None,
+                   namer: PlaceNamer) -> pd.DataFrame:
+    """The crew work list of the run :func:`find_hotspots` makes with the same arguments:
+    one line per problem, each with its hotspot's place.
+
+    The page makes it when a download is asked for, not with every run: at 1M requests a
+    30-day list has 200,000 lines (51 MB), which a process would otherwise keep for every
+    run it holds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`clustering.export.work_list` with ``place`` after ``hotspot_id``.
+    """
+    from clustering.export import work_list
+
+    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
+    result = _run(store, filters, keys, days=days, eps_m=eps_m, min_samples=min_samples,
+                  weights=weights, now=now, end=end, keep_members=True)
+    spots = _named(result.hotspots, namer)
+    work = work_list(result.members, now=now, count="problems")
+    place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
+    work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
+                work["hotspot_id"].map(place_of).fillna(""))
+    return work
+
+
+def _run(store: Store, filters: Filters, keys: tuple[str, ...], *, days: int, eps_m: float,
+         min_samples: int, weights: str, now: datetime, end: datetime | None,
+         keep_members: bool) -> HotspotResult:
+    """The page's hotspot run: problems of the window's located requests (members kept
+    for a work list only)."""
     from clustering.priority import PRESETS as WEIGHTS
     from clustering.run import run_hotspots
     from clustering.selection import HotspotQuery
 
-    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
             "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
     window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
@@ -170,16 +211,12 @@ def find_hotspots(store: Store, filters: Filters, *, days: int, eps_m: float,
     view = rows(store, filters, now, cols, located=True, **window)
     query = HotspotQuery(days=days, end=end, status="all",
                          eps_m=eps_m, min_samples=min_samples, count="problems")
-    result = run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
-                          profile=store.profile, weights=WEIGHTS[weights], now=now,
-                          layer_keys=keys)
-    del view  # the members hold what the work list needs
-    spots = result.hotspots.assign(place=namer.names(
-        result.hotspots["centroid_x"].to_numpy(float),
-        result.hotspots["centroid_y"].to_numpy(float)))
-    work = work_list(result.members, now=now, count="problems")
-    place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
-    work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
-                work["hotspot_id"].map(place_of).fillna(""))
-    return Hotspots(table=hotspot_table(spots, keys), web=web_hotspots(spots, layer_keys=keys),
-                    work=work, selected=result.selected)
+    return run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
+                        profile=store.profile, weights=WEIGHTS[weights], now=now,
+                        layer_keys=keys, keep_members=keep_members)
+
+
+def _named(hotspots: pd.DataFrame, namer: PlaceNamer) -> pd.DataFrame:
+    """``hotspots`` with ``place``, the name of each centroid's place."""
+    return hotspots.assign(place=namer.names(hotspots["centroid_x"].to_numpy(float),
+                                             hotspots["centroid_y"].to_numpy(float)))

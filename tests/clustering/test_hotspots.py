@@ -150,6 +150,31 @@ def test_priority_parts_and_ties() -> None:
     assert size_only["count"].tolist() == [6, 3]
 
 
+def test_the_service_part_is_the_mean_weight_of_each_hotspots_requests() -> None:
+    """Weights by service type; a type without a weight, or no type, weighs 1."""
+    frame = case()
+    frame.loc[[0, 1, 6], "service_name"] = ["Dumping", "Graffiti", "Dumping"]
+    frame.loc[2, "service_name"] = None
+    labels = label_requests(frame, eps=50, min_samples=3)
+    hot = summarize(frame, labels, eps=50, now=NOW)
+    members = frame.assign(hotspot_id=pd.Series(labels).map(
+        dict(zip(hot["label"], hot["hotspot_id"], strict=True)))).dropna(subset=["hotspot_id"])
+    weights = PriorityWeights(size=0, open=0, overdue=0, age=0, recency=0, service=1,
+                              service_weights={"Dumping": 3.0, "Pothole": 0.5})
+    ranked = rank_hotspots(hot, members, weights=weights, window_end=NOW)
+    weight_of = {"Dumping": 3.0, "Pothole": 0.5}
+    means = {h: float(np.mean([weight_of.get(s, 1.0) if isinstance(s, str) else 1.0
+                               for s in group["service_name"]]))
+             for h, group in members.groupby("hotspot_id")}
+    top = max(max(means.values()), 1.0)
+    for _, spot in ranked.iterrows():
+        assert spot["score_service"] == pytest.approx(round(100 * means[spot["hotspot_id"]]
+                                                           / top, 2))
+    # cluster 2 (two Potholes and a Dumping) outweighs cluster 1 (Dumping, Graffiti, no
+    # type and three Potholes)
+    assert ranked.iloc[0]["count"] == 3
+
+
 def test_ties_broken_by_id() -> None:
     rows = [_req(i, 1000 * (i // 3), 0, days_ago=1, address=f"{i // 3} ST") for i in range(6)]
     frame = pd.DataFrame(rows)

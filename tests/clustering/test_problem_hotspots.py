@@ -84,6 +84,25 @@ def test_work_list_has_one_line_per_problem_with_every_request() -> None:
     assert set(work["status"]) == {"open", "closed"}
 
 
+@pytest.mark.parametrize("count", ["problems", "tickets"])
+def test_a_run_without_members_ranks_the_same_hotspots(count: str) -> None:
+    """keep_members=False (the app's map and table): the same ranked hotspots but their
+    member lists, and no member rows."""
+    frame = _requests()
+    frame.loc[frame.index[:3], "service_name"] = "Illegal Dumping"
+    q = HotspotQuery(days=60, eps_m=100.0, min_samples=3, count=count)  # type: ignore[arg-type]
+    weights = PriorityWeights(service_weights={"Illegal Dumping": 2.0})
+    full = run_hotspots(frame, q, profile=TESTVILLE, weights=weights, now=NOW)
+    lean = run_hotspots(frame, q, profile=TESTVILLE, weights=weights, now=NOW,
+                        keep_members=False)
+    assert len(full.hotspots) == 1 and len(full.members) == len(frame)
+    assert "member_ids" not in lean.hotspots.columns and lean.members.empty
+    assert list(lean.members.columns) == list(full.members.columns)
+    pd.testing.assert_frame_equal(pd.DataFrame(lean.hotspots),
+                                  pd.DataFrame(full.hotspots.drop(columns="member_ids")))
+    assert lean.selected == full.selected and lean.snapshot == full.snapshot
+
+
 def test_ticket_count_is_the_run_without_problems() -> None:
     frame = _requests()
     with_ids = _run(frame, count="tickets")

@@ -93,12 +93,18 @@ def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
     assert not table["place"].str.fullmatch(r"H[0-9a-f]{10}").any()  # not a hash id
     assert spots.web.set_index("hotspot_id")["place"].to_dict() == \
         table.set_index("hotspot_id")["place"].to_dict()
-    by_work = spots.work.drop_duplicates("hotspot_id").set_index("hotspot_id")["place"]
-    assert by_work.to_dict() == table.set_index("hotspot_id")["place"].reindex(
+    # the work list, made on demand, is the same run's: its hotspots, ranks and places
+    work = appdata.work_list(app_location, "philadelphia", version, Filters(), days=365,
+                             eps_m=150.0, min_samples=3, weights="balanced", now=now)
+    by_work = work.drop_duplicates("hotspot_id").set_index("hotspot_id")
+    assert set(by_work.index) == set(table["hotspot_id"])
+    assert by_work["place"].to_dict() == table.set_index("hotspot_id")["place"].reindex(
         by_work.index).to_dict()
-    assert "place" in work_list_csv(spots.work).decode().splitlines()[0].split(",")
+    assert by_work["rank"].to_dict() == table.set_index("hotspot_id")["rank"].reindex(
+        by_work.index).to_dict()
+    assert "place" in work_list_csv(work).decode().splitlines()[0].split(",")
     hostile = table.assign(place="<script>alert(1)</script> & Main St")
-    page = work_list_html(hostile, spots.work, title="t", params={}, generated=now)
+    page = work_list_html(hostile, work, title="t", params={}, generated=now)
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
 
 
