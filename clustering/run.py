@@ -100,8 +100,8 @@ def run_hotspots(
     keep_members
         ``False``: the result's ``members`` has no rows and the hotspots no
         ``member_ids``, for a caller that shows the ranked hotspots only (the app's map and
-        table), so that the run need not hold a member row per request. The hotspots are
-        the same.
+        table), so that the run need not hold a member row per request, and lets
+        ``requests`` go once it has the problem rows. The hotspots are the same.
 
     Returns
     -------
@@ -127,6 +127,17 @@ def run_hotspots(
         chosen = chosen.assign(problem_id=_run_problem_ids(requests, query, profile)
                                .reindex(chosen.index).to_numpy())
     points = collapse(chosen, ids="none") if problems else chosen
+    selected = len(chosen)
+    snapshot = data_snapshot(requests, n_selected=selected)
+    if problems and not keep_members:
+        # the problem rows are all the run needs now: let the requests go (when the
+        # caller holds no other reference, the window's rows are freed before the hulls)
+        # (built anew, not as chosen.iloc[:0]: an empty slice of an Arrow column keeps
+        # the whole column's buffers)
+        members = pd.DataFrame({c: pd.Series([], dtype=chosen[c].dtype)
+                                for c in chosen.columns}).assign(
+            problem_id=pd.Series([], dtype=object), hotspot_id=pd.Series([], dtype=object))
+        del chosen, requests
     if query.method == "hdbscan":
         labels = hdbscan_labels(points[["x", "y"]].to_numpy(dtype="float64"),
                                 min_cluster_size=query.min_cluster_size or query.min_samples,
@@ -140,11 +151,13 @@ def run_hotspots(
     if problems:
         points = points.assign(hotspot_id=pd.Series(labels, index=points.index).map(by_label))
         # columns, not Python objects: this runs on every request of the window
-        of_problem = pd.Series(points["hotspot_id"].array, index=pd.Index(points["problem_id"]))
-        pid = problem_ids_of(chosen if keep_members else chosen.iloc[:0])
-        members = chosen.iloc[:len(pid)].assign(
-            problem_id=pid.array, hotspot_id=of_problem.reindex(pid.array).array)
-        del pid
+        if keep_members:
+            of_problem = pd.Series(points["hotspot_id"].array,
+                                   index=pd.Index(points["problem_id"]))
+            pid = problem_ids_of(chosen)
+            members = chosen.assign(problem_id=pid.array,
+                                    hotspot_id=of_problem.reindex(pid.array).array)
+            del pid
         clustered = points[points["hotspot_id"].notna()]
         calls = clustered.groupby("hotspot_id")["calls"].sum()
         hotspots["problems"] = hotspots["count"]
@@ -162,7 +175,8 @@ def run_hotspots(
         members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
         for_rank = members[members["hotspot_id"].notna()]
         if not keep_members:
-            members = members.iloc[:0]
+            members = pd.DataFrame({c: pd.Series([], dtype=members[c].dtype)
+                                    for c in members.columns})
             hotspots = hotspots.drop(columns=["member_ids"])
     ranked = rank_hotspots(hotspots, for_rank, weights=weights, window_end=end or now,
                            calls=calls)
@@ -170,8 +184,8 @@ def run_hotspots(
     members["rank"] = rank_of.reindex(members["hotspot_id"].array).to_numpy()
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
     return HotspotResult(
-        query=query, hotspots=ranked, members=members, selected=len(chosen), window_end=end,
-        snapshot=data_snapshot(requests, n_selected=len(chosen)),
+        query=query, hotspots=ranked, members=members, selected=selected, window_end=end,
+        snapshot=snapshot,
     )
 
 

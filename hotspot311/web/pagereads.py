@@ -208,12 +208,19 @@ def _run(store: Store, filters: Filters, keys: tuple[str, ...], *, days: int, ep
             "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
     window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
         if end is not None else {}
-    view = rows(store, filters, now, cols, located=True, **window)
     query = HotspotQuery(days=days, end=end, status="all",
                          eps_m=eps_m, min_samples=min_samples, count="problems")
-    return run_hotspots(as_text(view[[c for c in cols if c in view.columns]]), query,
+    # (the window is not bound to a name here: the run lets it go after its problem rows)
+    return run_hotspots(_window(store, filters, now, cols, **window), query,
                         profile=store.profile, weights=WEIGHTS[weights], now=now,
                         layer_keys=keys, keep_members=keep_members)
+
+
+def _window(store: Store, filters: Filters, now: datetime, cols: list[str],
+            **window: Any) -> pd.DataFrame:
+    """The located requests of the run's window, ``cols`` only, categoricals as text."""
+    view = rows(store, filters, now, cols, located=True, **window)
+    return as_text(view[[c for c in cols if c in view.columns]])
 
 
 def _named(hotspots: pd.DataFrame, namer: PlaceNamer) -> pd.DataFrame:
