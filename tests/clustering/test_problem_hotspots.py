@@ -103,6 +103,20 @@ def test_a_run_without_members_ranks_the_same_hotspots(count: str) -> None:
     assert lean.selected == full.selected and lean.snapshot == full.snapshot
 
 
+@pytest.mark.parametrize("count", ["problems", "tickets"])
+def test_a_run_without_members_keeps_none_of_the_requests_text(count: str) -> None:
+    """The empty members frame is made anew: an empty slice of an Arrow text column would
+    keep the whole column's buffers (the app's window) alive."""
+    frame = _requests().astype({"address": "str", "service_request_id": "str"})
+    full_size = frame["address"].array._pa_array.get_total_buffer_size()
+    q = HotspotQuery(days=60, eps_m=100.0, min_samples=3, count=count)  # type: ignore[arg-type]
+    lean = run_hotspots(frame, q, profile=TESTVILLE, weights=PriorityWeights(), now=NOW,
+                        keep_members=False)
+    for column in ("address", "service_request_id"):
+        held = lean.members[column].array._pa_array.get_total_buffer_size()
+        assert held < 64 < full_size, (column, held, full_size)
+
+
 def test_ticket_count_is_the_run_without_problems() -> None:
     frame = _requests()
     with_ids = _run(frame, count="tickets")
