@@ -27,6 +27,7 @@ from hotspot311.web.escaping import escape_markdown
 from hotspot311.web.filters import HOTSPOT_AREA_KEYS, STATUSES, Filters
 from hotspot311.web.maps import METRICS, TILES, hotspot_bounds
 from hotspot311.web.mapview import DETAIL_ZOOM, MapView, next_mount, parse_view
+from hotspot311.web.pagereads import same_run
 from hotspot311.web.presets import PRESETS, preset_services
 from hotspot311.web.sharelink import from_params, to_params, view_box
 from hotspot311.web.signin import require_access
@@ -349,6 +350,7 @@ with list_col:
             def made() -> tuple[Any, int]:
                 work = appdata.work_list(settings.store, settings.city, version, filters,
                                          **run)
+                same_run(work, ranked)  # (the requests may have changed since the page)
                 return make(work), len(work)
 
             return appdata.exporter(access, settings.store, settings.city, what=what,

@@ -40,7 +40,8 @@ class HotspotResult:
         :func:`clustering.priority.rank_hotspots`.
     members
         The selected requests with ``hotspot_id`` (``None`` for noise) and ``rank``
-        (and ``problem_id`` when the run counts problems).
+        (and ``problem_id`` when the run counts problems); no rows when the run was told
+        not to keep them (``keep_members=False``).
     selected
         Number of requests the run looked at.
     window_end
@@ -100,8 +101,9 @@ def run_hotspots(
     keep_members
         ``False``: the result's ``members`` has no rows and the hotspots no
         ``member_ids``, for a caller that shows the ranked hotspots only (the app's map and
-        table), so that the run need not hold a member row per request, and lets
-        ``requests`` go once it has the problem rows. The hotspots are the same.
+        table), so that the run need not hold a member row per request; when it counts
+        problems it also lets ``requests`` go once it has the problem rows. The hotspots
+        are the same.
 
     Returns
     -------
@@ -113,8 +115,9 @@ def run_hotspots(
     With ``query.count == "problems"`` DBSCAN, summaries and priority work on one row
     per problem (:mod:`clustering.problem_hotspots`); hotspots gain ``problems`` (=
     ``count``), ``calls`` and the ``score_calls`` part, and ``member_ids`` lists every
-    request. With ``query.problem_distance_m`` / ``problem_gap_days`` the problems are
-    recomputed for this run on all requests of the selected services.
+    request (when members are kept). With ``query.problem_distance_m`` /
+    ``problem_gap_days`` the problems are recomputed for this run on all requests of the
+    selected services.
     """
     query.validate()
     now = now or datetime.now(UTC)
@@ -136,7 +139,7 @@ def run_hotspots(
         # the whole column's buffers)
         members = pd.DataFrame({c: pd.Series([], dtype=chosen[c].dtype)
                                 for c in chosen.columns}).assign(
-            problem_id=pd.Series([], dtype=object), hotspot_id=pd.Series([], dtype=object))
+            problem_id=pd.Series([], dtype="str"), hotspot_id=pd.Series([], dtype="str"))
         del chosen, requests
     if query.method == "hdbscan":
         labels = hdbscan_labels(points[["x", "y"]].to_numpy(dtype="float64"),
@@ -181,7 +184,7 @@ def run_hotspots(
     ranked = rank_hotspots(hotspots, for_rank, weights=weights, window_end=end or now,
                            calls=calls)
     rank_of = pd.Series(ranked["rank"].to_numpy(), index=pd.Index(ranked["hotspot_id"]))
-    members["rank"] = rank_of.reindex(members["hotspot_id"].array).to_numpy()
+    members["rank"] = rank_of.reindex(members["hotspot_id"].array).to_numpy(dtype=float)
     ranked = gpd.GeoDataFrame(ranked, geometry="geometry", crs=profile.crs)
     return HotspotResult(
         query=query, hotspots=ranked, members=members, selected=selected, window_end=end,

@@ -370,12 +370,13 @@ HOTSPOT_RUNS_KEPT = 8
 
 
 # One object per run for every session: cache_data would keep it pickled and give each
-# rerun of each session its own copy (at 1M requests 42 MB pickled, plus the copy).
+# rerun of each session its own copy.
 @st.cache_resource(show_spinner="Finding hotspots…", max_entries=HOTSPOT_RUNS_KEPT)
 def hotspots(location: str, city: str, version: str, filters: Filters, *, days: int,
              eps_m: float, min_samples: int, weights: str, now: datetime) -> Hotspots:
     """Run DBSCAN on the problems of the filtered requests of the last ``days`` days of
-    the date range (one work list line per problem: :func:`pagereads.find_hotspots`)."""
+    the date range: the crew table and the map's polygons (:func:`pagereads.find_hotspots`;
+    the work list is :func:`work_list`)."""
     return _hotspot_run(find_hotspots, location, city, version, filters, days=days,
                         eps_m=eps_m, min_samples=min_samples, weights=weights, now=now)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -63,6 +64,7 @@ def use_returning_pool() -> str:
     return pa.default_memory_pool().backend_name
 
 
+@functools.cache
 def fix_malloc_thresholds() -> bool:
     """Fix glibc malloc's mapping and trim thresholds (:data:`MMAP_THRESHOLD`,
     :data:`TRIM_THRESHOLD`), so that large freed blocks go back to the system.
@@ -71,10 +73,12 @@ def fix_malloc_thresholds() -> bool:
     -------
     bool
         Whether they were set: ``False`` off Linux or with another C library (musl has its
-        own allocator), where nothing is changed.
+        own allocator), where nothing is changed. Done once per process.
     """
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         return False
-    libc = ctypes.CDLL(None)
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-                and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -17,6 +17,7 @@ import pandas as pd
 from geo.geocode.places import PlaceNamer, street_corners
 from geo.store.base import Store
 from geo.store.reads import RequestFilter
+from hotspot311.errors import StoreError
 from hotspot311.web.filters import HOTSPOT_AREA_KEYS, Filters
 from hotspot311.web.mapdata import web_hotspots
 from layers.profile import CityProfile
@@ -193,6 +194,20 @@ def find_work_list(store: Store, filters: Filters, *, days: int, eps_m: float,
     work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
                 work["hotspot_id"].map(place_of).fillna(""))
     return work
+
+
+def same_run(work: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Check that a work list made on a download click is of the run the page shows.
+
+    Raises
+    ------
+    StoreError
+        When its hotspots are not the table's: the requests changed between the page's
+        run and the click (the page's next rerun shows the new run).
+    """
+    if set(work["hotspot_id"]) != set(table["hotspot_id"]):
+        raise StoreError("The requests changed since this page was drawn, and with them "
+                         "the hotspots: reload the page, then download the work list again.")
 
 
 def _run(store: Store, filters: Filters, keys: tuple[str, ...], *, days: int, eps_m: float,

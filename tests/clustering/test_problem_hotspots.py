@@ -97,7 +97,8 @@ def test_a_run_without_members_ranks_the_same_hotspots(count: str) -> None:
                         keep_members=False)
     assert len(full.hotspots) == 1 and len(full.members) == len(frame)
     assert "member_ids" not in lean.hotspots.columns and lean.members.empty
-    assert list(lean.members.columns) == list(full.members.columns)
+    assert lean.members.dtypes.astype(str).to_dict() == \
+        full.members.dtypes.astype(str).to_dict()
     pd.testing.assert_frame_equal(pd.DataFrame(lean.hotspots),
                                   pd.DataFrame(full.hotspots.drop(columns="member_ids")))
     assert lean.selected == full.selected and lean.snapshot == full.snapshot

@@ -66,7 +66,9 @@ def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
     import streamlit as st
 
     from geo.geocode.places import DASH
+    from hotspot311.errors import StoreError
     from hotspot311.web import appdata
+    from hotspot311.web.pagereads import same_run
     from hotspot311.web.worklist import work_list_csv, work_list_html
 
     monkeypatch.setenv("HOTSPOT311_ALLOW_WRITE_ROLE", "1")  # the test server's superuser
@@ -102,6 +104,9 @@ def test_hotspots_are_named_by_place_in_the_table_the_map_and_the_work_list(
         by_work.index).to_dict()
     assert by_work["rank"].to_dict() == table.set_index("hotspot_id")["rank"].reindex(
         by_work.index).to_dict()
+    same_run(work, table)
+    with pytest.raises(StoreError, match="reload the page"):  # a run of other requests
+        same_run(work, table.iloc[1:])
     assert "place" in work_list_csv(work).decode().splitlines()[0].split(",")
     hostile = table.assign(place="<script>alert(1)</script> & Main St")
     page = work_list_html(hostile, work, title="t", params={}, generated=now)

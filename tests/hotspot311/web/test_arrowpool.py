@@ -58,7 +58,7 @@ def test_the_app_pool_is_the_system_pool_where_glibc_is_tuned() -> None:
 
 
 def test_arrows_own_variable_wins() -> None:
-    assert _run(CHECK, ARROW_DEFAULT_MEMORY_POOL="jemalloc")[:2] == ["jemalloc", "jemalloc"]
+    assert _run(CHECK, ARROW_DEFAULT_MEMORY_POOL="mimalloc")[:2] == ["mimalloc", "mimalloc"]
 
 
 def test_freed_large_blocks_go_back_to_the_system_once_the_thresholds_are_fixed() -> None:
