@@ -190,6 +190,10 @@ def _one_service(
     requested = pd.to_datetime(end) - pd.to_timedelta(np.floor(age_days), unit="D")
     requested = requested.normalize() + pd.to_timedelta(hour, unit="h")
     requested = requested.floor("min")
+    # a request of the last day at an hour still to come is put on the day before: none
+    # is made after ``end`` (a feed holds no request from the future)
+    requested = requested - pd.to_timedelta((requested > pd.Timestamp(end)).astype(int),
+                                            unit="D")
     sla = pd.to_timedelta(service.sla_days, unit="D")
     late = rng.random(len(idx)) < service.late_rate
     days_to_close = np.where(
