@@ -209,6 +209,7 @@ def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.Data
     rows = members.loc[members["hotspot_id"].notna(), shown]
     problems = collapse(rows.drop(columns=["problem_id"], errors="ignore").assign(
         problem_id=problem_ids_of(rows).array), ids="text")
+    del rows  # (a copy of the clustered members: not held through the sort below)
     now_ts = pd.Timestamp(now)
     due = (problems["expected_datetime"] if "expected_datetime" in problems
            else pd.Series(pd.NaT, index=problems.index))
@@ -230,4 +231,5 @@ def work_list_by_problem(members: pd.DataFrame, *, now: pd.Timestamp) -> pd.Data
         "lat": problems["lat"],
         "lon": problems["lon"],
     })
+    del problems, due
     return out.sort_values(["rank", "first_requested", "problem_id"]).reset_index(drop=True)

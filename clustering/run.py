@@ -160,7 +160,7 @@ def run_hotspots(
             pid = problem_ids_of(chosen)
             members = chosen.assign(problem_id=pid.array,
                                     hotspot_id=of_problem.reindex(pid.array).array)
-            del pid
+            del pid, of_problem  # (its index keeps a hash table of every problem id)
         clustered = points[points["hotspot_id"].notna()]
         calls = clustered.groupby("hotspot_id")["calls"].sum()
         hotspots["problems"] = hotspots["count"]

@@ -189,8 +189,10 @@ def find_work_list(store: Store, filters: Filters, *, days: int, eps_m: float,
     result = _run(store, filters, keys, days=days, eps_m=eps_m, min_samples=min_samples,
                   weights=weights, now=now, end=end, keep_members=True)
     spots = _named(result.hotspots, namer)
-    work = work_list(result.members, now=now, count="problems")
     place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
+    members = result.members
+    del result, spots  # (the hotspots' member lists are not needed for the list)
+    work = work_list(members, now=now, count="problems")
     work.insert(int(work.columns.get_loc("hotspot_id")) + 1, "place",  # type: ignore[arg-type]
                 work["hotspot_id"].map(place_of).fillna(""))
     return work
