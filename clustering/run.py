@@ -135,11 +135,8 @@ def run_hotspots(
     if problems and not keep_members:
         # the problem rows are all the run needs now: let the requests go (when the
         # caller holds no other reference, the window's rows are freed before the hulls)
-        # (built anew, not as chosen.iloc[:0]: an empty slice of an Arrow column keeps
-        # the whole column's buffers)
-        members = pd.DataFrame({c: pd.Series([], dtype=chosen[c].dtype)
-                                for c in chosen.columns}).assign(
-            problem_id=pd.Series([], dtype="str"), hotspot_id=pd.Series([], dtype="str"))
+        members = _no_rows(chosen).assign(problem_id=pd.Series([], dtype="str"),
+                                          hotspot_id=pd.Series([], dtype="str"))
         del chosen, requests
     if query.method == "hdbscan":
         labels = hdbscan_labels(points[["x", "y"]].to_numpy(dtype="float64"),
@@ -178,8 +175,7 @@ def run_hotspots(
         members = chosen.assign(hotspot_id=pd.Series(labels, index=chosen.index).map(by_label))
         for_rank = members[members["hotspot_id"].notna()]
         if not keep_members:
-            members = pd.DataFrame({c: pd.Series([], dtype=members[c].dtype)
-                                    for c in members.columns})
+            members = _no_rows(members)
             hotspots = hotspots.drop(columns=["member_ids"])
     ranked = rank_hotspots(hotspots, for_rank, weights=weights, window_end=end or now,
                            calls=calls)
@@ -190,6 +186,12 @@ def run_hotspots(
         query=query, hotspots=ranked, members=members, selected=selected, window_end=end,
         snapshot=snapshot,
     )
+
+
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame with ``frame``'s columns and dtypes and no rows, made anew: an empty slice
+    (``frame.iloc[:0]``) of an Arrow column would keep the whole column's buffers."""
+    return pd.DataFrame({c: pd.Series([], dtype=frame[c].dtype) for c in frame.columns})
 
 
 def _run_problem_ids(requests: pd.DataFrame, query: HotspotQuery,

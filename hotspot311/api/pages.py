@@ -26,6 +26,7 @@ from geo.store.api_keys import ApiKey
 from geo.store.query import RequestQuery
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Receipt, Submission
+from hotspot311.api.render import NOT_XML_CHARS
 from hotspot311.api.security import authenticate, sign, unsign
 from hotspot311.api.state import AppState, client_of, state_of
 
@@ -82,9 +83,9 @@ def track_record(st: AppState, rows: pd.DataFrame) -> dict[str, str]:
     }
 
 
-#: C0 control characters but tab, line feed and carriage return, DEL, U+FFFE and U+FFFF:
-#: shown as U+FFFD where a page repeats what someone typed (a NUL is not text in HTML).
-_NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+#: What XML cannot carry, and DEL: shown as U+FFFD where a page repeats what someone
+#: typed (a NUL is not text in HTML).
+_NOT_HTML = re.compile(f"[{NOT_XML_CHARS}\x7f]")
 
 
 @router.get("/track", response_class=HTMLResponse)

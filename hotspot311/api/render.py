@@ -21,7 +21,10 @@ from fastapi.responses import Response
 ROOTS: Final = {"services": ("services", "service"),
                 "requests": ("service_requests", "request"),
                 "errors": ("errors", "error")}
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: Characters XML 1.0 cannot carry (C0 controls but tab, line feed and carriage return;
+#: U+FFFE, U+FFFF), as a regular expression character set's inside.
+NOT_XML_CHARS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff"
+_NOT_XML = re.compile(f"[{NOT_XML_CHARS}]")
 _HEADERS: Final = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 

@@ -160,10 +160,9 @@ def find_hotspots(store: Store, filters: Filters, *, days: int, eps_m: float,
     """
     from clustering.export import hotspot_table
 
-    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
-    result = _run(store, filters, keys, days=days, eps_m=eps_m, min_samples=min_samples,
-                  weights=weights, now=now, end=end, keep_members=False)
-    spots = _named(result.hotspots, namer)
+    result, spots, keys = _run(store, filters, days=days, eps_m=eps_m,
+                               min_samples=min_samples, weights=weights, now=now, end=end,
+                               namer=namer, keep_members=False)
     return Hotspots(table=hotspot_table(spots, keys), web=web_hotspots(spots, layer_keys=keys),
                     selected=result.selected)
 
@@ -185,10 +184,9 @@ def find_work_list(store: Store, filters: Filters, *, days: int, eps_m: float,
     """
     from clustering.export import work_list
 
-    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
-    result = _run(store, filters, keys, days=days, eps_m=eps_m, min_samples=min_samples,
-                  weights=weights, now=now, end=end, keep_members=True)
-    spots = _named(result.hotspots, namer)
+    result, spots, _ = _run(store, filters, days=days, eps_m=eps_m, min_samples=min_samples,
+                            weights=weights, now=now, end=end, namer=namer,
+                            keep_members=True)
     place_of = dict(zip(spots["hotspot_id"], spots["place"], strict=True))
     members = result.members
     del result, spots  # (the hotspots' member lists are not needed for the list)
@@ -212,15 +210,17 @@ def same_run(work: pd.DataFrame, table: pd.DataFrame) -> None:
                          "the hotspots: reload the page, then download the work list again.")
 
 
-def _run(store: Store, filters: Filters, keys: tuple[str, ...], *, days: int, eps_m: float,
-         min_samples: int, weights: str, now: datetime, end: datetime | None,
-         keep_members: bool) -> HotspotResult:
+def _run(store: Store, filters: Filters, *, days: int, eps_m: float, min_samples: int,
+         weights: str, now: datetime, end: datetime | None, namer: PlaceNamer,
+         keep_members: bool) -> tuple[HotspotResult, pd.DataFrame, tuple[str, ...]]:
     """The page's hotspot run: problems of the window's located requests (members kept
-    for a work list only)."""
+    for a work list only); the result, its hotspots with their ``place``, and the layer
+    keys their areas are given in."""
     from clustering.priority import PRESETS as WEIGHTS
     from clustering.run import run_hotspots
     from clustering.selection import HotspotQuery
 
+    keys = tuple(k for k in HOTSPOT_AREA_KEYS if k in store.layer_keys())
     cols = ["service_request_id", "service_name", "status", "requested_datetime",
             "expected_datetime", "address", "x", "y", "lat", "lon", "problem_id", *keys]
     window: dict[str, Any] = {"after": end - timedelta(days=days), "until": end} \
@@ -228,9 +228,13 @@ def _run(store: Store, filters: Filters, keys: tuple[str, ...], *, days: int, ep
     query = HotspotQuery(days=days, end=end, status="all",
                          eps_m=eps_m, min_samples=min_samples, count="problems")
     # (the window is not bound to a name here: the run lets it go after its problem rows)
-    return run_hotspots(_window(store, filters, now, cols, **window), query,
-                        profile=store.profile, weights=WEIGHTS[weights], now=now,
-                        layer_keys=keys, keep_members=keep_members)
+    result = run_hotspots(_window(store, filters, now, cols, **window), query,
+                          profile=store.profile, weights=WEIGHTS[weights], now=now,
+                          layer_keys=keys, keep_members=keep_members)
+    spots = result.hotspots.assign(place=namer.names(
+        result.hotspots["centroid_x"].to_numpy(float),
+        result.hotspots["centroid_y"].to_numpy(float)))
+    return result, spots, keys
 
 
 def _window(store: Store, filters: Filters, now: datetime, cols: list[str],
@@ -238,9 +242,3 @@ def _window(store: Store, filters: Filters, now: datetime, cols: list[str],
     """The located requests of the run's window, ``cols`` only, categoricals as text."""
     view = rows(store, filters, now, cols, located=True, **window)
     return as_text(view[[c for c in cols if c in view.columns]])
-
-
-def _named(hotspots: pd.DataFrame, namer: PlaceNamer) -> pd.DataFrame:
-    """``hotspots`` with ``place``, the name of each centroid's place."""
-    return hotspots.assign(place=namer.names(hotspots["centroid_x"].to_numpy(float),
-                                             hotspots["centroid_y"].to_numpy(float)))
