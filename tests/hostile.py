@@ -7,6 +7,7 @@ has a hostile title, codes and names; the browser and export tests read it back.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from geo.ingest.pipeline import ingest
 from geo.store.base import Store, open_store
 from layers.profile import CityProfile, load_profile
 from tests.conftest import utm_to_lonlat, write_squares
+
+# folium's element names: a kind and 32 random hex digits ("map_4ec6224e71337ba7…")
+_ELEMENT_ID = re.compile(r"_[0-9a-f]{32}")
+
+
+def without_element_ids(page: str) -> str:
+    """A map page without folium's random element names, which may hold any digits (one
+    held "1337", an evaluated template's result, by chance)."""
+    return _ELEMENT_ID.sub("_ID", page)
 
 #: Markup that runs script when a browser parses it as HTML. Each payload sets
 #: ``window.PWNED`` (and the first the page title): a test checks it stays unset.
