@@ -116,7 +116,7 @@ class AsyncReads:
                                  columns=columns)
         try:
             async with self._pool.connection() as conn:
-                cursor = await conn.execute(stmt, params)
+                cursor = await conn.execute(stmt, params, binary=True)
                 rows = await cursor.fetchall()
         except (psycopg.Error, PoolTimeout) as err:
             raise store_error(err, self.where) from err

@@ -28,7 +28,7 @@ from hotspot311.api.reads import (
     snap_public,
     window_is_now,
 )
-from hotspot311.api.records import records_from_rows
+from hotspot311.api.records import ROW_COLUMNS, records_from_rows
 from hotspot311.api.render import raw_response, respond
 from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
@@ -116,7 +116,7 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
     kept = st.pages.get(key, version)
     if kept is not None:
         return raw_response(kept.body, kept.media_type, dict(kept.headers))
-    rows = st.store.query_rows(query)
+    rows = st.store.query_rows(query, columns=ROW_COLUMNS)
     body = records_from_rows(rows, catalogue=st.catalogue, calendar=st.calendar,
                              privacy=privacy)
     headers = {}
@@ -145,8 +145,8 @@ async def one_request(request: Request, request_id: str, fmt: Fmt) -> Response:
     if given_key(request, request.query_params.get("api_key")):
         privacy = await run_in_threadpool(_reader_privacy, request)
     query = RequestQuery(ids=(request_id,), limit=1)
-    rows = (await st.reads.query_rows(query) if st.reads is not None
-            else await run_in_threadpool(st.store.query_rows, query))
+    rows = (await st.reads.query_rows(query, columns=ROW_COLUMNS) if st.reads is not None
+            else await run_in_threadpool(st.store.query_rows, query, columns=ROW_COLUMNS))
     if not rows["service_request_id"]:
         raise Open311Error(404, f"service_request_id: {request_id[:60]!r} is not a stored "
                                 "request")

@@ -1,11 +1,11 @@
 """Stored rows to GeoReport v2 request records, without a data frame on the way.
 
 A page comes from :meth:`geo.store.base.Store.query_rows` as plain column lists (times
-as aware :class:`datetime.datetime`), so one request costs a few microseconds per value
-rather than a few pandas calls per column. Times are put in the city's zone and cut to
-the second here; JSON and XML write them as ISO 8601 with the offset
-(``2026-01-01T22:04:05-05:00``). The SLA table is asked only for rows without a stored
-``expected_datetime``.
+as aware :class:`datetime.datetime`) and is made a column at a time, so a 1,000-row page
+costs a few list comprehensions rather than a few pandas calls per column. Times are put
+in the city's zone here; JSON and XML write them to the second, as ISO 8601 with the
+offset (``2026-01-01T22:04:05-05:00``; :mod:`hotspot311.api.render`). The SLA table is
+asked only for rows without a stored ``expected_datetime``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,18 @@ from layers.privacy import PrivacyRules, block_address
 from reports.calendar import CalendarConfig
 from reports.sla import sla_due_time, sla_due_times
 
+#: A record's fields, in the order GeoReport v2 lists them.
+RECORD_FIELDS: Final = ("service_request_id", "status", "status_notes", "service_name",
+                        "service_code", "description", "agency_responsible", "service_notice",
+                        "requested_datetime", "updated_datetime", "expected_datetime",
+                        "address", "address_id", "zipcode", "lat", "long", "media_url")
+#: Fields this store has no value for.
+_EMPTY: Final = frozenset({"service_notice", "address_id"})
+#: The stored columns a record is made of: what the server asks the store for.
+ROW_COLUMNS: Final = ("service_request_id", "status", "status_notes", "service_code",
+                      "service_name", "agency_responsible", "description",
+                      "requested_datetime", "updated_datetime", "expected_datetime",
+                      "address", "zipcode", "lat", "lon", "media_url")
 #: Text fields copied as they are stored.
 _TEXT = ("service_request_id", "status", "status_notes", "service_name", "description",
          "agency_responsible", "address", "zipcode", "media_url")
@@ -31,21 +43,6 @@ _TEXT = ("service_request_id", "status", "status_notes", "service_name", "descri
 @lru_cache(maxsize=16)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
-
-
-def local_second(value: datetime | None, zone: ZoneInfo) -> datetime | None:
-    """An aware time in ``zone``, to the second (``None`` stays ``None``).
-
-    Examples
-    --------
-    >>> from datetime import UTC
-    >>> local_second(datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC),
-    ...              ZoneInfo("America/New_York")).isoformat()
-    '2026-01-01T22:04:05-05:00'
-    """
-    if value is None:
-        return None
-    return value.astimezone(zone).replace(microsecond=0)
 
 
 def _column(cols: Mapping[str, Sequence[Any]], name: str, n: int) -> Sequence[Any]:
@@ -84,6 +81,10 @@ def records_from_rows(cols: Mapping[str, Sequence[Any]], *, catalogue: Catalogue
                       privacy: PrivacyRules | None) -> list[dict[str, Any]]:
     """GeoReport v2 request records of one page of stored rows.
 
+    The record's fields are made a column at a time (a page's work is a few list
+    comprehensions, and each distinct service name or address is looked at once), then
+    zipped into one dict per row.
+
     Parameters
     ----------
     cols
@@ -98,68 +99,75 @@ def records_from_rows(cols: Mapping[str, Sequence[Any]], *, catalogue: Catalogue
     Returns
     -------
     list of dict
-        In page order; times as aware datetimes in the city's zone, to the second.
+        In page order; times as aware datetimes in the city's zone (the renderers of
+        :mod:`hotspot311.api.render` write them to the second).
     """
     n = len(cols.get("service_request_id", ()))
     if n == 0:
         return []
     zone = _zone(calendar.timezone)
-    text = {c: _column(cols, c, n) for c in _TEXT}
-    stored_codes = _column(cols, "service_code", n)
-    requested = _column(cols, "requested_datetime", n)
-    updated = _column(cols, "updated_datetime", n)
+    names = _column(cols, "service_name", n)
     expected = list(_column(cols, "expected_datetime", n))
     missing = [i for i in range(n) if expected[i] is None]
     if missing:
-        due = _due({"service_name": text["service_name"], "requested_datetime": requested},
+        due = _due({"service_name": names,
+                    "requested_datetime": _column(cols, "requested_datetime", n)},
                    missing, catalogue=catalogue, calendar=calendar)
         for i, t in due.items():
             expected[i] = t
-    lats, lons = _column(cols, "lat", n), _column(cols, "lon", n)
-    codes = {name: catalogue.code_of(name) for name in set(text["service_name"])}
-    out = []
-    for i in range(n):
-        name = text["service_name"][i]
-        rec: dict[str, Any] = {
-            "service_request_id": text["service_request_id"][i],
-            "status": text["status"][i],
-            "status_notes": text["status_notes"][i],
-            "service_name": name,
-            "service_code": stored_codes[i] or codes.get(name),
-            "description": text["description"][i],
-            "agency_responsible": text["agency_responsible"][i],
-            "service_notice": None,
-            "requested_datetime": local_second(requested[i], zone),
-            "updated_datetime": local_second(updated[i], zone),
-            "expected_datetime": local_second(expected[i], zone),
-            "address": text["address"][i],
-            "address_id": None,
-            "zipcode": text["zipcode"][i],
-            "lat": _number(lats[i]),
-            "long": _number(lons[i]),
-            "media_url": text["media_url"][i],
-        }
-        if privacy is not None:
-            public_view(rec, privacy)
-        out.append(rec)
-    return out
+    code_of = {name: catalogue.code_of(name) for name in set(names)}
+    fields: dict[str, Sequence[Any]] = {c: _column(cols, c, n) for c in _TEXT}
+    fields["service_code"] = [c or code_of.get(name) for c, name
+                              in zip(_column(cols, "service_code", n), names, strict=True)]
+    for field in ("requested_datetime", "updated_datetime"):
+        fields[field] = in_zone(_column(cols, field, n), zone)
+    fields["expected_datetime"] = in_zone(expected, zone)
+    fields["lat"] = [_number(v) for v in _column(cols, "lat", n)]
+    fields["long"] = [_number(v) for v in _column(cols, "lon", n)]
+    if privacy is not None:
+        public_columns(fields, privacy)
+    none = [None] * n
+    values = [none if key in _EMPTY else fields[key] for key in RECORD_FIELDS]
+    return [dict(zip(RECORD_FIELDS, row, strict=True)) for row in zip(*values, strict=True)]
 
 
-def public_view(rec: dict[str, Any], privacy: PrivacyRules) -> None:
-    """Apply the public view's rules to one record, in place."""
+def in_zone(values: Sequence[datetime | None], zone: ZoneInfo) -> list[datetime | None]:
+    """Aware times in ``zone`` (``None`` stays ``None``).
+
+    Examples
+    --------
+    >>> from datetime import UTC
+    >>> in_zone([datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), None],
+    ...         ZoneInfo("America/New_York"))[0].isoformat()
+    '2026-01-01T22:04:05-05:00'
+    """
+    return [None if v is None else v.astimezone(zone) for v in values]
+
+
+def public_columns(fields: dict[str, Sequence[Any]], privacy: PrivacyRules) -> None:
+    """Apply the public view's rules to a page's record fields, in place: the address
+    (to its block, or withheld), the coordinates (rounded) and, for the services the
+    rules name (by name or code, any case), the description and photo."""
+    n = len(fields["service_request_id"])
     if privacy.address == "none":
-        rec["address"] = None
+        fields["address"] = [None] * n
     elif privacy.address == "block":
-        rec["address"] = block_address(rec["address"])
-    if privacy.coordinate_decimals >= 0:
+        blocks: dict[Any, str | None] = {}
+        fields["address"] = [blocks[a] if a in blocks else blocks.setdefault(a, block_address(a))
+                             for a in fields["address"]]
+    digits = privacy.coordinate_decimals
+    if digits >= 0:
         for key in ("lat", "long"):
-            if rec[key] is not None:
-                rec[key] = round(float(rec[key]), privacy.coordinate_decimals)
+            fields[key] = [None if v is None else round(v, digits) for v in fields[key]]
     withheld = privacy.withhold_description
-    if withheld and ({str(rec["service_name"]).casefold(), str(rec["service_code"]).casefold()}
-                     & withheld):
-        rec["description"] = None
-        rec["media_url"] = None
+    if withheld:
+        pairs = list(zip(fields["service_name"], fields["service_code"], strict=True))
+        hidden = {pair: bool({str(pair[0]).casefold(), str(pair[1]).casefold()} & withheld)
+                  for pair in set(pairs)}
+        hide = [hidden[pair] for pair in pairs]
+        if any(hide):
+            for key in ("description", "media_url"):
+                fields[key] = [None if h else v for h, v in zip(hide, fields[key], strict=True)]
 
 
-__all__ = ["local_second", "public_view", "records_from_rows"]
+__all__ = ["RECORD_FIELDS", "ROW_COLUMNS", "in_zone", "public_columns", "records_from_rows"]

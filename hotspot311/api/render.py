@@ -1,9 +1,10 @@
 """Open311 bodies as JSON or XML (GeoReport v2 element names), errors included.
 
-Values are data in both: JSON is written by orjson (times, aware datetimes, as ISO 8601
-with their offset), XML by
-:mod:`xml.etree.ElementTree` (which escapes markup); characters XML 1.0 cannot hold
-(control characters a resident may have pasted) become U+FFFD in XML only.
+Values are data in both: JSON is written by orjson, XML by :mod:`xml.etree.ElementTree`
+(which escapes markup); characters XML 1.0 cannot hold (control characters a resident
+may have pasted) become U+FFFD in XML only. Times (aware datetimes) are written in both
+as ISO 8601 with their offset, to the second (``2026-01-01T22:04:05-05:00``): the
+fraction is dropped, as GeoReport v2's examples show them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.isoformat(timespec="seconds")
     return _NOT_XML.sub("\ufffd", str(value))
 
 
@@ -75,7 +76,8 @@ def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any]
     if fmt == "xml":
         return Response(to_xml(kind, body), status_code=status,
                         media_type="text/xml; charset=utf-8", headers=extra)
-    return Response(orjson.dumps(body), status_code=status,
+    return Response(orjson.dumps(body, option=orjson.OPT_OMIT_MICROSECONDS),
+                    status_code=status,
                     media_type="application/json; charset=utf-8", headers=extra)
 
 
