@@ -26,7 +26,7 @@ import pandas as pd
 from geo.ingest.contacts import ContactBatch
 from geo.ingest.sink import ProblemAssigner, WriteResult
 from geo.ingest.validate import ValidatedBatch
-from geo.store.query import QUERY_COLUMNS, AsyncQueries, RequestQuery, frame_rows
+from geo.store.query import QUERY_COLUMNS, AsyncQueries, PageKeys, RequestQuery, frame_rows
 from geo.store.reads import (
     BatchLogHead,
     RequestFilter,
@@ -490,6 +490,22 @@ class Store(ABC):
         them; a token names one state of the requests, whenever it is seen again.
         """
         return None
+
+    def page_keys(self, query: RequestQuery) -> PageKeys | None:
+        """The ids of :meth:`query_rows`' page, with the :meth:`data_version` of the
+        state they were read in; ``None`` when the store cannot read both in one state
+        (the default). A server that keeps rendered rows asks for these instead of the
+        rows, then for the rows it does not hold (:meth:`rows_by_id`)."""
+        return None
+
+    def rows_by_id(self, ids: Sequence[str], *, columns: Sequence[str] = QUERY_COLUMNS
+                   ) -> tuple[str | None, dict[str, list[Any]]]:
+        """The stored rows of ``ids`` as column lists (as :meth:`query_rows`, in no
+        particular order), and the :meth:`data_version` of the state they were read in
+        (``None``: the store cannot read both in one state, the default's answer)."""
+        rows = self.query_rows(RequestQuery(ids=tuple(ids), limit=max(1, len(ids))),
+                               columns=columns)
+        return None, rows
 
     def async_reads(self, *, max_size: int) -> AsyncQueries | None:
         """Reads an asyncio server can await without a worker thread, or ``None`` (the

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from geo.store.api_keys import ApiKey, check_account
 from geo.store.embedded_query import empty_result
-from geo.store.query import QUERY_COLUMNS, RequestQuery, unit_metres
+from geo.store.query import QUERY_COLUMNS, PageKeys, RequestQuery, unit_metres
 from hotspot311.errors import InputError, StoreError
 from hotspot311.schema import TIME_FIELDS
 
@@ -180,6 +180,27 @@ def _statement(shape: tuple[str, ...], columns: tuple[str, ...]) -> sql.Composed
         rid=_RID, c=_C)
 
 
+#: The store's :meth:`~PostGISApiMixin.data_version` token as a column: two initplans,
+#: run once per statement, so it names the state the statement's rows were read in.
+_VERSION = sql.SQL(
+    "(SELECT oid FROM pg_database WHERE datname = current_database())::text || ':' ||"
+    " (SELECT version FROM data_version)::text")
+
+
+@lru_cache(maxsize=256)
+def _keys_statement(shape: tuple[str, ...]) -> bytes:
+    """The page statement of ``shape`` returning the version, ids and times only."""
+    plain = _statement(shape, ("service_request_id", "requested_datetime"))
+    return sql.SQL("SELECT {v}, q.* FROM ({plain}) q ORDER BY q.{req} DESC, q.{rid} {c} DESC"
+                   ).format(v=_VERSION, plain=plain, req=_REQ, rid=_RID, c=_C).as_bytes(None)
+
+
+@lru_cache(maxsize=16)
+def _rows_statement(columns: tuple[str, ...]) -> bytes:
+    return sql.SQL("SELECT {}, {} FROM requests WHERE {} = ANY(%s)").format(
+        _VERSION, sql.SQL(", ").join(map(sql.Identifier, columns)), _RID).as_bytes(None)
+
+
 @lru_cache(maxsize=256)
 def _statement_bytes(shape: tuple[str, ...], columns: tuple[str, ...]) -> bytes:
     return _statement(shape, columns).as_bytes(None)
@@ -268,6 +289,41 @@ class PostGISApiMixin:
         unit = unit_metres(str(self.profile.crs))  # type: ignore[attr-defined]
         with self._statement() as conn:
             return fetch_rows(conn, query, srid=self.srid, unit_m=unit, columns=columns)
+
+    def page_keys(self, query: RequestQuery) -> PageKeys | None:
+        """The page's ids and times, and the data version, by one statement (see
+        :meth:`geo.store.base.Store.page_keys`); ``None`` for a role that may not read
+        the version."""
+        if query.empty:
+            return PageKeys(version=None, ids=[], requested=[])
+        unit = unit_metres(str(self.profile.crs))  # type: ignore[attr-defined]
+        shape, params = _parameters(query, srid=self.srid, unit_m=unit)
+        rows = self._versioned(_keys_statement(shape), params)
+        if rows is None:
+            return None
+        return PageKeys(version=rows[0][0] if rows else None, ids=[r[1] for r in rows],
+                        requested=[r[2] for r in rows])
+
+    def rows_by_id(self, ids: Sequence[str], *, columns: Sequence[str] = QUERY_COLUMNS
+                   ) -> tuple[str | None, dict[str, list[Any]]]:
+        """The rows of ``ids`` and the data version, by one statement (see
+        :meth:`geo.store.base.Store.rows_by_id`)."""
+        wanted = held(ids)
+        rows = self._versioned(_rows_statement(tuple(columns)), [wanted]) if wanted else []
+        if not rows:
+            return None, {c: [] for c in columns}
+        return rows[0][0], columns_of([r[1:] for r in rows], columns)
+
+    def _versioned(self, stmt: bytes, params: Sequence[Any]) -> list[Any] | None:
+        """Rows of a statement whose first column is :data:`_VERSION` (binary results);
+        ``None`` when this role may not read the version."""
+        try:
+            with self._statement() as conn:
+                return conn.execute(stmt, params, binary=True).fetchall()
+        except StoreError as err:
+            if isinstance(err.__cause__, psycopg.errors.InsufficientPrivilege):
+                return None
+            raise
 
     def data_version(self) -> str | None:
         """The number migration 0016's trigger adds one to with every statement that

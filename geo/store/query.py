@@ -160,6 +160,26 @@ def unit_metres(crs: str) -> float:
     return float(pyproj.CRS(crs).axis_info[0].unit_conversion_factor or 1.0)
 
 
+@dataclass(frozen=True)
+class PageKeys:
+    """Which requests answer a query, and in what state of the store.
+
+    Attributes
+    ----------
+    version
+        :meth:`geo.store.base.Store.data_version`'s token, read with the ids (one state
+        of the store); ``None`` for an empty page.
+    ids
+        ``service_request_id`` of the page's rows, in page order.
+    requested
+        Their ``requested_datetime`` (aware), in the same order.
+    """
+
+    version: str | None
+    ids: list[str]
+    requested: list[Any]
+
+
 class AsyncQueries(Protocol):
     """Open311 reads for an asyncio server, opened and closed in the event loop that uses
     them (:meth:`geo.store.base.Store.async_reads`)."""
@@ -175,5 +195,5 @@ class AsyncQueries(Protocol):
         """What the store's ``query_rows`` answers."""
 
 
-__all__ = ["MAX_LIMIT", "QUERY_COLUMNS", "AsyncQueries", "RequestQuery", "frame_rows",
+__all__ = ["MAX_LIMIT", "QUERY_COLUMNS", "AsyncQueries", "PageKeys", "RequestQuery", "frame_rows",
            "unit_metres"]

@@ -33,6 +33,7 @@ from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.errors import Open311Error
 from hotspot311.api.intake import Intake
 from hotspot311.api.render import error_response
+from hotspot311.api.rowcache import RowCache
 from hotspot311.api.security import AccessLog, BodyLimit, RateLimits
 from hotspot311.api.settings import ApiSettings
 from hotspot311.api.state import AppState, templates
@@ -110,7 +111,8 @@ def create_app(store: Store, *, settings: ApiSettings,
         privacy=load_privacy(profile), intake=intake,
         limits=RateLimits(read=settings.read_rate, track=settings.track_rate,
                           write_key=settings.write_rate, write_address=settings.write_rate),
-        templates=templates(), pages=PageCache(settings.page_cache_bytes))
+        templates=templates(), pages=PageCache(settings.page_cache_bytes),
+        rows=RowCache(settings.row_cache_bytes))
     app.include_router(open311.router)
     app.include_router(pages.router)
     app.mount("/static/api", StaticFiles(directory=OWN_STATIC), name="api-static")

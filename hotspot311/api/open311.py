@@ -29,7 +29,8 @@ from hotspot311.api.reads import (
     window_is_now,
 )
 from hotspot311.api.records import ROW_COLUMNS, records_from_rows
-from hotspot311.api.render import raw_response, respond
+from hotspot311.api.render import item_body, list_body, media_type, raw_response, respond
+from hotspot311.api.rowcache import KeptPage, page_items
 from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
 
@@ -116,16 +117,26 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
     kept = st.pages.get(key, version)
     if kept is not None:
         return raw_response(kept.body, kept.media_type, dict(kept.headers))
-    rows = st.store.query_rows(query, columns=ROW_COLUMNS)
-    body = records_from_rows(rows, catalogue=st.catalogue, calendar=st.calendar,
-                             privacy=privacy)
+
+    def render(rows: dict[str, list[Any]]) -> dict[str, bytes]:
+        records = records_from_rows(rows, catalogue=st.catalogue, calendar=st.calendar,
+                                    privacy=privacy)
+        return {r["service_request_id"]: item_body(fmt, "requests", r) for r in records}
+
+    # rows rendered before at the same data version are reused (hotspot311.api.rowcache)
+    page = page_items(st.store, st.rows, query, variant=(fmt, privacy is None),
+                      columns=ROW_COLUMNS, render=render)
+    if page is None:
+        rows = st.store.query_rows(query, columns=ROW_COLUMNS)
+        made = render(rows)
+        ids = rows["service_request_id"]
+        page = KeptPage([made[rid] for rid in ids],
+                        (rows["requested_datetime"][-1], ids[-1]) if ids else None)
     headers = {}
-    n = len(rows["service_request_id"])
-    if not query.ids and n == query.limit and n:
-        cursor = encode_cursor(pd.Timestamp(rows["requested_datetime"][-1]),
-                               str(rows["service_request_id"][-1]))
+    if not query.ids and len(page.items) == query.limit and page.last is not None:
+        cursor = encode_cursor(pd.Timestamp(page.last[0]), str(page.last[1]))
         headers["Link"] = next_link(request, cursor)
-    response = respond(fmt, "requests", body, headers=headers)
+    response = raw_response(list_body(fmt, "requests", page.items), media_type(fmt), headers)
     if version is not None:
         st.pages.put(key, CachedPage(version, bytes(response.body), str(response.media_type),
                                      tuple(headers.items()),

@@ -51,6 +51,10 @@ def _element(tag: str, value: Any) -> ET.Element:
     return el
 
 
+#: The XML declaration every document starts with.
+_DECLARATION: Final = b"<?xml version='1.0' encoding='utf-8'?>\n"
+
+
 def to_xml(kind: str, items: Sequence[dict[str, Any]] | dict[str, Any]) -> bytes:
     """An XML document: a list body (``kind`` in :data:`ROOTS`) or one element.
 
@@ -60,13 +64,41 @@ def to_xml(kind: str, items: Sequence[dict[str, Any]] | dict[str, Any]) -> bytes
     b'<errors><error><code>404</code><description>&lt;b&gt;</description></error></errors>'
     """
     if isinstance(items, dict):
-        root = _element(kind, items)
-    else:
-        outer, inner = ROOTS[kind]
-        root = ET.Element(outer)
-        for item in items:
-            root.append(_element(inner, item))
-    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+        return _DECLARATION + ET.tostring(_element(kind, items), encoding="utf-8")
+    return list_body("xml", kind, [item_body("xml", kind, item) for item in items])
+
+
+def item_body(fmt: str, kind: str, item: dict[str, Any]) -> bytes:
+    """One item of a list body (``kind`` in :data:`ROOTS`) in ``fmt``: what
+    :func:`list_body` puts together, so a list made of kept items is the list made
+    whole.
+
+    Examples
+    --------
+    >>> item_body("json", "errors", {"code": 400}), item_body("xml", "errors", {"code": 400})
+    (b'{"code":400}', b'<error><code>400</code></error>')
+    """
+    if fmt == "xml":
+        return bytes(ET.tostring(_element(ROOTS[kind][1], item), encoding="utf-8"))
+    return orjson.dumps(item, option=orjson.OPT_OMIT_MICROSECONDS)
+
+
+def list_body(fmt: str, kind: str, items: Sequence[bytes]) -> bytes:
+    """A list body in ``fmt`` of items made by :func:`item_body`.
+
+    Examples
+    --------
+    >>> list_body("json", "errors", [b'{"code":400}', b'{"code":404}'])
+    b'[{"code":400},{"code":404}]'
+    >>> list_body("xml", "errors", []).splitlines()[1]
+    b'<errors />'
+    """
+    if fmt == "xml":
+        outer = ROOTS[kind][0].encode("ascii")
+        if not items:
+            return _DECLARATION + b"<" + outer + b" />"
+        return b"".join([_DECLARATION, b"<", outer, b">", *items, b"</", outer, b">"])
+    return b"[" + b",".join(items) + b"]"
 
 
 def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any], *,
@@ -79,6 +111,11 @@ def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any]
     return Response(orjson.dumps(body, option=orjson.OPT_OMIT_MICROSECONDS),
                     status_code=status,
                     media_type="application/json; charset=utf-8", headers=extra)
+
+
+def media_type(fmt: str) -> str:
+    """The content type of a body in ``fmt``."""
+    return "text/xml; charset=utf-8" if fmt == "xml" else "application/json; charset=utf-8"
 
 
 def raw_response(body: bytes, media_type: str, headers: dict[str, str] | None = None
@@ -94,4 +131,5 @@ def error_response(fmt: str, status: int, descriptions: Sequence[str]) -> Respon
                    status=status)
 
 
-__all__ = ["ROOTS", "error_response", "raw_response", "respond", "to_xml"]
+__all__ = ["ROOTS", "error_response", "item_body", "list_body", "media_type",
+           "raw_response", "respond", "to_xml"]

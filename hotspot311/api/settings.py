@@ -19,6 +19,10 @@ variable                       meaning (default)
 ``HOTSPOT311_API_PAGE_CACHE``  bytes of answered ``requests`` pages each server process
                                keeps while the stored requests are unchanged (64 MiB;
                                0: none; :mod:`hotspot311.api.cache`)
+``HOTSPOT311_API_ROW_CACHE``   bytes of rendered request rows each server process keeps
+                               for pages that hold rows served before, while the stored
+                               requests are unchanged (64 MiB; 0: none;
+                               :mod:`hotspot311.api.rowcache`)
 ============================== ==============================================================
 """
 
@@ -48,6 +52,7 @@ class ApiSettings:
     id_prefix: str = "H311"
     threads: int = 16
     page_cache_bytes: int = 64 * 1024 * 1024
+    row_cache_bytes: int = 64 * 1024 * 1024
 
 
 def _int(name: str, default: int, *, minimum: int = 1) -> int:
@@ -92,6 +97,7 @@ def api_settings(store_location: str) -> ApiSettings:
         id_prefix=os.environ.get("HOTSPOT311_API_ID_PREFIX", "H311"),
         threads=_int("HOTSPOT311_API_THREADS", 16),
         page_cache_bytes=_int("HOTSPOT311_API_PAGE_CACHE", 64 * 1024 * 1024, minimum=0),
+        row_cache_bytes=_int("HOTSPOT311_API_ROW_CACHE", 64 * 1024 * 1024, minimum=0),
     )
 
 

@@ -13,6 +13,7 @@ from geo.store.query import AsyncQueries
 from hotspot311.api.cache import PageCache
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.intake import Intake
+from hotspot311.api.rowcache import RowCache
 from hotspot311.api.security import RateLimits
 from hotspot311.api.settings import ApiSettings
 from layers.privacy import PrivacyRules
@@ -38,6 +39,8 @@ class AppState:
     reads: AsyncQueries | None = None
     #: Answered ``requests`` pages, kept while the store's data version holds.
     pages: PageCache = field(default_factory=PageCache)
+    #: Rendered rows of ``requests`` pages, kept while the store's data version holds.
+    rows: RowCache = field(default_factory=RowCache)
 
 
 def templates() -> jinja2.Environment:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import numpy as np
@@ -39,16 +40,21 @@ def ids_of(body: list[dict]) -> list[str]:
 
 
 def count_store_reads(served: Served, monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """From now on (for this test), each call of the store's synchronous ``query_rows``
-    is recorded in the returned list and answered as before."""
+    """From now on (for this test), each page read from the store is recorded in the
+    returned list and answered as before: a call of the store's synchronous
+    ``query_rows`` (a page read whole), or of ``page_keys`` that answers (its ids read, to
+    join the rows the server keeps)."""
     calls: list[object] = []
-    sync_rows = served.store.query_rows
+    for name in ("query_rows", "page_keys"):
+        read = getattr(served.store, name)
 
-    def counted(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return sync_rows(*args, **kwargs)  # type: ignore[arg-type]
+        def counted(*args: object, read: Any = read, **kwargs: object) -> object:
+            out = read(*args, **kwargs)
+            if out is not None:
+                calls.append(args)
+            return out
 
-    monkeypatch.setattr(served.store, "query_rows", counted)
+        monkeypatch.setattr(served.store, name, counted)
     return calls
 
 

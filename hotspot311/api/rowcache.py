@@ -1,0 +1,164 @@
+"""Rendered request records kept while the stored requests stay as they were, so a page
+of rows already served is put together instead of made again.
+
+The page cache (:mod:`hotspot311.api.cache`) serves a page asked again word for word.
+Clients also ask pages that differ yet hold the same rows: the default window (the 90
+days up to now, which moves with the clock and so is never kept whole), a window that
+ends a second later, the next page of a list, another status. Making a 1,000-row page
+costs the server about 10 ms of CPU; reading only its ids and versions, and joining
+rows rendered before, about a tenth of that.
+
+A page is answered in two statements at most (:meth:`geo.store.base.Store.page_keys`,
+then :meth:`~geo.store.base.Store.rows_by_id` for the rows not kept), each reading the
+store's data version in the same state as its rows. Rows are kept per version, format
+and view (public or keyed): a kept row is served only with ids read at its version, and
+when the two statements saw different versions (a write came between them) the page is
+made whole instead. So a page is never assembled from rows of two states of the store.
+
+The cache is per server process and bounded in bytes (each item's body, its id and
+:data:`ENTRY_BYTES`); the oldest rows go first. A new version empties it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from geo.store.base import Store
+from geo.store.query import RequestQuery
+
+#: Default bound of one process's kept rows.
+DEFAULT_BYTES: Final = 64 * 1024 * 1024
+#: Bytes counted for each kept row besides its body and id (the objects holding it).
+ENTRY_BYTES: Final = 200
+
+
+class RowCache:
+    """Rendered rows of one data version, up to ``max_bytes`` (0: keep none).
+
+    Thread-safe: the page routes run on the server's thread pool.
+
+    Examples
+    --------
+    >>> cache = RowCache(max_bytes=1200)
+    >>> cache.get("v1", "json", ["a"])  # ids read at version v1: rows of v1 are kept
+    [None]
+    >>> cache.put("v1", "json", {"a": b"x" * 300, "b": b"y" * 300})
+    >>> [b and len(b) for b in cache.get("v1", "json", ["a", "b", "c"])]
+    [300, 300, None]
+    >>> cache.put("v1", "json", {"c": b"z" * 300})  # over 1,200 bytes: "a" goes
+    >>> [b and len(b) for b in cache.get("v1", "json", ["a", "b", "c"])]
+    [None, 300, 300]
+    >>> cache.get("v2", "json", ["b"]), len(cache)  # another version: nothing kept
+    ([None], 0)
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
+        self.max_bytes = max(0, max_bytes)
+        self._version: str | None = None
+        self._rows: OrderedDict[tuple[Hashable, str], bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, version: str, variant: Hashable, ids: Sequence[str]) -> list[bytes | None]:
+        """The kept bodies of ``ids`` (``None`` where none is kept) rendered as
+        ``variant`` at ``version``; rows of another version are dropped."""
+        with self._lock:
+            if version != self._version:
+                self._reset(version)
+            rows = self._rows
+            out = [rows.get((variant, i)) for i in ids]
+            found = sum(b is not None for b in out)
+            self.hits += found
+            self.misses += len(out) - found
+        return out
+
+    def put(self, version: str, variant: Hashable, bodies: dict[str, bytes]) -> None:
+        """Keep ``bodies`` (id → body) rendered as ``variant`` at ``version``, the
+        version of the last :meth:`get` (else nothing is kept: the cache has moved on),
+        dropping the oldest beyond the bound."""
+        with self._lock:
+            if version != self._version:
+                return
+            for rid, body in bodies.items():
+                size = len(body) + len(rid) + ENTRY_BYTES
+                if size > self.max_bytes:
+                    continue
+                key = (variant, rid)
+                old = self._rows.pop(key, None)
+                if old is not None:
+                    self._bytes -= len(old) + len(rid) + ENTRY_BYTES
+                self._rows[key] = body
+                self._bytes += size
+            while self._bytes > self.max_bytes:
+                (_, rid), body = self._rows.popitem(last=False)
+                self._bytes -= len(body) + len(rid) + ENTRY_BYTES
+
+    def _reset(self, version: str) -> None:
+        self._version = version
+        self._rows.clear()
+        self._bytes = 0
+
+
+@dataclass(frozen=True)
+class KeptPage:
+    """A page put together from kept and new rows: the bodies in page order, and the
+    time and id of its last row (for the next page's cursor)."""
+
+    items: list[bytes]
+    last: tuple[Any, str] | None
+
+
+def page_items(store: Store, cache: RowCache, query: RequestQuery, *, variant: Hashable,
+               columns: Sequence[str],
+               render: Callable[[dict[str, list[Any]]], dict[str, bytes]]) -> KeptPage | None:
+    """The rendered rows of ``query``'s page, kept ones reused; ``None`` when the page
+    must be made whole (the store cannot give versioned ids, the cache is off, or a
+    write came between the two reads).
+
+    Parameters
+    ----------
+    store
+        Where the rows are.
+    cache
+        The process's kept rows.
+    query
+        The page (filters, order position, size).
+    variant
+        What else a body depends on (format and view).
+    columns
+        The stored columns ``render`` needs.
+    render
+        Column lists of stored rows → id → rendered body.
+    """
+    if not cache.max_bytes:
+        return None
+    keys = store.page_keys(query)
+    if keys is None:
+        return None
+    if keys.version is None or not keys.ids:
+        return KeptPage([], None)
+    items = cache.get(keys.version, variant, keys.ids)
+    missing = [rid for rid, body in zip(keys.ids, items, strict=True) if body is None]
+    if missing:
+        version, rows = store.rows_by_id(missing, columns=columns)
+        if version != keys.version:
+            return None
+        made = render(rows)
+        if not set(missing) <= made.keys():
+            return None
+        cache.put(version, variant, {rid: made[rid] for rid in missing})
+        items = [made[rid] if body is None else body
+                 for rid, body in zip(keys.ids, items, strict=True)]
+    return KeptPage([b for b in items if b is not None], (keys.requested[-1], keys.ids[-1]))
+
+
+__all__ = ["DEFAULT_BYTES", "ENTRY_BYTES", "KeptPage", "RowCache", "page_items"]
