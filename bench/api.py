@@ -26,7 +26,10 @@ server process(es) and of the clients:
   1,000-row page;
 - ``varied``: the same page with another ``end_date`` (a second earlier) each time: a
   page nobody asked before, which the server's page cache (:mod:`hotspot311.api.cache`,
-  serving ``filtered`` again while the requests are unchanged) cannot answer;
+  serving ``filtered`` again while the requests are unchanged) cannot answer; its rows
+  were served before, so the server puts it together from the rows it keeps
+  (:mod:`hotspot311.api.rowcache`; PostGIS). ``--row-cache 0`` serves with no kept rows:
+  every page made whole;
 - ``deep``: ``GET requests.json`` from a keyset cursor half-way through all requests,
   a 1,000-row page;
 - ``post``: ``POST requests.json`` (lat/long) with an API key.
@@ -164,13 +167,15 @@ def floor(func: Callable[[int], Any], n: int) -> tuple[float, list[float]]:
 
 
 def serve(location: str, port: int, workers: int, media: Path, *, root: Path = ROOT,
-          extra: tuple[str, ...] = ()) -> subprocess.Popen:
+          extra: tuple[str, ...] = (), row_cache: int | None = None) -> subprocess.Popen:
     """The server from the checkout at ``root`` (another one: a before/after comparison):
     ``hotspot311 serve api --workers N``, or uvicorn itself when ``extra`` gives it
-    options."""
+    options; ``row_cache``: its ``HOTSPOT311_API_ROW_CACHE`` (default: the server's)."""
     env = {**os.environ, "HOTSPOT311_STORE": location, "HOTSPOT311_API_MEDIA": str(media),
            "HOTSPOT311_API_READ_RATE": "100000000/minute",
            "HOTSPOT311_API_WRITE_RATE": "100000000/minute", "PYTHONPATH": str(root)}
+    if row_cache is not None:
+        env["HOTSPOT311_API_ROW_CACHE"] = str(row_cache)
     command = ([sys.executable, "-m", "uvicorn", "hotspot311.api.asgi:app_from_env",
                 "--factory", "--host", "127.0.0.1", "--port", str(port), "--workers",
                 str(workers), "--no-access-log", "--log-level", "warning", *extra] if extra
@@ -248,7 +253,8 @@ def run(kind: str, location: str, store: Store, args: argparse.Namespace, work: 
     port = free_port()
     server = serve(location, port, args.workers, work / f"media-{kind}",
                    root=Path(args.server_root) if args.server_root else ROOT,
-                   extra=tuple(args.uvicorn.split()) if args.uvicorn else ())
+                   extra=tuple(args.uvicorn.split()) if args.uvicorn else (),
+                   row_cache=args.row_cache)
     clients = [int(c) for c in str(args.clients).split(",")]
     try:
         for name in args.scenarios.split(","):
@@ -317,6 +323,9 @@ def main() -> None:
     parser.add_argument("--server-root", help="serve from this checkout instead (e.g. an "
                                               "older commit's `git archive`, for a before figure)")
     parser.add_argument("--uvicorn", help="extra uvicorn options, e.g. '--loop asyncio --http h11'")
+    parser.add_argument("--row-cache", type=int, default=None,
+                        help="bytes of rendered rows each server process keeps "
+                             "(HOTSPOT311_API_ROW_CACHE; 0: every page made whole)")
     parser.add_argument("--keep", action="store_true",
                         help="leave the started PostGIS server running, to reuse with --url")
     args = parser.parse_args()
