@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
@@ -34,6 +34,7 @@ _LAST_CHANGE = sql.SQL("coalesce(updated_datetime, requested_datetime)")
 
 
 _RID, _REQ = sql.Identifier("service_request_id"), sql.Identifier("requested_datetime")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME = sql.Identifier("service_name")
 
 #: Each filter's condition, by name (every value a parameter; see :func:`_parameters`).
@@ -180,19 +181,29 @@ def _statement(shape: tuple[str, ...], columns: tuple[str, ...]) -> sql.Composed
         rid=_RID, c=_C)
 
 
-#: The store's :meth:`~PostGISApiMixin.data_version` token as a column: two initplans,
-#: run once per statement, so it names the state the statement's rows were read in.
+#: The two numbers of the store's :meth:`~PostGISApiMixin.data_version` token, as
+#: columns: initplans, run once per statement, so they name the state the statement's
+#: rows were read in (numbers: no text to make per row).
 _VERSION = sql.SQL(
-    "(SELECT oid FROM pg_database WHERE datname = current_database())::text || ':' ||"
-    " (SELECT version FROM data_version)::text")
+    "(SELECT oid::int8 FROM pg_database WHERE datname = current_database()),"
+    " (SELECT version FROM data_version)")
+
+
+def _token(oid: int, version: int) -> str:
+    """The :meth:`~PostGISApiMixin.data_version` token of the database ``oid`` at
+    ``version``."""
+    return f"{oid}:{version}"
 
 
 @lru_cache(maxsize=256)
 def _keys_statement(shape: tuple[str, ...]) -> bytes:
-    """The page statement of ``shape`` returning the version, ids and times only."""
+    """The page statement of ``shape`` returning the version, the ids and the times
+    (as microseconds since 1970, numbers: only the last row's is used)."""
     plain = _statement(shape, ("service_request_id", "requested_datetime"))
-    return sql.SQL("SELECT {v}, q.* FROM ({plain}) q ORDER BY q.{req} DESC, q.{rid} {c} DESC"
-                   ).format(v=_VERSION, plain=plain, req=_REQ, rid=_RID, c=_C).as_bytes(None)
+    return sql.SQL(
+        "SELECT {v}, q.{rid}, (extract(epoch FROM q.{req}) * 1000000)::int8 FROM ({plain}) q"
+        " ORDER BY q.{req} DESC, q.{rid} {c} DESC"
+    ).format(v=_VERSION, plain=plain, req=_REQ, rid=_RID, c=_C).as_bytes(None)
 
 
 @lru_cache(maxsize=16)
@@ -295,14 +306,16 @@ class PostGISApiMixin:
         :meth:`geo.store.base.Store.page_keys`); ``None`` for a role that may not read
         the version."""
         if query.empty:
-            return PageKeys(version=None, ids=[], requested=[])
+            return PageKeys(version=None, ids=[], last_requested=None)
         unit = unit_metres(str(self.profile.crs))  # type: ignore[attr-defined]
         shape, params = _parameters(query, srid=self.srid, unit_m=unit)
         rows = self._versioned(_keys_statement(shape), params)
         if rows is None:
             return None
-        return PageKeys(version=rows[0][0] if rows else None, ids=[r[1] for r in rows],
-                        requested=[r[2] for r in rows])
+        if not rows:
+            return PageKeys(version=None, ids=[], last_requested=None)
+        return PageKeys(version=_token(rows[0][0], rows[0][1]), ids=[r[2] for r in rows],
+                        last_requested=_EPOCH + timedelta(microseconds=rows[-1][3]))
 
     def rows_by_id(self, ids: Sequence[str], *, columns: Sequence[str] = QUERY_COLUMNS
                    ) -> tuple[str | None, dict[str, list[Any]]]:
@@ -312,7 +325,7 @@ class PostGISApiMixin:
         rows = self._versioned(_rows_statement(tuple(columns)), [wanted]) if wanted else []
         if not rows:
             return None, {c: [] for c in columns}
-        return rows[0][0], columns_of([r[1:] for r in rows], columns)
+        return _token(rows[0][0], rows[0][1]), columns_of([r[2:] for r in rows], columns)
 
     def _versioned(self, stmt: bytes, params: Sequence[Any]) -> list[Any] | None:
         """Rows of a statement whose first column is :data:`_VERSION` (binary results);
@@ -339,7 +352,7 @@ class PostGISApiMixin:
             if isinstance(err.__cause__, psycopg.errors.InsufficientPrivilege):
                 return None
             raise
-        return f"{row[1]}:{row[0]}" if row else None
+        return _token(row[1], row[0]) if row else None
 
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""

@@ -171,13 +171,14 @@ class PageKeys:
         of the store); ``None`` for an empty page.
     ids
         ``service_request_id`` of the page's rows, in page order.
-    requested
-        Their ``requested_datetime`` (aware), in the same order.
+    last_requested
+        The last row's ``requested_datetime`` (aware; ``None`` for an empty page): with
+        its id, where the next page starts.
     """
 
     version: str | None
     ids: list[str]
-    requested: list[Any]
+    last_requested: datetime | None
 
 
 class AsyncQueries(Protocol):

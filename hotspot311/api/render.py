@@ -98,7 +98,12 @@ def list_body(fmt: str, kind: str, items: Sequence[bytes]) -> bytes:
         if not items:
             return _DECLARATION + b"<" + outer + b" />"
         return b"".join([_DECLARATION, b"<", outer, b">", *items, b"</", outer, b">"])
-    return b"[" + b",".join(items) + b"]"
+    if not items:
+        return b"[]"
+    # the brackets on the first and last item, so the page is copied once
+    ends = [b"[" + items[0], *items[1:]] if len(items) > 1 else [b"[" + items[0]]
+    ends[-1] = ends[-1] + b"]"
+    return b",".join(ends)
 
 
 def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any], *,

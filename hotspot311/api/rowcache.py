@@ -16,13 +16,13 @@ when the two statements saw different versions (a write came between them) the p
 made whole instead. So a page is never assembled from rows of two states of the store.
 
 The cache is per server process and bounded in bytes (each item's body, its id and
-:data:`ENTRY_BYTES`); the oldest rows go first. A new version empties it.
+:data:`ENTRY_BYTES`); the oldest rows of the variant holding the most go first. A new
+version empties it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -59,14 +59,15 @@ class RowCache:
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self.max_bytes = max(0, max_bytes)
         self._version: str | None = None
-        self._rows: OrderedDict[tuple[Hashable, str], bytes] = OrderedDict()
+        # variant → id → body, each in the order kept (oldest first)
+        self._rows: dict[Hashable, dict[str, bytes]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return sum(len(rows) for rows in self._rows.values())
 
     def get(self, version: str, variant: Hashable, ids: Sequence[str]) -> list[bytes | None]:
         """The kept bodies of ``ids`` (``None`` where none is kept) rendered as
@@ -74,11 +75,12 @@ class RowCache:
         with self._lock:
             if version != self._version:
                 self._reset(version)
-            rows = self._rows
-            out = [rows.get((variant, i)) for i in ids]
-            found = sum(b is not None for b in out)
-            self.hits += found
-            self.misses += len(out) - found
+            rows = self._rows.get(variant)
+            out: list[bytes | None] = (list(map(rows.get, ids)) if rows is not None
+                                       else [None] * len(ids))
+            missed = out.count(None)
+            self.hits += len(out) - missed
+            self.misses += missed
         return out
 
     def put(self, version: str, variant: Hashable, bodies: dict[str, bytes]) -> None:
@@ -88,24 +90,31 @@ class RowCache:
         with self._lock:
             if version != self._version:
                 return
+            rows = self._rows.setdefault(variant, {})
             for rid, body in bodies.items():
-                size = len(body) + len(rid) + ENTRY_BYTES
+                size = _size(rid, body)
                 if size > self.max_bytes:
                     continue
-                key = (variant, rid)
-                old = self._rows.pop(key, None)
+                old = rows.pop(rid, None)
                 if old is not None:
-                    self._bytes -= len(old) + len(rid) + ENTRY_BYTES
-                self._rows[key] = body
+                    self._bytes -= _size(rid, old)
+                rows[rid] = body
                 self._bytes += size
             while self._bytes > self.max_bytes:
-                (_, rid), body = self._rows.popitem(last=False)
-                self._bytes -= len(body) + len(rid) + ENTRY_BYTES
+                # the oldest row of the variant holding the most rows
+                fullest = max(self._rows.values(), key=len)
+                rid = next(iter(fullest))
+                self._bytes -= _size(rid, fullest.pop(rid))
 
     def _reset(self, version: str) -> None:
         self._version = version
         self._rows.clear()
         self._bytes = 0
+
+
+def _size(rid: str, body: bytes) -> int:
+    """Bytes a kept row counts against the bound."""
+    return len(body) + len(rid) + ENTRY_BYTES
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ def page_items(store: Store, cache: RowCache, query: RequestQuery, *, variant: H
         cache.put(version, variant, {rid: made[rid] for rid in missing})
         items = [made[rid] if body is None else body
                  for rid, body in zip(keys.ids, items, strict=True)]
-    return KeptPage([b for b in items if b is not None], (keys.requested[-1], keys.ids[-1]))
+    return KeptPage([b for b in items if b is not None], (keys.last_requested, keys.ids[-1]))
 
 
 __all__ = ["DEFAULT_BYTES", "ENTRY_BYTES", "KeptPage", "RowCache", "page_items"]
