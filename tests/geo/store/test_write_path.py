@@ -311,7 +311,9 @@ def test_a_big_write_leaves_the_planner_statistics_of_what_it_wrote(
 ) -> None:
     """A write of many rows analyzes ``requests`` in its transaction (a first load's
     plans otherwise come from an empty table's statistics until autovacuum gets there,
-    minutes later at 1M rows), without the display-only columns; a trickle does not."""
+    minutes later at 1M rows), without the display-only columns, and ``problem_id`` again
+    once the problem ids are written; a trickle does not."""
+    from clustering.problems import ProblemAssigner, ProblemRules
     from geo.store.postgis import PostGISStore
 
     first = tmp_path / "first.csv"
@@ -319,12 +321,21 @@ def test_a_big_write_leaves_the_planner_statistics_of_what_it_wrote(
     store = PostGISStore.open(postgis_url, philly_profile)
     try:
         assert _planner_view(postgis_url)[1] == set()  # nothing stored, nothing analyzed
-        stored = ingest(first, store).result.inserted
+        problems = ProblemAssigner(ProblemRules.for_city(philly_profile))
+        stored = ingest(first, store, problems=problems).result.inserted
         assert stored > 5_000
         counted, columns = _planner_view(postgis_url)
         assert counted == stored  # ANALYZE counts every row of a table this small
         assert {"service_name", "status", "requested_datetime", "lat"} <= columns
         assert not columns & {"description", "address", "status_notes", "extra", "row_hash"}
+        # problem_id's statistics are of the ids as written (after the first analyze)
+        with psycopg.connect(postgis_url) as conn:
+            row = conn.execute(
+                "SELECT (SELECT null_frac FROM pg_stats WHERE tablename = 'requests'"
+                " AND attname = 'problem_id'), avg((problem_id IS NULL)::int) FROM requests"
+            ).fetchone()
+        assert row is not None and row[1] < 0.5
+        assert row[0] == pytest.approx(float(row[1]), abs=1e-6)
         few = tmp_path / "few.csv"
         generate(20, seed=8).assign(
             service_request_id=lambda f: [f"TRICKLE-{i}" for i in range(len(f))]
