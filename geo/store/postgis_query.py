@@ -208,6 +208,7 @@ def _keys_statement(shape: tuple[str, ...]) -> bytes:
 
 @lru_cache(maxsize=16)
 def _rows_statement(columns: tuple[str, ...]) -> bytes:
+    """The statement returning the version and ``columns`` of the rows of an id array."""
     return sql.SQL("SELECT {}, {} FROM requests WHERE {} = ANY(%s)").format(
         _VERSION, sql.SQL(", ").join(map(sql.Identifier, columns)), _RID).as_bytes(None)
 
@@ -314,8 +315,10 @@ class PostGISApiMixin:
             return None
         if not rows:
             return PageKeys(version=None, ids=[], last_requested=None)
+        last = rows[-1][3]  # NULL only for a row written around the ingest's checks
         return PageKeys(version=_token(rows[0][0], rows[0][1]), ids=[r[2] for r in rows],
-                        last_requested=_EPOCH + timedelta(microseconds=rows[-1][3]))
+                        last_requested=None if last is None
+                        else _EPOCH + timedelta(microseconds=last))
 
     def rows_by_id(self, ids: Sequence[str], *, columns: Sequence[str] = QUERY_COLUMNS
                    ) -> tuple[str | None, dict[str, list[Any]]]:

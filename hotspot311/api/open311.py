@@ -29,7 +29,7 @@ from hotspot311.api.reads import (
     window_is_now,
 )
 from hotspot311.api.records import ROW_COLUMNS, records_from_rows
-from hotspot311.api.render import item_body, list_body, media_type, raw_response, respond
+from hotspot311.api.render import content_type, item_body, list_body, raw_response, respond
 from hotspot311.api.rowcache import KeptPage, page_items
 from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
@@ -136,7 +136,7 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
     if not query.ids and len(page.items) == query.limit and page.last is not None:
         cursor = encode_cursor(pd.Timestamp(page.last[0]), str(page.last[1]))
         headers["Link"] = next_link(request, cursor)
-    response = raw_response(list_body(fmt, "requests", page.items), media_type(fmt), headers)
+    response = raw_response(list_body(fmt, "requests", page.items), content_type(fmt), headers)
     if version is not None:
         st.pages.put(key, CachedPage(version, bytes(response.body), str(response.media_type),
                                      tuple(headers.items()),

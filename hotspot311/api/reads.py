@@ -26,12 +26,9 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from geo.store.query import MAX_LIMIT, RequestQuery, frame_rows
+from geo.store.query import MAX_LIMIT, RequestQuery
 from hotspot311.api.catalogue import Catalogue
 from hotspot311.api.errors import Open311Error
-from hotspot311.api.records import records_from_rows
-from layers.privacy import PrivacyRules
-from reports.calendar import CalendarConfig
 
 DEFAULT_DAYS: Final = 90
 MAX_OFFSET: Final = 10_000
@@ -267,14 +264,5 @@ def iso_times(values: Any, tz: str) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in text.where(t.notna(), None)]
 
 
-def records(frame: pd.DataFrame, *, catalogue: Catalogue, calendar: CalendarConfig,
-            privacy: PrivacyRules | None) -> list[dict[str, Any]]:
-    """GeoReport v2 request records of stored rows given as a frame (see
-    :func:`hotspot311.api.records.records_from_rows`, which the server uses on
-    :meth:`geo.store.base.Store.query_rows` pages)."""
-    return records_from_rows(frame_rows(frame), catalogue=catalogue, calendar=calendar,
-                             privacy=privacy)
-
-
 __all__ = ["DEFAULT_DAYS", "MAX_OFFSET", "build_query", "decode_cursor", "encode_cursor",
-           "iso_times", "parse_time", "records", "snap_public"]
+           "iso_times", "parse_time", "snap_public"]

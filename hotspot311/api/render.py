@@ -112,21 +112,21 @@ def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any]
     extra = {**_HEADERS, **(headers or {})}
     if fmt == "xml":
         return Response(to_xml(kind, body), status_code=status,
-                        media_type="text/xml; charset=utf-8", headers=extra)
+                        media_type=content_type(fmt), headers=extra)
     return Response(orjson.dumps(body, option=orjson.OPT_OMIT_MICROSECONDS),
                     status_code=status,
-                    media_type="application/json; charset=utf-8", headers=extra)
+                    media_type=content_type(fmt), headers=extra)
 
 
-def media_type(fmt: str) -> str:
+def content_type(fmt: str) -> str:
     """The content type of a body in ``fmt``."""
     return "text/xml; charset=utf-8" if fmt == "xml" else "application/json; charset=utf-8"
 
 
 def raw_response(body: bytes, media_type: str, headers: dict[str, str] | None = None
                  ) -> Response:
-    """A 200 response of a body already rendered by :func:`respond` (a kept page), with
-    the same headers."""
+    """A 200 response of a body already rendered (a page joined by :func:`list_body`, or
+    one kept), with the headers :func:`respond` gives."""
     return Response(body, media_type=media_type, headers={**_HEADERS, **(headers or {})})
 
 
@@ -136,5 +136,13 @@ def error_response(fmt: str, status: int, descriptions: Sequence[str]) -> Respon
                    status=status)
 
 
-__all__ = ["ROOTS", "error_response", "item_body", "list_body", "media_type",
-           "raw_response", "respond", "to_xml"]
+__all__ = [
+    "ROOTS",
+    "content_type",
+    "error_response",
+    "item_body",
+    "list_body",
+    "raw_response",
+    "respond",
+    "to_xml",
+]

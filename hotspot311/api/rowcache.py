@@ -5,8 +5,8 @@ The page cache (:mod:`hotspot311.api.cache`) serves a page asked again word for 
 Clients also ask pages that differ yet hold the same rows: the default window (the 90
 days up to now, which moves with the clock and so is never kept whole), a window that
 ends a second later, the next page of a list, another status. Making a 1,000-row page
-costs the server about 10 ms of CPU; reading only its ids and versions, and joining
-rows rendered before, about a tenth of that.
+costs the server about 10 ms of CPU; reading only its ids and version, and joining
+rows rendered before, about 2 ms (``bench/api.py``'s ``varied`` page, HTTP included).
 
 A page is answered in two statements at most (:meth:`geo.store.base.Store.page_keys`,
 then :meth:`~geo.store.base.Store.rows_by_id` for the rows not kept), each reading the
@@ -17,12 +17,14 @@ made whole instead. So a page is never assembled from rows of two states of the 
 
 The cache is per server process and bounded in bytes (each item's body, its id and
 :data:`ENTRY_BYTES`); the oldest rows of the variant holding the most go first. A new
-version empties it.
+version empties it; a reader still at a version left behind finds nothing kept and
+leaves the newer rows alone.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,6 +36,9 @@ from geo.store.query import RequestQuery
 DEFAULT_BYTES: Final = 64 * 1024 * 1024
 #: Bytes counted for each kept row besides its body and id (the objects holding it).
 ENTRY_BYTES: Final = 200
+#: Versions left behind that are remembered, so that a late reader of one does not
+#: empty the cache of the newer version.
+RETIRED: Final = 16
 
 
 class RowCache:
@@ -54,26 +59,35 @@ class RowCache:
     [None, 300, 300]
     >>> cache.get("v2", "json", ["b"]), len(cache)  # another version: nothing kept
     ([None], 0)
+    >>> cache.put("v2", "json", {"b": b"y" * 300})
+    >>> cache.get("v1", "json", ["b"]), len(cache)  # a late reader of v1: v2's stay
+    ([None], 1)
     """
 
     def __init__(self, max_bytes: int = DEFAULT_BYTES) -> None:
         self.max_bytes = max(0, max_bytes)
         self._version: str | None = None
+        self._retired: deque[str] = deque(maxlen=RETIRED)
         # variant → id → body, each in the order kept (oldest first)
-        self._rows: dict[Hashable, dict[str, bytes]] = {}
+        self._rows: dict[Hashable, OrderedDict[str, bytes]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
+        with self._lock:
+            return sum(len(rows) for rows in self._rows.values())
 
     def get(self, version: str, variant: Hashable, ids: Sequence[str]) -> list[bytes | None]:
         """The kept bodies of ``ids`` (``None`` where none is kept) rendered as
-        ``variant`` at ``version``; rows of another version are dropped."""
+        ``variant`` at ``version``. A version not seen before drops the rows kept (the
+        store has moved on); one left behind finds nothing and drops nothing."""
         with self._lock:
             if version != self._version:
+                if version in self._retired:
+                    self.misses += len(ids)
+                    return [None] * len(ids)
                 self._reset(version)
             rows = self._rows.get(variant)
             out: list[bytes | None] = (list(map(rows.get, ids)) if rows is not None
@@ -90,7 +104,7 @@ class RowCache:
         with self._lock:
             if version != self._version:
                 return
-            rows = self._rows.setdefault(variant, {})
+            rows = self._rows.setdefault(variant, OrderedDict())
             for rid, body in bodies.items():
                 size = _size(rid, body)
                 if size > self.max_bytes:
@@ -103,10 +117,12 @@ class RowCache:
             while self._bytes > self.max_bytes:
                 # the oldest row of the variant holding the most rows
                 fullest = max(self._rows.values(), key=len)
-                rid = next(iter(fullest))
-                self._bytes -= _size(rid, fullest.pop(rid))
+                rid, body = fullest.popitem(last=False)
+                self._bytes -= _size(rid, body)
 
     def _reset(self, version: str) -> None:
+        if self._version is not None:
+            self._retired.append(self._version)
         self._version = version
         self._rows.clear()
         self._bytes = 0
@@ -119,8 +135,9 @@ def _size(rid: str, body: bytes) -> int:
 
 @dataclass(frozen=True)
 class KeptPage:
-    """A page put together from kept and new rows: the bodies in page order, and the
-    time and id of its last row (for the next page's cursor)."""
+    """A page's rendered rows, in page order (put together from kept and new rows, or
+    all made for it), and the time and id of its last row (for the next page's
+    cursor)."""
 
     items: list[bytes]
     last: tuple[Any, str] | None
@@ -153,8 +170,10 @@ def page_items(store: Store, cache: RowCache, query: RequestQuery, *, variant: H
     keys = store.page_keys(query)
     if keys is None:
         return None
-    if keys.version is None or not keys.ids:
+    if not keys.ids:
         return KeptPage([], None)
+    if keys.version is None:
+        return None
     items = cache.get(keys.version, variant, keys.ids)
     missing = [rid for rid, body in zip(keys.ids, items, strict=True) if body is None]
     if missing:
@@ -167,7 +186,10 @@ def page_items(store: Store, cache: RowCache, query: RequestQuery, *, variant: H
         cache.put(version, variant, {rid: made[rid] for rid in missing})
         items = [made[rid] if body is None else body
                  for rid, body in zip(keys.ids, items, strict=True)]
-    return KeptPage([b for b in items if b is not None], (keys.last_requested, keys.ids[-1]))
+    bodies = [b for b in items if b is not None]
+    if len(bodies) != len(keys.ids):  # pragma: no cover - every missing row was made
+        raise RuntimeError("a page's row has no body")
+    return KeptPage(bodies, (keys.last_requested, keys.ids[-1]))
 
 
 __all__ = ["DEFAULT_BYTES", "ENTRY_BYTES", "KeptPage", "RowCache", "page_items"]

@@ -134,3 +134,21 @@ def test_a_write_between_the_two_reads_makes_the_page_whole(
         assert len(got.json()) == 30
         assert len(rows) == 0  # nothing kept from the other state
         assert len(whole_reads) == 2  # this server's page, made whole, and the reference's
+
+
+def test_the_cache_keeps_the_newest_rows_within_its_bound() -> None:
+    """Pages of new rows past the bound: the bytes counted stay within it, the newest
+    page is kept whole and the oldest rows are gone, per variant."""
+    body = b"x" * 1000
+    cache = RowCache(max_bytes=50_000)
+    assert cache.get("v", ("json", False), ["none"]) == [None]
+    pages = [[f"R-{p}-{i}" for i in range(20)] for p in range(10)]
+    for ids in pages:
+        cache.get("v", ("json", False), ids)
+        cache.put("v", ("json", False), dict.fromkeys(ids, body))
+    kept = len(cache)
+    assert 20 <= kept < 50  # about 50,000 / (1,000 + id + overhead) rows
+    assert cache._bytes <= cache.max_bytes
+    assert all(b == body for b in cache.get("v", ("json", False), pages[-1]))
+    assert cache.get("v", ("json", False), pages[0]) == [None] * 20
+    assert cache.get("v", ("xml", False), pages[-1]) == [None] * 20  # another variant
