@@ -187,9 +187,9 @@ def rank_hotspots(
     # (weights looked up per service type, not per request: a window has many requests)
     codes, services = pd.factorize(members["service_name"])
     of_service = dict(weights.service_weights)
-    per_service = np.array([of_service.get(s, 1.0) for s in services], dtype=float)
-    sw = pd.Series(np.where(codes >= 0, per_service[codes] if len(services) else 1.0, 1.0),
-                   index=members.index)
+    # the last weight, 1, is a missing name's (factorize's code -1)
+    per_service = np.array([*(of_service.get(s, 1.0) for s in services), 1.0], dtype=float)
+    sw = pd.Series(per_service[codes], index=members.index)
     svc = sw.groupby(members["hotspot_id"]).mean()
     values["service"] = out["hotspot_id"].map(svc).fillna(1.0) / max(svc.max(), 1.0)
     if calls is not None:

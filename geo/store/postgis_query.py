@@ -189,6 +189,9 @@ _VERSION = sql.SQL(
     " (SELECT version FROM data_version)")
 
 
+_VERSION_ALONE: Final = sql.SQL("SELECT {}").format(_VERSION).as_bytes(None)
+
+
 def _token(oid: int, version: int) -> str:
     """The :meth:`~PostGISApiMixin.data_version` token of the database ``oid`` at
     ``version``."""
@@ -331,8 +334,8 @@ class PostGISApiMixin:
         return _token(rows[0][0], rows[0][1]), columns_of([r[2:] for r in rows], columns)
 
     def _versioned(self, stmt: bytes, params: Sequence[Any]) -> list[Any] | None:
-        """Rows of a statement whose first column is :data:`_VERSION` (binary results);
-        ``None`` when this role may not read the version."""
+        """Rows of a statement whose first two columns are :data:`_VERSION` (binary
+        results); ``None`` when this role may not read the version."""
         try:
             with self._statement() as conn:
                 return conn.execute(stmt, params, binary=True).fetchall()
@@ -346,16 +349,10 @@ class PostGISApiMixin:
         writes ``requests``, after the database's oid (another database, or one made
         again from a copy, answers other tokens); ``None`` for a role that may not read
         it."""
-        try:
-            with self._statement() as conn:
-                row = conn.execute(
-                    "SELECT version, (SELECT oid FROM pg_database"
-                    " WHERE datname = current_database()) FROM data_version").fetchone()
-        except StoreError as err:
-            if isinstance(err.__cause__, psycopg.errors.InsufficientPrivilege):
-                return None
-            raise
-        return _token(row[1], row[0]) if row else None
+        rows = self._versioned(_VERSION_ALONE, [])
+        if not rows or rows[0][1] is None:
+            return None
+        return _token(rows[0][0], rows[0][1])
 
     def api_keys(self) -> list[ApiKey]:
         """Every account's key record, by name."""

@@ -30,7 +30,7 @@ from hotspot311.api.reads import (
 )
 from hotspot311.api.records import ROW_COLUMNS, records_from_rows
 from hotspot311.api.render import content_type, item_body, list_body, raw_response, respond
-from hotspot311.api.rowcache import KeptPage, page_items
+from hotspot311.api.rowcache import page_items
 from hotspot311.api.security import authenticate, given_key
 from hotspot311.api.state import client_of, state_of
 
@@ -126,12 +126,6 @@ def list_requests(request: Request, fmt: Fmt) -> Response:
     # rows rendered before at the same data version are reused (hotspot311.api.rowcache)
     page = page_items(st.store, st.rows, query, variant=(fmt, privacy is None),
                       columns=ROW_COLUMNS, render=render)
-    if page is None:
-        rows = st.store.query_rows(query, columns=ROW_COLUMNS)
-        made = render(rows)
-        ids = rows["service_request_id"]
-        page = KeptPage([made[rid] for rid in ids],
-                        (rows["requested_datetime"][-1], ids[-1]) if ids else None)
     headers = {}
     if not query.ids and len(page.items) == query.limit and page.last is not None:
         cursor = encode_cursor(pd.Timestamp(page.last[0]), str(page.last[1]))

@@ -152,9 +152,8 @@ def public_columns(fields: dict[str, Sequence[Any]], privacy: PrivacyRules) -> N
     if privacy.address == "none":
         fields["address"] = [None] * n
     elif privacy.address == "block":
-        blocks: dict[Any, str | None] = {}
-        fields["address"] = [blocks[a] if a in blocks else blocks.setdefault(a, block_address(a))
-                             for a in fields["address"]]
+        blocks = {a: block_address(a) for a in set(fields["address"])}
+        fields["address"] = [blocks[a] for a in fields["address"]]
     digits = privacy.coordinate_decimals
     if digits >= 0:
         for key in ("lat", "long"):

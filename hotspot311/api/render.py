@@ -27,6 +27,8 @@ ROOTS: Final = {"services": ("services", "service"),
 NOT_XML_CHARS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff"
 _NOT_XML = re.compile(f"[{NOT_XML_CHARS}]")
 _HEADERS: Final = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+#: orjson's options for every body: times to the second.
+_JSON: Final = orjson.OPT_OMIT_MICROSECONDS
 
 
 def _text(value: Any) -> str:
@@ -80,7 +82,7 @@ def item_body(fmt: str, kind: str, item: dict[str, Any]) -> bytes:
     """
     if fmt == "xml":
         return bytes(ET.tostring(_element(ROOTS[kind][1], item), encoding="utf-8"))
-    return orjson.dumps(item, option=orjson.OPT_OMIT_MICROSECONDS)
+    return orjson.dumps(item, option=_JSON)
 
 
 def list_body(fmt: str, kind: str, items: Sequence[bytes]) -> bytes:
@@ -113,8 +115,7 @@ def respond(fmt: str, kind: str, body: Sequence[dict[str, Any]] | dict[str, Any]
     if fmt == "xml":
         return Response(to_xml(kind, body), status_code=status,
                         media_type=content_type(fmt), headers=extra)
-    return Response(orjson.dumps(body, option=orjson.OPT_OMIT_MICROSECONDS),
-                    status_code=status,
+    return Response(orjson.dumps(body, option=_JSON), status_code=status,
                     media_type=content_type(fmt), headers=extra)
 
 

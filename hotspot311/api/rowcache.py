@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from geo.store.base import Store
-from geo.store.query import RequestQuery
+from geo.store.query import PageKeys, RequestQuery
 
 #: Default bound of one process's kept rows.
 DEFAULT_BYTES: Final = 64 * 1024 * 1024
@@ -145,10 +145,10 @@ class KeptPage:
 
 def page_items(store: Store, cache: RowCache, query: RequestQuery, *, variant: Hashable,
                columns: Sequence[str],
-               render: Callable[[dict[str, list[Any]]], dict[str, bytes]]) -> KeptPage | None:
-    """The rendered rows of ``query``'s page, kept ones reused; ``None`` when the page
-    must be made whole (the store cannot give versioned ids, the cache is off, or a
-    write came between the two reads).
+               render: Callable[[dict[str, list[Any]]], dict[str, bytes]]) -> KeptPage:
+    """The rendered rows of ``query``'s page: kept ones reused where the store reads the
+    page's ids with their version, else the page made whole (the store cannot, the cache
+    is off, or a write came between the two reads).
 
     Parameters
     ----------
@@ -165,31 +165,40 @@ def page_items(store: Store, cache: RowCache, query: RequestQuery, *, variant: H
     render
         Column lists of stored rows → id → rendered body.
     """
-    if not cache.max_bytes:
-        return None
-    keys = store.page_keys(query)
-    if keys is None:
-        return None
-    if not keys.ids:
+    keys = store.page_keys(query) if cache.max_bytes else None
+    if keys is not None and not keys.ids:
         return KeptPage([], None)
-    if keys.version is None:
-        return None
-    items = cache.get(keys.version, variant, keys.ids)
-    missing = [rid for rid, body in zip(keys.ids, items, strict=True) if body is None]
+    if keys is not None and keys.version is not None:
+        page = _from_kept(store, cache, keys, variant=variant, columns=columns, render=render)
+        if page is not None:
+            return page
+    rows = store.query_rows(query, columns=columns)
+    made = render(rows)
+    ids = rows["service_request_id"]
+    return KeptPage([made[rid] for rid in ids],
+                    (rows["requested_datetime"][-1], ids[-1]) if ids else None)
+
+
+def _from_kept(store: Store, cache: RowCache, keys: PageKeys, *, variant: Hashable,
+               columns: Sequence[str],
+               render: Callable[[dict[str, list[Any]]], dict[str, bytes]]) -> KeptPage | None:
+    """The page of ``keys`` (a version and ids) from kept rows and the rows not kept,
+    read and rendered now; ``None`` when those were read at another version."""
+    version = str(keys.version)
+    kept = cache.get(version, variant, keys.ids)
+    missing = [rid for rid, body in zip(keys.ids, kept, strict=True) if body is None]
+    made: dict[str, bytes] = {}
     if missing:
-        version, rows = store.rows_by_id(missing, columns=columns)
-        if version != keys.version:
+        read_at, rows = store.rows_by_id(missing, columns=columns)
+        if read_at != version:
             return None
         made = render(rows)
         if not set(missing) <= made.keys():
             return None
         cache.put(version, variant, {rid: made[rid] for rid in missing})
-        items = [made[rid] if body is None else body
-                 for rid, body in zip(keys.ids, items, strict=True)]
-    bodies = [b for b in items if b is not None]
-    if len(bodies) != len(keys.ids):  # pragma: no cover - every missing row was made
-        raise RuntimeError("a page's row has no body")
-    return KeptPage(bodies, (keys.last_requested, keys.ids[-1]))
+    return KeptPage([made[rid] if body is None else body
+                     for rid, body in zip(keys.ids, kept, strict=True)],
+                    (keys.last_requested, keys.ids[-1]))
 
 
 __all__ = ["DEFAULT_BYTES", "ENTRY_BYTES", "KeptPage", "RowCache", "page_items"]
