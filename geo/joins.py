@@ -29,6 +29,7 @@ import pyproj
 import shapely
 
 from hotspot311.errors import CRSMismatchError
+from layers import geometry
 
 MAX_VERTICES: Final = 64
 
@@ -160,7 +161,7 @@ def _classify_boxes(
     area's piece contains it and no other area touches it, -1 when no area touches it,
     -2 otherwise."""
     n = len(bx)
-    boxes = shapely.box(bx, by, bx + size, by + size)
+    boxes = geometry.boxes(bx, by, bx + size, by + size)
     cell_idx, piece_idx = tree.query(boxes, predicate="intersects")
     states = np.full(n, _NONE, dtype=np.int32)
     if len(cell_idx) == 0:
@@ -269,7 +270,7 @@ def locate_ranks(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     where = np.flatnonzero(state == _EXACT)
     if len(where) == 0:
         return result
-    points = shapely.points(x[where], y[where])
+    points = geometry.points(x[where], y[where])
     pt_idx, piece_idx = index.tree.query(points, predicate="covered_by")
     if len(pt_idx) == 0:
         return result

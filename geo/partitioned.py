@@ -33,6 +33,7 @@ import shapely
 
 from geo.joins import AreaIndex, locate
 from hotspot311.errors import InputError
+from layers import geometry
 
 if TYPE_CHECKING:
     import dask_geopandas
@@ -171,7 +172,7 @@ def _with_points(part: pd.DataFrame, crs: Any) -> gpd.GeoDataFrame:
         y = np.where(np.isfinite(y), y, np.nan)
         out = pd.DataFrame(part)
     out = out.assign(x=x, y=y)
-    points = np.asarray(shapely.points(x, y), dtype=object)
+    points = geometry.points(x, y)
     points[~(np.isfinite(x) & np.isfinite(y))] = None
     return gpd.GeoDataFrame(out, geometry=gpd.GeoSeries(points, index=out.index, crs=crs))
 

@@ -14,10 +14,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import shapely
 
 from geo.ingest.hashing import hash_columns
 from hotspot311.schema import CANONICAL_FIELDS, DERIVED_FIELDS, STORE_FIELDS, TIME_FIELDS
+from layers import geometry
 
 #: Text as the readers give it and the request frame keeps it: Arrow-backed, missing as
 #: NaN.
@@ -115,9 +115,9 @@ def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
         The same rows and index, columns shared rather than copied, with WGS84 points
         made from ``lon`` and ``lat``.
     """
-    points = shapely.points(rows["lon"].to_numpy(dtype="float64"),
-                            rows["lat"].to_numpy(dtype="float64"))
+    points = geometry.points(rows["lon"].to_numpy(dtype="float64"),
+                             rows["lat"].to_numpy(dtype="float64"))
     return gpd.GeoDataFrame(
-        rows, geometry=gpd.GeoSeries(np.asarray(points, dtype=object), index=rows.index,
+        rows, geometry=gpd.GeoSeries(points, index=rows.index,
                                      crs="EPSG:4326"),
         crs="EPSG:4326", copy=False)
