@@ -16,12 +16,14 @@ intersections (:func:`bench.common.city_requests`, seeded), written as a CSV. St
    (pyarrow ``read_csv``, the raw COPY, locate alone) and against psycopg
    ``executemany`` of the same rows (run on ``--executemany-rows`` and extrapolated);
    then the same file again (all unchanged);
-3. join to all seven Philadelphia layers: ``rejoin()`` (subdivided pieces, lowest-code
-   rule, a fresh partition per layer) against two hand-written indexed ``ST_Covers``
-   queries on the whole polygons — the bare join (every match into an unindexed
-   temporary table: no tie rule, no key, no WAL) and one giving the store's result
-   (lowest code per request and layer into a keyed temporary table) — and against the
-   embedded store's ``rejoin()``;
+3. join to all seven Philadelphia layers: ``rejoin()`` (the points read back and located
+   in Python by the embedded store's index and rule, a fresh partition per layer) and
+   PostgreSQL's join that a new generation gets (``join_requests``: subdivided pieces,
+   lowest-code rule, a fresh partition per layer; rolled back) against two hand-written
+   indexed ``ST_Covers`` queries on the whole polygons — the bare join (every match
+   into an unindexed temporary table: no tie rule, no key, no WAL) and one giving the
+   store's result (lowest code per request and layer into a keyed temporary table) —
+   and against the embedded store's ``rejoin()``;
 4. read back: ``requests()`` (ADBC, Arrow) against PostgreSQL's binary COPY of the table
    out, drained without parsing.
 """
@@ -46,6 +48,7 @@ from geo.ingest.pipeline import prepare
 from geo.joins import build_index, locate
 from geo.store.embedded import EmbeddedStore
 from geo.store.postgis import PostGISStore
+from geo.store.postgis_join import join_requests
 from geo.store.postgis_load import FLOAT_COLUMNS, REQUEST_COLUMNS
 from hotspot311.schema import TIME_FIELDS
 from layers.profile import load_profile
@@ -230,9 +233,16 @@ def main() -> None:
         outside = store.rejoin()
         pg_join = time.perf_counter() - t
         print(
-            f"PostGIS rejoin, 7 layers: {pg_join:.2f} s ({n / pg_join:,.0f} requests/s); "
-            f"outside: {outside}"
+            f"PostGIS rejoin, 7 layers (located in Python): {pg_join:.2f} s"
+            f" ({n / pg_join:,.0f} requests/s); outside: {outside}"
         )
+        with psycopg.connect(url) as conn, conn.transaction(force_rollback=True):
+            gens = list(store.active().values())
+            t = time.perf_counter()
+            join_requests(conn, gens, only_changed=False)
+            sql_join = time.perf_counter() - t
+        print(f"PostGIS join in SQL, 7 layers (what a new generation gets; rolled back):"
+              f" {sql_join:.2f} s")
         with psycopg.connect(url) as conn:
             conn.execute("ANALYZE")
             conn.commit()
@@ -280,6 +290,7 @@ def main() -> None:
         print(f"  load   PostGIS write_batch / floor     = {floor / load:.2f}")
         print(f"  join   hand-written bare / PostGIS rejoin        = {hw / pg_join:.2f}")
         print(f"  join   hand-written same result / PostGIS rejoin = {hw_same / pg_join:.2f}")
+        print(f"  join   hand-written bare / PostGIS join in SQL    = {hw / sql_join:.2f}")
         print(f"  join   embedded rejoin / PostGIS rejoin = {emb_join / pg_join:.2f}")
         store.close()
     finally:

@@ -348,7 +348,14 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         return gen
 
     def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
-        """Re-join every request to the active generation of ``keys``."""
+        """Re-join every request to the active generation of ``keys``.
+
+        The requests are located again by the embedded store's index and rule
+        (:func:`geo.store.postgis_areas.relocate_layers`), as a write locates them; only
+        when ADBC cannot take this store's connection string does PostgreSQL join them
+        (:func:`geo.store.postgis_join.join_requests`, the join a new generation gets).
+        """
+        uri = self._adbc_uri()
         with self._connection() as conn, conn.transaction():
             # as add_generation: the active set read here holds until commit
             conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
@@ -360,7 +367,10 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 )
             chosen = [active[k] for k in (keys or list(active))]
             set_active(conn, active)
-            inside = join_requests(conn, chosen, only_changed=False)
+            if uri is None:
+                inside = join_requests(conn, chosen, only_changed=False)
+            else:
+                inside = postgis_areas.relocate_layers(conn, uri, chosen, self.profile.crs)
             row = conn.execute("SELECT count(*) FROM requests").fetchone()
             total = int(row[0]) if row else 0
             return {g.key: total - inside[g.key] for g in chosen}

@@ -430,3 +430,46 @@ def test_join_indexes_are_kept_in_the_database(
         assert store.requests().set_index("service_request_id").loc["3", "ward"] == "A"
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_rejoin_locates_the_rows_postgresql_joins_on_real_requests(
+    postgis_url: str, philly_profile: CityProfile, philly_layers: dict,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``rejoin`` locates the stored requests again in Python (the embedded store's index
+    and rule) instead of joining them in PostgreSQL; on real Philadelphia requests and
+    the seven real layers both ways keep the same rows of ``request_areas``, row for
+    row, and count the same requests outside each layer."""
+    requests_dir = Path(__file__).resolve().parents[3] / "data" / "philadelphia" / "requests"
+    store = PostGISStore.open(postgis_url, philly_profile)
+    try:
+        for layer in philly_profile.layers:
+            store.add_generation(layer, philly_layers[layer.key])
+        assert ingest(requests_dir / "parks-maintenance.csv", store, now=NOW).balanced
+
+        def stored() -> list[tuple[str, str, str]]:
+            with store.pool.connection() as conn:
+                return conn.execute(
+                    "SELECT service_request_id, layer_key, code FROM request_areas"
+                    ' ORDER BY service_request_id COLLATE "C", layer_key').fetchall()
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("the other way was taken")
+
+        with monkeypatch.context() as m:  # PostgreSQL joins when ADBC cannot connect
+            m.setattr(store, "_adbc_uri", lambda: None)
+            m.setattr(geo.store.postgis_areas, "relocate_layers", refuse)
+            joined = store.rejoin()
+        by_join = stored()
+        monkeypatch.setattr(geo.store.postgis, "join_requests", refuse)
+        located = store.rejoin()
+        assert located == joined
+        assert stored() == by_join
+        keys = {layer.key for layer in philly_profile.layers}
+        n = len(store.requests())
+        assert n > 150 and {r[1] for r in by_join} == keys
+        assert set(located) == keys and sum(located.values()) == n * len(keys) - len(by_join)
+        assert len(by_join) > 0.9 * n * len(keys)
+    finally:
+        store.close()
