@@ -68,6 +68,7 @@ def copy_arrow(
     data: pa.Table,
     *,
     jsonb: Collection[str] = (),
+    freeze: bool = False,
 ) -> None:
     """``COPY table (columns of data) FROM STDIN (FORMAT binary)``.
 
@@ -83,14 +84,20 @@ def copy_arrow(
         The rows; column names are the target columns.
     jsonb
         String columns sent as ``jsonb`` (each value must be JSON text).
+    freeze
+        Write the rows already frozen (``FREEZE``): only for a table created or
+        truncated in the current (sub)transaction, which no other transaction can see
+        before it commits. Its pages are then all-visible from the commit on (index-only
+        scans visit no heap page; vacuum has no freezing pass to make over them), where
+        otherwise they wait for autovacuum.
     """
     encoders = {f.name: ArrowToPostgresBinaryEncoder.infer_encoder(f) for f in data.schema}
     for name in jsonb:
         encoders[name] = StringEncoderBuilder.new_with_output(data.schema.field(name), Jsonb())
     encoder = ArrowToPostgresBinaryEncoder.new_with_encoders(data.schema, encoders)
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, data.column_names))
-    )
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary{})").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, data.column_names)),
+        sql.SQL(", FREEZE") if freeze else sql.SQL(""))
     with conn.cursor() as cur, cur.copy(stmt) as copy:
         copy.write(encoder.write_header())
         for batch in data.to_batches(max_chunksize=CHUNK_ROWS):

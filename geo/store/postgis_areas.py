@@ -235,7 +235,8 @@ def fill_partition(conn: psycopg.Connection, key: str, table: pa.Table, *,
                 " SELECT 1 FROM changed c WHERE c.service_request_id = ra.service_request_id)"
             ).format(fresh), (key,))
     if table.num_rows:
-        copy_arrow(conn, f"ra_fresh_{key}", table)
+        # frozen: the table was created above, in this transaction
+        copy_arrow(conn, f"ra_fresh_{key}", table, freeze=True)
     swap_partition(conn, key)
 
 

@@ -471,5 +471,13 @@ def test_rejoin_locates_the_rows_postgresql_joins_on_real_requests(
         assert n > 150 and {r[1] for r in by_join} == keys
         assert set(located) == keys and sum(located.values()) == n * len(keys) - len(by_join)
         assert len(by_join) > 0.9 * n * len(keys)
+        with store.pool.connection() as conn:  # the partitions were COPYed frozen
+            pages = conn.execute(
+                "SELECT c.relname, c.relpages, c.relallvisible FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'request_areas'::regclass AND c.relname <> 'ra_default'"
+            ).fetchall()
+        assert len(pages) == len(keys)
+        assert all(total > 0 and visible == total for _, total, visible in pages)
     finally:
         store.close()
