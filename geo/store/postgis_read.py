@@ -17,7 +17,7 @@ import ctypes
 import functools
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from geo.ingest.hashing import hash_text
 from geo.ingest.model import TEXT, empty_requests, with_points
-from geo.store import adbc_pool
+from geo.store import adbc_pool, id_merge
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 
@@ -163,12 +163,15 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     one column per layer of ``codes`` (``service_request_id``, ``code`` rows, an id at
     most once per layer; null for a request with no row), then without ``id_column``.
 
-    The row ids are fingerprinted once (64-bit, :func:`geo.ingest.hashing.hash_text`)
-    into one hash table of numbers; each layer's ids are fingerprinted and looked up in
-    it, and every match is confirmed by comparing the ids themselves. When two row ids
-    share a fingerprint, each layer builds an Arrow hash table of the row ids instead.
-    The layers run on a pool of ``threads`` threads, beside the sort of the rows (numba
-    and Arrow's kernels release the GIL).
+    The rows are sorted by id. A layer's codes in id order, as a whole-layer load writes
+    them, are matched to the sorted rows by one merge (:mod:`geo.store.id_merge`); the
+    rows after that run (those small writes appended) are looked up by fingerprint: the
+    sorted ids are fingerprinted once (64-bit, :func:`geo.ingest.hashing.hash_text`)
+    into one hash table of numbers, each layer's remaining ids are fingerprinted and
+    looked up in it, and every match is confirmed by comparing the ids themselves. When
+    two row ids share a fingerprint, an Arrow hash table of the row ids is used instead.
+    The layers run on a pool of ``threads`` threads, beside the take of the rows' other
+    columns (numba and Arrow's kernels release the GIL).
 
     Examples
     --------
@@ -180,19 +183,48 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     ids = rows.column(id_column)
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
+    code_ids = {key: _one_chunk(table.column("service_request_id"))
+                for key, table in codes.items()}
     with ThreadPoolExecutor(max(1, threads)) as pool:
         order = pool.submit(pc.sort_indices, ids)
-        prints = pd.Index(hash_text(ids))
-        lookup = (functools.partial(_row_of_codes, ids, prints) if prints.is_unique
-                  else functools.partial(_row_of_codes_by_arrow, ids))
-        at = {key: pool.submit(lookup, codes_table.column("service_request_id"))
-              for key, codes_table in codes.items()}
+        found_runs = {key: pool.submit(id_merge.increasing_run, c) for key, c in code_ids.items()}
         ordered = order.result()
-        rows = take_columns(rows, ordered, pool)
+        sorted_ids = ids.take(ordered)
+        runs = {key: run.result() for key, run in found_runs.items()}
+        if id_merge.increasing_run(sorted_ids) < len(sorted_ids):  # not one id per row
+            runs = dict.fromkeys(runs, 0)
+        lookup: Callable[[pa.Array], pa.Array] | None = None
+        if any(runs[key] < len(c) for key, c in code_ids.items()):
+            prints = pd.Index(hash_text(sorted_ids))
+            lookup = (functools.partial(_row_of_codes, sorted_ids, prints) if prints.is_unique
+                      else functools.partial(_row_of_codes_by_arrow, sorted_ids))
+        at = {key: pool.submit(_codes_at, sorted_ids, c, runs[key], lookup)
+              for key, c in code_ids.items()}
+        rows = take_columns(rows.drop_columns([id_column]), ordered, pool)
         for key, codes_table in codes.items():
-            where = at[key].result().take(ordered)
-            rows = rows.append_column(key, codes_table.column("code").take(where))
-    return rows.drop_columns([id_column])
+            rows = rows.append_column(key, codes_table.column("code").take(at[key].result()))
+    return rows
+
+
+def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _codes_at(sorted_ids: pa.Array, code_ids: pa.Array, run: int,
+              lookup: Callable[[pa.Array], pa.Array] | None) -> pa.Array:
+    """For each of ``sorted_ids``, the position of its row in ``code_ids`` (null: none):
+    the first ``run`` code rows (in id order) by merge, the rest by ``lookup``."""
+    where = np.full(len(sorted_ids), -1, dtype=np.int64)
+    if run:
+        id_merge.merge_positions(sorted_ids, code_ids.slice(0, run), where)
+    if run < len(code_ids):
+        if lookup is None:  # pragma: no cover - made whenever a layer has a rest
+            raise RuntimeError("no look-up for the codes out of id order")
+        rest = np.asarray(pc.fill_null(lookup(code_ids.slice(run)), -1)
+                          .to_numpy(zero_copy_only=False), dtype=np.int64)
+        hit = rest >= 0
+        where[hit] = rest[hit] + run
+    return pa.array(where, mask=where < 0)
 
 
 def take_columns(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor) -> pa.Table:

@@ -64,12 +64,14 @@ def _prints_of(mode: str) -> object:
     return ghostly
 
 
+@pytest.mark.parametrize("layout", ["shuffled", "in id order", "in order, then appended"])
 @pytest.mark.parametrize("prints", ["real", "every print equal", "a stranger's print"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_codes_join_equals_a_dictionary_join(seed: int, prints: str,
+def test_codes_join_equals_a_dictionary_join(seed: int, prints: str, layout: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rows' codes per layer, whatever the ids' fingerprints: equal fingerprints of
-    row ids send the join to Arrow's hash look-up, and a code row whose id is not a row's
+    """The rows' codes per layer, whatever the ids' fingerprints and the code rows'
+    order: codes in id order are merged, the rest looked up; equal fingerprints of row
+    ids send the look-up to Arrow's hash table, and a code row whose id is not a row's
     but shares a row's fingerprint gives that row nothing."""
     if prints != "real":
         monkeypatch.setattr(postgis_read, "hash_text", _prints_of(prints))
@@ -92,6 +94,9 @@ def test_codes_join_equals_a_dictionary_join(seed: int, prints: str,
         strangers = {f"ghost-{i}": "stranger" for i in ids[:50]}  # ids of no row
         both = list({**got, **strangers}.items())
         rng.shuffle(both)
+        if layout != "shuffled":  # as a whole-layer load writes them
+            cut = len(both) if layout == "in id order" else int(len(both) * 0.8)
+            both[:cut] = sorted(both[:cut], key=lambda item: item[0].encode("utf-8"))
         codes[f"layer{k}"] = pa.table({"service_request_id": [i for i, _ in both],
                                        "code": [c for _, c in both]})
         expected[f"layer{k}"] = got
@@ -132,3 +137,21 @@ def test_a_compact_frame_equals_the_plain_one_and_holds_only_its_text() -> None:
     plain_held = pa.chunked_array(pa.array(plain["service_name"].array)).chunks
     assert sum(c.buffers()[2].size for c in plain_held) > text_bytes  # the batches' text
     postgis_read.return_freed_memory()  # harmless wherever it runs
+
+
+def test_merge_matches_ids_in_byte_order_only() -> None:
+    """The merge's order is the bytes' (Arrow's sort, the C collation): an accented id
+    sorts after every ASCII one, a prefix before its extensions; a run ends at the
+    first value not above the one before it, or at once on a missing value."""
+    from geo.store import id_merge
+
+    keys = pa.array(sorted(["a", "ab", "b", "z", "é", "éa"], key=str.encode))
+    ids = pa.array(["ab", "b", "c", "éa"])
+    out = np.full(len(keys), -1, dtype=np.int64)
+    id_merge.merge_positions(keys, ids, out)
+    assert dict(zip(keys.to_pylist(), out.tolist(), strict=True)) == {
+        "a": -1, "ab": 0, "b": 1, "z": -1, "é": -1, "éa": 3}
+    assert id_merge.increasing_run(pa.array(["a", "b", "b", "c"])) == 2
+    assert id_merge.increasing_run(pa.array(["b", "a"])) == 1
+    assert id_merge.increasing_run(pa.array(["a", None])) == 0
+    assert id_merge.increasing_run(pa.array(["x", "é", "y"]).slice(1)) == 1

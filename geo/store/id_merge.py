@@ -1,0 +1,98 @@
+"""Matching two lists of text ids that are in byte order, by one merge.
+
+A layer's partition of ``request_areas`` is written in id order by every whole-layer
+load (a big write, a re-join), and small writes append their rows after; the request
+rows, once sorted, are in the same order. Where a partition is in order, its codes find
+their rows by stepping through both lists once, comparing bytes, instead of a hash
+look-up of every id (at 1M requests and seven layers: about 0.1 s of CPU against 0.9 s).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from geo.ingest.arrowtext import text_buffers
+
+
+@numba.njit(cache=True, nogil=True)
+def _compare(a_off: np.ndarray, a_data: np.ndarray, i: int,
+             b_off: np.ndarray, b_data: np.ndarray, j: int) -> int:
+    """-1, 0 or 1 as value ``i`` of a sorts before, with or after value ``j`` of b (bytes,
+    then length: the order of Arrow's sort and of PostgreSQL's C collation)."""
+    a0, la = a_off[i], a_off[i + 1] - a_off[i]
+    b0, lb = b_off[j], b_off[j + 1] - b_off[j]
+    for k in range(min(la, lb)):
+        x, y = a_data[a0 + k], b_data[b0 + k]
+        if x != y:
+            return -1 if x < y else 1
+    if la == lb:
+        return 0
+    return -1 if la < lb else 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _increasing_run(off: np.ndarray, data: np.ndarray) -> int:
+    n = len(off) - 1
+    for i in range(1, n):
+        if _compare(off, data, i - 1, off, data, i) >= 0:
+            return i
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge(a_off: np.ndarray, a_data: np.ndarray, b_off: np.ndarray, b_data: np.ndarray,
+           nb: int, out: np.ndarray) -> None:
+    i, j, na = 0, 0, len(a_off) - 1
+    while i < na and j < nb:
+        c = _compare(a_off, a_data, i, b_off, b_data, j)
+        if c == 0:
+            out[i] = j
+            i += 1
+            j += 1
+        elif c < 0:
+            i += 1
+        else:
+            j += 1
+
+
+def increasing_run(ids: pa.Array) -> int:
+    """How many values at the start of ``ids`` are strictly increasing in byte order
+    (0 when a value is missing: a null has no place in the order).
+
+    Examples
+    --------
+    >>> increasing_run(pa.array(["a", "ab", "b", "a", "c"]))
+    3
+    >>> increasing_run(pa.array(["a", "a"])), increasing_run(pa.array([], pa.string()))
+    (1, 0)
+    """
+    if ids.null_count:
+        return 0
+    offsets, data, _ = text_buffers(ids)
+    return int(_increasing_run(offsets, data))
+
+
+def merge_positions(keys: pa.Array, ids: pa.Array, out: np.ndarray) -> None:
+    """For each value of ``keys``, write into ``out`` its position in ``ids`` where it is
+    there; both strictly increasing in byte order (see :func:`increasing_run`), neither
+    holding a null. Positions of keys not found are left as they are.
+
+    Parameters
+    ----------
+    keys, ids
+        Text arrays in byte order, each value at most once.
+    out
+        ``int64``, one per key.
+
+    Examples
+    --------
+    >>> out = np.full(4, -1)
+    >>> merge_positions(pa.array(["a", "b", "c", "é"]), pa.array(["b", "bb", "é"]), out)
+    >>> out.tolist()
+    [-1, 0, -1, 2]
+    """
+    k_off, k_data, _ = text_buffers(keys)
+    i_off, i_data, _ = text_buffers(ids)
+    _merge(k_off, k_data, i_off, i_data, len(ids), out)
