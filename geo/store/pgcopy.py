@@ -7,7 +7,7 @@ parsing; the Arrow → wire encoding is done by ``pgpq`` (Rust), a batch at a ti
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Final
 
 import numpy as np
@@ -69,6 +69,7 @@ def copy_arrow(
     *,
     jsonb: Collection[str] = (),
     freeze: bool = False,
+    rows: np.ndarray | None = None,
 ) -> None:
     """``COPY table (columns of data) FROM STDIN (FORMAT binary)``.
 
@@ -90,6 +91,10 @@ def copy_arrow(
         before it commits. Its pages are then all-visible from the commit on (index-only
         scans visit no heap page; vacuum has no freezing pass to make over them), where
         otherwise they wait for autovacuum.
+    rows
+        Positions of the rows of ``data`` to send, in that order; each batch is taken
+        as it is about to be sent, so the server stores one while the next is made
+        (default: every row, in order).
     """
     encoders = {f.name: ArrowToPostgresBinaryEncoder.infer_encoder(f) for f in data.schema}
     for name in jsonb:
@@ -100,6 +105,15 @@ def copy_arrow(
         sql.SQL(", FREEZE") if freeze else sql.SQL(""))
     with conn.cursor() as cur, cur.copy(stmt) as copy:
         copy.write(encoder.write_header())
-        for batch in data.to_batches(max_chunksize=CHUNK_ROWS):
+        for batch in _batches(data, rows):
             copy.write(encoder.write_batch(batch))
         copy.write(encoder.finish())
+
+
+def _batches(data: pa.Table, rows: np.ndarray | None) -> Iterator[pa.RecordBatch]:
+    if rows is None:
+        yield from data.to_batches(max_chunksize=CHUNK_ROWS)
+        return
+    for start in range(0, len(rows), CHUNK_ROWS):
+        part = data.take(pa.array(rows[start:start + CHUNK_ROWS], type=pa.int64()))
+        yield from part.to_batches()

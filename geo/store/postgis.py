@@ -598,11 +598,18 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
 def _area_rows(requests: pd.DataFrame, written: np.ndarray,
                indexes: dict[str, AreaIndex]) -> dict[str, pa.Table]:
     """The written requests located in every active layer (the embedded store's index
-    and rule), as rows of ``request_areas``."""
+    and rule), as rows of ``request_areas``.
+
+    On one thread: this runs while the write's own thread makes the rows and sends them
+    to the server, which would otherwise wait for it (a 1M first load: the server sat
+    idle 1.5 s while two locating threads held both cores); one thread still finishes
+    long before the server has taken the rows and built the indexes.
+    """
     rows = requests.iloc[np.sort(written)]
     ids = arrow_column(rows, "service_request_id")
     return postgis_areas.area_rows(
-        ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"), indexes)
+        ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"), indexes,
+        threads=1)
 
 
 def _generations(conn: psycopg.Connection) -> list[Generation]:

@@ -135,14 +135,16 @@ def area_indexes(conn: psycopg.Connection, gens: Sequence[Generation],
 
 
 def area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
-              indexes: dict[str, AreaIndex]) -> dict[str, pa.Table]:
+              indexes: dict[str, AreaIndex], *, threads: int | None = None
+              ) -> dict[str, pa.Table]:
     """Rows of ``request_areas`` (id, layer key, code) per layer, for the points given,
     in id order; a point outside every area of a layer has no row for it (the rule of
     :func:`geo.joins.locate`, codes built in Arrow from their ranks). The layers are
-    located side by side (:func:`geo.joins.locate_layers`)."""
+    located side by side on ``threads`` threads (:func:`geo.joins.locate_layers`; by
+    default one per core)."""
     by_id, sorted_ids = _id_order(ids)
     return {key: _layer_rows(key, rank, by_id, sorted_ids, indexes[key])
-            for key, rank in locate_layers(x, y, indexes).items()}
+            for key, rank in locate_layers(x, y, indexes, threads=threads).items()}
 
 
 def iter_area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
