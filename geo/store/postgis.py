@@ -55,7 +55,7 @@ from geo.store import (
 )
 from geo.store.base import BATCH_COLUMNS, RequestReader, Store, as_categories, describe_generation
 from geo.store.postgis_async import AsyncReads, store_error
-from geo.store.postgis_join import insert_generation, join_requests, set_active
+from geo.store.postgis_join import insert_generation, join_requests, set_active, swap_partition
 from geo.store.postgis_load import (
     apply_nul_rule,
     arrow_column,
@@ -252,7 +252,12 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         """Upsert requests and quarantine rows in one transaction (see :class:`Store`).
 
         ``problem_id`` is brought up to date in the same transaction
-        (:mod:`geo.store.postgis_problems`).
+        (:mod:`geo.store.postgis_problems`). A big write (:func:`postgis_load.is_bulk`)
+        fills each layer's next partition on a second connection while this one loads
+        the requests and builds their indexes, and swaps them in before it commits
+        (:func:`geo.store.postgis_areas.stage_partitions`): a 1M first write took
+        12.6 s this way against 16.0-16.2 s with the partitions filled after the
+        indexes. If the write fails, the tables it staged are dropped.
         """
         requests, rejected = apply_nul_rule(batch.current())
         quarantine = batch.quarantine
@@ -263,6 +268,22 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         result = WriteResult(
             quarantined={str(k): int(v) for k, v in quarantine["reason"].value_counts().items()}
         )
+        staged: list[Future[list[str]]] = []
+        try:
+            self._write(requests, quarantine, release, info, batch, result, problems,
+                        source_state, staged)
+        except BaseException:
+            if staged and staged[0].done() and staged[0].exception() is None:
+                postgis_areas.drop_stages(self._conninfo(), staged[0].result())
+            raise
+        return result
+
+    def _write(self, requests: pd.DataFrame, quarantine: pd.DataFrame,
+               release: Sequence[str], info: dict[str, object], batch: ValidatedBatch,
+               result: WriteResult, problems: ProblemAssigner | None,
+               source_state: SourceState | None, staged: list[Future[list[str]]]) -> None:
+        """The transaction of :meth:`write_batch`; a big write's staged partitions are
+        appended to ``staged`` as soon as they are asked for."""
         with self._connection() as conn, conn.transaction(), \
                 ThreadPoolExecutor(1, thread_name_prefix="locate") as pool:
             if len(requests):
@@ -271,17 +292,26 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
 
                 def locate(new: np.ndarray, newer: np.ndarray) -> None:
                     # the written rows are located on a thread while the server takes
-                    # them and builds the indexes (the client would wait on it idle)
+                    # them and builds the indexes (the client would wait on it idle); a
+                    # big write's partitions are then filled on a second connection
+                    # while this one is still busy
                     gens = list(self.active_of(_generations(conn)).values())
                     if gens and (len(new) or len(newer)):
+                        written = np.concatenate([new, newer])
                         indexes = postgis_areas.area_indexes(conn, gens, self.profile.crs)
-                        located.append(pool.submit(_area_rows, requests,
-                                                   np.concatenate([new, newer]), indexes))
+                        located.append(pool.submit(_area_rows, requests, written, indexes))
+                        if postgis_load.is_bulk(len(written), stored):
+                            staged.append(pool.submit(_stage, self._conninfo(), located[0],
+                                                      requests, written))
 
                 new, newer = upsert_request_rows(conn, requests, self.srid, decided=locate)
                 result.inserted, result.updated = len(new), len(newer)
                 result.unchanged = len(requests) - result.inserted - result.updated
-                if located:
+                stage_keys = _staged_keys(staged)
+                if stage_keys is not None:
+                    for key in stage_keys:
+                        swap_partition(conn, key, staged=True)
+                elif located:
                     postgis_areas.load_area_rows(
                         conn, located[0].result(),
                         bulk=postgis_load.is_bulk(len(new) + len(newer), stored))
@@ -299,7 +329,11 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             record_batch(conn, record)
             if source_state is not None:
                 write_state(conn, source_state)
-        return result
+
+    def _conninfo(self) -> str:
+        """The connection string of this store's connections."""
+        conninfo = self.pool.conninfo
+        return conninfo if isinstance(conninfo, str) else conninfo()
 
     def write_contacts(self, batch: ContactBatch, *, info: dict[str, object]) -> WriteResult:
         """Upsert contacts and their quarantine rows in one transaction (see :class:`Store`)."""
@@ -610,6 +644,26 @@ def _area_rows(requests: pd.DataFrame, written: np.ndarray,
     return postgis_areas.area_rows(
         ids, rows["x"].to_numpy(dtype="float64"), rows["y"].to_numpy(dtype="float64"), indexes,
         threads=1)
+
+
+def _stage(conninfo: str, located: Future[dict[str, pa.Table]], requests: pd.DataFrame,
+           written: np.ndarray) -> list[str]:
+    """A big write's partitions, filled on a connection of their own once the written
+    requests are located (:func:`geo.store.postgis_areas.stage_partitions`)."""
+    ids = arrow_column(requests[["service_request_id"]].iloc[written], "service_request_id")
+    return postgis_areas.stage_partitions(conninfo, located.result(), ids)
+
+
+def _staged_keys(staged: list[Future[list[str]]]) -> list[str] | None:
+    """The layers a big write staged, or ``None`` when it staged none or the second
+    connection failed (no more connections allowed, say): the write then fills the
+    partitions in its own transaction, as a write did before staging."""
+    if not staged:
+        return None
+    try:
+        return staged[0].result()
+    except psycopg.Error:
+        return None
 
 
 def _generations(conn: psycopg.Connection) -> list[Generation]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Final
 
 import geopandas as gpd
@@ -43,7 +44,7 @@ from geo.joins import (
     ranks_text,
 )
 from geo.store.pgcopy import copy_arrow
-from geo.store.postgis_join import swap_partition
+from geo.store.postgis_join import stage_key_name, stage_name, swap_partition
 from geo.store.postgis_read import fetch_arrow
 from layers.registry import Generation
 
@@ -240,6 +241,70 @@ def fill_partition(conn: psycopg.Connection, key: str, table: pa.Table, *,
         # frozen: the table was created above, in this transaction
         copy_arrow(conn, f"ra_fresh_{key}", table, freeze=True)
     swap_partition(conn, key)
+
+
+def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array) -> list[str]:
+    """Fill each layer's next partition of a big write on a connection of its own, while
+    the write's connection loads the requests and builds their indexes.
+
+    Each table (:func:`geo.store.postgis_join.stage_name`) takes the layer's stored rows
+    of the requests not in ``written`` and then ``rows``; it gets its primary key and
+    statistics and is committed, not attached: nothing reads it until the write swaps it
+    in (:func:`geo.store.postgis_join.swap_partition` with ``staged``) in its own
+    transaction. If that write fails, the tables stay unattached until the next big
+    write drops them (the write's caller drops them at once when it can,
+    :func:`drop_stages`). Writers take turns on ``requests``, and the caller holds that
+    lock, so the stored rows read here are the ones the write sees.
+
+    Parameters
+    ----------
+    conninfo
+        The store's connection string.
+    rows
+        Layer key → the written requests' rows (:func:`area_rows`).
+    written
+        Ids of every written request.
+
+    Returns
+    -------
+    list of str
+        The layer keys staged.
+    """
+    with psycopg.connect(conninfo, connect_timeout=10) as helper:  # committed at the end
+        row = helper.execute("SELECT EXISTS (SELECT 1 FROM request_areas)").fetchone()
+        keep = bool(row and row[0])
+        if keep:
+            helper.execute("CREATE TEMP TABLE staged_written (service_request_id text)"
+                           " ON COMMIT DROP")
+            copy_arrow(helper, "staged_written", pa.table({"service_request_id": written}))
+            helper.execute("ANALYZE staged_written")
+        for key, table in rows.items():
+            stage = sql.Identifier(stage_name(key))
+            helper.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+            helper.execute(sql.SQL("CREATE TABLE {} (LIKE request_areas, CHECK (layer_key = {}))")
+                           .format(stage, sql.Literal(key)))
+            if keep:
+                helper.execute(sql.SQL(
+                    "INSERT INTO {} SELECT ra.service_request_id, ra.layer_key, ra.code"
+                    " FROM request_areas ra WHERE ra.layer_key = %s AND NOT EXISTS ("
+                    " SELECT 1 FROM staged_written w"
+                    " WHERE w.service_request_id = ra.service_request_id)").format(stage), (key,))
+            if table.num_rows:
+                copy_arrow(helper, stage_name(key), table, freeze=True)
+            helper.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {}"
+                                   " PRIMARY KEY (service_request_id, layer_key)")
+                           .format(stage, sql.Identifier(stage_key_name(key))))
+            helper.execute(sql.SQL("ANALYZE {}").format(stage))
+    return list(rows)
+
+
+def drop_stages(conninfo: str, keys: Sequence[str]) -> None:
+    """Drop the staged tables of ``keys`` that a failed write left (best effort: a
+    failure here is left for the next big write, which drops them first)."""
+    with suppress(psycopg.Error), psycopg.connect(conninfo, connect_timeout=10) as helper:
+        for key in keys:
+            helper.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
+                sql.Identifier(stage_name(key))))
 
 
 def relocate_layers(conn: psycopg.Connection, uri: str, gens: Sequence[Generation],

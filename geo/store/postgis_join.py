@@ -168,6 +168,17 @@ def partition_name(key: str) -> str:
     return f"ra_layer_{key}"
 
 
+def stage_name(key: str) -> str:
+    """Name of the committed table a big write fills as layer ``key``'s next partition
+    on a connection of its own (:func:`geo.store.postgis_areas.stage_partitions`)."""
+    return f"ra_stage_{key}"
+
+
+def stage_key_name(key: str) -> str:
+    """Name of that table's primary key until it is swapped in."""
+    return f"ra_stage_pkey_{key}"
+
+
 def replace_layer(conn: psycopg.Connection, gen: Generation) -> int:
     """Re-join every stored request to ``gen`` and swap in the layer's new partition.
 
@@ -207,14 +218,16 @@ def replace_layer(conn: psycopg.Connection, gen: Generation) -> int:
     return inside
 
 
-def swap_partition(conn: psycopg.Connection, key: str) -> None:
+def swap_partition(conn: psycopg.Connection, key: str, *, staged: bool = False) -> None:
     """Make the table ``ra_fresh_<key>`` layer ``key``'s partition of ``request_areas``.
 
     The old partition (or the layer's rows in ``ra_default``) is dropped; the fresh
-    table gets its primary key in one sorted build, is attached and analyzed.
+    table gets its primary key in one sorted build, is attached and analyzed. With
+    ``staged`` the table is :func:`stage_name`'s instead, keyed and analyzed already:
+    it is renamed and attached.
     """
     name = sql.Identifier(partition_name(key))
-    fresh = sql.Identifier(f"ra_fresh_{key}")
+    fresh = sql.Identifier(stage_name(key) if staged else f"ra_fresh_{key}")
     exists = conn.execute(
         "SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = 'request_areas'::regclass AND c.relname = %s",
@@ -225,18 +238,24 @@ def swap_partition(conn: psycopg.Connection, key: str) -> None:
         conn.execute(sql.SQL("DROP TABLE {}").format(name))
     conn.execute("DELETE FROM ra_default WHERE layer_key = %s", (key,))
     conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(fresh, name))
-    conn.execute(
-        sql.SQL(
-            "ALTER TABLE {} ALTER service_request_id SET NOT NULL, ALTER layer_key SET NOT NULL,"
-            " ALTER code SET NOT NULL,"
-            " ADD CONSTRAINT {} PRIMARY KEY (service_request_id, layer_key)"
-        ).format(name, sql.Identifier(f"ra_pkey_{key}"))
-    )
+    if staged:
+        conn.execute(sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+            name, sql.Identifier(stage_key_name(key)), sql.Identifier(f"ra_pkey_{key}")))
+    else:
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} ALTER service_request_id SET NOT NULL,"
+                " ALTER layer_key SET NOT NULL, ALTER code SET NOT NULL,"
+                " ADD CONSTRAINT {} PRIMARY KEY (service_request_id, layer_key)"
+            ).format(name, sql.Identifier(f"ra_pkey_{key}"))
+        )
     conn.execute(
         sql.SQL("ALTER TABLE request_areas ATTACH PARTITION {} FOR VALUES IN ({})").format(
             name, sql.Literal(key)
         )
     )
+    if staged:
+        return
     # statistics now, while its pages are in memory: without them the planner sees a
     # fresh table and chose to scan a million-row partition for a 1,000-row write
     # (~3 s against ~0.3 s at 1M requests; bench/feeds.py --postgis)

@@ -221,11 +221,48 @@ def test_bulk_load_rebuilds_indexes_atomically(
         def boom(*args: object, **kwargs: object) -> None:
             raise RuntimeError("disk on fire")
 
-        monkeypatch.setattr(geo.store.postgis_areas, "load_area_rows", boom)
+        # a big write's partitions are filled on a second connection and committed
+        # unattached; the write fails after that, when it would swap them in
+        monkeypatch.setattr(geo.store.postgis, "swap_partition", boom)
         rows = [_row(str(i)) for i in range(3, 10)]
         with pytest.raises(RuntimeError, match="disk on fire"):
             ingest(write_csv(tmp_path / "b.csv", rows), store, now=NOW)
         assert _indexes(store) == indexes and store.count() == 2
+        assert store.requests()["district"].tolist() == ["A", "A"]
+        assert _stages(store) == []  # dropped by the failed write
+    finally:
+        store.close()
+
+
+def _stages(store: PostGISStore) -> list[str]:
+    with store.pool.connection() as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'ra\\_stage\\_%' ORDER BY 1")]
+
+
+def test_a_big_write_replaces_tables_a_killed_one_left(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big write killed after its partitions were staged leaves them unattached (here
+    made by hand, with a wrong code); the next big write drops and refills them, and
+    only its own rows and codes are seen."""
+    import geo.store.postgis_load
+
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2", lon=-75.0)]), store, now=NOW)
+        with store.pool.connection() as conn:
+            conn.execute("CREATE TABLE ra_stage_district (LIKE request_areas)")
+            conn.execute("INSERT INTO ra_stage_district VALUES ('1', 'district', 'LEFT OVER')")
+        ingest(write_csv(tmp_path / "b.csv", [_row(str(i)) for i in range(3, 7)]), store,
+               now=NOW)
+        codes = store.requests().set_index("service_request_id")["district"].to_dict()
+        assert codes == {str(i): "A" for i in range(1, 7)}
+        assert _stages(store) == []
+        with store.pool.connection() as conn:
+            assert conn.execute("SELECT count(*) FROM ra_layer_district").fetchone() == (6,)
     finally:
         store.close()
 
@@ -479,5 +516,32 @@ def test_rejoin_locates_the_rows_postgresql_joins_on_real_requests(
             ).fetchall()
         assert len(pages) == len(keys)
         assert all(total > 0 and visible == total for _, total, visible in pages)
+    finally:
+        store.close()
+
+
+def test_a_big_write_without_a_second_connection_fills_its_partitions_itself(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the second connection of a big write fails (the server allows no more, say),
+    the write fills the layers' partitions in its own transaction instead."""
+    import geo.store.postgis_load
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise psycopg.OperationalError("sorry, too many clients already")
+
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
+    monkeypatch.setattr(geo.store.postgis_areas, "stage_partitions", refused)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 2.69e6, 4.0e5)),
+                                                        ("B", (2.69e6, 1.0e5, 3.0e6, 4.0e5))]))
+        west = -75.25  # x 2.669e6: in A; the default -75.15 is in B
+        ingest(write_csv(tmp_path / "a.csv", [_row("1", lon=west), _row("2")]), store, now=NOW)
+        ingest(write_csv(tmp_path / "b.csv", [_row("3", lon=west), _row("4"),
+                                              _row("5", lon=west)]), store, now=NOW)
+        codes = store.requests().set_index("service_request_id")["district"].to_dict()
+        assert codes == {"1": "A", "2": "B", "3": "A", "4": "B", "5": "A"}
+        assert _stages(store) == []
     finally:
         store.close()
