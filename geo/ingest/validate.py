@@ -367,23 +367,42 @@ def validate(
                           source_rows=df[ROW_COLUMN].to_numpy(dtype=np.int64)[keep])
 
 
+#: Up to this many dropped rows, Arrow-backed text keeps its buffers: the kept rows are
+#: the runs between the dropped ones, as slices (no copy).
+_SLICED_DROPS: Final = 1_000
+
+
 class _Picker:
     """Picks the kept rows of a column of the validated frame (``keep``: one boolean per
     row) and numbers them 0…n-1; Arrow-backed text is filtered by Arrow, not through
-    pandas' boolean indexing."""
+    pandas' boolean indexing. When few rows are dropped (a quarantine of tens in a
+    million-row file), the text is not copied at all: the kept runs between them become
+    the chunks of the column (filtering 15 text columns of 1M rows to drop 75 took about
+    0.5 s)."""
 
     def __init__(self, keep: np.ndarray) -> None:
         self.keep = keep
         self.every = bool(keep.all())
         self.n = int(keep.sum())
         self._mask: pa.Array | None = None
+        dropped = np.flatnonzero(~keep)
+        self._runs: list[tuple[int, int]] | None = None
+        if 0 < len(dropped) <= _SLICED_DROPS:
+            starts = np.concatenate([[0], dropped + 1])
+            ends = np.concatenate([dropped, [len(keep)]])
+            self._runs = [(int(a), int(b - a)) for a, b in zip(starts, ends, strict=True)
+                          if b > a]
 
     def __call__(self, values: pd.Series) -> pd.Series:
         if self.every:
             return values.reset_index(drop=True)
         arrow = getattr(values.array, "_pa_array", None)
         picked: Any
-        if arrow is not None:
+        if arrow is not None and self._runs is not None:
+            chunks = [c for start, length in self._runs
+                      for c in arrow.slice(start, length).chunks]
+            picked = pd.array(pa.chunked_array(chunks, type=arrow.type), dtype=values.dtype)
+        elif arrow is not None:
             if self._mask is None:
                 self._mask = pa.array(self.keep)
             picked = pd.array(pc.filter(arrow, self._mask), dtype=values.dtype)

@@ -152,3 +152,24 @@ def test_numbers_read_as_pandas_reads_them(texts: list[str | None]) -> None:
         one = pd.Series([text], dtype="string")
         pd.testing.assert_series_equal(
             numbers(one), pd.to_numeric(one, errors="coerce").astype("float64"))
+
+
+@pytest.mark.parametrize("dropped", [[], [0], [9_999], [0, 1, 2, 500, 501, 9_999],
+                                     list(range(0, 10_000, 7))],
+                         ids=["none", "first", "last", "runs", "more than sliced"])
+def test_kept_rows_are_picked_alike_by_slices_and_by_filter(dropped: list[int]) -> None:
+    """A column's kept rows are the same whether the text is sliced around a few dropped
+    rows or filtered (over :data:`_SLICED_DROPS` dropped), and numbered 0…n-1."""
+    n = 10_000
+    text = pd.Series(pd.array([None if i % 11 == 0 else f"v{i}" for i in range(n)],
+                              dtype=TEXT), index=range(100, 100 + n))
+    numbers = pd.Series(np.arange(n, dtype="float64"))
+    keep = np.ones(n, dtype=bool)
+    keep[dropped] = False
+    picker = _Picker(keep)
+    assert (picker._runs is None) == (not dropped or len(dropped) > validate._SLICED_DROPS)
+    got = picker(text)
+    expected = [v for v, k in zip(text.tolist(), keep, strict=True) if k]
+    assert got.tolist() == expected and got.dtype == text.dtype
+    assert got.index.tolist() == list(range(len(expected)))
+    assert picker(numbers).tolist() == numbers[keep].tolist()
