@@ -12,6 +12,7 @@ leaves nothing uncollected: collections resume when the last pause ends.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,19 @@ import shapely
 
 _LOCK = threading.Lock()
 _STATE = {"depth": 0, "was_enabled": False}
+
+
+def _after_fork() -> None:
+    """A child forked inside a pause has no thread to end it: it starts unpaused."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    if _STATE["depth"] and _STATE["was_enabled"]:
+        gc.enable()
+    _STATE["depth"] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 @contextmanager

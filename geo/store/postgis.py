@@ -22,6 +22,7 @@ Text PostgreSQL cannot hold (U+0000) follows the rule in :mod:`geo.store.postgis
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -401,10 +402,10 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 )
             chosen = [active[k] for k in (keys or list(active))]
             set_active(conn, active)
-            if uri is None:
-                inside = join_requests(conn, chosen, only_changed=False)
-            else:
-                inside = postgis_areas.relocate_layers(conn, uri, chosen, self.profile.crs)
+            located = (None if uri is None else
+                       postgis_areas.relocate_layers(conn, uri, chosen, self.profile.crs))
+            inside = (located if located is not None
+                      else join_requests(conn, chosen, only_changed=False))
             row = conn.execute("SELECT count(*) FROM requests").fetchone()
             total = int(row[0]) if row else 0
             return {g.key: total - inside[g.key] for g in chosen}
@@ -654,6 +655,9 @@ def _stage(conninfo: str, located: Future[dict[str, pa.Table]], requests: pd.Dat
     return postgis_areas.stage_partitions(conninfo, located.result(), ids)
 
 
+_log = logging.getLogger("hotspot311.store")
+
+
 def _staged_keys(staged: list[Future[list[str]]]) -> list[str] | None:
     """The layers a big write staged, or ``None`` when it staged none or the second
     connection failed (no more connections allowed, say): the write then fills the
@@ -662,7 +666,9 @@ def _staged_keys(staged: list[Future[list[str]]]) -> list[str] | None:
         return None
     try:
         return staged[0].result()
-    except psycopg.Error:
+    except psycopg.Error as err:
+        _log.warning("a big write filled its partitions in its own transaction: the second"
+                     " connection failed (%s)", err)
         return None
 
 

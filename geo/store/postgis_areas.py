@@ -155,11 +155,14 @@ def iter_area_rows(ids: pa.Array, x: np.ndarray, y: np.ndarray,
     caller's work on one layer's rows (a COPY the server is busy with) overlaps the
     locating of the next."""
     by_id, sorted_ids = _id_order(ids)
+    keys = list(indexes)
     with ThreadPoolExecutor(1, thread_name_prefix="locate") as pool:
-        ranks = [(key, pool.submit(locate_ranks, x, y, index))
-                 for key, index in indexes.items()]
-        for key, rank in ranks:
-            yield key, _layer_rows(key, rank.result(), by_id, sorted_ids, indexes[key])
+        ahead = pool.submit(locate_ranks, x, y, indexes[keys[0]]) if keys else None
+        for i, key in enumerate(keys):
+            rank = ahead.result() if ahead is not None else np.empty(0, np.int32)
+            ahead = (pool.submit(locate_ranks, x, y, indexes[keys[i + 1]])
+                     if i + 1 < len(keys) else None)
+            yield key, _layer_rows(key, rank, by_id, sorted_ids, indexes[key])
 
 
 def _id_order(ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
@@ -271,6 +274,9 @@ def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array
         The layer keys staged.
     """
     with psycopg.connect(conninfo, connect_timeout=10) as helper:  # committed at the end
+        # the write waits on this connection in Python, where PostgreSQL sees no
+        # deadlock: a lock queued behind another session's (an ALTER, say) fails instead
+        helper.execute("SET lock_timeout = '60s'")
         row = helper.execute("SELECT EXISTS (SELECT 1 FROM request_areas)").fetchone()
         keep = bool(row and row[0])
         if keep:
@@ -300,15 +306,21 @@ def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array
 
 def drop_stages(conninfo: str, keys: Sequence[str]) -> None:
     """Drop the staged tables of ``keys`` that a failed write left (best effort: a
-    failure here is left for the next big write, which drops them first)."""
+    failure here is left for the next big write, which drops them first).
+
+    Under the writers' lock on ``requests``: a cleanup that comes late must not drop
+    the tables the next write has staged since.
+    """
     with suppress(psycopg.Error), psycopg.connect(conninfo, connect_timeout=10) as helper:
+        helper.execute("SET lock_timeout = '60s'")
+        helper.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
         for key in keys:
             helper.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(
                 sql.Identifier(stage_name(key))))
 
 
 def relocate_layers(conn: psycopg.Connection, uri: str, gens: Sequence[Generation],
-                    crs: str) -> dict[str, int]:
+                    crs: str) -> dict[str, int] | None:
     """Locate every stored request again in the generations ``gens`` (one per layer)
     and make the codes found each layer's whole partition.
 
@@ -331,12 +343,19 @@ def relocate_layers(conn: psycopg.Connection, uri: str, gens: Sequence[Generatio
 
     Returns
     -------
-    dict
-        Layer key → requests inside the layer.
+    dict or None
+        Layer key → requests inside the layer; ``None`` when the points could not be
+        read (ADBC failed, or waited more than a minute for a lock: the caller's
+        transaction waits on it in Python, where PostgreSQL sees no deadlock), nothing
+        written.
     """
     conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
     indexes = area_indexes(conn, gens, crs)
-    points = fetch_arrow(uri, "SELECT service_request_id, x, y FROM requests")
+    try:
+        points = fetch_arrow(uri, "SELECT service_request_id, x, y FROM requests",
+                             lock_timeout="60s")
+    except Exception:  # the ADBC driver's own error types: the caller joins in SQL
+        return None
     ids = points.column("service_request_id").combine_chunks()
     if not pa.types.is_string(ids.type):  # no rows: PostgreSQL may type the column otherwise
         ids = ids.cast(pa.string())

@@ -175,8 +175,9 @@ def stage_name(key: str) -> str:
 
 
 def stage_key_name(key: str) -> str:
-    """Name of that table's primary key until it is swapped in."""
-    return f"ra_stage_pkey_{key}"
+    """Name of that table's primary key until it is swapped in (a prefix no table name
+    of ours starts with: ``ra_stage_pkey_<k>`` would be layer ``pkey_<k>``'s table)."""
+    return f"ra_spk_{key}"
 
 
 def replace_layer(conn: psycopg.Connection, gen: Generation) -> int:

@@ -264,11 +264,12 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame, srid: 
     copied straight into ``requests``; changed rows go to ``incoming`` and one
     ``UPDATE`` applies them; unchanged rows are not sent again (re-ingesting a file
     writes nothing). ``requests`` is locked against other writers (``SHARE ROW
-    EXCLUSIVE``; readers go on), so the decision holds until commit. While the server
-    decides, a thread makes the rows as Arrow and their Hilbert order for the case where
-    every one is new; each COPY batch is then taken from them as it is sent, so the
-    server stores one batch while the next is made (a 1M first load: 16.0-16.2 s
-    against 17.3 s when the rows were all made before the COPY began).
+    EXCLUSIVE``; readers go on), so the decision holds until commit. Into an empty
+    table (a first load: every row will be new), a thread makes the rows as Arrow and
+    their Hilbert order while the server decides, and each COPY batch is taken from
+    them as it is sent, so the server stores one batch while the next is made (a 1M
+    first load: 16.0-16.2 s against 17.3 s when the rows were all made before the COPY
+    began). Otherwise only the written rows are made, once they are known.
 
     When :data:`BULK_ROWS` rows or more are written, and no fewer than the rows already
     stored (:func:`is_bulk`), the indexes of ``requests`` (:data:`_BULK_INDEXES`, primary
@@ -303,17 +304,19 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame, srid: 
     """
     # made on a thread while the server decides: the rows as Arrow, and their order if
     # every one is new (a first load); the COPY then starts as soon as the server asks
+    if stored_estimate(conn) > 0:  # rows may be unchanged: make only those written
+        return _upsert(conn, requests, srid, None, None, decided)
     pool = ThreadPoolExecutor(1, thread_name_prefix="rows")
     table = pool.submit(request_rows, requests, srid)
     everything = pool.submit(spatial_positions, requests, np.arange(len(requests)))
     try:
-        return _upsert(conn, requests, table, everything, decided)
-    finally:  # nothing written (or a failure): the thread's work is not waited for
+        return _upsert(conn, requests, srid, table, everything, decided)
+    finally:  # a failure: the thread's work is not waited for
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _upsert(conn: psycopg.Connection, requests: pd.DataFrame, table: Future[pa.Table],
-            everything: Future[np.ndarray],
+def _upsert(conn: psycopg.Connection, requests: pd.DataFrame, srid: int,
+            table: Future[pa.Table] | None, everything: Future[np.ndarray] | None,
             decided: Callable[[np.ndarray, np.ndarray], None] | None
             ) -> tuple[np.ndarray, np.ndarray]:
     conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
@@ -360,12 +363,20 @@ def _upsert(conn: psycopg.Connection, requests: pd.DataFrame, table: Future[pa.T
         decided(new, newer)
     rebuild = drop_bulk_indexes(conn) if is_bulk(n_written, stored) else []
     if len(new):
-        order = everything.result() if len(new) == len(requests) else spatial_positions(
-            requests, new)
-        copy_arrow(conn, "requests", table.result(), jsonb=("extra",), rows=order)
+        order = (everything.result() if everything is not None and len(new) == len(requests)
+                 else spatial_positions(requests, new))
+        if table is not None:
+            copy_arrow(conn, "requests", table.result(), jsonb=("extra",), rows=order)
+        else:
+            copy_arrow(conn, "requests", request_rows(requests.iloc[order], srid),
+                       jsonb=("extra",))
     if len(newer):
         conn.execute("CREATE TEMP TABLE incoming (LIKE requests) ON COMMIT DROP")
-        copy_arrow(conn, "incoming", table.result(), jsonb=("extra",), rows=newer)
+        if table is not None:
+            copy_arrow(conn, "incoming", table.result(), jsonb=("extra",), rows=newer)
+        else:
+            copy_arrow(conn, "incoming", request_rows(requests.iloc[newer], srid),
+                       jsonb=("extra",))
         targets = sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS[1:]))
         values = sql.SQL(", ").join(sql.Identifier("i", c) for c in _ROW_COLUMNS[1:])
         conn.execute(

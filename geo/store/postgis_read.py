@@ -84,10 +84,14 @@ def adbc_uri(conninfo: str) -> str | None:
     return f"postgresql://{auth}{host}{port}/{params.get('dbname', '')}"
 
 
-def fetch_arrow(uri: str, statement: str) -> pa.Table:
+def fetch_arrow(uri: str, statement: str, *, lock_timeout: str | None = None) -> pa.Table:
     """Run one ``SELECT`` through ADBC and return its rows as an Arrow table (on a kept
-    connection: :mod:`geo.store.adbc_pool`)."""
+    connection: :mod:`geo.store.adbc_pool`); with ``lock_timeout`` (a PostgreSQL
+    interval, e.g. ``"60s"``) a lock waited for longer fails the read."""
     with adbc_pool.connection(uri) as conn, conn.cursor() as cur:
+        if lock_timeout is not None:  # for this transaction only (the pool rolls it back)
+            cur.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(lock_timeout))
+                        .as_string(None))
         cur.execute(statement)
         return cur.fetch_arrow_table()
 

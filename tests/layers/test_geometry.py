@@ -66,3 +66,15 @@ def test_points_and_boxes_are_shapelys() -> None:
     assert shapely.get_x(made[4]) != shapely.get_x(made[4])
     box = boxes(x, y, x + 1, y + 2)
     assert shapely.equals(box[:4], shapely.box(x[:4], y[:4], x[:4] + 1, y[:4] + 2)).all()
+
+
+def test_a_child_forked_inside_a_pause_collects() -> None:
+    import os
+
+    with gc_paused():
+        pid = os.fork()
+        if pid == 0:  # the child: no thread of its will end the parent's pause
+            os._exit(0 if gc.isenabled() else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert gc.isenabled()

@@ -545,3 +545,51 @@ def test_a_big_write_without_a_second_connection_fills_its_partitions_itself(
         assert _stages(store) == []
     finally:
         store.close()
+
+
+def test_layer_keys_that_extend_one_another_stage_side_by_side(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Layers ``ward`` and ``pkey_ward``: no name of one's staged table or key is the
+    other's, so a big write stages both (no fall-back) and each gets its own codes."""
+    import geo.store.postgis_load
+
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("ward"), squares([("W", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        store.add_generation(spec("pkey_ward"), squares([("P", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        with caplog.at_level("WARNING", logger="hotspot311.store"):
+            ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2")]), store, now=NOW)
+        assert caplog.records == []
+        got = store.requests()
+        assert got["ward"].tolist() == ["W", "W"] and got["pkey_ward"].tolist() == ["P", "P"]
+        assert _stages(store) == []
+    finally:
+        store.close()
+
+
+def test_rejoin_joins_in_sql_when_the_points_cannot_be_read(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ADBC failure reading the points back (or a lock waited for too long) leaves
+    nothing written by the locating way; PostgreSQL's join re-joins instead."""
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2")]), store, now=NOW)
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the ADBC driver failed")
+
+        joined: list[object] = []
+        real_join = geo.store.postgis.join_requests
+        monkeypatch.setattr(geo.store.postgis_areas, "fetch_arrow", broken)
+        monkeypatch.setattr(geo.store.postgis, "join_requests",
+                            lambda *a, **k: joined.append(a) or real_join(*a, **k))
+        assert store.rejoin() == {"district": 0}
+        assert len(joined) == 1
+        assert store.requests()["district"].tolist() == ["A", "A"]
+    finally:
+        store.close()
