@@ -228,22 +228,31 @@ def fill_partition(conn: psycopg.Connection, key: str, table: pa.Table, *,
     requests not in the temporary table ``changed``; otherwise ``table`` is the whole
     layer.
     """
-    fresh = sql.Identifier(f"ra_fresh_{key}")
+    _new_layer_table(conn, f"ra_fresh_{key}", key, table,
+                     kept_unless_in="changed" if keep_unchanged else None)
+    swap_partition(conn, key)
+
+
+def _new_layer_table(conn: psycopg.Connection, name: str, key: str, table: pa.Table, *,
+                     kept_unless_in: str | None) -> None:
+    """Create the table ``name`` for layer ``key``'s rows and fill it: with
+    ``kept_unless_in`` (a temporary table of ids), the layer's stored rows of the
+    requests not in it, then ``table``'s rows."""
+    ident = sql.Identifier(name)
     # NOT NULL columns and the layer's CHECK from the start: the swap then has no scan
     # to make for them, nor to prove the rows belong to the partition it attaches
     conn.execute(sql.SQL("CREATE TABLE {} (LIKE request_areas, CHECK (layer_key = {}))")
-                 .format(fresh, sql.Literal(key)))
-    if keep_unchanged:
+                 .format(ident, sql.Literal(key)))
+    if kept_unless_in is not None:
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} SELECT ra.service_request_id, ra.layer_key, ra.code"
                 " FROM request_areas ra WHERE ra.layer_key = %s AND NOT EXISTS ("
-                " SELECT 1 FROM changed c WHERE c.service_request_id = ra.service_request_id)"
-            ).format(fresh), (key,))
+                " SELECT 1 FROM {} c WHERE c.service_request_id = ra.service_request_id)"
+            ).format(ident, sql.Identifier(kept_unless_in)), (key,))
     if table.num_rows:
         # frozen: the table was created above, in this transaction
-        copy_arrow(conn, f"ra_fresh_{key}", table, freeze=True)
-    swap_partition(conn, key)
+        copy_arrow(conn, name, table, freeze=True)
 
 
 def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array) -> list[str]:
@@ -287,16 +296,8 @@ def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array
         for key, table in rows.items():
             stage = sql.Identifier(stage_name(key))
             helper.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
-            helper.execute(sql.SQL("CREATE TABLE {} (LIKE request_areas, CHECK (layer_key = {}))")
-                           .format(stage, sql.Literal(key)))
-            if keep:
-                helper.execute(sql.SQL(
-                    "INSERT INTO {} SELECT ra.service_request_id, ra.layer_key, ra.code"
-                    " FROM request_areas ra WHERE ra.layer_key = %s AND NOT EXISTS ("
-                    " SELECT 1 FROM staged_written w"
-                    " WHERE w.service_request_id = ra.service_request_id)").format(stage), (key,))
-            if table.num_rows:
-                copy_arrow(helper, stage_name(key), table, freeze=True)
+            _new_layer_table(helper, stage_name(key), key, table,
+                             kept_unless_in="staged_written" if keep else None)
             helper.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {}"
                                    " PRIMARY KEY (service_request_id, layer_key)")
                            .format(stage, sql.Identifier(stage_key_name(key))))

@@ -302,10 +302,10 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame, srid: 
         Positions in ``requests`` of the rows inserted and of the rows updated (the
         rest are unchanged).
     """
-    # made on a thread while the server decides: the rows as Arrow, and their order if
-    # every one is new (a first load); the COPY then starts as soon as the server asks
     if stored_estimate(conn) > 0:  # rows may be unchanged: make only those written
         return _upsert(conn, requests, srid, None, None, decided)
+    # a first load (every row will be new): made on a thread while the server decides,
+    # the rows as Arrow and their order; the COPY then starts as soon as the server asks
     pool = ThreadPoolExecutor(1, thread_name_prefix="rows")
     table = pool.submit(request_rows, requests, srid)
     everything = pool.submit(spatial_positions, requests, np.arange(len(requests)))
@@ -361,22 +361,21 @@ def _upsert(conn: psycopg.Connection, requests: pd.DataFrame, srid: int,
         new, newer = ordered[ordered[:, 1] == 1, 0], ordered[ordered[:, 1] == 0, 0]
     if decided is not None:
         decided(new, newer)
+    def send(target: str, positions: np.ndarray) -> None:
+        if table is not None:  # made ahead: each batch taken as it is sent
+            copy_arrow(conn, target, table.result(), jsonb=("extra",), rows=positions)
+        else:
+            copy_arrow(conn, target, request_rows(requests.iloc[positions], srid),
+                       jsonb=("extra",))
+
     rebuild = drop_bulk_indexes(conn) if is_bulk(n_written, stored) else []
     if len(new):
-        order = (everything.result() if everything is not None and len(new) == len(requests)
-                 else spatial_positions(requests, new))
-        if table is not None:
-            copy_arrow(conn, "requests", table.result(), jsonb=("extra",), rows=order)
-        else:
-            copy_arrow(conn, "requests", request_rows(requests.iloc[order], srid),
-                       jsonb=("extra",))
+        send("requests", everything.result()
+             if everything is not None and len(new) == len(requests)
+             else spatial_positions(requests, new))
     if len(newer):
         conn.execute("CREATE TEMP TABLE incoming (LIKE requests) ON COMMIT DROP")
-        if table is not None:
-            copy_arrow(conn, "incoming", table.result(), jsonb=("extra",), rows=newer)
-        else:
-            copy_arrow(conn, "incoming", request_rows(requests.iloc[newer], srid),
-                       jsonb=("extra",))
+        send("incoming", newer)
         targets = sql.SQL(", ").join(map(sql.Identifier, _ROW_COLUMNS[1:]))
         values = sql.SQL(", ").join(sql.Identifier("i", c) for c in _ROW_COLUMNS[1:])
         conn.execute(

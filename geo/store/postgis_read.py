@@ -184,9 +184,7 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     >>> with_codes(rows, {"zip": zip_}, id_column="i").to_pydict()
     {'v': [1, 2, 3], 'zip': ['19104', None, '19103']}
     """
-    ids = rows.column(id_column)
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
+    ids = _one_chunk(rows.column(id_column))
     code_ids = {key: _one_chunk(table.column("service_request_id"))
                 for key, table in codes.items()}
     with ThreadPoolExecutor(max(1, threads)) as pool:
@@ -250,8 +248,7 @@ def _row_of_codes(ids: pa.Array, prints: pd.Index, code_ids: pa.Array | pa.Chunk
                   ) -> pa.Array:
     """For each row id, the position of its row in ``code_ids`` (null: none), found by
     fingerprint in ``prints`` (the row ids' fingerprints, all distinct) and confirmed."""
-    if isinstance(code_ids, pa.ChunkedArray):
-        code_ids = code_ids.combine_chunks()
+    code_ids = _one_chunk(code_ids)
     row = prints.get_indexer(pd.Index(hash_text(code_ids)))  # per code row: its row, or -1
     found = np.flatnonzero(row >= 0)
     same = pc.equal(code_ids.take(pa.array(found)),
