@@ -369,26 +369,34 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             return postgis_problems.rebuild(conn, problems)
 
     def add_generation(self, spec: LayerSpec, areas: gpd.GeoDataFrame) -> Generation:
-        """Store a layer generation and re-join that layer (see :class:`Store`)."""
+        """Store a layer generation and re-join that layer (see :class:`Store`).
+
+        The generation's index is built and kept (``join_indexes``), and every stored
+        request is located in it as :meth:`rejoin` locates them, in the transaction that
+        stores the generation: the layer's codes come from the rule every write uses.
+        """
         validate_layer_key(spec.key)
+        uri = self._adbc_uri()
         with self._connection() as conn, conn.transaction():
             conn.execute("LOCK TABLE generations IN SHARE ROW EXCLUSIVE MODE")
             existing = _generations(conn)
             gen = describe_generation(spec, areas, existing)
-            insert_generation(conn, gen, areas, self.srid)
-            postgis_areas.keep_index(conn, gen, areas)
-            active = self.active_of([*existing, gen])
-            set_active(conn, active)
-            join_requests(conn, [active[spec.key]], only_changed=False)
+            # the points are read back while the generation is stored and indexed
+            with postgis_areas.points_read(conn, uri) as points:
+                insert_generation(conn, gen, areas, self.srid)
+                postgis_areas.keep_index(conn, gen, areas)
+                active = self.active_of([*existing, gen])
+                set_active(conn, active)
+                self._join_layers(conn, points, [active[spec.key]])
         return gen
 
     def rejoin(self, keys: Sequence[str] | None = None) -> dict[str, int]:
         """Re-join every request to the active generation of ``keys``.
 
         The requests are located again by the embedded store's index and rule
-        (:func:`geo.store.postgis_areas.relocate_layers`), as a write locates them; only
-        when ADBC cannot take this store's connection string does PostgreSQL join them
-        (:func:`geo.store.postgis_join.join_requests`, the join a new generation gets).
+        (:func:`geo.store.postgis_areas.relocate_layers`), as a write and a new
+        generation locate them; only when ADBC cannot read them does PostgreSQL join them
+        (:func:`geo.store.postgis_join.join_requests`).
         """
         uri = self._adbc_uri()
         with self._connection() as conn, conn.transaction():
@@ -402,13 +410,23 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 )
             chosen = [active[k] for k in (keys or list(active))]
             set_active(conn, active)
-            located = (None if uri is None else
-                       postgis_areas.relocate_layers(conn, uri, chosen, self.profile.crs))
-            inside = (located if located is not None
-                      else join_requests(conn, chosen, only_changed=False))
+            with postgis_areas.points_read(conn, uri) as points:
+                inside = self._join_layers(conn, points, chosen)
             row = conn.execute("SELECT count(*) FROM requests").fetchone()
             total = int(row[0]) if row else 0
             return {g.key: total - inside[g.key] for g in chosen}
+
+    def _join_layers(self, conn: psycopg.Connection, points: Future[pa.Table] | None,
+                     gens: Sequence[Generation]) -> dict[str, int]:
+        """Join every stored request to ``gens`` (in ``conn``'s transaction): located in
+        Python (:func:`geo.store.postgis_areas.relocate_layers`), or joined by PostgreSQL
+        (:func:`geo.store.postgis_join.join_requests`) when ADBC cannot read the points
+        (``points`` is ``None``, or the read failed). Layer key → requests inside."""
+        located = (None if points is None else
+                   postgis_areas.relocate_layers(conn, points, gens, self.profile.crs))
+        if located is not None:
+            return located
+        return join_requests(conn, gens, only_changed=False)
 
     # --- reads ------------------------------------------------------------------
     def requests(self) -> gpd.GeoDataFrame:

@@ -120,7 +120,7 @@ def test_failure_half_way_leaves_database_as_it_was(
             raise RuntimeError("disk on fire")
 
         monkeypatch.setattr(geo.store.postgis_areas, "load_area_rows", boom)  # ingest
-        monkeypatch.setattr(geo.store.postgis, "join_requests", boom)  # a new generation
+        monkeypatch.setattr(geo.store.postgis_areas, "fill_partition", boom)  # a new generation
         bad = write_csv(
             tmp_path / "b.csv", [_row("1", desc="changed"), _row("2"), {"service_request_id": "q"}]
         )
@@ -514,8 +514,42 @@ def test_rejoin_locates_the_rows_postgresql_joins_on_real_requests(
                 " JOIN pg_class c ON c.oid = i.inhrelid"
                 " WHERE i.inhparent = 'request_areas'::regclass AND c.relname <> 'ra_default'"
             ).fetchall()
+            defaults = conn.execute(  # the layer key's default while COPYing is gone
+                "SELECT count(*) FROM pg_attrdef d JOIN pg_inherits i ON i.inhrelid = d.adrelid"
+                " WHERE i.inhparent = 'request_areas'::regclass").fetchone()
+        assert defaults == (0,)
         assert len(pages) == len(keys)
         assert all(total > 0 and visible == total for _, total, visible in pages)
+        # a new generation is located the same way (PostgreSQL's join still refused)
+        before = stored()
+        tracts = next(layer for layer in philly_profile.layers if layer.key == "census_tract")
+        assert store.add_generation(tracts, philly_layers["census_tract"]).generation == 2
+        assert stored() == before == by_join
+    finally:
+        store.close()
+
+
+def test_a_new_generation_is_joined_in_sql_when_the_points_cannot_be_read(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ADBC, a new generation's layer is joined by PostgreSQL: the lowest code on
+    a shared edge, and a request outside every area without a row."""
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        west = -75.25  # x 2.669e6: in A; the default -75.15 is in B
+        ingest(write_csv(tmp_path / "a.csv", [_row("1", lon=west), _row("2"),
+                                              _row("3", lon=-74.97)]), store, now=NOW)
+        joined: list[object] = []
+        real_join = geo.store.postgis.join_requests
+        monkeypatch.setattr(store, "_adbc_uri", lambda: None)
+        monkeypatch.setattr(geo.store.postgis, "join_requests",
+                            lambda *a, **k: joined.append(a) or real_join(*a, **k))
+        store.add_generation(spec("district"), squares([("B", (2.69e6, 1.0e5, 2.72e6, 4.0e5)),
+                                                        ("A", (2.0e6, 1.0e5, 2.69e6, 4.0e5)),
+                                                        ("AA", (2.0e6, 1.0e5, 2.69e6, 4.0e5))]))
+        assert len(joined) == 1
+        codes = store.requests().set_index("service_request_id")["district"]
+        assert codes.fillna("(none)").to_dict() == {"1": "A", "2": "B", "3": "(none)"}
     finally:
         store.close()
 
