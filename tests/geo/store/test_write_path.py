@@ -58,6 +58,12 @@ def _ingests(store: Store, tmp_path: Path, philly_layers: dict) -> list[tuple[in
     for path in (parks, messy, _updates(tmp_path / "updates.csv", parks), messy):
         r = ingest(path, store, now=NOW).result
         counts.append((r.inserted, r.updated, r.unchanged))
+    # a new generation of a layer over the stored requests: other lines, other codes
+    council = next(spec for spec in store.profile.layers if spec.key == "council_district")
+    redrawn = philly_layers["council_district"].copy()
+    redrawn["geometry"] = redrawn.geometry.translate(xoff=2500.0)
+    redrawn["code"] = redrawn["code"].astype(str) + "-2028"
+    store.add_generation(council, redrawn)
     return counts
 
 
@@ -93,6 +99,8 @@ def test_both_stores_hold_the_same_requests_and_codes(
     pd.testing.assert_frame_equal(emb, pg, check_dtype=False)
     moved = emb[emb["updated_datetime"] == pd.Timestamp("2026-06-01T10:00:00Z")]
     assert len(moved) > 80 and moved["council_district"].nunique() > 3
+    assert emb["council_district"].dropna().str.endswith("-2028").all()
+    assert emb["council_district"].notna().sum() > 0.8 * len(emb)
     pd.testing.assert_frame_equal(quarantines[0], quarantines[1], check_dtype=False)
 
 
