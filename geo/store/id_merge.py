@@ -9,11 +9,18 @@ look-up of every id (at 1M requests and seven layers: about 0.1 s of CPU against
 
 from __future__ import annotations
 
+from typing import Final
+
 import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from geo.ingest.arrowtext import text_buffers
+
+#: Ids of at most this many 8-byte words are sorted by their words (:func:`byte_order`);
+#: longer ones by Arrow's sort.
+MAX_SORT_WORDS: Final = 4
 
 
 @numba.njit(cache=True, nogil=True)
@@ -96,3 +103,49 @@ def merge_positions(keys: pa.Array, ids: pa.Array, out: np.ndarray) -> None:
     k_off, k_data, _ = text_buffers(keys)
     i_off, i_data, _ = text_buffers(ids)
     _merge(k_off, k_data, i_off, i_data, len(ids), out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _words(off: np.ndarray, data: np.ndarray, n_words: int) -> np.ndarray:
+    """Each value's first ``n_words`` 8-byte words, big-endian, zero after its end."""
+    n = len(off) - 1
+    out = np.zeros((n_words, n), dtype=np.uint64)
+    for i in range(n):
+        start, end = off[i], off[i + 1]
+        for w in range(n_words):
+            word = np.uint64(0)
+            for k in range(8):
+                at = start + w * 8 + k
+                byte = np.uint64(data[at]) if at < end else np.uint64(0)
+                word = (word << np.uint64(8)) | byte
+            out[w, i] = word
+    return out
+
+
+def byte_order(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Positions of ``ids`` in byte order (the order of :func:`pyarrow.compute.sort_indices`
+    and of PostgreSQL's C collation; stable, so equal values keep their order).
+
+    Values of at most :data:`MAX_SORT_WORDS` 8-byte words are sorted by those words
+    (big-endian, zero after the end) and then by length — a zero pad can tie only with a
+    value that continues with zero bytes, which the longer length puts after — by
+    NumPy's ``lexsort``: a million 15-byte ids in 0.1 s against Arrow's 0.25 s.
+    Longer values, any null, or values not of a string type go to Arrow's sort.
+
+    Examples
+    --------
+    >>> byte_order(pa.array(["b", "ab", "a", "a\\x00", "", "é"])).tolist()
+    [4, 2, 3, 1, 0, 5]
+    """
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    text = pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)
+    if not text or ids.null_count or len(ids) < 2:
+        return np.asarray(pc.sort_indices(ids), dtype=np.int64)
+    off, data, _ = text_buffers(ids)
+    lengths = np.diff(off)
+    n_words = -(-int(lengths.max()) // 8)
+    if n_words > MAX_SORT_WORDS:
+        return np.asarray(pc.sort_indices(ids), dtype=np.int64)
+    words = _words(off, data, n_words)
+    return np.lexsort((lengths, *words[::-1])).astype(np.int64)

@@ -29,7 +29,6 @@ import geopandas as gpd
 import numpy as np
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import shapely
 from psycopg import sql
 
@@ -43,6 +42,7 @@ from geo.joins import (
     locate_ranks,
     ranks_text,
 )
+from geo.store.id_merge import byte_order
 from geo.store.pgcopy import copy_arrow
 from geo.store.postgis_join import stage_key_name, stage_name, swap_partition
 from geo.store.postgis_read import fetch_arrow
@@ -169,7 +169,7 @@ def _id_order(ids: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Positions of ``ids`` in id order (the bytes' order) and the ids in that order: a
     fresh partition's primary key is then built from presorted input (in a database of
     the C collation)."""
-    by_id = pc.sort_indices(ids).to_numpy().astype(np.int64)
+    by_id = byte_order(ids)
     return by_id, ids.take(pa.array(by_id))
 
 

@@ -167,10 +167,11 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     one column per layer of ``codes`` (``service_request_id``, ``code`` rows, an id at
     most once per layer; null for a request with no row), then without ``id_column``.
 
-    The rows are sorted by id. A layer's codes in id order, as a whole-layer load writes
-    them, are matched to the sorted rows by one merge (:mod:`geo.store.id_merge`); the
-    rows after that run (those small writes appended) are looked up by fingerprint: the
-    sorted ids are fingerprinted once (64-bit, :func:`geo.ingest.hashing.hash_text`)
+    The rows are sorted by id (:func:`geo.store.id_merge.byte_order`). A layer's codes
+    in id order, as a whole-layer load writes them, are matched to the sorted rows by
+    one merge (:func:`geo.store.id_merge.merge_positions`); the rows after that run
+    (those small writes appended) are looked up by fingerprint: the sorted ids are
+    fingerprinted once (64-bit, :func:`geo.ingest.hashing.hash_text`)
     into one hash table of numbers, each layer's remaining ids are fingerprinted and
     looked up in it, and every match is confirmed by comparing the ids themselves. When
     two row ids share a fingerprint, an Arrow hash table of the row ids is used instead.
@@ -188,7 +189,7 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
     code_ids = {key: _one_chunk(table.column("service_request_id"))
                 for key, table in codes.items()}
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        order = pool.submit(pc.sort_indices, ids)
+        order = pool.submit(lambda: pa.array(id_merge.byte_order(ids)))
         found_runs = {key: pool.submit(id_merge.increasing_run, c) for key, c in code_ids.items()}
         ordered = order.result()
         sorted_ids = ids.take(ordered)
