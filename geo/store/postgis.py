@@ -55,6 +55,7 @@ from geo.store import (
     postgis_runs,
 )
 from geo.store.base import BATCH_COLUMNS, RequestReader, Store, as_categories, describe_generation
+from geo.store.helper_stop import HelperStop
 from geo.store.postgis_async import AsyncReads, store_error
 from geo.store.postgis_join import insert_generation, join_requests, set_active, swap_partition
 from geo.store.postgis_load import (
@@ -258,7 +259,9 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         the requests and builds their indexes, and swaps them in before it commits
         (:func:`geo.store.postgis_areas.stage_partitions`): a 1M first write took
         12.6 s this way against 16.0-16.2 s with the partitions filled after the
-        indexes. If the write fails, the tables it staged are dropped.
+        indexes. If the write fails, the second connection's work is stopped (its
+        running statement cancelled: :class:`geo.store.helper_stop.HelperStop`) and any
+        tables it staged are dropped.
         """
         requests, rejected = apply_nul_rule(batch.current())
         quarantine = batch.quarantine
@@ -285,8 +288,11 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                source_state: SourceState | None, staged: list[Future[list[str]]]) -> None:
         """The transaction of :meth:`write_batch`; a big write's staged partitions are
         appended to ``staged`` as soon as they are asked for."""
+        stop = HelperStop()
+        # on an error the helper connection is stopped first, then waited for (the pool),
+        # then the transaction rolls back
         with self._connection() as conn, conn.transaction(), \
-                ThreadPoolExecutor(1, thread_name_prefix="locate") as pool:
+                ThreadPoolExecutor(1, thread_name_prefix="locate") as pool, stop.on_error():
             if len(requests):
                 stored = postgis_load.stored_estimate(conn)
                 located: list[Future[dict[str, pa.Table]]] = []
@@ -303,7 +309,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                         located.append(pool.submit(_area_rows, requests, written, indexes))
                         if postgis_load.is_bulk(len(written), stored):
                             staged.append(pool.submit(_stage, self._conninfo(), located[0],
-                                                      requests, written))
+                                                      requests, written, stop))
 
                 new, newer = upsert_request_rows(conn, requests, self.srid, decided=locate)
                 result.inserted, result.updated = len(new), len(newer)
@@ -666,11 +672,14 @@ def _area_rows(requests: pd.DataFrame, written: np.ndarray,
 
 
 def _stage(conninfo: str, located: Future[dict[str, pa.Table]], requests: pd.DataFrame,
-           written: np.ndarray) -> list[str]:
+           written: np.ndarray, stop: HelperStop) -> list[str]:
     """A big write's partitions, filled on a connection of their own once the written
-    requests are located (:func:`geo.store.postgis_areas.stage_partitions`)."""
+    requests are located (:func:`geo.store.postgis_areas.stage_partitions`), unless
+    the write has failed meanwhile (``stop``)."""
+    rows = located.result()
+    stop.check()
     ids = arrow_column(requests[["service_request_id"]].iloc[written], "service_request_id")
-    return postgis_areas.stage_partitions(conninfo, located.result(), ids)
+    return postgis_areas.stage_partitions(conninfo, rows, ids, stop)
 
 
 _log = logging.getLogger("hotspot311.store")

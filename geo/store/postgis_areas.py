@@ -42,6 +42,7 @@ from geo.joins import (
     locate_ranks,
     ranks_text,
 )
+from geo.store.helper_stop import HelperStop
 from geo.store.id_merge import byte_order
 from geo.store.pgcopy import copy_arrow
 from geo.store.postgis_join import stage_key_name, stage_name, swap_partition
@@ -259,7 +260,8 @@ def _new_layer_table(conn: psycopg.Connection, name: str, key: str, table: pa.Ta
         conn.execute(default(ident, sql.SQL("DROP DEFAULT")))
 
 
-def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array) -> list[str]:
+def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array,
+                     stop: HelperStop | None = None) -> list[str]:
     """Fill each layer's next partition of a big write on a connection of its own, while
     the write's connection loads the requests and builds their indexes.
 
@@ -280,13 +282,18 @@ def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array
         Layer key → the written requests' rows (:func:`area_rows`).
     written
         Ids of every written request.
+    stop
+        The write's signal when it fails: the statement running is cancelled, no other
+        starts, and nothing is committed (:class:`geo.store.helper_stop.HelperStop`).
 
     Returns
     -------
     list of str
         The layer keys staged.
     """
-    with psycopg.connect(conninfo, connect_timeout=10) as helper:  # committed at the end
+    stop = stop or HelperStop()
+    # committed at the end, unless stopped (the watch ends before the commit)
+    with psycopg.connect(conninfo, connect_timeout=10) as helper, stop.watching(helper):
         # the write waits on this connection in Python, where PostgreSQL sees no
         # deadlock: a lock queued behind another session's (an ALTER, say) fails instead
         helper.execute("SET lock_timeout = '60s'")
@@ -298,6 +305,7 @@ def stage_partitions(conninfo: str, rows: dict[str, pa.Table], written: pa.Array
             copy_arrow(helper, "staged_written", pa.table({"service_request_id": written}))
             helper.execute("ANALYZE staged_written")
         for key, table in rows.items():
+            stop.check()
             stage = sql.Identifier(stage_name(key))
             helper.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
             _new_layer_table(helper, stage_name(key), key, table,

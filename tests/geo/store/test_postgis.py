@@ -240,6 +240,50 @@ def _stages(store: PostGISStore) -> list[str]:
             "SELECT relname FROM pg_class WHERE relname LIKE 'ra\\_stage\\_%' ORDER BY 1")]
 
 
+def test_a_failing_big_write_cancels_its_second_connection(
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big write that fails while its second connection is filling partitions cancels
+    the statement running there, instead of waiting for it: nothing staged is left, and
+    the store is as it was."""
+    import geo.store.postgis_load
+
+    monkeypatch.setattr(geo.store.postgis_load, "BULK_ROWS", 1)
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", [_row("1"), _row("2")]), store, now=NOW)
+        events: list[str] = []
+        sleeping = threading.Event()
+        real_table = geo.store.postgis_areas._new_layer_table
+
+        def slow_table(conn: psycopg.Connection, *args: object, **kwargs: object) -> None:
+            events.append("sleeping")
+            sleeping.set()
+            try:
+                conn.execute("SELECT pg_sleep(30)")  # a long statement on the helper
+            except psycopg.errors.QueryCanceled:
+                events.append("cancelled")
+                raise
+            events.append("slept")
+            real_table(conn, *args, **kwargs)  # type: ignore[arg-type]
+
+        def failing_rebuild(*args: object, **kwargs: object) -> None:
+            assert sleeping.wait(20)  # the helper is inside its statement
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(geo.store.postgis_areas, "_new_layer_table", slow_table)
+        monkeypatch.setattr(geo.store.postgis_load, "rebuild_bulk_indexes", failing_rebuild)
+        rows = [_row(str(i)) for i in range(3, 10)]
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            ingest(write_csv(tmp_path / "b.csv", rows), store, now=NOW)
+        assert events == ["sleeping", "cancelled"]
+        assert _stages(store) == [] and store.count() == 2
+        assert store.requests()["district"].tolist() == ["A", "A"]
+    finally:
+        store.close()
+
+
 def test_a_big_write_replaces_tables_a_killed_one_left(
     postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
