@@ -26,8 +26,10 @@ intersections (:func:`bench.common.city_requests`, seeded), written as a CSV. St
    into an unindexed temporary table: no tie rule, no key, no WAL) and one giving the
    store's result (lowest code per request and layer into a keyed temporary table) —
    and against the embedded store's ``rejoin()``;
-4. read back: ``requests()`` (ADBC, Arrow) against PostgreSQL's binary COPY of the table
-   out, drained without parsing.
+4. read back: ``requests()`` (binary COPY decoded into Arrow by
+   :mod:`geo.store.pgcopy_out`) against PostgreSQL's binary COPY of the table out,
+   drained by psycopg without parsing, and against the same read through ADBC's
+   PostgreSQL driver (the fall-back where psycopg's libpq is out of reach).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -48,6 +51,7 @@ from psycopg import sql
 from bench.common import city_requests, write_csv
 from geo.ingest.pipeline import prepare
 from geo.joins import build_index, locate
+from geo.store import pgcopy_out
 from geo.store.embedded import EmbeddedStore
 from geo.store.postgis import PostGISStore
 from geo.store.postgis_join import join_requests
@@ -259,14 +263,20 @@ def main() -> None:
             hw_same = handwritten_join(conn, same_result=True)
         print(f"hand-written indexed ST_Covers join, bare (every match, no key): {hw:.2f} s")
         print(f"hand-written, same result (lowest code, keyed table): {hw_same:.2f} s")
+        store.request_columns(["status"])  # numba compiles the decoder on first use (cached)
         t = time.perf_counter()
         frame = store.requests()
         read = time.perf_counter() - t
         print(
-            f"PostGIS requests() read: {len(frame):,} rows x {frame.shape[1]} columns"
-            f" in {read:.2f} s"
+            f"PostGIS requests() read (binary COPY decoded by hotspot311): {len(frame):,} rows"
+            f" x {frame.shape[1]} columns in {read:.2f} s"
         )
         del frame
+        with patch.object(pgcopy_out, "available", lambda: False):
+            t = time.perf_counter()
+            store.requests()
+            read_adbc = time.perf_counter() - t
+        print(f"PostGIS requests() read through ADBC's driver (the fall-back): {read_adbc:.2f} s")
         with psycopg.connect(url) as conn, conn.cursor() as cur:
             t = time.perf_counter()
             with cur.copy("COPY requests TO STDOUT (FORMAT binary)") as copy:
@@ -294,6 +304,8 @@ def main() -> None:
               f" {(read_floor + floor + locate_floor) / end_to_end:.2f}")
         print(f"  requests() / binary COPY out of the table                 ="
               f" {read_floor_pg / read:.2f}")
+        print(f"  requests() / requests() through ADBC                      ="
+              f" {read_adbc / read:.2f}")
         print("ratios (>1 means the PostGIS store is faster):")
         print(f"  load   PostGIS COPY / executemany      = {n / load / rate:.2f}")
         print(f"  load   PostGIS write_batch / floor     = {floor / load:.2f}")

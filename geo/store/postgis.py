@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ from geo.ingest.validate import QUARANTINE_COLUMNS, ValidatedBatch, empty_quaran
 from geo.joins import AreaIndex
 from geo.store import (
     adbc_pool,
+    pgcopy_out,
     postgis_areas,
     postgis_contacts,
     postgis_load,
@@ -475,11 +476,9 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
     def _read_columns(self, columns: Sequence[str],
                       keys: tuple[str, ...]) -> pd.DataFrame | None:
         """The named request columns (those that exist; layer keys give area codes), in
-        ``service_request_id`` order, through ADBC; ``None`` when ADBC cannot connect
-        with this store's connection string."""
-        uri = self._adbc_uri()
-        if uri is None:
-            return None
+        ``service_request_id`` order: read by binary COPY on two pooled connections
+        (:func:`postgis_read.fetch_copy_split`), else through ADBC; ``None`` when neither
+        can read with this store's connection string."""
         known = [c for c in dict.fromkeys(columns) if c in _READ_COLUMNS or c in keys]
         wanted_keys = [k for k in keys if k in known]
         cols: list[sql.Composable] = [sql.SQL("r.service_request_id AS {}").format(
@@ -491,22 +490,42 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 cols.append(sql.SQL("r.extra::text AS extra"))
             else:
                 cols.append(sql.Identifier("r", c))
-        statements = [sql.SQL("SELECT {} FROM requests r").format(sql.SQL(", ").join(cols))]
-        statements += [sql.SQL("SELECT service_request_id, code FROM request_areas"
-                               " WHERE layer_key = {}").format(sql.Literal(k))
-                       for k in wanted_keys]
-        with self._connection() as conn:
-            queries = [postgis_read.render(stmt, conn) for stmt in statements]
-        try:
-            rows, codes = postgis_read.fetch_arrow_split(uri, queries[0], queries[1:])
-        except Exception as err:  # the ADBC driver's own error types
-            raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
+        first = sql.SQL("SELECT {} FROM requests r").format(sql.SQL(", ").join(cols))
+        rest = [sql.SQL("SELECT service_request_id, code FROM request_areas"
+                        " WHERE layer_key = {}").format(sql.Literal(k)) for k in wanted_keys]
+        if pgcopy_out.available():
+            rows, codes = self._fetch_by_copy(first, rest)
+        else:
+            uri = self._adbc_uri()
+            if uri is None:
+                return None
+            with self._connection() as conn:
+                queries = [postgis_read.render(stmt, conn) for stmt in [first, *rest]]
+            try:
+                rows, codes = postgis_read.fetch_arrow_split(uri, queries[0], queries[1:])
+            except Exception as err:  # the ADBC driver's own error types
+                raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
         table = postgis_read.with_codes(rows, dict(zip(wanted_keys, codes, strict=True)),
                                         id_column=_ORDER_ID).select(known)
         if not known:
             return pd.DataFrame(index=pd.RangeIndex(table.num_rows))
         texts = [c for c in known if c in keys or postgis_read.read_types(()).get(c) == pa.string()]
         return postgis_read.frame_from_arrow(table, text_columns=texts)
+
+    def _fetch_by_copy(self, first: sql.Composable, rest: Sequence[sql.Composable]
+                       ) -> tuple[pa.Table, list[pa.Table]]:
+        """``first`` on one pooled connection and ``rest`` on a second, in one snapshot
+        (:func:`postgis_read.fetch_copy_split`); all on one connection when the pool
+        holds one connection at most, or has no second one free within half a second."""
+        try:
+            with self._connection() as conn, ExitStack() as stack:
+                other: psycopg.Connection | None = None
+                if rest and self.pool.max_size > 1:
+                    with suppress(PoolTimeout):
+                        other = stack.enter_context(self.pool.connection(timeout=0.5))
+                return postgis_read.fetch_copy_split(conn, other, first, rest)
+        except pgcopy_out.CopyOutError as err:
+            raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
 
     def _requests_by_copy(self, keys: tuple[str, ...]) -> gpd.GeoDataFrame:
         """:meth:`requests` read as CSV through ``COPY … TO STDOUT`` and parsed by Arrow

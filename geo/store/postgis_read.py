@@ -33,7 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from geo.ingest.hashing import hash_text
 from geo.ingest.model import TEXT, empty_requests, with_points
-from geo.store import adbc_pool, id_merge
+from geo.store import adbc_pool, id_merge, pgcopy_out
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 
@@ -159,6 +159,40 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
             imported.wait()  # keep the exported snapshot alive until it is imported
             conn.rollback()
             return table, later.result()
+
+
+def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
+                     first: sql.Composable, rest: Sequence[sql.Composable]
+                     ) -> tuple[pa.Table, list[pa.Table]]:
+    """:func:`fetch_arrow_split` on two psycopg connections, each statement read by
+    binary COPY and decoded by :mod:`geo.store.pgcopy_out`.
+
+    ``first`` runs on ``first_conn`` and ``rest`` (in turn) on ``second_conn``, at the
+    same time, in one read-only snapshot (exported by the first transaction, imported by
+    the second); without ``second_conn`` all run in turn on ``first_conn``. Both
+    connections must be idle (no open transaction); both transactions are rolled back.
+    The reads and decodes hold no GIL, so the two connections' work overlaps.
+    """
+    first_conn.execute(_SNAPSHOT)
+    try:
+        if second_conn is None or not rest:
+            return (pgcopy_out.copy_table(first_conn, first),
+                    [pgcopy_out.copy_table(first_conn, q) for q in rest])
+        row = first_conn.execute("SELECT pg_export_snapshot()").fetchone()
+        if row is None:  # pragma: no cover - the function always returns a row
+            raise RuntimeError("pg_export_snapshot() returned no row")
+        second_conn.execute(_SNAPSHOT)
+        try:
+            second_conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
+                sql.Literal(str(row[0]))))
+            with ThreadPoolExecutor(1) as pool:
+                later = pool.submit(lambda: [pgcopy_out.copy_table(second_conn, q) for q in rest])
+                table = pgcopy_out.copy_table(first_conn, first)
+                return table, later.result()
+        finally:
+            second_conn.rollback()
+    finally:
+        first_conn.rollback()
 
 
 def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,

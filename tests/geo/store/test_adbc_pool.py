@@ -106,7 +106,11 @@ def test_a_forked_child_opens_its_own_and_leaves_the_parents_alone(
     assert adbc_pool.idle_count(uri) == 1
 
 
-def test_closing_the_store_closes_its_idle_connections(postgis_url: str) -> None:
+def test_closing_the_store_closes_its_idle_connections(
+        postgis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from geo.store import pgcopy_out
+
+    monkeypatch.setattr(pgcopy_out, "available", lambda: False)  # requests() through ADBC
     store = PostGISStore.open(postgis_url, load_profile("philadelphia"))
     uri = postgis_read.adbc_uri(postgis_url)
     assert uri is not None

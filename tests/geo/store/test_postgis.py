@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -373,52 +374,78 @@ def test_overlapping_areas_give_the_lowest_code(postgis_url: str, tmp_path: Path
         store.close()
 
 
-def test_a_connection_string_adbc_cannot_take_is_read_by_copy(
+def test_the_three_ways_of_reading_requests_give_one_frame(
     postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A ``key=value`` connection string with a parameter ADBC's URI cannot carry (here
-    ``sslmode``) reads the requests through ``COPY`` parsed by Arrow, and gets exactly
-    what the ADBC read gives (texts, times, hashes, codes, the missing ones included)."""
+    """``requests()`` reads by binary COPY decoded by hotspot311 where psycopg's libpq is
+    reachable; else through ADBC; else, for a ``key=value`` connection string with a
+    parameter ADBC's URI cannot carry (here ``sslmode``), by CSV ``COPY`` parsed by
+    Arrow. All three give exactly one frame (texts, times, hashes, codes, the missing
+    ones included), on one connection or two."""
     from psycopg.conninfo import conninfo_to_dict
 
-    from geo.store import postgis_read
+    from geo.store import pgcopy_out, postgis_read
 
     rows = [_row("1"), _row("2", desc="=HYPERLINK(\"x\")"), _row("3", lon=-75.2, desc=""),
-            {**_row("4"), "updated_datetime": None, "description": "line\nbreak, \"quoted\""}]
+            {**_row("4"), "updated_datetime": None, "description": "line\nbreak, \"quoted\""},
+            _row("5", lon=-74.97)]  # outside every area: no code
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("another way was taken")
+
     store = PostGISStore.open(postgis_url, TESTVILLE)
     try:
-        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 3.0e6, 4.0e5))]))
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 2.72e6, 4.0e5))]))
+        store.add_generation(spec("ward"), squares([("W", (2.0e6, 1.0e5, 2.69e6, 4.0e5))]))
         ingest(write_csv(tmp_path / "a.csv", rows), store, now=NOW)
-        by_adbc = store.requests()
+        with monkeypatch.context() as m:
+            m.setattr(postgis_read, "fetch_arrow_split", refuse)
+            m.setattr(store, "_requests_by_copy", refuse)
+            by_copy = store.requests()
+        with monkeypatch.context() as m:
+            m.setattr(pgcopy_out, "available", lambda: False)
+            m.setattr(store, "_requests_by_copy", refuse)
+            by_adbc = store.requests()
     finally:
         store.close()
+    one = PostGISStore.open(postgis_url, TESTVILLE, max_size=1)  # no second connection
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(postgis_read, "fetch_arrow_split", refuse)
+            one_connection = one.requests()
+    finally:
+        one.close()
     params = conninfo_to_dict(postgis_url)
     keyvalue = " ".join(f"{k}={v}" for k, v in params.items()) + " sslmode=disable"
     assert postgis_read.adbc_uri(keyvalue) is None
-
-    def no_adbc(*args: object, **kwargs: object) -> None:
-        raise AssertionError("ADBC was used")
-
-    monkeypatch.setattr(postgis_read, "fetch_arrow", no_adbc)
+    monkeypatch.setattr(postgis_read, "fetch_arrow", refuse)
+    monkeypatch.setattr(pgcopy_out, "available", lambda: False)
     store = PostGISStore.open(keyvalue, TESTVILLE)
     try:
-        by_copy = store.requests()
+        by_csv = store.requests()
     finally:
         store.close()
-    assert len(by_adbc) == 4 and by_adbc["district"].notna().any()
-    pd.testing.assert_frame_equal(by_copy.drop(columns="geometry"),
-                                  by_adbc.drop(columns="geometry"))
-    assert by_copy.geometry.geom_equals(by_adbc.geometry).all()
+    assert len(by_copy) == 5 and by_copy["district"].tolist()[:4] == ["A"] * 4
+    assert by_copy["district"].isna().tolist() == [False] * 4 + [True]
+    assert by_copy["ward"].notna().sum() == 1
+    for other in (by_adbc, one_connection, by_csv):
+        pd.testing.assert_frame_equal(other.drop(columns="geometry"),
+                                      by_copy.drop(columns="geometry"))
+        assert other.geometry.geom_equals(by_copy.geometry).all()
 
 
+@pytest.mark.parametrize("way", ["copy", "adbc"])
 def test_a_write_between_the_reads_statements_is_not_seen(
-    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
-    """``requests()`` reads the requests and each layer's codes by separate statements;
-    a write committed after the first of them is not seen by the others (one snapshot),
-    so the codes read are those of the requests read (here the write moves request 1
-    from area A to area B)."""
+    """``requests()`` reads the requests and each layer's codes by separate statements
+    on two connections; a write committed once the reads have begun is seen by none of
+    them (one snapshot), so the codes read are those of the requests read (here the
+    write moves request 1 from area A to area B). Both ways of reading: binary COPY
+    decoded by hotspot311, and ADBC (when psycopg's libpq is out of reach)."""
     from adbc_driver_manager import dbapi
+
+    from geo.store import pgcopy_out
 
     store = PostGISStore.open(postgis_url, TESTVILLE)
     try:
@@ -428,12 +455,10 @@ def test_a_write_between_the_reads_statements_is_not_seen(
         ingest(write_csv(tmp_path / "a.csv", [_row("1", lon=west), _row("2", lon=west)]), store,
                now=NOW)
         before = store.requests()
-        real = dbapi.Cursor.fetch_arrow_table
         written: list[int] = []
 
-        def fetch_then_write(cursor: dbapi.Cursor) -> object:
-            table = real(cursor)
-            if not written:  # after the first statement: another session writes
+        def write_once() -> None:
+            if not written:  # another session writes
                 written.append(1)
                 other = PostGISStore.open(postgis_url, TESTVILLE)
                 try:
@@ -441,9 +466,25 @@ def test_a_write_between_the_reads_statements_is_not_seen(
                                                           _row("3", lon=west)]), other, now=NOW)
                 finally:
                     other.close()
-            return table
 
-        monkeypatch.setattr(dbapi.Cursor, "fetch_arrow_table", fetch_then_write)
+        if way == "copy":
+            real_copy = pgcopy_out.copy_table
+
+            def write_then_copy(conn: psycopg.Connection, query: Any) -> object:
+                write_once()  # both snapshots are taken before either statement runs
+                return real_copy(conn, query)
+
+            monkeypatch.setattr(pgcopy_out, "copy_table", write_then_copy)
+        else:
+            real = dbapi.Cursor.fetch_arrow_table
+
+            def fetch_then_write(cursor: dbapi.Cursor) -> object:
+                table = real(cursor)
+                write_once()  # after the first statement
+                return table
+
+            monkeypatch.setattr(pgcopy_out, "available", lambda: False)
+            monkeypatch.setattr(dbapi.Cursor, "fetch_arrow_table", fetch_then_write)
         during = store.requests()
         monkeypatch.undo()
         after = store.requests()
