@@ -74,6 +74,7 @@ class CopyOutError(RuntimeError):
 @dataclass(frozen=True)
 class _LibPQ:
     exec_: Any
+    conn_error: Any
     result_status: Any
     error_message: Any
     clear: Any
@@ -107,6 +108,7 @@ def _libpq() -> _LibPQ | None:
 
     return _LibPQ(
         exec_=fn(lib, "PQexec", vp, vp, ctypes.c_char_p),
+        conn_error=fn(lib, "PQerrorMessage", ctypes.c_char_p, vp),
         result_status=fn(lib, "PQresultStatus", i, vp),
         error_message=fn(lib, "PQresultErrorMessage", ctypes.c_char_p, vp),
         clear=fn(lib, "PQclear", None, vp),
@@ -209,6 +211,9 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
     if ptr is None:
         raise CopyOutError("the connection is closed")
     res = lib.exec_(ptr, statement)
+    if not res:  # no result at all: the connection failed
+        raise CopyOutError((lib.conn_error(ptr) or b"no result").decode("utf-8", "replace")
+                           .strip())
     try:
         if lib.result_status(res) != _COPY_OUT:
             raise CopyOutError(_message(lib, res))

@@ -440,8 +440,9 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         """Every stored request, one column per layer key, ordered by id.
 
         The requests and each layer's codes are read by one statement each, as Arrow
-        through ADBC (:mod:`geo.store.postgis_read`): the requests on one connection and
-        the codes on a second at the same time, both in one read-only snapshot. They are
+        (binary COPY decoded by :mod:`geo.store.pgcopy_out`, else through ADBC; see
+        :mod:`geo.store.postgis_read`): the requests on one connection and the codes on
+        a second at the same time, both in one read-only snapshot. They are
         put together in Arrow, the layers' look-ups on two threads: no Python object per
         row, and no join on the server.
         """

@@ -1,14 +1,15 @@
 """Reading requests out of PostGIS as Arrow, without a Python object per row.
 
-The query runs through ADBC's PostgreSQL driver (``adbc-driver-postgresql``), which
-reads PostgreSQL's binary COPY output straight into Arrow arrays: times arrive as
-``timestamp[us, UTC]``, numbers as numbers, text as Arrow strings. The frame built from
-them has the embedded store's shape and types (text as Arrow-backed ``str``, missing as
-NaN, which is what a Parquet file of the embedded store reads back as), so both stores
-hand the same frame to every caller.
+Statements are read by binary COPY, decoded into Arrow by :mod:`geo.store.pgcopy_out`
+(:func:`fetch_copy_split`), or through ADBC's PostgreSQL driver
+(``adbc-driver-postgresql``, :func:`fetch_arrow_split`), which reads the same binary
+COPY output: either way times arrive as ``timestamp[us, UTC]``, numbers as numbers,
+text as Arrow strings. The frame built from them has the embedded store's shape and
+types (text as Arrow-backed ``str``, missing as NaN, which is what a Parquet file of the
+embedded store reads back as), so both stores hand the same frame to every caller.
 
-The statement is composed with :mod:`psycopg.sql` (identifiers and literals quoted by
-psycopg) and rendered with a psycopg connection before ADBC runs it.
+Statements are composed with :mod:`psycopg.sql` (identifiers and literals quoted by
+psycopg); for ADBC they are rendered with a psycopg connection first.
 """
 
 from __future__ import annotations

@@ -267,3 +267,18 @@ def test_split_copy_read_sees_one_snapshot(kinds_url: str,
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         rows, rest = postgis_read.fetch_copy_split(first, None, count, [count])
         assert rows.column("n").to_pylist() == [3007] and rest[0].column("n").to_pylist() == [3007]
+
+
+def test_notices_sent_during_the_copy_reach_psycopg(kinds_url: str) -> None:
+    """A statement that raises notices while its rows are read: libpq hands them to
+    psycopg's handlers from the reading thread, and the rows arrive whole."""
+    with psycopg.connect(kinds_url) as conn:
+        conn.execute("CREATE FUNCTION noisy(i int) RETURNS int LANGUAGE plpgsql AS"
+                     " $$ BEGIN RAISE NOTICE 'row %', i; RETURN i; END $$")
+        heard: list[str] = []
+        conn.add_notice_handler(lambda diag: heard.append(diag.message_primary or ""))
+        table = pgcopy_out.copy_table(conn, sql.SQL(
+            "SELECT noisy(g) AS n, repeat('y', 9000) AS pad FROM generate_series(1, 200) g"))
+        conn.rollback()
+    assert table.column("n").to_pylist() == list(range(1, 201))
+    assert heard[:2] == ["row 1", "row 2"] and len(heard) == 200
