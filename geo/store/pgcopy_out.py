@@ -13,7 +13,8 @@ Against ADBC's PostgreSQL driver, which reads the same binary COPY: about 12 ns 
 here against about 80 (``bench/postgis.py`` prints both).
 
 Types decoded: ``text``, ``varchar`` (and anything cast to text), ``int4``, ``int8``,
-``float8``, ``timestamptz`` (microseconds, UTC; ``±infinity`` reads as null) and
+``float8``, ``timestamptz`` (microseconds, UTC; ``±infinity``, and the years after
+294246 that Arrow's microseconds since 1970 cannot hold, read as null) and
 ``bool``; the statement's result types are checked before the COPY runs
 (:func:`column_kinds`), so a value is never decoded as another type. Text is read in
 UTF-8 (the transaction's ``client_encoding`` is set to it).
@@ -29,8 +30,8 @@ import functools
 import queue
 import sys
 import threading
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -205,6 +206,8 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
     lib = _libpq()
     if lib is None:
         raise CopyOutError("psycopg's libpq is not reachable in this process")
+    if conn.autocommit:  # SET LOCAL would not hold: text could come in another encoding
+        raise CopyOutError("a COPY is read in a transaction: the connection is in autocommit")
     conn.execute("SET LOCAL client_encoding TO 'UTF8'")
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query).as_bytes(conn)
     ptr = getattr(conn.pgconn, "pgconn_ptr", None)  # both psycopg libpq wrappers have it
@@ -225,18 +228,17 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
     def read() -> None:
         try:
             for chunk in _chunks(lib, ptr, chunk_bytes):
-                if stop.is_set():
-                    continue  # drain what the server still sends after the cancel
-                chunks.put(chunk)
+                if not stop.is_set():  # else drain what the server sends until it stops
+                    chunks.put(chunk)
             chunks.put(None)
         except BaseException as err:  # handed to the decoding thread
             chunks.put(err)
 
     reader = threading.Thread(target=read, name="pgcopy-read", daemon=True)
-    reader.start()
-    kinds_arr = np.asarray(kinds, dtype=np.int8)
     done = False
     try:
+        reader.start()
+        kinds_arr = np.asarray(kinds, dtype=np.int8)
         first = True
         while True:
             item = chunks.get()
@@ -249,14 +251,53 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
             yield _decode_chunk(item, kinds_arr, first=first)
             first = False
     finally:
-        if not done:
-            stop.set()
+        _end_reader(conn, reader, chunks, stop, cancel=not done)
+
+
+def _end_reader(conn: psycopg.Connection, reader: threading.Thread,
+                chunks: queue.Queue[np.ndarray | BaseException | None], stop: threading.Event,
+                *, cancel: bool) -> None:
+    """Make sure the reading thread is out of libpq before the caller's thread goes on
+    (it may roll back or close the connection next, which would free what the thread
+    reads from): cancel the statement if asked, then take and drop the thread's chunks
+    until it has ended. If the cancel fails, the thread reads the statement to its end;
+    an interrupt (Ctrl-C) meanwhile is raised once the thread has ended."""
+    interrupted: BaseException | None = None
+    if cancel:
+        stop.set()
+        try:
             conn.cancel_safe()
-            while True:  # unblock the reader, then wait for its end
-                item = chunks.get()
-                if item is None or isinstance(item, BaseException):
-                    break
-        reader.join()
+        except Exception:  # the cancel could not be sent: the statement runs to its end
+            pass
+        except (KeyboardInterrupt, SystemExit) as err:
+            interrupted = err
+
+    def drop_one() -> None:
+        with suppress(queue.Empty):
+            chunks.get(timeout=0.1)
+
+    wait_out(lambda: not reader.is_alive(), drop_one)
+    if interrupted is not None:
+        raise interrupted
+
+
+def wait_out(done: Callable[[], bool], step: Callable[[], object]) -> None:
+    """Call ``step`` (a short wait) until ``done()``; a ``KeyboardInterrupt`` or
+    ``SystemExit`` meanwhile is raised only then (the first of them).
+
+    For the end of work on another thread that must not be left running: a thread that
+    uses a connection the caller is about to roll back or close.
+    """
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            if done():
+                break
+            step()
+        except (KeyboardInterrupt, SystemExit) as err:
+            interrupted = interrupted or err
+    if interrupted is not None:
+        raise interrupted
 
 
 def _chunks(lib: _LibPQ, ptr: int, chunk_bytes: int) -> Iterator[np.ndarray]:
@@ -426,8 +467,8 @@ def _decode(buf: np.ndarray, start: int, rows: int, kinds: np.ndarray, slot: np.
                     return c
                 v = _int64(buf, p)
                 if k == 3:
-                    if v >= _INT64_MAX or v <= _INT64_MIN:  # 'infinity': no instant
-                        valid[c, i] = False
+                    if v > _INT64_MAX - _PG_EPOCH_US or v <= _INT64_MIN:  # no such instant
+                        valid[c, i] = False  # ('infinity', or after year 294246)
                         v = np.int64(0)
                     else:
                         v += _PG_EPOCH_US

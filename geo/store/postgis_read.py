@@ -20,6 +20,8 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from contextlib import suppress
 from typing import Any, Final
 
 import geopandas as gpd
@@ -171,29 +173,47 @@ def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connec
     ``first`` runs on ``first_conn`` and ``rest`` (in turn) on ``second_conn``, at the
     same time, in one read-only snapshot (exported by the first transaction, imported by
     the second); without ``second_conn`` all run in turn on ``first_conn``. Both
-    connections must be idle (no open transaction); both transactions are rolled back.
-    The reads and decodes hold no GIL, so the two connections' work overlaps.
+    connections must be idle (no open transaction); both transactions are rolled back,
+    the second only once nothing reads from it any more. When ``first`` fails, the
+    statement running on ``second_conn`` is cancelled; the first error is the one
+    raised. The reads and decodes hold no GIL, so the two connections' work overlaps.
     """
-    first_conn.execute(_SNAPSHOT)
+    conns = [first_conn] if second_conn is None or not rest else [first_conn, second_conn]
     try:
-        if second_conn is None or not rest:
-            return (pgcopy_out.copy_table(first_conn, first),
-                    [pgcopy_out.copy_table(first_conn, q) for q in rest])
-        row = first_conn.execute("SELECT pg_export_snapshot()").fetchone()
-        if row is None:  # pragma: no cover - the function always returns a row
-            raise RuntimeError("pg_export_snapshot() returned no row")
-        second_conn.execute(_SNAPSHOT)
+        result = _copy_split(first_conn, conns[1] if len(conns) > 1 else None, first, rest)
+    except BaseException:
+        for conn in conns:  # a broken connection must not hide the error that broke it
+            with suppress(psycopg.Error):
+                conn.rollback()
+        raise
+    for conn in conns:
+        conn.rollback()
+    return result
+
+
+def _copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
+                first: sql.Composable, rest: Sequence[sql.Composable]
+                ) -> tuple[pa.Table, list[pa.Table]]:
+    first_conn.execute(_SNAPSHOT)
+    if second_conn is None:
+        return (pgcopy_out.copy_table(first_conn, first),
+                [pgcopy_out.copy_table(first_conn, q) for q in rest])
+    row = first_conn.execute("SELECT pg_export_snapshot()").fetchone()
+    if row is None:  # pragma: no cover - the function always returns a row
+        raise RuntimeError("pg_export_snapshot() returned no row")
+    second_conn.execute(_SNAPSHOT)
+    second_conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(row[0]))))
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(lambda: [pgcopy_out.copy_table(second_conn, q) for q in rest])
         try:
-            second_conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(
-                sql.Literal(str(row[0]))))
-            with ThreadPoolExecutor(1) as pool:
-                later = pool.submit(lambda: [pgcopy_out.copy_table(second_conn, q) for q in rest])
-                table = pgcopy_out.copy_table(first_conn, first)
-                return table, later.result()
-        finally:
-            second_conn.rollback()
-    finally:
-        first_conn.rollback()
+            table = pgcopy_out.copy_table(first_conn, first)
+        except BaseException:
+            with suppress(Exception):  # the cancel could not be sent: rest runs to its end
+                second_conn.cancel_safe()
+            raise
+        finally:  # second_conn is rolled back next: nothing may be reading from it
+            pgcopy_out.wait_out(later.done, lambda: futures_wait([later], timeout=0.1))
+        return table, later.result()
 
 
 def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,

@@ -4,6 +4,7 @@ hand-made COPY bytes, and the reader against a real server and psycopg's own fet
 from __future__ import annotations
 
 import struct
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -282,3 +283,92 @@ def test_notices_sent_during_the_copy_reach_psycopg(kinds_url: str) -> None:
         conn.rollback()
     assert table.column("n").to_pylist() == list(range(1, 201))
     assert heard[:2] == ["row 1", "row 2"] and len(heard) == 200
+
+
+def test_a_timestamp_arrow_cannot_hold_reads_as_null() -> None:
+    """PostgreSQL's timestamps reach year 294276; microseconds since 1970 in an int64
+    end in 294247: the last one that fits is read, the first that does not is null."""
+    last = 2**63 - 1 - 946_684_800_000_000
+    kinds = [TIMESTAMPTZ]
+    got = pgcopy_out._decode_chunk(_encode([[last], [last + 1], [-2**63 + 1]], kinds),
+                                   np.asarray(kinds, np.int8), first=True)[0]
+    assert got.cast(pa.int64()).to_pylist() == [2**63 - 1, None, -2**63 + 1 + 946_684_800_000_000]
+
+
+def test_wait_out_raises_an_interrupt_only_once_the_work_is_done() -> None:
+    finished = threading.Event()
+
+    def work() -> None:
+        time.sleep(0.3)
+        finished.set()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    calls: list[int] = []
+
+    def step() -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise KeyboardInterrupt  # Ctrl-C twice while waiting
+        worker.join(0.05)
+
+    with pytest.raises(KeyboardInterrupt):
+        pgcopy_out.wait_out(lambda: not worker.is_alive(), step)
+    assert finished.is_set() and len(calls) > 2
+
+
+def test_an_autocommit_connection_is_refused(kinds_url: str) -> None:
+    with psycopg.connect(kinds_url, autocommit=True) as conn, \
+            pytest.raises(CopyOutError, match="in a transaction"):
+        pgcopy_out.copy_table(conn, _QUERY)
+
+
+_SLOW_ROWS = ("SELECT g::int8 AS g, repeat('x', 20000)"
+              " || pg_sleep(CASE WHEN g = 5 THEN {} ELSE 0 END)::text AS s"
+              " FROM generate_series(1, 10) g")
+
+
+@pytest.mark.parametrize("failure", ["refused", "interrupted"])
+def test_when_the_cancel_fails_the_read_waits_for_its_statement(
+        kinds_url: str, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    """The cancel cannot be sent (or Ctrl-C lands on it): leaving the block still waits
+    until the reading thread is out of libpq (the statement, 2 s, runs to its end), so
+    the connection can be rolled back and used; an interrupt is raised after that."""
+    slow = sql.SQL(_SLOW_ROWS.format(2))
+
+    def no_cancel(self: psycopg.Connection) -> None:
+        if failure == "interrupted":
+            raise KeyboardInterrupt
+        raise psycopg.OperationalError("cancel refused")
+
+    monkeypatch.setattr(psycopg.Connection, "cancel_safe", no_cancel)
+    with psycopg.connect(kinds_url) as conn:
+        _, kinds = pgcopy_out.column_kinds(conn, slow)
+        started = time.monotonic()
+        raised: list[BaseException] = []
+        try:
+            with pgcopy_out.copy_batches(conn, slow, kinds, chunk_bytes=64) as chunks:
+                next(chunks)
+        except KeyboardInterrupt as err:
+            raised.append(err)
+        assert time.monotonic() - started >= 1.9
+        assert not [t for t in threading.enumerate() if t.name == "pgcopy-read"]
+        assert bool(raised) == (failure == "interrupted")
+        conn.rollback()
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_failing_first_statement_cancels_the_second_connections(kinds_url: str) -> None:
+    """The requests statement fails while the second connection reads a long one: the
+    second is cancelled, not waited for, the first statement's error is raised, and both
+    connections are rolled back and usable."""
+    failing = sql.SQL("SELECT g, 10 / (g - 2000) AS q FROM generate_series(1, 3000) g")
+    slow = sql.SQL(_SLOW_ROWS.format(30))
+    with psycopg.connect(kinds_url) as first, psycopg.connect(kinds_url) as second:
+        started = time.monotonic()
+        with pytest.raises(CopyOutError, match="division by zero"):
+            postgis_read.fetch_copy_split(first, second, failing, [slow])
+        assert time.monotonic() - started < 10
+        for conn in (first, second):
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert conn.execute("SELECT 1").fetchone() == (1,)
