@@ -6,10 +6,10 @@ and its rows are copied by a numba loop that releases the GIL, on a thread of it
 libpq hands over one row per call, which the loop appends to a chunk of about 16 MB.
 Each full chunk is decoded by a second compiled loop, in one pass, into Arrow's own
 layout (offsets and bytes for text, 8-byte numbers, validity bits) while the next chunk
-is read, so the server never waits for the decoding and a read holds about one chunk
-of raw rows at a time, not the whole output.
+is read, so the server never waits for the decoding; a read holds at most six chunks
+of raw rows at a time (decoded ones are reused), not the whole output.
 
-Against ADBC's PostgreSQL driver, which reads the same binary COPY: about 12 ns a field
+Against ADBC's PostgreSQL driver, which reads the same binary COPY: about 15 ns a field
 here against about 80 (``bench/postgis.py`` prints both).
 
 Types decoded: ``text``, ``varchar`` (and anything cast to text), ``int4``, ``int8``,
@@ -223,11 +223,12 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
     finally:
         lib.clear(res)
     chunks: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(maxsize=4)
+    spare: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()  # buffers decoded already
     stop = threading.Event()
 
     def read() -> None:
         try:
-            for chunk in _chunks(lib, ptr, chunk_bytes):
+            for chunk in _chunks(lib, ptr, chunk_bytes, spare):
                 if not stop.is_set():  # else drain what the server sends until it stops
                     chunks.put(chunk)
             chunks.put(None)
@@ -248,7 +249,9 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
             if isinstance(item, BaseException):
                 done = True
                 raise item
-            yield _decode_chunk(item, kinds_arr, first=first)
+            decoded = _decode_chunk(item, kinds_arr, first=first)
+            spare.put(item.base if isinstance(item.base, np.ndarray) else item)  # reused
+            yield decoded
             first = False
     finally:
         _end_reader(conn, reader, chunks, stop, cancel=not done)
@@ -300,11 +303,19 @@ def wait_out(done: Callable[[], bool], step: Callable[[], object]) -> None:
         raise interrupted
 
 
-def _chunks(lib: _LibPQ, ptr: int, chunk_bytes: int) -> Iterator[np.ndarray]:
-    """The rows libpq receives, as buffers of whole rows (about ``chunk_bytes`` each)."""
+def _chunks(lib: _LibPQ, ptr: int, chunk_bytes: int,
+            spare: queue.SimpleQueue[np.ndarray]) -> Iterator[np.ndarray]:
+    """The rows libpq receives, as buffers of whole rows (about ``chunk_bytes`` each):
+    views of buffers taken from ``spare`` (those decoded already) or made anew."""
     pending = np.zeros(2, dtype=np.intp)  # a row read but not yet copied: pointer, length
     while True:
-        chunk = np.empty(max(chunk_bytes, int(pending[1])), dtype=np.uint8)
+        need = max(chunk_bytes, int(pending[1]))
+        try:
+            chunk = spare.get_nowait()
+        except queue.Empty:
+            chunk = np.empty(need, dtype=np.uint8)
+        if len(chunk) < need:
+            chunk = np.empty(need, dtype=np.uint8)
         used, status = _drain(lib.get_copy_data, lib.freemem, lib.memcpy, ptr, chunk, pending)
         if used:
             yield chunk[:used]
