@@ -10,7 +10,7 @@ is read, so the server never waits for the decoding; a read holds at most six ch
 of raw rows at a time (decoded ones are reused), not the whole output.
 
 Against ADBC's PostgreSQL driver, which reads the same binary COPY: about 15 ns a field
-here against about 80 (``bench/postgis.py`` prints both).
+here against about 80; ``bench/postgis.py`` times ``requests()`` both ways in turn.
 
 Types decoded: ``text``, ``varchar`` (and anything cast to text), ``int4``, ``int8``,
 ``float8``, ``timestamptz`` (microseconds, UTC; ``±infinity``, and the years after
