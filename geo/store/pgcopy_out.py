@@ -129,9 +129,8 @@ def _libpq_path() -> str | None:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return None
-    found = {line.split(None, 5)[5] for line in maps.splitlines()
-             if len(line.split(None, 5)) == 6
-             and Path(line.split(None, 5)[5]).name.startswith("libpq")}
+    fields = (line.split(None, 5) for line in maps.splitlines())  # the 6th: the file
+    found = {f[5] for f in fields if len(f) == 6 and Path(f[5]).name.startswith("libpq")}
     return found.pop() if len(found) == 1 else None
 
 
@@ -208,7 +207,8 @@ def _batches(conn: psycopg.Connection, query: sql.Composable, kinds: Sequence[in
         raise CopyOutError("psycopg's libpq is not reachable in this process")
     if conn.autocommit:  # SET LOCAL would not hold: text could come in another encoding
         raise CopyOutError("a COPY is read in a transaction: the connection is in autocommit")
-    conn.execute("SET LOCAL client_encoding TO 'UTF8'")
+    if conn.info.encoding != "utf-8":  # for this transaction only
+        conn.execute("SET LOCAL client_encoding TO 'UTF8'")
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query).as_bytes(conn)
     ptr = getattr(conn.pgconn, "pgconn_ptr", None)  # both psycopg libpq wrappers have it
     if ptr is None:
@@ -455,7 +455,7 @@ def _decode(buf: np.ndarray, start: int, rows: int, kinds: np.ndarray, slot: np.
                 continue
             k = kinds[c]
             valid[c, i] = n >= 0
-            if k == 0:
+            if k == TEXT:
                 if n > 0:
                     at = fill[s]
                     for q in range(n):
@@ -465,11 +465,11 @@ def _decode(buf: np.ndarray, start: int, rows: int, kinds: np.ndarray, slot: np.
             elif n < 0:
                 fixed[s, i] = 0
                 continue
-            elif k == 4:
+            elif k == BOOL:
                 if n != 1:
                     return c
                 fixed[s, i] = buf[p]
-            elif k == 5:
+            elif k == INT4:
                 if n != 4:
                     return c
                 fixed[s, i] = _int32(buf, p)
@@ -477,7 +477,7 @@ def _decode(buf: np.ndarray, start: int, rows: int, kinds: np.ndarray, slot: np.
                 if n != 8:
                     return c
                 v = _int64(buf, p)
-                if k == 3:
+                if k == TIMESTAMPTZ:
                     if v > _INT64_MAX - _PG_EPOCH_US or v <= _INT64_MIN:  # no such instant
                         valid[c, i] = False  # ('infinity', or after year 294246)
                         v = np.int64(0)
