@@ -100,7 +100,7 @@ def row_hash(frame: pd.DataFrame) -> np.ndarray:
     return hash_columns(frame, cols)
 
 
-def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
+def with_points(rows: pd.DataFrame, points: np.ndarray | None = None) -> gpd.GeoDataFrame:
     """Requests with their point geometry.
 
     Parameters
@@ -108,6 +108,9 @@ def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
     rows
         Requests with finite ``lon`` and ``lat`` (a validated batch's rows, or rows read
         back from a store).
+    points
+        Those points made already (:func:`layers.geometry.points` of ``lon``, ``lat``),
+        else made here.
 
     Returns
     -------
@@ -115,8 +118,9 @@ def with_points(rows: pd.DataFrame) -> gpd.GeoDataFrame:
         The same rows and index, columns shared rather than copied, with WGS84 points
         made from ``lon`` and ``lat``.
     """
-    points = geometry.points(rows["lon"].to_numpy(dtype="float64"),
-                             rows["lat"].to_numpy(dtype="float64"))
+    if points is None:
+        points = geometry.points(rows["lon"].to_numpy(dtype="float64"),
+                                 rows["lat"].to_numpy(dtype="float64"))
     return gpd.GeoDataFrame(
         rows, geometry=gpd.GeoSeries(points, index=rows.index,
                                      crs="EPSG:4326"),

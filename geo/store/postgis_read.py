@@ -16,34 +16,35 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import queue
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from contextlib import suppress
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from geo.ingest.hashing import hash_text
 from geo.ingest.model import TEXT, empty_requests, with_points
-from geo.store import adbc_pool, id_merge, pgcopy_out
+from geo.store import adbc_pool, pgcopy_out
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 
 #: Columns :meth:`PostGISStore.requests` reads: those the loader writes, and problem_id.
 READ_COLUMNS: Final = (*REQUEST_COLUMNS, *STORE_FIELDS)
 
-#: Text columns come out as this dtype (see the module docstring).
+#: What a read hands on for its first statement and for each of the others.
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 #: The first statement of every read of several statements: one state of the database,
@@ -168,19 +169,39 @@ def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connec
                      first: sql.Composable, rest: Sequence[sql.Composable]
                      ) -> tuple[pa.Table, list[pa.Table]]:
     """:func:`fetch_arrow_split` on two psycopg connections, each statement read by
-    binary COPY and decoded by :mod:`geo.store.pgcopy_out`.
+    binary COPY and decoded by :mod:`geo.store.pgcopy_out`: :func:`fetch_copy_then`
+    with the tables as they are read."""
+    return fetch_copy_then(first_conn, second_conn, first, rest,
+                           lambda table: table, lambda _, table: table)
+
+
+def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
+                    first: sql.Composable, rest: Sequence[sql.Composable],
+                    on_first: Callable[[pa.Table], T], on_rest: Callable[[T, pa.Table], U]
+                    ) -> tuple[T, list[U]]:
+    """Read ``first`` and ``rest`` in one snapshot, each by binary COPY, and hand each
+    table on as soon as it is read: ``on_first(table)`` for ``first``, then
+    ``on_rest(that result, table)`` for each of ``rest`` in turn.
 
     ``first`` runs on ``first_conn`` and ``rest`` (in turn) on ``second_conn``, at the
     same time, in one read-only snapshot (exported by the first transaction, imported by
-    the second); without ``second_conn`` all run in turn on ``first_conn``. Both
-    connections must be idle (no open transaction); both transactions are rolled back,
-    the second only once nothing reads from it any more. When ``first`` fails, the
+    the second); without ``second_conn`` all run in turn on ``first_conn``. ``on_first``
+    and ``on_rest`` run on the caller's thread while ``second_conn`` reads on: the work
+    on a table read overlaps the reading of the next. Both connections must be idle (no
+    open transaction); both transactions are rolled back, the second only once nothing
+    reads from it any more. When ``first``, ``on_first`` or ``on_rest`` fails, the
     statement running on ``second_conn`` is cancelled; the first error is the one
     raised. The reads and decodes hold no GIL, so the two connections' work overlaps.
+
+    Returns
+    -------
+    tuple
+        ``on_first``'s result and ``on_rest``'s results in the order of ``rest``.
     """
     conns = [first_conn] if second_conn is None or not rest else [first_conn, second_conn]
     try:
-        result = _copy_split(first_conn, conns[1] if len(conns) > 1 else None, first, rest)
+        result = _copy_then(first_conn, conns[1] if len(conns) > 1 else None, first, rest,
+                            on_first, on_rest)
     except BaseException:
         for conn in conns:  # a broken connection must not hide the error that broke it
             with suppress(psycopg.Error):
@@ -191,134 +212,46 @@ def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connec
     return result
 
 
-def _copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
-                first: sql.Composable, rest: Sequence[sql.Composable]
-                ) -> tuple[pa.Table, list[pa.Table]]:
+def _copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
+               first: sql.Composable, rest: Sequence[sql.Composable],
+               on_first: Callable[[pa.Table], T], on_rest: Callable[[T, pa.Table], U]
+               ) -> tuple[T, list[U]]:
     first_conn.execute(_SNAPSHOT)
     if second_conn is None:
-        return (pgcopy_out.copy_table(first_conn, first),
-                [pgcopy_out.copy_table(first_conn, q) for q in rest])
+        head = on_first(pgcopy_out.copy_table(first_conn, first))
+        return head, [on_rest(head, pgcopy_out.copy_table(first_conn, q)) for q in rest]
     row = first_conn.execute("SELECT pg_export_snapshot()").fetchone()
     if row is None:  # pragma: no cover - the function always returns a row
         raise RuntimeError("pg_export_snapshot() returned no row")
     second_conn.execute(_SNAPSHOT)
     second_conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(row[0]))))
+    tables: queue.SimpleQueue[pa.Table] = queue.SimpleQueue()
+
+    def read_rest() -> None:
+        for q in rest:
+            tables.put(pgcopy_out.copy_table(second_conn, q))
+
     with ThreadPoolExecutor(1) as pool:
-        later = pool.submit(lambda: [pgcopy_out.copy_table(second_conn, q) for q in rest])
+        later = pool.submit(read_rest)
         try:
-            table = pgcopy_out.copy_table(first_conn, first)
+            head = on_first(pgcopy_out.copy_table(first_conn, first))
+            results: list[U] = []
+            while len(results) < len(rest):
+                try:
+                    table = tables.get(timeout=0.05)
+                except queue.Empty:
+                    if later.done():
+                        later.result()  # the read's error, if it failed
+                    continue
+                results.append(on_rest(head, table))
+            later.result()
         except BaseException:
             with suppress(Exception):  # the cancel could not be sent: rest runs to its end
                 second_conn.cancel_safe()
             raise
         finally:  # second_conn is rolled back next: nothing may be reading from it
             pgcopy_out.wait_out(later.done, lambda: futures_wait([later], timeout=0.1))
-        return table, later.result()
-
-
-def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
-               threads: int = 2) -> pa.Table:
-    """Request rows in id order (``COLLATE "C"``: Arrow orders text by its bytes), with
-    one column per layer of ``codes`` (``service_request_id``, ``code`` rows, an id at
-    most once per layer; null for a request with no row), then without ``id_column``.
-
-    The rows are sorted by id (:func:`geo.store.id_merge.byte_order`). A layer's codes
-    in id order, as a whole-layer load writes them, are matched to the sorted rows by
-    one merge (:func:`geo.store.id_merge.merge_positions`); the rows after that run
-    (those small writes appended) are looked up by fingerprint: the sorted ids are
-    fingerprinted once (64-bit, :func:`geo.ingest.hashing.hash_text`)
-    into one hash table of numbers, each layer's remaining ids are fingerprinted and
-    looked up in it, and every match is confirmed by comparing the ids themselves. When
-    two row ids share a fingerprint, an Arrow hash table of the row ids is used instead.
-    The layers run on a pool of ``threads`` threads, beside the take of the rows' other
-    columns (numba and Arrow's kernels release the GIL).
-
-    Examples
-    --------
-    >>> rows = pa.table({"i": ["b", "a", "c"], "v": [2, 1, 3]})
-    >>> zip_ = pa.table({"service_request_id": ["c", "a"], "code": ["19103", "19104"]})
-    >>> with_codes(rows, {"zip": zip_}, id_column="i").to_pydict()
-    {'v': [1, 2, 3], 'zip': ['19104', None, '19103']}
-    """
-    ids = _one_chunk(rows.column(id_column))
-    code_ids = {key: _one_chunk(table.column("service_request_id"))
-                for key, table in codes.items()}
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        order = pool.submit(lambda: pa.array(id_merge.byte_order(ids)))
-        found_runs = {key: pool.submit(id_merge.increasing_run, c) for key, c in code_ids.items()}
-        ordered = order.result()
-        sorted_ids = ids.take(ordered)
-        runs = {key: run.result() for key, run in found_runs.items()}
-        if id_merge.increasing_run(sorted_ids) < len(sorted_ids):  # not one id per row
-            runs = dict.fromkeys(runs, 0)
-        lookup: Callable[[pa.Array], pa.Array] | None = None
-        if any(runs[key] < len(c) for key, c in code_ids.items()):
-            prints = pd.Index(hash_text(sorted_ids))
-            lookup = (functools.partial(_row_of_codes, sorted_ids, prints) if prints.is_unique
-                      else functools.partial(_row_of_codes_by_arrow, sorted_ids))
-        at = {key: pool.submit(_codes_at, sorted_ids, c, runs[key], lookup)
-              for key, c in code_ids.items()}
-        rows = take_columns(rows.drop_columns([id_column]), ordered, pool)
-        for key, codes_table in codes.items():
-            rows = rows.append_column(key, codes_table.column("code").take(at[key].result()))
-    return rows
-
-
-def _one_chunk(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def _codes_at(sorted_ids: pa.Array, code_ids: pa.Array, run: int,
-              lookup: Callable[[pa.Array], pa.Array] | None) -> pa.Array:
-    """For each of ``sorted_ids``, the position of its row in ``code_ids`` (null: none):
-    the first ``run`` code rows (in id order) by merge, the rest by ``lookup``."""
-    where = np.full(len(sorted_ids), -1, dtype=np.int64)
-    if run:
-        id_merge.merge_positions(sorted_ids, code_ids.slice(0, run), where)
-    if run < len(code_ids):
-        if lookup is None:  # pragma: no cover - made whenever a layer has a rest
-            raise RuntimeError("no look-up for the codes out of id order")
-        rest = np.asarray(pc.fill_null(lookup(code_ids.slice(run)), -1)
-                          .to_numpy(zero_copy_only=False), dtype=np.int64)
-        hit = rest >= 0
-        where[hit] = rest[hit] + run
-    return pa.array(where, mask=where < 0)
-
-
-def take_columns(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor) -> pa.Table:
-    """``table.take(indices)``, one column per task of ``pool`` (Arrow's take releases
-    the GIL; the table's one-thread take copied 300 MB of a 1M-row read on one core).
-
-    Examples
-    --------
-    >>> with ThreadPoolExecutor(2) as pool:
-    ...     take_columns(pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]}),
-    ...                  pa.array([2, 0]), pool).to_pydict()
-    {'a': [3, 1], 'b': ['z', 'x']}
-    """
-    columns = list(pool.map(lambda column: column.take(indices), table.columns))
-    return pa.Table.from_arrays(columns, schema=table.schema)
-
-
-def _row_of_codes(ids: pa.Array, prints: pd.Index, code_ids: pa.Array | pa.ChunkedArray
-                  ) -> pa.Array:
-    """For each row id, the position of its row in ``code_ids`` (null: none), found by
-    fingerprint in ``prints`` (the row ids' fingerprints, all distinct) and confirmed."""
-    code_ids = _one_chunk(code_ids)
-    row = prints.get_indexer(pd.Index(hash_text(code_ids)))  # per code row: its row, or -1
-    found = np.flatnonzero(row >= 0)
-    same = pc.equal(code_ids.take(pa.array(found)),
-                    ids.take(pa.array(row[found])).cast(code_ids.type))
-    found = found[np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False),
-                             dtype=bool)]
-    where = np.full(len(ids), -1, dtype=np.int64)
-    where[row[found]] = found
-    return pa.array(where, mask=where < 0)
-
-
-def _row_of_codes_by_arrow(ids: pa.Array, code_ids: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """:func:`_row_of_codes` by Arrow's hash look-up of the row ids in ``code_ids``."""
-    return pc.index_in(ids, value_set=code_ids)
+        return head, results
 
 
 def frame_from_arrow(table: pa.Table, *, text_columns: Sequence[str] = (),

@@ -372,3 +372,59 @@ def test_a_failing_first_statement_cancels_the_second_connections(kinds_url: str
         for conn in (first, second):
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_each_table_is_handed_on_while_the_next_is_read(kinds_url: str) -> None:
+    """``fetch_copy_then`` hands the first table on before the rest are all read, and
+    each of the rest, in order, with the first's result; on one connection too."""
+    count = sql.SQL("SELECT count(*) AS n FROM kinds")
+    slow = sql.SQL(_SLOW_ROWS.format(1))
+    events: list[str] = []
+    real = pgcopy_out.copy_table
+
+    def noted(conn: psycopg.Connection, query: sql.Composable) -> pa.Table:
+        table = real(conn, query)
+        events.append(f"read {table.num_rows}")
+        return table
+
+    def on_first(table: pa.Table) -> int:
+        events.append("first")
+        return int(table.column("n")[0].as_py())
+
+    def on_rest(n: int, table: pa.Table) -> tuple[int, int]:
+        events.append("rest")
+        return n, table.num_rows
+
+    with psycopg.connect(kinds_url) as first, psycopg.connect(kinds_url) as second:
+        for other in (second, None):
+            events.clear()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(pgcopy_out, "copy_table", noted)
+                head, rest = postgis_read.fetch_copy_then(first, other, count,
+                                                          [count, slow], on_first, on_rest)
+            slow_rows = rest[1][1]
+            assert head == 3006 and rest == [(3006, 1), (3006, slow_rows)]
+            if other is not None:  # the first handed on before the slow read ended
+                assert events.index("first") < events.index(f"read {slow_rows}")
+            assert events.count("rest") == 2
+            for conn in (first, second):
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_a_failing_hand_on_cancels_the_second_connections_read(kinds_url: str) -> None:
+    """An error of ``on_first`` is raised at once: the second connection's long read
+    is cancelled, not waited for, and both connections are rolled back and usable."""
+    slow = sql.SQL(_SLOW_ROWS.format(30))
+
+    def refuse(table: pa.Table) -> None:
+        raise ValueError("no thank you")
+
+    with psycopg.connect(kinds_url) as first, psycopg.connect(kinds_url) as second:
+        started = time.monotonic()
+        with pytest.raises(ValueError, match="no thank you"):
+            postgis_read.fetch_copy_then(first, second, sql.SQL("SELECT 1 AS one"), [slow],
+                                         refuse, lambda _, table: table)
+        assert time.monotonic() - started < 10
+        for conn in (first, second):
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert conn.execute("SELECT 1").fetchone() == (1,)

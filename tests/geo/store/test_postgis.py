@@ -434,6 +434,41 @@ def test_the_three_ways_of_reading_requests_give_one_frame(
         assert other.geometry.geom_equals(by_copy.geometry).all()
 
 
+def test_codes_read_from_a_partition_or_the_default_one_and_any_columns_alike(
+    postgis_url: str, tmp_path: Path
+) -> None:
+    """A layer's codes are read straight from its own partition, or from
+    ``ra_default`` when its rows are kept there: the frame is the same. Columns read
+    without ``service_request_id`` come in the same id order as with it."""
+    from geo.store.postgis_join import own_partitions
+
+    rows = [_row(str(i), lon=lon) for i, lon in
+            ((7, -75.2), (3, -75.15), (11, -75.2), (1, -75.15), (5, -75.2))]
+    store = PostGISStore.open(postgis_url, TESTVILLE)
+    try:
+        store.add_generation(spec("district"), squares([("A", (2.0e6, 1.0e5, 2.72e6, 4.0e5))]))
+        store.add_generation(spec("ward"), squares([("W", (2.0e6, 1.0e5, 2.69e6, 4.0e5))]))
+        ingest(write_csv(tmp_path / "a.csv", rows), store, now=NOW)
+        before = store.requests()
+        some = store.request_columns(["status", "ward", "district"])
+        with psycopg.connect(postgis_url, autocommit=True) as conn:
+            assert own_partitions(conn, ["district", "ward", "nope"]) == {"district", "ward"}
+            conn.execute("ALTER TABLE request_areas DETACH PARTITION ra_layer_ward")
+            conn.execute("INSERT INTO request_areas SELECT * FROM ra_layer_ward")
+            conn.execute("DROP TABLE ra_layer_ward")
+            assert own_partitions(conn, ["district", "ward"]) == {"district"}
+            assert conn.execute("SELECT count(*) FROM ra_default").fetchone() == (
+                before["ward"].notna().sum(),)
+        after = store.requests()
+    finally:
+        store.close()
+    assert before["service_request_id"].tolist() == ["1", "11", "3", "5", "7"]
+    assert before["ward"].notna().sum() == 3 and before["district"].notna().all()
+    pd.testing.assert_frame_equal(after.drop(columns="geometry"),
+                                  before.drop(columns="geometry"))
+    pd.testing.assert_frame_equal(some, before[["status", "ward", "district"]])
+
+
 @pytest.mark.parametrize("way", ["copy", "adbc"])
 def test_a_write_between_the_reads_statements_is_not_seen(
     postgis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str

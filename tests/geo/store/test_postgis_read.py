@@ -1,5 +1,5 @@
-"""Reading PostGIS as Arrow: two connections in one snapshot, and the Arrow join of
-each layer's codes to the rows."""
+"""Reading PostGIS as Arrow: two connections in one snapshot, and the frame made of
+the Arrow tables read."""
 
 from __future__ import annotations
 
@@ -49,64 +49,6 @@ def test_split_read_passes_on_an_error_of_the_second_connection(postgis_url: str
     assert uri is not None
     with pytest.raises(Exception, match="no_such_table"):
         postgis_read.fetch_arrow_split(uri, "SELECT 1 AS one", ["SELECT * FROM no_such_table"])
-
-
-def _prints_of(mode: str) -> object:
-    """``hash_text`` for a mode: every id the same print (the rows' prints collide), or
-    a stranger's print equal to a row's (``ghost-`` is not hashed)."""
-    from geo.ingest.hashing import hash_text
-
-    def ghostly(values: pa.Array) -> np.ndarray:
-        return hash_text(pa.compute.replace_substring(values, "ghost-", ""))
-
-    if mode == "every print equal":
-        return lambda values: np.zeros(len(values), dtype=np.uint64)
-    return ghostly
-
-
-@pytest.mark.parametrize("layout", ["shuffled", "in id order", "in order, then appended"])
-@pytest.mark.parametrize("prints", ["real", "every print equal", "a stranger's print"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_codes_join_equals_a_dictionary_join(seed: int, prints: str, layout: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rows' codes per layer, whatever the ids' fingerprints and the code rows'
-    order: codes in id order are merged, the rest looked up; equal fingerprints of row
-    ids send the look-up to Arrow's hash table, and a code row whose id is not a row's
-    but shares a row's fingerprint gives that row nothing."""
-    if prints != "real":
-        monkeypatch.setattr(postgis_read, "hash_text", _prints_of(prints))
-    rng = np.random.default_rng(seed)
-    n = 3000
-    ids = [f"R-{v}" for v in rng.permutation(n)]
-    ids[3] = "R-é"  # sorts after every ASCII id by its UTF-8 bytes
-    values = rng.integers(0, 100, n)
-    half = n // 2
-    rows = pa.Table.from_batches([
-        pa.record_batch({"i": ids[:half], "v": values[:half]}),
-        pa.record_batch({"i": ids[half:], "v": values[half:]}),
-    ])
-    codes: dict[str, pa.Table] = {}
-    expected: dict[str, dict[str, str]] = {}
-    for k in range(5):
-        have = [i for i in ids if rng.random() < 0.9]  # some rows have no code
-        rng.shuffle(have)
-        got = {i: f"c{k}-{rng.integers(0, 20)}" for i in have}
-        strangers = {f"ghost-{i}": "stranger" for i in ids[:50]}  # ids of no row
-        both = list({**got, **strangers}.items())
-        rng.shuffle(both)
-        if layout != "shuffled":  # as a whole-layer load writes them
-            cut = len(both) if layout == "in id order" else int(len(both) * 0.8)
-            both[:cut] = sorted(both[:cut], key=lambda item: item[0].encode("utf-8"))
-        codes[f"layer{k}"] = pa.table({"service_request_id": [i for i, _ in both],
-                                       "code": [c for _, c in both]})
-        expected[f"layer{k}"] = got
-    for threads in (1, 3):
-        table = postgis_read.with_codes(rows, codes, id_column="i", threads=threads)
-        order = sorted(range(n), key=lambda j: ids[j].encode("utf-8"))
-        assert table.column_names == ["v", *codes]
-        assert table.column("v").to_pylist() == [int(values[j]) for j in order]
-        for key, got in expected.items():
-            assert table.column(key).to_pylist() == [got.get(ids[j]) for j in order]
 
 
 def test_a_compact_frame_equals_the_plain_one_and_holds_only_its_text() -> None:
