@@ -15,7 +15,9 @@ here against about 80; ``bench/postgis.py`` times ``requests()`` both ways in tu
 Types decoded: ``text``, ``varchar`` (and anything cast to text), ``int4``, ``int8``,
 ``float8``, ``timestamptz`` (microseconds, UTC; ``±infinity``, and the years after
 294246 that Arrow's microseconds since 1970 cannot hold, read as null) and
-``bool``; the statement's result types are checked before the COPY runs
+``bool``. Text comes out as Arrow ``large_string`` (64-bit offsets): the offsets as
+decoded, and the type pandas keeps its Arrow-backed text in, so a frame made of the
+table takes the text without a copy; the statement's result types are checked before the COPY runs
 (:func:`column_kinds`), so a value is never decoded as another type. Text is read in
 UTF-8 (the transaction's ``client_encoding`` is set to it).
 
@@ -61,7 +63,7 @@ _COMMAND_OK: Final = 1
 _COPY_OUT: Final = 3
 _SIGNATURE: Final = b"PGCOPY\n\xff\r\n\x00"
 #: The Arrow type of each kind.
-_ARROW_TYPE: Final = {TEXT: pa.string(), INT8: pa.int64(), FLOAT8: pa.float64(),
+_ARROW_TYPE: Final = {TEXT: pa.large_string(), INT8: pa.int64(), FLOAT8: pa.float64(),
                       TIMESTAMPTZ: pa.timestamp("us", "UTC"), BOOL: pa.bool_(),
                       INT4: pa.int32()}
 #: A text value at most this long is copied as this many bytes, when both the chunk and
@@ -521,12 +523,10 @@ def _columns(buf: np.ndarray, start: int, rows: int, text_bytes: np.ndarray,
         nulls = rows - int(np.count_nonzero(valid[c]))
         bitmap = pa.py_buffer(np.packbits(valid[c], bitorder="little")) if nulls else None
         kind = int(kinds[c])
-        if kind == TEXT:
-            if base[s + 1] - base[s] >= 2**31:  # not from a chunk: PostgreSQL's values
-                raise CopyOutError(f"column {c}: over 2 GiB of text in one chunk")  # < 1 GiB
+        if kind == TEXT:  # the offsets as decoded: large_string's are 64-bit
             values = pa.py_buffer(data[base[s]:base[s + 1]])
             out.append(pa.Array.from_buffers(
-                pa.string(), rows, [bitmap, pa.py_buffer(offsets[s].astype(np.int32)), values],
+                pa.large_string(), rows, [bitmap, pa.py_buffer(offsets[s]), values],
                 null_count=nulls))
         elif kind == BOOL:
             bits = pa.py_buffer(np.packbits(fixed[s] != 0, bitorder="little"))

@@ -549,7 +549,8 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         with ``points``, the rows' points are made meanwhile too."""
         keep_id = id_column != _ORDER_ID
         with ThreadPoolExecutor(2) as pool:
-            def on_rows(rows: pa.Table) -> tuple[id_order.RowsInIdOrder, Future[Any] | None]:
+            def on_rows(rows: pa.Table
+                        ) -> tuple[id_order.RowsInIdOrder, Future[np.ndarray] | None]:
                 ordered = id_order.order_rows(rows, id_column, pool, keep_id=keep_id)
                 made = (pool.submit(_points_of, ordered.rows) if points and rows.num_rows
                         else None)

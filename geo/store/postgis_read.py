@@ -279,10 +279,12 @@ def frame_from_arrow(table: pa.Table, *, text_columns: Sequence[str] = (),
             columns[name] = col.to_numpy().astype("int64").view("uint64")
         elif (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
               or name in text_columns):
-            arrow = col if pa.types.is_string(col.type) else col.cast(pa.string())
+            text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+            arrow = col if text else col.cast(pa.large_string())
             if compact:
-                arrow = pa.chunked_array([arrow.combine_chunks()], type=pa.string())
-            columns[name] = arrow.to_pandas(types_mapper={pa.string(): TEXT}.get).array
+                arrow = pa.chunked_array([arrow.combine_chunks()], type=arrow.type)
+            columns[name] = arrow.to_pandas(  # TEXT holds large_string: taken as it is
+                types_mapper={pa.string(): TEXT, pa.large_string(): TEXT}.get).array
         elif pa.types.is_floating(col.type):
             columns[name] = col.to_numpy().astype("float64")
         elif pa.types.is_boolean(col.type):

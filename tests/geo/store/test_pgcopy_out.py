@@ -68,8 +68,9 @@ def test_a_chunk_decodes_every_kind_and_null() -> None:
     got = _table(pgcopy_out._decode_chunk(_encode(_ROWS, _KINDS), np.asarray(_KINDS, np.int8),
                                           first=True))
     got.validate(full=True)
-    assert got.schema.types == [pa.string(), pa.int64(), pa.float64(),
-                                pa.timestamp("us", "UTC"), pa.bool_(), pa.int32(), pa.string()]
+    assert got.schema.types == [pa.large_string(), pa.int64(), pa.float64(),
+                                pa.timestamp("us", "UTC"), pa.bool_(), pa.int32(),
+                                pa.large_string()]
     columns = got.to_pydict()
     assert columns["c0"] == ["b", "", "Ω ünïcode", None]
     assert columns["c1"] == [1, None, -2**63, 2**63 - 1]
@@ -91,7 +92,7 @@ def test_chunks_after_the_first_have_no_header_and_may_lack_the_trailer() -> Non
     got = _table(pgcopy_out._decode_chunk(middle, kinds, first=False))
     assert got.equals(_table(pgcopy_out._decode_chunk(whole, kinds, first=True)).slice(0, 2))
     empty = _table(pgcopy_out._decode_chunk(whole[:header], kinds, first=True))
-    assert empty.num_rows == 0 and empty.schema.types[0] == pa.string()
+    assert empty.num_rows == 0 and empty.schema.types[0] == pa.large_string()
 
 
 @pytest.mark.parametrize(("cut", "message"), [
@@ -187,7 +188,7 @@ def test_copy_table_of_no_rows_keeps_the_types(kinds_url: str) -> None:
     with psycopg.connect(kinds_url) as conn:
         table = pgcopy_out.copy_table(conn, sql.SQL("SELECT t, i8, ts FROM kinds WHERE false"))
     assert table.num_rows == 0
-    assert table.schema == pa.schema([("t", pa.string()), ("i8", pa.int64()),
+    assert table.schema == pa.schema([("t", pa.large_string()), ("i8", pa.int64()),
                                       ("ts", pa.timestamp("us", "UTC"))])
 
 
