@@ -8,7 +8,8 @@ import pyarrow as pa
 
 def text_buffers(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Offsets (``int64``, one more than the values), bytes and validity of one string or
-    binary chunk, read from its Arrow buffers (the bytes without a copy).
+    binary chunk, read from its Arrow buffers (the bytes, and a large type's offsets,
+    without a copy: read-only).
 
     Examples
     --------
@@ -19,7 +20,7 @@ def text_buffers(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     wide = pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type)
     buffers = chunk.buffers()
     raw = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-    offsets = raw[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64)
+    offsets = raw[chunk.offset:chunk.offset + len(chunk) + 1].astype(np.int64, copy=False)
     data = (np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None
             else np.zeros(0, dtype=np.uint8))
     valid = np.asarray(chunk.is_valid().to_numpy(zero_copy_only=False), dtype=bool)

@@ -34,12 +34,12 @@ import pyarrow.compute as pc
 from geo.ingest.hashing import hash_text
 from geo.store import id_merge
 
-#: Where the columns taken into id order are allocated: the C library's allocator, as
-#: the decoded columns are (NumPy's), not Arrow's default pool. On this project's
-#: machine (Linux, transparent huge pages on request) a 1M-row read's takes into
-#: Arrow's default pool (mimalloc) spent 1.1 s of system time in the first read of a
-#: process, zeroing fresh huge pages, against 0.2 s here (``bench/postgis.py``).
-_TAKEN_INTO: Final = pa.system_memory_pool()
+#: Where the columns taken into id order (and the frame's times) are allocated: the C
+#: library's allocator, as the decoded columns are (NumPy's), not Arrow's default pool.
+#: On this project's machine (Linux, transparent huge pages on request) a 1M-row read's
+#: takes into Arrow's default pool (mimalloc) spent 1.1 s of system time in the first
+#: read of a process, zeroing fresh huge pages, against 0.4 s here.
+TAKEN_INTO: Final = pa.system_memory_pool()
 
 
 class RowsInIdOrder:
@@ -84,7 +84,7 @@ class RowsInIdOrder:
             hit = rest >= 0
             where[hit] = rest[hit] + run
         return pc.take(codes.column("code"), pa.array(where, mask=where < 0),
-                       memory_pool=_TAKEN_INTO)
+                       memory_pool=TAKEN_INTO)
 
     def _looked_up(self, code_ids: pa.Array) -> pa.Array:
         with self._lock:  # made once, on the first layer out of id order
@@ -113,7 +113,7 @@ def order_rows(rows: pa.Table, id_column: str, pool: ThreadPoolExecutor, *,
     ordered = pa.array(id_merge.byte_order(ids))
     where = rows.column_names.index(id_column)
     id_field = rows.schema.field(where)
-    sorted_ids = pc.take(ids, ordered, memory_pool=_TAKEN_INTO)
+    sorted_ids = pc.take(ids, ordered, memory_pool=TAKEN_INTO)
     taken = take_columns(rows.remove_column(where), ordered, pool)
     if keep_id:
         taken = taken.add_column(where, id_field, sorted_ids)
@@ -147,7 +147,7 @@ def with_codes(rows: pa.Table, codes: Mapping[str, pa.Table], *, id_column: str,
 def take_columns(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor) -> pa.Table:
     """``table.take(indices)``, one column per task of ``pool`` (Arrow's take releases
     the GIL; the table's one-thread take copied 300 MB of a 1M-row read on one core),
-    into :data:`_TAKEN_INTO`.
+    into :data:`TAKEN_INTO`.
 
     Examples
     --------
@@ -156,7 +156,7 @@ def take_columns(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor) -
     ...                  pa.array([2, 0]), pool).to_pydict()
     {'a': [3, 1], 'b': ['z', 'x']}
     """
-    columns = list(pool.map(lambda column: pc.take(column, indices, memory_pool=_TAKEN_INTO),
+    columns = list(pool.map(lambda column: pc.take(column, indices, memory_pool=TAKEN_INTO),
                             table.columns))
     return pa.Table.from_arrays(columns, schema=table.schema)
 

@@ -30,12 +30,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from geo.ingest.model import TEXT, empty_requests, with_points
-from geo.store import adbc_pool, pgcopy_out
+from geo.store import adbc_pool, id_order, pgcopy_out
 from geo.store.postgis_load import REQUEST_COLUMNS
 from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 
@@ -272,9 +273,11 @@ def frame_from_arrow(table: pa.Table, *, text_columns: Sequence[str] = (),
         if isinstance(col.type, pa.ExtensionType):
             col = col.cast(col.type.storage_type)
         if name in TIME_FIELDS or pa.types.is_timestamp(col.type):
-            times = col.cast(pa.timestamp("ns", "UTC")) if len(col) else col
+            times = (pc.cast(col, pa.timestamp("ns", "UTC"), memory_pool=id_order.TAKEN_INTO)
+                     if len(col) else col)
             columns[name] = pd.array(
-                times.to_pandas() if len(col) else [], dtype="datetime64[ns, UTC]")
+                times.to_pandas(memory_pool=id_order.TAKEN_INTO) if len(col) else [],
+                dtype="datetime64[ns, UTC]")
         elif name == "row_hash":
             columns[name] = col.to_numpy().astype("int64").view("uint64")
         elif (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
