@@ -451,12 +451,14 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
     def requests(self) -> gpd.GeoDataFrame:
         """Every stored request, one column per layer key, ordered by id.
 
-        The requests and each layer's codes are read by one statement each, as Arrow
-        (binary COPY decoded by :mod:`geo.store.pgcopy_out`, else through ADBC; see
-        :mod:`geo.store.postgis_read`): the requests on one connection and the codes on
-        a second at the same time, both in one read-only snapshot. They are
-        put together in Arrow, the layers' look-ups on two threads: no Python object per
-        row, and no join on the server.
+        The requests and each layer's codes (straight from the layer's partition) are
+        read by one statement each, as Arrow (binary COPY decoded by
+        :mod:`geo.store.pgcopy_out`, else through ADBC; see :mod:`geo.store.postgis_read`):
+        the requests on one connection and the codes on a second at the same time, both
+        in one read-only snapshot. Each table is used as soon as it is read: the
+        requests are put in id order and their points made while the codes still come,
+        and each layer is matched to them (:mod:`geo.store.id_order`) while the next is
+        read. No Python object per row but the points, and no join on the server.
         """
         keys = self.layer_keys()
         frame = self._read_columns([*_READ_COLUMNS, *keys], keys, points=True)
