@@ -156,6 +156,8 @@ def take_columns(table: pa.Table, indices: pa.Array, pool: ThreadPoolExecutor) -
     ...                  pa.array([2, 0]), pool).to_pydict()
     {'a': [3, 1], 'b': ['z', 'x']}
     """
+    if not table.num_columns:  # no columns, but as many rows as indices
+        return pa.table({"_": pa.nulls(len(indices))}).drop_columns(["_"])
     columns = list(pool.map(lambda column: pc.take(column, indices, memory_pool=TAKEN_INTO),
                             table.columns))
     return pa.Table.from_arrays(columns, schema=table.schema)

@@ -93,3 +93,10 @@ def test_ids_kept_in_their_place_and_every_row_matched_once() -> None:
         "k").to_pylist() == [None, None, None]
     none = id_order.with_codes(rows.slice(0, 0), {"k": empty_codes}, id_column="i")
     assert none.num_rows == 0 and none.column_names == ["a", "z", "k"]
+    # the id alone (request_columns(["service_request_id", "ward"])), kept or not
+    only_id = rows.select(["i"])
+    codes = {"k": pa.table({"service_request_id": ["c"], "code": ["y"]})}
+    assert id_order.with_codes(only_id, codes, id_column="i", keep_id=True).to_pydict() == {
+        "i": ["a", "b", "c"], "k": [None, None, "y"]}
+    assert id_order.with_codes(only_id, codes, id_column="i").to_pydict() == {
+        "k": [None, None, "y"]}
