@@ -226,26 +226,25 @@ def _copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection |
         raise RuntimeError("pg_export_snapshot() returned no row")
     second_conn.execute(_SNAPSHOT)
     second_conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(row[0]))))
-    tables: queue.SimpleQueue[pa.Table] = queue.SimpleQueue()
+    tables: queue.SimpleQueue[pa.Table | BaseException] = queue.SimpleQueue()
 
-    def read_rest() -> None:
-        for q in rest:
-            tables.put(pgcopy_out.copy_table(second_conn, q))
+    def read_rest() -> None:  # each table in turn, or the error that ended the reading
+        try:
+            for q in rest:
+                tables.put(pgcopy_out.copy_table(second_conn, q))
+        except BaseException as err:
+            tables.put(err)
 
     with ThreadPoolExecutor(1) as pool:
         later = pool.submit(read_rest)
         try:
             head = on_first(pgcopy_out.copy_table(first_conn, first))
             results: list[U] = []
-            while len(results) < len(rest):
-                try:
-                    table = tables.get(timeout=0.05)
-                except queue.Empty:
-                    if later.done():
-                        later.result()  # the read's error, if it failed
-                    continue
+            for _ in rest:
+                table = tables.get()
+                if isinstance(table, BaseException):
+                    raise table
                 results.append(on_rest(head, table))
-            later.result()
         except BaseException:
             with suppress(Exception):  # the cancel could not be sent: rest runs to its end
                 second_conn.cancel_safe()

@@ -429,3 +429,23 @@ def test_a_failing_hand_on_cancels_the_second_connections_read(kinds_url: str) -
         for conn in (first, second):
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(("failing", "error", "message"), [
+    ("SELECT * FROM no_such_table", psycopg.errors.UndefinedTable, "no_such_table"),
+    ("SELECT g, 10 / (g - 2000) AS q FROM generate_series(1, 3000) g", CopyOutError,
+     "division by zero"),
+])
+def test_an_error_of_the_second_connection_is_raised_and_both_are_usable(
+        kinds_url: str, failing: str, error: type[Exception], message: str) -> None:
+    """A statement of ``rest`` that fails, before its COPY (the check of its column
+    types) or during it, gives its server's error; both connections are rolled back and
+    usable."""
+    count = sql.SQL("SELECT count(*) AS n FROM kinds")
+    with psycopg.connect(kinds_url) as first, psycopg.connect(kinds_url) as second:
+        with pytest.raises(error, match=message):
+            postgis_read.fetch_copy_then(first, second, count, [count, sql.SQL(failing)],
+                                         lambda table: table, lambda _, table: table)
+        for conn in (first, second):
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            assert conn.execute("SELECT 1").fetchone() == (1,)
