@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 import geopandas as gpd
 import numpy as np
@@ -76,6 +76,7 @@ from geo.store.postgis_load import (
     write_quarantine,
 )
 from geo.store.postgis_query import PostGISApiMixin
+from geo.store.postgis_read import T, U
 from geo.store.postgis_reads import PostGISReads
 from geo.store.postgis_schema import bind_city, migrate
 from geo.store.postgis_sources import PostGISSources, write_state
@@ -93,9 +94,6 @@ _CONNECT_TIMEOUT = 10
 _READ_COLUMNS = postgis_read.READ_COLUMNS
 #: The id column every request read carries for ordering and for its area codes.
 _ORDER_ID = "_order_id"
-#: What a read hands on for its first statement and for each of the others.
-T = TypeVar("T")
-U = TypeVar("U")
 
 
 def conninfo_for(url: str) -> str:
