@@ -100,7 +100,9 @@ class RowsInIdOrder:
 def order_rows(rows: pa.Table, id_column: str, pool: ThreadPoolExecutor, *,
                keep_id: bool = False) -> RowsInIdOrder:
     """``rows`` sorted by ``id_column`` (byte order), without that column unless
-    ``keep_id``; the columns are taken one per task of ``pool``.
+    ``keep_id``; the columns are taken one per task of ``pool``. Rows whose ids are
+    strictly increasing already (a table clustered by id) are used as they are, not
+    copied.
 
     Examples
     --------
@@ -110,9 +112,12 @@ def order_rows(rows: pa.Table, id_column: str, pool: ThreadPoolExecutor, *,
     ({'v': [1, 2]}, ['a', 'b'])
     """
     ids = _one_chunk(rows.column(id_column))
-    ordered = pa.array(id_merge.byte_order(ids))
     where = rows.column_names.index(id_column)
     id_field = rows.schema.field(where)
+    if id_merge.increasing_run(ids) == len(ids):
+        kept = rows if keep_id else rows.remove_column(where)
+        return RowsInIdOrder(kept, ids)
+    ordered = pa.array(id_merge.byte_order(ids))
     sorted_ids = pc.take(ids, ordered, memory_pool=TAKEN_INTO)
     taken = take_columns(rows.remove_column(where), ordered, pool)
     if keep_id:

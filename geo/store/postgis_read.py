@@ -167,7 +167,7 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
 
 
 def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
-                     first: sql.Composable, rest: Sequence[sql.Composable]
+                     first: sql.Composable, rest: Sequence[pgcopy_out.Source]
                      ) -> tuple[pa.Table, list[pa.Table]]:
     """:func:`fetch_arrow_split` on two psycopg connections, each statement read by
     binary COPY and decoded by :mod:`geo.store.pgcopy_out`: :func:`fetch_copy_then`
@@ -177,7 +177,7 @@ def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connec
 
 
 def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
-                    first: sql.Composable, rest: Sequence[sql.Composable],
+                    first: sql.Composable, rest: Sequence[pgcopy_out.Source],
                     on_first: Callable[[pa.Table], T], on_rest: Callable[[T, pa.Table], U]
                     ) -> tuple[T, list[U]]:
     """Read ``first`` and ``rest`` in one snapshot, each by binary COPY, and hand each
@@ -214,7 +214,7 @@ def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connect
 
 
 def _copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
-               first: sql.Composable, rest: Sequence[sql.Composable],
+               first: sql.Composable, rest: Sequence[pgcopy_out.Source],
                on_first: Callable[[pa.Table], T], on_rest: Callable[[T, pa.Table], U]
                ) -> tuple[T, list[U]]:
     first_conn.execute(_SNAPSHOT)

@@ -100,3 +100,30 @@ def test_ids_kept_in_their_place_and_every_row_matched_once() -> None:
         "i": ["a", "b", "c"], "k": [None, None, "y"]}
     assert id_order.with_codes(only_id, codes, id_column="i").to_pydict() == {
         "k": [None, None, "y"]}
+
+
+@pytest.mark.parametrize("keep_id", [False, True])
+def test_rows_already_in_id_order_are_used_as_read(keep_id: bool) -> None:
+    """Rows that come in strictly increasing id order (a table clustered by id) are not
+    copied: the columns are the ones read; one id out of place, a repeated id or a
+    missing one, and the rows are sorted as ever."""
+    ids = [f"R-{v:05d}" for v in range(2000)]
+    rows = pa.Table.from_batches([pa.record_batch({"v": list(range(0, 1000)), "i": ids[:1000]}),
+                                  pa.record_batch({"v": list(range(1000, 2000)),
+                                                   "i": ids[1000:]})])
+    with ThreadPoolExecutor(2) as pool:
+        ordered = id_order.order_rows(rows, "i", pool, keep_id=keep_id)
+        assert ordered.rows.column_names == (["v", "i"] if keep_id else ["v"])
+        assert ordered.sorted_ids.to_pylist() == ids
+        read = rows.column("v").chunk(1).buffers()[1].address
+        assert ordered.rows.column("v").chunk(1).buffers()[1].address == read
+        codes = pa.table({"service_request_id": ids[::-2], "code": ["c"] * 1000})
+        assert ordered.codes_of(codes).to_pylist() == [None, "c"] * 1000
+        for broken in ([*ids[:7], ids[8], ids[7], *ids[9:]],  # two swapped
+                       [*ids[:-1], ids[-2]],  # the last repeated
+                       [*ids[:-1], None]):
+            table = rows.set_column(1, "i", pa.array(broken))
+            again = id_order.order_rows(table, "i", pool, keep_id=True)
+            expected = sorted(range(2000), key=lambda j: (broken[j] is None,
+                                                          broken[j] or ""))
+            assert again.rows.column("v").to_pylist() == expected

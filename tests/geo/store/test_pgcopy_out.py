@@ -192,6 +192,30 @@ def test_copy_table_of_no_rows_keeps_the_types(kinds_url: str) -> None:
                                       ("ts", pa.timestamp("us", "UTC"))])
 
 
+def test_table_columns_read_the_same_rows_as_their_select(kinds_url: str) -> None:
+    """``COPY table (columns)`` gives what the ``SELECT`` of those columns gives, in
+    the columns' order, and quotes the names (a table and column a query could not
+    name bare)."""
+    with psycopg.connect(kinds_url) as conn:
+        conn.execute('CREATE TABLE "we ird""s" ("a b" text, k int8)')
+        conn.execute("""INSERT INTO "we ird""s" SELECT t, k FROM kinds""")
+        source = pgcopy_out.TableColumns('we ird"s', ("k", "a b"))
+        assert source.select().as_string(conn) == 'SELECT "k", "a b" FROM "we ird""s"'
+        got = pgcopy_out.copy_table(conn, source)
+        expected = pgcopy_out.copy_table(conn, sql.SQL("SELECT t AS \"a b\", k FROM kinds"))
+    assert got.column_names == ["k", "a b"]
+    assert got.num_rows == 3006
+    assert sorted(zip(*got.to_pydict().values(), strict=True)) == sorted(
+        zip(expected["k"].to_pylist(), expected["a b"].to_pylist(), strict=True))
+
+
+def test_table_columns_of_a_missing_table_fail_with_the_servers_message(
+        kinds_url: str) -> None:
+    with psycopg.connect(kinds_url) as conn, pytest.raises(
+            psycopg.errors.UndefinedTable, match="no_such_table"):
+        pgcopy_out.copy_table(conn, pgcopy_out.TableColumns("no_such_table", ("k",)))
+
+
 def test_a_type_the_reader_does_not_decode_is_named(kinds_url: str) -> None:
     with psycopg.connect(kinds_url) as conn, pytest.raises(
             CopyOutError, match=r"column 'n': PostgreSQL type 1700 is not decoded \(allowed"):
