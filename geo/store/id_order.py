@@ -6,8 +6,9 @@ spatial order) and each layer's ``service_request_id, code`` rows apart
 (``COLLATE "C"``: Arrow orders text by its bytes; :func:`geo.store.id_merge.byte_order`)
 and takes their columns into that order; :meth:`RowsInIdOrder.codes_of` then gives a
 layer's codes in the same order, as soon as that layer is read, so a reader can match
-each layer while the next is still on its way. :func:`with_codes` does both for rows
-and codes read already.
+each layer while the next is still on its way (:meth:`RowsInIdOrder.codes_of_copy`,
+from the layer's binary COPY rows not decoded: :mod:`geo.store.copy_merge`).
+:func:`with_codes` does both for rows and codes read already.
 
 A layer's codes in id order, as a whole-layer load writes them, are matched to the
 sorted rows by one merge (:func:`geo.store.id_merge.merge_positions`); the rows after
@@ -33,6 +34,8 @@ import pyarrow.compute as pc
 
 from geo.ingest.hashing import hash_text
 from geo.store import id_merge
+from geo.store.copy_merge import merge_codes
+from geo.store.pgcopy_out import RawCopy
 
 #: Where the columns taken into id order (and the frame's times) are allocated: the C
 #: library's allocator, as the decoded columns are (NumPy's), not Arrow's default pool.
@@ -79,12 +82,33 @@ class RowsInIdOrder:
         if run:
             id_merge.merge_positions(self.sorted_ids, code_ids.slice(0, run), where)
         if run < len(code_ids):
-            rest = np.asarray(pc.fill_null(self._looked_up(code_ids.slice(run)), -1)
-                              .to_numpy(zero_copy_only=False), dtype=np.int64)
-            hit = rest >= 0
-            where[hit] = rest[hit] + run
+            self._look_up_into(where, code_ids.slice(run), run)
         return pc.take(codes.column("code"), pa.array(where, mask=where < 0),
                        memory_pool=TAKEN_INTO)
+
+    def codes_of_copy(self, raw: RawCopy) -> pa.Array:
+        """:meth:`codes_of` for a layer's rows as read by binary COPY, not decoded
+        (:func:`geo.store.pgcopy_out.copy_raw`): the rows in id order are merged
+        where they lie (:func:`geo.store.copy_merge.merge_codes`), and only the rest
+        are decoded and looked up."""
+        if not self._unique:
+            return self.codes_of(raw.table())
+        merged, rest = merge_codes(raw, self.sorted_ids)
+        if rest is None:
+            return merged
+        tail = rest.table()
+        where = np.full(len(self.sorted_ids), -1, dtype=np.int64)
+        self._look_up_into(where, _one_chunk(tail.column(0)), 0)
+        later = pc.take(tail.column(1), pa.array(where, mask=where < 0), memory_pool=TAKEN_INTO)
+        return pc.coalesce(merged, later, memory_pool=TAKEN_INTO)
+
+    def _look_up_into(self, where: np.ndarray, code_ids: pa.Array, first: int) -> None:
+        """Set ``where[row]`` to ``first`` + the position in ``code_ids`` of each row's
+        id found there (by fingerprint, :meth:`_looked_up`)."""
+        found = np.asarray(pc.fill_null(self._looked_up(code_ids), -1)
+                           .to_numpy(zero_copy_only=False), dtype=np.int64)
+        hit = found >= 0
+        where[hit] = found[hit] + first
 
     def _looked_up(self, code_ids: pa.Array) -> pa.Array:
         with self._lock:  # made once, on the first layer out of id order

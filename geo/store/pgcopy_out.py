@@ -208,11 +208,60 @@ def copy_table(conn: psycopg.Connection, query: Source) -> pa.Table:
     :func:`copy_batches`)."""
     names, kinds = column_kinds(conn, query)
     with copy_batches(conn, query, kinds) as chunks:
-        batches = list(chunks)
+        return _table_of(names, kinds, list(chunks))
+
+
+def _table_of(names: Sequence[str], kinds: Sequence[int],
+              batches: Sequence[list[pa.Array]]) -> pa.Table:
     schema = pa.schema([(name, _ARROW_TYPE[kind]) for name, kind in zip(names, kinds,
                                                                         strict=True)])
     return pa.Table.from_batches(
         [pa.RecordBatch.from_arrays(b, schema=schema) for b in batches], schema=schema)
+
+
+@dataclass(frozen=True)
+class RawCopy:
+    """A binary COPY's rows as read, not decoded (:func:`copy_raw`).
+
+    Attributes
+    ----------
+    names, kinds
+        The columns' names and decoding kinds (:func:`column_kinds`).
+    chunks
+        Buffers of whole rows, in the order sent: the header left out, the trailer at
+        the end of the last.
+    """
+
+    names: list[str]
+    kinds: list[int]
+    chunks: list[np.ndarray]
+
+    def table(self) -> pa.Table:
+        """The rows decoded, as :func:`copy_table` gives them."""
+        kinds = np.asarray(self.kinds, dtype=np.int8)
+        return _table_of(self.names, self.kinds,
+                         [_decode_chunk(chunk, kinds, first=False) for chunk in self.chunks])
+
+    def after(self, chunk: int, byte: int) -> RawCopy:
+        """The rows from byte ``byte`` (where a row begins) of chunk ``chunk`` on."""
+        return RawCopy(self.names, self.kinds,
+                       [self.chunks[chunk][byte:], *self.chunks[chunk + 1:]])
+
+
+def copy_raw(conn: psycopg.Connection, query: Source, *,
+             chunk_bytes: int = CHUNK_BYTES) -> RawCopy:
+    """The rows of ``query`` read by binary COPY in ``conn``'s open transaction (as
+    :func:`copy_batches` reads them), kept as received, for a reader that decodes only
+    what it needs (:mod:`geo.store.copy_merge`)."""
+    names, kinds = column_kinds(conn, query)
+    rows = _rows(conn, query, chunk_bytes, queue.SimpleQueue())  # no buffer reused
+    try:
+        chunks = list(rows)
+    finally:
+        rows.close()
+    if chunks:
+        chunks[0] = chunks[0][_header_end(chunks[0]):]
+    return RawCopy(names, kinds, chunks)
 
 
 @contextmanager
@@ -249,6 +298,25 @@ def copy_batches(conn: psycopg.Connection, query: Source, kinds: Sequence[int], 
 
 def _batches(conn: psycopg.Connection, query: Source, kinds: Sequence[int],
              chunk_bytes: int) -> Generator[list[pa.Array]]:
+    spare: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()  # buffers decoded already
+    rows = _rows(conn, query, chunk_bytes, spare)
+    try:
+        kinds_arr = np.asarray(kinds, dtype=np.int8)
+        first = True
+        for chunk in rows:
+            decoded = _decode_chunk(chunk, kinds_arr, first=first)
+            spare.put(chunk.base if isinstance(chunk.base, np.ndarray) else chunk)  # reused
+            yield decoded
+            first = False
+    finally:
+        rows.close()
+
+
+def _rows(conn: psycopg.Connection, query: Source, chunk_bytes: int,
+          spare: queue.SimpleQueue[np.ndarray]) -> Generator[np.ndarray]:
+    """The COPY output of ``query`` in chunks of whole rows (the first begins with the
+    header), read by a thread of its own, in buffers taken from ``spare`` when it holds
+    one; closing the generator before the end cancels the statement."""
     lib = _libpq()
     if lib is None:
         raise CopyOutError("psycopg's libpq is not reachable in this process")
@@ -272,7 +340,6 @@ def _batches(conn: psycopg.Connection, query: Source, kinds: Sequence[int],
     finally:
         lib.clear(res)
     chunks: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(maxsize=4)
-    spare: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()  # buffers decoded already
     stop = threading.Event()
 
     def read() -> None:
@@ -288,8 +355,6 @@ def _batches(conn: psycopg.Connection, query: Source, kinds: Sequence[int],
     done = False
     try:
         reader.start()
-        kinds_arr = np.asarray(kinds, dtype=np.int8)
-        first = True
         while True:
             item = chunks.get()
             if item is None:
@@ -298,10 +363,7 @@ def _batches(conn: psycopg.Connection, query: Source, kinds: Sequence[int],
             if isinstance(item, BaseException):
                 done = True
                 raise item
-            decoded = _decode_chunk(item, kinds_arr, first=first)
-            spare.put(item.base if isinstance(item.base, np.ndarray) else item)  # reused
-            yield decoded
-            first = False
+            yield item
     finally:
         _end_reader(conn, reader, chunks, stop, cancel=not done)
 
@@ -418,12 +480,15 @@ def _drain(get: Any, free: Any, memcpy: Any, conn: int, chunk: np.ndarray,
         free(slot[0])
 
 
+def _header_end(chunk: np.ndarray) -> int:
+    """Where the rows begin in the first chunk of a binary COPY (after its header)."""
+    if len(chunk) < 19 or bytes(chunk[:11]) != _SIGNATURE:
+        raise CopyOutError("not PostgreSQL binary COPY output (no signature)")
+    return 19 + int.from_bytes(bytes(chunk[15:19]), "big")
+
+
 def _decode_chunk(chunk: np.ndarray, kinds: np.ndarray, *, first: bool) -> list[pa.Array]:
-    start = 0
-    if first:
-        if len(chunk) < 19 or bytes(chunk[:11]) != _SIGNATURE:
-            raise CopyOutError("not PostgreSQL binary COPY output (no signature)")
-        start = 19 + int.from_bytes(bytes(chunk[15:19]), "big")
+    start = _header_end(chunk) if first else 0
     rows, totals, bad = _count(chunk, start, len(kinds))
     if bad >= 0:
         raise CopyOutError(f"row {rows} of a chunk: expected {len(kinds)} fields (byte {bad})")
@@ -451,7 +516,7 @@ def _count(buf: np.ndarray, start: int, ncols: int
         for c in range(ncols):
             if p + 4 > end:
                 return rows, totals, p
-            n = _int32(buf, p)
+            n = be_int32(buf, p)
             p += 4
             if n > 0:
                 totals[c] += n
@@ -463,7 +528,8 @@ def _count(buf: np.ndarray, start: int, ncols: int
 
 
 @numba.njit(inline="always")
-def _int32(buf: np.ndarray, p: int) -> int:  # pragma: no cover - compiled
+def be_int32(buf: np.ndarray, p: int) -> int:  # pragma: no cover - compiled
+    """The big-endian 32-bit integer at byte ``p`` of ``buf`` (a field's length)."""
     return int(np.int32((np.uint32(buf[p]) << 24) | (np.uint32(buf[p + 1]) << 16)
                     | (np.uint32(buf[p + 2]) << 8) | np.uint32(buf[p + 3])))
 
@@ -496,7 +562,7 @@ def _decode(buf: np.ndarray, start: int, rows: int, kinds: np.ndarray, slot: np.
     for i in range(rows):
         p += 2
         for c in range(ncols):
-            n = _int32(buf, p)
+            n = be_int32(buf, p)
             p += 4
             s = slot[c]
             if s < 0:
@@ -525,7 +591,7 @@ def _decode(buf: np.ndarray, start: int, rows: int, kinds: np.ndarray, slot: np.
             elif k == INT4:
                 if n != 4:
                     return c
-                fixed[s, i] = _int32(buf, p)
+                fixed[s, i] = be_int32(buf, p)
             else:
                 if n != 8:
                     return c

@@ -559,7 +559,7 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
 
             (ordered, made), matching = self._fetch_by_copy(
                 first, rest, on_rows,
-                lambda head, codes: pool.submit(head[0].codes_of, codes))
+                lambda head, codes: pool.submit(head[0].codes_of_copy, codes))
             table = ordered.rows
             for key, codes_in_order in zip(keys, matching, strict=True):
                 table = table.append_column(key, codes_in_order.result())
@@ -567,9 +567,10 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
 
     def _fetch_by_copy(self, first: sql.Composable, rest: Sequence[pgcopy_out.Source],
                        on_first: Callable[[pa.Table], T],
-                       on_rest: Callable[[T, pa.Table], U]) -> tuple[T, list[U]]:
+                       on_rest: Callable[[T, pgcopy_out.RawCopy], U]) -> tuple[T, list[U]]:
         """``first`` on one pooled connection and ``rest`` on a second, in one snapshot,
-        each table handed on as soon as it is read (:func:`postgis_read.fetch_copy_then`);
+        each handed on as soon as it is read (:func:`postgis_read.fetch_copy_then`;
+        ``first`` as a table, each of ``rest`` as rows not decoded);
         all on one connection when the pool holds one connection at most, or has no
         second one free within half a second."""
         try:
@@ -579,7 +580,8 @@ class PostGISStore(PostGISSources, PostGISApiMixin, PostGISReads, Store):
                     with suppress(PoolTimeout):
                         other = stack.enter_context(self.pool.connection(timeout=0.5))
                 return postgis_read.fetch_copy_then(conn, other, first, rest,
-                                                    on_first, on_rest)
+                                                    on_first, on_rest,
+                                                    read_rest=pgcopy_out.copy_raw)
         except pgcopy_out.CopyOutError as err:
             raise StoreError(f"{self.describe()}: reading requests failed ({err})") from err
 

@@ -43,9 +43,11 @@ from hotspot311.schema import STORE_FIELDS, TIME_FIELDS
 #: Columns :meth:`PostGISStore.requests` reads: those the loader writes, and problem_id.
 READ_COLUMNS: Final = (*REQUEST_COLUMNS, *STORE_FIELDS)
 
-#: What a read hands on for its first statement and for each of the others.
+#: What a read hands on for its first statement and for each of the others; what it
+#: reads of each of the others.
 T = TypeVar("T")
 U = TypeVar("U")
+R = TypeVar("R")
 
 
 #: The first statement of every read of several statements: one state of the database,
@@ -173,16 +175,20 @@ def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connec
     binary COPY and decoded by :mod:`geo.store.pgcopy_out`: :func:`fetch_copy_then`
     with the tables as they are read."""
     return fetch_copy_then(first_conn, second_conn, first, rest,
-                           lambda table: table, lambda _, table: table)
+                           lambda table: table, lambda _, table: table,
+                           read_rest=pgcopy_out.copy_table)
 
 
 def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
                     first: sql.Composable, rest: Sequence[pgcopy_out.Source],
-                    on_first: Callable[[pa.Table], T], on_rest: Callable[[T, pa.Table], U]
+                    on_first: Callable[[pa.Table], T], on_rest: Callable[[T, R], U], *,
+                    read_rest: Callable[[psycopg.Connection, pgcopy_out.Source], R]
                     ) -> tuple[T, list[U]]:
     """Read ``first`` and ``rest`` in one snapshot, each by binary COPY, and hand each
-    table on as soon as it is read: ``on_first(table)`` for ``first``, then
-    ``on_rest(that result, table)`` for each of ``rest`` in turn.
+    on as soon as it is read: ``on_first(table)`` for ``first``, then
+    ``on_rest(that result, what read_rest read)`` for each of ``rest`` in turn
+    (``read_rest``: :func:`geo.store.pgcopy_out.copy_table` for a table, or
+    :func:`geo.store.pgcopy_out.copy_raw` for the rows not decoded).
 
     ``first`` runs on ``first_conn`` and ``rest`` (in turn) on ``second_conn``, at the
     same time, in one read-only snapshot (exported by the first transaction, imported by
@@ -202,7 +208,7 @@ def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connect
     conns = [first_conn] if second_conn is None or not rest else [first_conn, second_conn]
     try:
         result = _copy_then(first_conn, conns[1] if len(conns) > 1 else None, first, rest,
-                            on_first, on_rest)
+                            on_first, on_rest, read_rest)
     except BaseException:
         for conn in conns:  # a broken connection must not hide the error that broke it
             with suppress(psycopg.Error):
@@ -215,28 +221,29 @@ def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connect
 
 def _copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
                first: sql.Composable, rest: Sequence[pgcopy_out.Source],
-               on_first: Callable[[pa.Table], T], on_rest: Callable[[T, pa.Table], U]
+               on_first: Callable[[pa.Table], T], on_rest: Callable[[T, R], U],
+               read_rest: Callable[[psycopg.Connection, pgcopy_out.Source], R]
                ) -> tuple[T, list[U]]:
     first_conn.execute(_SNAPSHOT)
     if second_conn is None:
         head = on_first(pgcopy_out.copy_table(first_conn, first))
-        return head, [on_rest(head, pgcopy_out.copy_table(first_conn, q)) for q in rest]
+        return head, [on_rest(head, read_rest(first_conn, q)) for q in rest]
     row = first_conn.execute("SELECT pg_export_snapshot()").fetchone()
     if row is None:  # pragma: no cover - the function always returns a row
         raise RuntimeError("pg_export_snapshot() returned no row")
     second_conn.execute(_SNAPSHOT)
     second_conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(str(row[0]))))
-    tables: queue.SimpleQueue[pa.Table | BaseException] = queue.SimpleQueue()
+    tables: queue.SimpleQueue[R | BaseException] = queue.SimpleQueue()
 
-    def read_rest() -> None:  # each table in turn, or the error that ended the reading
+    def read_all() -> None:  # each statement's rows in turn, or the error that ended it
         try:
             for q in rest:
-                tables.put(pgcopy_out.copy_table(second_conn, q))
+                tables.put(read_rest(second_conn, q))
         except BaseException as err:
             tables.put(err)
 
     with ThreadPoolExecutor(1) as pool:
-        later = pool.submit(read_rest)
+        later = pool.submit(read_all)
         try:
             head = on_first(pgcopy_out.copy_table(first_conn, first))
             results: list[U] = []

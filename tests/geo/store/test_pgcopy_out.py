@@ -425,8 +425,9 @@ def test_each_table_is_handed_on_while_the_next_is_read(kinds_url: str) -> None:
             events.clear()
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(pgcopy_out, "copy_table", noted)
-                head, rest = postgis_read.fetch_copy_then(first, other, count,
-                                                          [count, slow], on_first, on_rest)
+                head, rest = postgis_read.fetch_copy_then(
+                    first, other, count, [count, slow], on_first, on_rest,
+                    read_rest=pgcopy_out.copy_table)
             slow_rows = rest[1][1]
             assert head == 3006 and rest == [(3006, 1), (3006, slow_rows)]
             if other is not None:  # the first handed on before the slow read ended
@@ -448,7 +449,8 @@ def test_a_failing_hand_on_cancels_the_second_connections_read(kinds_url: str) -
         started = time.monotonic()
         with pytest.raises(ValueError, match="no thank you"):
             postgis_read.fetch_copy_then(first, second, sql.SQL("SELECT 1 AS one"), [slow],
-                                         refuse, lambda _, table: table)
+                                         refuse, lambda _, table: table,
+                                         read_rest=pgcopy_out.copy_table)
         assert time.monotonic() - started < 10
         for conn in (first, second):
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
@@ -469,7 +471,8 @@ def test_an_error_of_the_second_connection_is_raised_and_both_are_usable(
     with psycopg.connect(kinds_url) as first, psycopg.connect(kinds_url) as second:
         with pytest.raises(error, match=message):
             postgis_read.fetch_copy_then(first, second, count, [count, sql.SQL(failing)],
-                                         lambda table: table, lambda _, table: table)
+                                         lambda table: table, lambda _, table: table,
+                                         read_rest=pgcopy_out.copy_raw)
         for conn in (first, second):
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             assert conn.execute("SELECT 1").fetchone() == (1,)
