@@ -265,7 +265,8 @@ def upsert_request_rows(conn: psycopg.Connection, requests: pd.DataFrame, srid: 
     ``UPDATE`` applies them; unchanged rows are not sent again (re-ingesting a file
     writes nothing). ``requests`` is locked against other writers (``SHARE ROW
     EXCLUSIVE``; readers go on), so the decision holds until commit. Into an empty
-    table (a first load: every row will be new), a thread makes the rows as Arrow and
+    table (a first load: every row is new, so the keys go straight to ``changed``, with
+    no join to decide: 0.4 s less at 1M rows), a thread makes the rows as Arrow and
     their Hilbert order while the server decides, and each COPY batch is taken from
     them as it is sent, so the server stores one batch while the next is made (a 1M
     first load: 16.0-16.2 s against 17.3 s when the rows were all made before the COPY
@@ -320,36 +321,19 @@ def _upsert(conn: psycopg.Connection, requests: pd.DataFrame, srid: int,
             decided: Callable[[np.ndarray, np.ndarray], None] | None
             ) -> tuple[np.ndarray, np.ndarray]:
     conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
-    conn.execute(
-        "CREATE TEMP TABLE incoming_keys (service_request_id text, updated_datetime timestamptz,"
-        " row_hash int8, ord int8) ON COMMIT DROP"
-    )
-    keys = pa.table(
-        {
-            "service_request_id": arrow_column(requests, "service_request_id"),
-            "updated_datetime": arrow_column(requests, "updated_datetime"),
-            "row_hash": arrow_column(requests, "row_hash"),
-            "ord": pa.array(np.arange(len(requests), dtype="int64")),
-        }
-    )
-    copy_arrow(conn, "incoming_keys", keys)
-    conn.execute(
-        "CREATE TEMP TABLE changed ON COMMIT DROP AS"
-        " SELECT k.service_request_id, k.ord, r.service_request_id IS NULL AS inserted"
-        " FROM incoming_keys k LEFT JOIN requests r USING (service_request_id)"
-        " WHERE r.service_request_id IS NULL"
-        "    OR k.updated_datetime > r.updated_datetime"
-        "    OR (k.updated_datetime IS NOT NULL AND r.updated_datetime IS NULL)"
-        "    OR (k.updated_datetime IS NOT DISTINCT FROM r.updated_datetime"
-        "        AND k.row_hash <> r.row_hash)"
-    )
-    index_changed(conn)
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE inserted), count(*),"
-        " (SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = 'requests'::regclass)"
-        " FROM changed"
-    ).fetchone()
-    n_new, n_written, stored = (int(v) for v in row) if row else (0, 0, 0)
+    ids = arrow_column(requests, "service_request_id")
+    order = pa.array(np.arange(len(requests), dtype="int64"))
+    if table is not None and _empty(conn):  # every row is new: nothing to decide
+        conn.execute("CREATE TEMP TABLE changed (service_request_id text, ord int8,"
+                     " inserted bool) ON COMMIT DROP")
+        copy_arrow(conn, "changed", pa.table({
+            "service_request_id": ids, "ord": order,
+            "inserted": pa.array(np.ones(len(requests), dtype=bool))}))
+        index_changed(conn)
+        n_new = n_written = len(requests)
+        stored = 0
+    else:
+        n_new, n_written, stored = _decide(conn, requests, ids, order)
     if n_written == 0:
         return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
     if n_new == len(requests):  # a first load: every row is new
@@ -388,6 +372,51 @@ def _upsert(conn: psycopg.Connection, requests: pd.DataFrame, srid: int,
     if needs_analyze(n_written, stored):
         conn.execute("ANALYZE requests")
     return new, newer
+
+
+def _empty(conn: psycopg.Connection) -> bool:
+    """Whether ``requests`` holds no row (in this transaction's view of it)."""
+    row = conn.execute("SELECT NOT EXISTS (SELECT FROM requests)").fetchone()
+    return bool(row and row[0])
+
+
+def _decide(conn: psycopg.Connection, requests: pd.DataFrame, ids: pa.Array,
+            order: pa.Array) -> tuple[int, int, int]:
+    """Write ``changed``: the incoming rows to insert or update (the upsert rule of
+    :func:`upsert_request_rows`), by one hash join of their keys against ``requests``.
+    Returns the rows to insert, to write in all, and the planner's count of stored rows.
+    """
+    conn.execute(
+        "CREATE TEMP TABLE incoming_keys (service_request_id text, updated_datetime timestamptz,"
+        " row_hash int8, ord int8) ON COMMIT DROP"
+    )
+    keys = pa.table(
+        {
+            "service_request_id": ids,
+            "updated_datetime": arrow_column(requests, "updated_datetime"),
+            "row_hash": arrow_column(requests, "row_hash"),
+            "ord": order,
+        }
+    )
+    copy_arrow(conn, "incoming_keys", keys)
+    conn.execute(
+        "CREATE TEMP TABLE changed ON COMMIT DROP AS"
+        " SELECT k.service_request_id, k.ord, r.service_request_id IS NULL AS inserted"
+        " FROM incoming_keys k LEFT JOIN requests r USING (service_request_id)"
+        " WHERE r.service_request_id IS NULL"
+        "    OR k.updated_datetime > r.updated_datetime"
+        "    OR (k.updated_datetime IS NOT NULL AND r.updated_datetime IS NULL)"
+        "    OR (k.updated_datetime IS NOT DISTINCT FROM r.updated_datetime"
+        "        AND k.row_hash <> r.row_hash)"
+    )
+    index_changed(conn)
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE inserted), count(*),"
+        " (SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = 'requests'::regclass)"
+        " FROM changed"
+    ).fetchone()
+    n_new, n_written, stored = (int(v) for v in row) if row else (0, 0, 0)
+    return n_new, n_written, stored
 
 
 def index_changed(conn: psycopg.Connection) -> None:
