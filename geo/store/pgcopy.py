@@ -114,6 +114,9 @@ def _batches(data: pa.Table, rows: np.ndarray | None) -> Iterator[pa.RecordBatch
     if rows is None:
         yield from data.to_batches(max_chunksize=CHUNK_ROWS)
         return
+    # each batch's take from columns of one chunk, not of many (a frame read from a file
+    # holds one per block read): 0.70 s against 0.84 s for 1M requests of 90 chunks
+    data = data.combine_chunks()
     for start in range(0, len(rows), CHUNK_ROWS):
         part = data.take(pa.array(rows[start:start + CHUNK_ROWS], type=pa.int64()))
         yield from part.to_batches()
