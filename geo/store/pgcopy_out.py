@@ -268,8 +268,8 @@ def copy_raw(conn: psycopg.Connection, query: Source, *,
 def copy_batches(conn: psycopg.Connection, query: Source, kinds: Sequence[int], *,
                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[Iterator[list[pa.Array]]]:
     """The binary COPY output of ``query`` (a ``SELECT``, or :class:`TableColumns`, whose
-    columns have ``kinds``,
-    :func:`column_kinds`), decoded a chunk of about ``chunk_bytes`` at a time.
+    columns have ``kinds``, :func:`column_kinds`), decoded a chunk of about
+    ``chunk_bytes`` at a time.
 
     Yields
     ------
