@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from geo.ingest.arrowtext import text_buffers
+from geo.store.id_merge import compare_bytes
 from geo.store.pgcopy_out import TEXT, CopyOutError, RawCopy, be_int32
 
 #: :func:`_merge_chunk`'s answer when it has gone through the whole chunk.
@@ -83,16 +84,8 @@ def merge_codes(raw: RawCopy, sorted_ids: pa.Array) -> tuple[pa.Array, RawCopy |
 def _compare(s_off: np.ndarray, s_data: np.ndarray, j: int, buf: np.ndarray, p: int,
              n: int) -> int:  # pragma: no cover - compiled
     """-1, 0 or 1 as sorted id ``j`` sorts before, with or after the ``n`` bytes at
-    ``p`` of ``buf`` (bytes, then length: PostgreSQL's C collation)."""
-    a0 = s_off[j]
-    la = s_off[j + 1] - a0
-    for k in range(min(la, n)):
-        x, y = s_data[a0 + k], buf[p + k]
-        if x != y:
-            return -1 if x < y else 1
-    if la == n:
-        return 0
-    return -1 if la < n else 1
+    ``p`` of ``buf`` (:func:`geo.store.id_merge.compare_bytes`)."""
+    return compare_bytes(s_data, s_off[j], s_off[j + 1] - s_off[j], buf, p, n)
 
 
 @numba.njit(nogil=True, cache=True)

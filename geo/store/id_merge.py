@@ -23,20 +23,28 @@ from geo.ingest.arrowtext import text_buffers
 MAX_SORT_WORDS: Final = 4
 
 
-@numba.njit(cache=True, nogil=True)
-def _compare(a_off: np.ndarray, a_data: np.ndarray, i: int,
-             b_off: np.ndarray, b_data: np.ndarray, j: int) -> int:
-    """-1, 0 or 1 as value ``i`` of a sorts before, with or after value ``j`` of b (bytes,
-    then length: the order of Arrow's sort and of PostgreSQL's C collation)."""
-    a0, la = a_off[i], a_off[i + 1] - a_off[i]
-    b0, lb = b_off[j], b_off[j + 1] - b_off[j]
+@numba.njit(inline="always")
+def compare_bytes(a: np.ndarray, a0: int, la: int, b: np.ndarray, b0: int,
+                  lb: int) -> int:  # pragma: no cover - compiled
+    """-1, 0 or 1 as the ``la`` bytes of ``a`` from ``a0`` sort before, with or after
+    the ``lb`` bytes of ``b`` from ``b0`` (bytes, then length: the order of Arrow's sort
+    and of PostgreSQL's C collation)."""
     for k in range(min(la, lb)):
-        x, y = a_data[a0 + k], b_data[b0 + k]
+        x, y = a[a0 + k], b[b0 + k]
         if x != y:
             return -1 if x < y else 1
     if la == lb:
         return 0
     return -1 if la < lb else 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _compare(a_off: np.ndarray, a_data: np.ndarray, i: int,
+             b_off: np.ndarray, b_data: np.ndarray, j: int) -> int:
+    """-1, 0 or 1 as value ``i`` of a sorts before, with or after value ``j`` of b
+    (:func:`compare_bytes`)."""
+    return compare_bytes(a_data, a_off[i], a_off[i + 1] - a_off[i],
+                         b_data, b_off[j], b_off[j + 1] - b_off[j])
 
 
 @numba.njit(cache=True, nogil=True)
