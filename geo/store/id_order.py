@@ -48,6 +48,14 @@ TAKEN_INTO: Final = pa.system_memory_pool()
 class RowsInIdOrder:
     """Request rows in id order (made by :func:`order_rows`), ready to match codes.
 
+    Parameters
+    ----------
+    rows, sorted_ids
+        As the attributes.
+    unique
+        Whether ``sorted_ids`` are strictly increasing, when the caller knows already;
+        checked otherwise.
+
     Attributes
     ----------
     rows
@@ -56,10 +64,12 @@ class RowsInIdOrder:
         The ids in that order.
     """
 
-    def __init__(self, rows: pa.Table, sorted_ids: pa.Array) -> None:
+    def __init__(self, rows: pa.Table, sorted_ids: pa.Array, *,
+                 unique: bool | None = None) -> None:
         self.rows = rows
         self.sorted_ids = sorted_ids
-        self._unique = id_merge.increasing_run(sorted_ids) == len(sorted_ids)
+        self._unique = (id_merge.increasing_run(sorted_ids) == len(sorted_ids)
+                        if unique is None else unique)
         self._lock = threading.Lock()
         self._lookup: Callable[[pa.Array], pa.Array] | None = None
 
@@ -140,7 +150,7 @@ def order_rows(rows: pa.Table, id_column: str, pool: ThreadPoolExecutor, *,
     id_field = rows.schema.field(where)
     if id_merge.increasing_run(ids) == len(ids):
         kept = rows if keep_id else rows.remove_column(where)
-        return RowsInIdOrder(kept, ids)
+        return RowsInIdOrder(kept, ids, unique=True)
     ordered = pa.array(id_merge.byte_order(ids))
     sorted_ids = pc.take(ids, ordered, memory_pool=TAKEN_INTO)
     taken = take_columns(rows.remove_column(where), ordered, pool)

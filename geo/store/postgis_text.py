@@ -29,6 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from geo.ingest.arrowtext import text_buffers
+
 #: Quality flag set on requests whose text was changed by the rule.
 NUL_FLAG: Final = "nul_replaced"
 #: Quarantine reason for a request whose id holds a NUL or an unpaired surrogate.
@@ -95,13 +97,10 @@ def _holds_nul_byte(values: pa.Array | pa.ChunkedArray) -> bool:
     """Whether a NUL byte lies among the bytes of a string array's values (or of its
     nulls' ranges, which may only make the answer ``True`` for nothing)."""
     for chunk in values.chunks if isinstance(values, pa.ChunkedArray) else [values]:
-        _, offsets, data = chunk.buffers()
-        if data is None or len(chunk) == 0:
+        if len(chunk) == 0:
             continue
-        wide = pa.types.is_large_string(chunk.type)
-        ends = np.frombuffer(offsets, dtype=np.int64 if wide else np.int32)[
-            [chunk.offset, chunk.offset + len(chunk)]]
-        if _NUL_BYTE.search(memoryview(data)[int(ends[0]):int(ends[1])]) is not None:
+        offsets, data, _ = text_buffers(chunk)
+        if _NUL_BYTE.search(data[int(offsets[0]):int(offsets[-1])].data) is not None:
             return True
     return False
 
