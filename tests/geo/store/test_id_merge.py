@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from geo.store.id_merge import MAX_SORT_WORDS, byte_order
+from geo.store.id_merge import MAX_SORT_WORDS, _radix_order, byte_order
 
 
 def _random_ids(rng: np.random.Generator, n: int, max_len: int) -> list[str]:
@@ -49,3 +49,32 @@ def test_ids_shorter_than_one_word_and_the_edges() -> None:
     longest = "z" * (8 * MAX_SORT_WORDS)
     words = pa.array([longest, longest[:-1] + "y", longest + "a"])
     assert byte_order(words).tolist() == [1, 0, 2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_radix_order_is_lexsorts_stable_order(seed: int) -> None:
+    """Keys with every 16-bit digit in play, keys alike but in one digit (the passes
+    skipped), a key the same everywhere, and many repeats (stability): the order of
+    NumPy's lexsort, last key first."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    wide = rng.integers(0, 2**63, n, dtype=np.uint64) * np.uint64(2) + np.uint64(seed % 2)
+    one_digit = np.uint64(0xABCD_0000_1234_0000) | (rng.integers(0, 7, n, dtype=np.uint64)
+                                                    << np.uint64(32))
+    same = np.full(n, 42, dtype=np.uint64)
+    repeats = rng.integers(0, 3, n, dtype=np.uint64) << np.uint64(48)
+    for keys in ([wide], [one_digit], [repeats], [wide, repeats], [one_digit, repeats, same],
+                 [same, one_digit, wide, repeats]):
+        stacked = np.stack(keys)
+        assert _radix_order(stacked).tolist() == np.lexsort(tuple(keys)).tolist()
+
+
+def test_fixed_width_ids_alike_but_for_their_digits() -> None:
+    """Ids of one length that share their first bytes (a city's numbered requests): only
+    the differing bytes are sorted by, and the order is still Arrow's."""
+    rng = np.random.default_rng(7)
+    ids = pa.array([f"SR-2026-{i:07d}" for i in rng.permutation(20_000)]
+                   + ["SR-2026-0000001", "SR-2026-0000001"])
+    assert byte_order(ids).tolist() == pc.sort_indices(ids).to_numpy().tolist()
+    same = pa.array(["SR-1"] * 5)
+    assert byte_order(same).tolist() == [0, 1, 2, 3, 4]
