@@ -9,6 +9,9 @@ Speed comes from subdividing each polygon into pieces of at most
 :data:`MAX_VERTICES` vertices (as ``ST_Subdivide`` does) before building the STRtree:
 each candidate test is then against a small piece, not a district with thousands of
 vertices. Pieces of one area share only that area's code, so cutting changes no answer.
+Points in cells no boundary crosses are answered by a grid; the others are tested
+against each piece whose box holds them (:func:`layers.covers.covers_pairs`: a compiled
+crossing test, GEOS where a point lies on or next to an edge).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import shapely
 
 from hotspot311.errors import CRSMismatchError
 from layers import geometry
+from layers.covers import covers_pairs
 
 MAX_VERTICES: Final = 64
 
@@ -38,6 +42,10 @@ MAX_VERTICES: Final = 64
 GRID_CELLS: Final = 512
 #: Fine cells per side of one coarse cell.
 COARSE: Final = 8
+
+#: From this many points in cells a boundary crosses, :func:`locate_ranks` tests each
+#: (point, piece) pair by :func:`covers_pairs` instead of GEOS's predicate alone.
+FAST_COVERS_POINTS: Final = 2_000
 
 _EXACT: Final = -2  # cell state: some area boundary crosses the cell
 _NONE: Final = -1  # cell state: no area touches the cell
@@ -271,7 +279,13 @@ def locate_ranks(x: np.ndarray, y: np.ndarray, index: AreaIndex) -> np.ndarray:
     if len(where) == 0:
         return result
     points = geometry.points(x[where], y[where])
-    pt_idx, piece_idx = index.tree.query(points, predicate="covered_by")
+    if len(where) < FAST_COVERS_POINTS:
+        pt_idx, piece_idx = index.tree.query(points, predicate="covered_by")
+    else:  # the pieces whose box holds the point, then the exact test of each pair
+        pt_idx, piece_idx = index.tree.query(points)
+        kept = covers_pairs(index.tree.geometries, piece_idx, points, pt_idx,
+                            x[where], y[where])
+        pt_idx, piece_idx = pt_idx[kept], piece_idx[kept]
     if len(pt_idx) == 0:
         return result
     rank = index.piece_rank[piece_idx]

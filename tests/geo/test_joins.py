@@ -149,3 +149,25 @@ def test_index_of_another_format_or_garbage_is_not_used(monkeypatch: pytest.Monk
     monkeypatch.undo()
     assert index_from_bytes(b"not an index") is None
     assert index_from_bytes(data[: len(data) // 2]) is None
+
+
+def test_pairs_tested_by_the_compiled_test_give_geos_answers(
+        phila: CityProfile, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enough points in boundary cells take the compiled covering test of each pair
+    (:func:`layers.covers.covers_pairs`); the ranks are those of GEOS's predicate alone,
+    for points on shared edges and corners too."""
+    spec = next(s for s in phila.layers if s.key == "census_tract")
+    areas = load_layer(spec, crs=phila.crs)
+    index = build_index(areas)
+    rng = np.random.default_rng(31)
+    x0, y0, x1, y1 = areas.total_bounds
+    corners = shapely.get_coordinates(areas.geometry.boundary)[::3]
+    x = np.concatenate([rng.uniform(x0, x1, 30_000), corners[:, 0]])
+    y = np.concatenate([rng.uniform(y0, y1, 30_000), corners[:, 1]])
+    gx = np.floor((x - index.origin[0]) / index.cell).astype(np.intp)
+    gy = np.floor((y - index.origin[1]) / index.cell).astype(np.intp)
+    assert (index.cells[gy, gx] == joins._EXACT).sum() >= joins.FAST_COVERS_POINTS
+    fast = locate_ranks(x, y, index)
+    monkeypatch.setattr(joins, "FAST_COVERS_POINTS", len(x) + 1)
+    assert (locate_ranks(x, y, index) == fast).all()
+    assert (fast[30_000:] >= 0).all()  # every boundary vertex is covered by some tract
