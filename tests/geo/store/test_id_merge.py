@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from geo.store.id_merge import MAX_SORT_WORDS, _radix_order, byte_order
+from geo.store.id_merge import MAX_SORT_WORDS, byte_order, radix_order
 
 
 def _random_ids(rng: np.random.Generator, n: int, max_len: int) -> list[str]:
@@ -52,7 +52,7 @@ def test_ids_shorter_than_one_word_and_the_edges() -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_radix_order_is_lexsorts_stable_order(seed: int) -> None:
+def testradix_order_is_lexsorts_stable_order(seed: int) -> None:
     """Keys with every 16-bit digit in play, keys alike but in one digit (the passes
     skipped), a key the same everywhere, and many repeats (stability): the order of
     NumPy's lexsort, last key first."""
@@ -66,7 +66,7 @@ def test_radix_order_is_lexsorts_stable_order(seed: int) -> None:
     for keys in ([wide], [one_digit], [repeats], [wide, repeats], [one_digit, repeats, same],
                  [same, one_digit, wide, repeats]):
         stacked = np.stack(keys)
-        assert _radix_order(stacked).tolist() == np.lexsort(tuple(keys)).tolist()
+        assert radix_order(stacked).tolist() == np.lexsort(tuple(keys)).tolist()
 
 
 def test_fixed_width_ids_alike_but_for_their_digits() -> None:
