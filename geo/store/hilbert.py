@@ -47,7 +47,7 @@ def hilbert_keys(x: np.ndarray, y: np.ndarray, *, bits: int = 16) -> np.ndarray:
 @numba.njit(nogil=True, cache=True)
 def _curve(xi: np.ndarray, yi: np.ndarray, side: int) -> np.ndarray:  # pragma: no cover
     """Hilbert index of each cell (the classic rotate-and-flip walk, a point at a time:
-    1M points in a few ms, where the same steps over whole arrays took 0.3 s)."""
+    1M points in 0.075 s, where the same steps over whole arrays took 0.3 s)."""
     out = np.empty(len(xi), dtype=np.uint64)
     for i in range(len(xi)):
         x, y = xi[i], yi[i]

@@ -154,7 +154,7 @@ def test_index_of_another_format_or_garbage_is_not_used(monkeypatch: pytest.Monk
 def test_pairs_tested_by_the_compiled_test_give_geos_answers(
         phila: CityProfile, monkeypatch: pytest.MonkeyPatch) -> None:
     """Enough points in boundary cells take the compiled covering test of each pair
-    (:func:`layers.covers.covers_pairs`); the ranks are those of GEOS's predicate alone,
+    (:func:`geo.joins.covers_pairs`); the ranks are those of GEOS's predicate alone,
     for points on shared edges and corners too."""
     spec = next(s for s in phila.layers if s.key == "census_tract")
     areas = load_layer(spec, crs=phila.crs)

@@ -1,4 +1,4 @@
-"""Covering tests of (point, polygon) pairs (:mod:`layers.covers`) against GEOS."""
+"""Covering tests of (point, polygon) pairs (:func:`geo.joins.covers_pairs`) against GEOS."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 
-from layers.covers import _NEAR, _pair_states, _Rings, covers_pairs
+from geo.joins import _NEAR, _pair_states, _Rings, covers_pairs, subdivide
 from layers.profile import CityProfile
 from layers.registry import load_layer
 
@@ -78,7 +78,6 @@ def test_the_compiled_test_decides_the_clear_pairs_and_leaves_the_rest() -> None
 def test_real_boundary_pieces_and_their_vertices(phila: CityProfile) -> None:
     """A real layer's subdivided areas, tested at random points and at the vertices of
     their boundaries, where neighbouring areas both cover the point."""
-    from geo.joins import subdivide
 
     spec = next(s for s in phila.layers if s.key == "council_district")
     areas = load_layer(spec, crs=phila.crs)
