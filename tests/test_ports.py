@@ -22,10 +22,30 @@ def test_worker_shares_are_disjoint_and_inside_the_range(monkeypatch: pytest.Mon
     assert sum(len(share) for share in shares) == len(set().union(*shares))
 
 
+def _bound_below_ephemeral() -> socket.socket:
+    """A socket bound to a port below Linux's ephemeral range whose next port is free.
+
+    Ports picked by ``bind(("127.0.0.1", 0))`` come from the ephemeral range, where the
+    test servers' client connections take ports all the time: the port after one picked
+    there may be taken by the time ``free_port`` tries it. Below 32768, and away from the
+    servers' own ranges, nothing else binds.
+    """
+    for port in range(29000, 29998, 2):
+        taken = socket.socket()
+        try:
+            taken.bind(("127.0.0.1", port))
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port + 1))
+        except OSError:
+            taken.close()
+            continue
+        return taken
+    raise RuntimeError("no free pair of ports in 29000-29999 on 127.0.0.1")
+
+
 def test_free_port_skips_a_bound_port_and_falls_back_to_the_rest(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+    with _bound_below_ephemeral() as taken:
         port = taken.getsockname()[1]
         monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
         monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
