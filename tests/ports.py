@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 import socket
 
+API_PORTS = range(8700, 8800)
+"""Where the tests' own HTTP API servers listen: below Linux's ephemeral range (32768 on),
+so no client connection of another test takes the port between the search and the bind."""
+
 
 def worker_share(ports: range) -> range:
     """The part of ``ports`` this pytest-xdist worker searches first.

@@ -15,13 +15,19 @@ import httpx
 import psutil
 import pytest
 
+from tests import ports
 from tests.hotspot311.api.live import listening_children
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def free_port() -> int:
-    """A port the system picks as free now."""
+    """A port for the API's processes: free now, of this worker's share of ``API_PORTS``."""
+    return ports.free_port(ports.API_PORTS)
+
+
+def unused_port() -> int:
+    """A port no one listens on, for a store that cannot be reached."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -98,7 +104,7 @@ def test_server_processes_end_with_a_killed_parent(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_processes_that_cannot_start_make_the_parent_give_up(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "HOTSPOT311_STORE": f"postgresql://nobody@127.0.0.1:{free_port()}/x",
+    env = {**os.environ, "HOTSPOT311_STORE": f"postgresql://nobody@127.0.0.1:{unused_port()}/x",
            "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
     proc = subprocess.run([sys.executable, "-m", "hotspot311.api.workers", "--port",
                            str(port), "--workers", "2"], cwd=ROOT, env=env,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from hotspot311.cli.main import cli
 from layers.profile import load_profile
 from tests.conftest import ROOT
 from tests.hotspot311.api.live import listening_children
+from tests.ports import API_PORTS, free_port
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
@@ -79,9 +79,7 @@ def _listening_children(pid: int, port: int) -> list[psutil.Process]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_api_runs_uvicorn_on_the_given_port(tmp_path: Path, workers: int) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port(API_PORTS)
     env = {**os.environ, "HOTSPOT311_API_MEDIA": str(tmp_path / "media")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotspot311", "--store", str(tmp_path / "store"), "serve",
