@@ -1,7 +1,7 @@
 """Reading requests out of PostGIS as Arrow, without a Python object per row.
 
 Statements are read by binary COPY, decoded into Arrow by :mod:`geo.store.pgcopy_out`
-(:func:`fetch_copy_split`), or through ADBC's PostgreSQL driver
+(:func:`fetch_copy_then`), or through ADBC's PostgreSQL driver
 (``adbc-driver-postgresql``, :func:`fetch_arrow_split`), which reads the same binary
 COPY output: either way times arrive as ``timestamp[us, UTC]``, numbers as numbers,
 text as Arrow strings. The frame built from them has the embedded store's shape and
@@ -166,17 +166,6 @@ def fetch_arrow_split(uri: str, first: str, rest: Sequence[str]) -> tuple[pa.Tab
             imported.wait()  # keep the exported snapshot alive until it is imported
             conn.rollback()
             return table, later.result()
-
-
-def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
-                     first: sql.Composable, rest: Sequence[pgcopy_out.Source]
-                     ) -> tuple[pa.Table, list[pa.Table]]:
-    """:func:`fetch_arrow_split` on two psycopg connections, each statement read by
-    binary COPY and decoded by :mod:`geo.store.pgcopy_out`: :func:`fetch_copy_then`
-    with the tables as they are read."""
-    return fetch_copy_then(first_conn, second_conn, first, rest,
-                           lambda table: table, lambda _, table: table,
-                           read_rest=pgcopy_out.copy_table)
 
 
 def fetch_copy_then(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,

@@ -18,6 +18,16 @@ from psycopg import sql
 from geo.store import pgcopy_out, postgis_read
 from geo.store.pgcopy_out import BOOL, FLOAT8, INT4, INT8, TEXT, TIMESTAMPTZ, CopyOutError
 
+
+def fetch_copy_split(first_conn: psycopg.Connection, second_conn: psycopg.Connection | None,
+                     first: sql.Composable, rest: list[sql.Composable]
+                     ) -> tuple[pa.Table, list[pa.Table]]:
+    """:func:`postgis_read.fetch_copy_then` handing on the tables as they are read."""
+    return postgis_read.fetch_copy_then(first_conn, second_conn, first, rest,
+                                        lambda table: table, lambda _, table: table,
+                                        read_rest=pgcopy_out.copy_table)
+
+
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _US = datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _PG_EPOCH
 
@@ -283,7 +293,7 @@ def test_split_copy_read_sees_one_snapshot(kinds_url: str,
             return real(conn, query)
 
         monkeypatch.setattr(pgcopy_out, "copy_table", write_first)
-        rows, rest = postgis_read.fetch_copy_split(first, second, count,
+        rows, rest = fetch_copy_split(first, second, count,
                                                    [count, sql.SQL("SELECT 7 AS seven")])
         monkeypatch.undo()
         assert seen
@@ -291,7 +301,7 @@ def test_split_copy_read_sees_one_snapshot(kinds_url: str,
         assert [t.column(0).to_pylist() for t in rest] == [[3006], [7]]
         for conn in (first, second):
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        rows, rest = postgis_read.fetch_copy_split(first, None, count, [count])
+        rows, rest = fetch_copy_split(first, None, count, [count])
         assert rows.column("n").to_pylist() == [3007] and rest[0].column("n").to_pylist() == [3007]
 
 
@@ -392,7 +402,7 @@ def test_a_failing_first_statement_cancels_the_second_connections(kinds_url: str
     with psycopg.connect(kinds_url) as first, psycopg.connect(kinds_url) as second:
         started = time.monotonic()
         with pytest.raises(CopyOutError, match="division by zero"):
-            postgis_read.fetch_copy_split(first, second, failing, [slow])
+            fetch_copy_split(first, second, failing, [slow])
         assert time.monotonic() - started < 10
         for conn in (first, second):
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
