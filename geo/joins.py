@@ -63,9 +63,15 @@ FAST_COVERS_POINTS: Final = 2_000
 MARGIN: Final = 1e-9
 
 _NEAR: Final = -1  # pair state: the point is within the margin of an edge: GEOS decides
+#: Coordinates beyond this leave the crossing test to GEOS: its squared edge lengths
+#: would overflow (from about 1e154).
+_LARGEST: Final = 1e150
 _POLYGON_TYPES: Final = (3, 6)  # shapely type ids of Polygon and MultiPolygon
 
 _EXACT: Final = -2  # cell state: some area boundary crosses the cell
+#: A grid cell is classified with its box grown by this many ulps of the grid's largest
+#: coordinate: far more than the rounding of a point's cell (a few ulps).
+_PAD_ULPS: Final = 64
 _NONE: Final = -1  # cell state: no area touches the cell
 
 
@@ -162,7 +168,13 @@ def _classify_cells(
     cnx = int(np.ceil((xmax - x0) / big)) + 1
     cny = int(np.ceil((ymax - y0) / big)) + 1
     cy, cx = np.divmod(np.arange(cnx * cny), cnx)
-    coarse = _classify_boxes(x0 + cx * big, y0 + cy * big, big, pieces, piece_rank, tree)
+    # a point is given its cell by floor((x - x0) / cell), which rounds: a point a few
+    # ulps outside a cell's box can be given the cell. Each box is tested grown by far
+    # more than that, so a cell is whole or empty only if its neighbourhood is too.
+    pad = _PAD_ULPS * float(np.spacing(max(abs(x0), abs(y0), abs(x0 + cnx * big),
+                                           abs(y0 + cny * big))))
+    coarse = _classify_boxes(x0 + cx * big, y0 + cy * big, big, pad, pieces, piece_rank,
+                             tree)
     states = np.repeat(np.repeat(coarse.reshape(cny, cnx), COARSE, axis=0), COARSE, axis=1)
     mixed = np.flatnonzero(coarse == _EXACT)
     if len(mixed):
@@ -170,7 +182,7 @@ def _classify_cells(
         gx = (cx[mixed][:, None] * COARSE + fx[None, :]).ravel()
         gy = (cy[mixed][:, None] * COARSE + fy[None, :]).ravel()
         states[gy, gx] = _classify_boxes(
-            x0 + gx * cell, y0 + gy * cell, cell, pieces, piece_rank, tree
+            x0 + gx * cell, y0 + gy * cell, cell, pad, pieces, piece_rank, tree
         )
     return (float(x0), float(y0)), float(cell), states
 
@@ -179,15 +191,16 @@ def _classify_boxes(
     bx: np.ndarray,
     by: np.ndarray,
     size: float,
+    pad: float,
     pieces: np.ndarray,
     piece_rank: np.ndarray,
     tree: shapely.STRtree,
 ) -> np.ndarray:
-    """State of each square cell with lower-left corner (bx, by): a code rank when one
-    area's piece contains it and no other area touches it, -1 when no area touches it,
-    -2 otherwise."""
+    """State of each square cell with lower-left corner (bx, by), its box grown by
+    ``pad`` on every side: a code rank when one area's piece contains the box and no
+    other area touches it, -1 when no area touches it, -2 otherwise."""
     n = len(bx)
-    boxes = geometry.boxes(bx, by, bx + size, by + size)
+    boxes = geometry.boxes(bx - pad, by - pad, bx + size + pad, by + size + pad)
     cell_idx, piece_idx = tree.query(boxes, predicate="intersects")
     states = np.full(n, _NONE, dtype=np.int32)
     if len(cell_idx) == 0:
@@ -362,7 +375,9 @@ class _Rings:
     """Every ring of every polygon as flat coordinate arrays: polygon ``j``'s rings are
     ``ring_start[j]`` to ``ring_start[j + 1]``, ring ``r``'s closed coordinates
     ``coord_start[r]`` to ``coord_start[r + 1]``; ``fast[j]``: the crossing test holds
-    for polygon ``j`` (a valid polygon or multipolygon)."""
+    for polygon ``j`` (a valid polygon or multipolygon, its coordinates finite, and no
+    coordinate of any polygon beyond :data:`_LARGEST`); ``margin``: :data:`MARGIN` times
+    the largest finite coordinate (at least 1)."""
 
     def __init__(self, polygons: np.ndarray) -> None:
         n = len(polygons)
@@ -375,7 +390,13 @@ class _Rings:
         self.coord_start = np.searchsorted(coord_of, np.arange(len(rings) + 1)).astype(np.int64)
         self.x = np.ascontiguousarray(coords[:, 0], dtype=np.float64)
         self.y = np.ascontiguousarray(coords[:, 1], dtype=np.float64)
-        largest = float(np.abs(coords).max()) if len(coords) else 0.0
+        finite = np.isfinite(coords).all(axis=1)
+        # a polygon with a NaN or infinite coordinate goes to GEOS, and takes no part in
+        # the margin (a NaN margin would make no point near any edge)
+        self.fast[part_of[ring_of[coord_of[~finite]]]] = False
+        largest = float(np.abs(coords[finite]).max()) if finite.any() else 0.0
+        if largest > _LARGEST:  # squared edge lengths would overflow: GEOS decides all
+            self.fast[:] = False
         self.margin = MARGIN * max(largest, 1.0)
 
 
@@ -500,7 +521,7 @@ def join_layers(points: gpd.GeoDataFrame, indexes: dict[str, AreaIndex]) -> pd.D
 
 #: Changes whenever the index format or the parameters that shape it change, so that a
 #: stored index made by other code is never used.
-INDEX_FORMAT: Final = f"areaindex-1-v{MAX_VERTICES}-g{GRID_CELLS}-c{COARSE}"
+INDEX_FORMAT: Final = f"areaindex-2-v{MAX_VERTICES}-g{GRID_CELLS}-c{COARSE}"
 
 
 def index_to_bytes(index: AreaIndex) -> bytes:

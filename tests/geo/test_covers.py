@@ -103,3 +103,42 @@ def test_no_pairs_or_no_polygons() -> None:
     assert covers_pairs(empty, nothing, empty, nothing, np.zeros(0), np.zeros(0)).tolist() == []
     square = np.array([shapely.box(0, 0, 1, 1)], dtype=object)
     assert covers_pairs(square, nothing, empty, nothing, np.zeros(0), np.zeros(0)).tolist() == []
+
+
+def _edge_points(square: shapely.Polygon) -> tuple[np.ndarray, np.ndarray]:
+    """The middles of the square's four edges and one of its corners."""
+    xmin, ymin, xmax, ymax = square.bounds
+    x = np.array([xmax, (xmin + xmax) / 2, xmin, (xmin + xmax) / 2, xmax])
+    y = np.array([(ymin + ymax) / 2, ymax, (ymin + ymax) / 2, ymin, ymax])
+    return x, y
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_piece_with_a_coordinate_not_finite_spoils_no_other(bad: float) -> None:
+    """The margin is of the finite coordinates: a NaN in one piece made it NaN, and then
+    no point was near any edge, so points on the square's boundary were decided by the
+    crossing test alone (and found outside)."""
+    square = shapely.box(0, 0, 2, 2)
+    with np.errstate(invalid="ignore"):
+        broken = shapely.Polygon([(5, 5), (6, 5), (6, bad), (5, 6)])
+    shapes = np.array([square, broken], dtype=object)
+    x, y = _edge_points(square)
+    rings = _Rings(shapes)
+    assert np.isfinite(rings.margin) and rings.fast.tolist() == [True, False]
+    points = shapely.points(x, y)
+    got = covers_pairs(shapes, np.zeros(len(x), dtype=np.intp), points, np.arange(len(x)), x, y)
+    assert got.tolist() == [True] * len(x)
+
+
+@pytest.mark.parametrize("scale", [1e9, 1e155, 1e160])
+def test_huge_coordinates_are_left_to_geos(scale: float) -> None:
+    """From about 1e154 a squared edge length overflows: such coordinates go to GEOS,
+    which finds the boundary points covered."""
+    square = shapely.box(0, 0, scale, scale)
+    x, y = _edge_points(square)
+    points = shapely.points(x, y)
+    with np.errstate(over="ignore", invalid="ignore"):  # GEOS's own overflow, answered
+        got = covers_pairs(np.array([square], dtype=object), np.zeros(len(x), dtype=np.intp),
+                           points, np.arange(len(x)), x, y)
+        want = shapely.covered_by(points, square)
+    assert got.tolist() == want.tolist() == [True] * len(x)

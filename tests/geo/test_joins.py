@@ -171,3 +171,34 @@ def test_pairs_tested_by_the_compiled_test_give_geos_answers(
     monkeypatch.setattr(joins, "FAST_COVERS_POINTS", len(x) + 1)
     assert (locate_ranks(x, y, index) == fast).all()
     assert (fast[30_000:] >= 0).all()  # every boundary vertex is covered by some tract
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_points_an_ulp_off_edges_on_grid_lines_get_geos_answers(seed: int) -> None:
+    """Squares whose edges lie on the grid's own lines (the layer's left edge is one, its
+    origin being a whole number of cells to the left), and points one and two ulps either
+    side of every edge: a point's cell is found by a division that rounds, so a point just
+    outside a whole cell could be given that cell's area. Every answer is GEOS's."""
+    rng = np.random.default_rng(seed)
+    for trial in range(40):
+        a, b = rng.uniform(-3e6, 3e6, 2) if trial % 2 else rng.uniform(0, 1, 2)
+        width = float(rng.choice([1.0, 1000.0, 12345.678, 0.3, 3e5]))
+        cell = width / joins.GRID_CELLS
+        x0 = a - cell * joins.COARSE
+        steps = np.sort(rng.choice(np.arange(9, 8 + joins.GRID_CELLS), 6, replace=False))
+        lines = x0 + steps * cell  # as _classify_cells computes its fine cells' corners
+        xs = [a, *lines, a + width]
+        boxes = [shapely.box(xs[i], b, xs[i + 1], b + width) for i in range(0, len(xs) - 1, 2)]
+        frame = gpd.GeoDataFrame({"code": [f"A{i}" for i in range(len(boxes))]},
+                                 geometry=boxes, crs="EPSG:32618")
+        index = build_index(frame)
+        edges = np.array(xs)
+        up, down = np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)
+        px = np.concatenate([edges, up, down, np.nextafter(up, np.inf),
+                             np.nextafter(down, -np.inf)])
+        py = rng.uniform(b, b + width, len(px))
+        got = locate_ranks(px, py, index)
+        covered = np.column_stack([shapely.covered_by(shapely.points(px, py), box)
+                                   for box in boxes])
+        want = np.where(covered.any(axis=1), covered.argmax(axis=1), -1)
+        assert got.tolist() == want.tolist(), (seed, trial)
