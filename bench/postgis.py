@@ -5,7 +5,9 @@ Usage::
     python bench/postgis.py [--rows 1000000] [--url postgresql://…]
 
 Without ``--url`` a throwaway server is started with the test helper
-(:mod:`tests.postgis_server`). Data: ``--rows`` synthetic requests at real Philadelphia
+(:mod:`tests.postgis_server`), which runs with ``fsync``, ``synchronous_commit`` and
+``full_page_writes`` off; ``--url`` measures a server of the deployment's own settings.
+Data: ``--rows`` synthetic requests at real Philadelphia
 intersections (:func:`bench.common.city_requests`, seeded), written as a CSV. Steps:
 
 1. floor: the raw CSV copied by PostgreSQL into an UNLOGGED table of text columns with
