@@ -18,8 +18,9 @@ margin from every edge of a valid polygon is inside it exactly when a ray from i
 crosses the polygon's rings an odd number of times, and that count cannot be upset by
 rounding (the crossing tests compare coordinates without arithmetic, and the one
 computed abscissa is farther from the point than the margin, which is a million times
-the rounding error). Pairs whose point lies within the margin of an edge, and polygons
-that are not valid polygons, go to GEOS. Measured on this project's machine, the seven
+the rounding error). Pairs whose point lies within the margin of an edge, polygons that
+are not valid polygons or have a coordinate that is not finite, and coordinates beyond
+1e150 (where squared lengths overflow) go to GEOS. Measured on this project's machine, the seven
 Philadelphia layers' 1.8M candidate pairs of 1M requests: 0.3 s against 1.1 s by the
 STRtree's predicate.
 """
@@ -69,10 +70,10 @@ _LARGEST: Final = 1e150
 _POLYGON_TYPES: Final = (3, 6)  # shapely type ids of Polygon and MultiPolygon
 
 _EXACT: Final = -2  # cell state: some area boundary crosses the cell
+_NONE: Final = -1  # cell state: no area touches the cell
 #: A grid cell is classified with its box grown by this many ulps of the grid's largest
 #: coordinate: far more than the rounding of a point's cell (a few ulps).
 _PAD_ULPS: Final = 64
-_NONE: Final = -1  # cell state: no area touches the cell
 
 
 @dataclass(frozen=True)
